@@ -1,0 +1,145 @@
+/* MPI start-up, topology and the collectives the trainer uses. Every MPI call is checked; a
+ * failure names the rank and host and aborts the job (MPI_Abort), because a rank that returns
+ * early would leave the others blocked in the next collective. */
+#include "comm.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char g_tag[320] = "[rank ?]";
+
+const char *dpt_comm_tag(void) { return g_tag; }
+
+_Noreturn void dpt_comm_fail(const char *file, int line, const char *what, const char *detail)
+{
+    fprintf(stderr, "%s %s:%d: %s -> %s\n", g_tag, file, line, what, detail ? detail : "");
+    fflush(stderr);
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    _exit(1);
+}
+
+void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
+{
+    memset(c, 0, sizeof *c);
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+        fprintf(stderr, "dptrain: MPI_Init failed\n");
+        _exit(1);
+    }
+    DPT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &c->world));
+    DPT_MPI_CHECK(MPI_Comm_set_errhandler(c->world, MPI_ERRORS_RETURN));
+    DPT_MPI_CHECK(MPI_Comm_rank(c->world, &c->rank));
+    DPT_MPI_CHECK(MPI_Comm_size(c->world, &c->size));
+    if (gethostname(c->host, sizeof c->host - 1) != 0)
+        strcpy(c->host, "unknown");
+    snprintf(g_tag, sizeof g_tag, "[rank %d %s]", c->rank, c->host);
+
+    DPT_MPI_CHECK(MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+                                      &c->local));
+    DPT_MPI_CHECK(MPI_Comm_rank(c->local, &c->local_rank));
+    DPT_MPI_CHECK(MPI_Comm_size(c->local, &c->local_size));
+    DPT_MPI_CHECK(MPI_Comm_split(c->world, c->local_rank == 0 ? 0 : MPI_UNDEFINED, c->rank,
+                                 &c->leaders));
+    /* node index: the leaders' rank among leaders, sent to the rest of the node */
+    int node = 0, n_nodes = 0;
+    if (c->leaders != MPI_COMM_NULL) {
+        DPT_MPI_CHECK(MPI_Comm_rank(c->leaders, &node));
+        DPT_MPI_CHECK(MPI_Comm_size(c->leaders, &n_nodes));
+    }
+    int pair[2] = {node, n_nodes};
+    DPT_MPI_CHECK(MPI_Bcast(pair, 2, MPI_INT, 0, c->local));
+    c->node = pair[0];
+    c->n_nodes = pair[1];
+}
+
+void dpt_comm_finalize(dpt_comm *c)
+{
+    if (c->leaders != MPI_COMM_NULL)
+        MPI_Comm_free(&c->leaders);
+    MPI_Comm_free(&c->local);
+    MPI_Comm_free(&c->world);
+    MPI_Finalize();
+}
+
+void dpt_comm_allreduce_sum(dpt_comm *c, float *buf, size_t n)
+{
+    if (c->size == 1)
+        return;
+    /* MPI counts are int: reduce in chunks for buffers past 2^31 elements */
+    while (n > 0) {
+        int chunk = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, chunk, MPI_FLOAT, MPI_SUM, c->world));
+        buf += chunk;
+        n -= (size_t)chunk;
+    }
+}
+
+void dpt_comm_allreduce_sum_double(dpt_comm *c, double *buf, int n)
+{
+    if (c->size > 1)
+        DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, c->world));
+}
+
+void dpt_comm_bcast(dpt_comm *c, void *buf, size_t bytes, int root)
+{
+    if (c->size == 1)
+        return;
+    char *p = buf;
+    while (bytes > 0) {
+        int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+        DPT_MPI_CHECK(MPI_Bcast(p, chunk, MPI_BYTE, root, c->world));
+        p += chunk;
+        bytes -= (size_t)chunk;
+    }
+}
+
+int dpt_comm_agree(dpt_comm *c, int status)
+{
+    int all = status;
+    if (c->size > 1)
+        DPT_MPI_CHECK(MPI_Allreduce(&status, &all, 1, MPI_INT, MPI_MAX, c->world));
+    return all;
+}
+
+int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v)
+{
+    int64_t r = v;
+    if (c->size > 1)
+        DPT_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_INT64_T, MPI_MIN, c->world));
+    return r;
+}
+
+void dpt_comm_hosts(dpt_comm *c, char *out, size_t n)
+{
+    enum { W = 64 };
+    char mine[W] = {0};
+    memcpy(mine, c->host, W - 1); /* host names longer than 63 characters are cut */
+    char *all = c->rank == 0 ? calloc((size_t)c->size, W) : NULL;
+    if (c->rank == 0)
+        DPT_CHECK(all != NULL, "out of memory");
+    DPT_MPI_CHECK(MPI_Gather(mine, W, MPI_CHAR, all, W, MPI_CHAR, 0, c->world));
+    if (c->rank != 0)
+        return;
+    out[0] = '\0';
+    size_t len = 0;
+    for (int r = 0; r < c->size; r++) {
+        int seen = 0, count = 0;
+        for (int q = 0; q < r && !seen; q++)
+            seen = strcmp(all + (size_t)q * W, all + (size_t)r * W) == 0;
+        if (seen)
+            continue;
+        for (int q = r; q < c->size; q++)
+            count += strcmp(all + (size_t)q * W, all + (size_t)r * W) == 0;
+        if (len < n)
+            len += (size_t)snprintf(out + len, n - len, "%s%s (%d)", len ? ", " : "",
+                                    all + (size_t)r * W, count);
+    }
+    free(all);
+}

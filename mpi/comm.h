@@ -1,0 +1,62 @@
+/* Communication: MPI start-up and topology (host, local rank), the gradient allreduce on one
+ * flat float buffer, broadcasts, agreement on an error code, and the check macro that turns any
+ * MPI (or other system) failure into a message naming rank and host followed by MPI_Abort, so
+ * no rank is left hanging. Knows nothing of the model. */
+#ifndef DPT_COMM_H
+#define DPT_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int rank, size;             /* in the world */
+    int local_rank, local_size; /* within this node (MPI_COMM_TYPE_SHARED) */
+    int node, n_nodes;          /* node index (by the lowest world rank on it), node count */
+    char host[256];
+    MPI_Comm world;             /* dup of MPI_COMM_WORLD, errors returned (checked) */
+    MPI_Comm local;             /* ranks on this node */
+    MPI_Comm leaders;           /* local rank 0 of every node; MPI_COMM_NULL elsewhere */
+} dpt_comm;
+
+/* MPI_Init and the three communicators. Works without mpirun (a single rank). */
+void dpt_comm_init(dpt_comm *c, int *argc, char ***argv);
+void dpt_comm_finalize(dpt_comm *c);
+
+/* Sums n floats in place across all ranks. */
+void dpt_comm_allreduce_sum(dpt_comm *c, float *buf, size_t n);
+void dpt_comm_allreduce_sum_double(dpt_comm *c, double *buf, int n);
+void dpt_comm_bcast(dpt_comm *c, void *buf, size_t bytes, int root);
+/* Every rank passes its status; every rank gets the largest (0 only if all are 0). */
+int dpt_comm_agree(dpt_comm *c, int status);
+int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v);
+
+/* Collective. On rank 0, out gets "host (ranks), host (ranks)" in order of first rank. */
+void dpt_comm_hosts(dpt_comm *c, char *out, size_t n);
+
+/* Prints "[rank R host] file:line: what -> detail" to stderr and aborts the whole job. */
+_Noreturn void dpt_comm_fail(const char *file, int line, const char *what, const char *detail);
+
+/* For system failures: MPI calls. */
+#define DPT_MPI_CHECK(stmt)                                                                 \
+    do {                                                                                    \
+        int dpt_rc_ = (stmt);                                                               \
+        if (dpt_rc_ != MPI_SUCCESS) {                                                       \
+            char dpt_msg_[MPI_MAX_ERROR_STRING];                                            \
+            int dpt_len_ = 0;                                                               \
+            MPI_Error_string(dpt_rc_, dpt_msg_, &dpt_len_);                                 \
+            dpt_comm_fail(__FILE__, __LINE__, #stmt, dpt_msg_);                             \
+        }                                                                                   \
+    } while (0)
+
+/* For other system failures (allocation, I/O that cannot be recovered). */
+#define DPT_CHECK(cond, detail)                                                             \
+    do {                                                                                    \
+        if (!(cond))                                                                        \
+            dpt_comm_fail(__FILE__, __LINE__, #cond, (detail));                             \
+    } while (0)
+
+/* Rank and host of this process for messages ("[rank 1 node7]"); valid after dpt_comm_init. */
+const char *dpt_comm_tag(void);
+
+#endif

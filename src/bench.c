@@ -1,0 +1,171 @@
+/* dptrain bench train: times the real training step (dpt_trainer_step) with no evaluation or
+ * output, on all ranks and then on rank 0 alone with the same per-rank batch, and times the
+ * step's GEMMs alone, which bound what any trainer can reach on this machine. */
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train.h"
+#include "util.h"
+
+typedef struct {
+    double samples_per_s, step_s, compute_s, comm_s, data_s;
+} bench_row;
+
+static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warmup, bench_row *row,
+                      int *threads, dpt_error *err)
+{
+    dpt_trainer t;
+    int rc = dpt_trainer_init(&t, cfg, comm, err);
+    if (rc != DPT_OK)
+        return rc;
+    *threads = t.threads;
+    int64_t spe = t.steps_per_epoch;
+    double lr = cfg->train.lr;
+    int64_t step = 0;
+    for (int i = 0; i < warmup + steps; i++, step++) {
+        if (i == warmup) {
+            MPI_Barrier(comm->world);
+            t.t_data = t.t_compute = t.t_comm = 0.0;
+            row->step_s = dpt_now();
+        }
+        if (dpt_trainer_step(&t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
+            dpt_trainer_free(&t);
+            return dpt_error_set(err, DPT_ERUNTIME, "the loss diverged during the benchmark: lower train.lr");
+        }
+    }
+    MPI_Barrier(comm->world);
+    double total = dpt_now() - row->step_s;
+    row->step_s = total / steps;
+    row->samples_per_s = (double)steps * cfg->train.batch_size / total;
+    row->compute_s = t.t_compute / steps;
+    row->comm_s = t.t_comm / steps;
+    row->data_s = t.t_data / steps;
+    dpt_trainer_free(&t);
+    return DPT_OK;
+}
+
+/* The GEMMs of one training step alone (forward, weight gradients, input gradients except the
+ * first layer's), on the CPU backend with the given threads: samples/s no trainer can exceed. */
+static double gemm_cap(const dpt_config *cfg, int rows, int threads, int reps, double *flops_per_sample)
+{
+    dpt_backend be;
+    dpt_cpu_backend_init(&be, threads);
+    int L = cfg->model.n_layers, maxw = 0;
+    size_t nw = 0;
+    for (int l = 0; l <= L; l++)
+        if (cfg->model.widths[l] > maxw) maxw = cfg->model.widths[l];
+    for (int l = 0; l < L; l++)
+        nw += (size_t)cfg->model.widths[l] * cfg->model.widths[l + 1];
+    float *w = be.alloc(&be, nw * sizeof(float)), *gw = be.alloc(&be, nw * sizeof(float));
+    float *act = be.alloc(&be, (size_t)(L + 1) * rows * maxw * sizeof(float));
+    float *d = be.alloc(&be, (size_t)2 * rows * maxw * sizeof(float));
+    double flops = 0;
+    double t0 = 0;
+    for (int rep = -2; rep < reps; rep++) {
+        if (rep == 0)
+            t0 = dpt_now();
+        size_t off = 0;
+        for (int l = 0; l < L; l++) {
+            int I = cfg->model.widths[l], O = cfg->model.widths[l + 1];
+            be.gemm(&be, 0, 1, rows, O, I, 1.0f, act + (size_t)l * rows * maxw, I, w + off, I, 0.0f,
+                    act + (size_t)(l + 1) * rows * maxw, O);
+            off += (size_t)I * O;
+        }
+        for (int l = L - 1; l >= 0; l--) {
+            int I = cfg->model.widths[l], O = cfg->model.widths[l + 1];
+            off -= (size_t)I * O;
+            be.gemm(&be, 1, 0, O, I, rows, 1.0f, d, O, act + (size_t)l * rows * maxw, I, 0.0f,
+                    gw + off, I);
+            if (l > 0)
+                be.gemm(&be, 0, 0, rows, I, O, 1.0f, d, O, w + off, I, 0.0f, d + (size_t)rows * maxw, I);
+            if (rep == 0)
+                flops += 2.0 * I * O * rows * (l > 0 ? 2 : 1);
+        }
+        if (rep == 0)
+            for (int l = 0; l < L; l++)
+                flops += 2.0 * cfg->model.widths[l] * cfg->model.widths[l + 1] * rows;
+    }
+    double per_step = (dpt_now() - t0) / reps;
+    *flops_per_sample = flops / rows;
+    be.free(&be, w);
+    be.free(&be, gw);
+    be.free(&be, act);
+    be.free(&be, d);
+    return rows / per_step;
+}
+
+static void print_row(int ranks, int batch, const bench_row *r, double eff)
+{
+    printf("%7d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %10.1f%%\n", ranks, batch, r->samples_per_s,
+           1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->comm_s, 1e3 * r->data_s, 100.0 * eff);
+}
+
+int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_path, int steps,
+                    int warmup, dpt_error *err)
+{
+    int R = comm->size, root = comm->rank == 0;
+    int B = cfg->train.batch_size;
+    bench_row all = {0}, one = {0};
+    int threads = 1;
+    int rc = time_steps(cfg, comm, steps, warmup, &all, &threads, err);
+    if (rc != DPT_OK)
+        return rc;
+
+    char hosts[1024] = "";
+    dpt_comm_hosts(comm, hosts, sizeof hosts);
+    /* one rank, same per-rank batch: rank 0 alone on MPI_COMM_SELF while the others wait */
+    int per_rank = B / R;
+    if (root) {
+        dpt_config c1 = *cfg;
+        c1.train.batch_size = per_rank;
+        c1.run.threads = threads;
+        dpt_comm self = *comm;
+        self.world = MPI_COMM_SELF;
+        self.rank = 0;
+        self.size = 1;
+        self.local_rank = 0;
+        self.local_size = 1;
+        self.n_nodes = 1;
+        if (R > 1)
+            rc = time_steps(&c1, &self, steps, warmup, &one, &threads, err);
+        else
+            one = all;
+    }
+    rc = dpt_comm_agree(comm, rc);
+    if (rc != DPT_OK) {
+        if (!root)
+            dpt_error_set(err, rc, "rank 0's one-rank baseline failed");
+        return rc;
+    }
+    if (!root)
+        return DPT_OK;
+
+    double flops_per_sample = 0;
+    double cap = gemm_cap(cfg, per_rank, threads, steps, &flops_per_sample);
+    char widths[256] = "";
+    for (int l = 0; l <= cfg->model.n_layers && strlen(widths) < 200; l++)
+        snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", l ? "-" : "",
+                 cfg->model.widths[l]);
+    printf("# dptrain bench train %s\n", config_path);
+    printf("# model %s, %s, global batch %d (%d per rank), %d step%s after %d warmup\n", widths,
+           dpt_optimizer_name(cfg->train.optimizer), B, per_rank, steps, steps == 1 ? "" : "s",
+           warmup);
+    printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s)\n", R, hosts, threads,
+           threads > 1 ? "s" : "", DPT_BLAS_NAME);
+    printf("# times per step on rank 0; comm = exposed allreduce time; efficiency = samples/s "
+           "/ (ranks x one-rank samples/s)\n");
+    printf("%7s %8s %11s %9s %10s %9s %9s %11s\n", "ranks", "batch", "samples/s", "step_ms",
+           "compute_ms", "comm_ms", "data_ms", "efficiency");
+    print_row(1, per_rank, &one, 1.0);
+    if (R > 1)
+        print_row(R, B, &all, all.samples_per_s / (R * one.samples_per_s));
+    printf("# GEMM-only cap, one rank: %.1f samples/s (%.2f MFLOP/sample, %.1f GFLOP/s); "
+           "one rank reaches %.1f%% of it\n",
+           cap, flops_per_sample / 1e6, cap * flops_per_sample / 1e9,
+           100.0 * one.samples_per_s / cap);
+    fflush(stdout);
+    return DPT_OK;
+}

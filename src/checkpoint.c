@@ -1,0 +1,235 @@
+/* Checkpoint writing and reading. The byte layout is spelled out field by field (no struct
+ * dumps), little-endian, so other tools can read it: see docs/checkpoint.md. */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* This build assumes a little-endian host (x86_64, aarch64, ppc64le), checked at compile time. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint code assumes little-endian");
+
+typedef struct { unsigned char *p; size_t n, cap; } buf_t;
+
+static void put(buf_t *b, const void *src, size_t n)
+{
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static size_t header_bytes(uint32_t n_layers)
+{
+    /* magic, version, header bytes, L, widths, epoch, step, optimizer, n_state, n_params, seed,
+     * payload crc, reserved */
+    return 8 + 4 + 4 + 4 + 4 * (n_layers + 1) + 4 + 8 + 8 + 4 + 8 + 8 + 4 + 4;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int dpt_checkpoint_save(const char *path, const dpt_ckpt_header *h, const float *params,
+                        const float *state, dpt_error *err)
+{
+    size_t hb = header_bytes(h->n_layers);
+    size_t pbytes = h->n_params * sizeof(float);
+    size_t sbytes = (size_t)h->n_state * pbytes;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32_z(crc, (const Bytef *)params, pbytes);
+    if (sbytes)
+        crc = crc32_z(crc, (const Bytef *)state, sbytes);
+
+    unsigned char head[512];
+    buf_t b = {head, 0, sizeof head};
+    uint32_t version = DPT_CKPT_VERSION, hb32 = (uint32_t)hb, crc32v = (uint32_t)crc, zero = 0;
+    put(&b, DPT_CKPT_MAGIC, 8);
+    put(&b, &version, 4);
+    put(&b, &hb32, 4);
+    put(&b, &h->n_layers, 4);
+    put(&b, h->widths, 4 * (h->n_layers + 1));
+    put(&b, &h->epoch, 4);
+    put(&b, &h->step, 8);
+    put(&b, h->optimizer, 8);
+    put(&b, &h->n_state, 4);
+    put(&b, &h->n_params, 8);
+    put(&b, &h->seed, 8);
+    put(&b, &crc32v, 4);
+    put(&b, &zero, 4);
+
+    char tmp[DPT_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot write checkpoint '%s': %s", tmp,
+                             strerror(errno));
+    int bad = write_all(fd, head, b.n) || write_all(fd, params, pbytes) ||
+              (sbytes && write_all(fd, state, sbytes)) || fsync(fd) != 0;
+    int saved_errno = errno;
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        saved_errno = errno;
+    }
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad) saved_errno = errno;
+        unlink(tmp);
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "cannot write checkpoint '%s': %s (the previous checkpoint is kept)",
+                             path, strerror(saved_errno));
+    }
+    /* make the rename itself durable */
+    char dir[DPT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return DPT_OK;
+}
+
+static int get(const unsigned char **p, const unsigned char *end, void *dst, size_t n)
+{
+    if ((size_t)(end - *p) < n)
+        return -1;
+    memcpy(dst, *p, n);
+    *p += n;
+    return 0;
+}
+
+int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, float *state,
+                        dpt_error *err)
+{
+    memset(h, 0, sizeof *h);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dpt_error_set(err, DPT_EUSAGE, "cannot open checkpoint '%s': %s", path,
+                             strerror(errno));
+    unsigned char head[512];
+    size_t got = fread(head, 1, sizeof head, f);
+    const unsigned char *p = head, *end = head + got;
+    char magic[8];
+    uint32_t version = 0, hb = 0, crc_file = 0, reserved = 0;
+    int rc = DPT_OK;
+    if (get(&p, end, magic, 8) || memcmp(magic, DPT_CKPT_MAGIC, 8) != 0) {
+        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': bad magic (not a dptrain checkpoint)",
+                           path);
+        goto out;
+    }
+    if (get(&p, end, &version, 4) || version != DPT_CKPT_VERSION) {
+        rc = dpt_error_set(err, DPT_EUSAGE,
+                           "checkpoint '%s': format version %u, this build reads version %u",
+                           path, version, DPT_CKPT_VERSION);
+        goto out;
+    }
+    if (get(&p, end, &hb, 4) || get(&p, end, &h->n_layers, 4) || h->n_layers < 1 ||
+        h->n_layers > DPT_MAX_LAYERS || hb != header_bytes(h->n_layers) ||
+        get(&p, end, h->widths, 4 * (h->n_layers + 1)) || get(&p, end, &h->epoch, 4) ||
+        get(&p, end, &h->step, 8) || get(&p, end, h->optimizer, 8) ||
+        get(&p, end, &h->n_state, 4) || get(&p, end, &h->n_params, 8) ||
+        get(&p, end, &h->seed, 8) || get(&p, end, &crc_file, 4) || get(&p, end, &reserved, 4)) {
+        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': truncated or malformed header", path);
+        goto out;
+    }
+    h->optimizer[7] = '\0';
+    uint64_t expect = 0;
+    for (uint32_t l = 0; l < h->n_layers; l++)
+        expect += (uint64_t)h->widths[l + 1] * h->widths[l] + h->widths[l + 1];
+    if (expect != h->n_params || h->n_state > 2) {
+        rc = dpt_error_set(err, DPT_EUSAGE,
+                           "checkpoint '%s': header is inconsistent (%llu parameters for its "
+                           "widths, %llu recorded)",
+                           path, (unsigned long long)expect, (unsigned long long)h->n_params);
+        goto out;
+    }
+    /* size check before reading: a truncated payload is named as such */
+    size_t pbytes = h->n_params * sizeof(float), sbytes = (size_t)h->n_state * pbytes;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        rc = dpt_error_set(err, DPT_ERUNTIME, "checkpoint '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    long size = ftell(f);
+    if (size < 0 || (size_t)size != hb + pbytes + sbytes) {
+        rc = dpt_error_set(err, DPT_EUSAGE,
+                           "checkpoint '%s': truncated or padded: %ld bytes, expected %zu", path,
+                           size, hb + pbytes + sbytes);
+        goto out;
+    }
+    if (!params)
+        goto out;
+    float *tmp_state = NULL;
+    if (fseek(f, (long)hb, SEEK_SET) != 0 || fread(params, 1, pbytes, f) != pbytes) {
+        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read parameters", path);
+        goto out;
+    }
+    if (sbytes) {
+        float *dst = state;
+        if (!dst) {
+            tmp_state = malloc(sbytes);
+            dst = tmp_state;
+        }
+        if (!dst || fread(dst, 1, sbytes, f) != sbytes) {
+            free(tmp_state);
+            rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read optimizer state",
+                               path);
+            goto out;
+        }
+        uLong crc = crc32_z(crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)params, pbytes),
+                            (const Bytef *)dst, sbytes);
+        free(tmp_state);
+        if ((uint32_t)crc != crc_file)
+            rc = dpt_error_set(err, DPT_EUSAGE,
+                               "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
+                               path, crc_file, (uint32_t)crc);
+    } else {
+        uLong crc = crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)params, pbytes);
+        if ((uint32_t)crc != crc_file)
+            rc = dpt_error_set(err, DPT_EUSAGE,
+                               "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
+                               path, crc_file, (uint32_t)crc);
+    }
+out:
+    fclose(f);
+    return rc;
+}
+
+int dpt_checkpoint_check(const dpt_ckpt_header *h, const dpt_config *cfg, const char *path,
+                         dpt_error *err)
+{
+    int same = (int)h->n_layers == cfg->model.n_layers;
+    for (int l = 0; same && l <= cfg->model.n_layers; l++)
+        same = (int)h->widths[l] == cfg->model.widths[l];
+    if (!same) {
+        char got[256] = "", want[256] = "";
+        for (uint32_t l = 0; l <= h->n_layers && strlen(got) < 200; l++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%u", l ? "," : "",
+                     h->widths[l]);
+        for (int l = 0; l <= cfg->model.n_layers && strlen(want) < 200; l++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", l ? "," : "",
+                     cfg->model.widths[l]);
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s' has layer widths [%s] but model.layers is [%s]",
+                             path, got, want);
+    }
+    if (strcmp(h->optimizer, dpt_optimizer_name(cfg->train.optimizer)) != 0)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s' was written by optimizer '%s' but train.optimizer "
+                             "is '%s'",
+                             path, h->optimizer, dpt_optimizer_name(cfg->train.optimizer));
+    return DPT_OK;
+}

@@ -1,0 +1,1012 @@
+/* The run configuration: defaults, YAML files (libyaml's document API, so every node keeps its
+ * line and column), --set overrides, cross-key validation and the resolved file.
+ * Every key is one row of keys[] below; defaults, parsing, --set and writing all walk that table,
+ * so adding a key is adding one row. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * The key table */
+
+typedef enum {
+    KEY_STRING,   /* char[size], any scalar; a plain null (empty, ~, null) is "" */
+    KEY_BOOL,     /* int 0/1: true/false, yes/no, on/off */
+    KEY_INT,      /* int in [imin, imax] */
+    KEY_INT64,    /* int64_t in [imin, imax] */
+    KEY_UINT64,   /* uint64_t, any value >= 0 */
+    KEY_DOUBLE,   /* finite double between dmin and dmax, each end closed unless flagged open */
+    KEY_ENUM,     /* int-sized enum: the value is the index of its name in names[] */
+    KEY_INT_LIST  /* int[size], entries in [imin, imax]; entries + len_bias stored at len_offset */
+} key_type;
+
+enum { LO_OPEN = 1, HI_OPEN = 2 };
+
+typedef struct {
+    const char *key;           /* "section.name" */
+    key_type type;
+    size_t offset;             /* offsetof the field in dpt_config */
+    size_t size;               /* string: buffer bytes; int list: capacity */
+    const char *def;           /* default value, as YAML text */
+    int64_t imin, imax;        /* int, int64, int list entries */
+    double dmin, dmax;         /* double */
+    unsigned flags;            /* LO_OPEN, HI_OPEN (double) */
+    const char *const *names;  /* enum: NULL-terminated */
+    size_t len_offset;         /* int list: offsetof its length field */
+    int len_bias;              /* int list: stored length = entries + len_bias */
+    int min_len;               /* int list: fewest entries */
+} config_key;
+
+/* offsetof with a compile-time check that the field has type T (a warning otherwise). */
+#define FIELD(f, T) (offsetof(dpt_config, f) + 0 * sizeof((T *)0 == &((dpt_config *)0)->f))
+#define SIZEOF(f) sizeof(((dpt_config *)0)->f)
+
+#define ROW_STRING(k, f, d) \
+    {.key = k, .type = KEY_STRING, .offset = FIELD(f[0], char), .size = SIZEOF(f), .def = d}
+#define ROW_BOOL(k, f, d) {.key = k, .type = KEY_BOOL, .offset = FIELD(f, int), .def = d}
+#define ROW_INT(k, f, d, lo, hi) \
+    {.key = k, .type = KEY_INT, .offset = FIELD(f, int), .def = d, .imin = lo, .imax = hi}
+#define ROW_INT64(k, f, d, lo, hi) \
+    {.key = k, .type = KEY_INT64, .offset = FIELD(f, int64_t), .def = d, .imin = lo, .imax = hi}
+#define ROW_UINT64(k, f, d) {.key = k, .type = KEY_UINT64, .offset = FIELD(f, uint64_t), .def = d}
+#define ROW_DOUBLE(k, f, d, lo, hi, fl)                                                          \
+    {.key = k, .type = KEY_DOUBLE, .offset = FIELD(f, double), .def = d, .dmin = lo, .dmax = hi, \
+     .flags = fl}
+/* Enums are stored through an int pointer: the size check makes a mismatch a compile error. */
+#define ROW_ENUM(k, f, d, n)                                                                   \
+    {.key = k, .type = KEY_ENUM,                                                               \
+     .offset = offsetof(dpt_config, f) + 0 * sizeof(char[SIZEOF(f) == sizeof(int) ? 1 : -1]), \
+     .def = d, .names = n}
+#define ROW_INT_LIST(k, f, lenf, bias, d, minlen, lo, hi)                                          \
+    {.key = k, .type = KEY_INT_LIST, .offset = FIELD(f[0], int), .size = SIZEOF(f) / sizeof(int), \
+     .def = d, .imin = lo, .imax = hi, .len_offset = FIELD(lenf, int), .len_bias = bias,          \
+     .min_len = minlen}
+
+static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
+static const char *const format_names[] = {"idx", "csv", "synthetic", NULL};
+static const char *const sharding_names[] = {"replicated", "sharded", NULL};
+static const char *const scaling_names[] = {"unit", "standardize", "none", NULL};
+static const char *const activation_names[] = {"relu", "tanh", "sigmoid", "gelu", "identity", NULL};
+static const char *const loss_names[] = {"softmax_cross_entropy", "mse", NULL};
+static const char *const init_names[] = {"auto", "he", "xavier", NULL};
+static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
+static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
+static const char *const precision_names[] = {"fp32", "tf32", NULL};
+
+#define N_NAMES(a) (sizeof(a) / sizeof(a[0]) - 1)
+_Static_assert(N_NAMES(device_names) == DPT_DEVICE_CUDA + 1, "device names");
+_Static_assert(N_NAMES(format_names) == DPT_FORMAT_SYNTHETIC + 1, "format names");
+_Static_assert(N_NAMES(sharding_names) == DPT_SHARDING_SHARDED + 1, "sharding names");
+_Static_assert(N_NAMES(scaling_names) == DPT_SCALING_NONE + 1, "scaling names");
+_Static_assert(N_NAMES(activation_names) == DPT_ACT_IDENTITY + 1, "activation names");
+_Static_assert(N_NAMES(loss_names) == DPT_LOSS_MSE + 1, "loss names");
+_Static_assert(N_NAMES(init_names) == DPT_INIT_XAVIER + 1, "init names");
+_Static_assert(N_NAMES(optimizer_names) == DPT_OPT_ADAMW + 1, "optimizer names");
+_Static_assert(N_NAMES(schedule_names) == DPT_SCHED_COSINE + 1, "schedule names");
+_Static_assert(N_NAMES(precision_names) == DPT_PREC_TF32 + 1, "precision names");
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+/* Sections must be contiguous: the writer opens a section where the prefix changes. */
+static const config_key keys[] = {
+    ROW_STRING("run.name", run.name, "fashion_mnist"),
+    ROW_STRING("run.out_dir", run.out_dir, "runs/fashion_mnist"),
+    ROW_UINT64("run.seed", run.seed, "1"),
+    ROW_ENUM("run.device", run.device, "auto", device_names),
+    ROW_INT("run.threads", run.threads, "0", 0, 1024),
+
+    ROW_ENUM("data.format", data.format, "idx", format_names),
+    ROW_STRING("data.train_images", data.train_images, FMNIST "train-images-idx3-ubyte.gz"),
+    ROW_STRING("data.train_labels", data.train_labels, FMNIST "train-labels-idx1-ubyte.gz"),
+    ROW_STRING("data.test_images", data.test_images, FMNIST "t10k-images-idx3-ubyte.gz"),
+    ROW_STRING("data.test_labels", data.test_labels, FMNIST "t10k-labels-idx1-ubyte.gz"),
+    ROW_STRING("data.train_csv", data.train_csv, "\"\""),
+    ROW_STRING("data.test_csv", data.test_csv, "\"\""),
+    ROW_BOOL("data.csv_header", data.csv_header, "false"),
+    ROW_INT64("data.synthetic_train", data.synthetic_train, "60000", 1, INT64_MAX),
+    ROW_INT64("data.synthetic_test", data.synthetic_test, "10000", 0, INT64_MAX),
+    ROW_INT("data.synthetic_teacher_width", data.synthetic_teacher_width, "64", 1, INT_MAX),
+    ROW_DOUBLE("data.validation_fraction", data.validation_fraction, "0.1", 0.0, 0.9, 0),
+    ROW_BOOL("data.shuffle", data.shuffle, "true"),
+    ROW_ENUM("data.sharding", data.sharding, "replicated", sharding_names),
+    ROW_ENUM("data.scaling", data.scaling, "unit", scaling_names),
+
+    ROW_INT_LIST("model.layers", model.widths, model.n_layers, -1, "[784, 512, 512, 10]", 2, 1,
+                 1000000),
+    ROW_ENUM("model.activation", model.activation, "relu", activation_names),
+    ROW_DOUBLE("model.dropout", model.dropout, "0.0", 0.0, 1.0, HI_OPEN),
+    ROW_ENUM("model.loss", model.loss, "softmax_cross_entropy", loss_names),
+    ROW_ENUM("model.init", model.init, "auto", init_names),
+
+    ROW_INT("train.epochs", train.epochs, "10", 1, 100000),
+    ROW_INT("train.batch_size", train.batch_size, "128", 1, 1 << 24),
+    ROW_ENUM("train.optimizer", train.optimizer, "sgd", optimizer_names),
+    ROW_DOUBLE("train.lr", train.lr, "0.05", 0.0, 10.0, LO_OPEN),
+    ROW_DOUBLE("train.momentum", train.momentum, "0.9", 0.0, 1.0, HI_OPEN),
+    ROW_BOOL("train.nesterov", train.nesterov, "false"),
+    ROW_DOUBLE("train.weight_decay", train.weight_decay, "0.0", 0.0, 1.0, 0),
+    ROW_DOUBLE("train.beta1", train.beta1, "0.9", 0.0, 1.0, HI_OPEN),
+    ROW_DOUBLE("train.beta2", train.beta2, "0.999", 0.0, 1.0, HI_OPEN),
+    ROW_DOUBLE("train.eps", train.eps, "1.0e-8", 0.0, INFINITY, LO_OPEN),
+    ROW_ENUM("train.schedule", train.schedule, "constant", schedule_names),
+    ROW_INT("train.step_epochs", train.step_epochs, "10", 1, INT_MAX),
+    ROW_DOUBLE("train.step_gamma", train.step_gamma, "0.1", 0.0, 1.0, LO_OPEN),
+    ROW_DOUBLE("train.min_lr", train.min_lr, "0.0", 0.0, INFINITY, 0),
+    ROW_INT("train.warmup_epochs", train.warmup_epochs, "0", 0, INT_MAX),
+    ROW_DOUBLE("train.clip_grad_norm", train.clip_grad_norm, "0.0", 0.0, INFINITY, 0),
+    ROW_ENUM("train.precision", train.precision, "fp32", precision_names),
+    ROW_INT64("train.max_steps", train.max_steps, "0", 0, INT64_MAX),
+    ROW_INT("train.log_every", train.log_every, "10", 1, INT_MAX),
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const config_key *find_key(const char *key)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].key, key) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* A section is a prefix "P" such that some key is "P.name". */
+static int is_section(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strncmp(keys[i].key, name, n) == 0 && keys[i].key[n] == '.')
+            return 1;
+    return 0;
+}
+
+static void *field_ptr(dpt_config *cfg, size_t offset) { return (char *)cfg + offset; }
+static const void *field_cptr(const dpt_config *cfg, size_t offset)
+{
+    return (const char *)cfg + offset;
+}
+
+/* Number of entries of an int list, clamped to its capacity. */
+static int list_len(const dpt_config *cfg, const config_key *k)
+{
+    int n = *(const int *)field_cptr(cfg, k->len_offset) - k->len_bias;
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > k->size)
+        n = (int)k->size;
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Scalar parsing: text -> field, with a reason (no location, no key) when it is rejected */
+
+/* "'text'" for messages, cut short when long. */
+static const char *quoted(char *buf, size_t n, const char *s)
+{
+    size_t len = strlen(s);
+    if (len > 80)
+        snprintf(buf, n, "'%.77s...'", s);
+    else
+        snprintf(buf, n, "'%s'", s);
+    return buf;
+}
+
+/* Decimal integer with optional sign. Returns 0, -1 (not an integer), -2 (outside int64). */
+static int parse_int64(const char *s, int64_t *out)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (*p == '\0')
+        return -1;
+    for (const char *q = p; *q; q++)
+        if (*q < '0' || *q > '9')
+            return -1;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE)
+        return -2;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Finite decimal number (ints and YAML floats such as 1.0e-3, 1e-3, .5). 0 or -1. */
+static int parse_double(const char *s, double *out)
+{
+    if (*s == '\0' || *s == ' ' || *s == '\t')
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end != '\0' || !isfinite(v))  /* underflow to 0 or a subnormal is fine */
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* "one of relu, tanh, ...". */
+static void enum_choices(const config_key *k, char *buf, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, n, "one of");
+    for (size_t i = 0; k->names[i] && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s %s", i ? "," : "", k->names[i]);
+}
+
+/* What a key expects, for type errors: "an integer", "one of a, b; got ..." style. */
+static void expectation(const config_key *k, char *buf, size_t n)
+{
+    switch (k->type) {
+    case KEY_STRING: snprintf(buf, n, "a string"); break;
+    case KEY_BOOL: snprintf(buf, n, "true or false"); break;
+    case KEY_INT:
+    case KEY_INT64:
+    case KEY_UINT64: snprintf(buf, n, "an integer"); break;
+    case KEY_DOUBLE: snprintf(buf, n, "a number"); break;
+    case KEY_ENUM: enum_choices(k, buf, n); break;
+    case KEY_INT_LIST: snprintf(buf, n, "a list of integers"); break;
+    }
+}
+
+/* Range check of an integer; fills why on failure. */
+static int check_int_range(int64_t v, int64_t lo, int64_t hi, const char *text, char *why,
+                           size_t n)
+{
+    if (v < lo) {
+        snprintf(why, n, "must be >= %" PRId64 " (got %.80s)", lo, text);
+        return -1;
+    }
+    if (v > hi) {
+        snprintf(why, n, "must be <= %" PRId64 " (got %.80s)", hi, text);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses one integer entry (int, int64 or a list element) within [lo, hi]. */
+static int parse_ranged_int(const char *s, int64_t lo, int64_t hi, int64_t *out, char *why,
+                            size_t n)
+{
+    char q[96];
+    int rc = parse_int64(s, out);
+    if (rc == -1) {
+        snprintf(why, n, "expected an integer, got %s", quoted(q, sizeof q, s));
+        return -1;
+    }
+    if (rc == -2) {
+        if (s[0] == '-')
+            snprintf(why, n, "must be >= %" PRId64 " (got %.80s)", lo, s);
+        else
+            snprintf(why, n, "must be <= %" PRId64 " (got %.80s)", hi, s);
+        return -1;
+    }
+    return check_int_range(*out, lo, hi, s, why, n);
+}
+
+/* Stores scalar text s (len bytes, plain = unquoted YAML scalar) into k's field.
+ * Returns 0, or -1 with the reason in why. */
+static int set_scalar(dpt_config *cfg, const config_key *k, const char *s, size_t len, int plain,
+                      char *why, size_t n)
+{
+    char q[96];
+    void *p = field_ptr(cfg, k->offset);
+    if (strlen(s) != len) {
+        snprintf(why, n, "the value contains a NUL byte");
+        return -1;
+    }
+    switch (k->type) {
+    case KEY_STRING: {
+        if (plain && (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+                      strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0))
+            len = 0;
+        if (len >= k->size) {
+            snprintf(why, n, "too long (%zu bytes, at most %zu)", len, k->size - 1);
+            return -1;
+        }
+        memset(p, 0, k->size);  /* whole buffer, so equal configs are equal bytes */
+        memcpy(p, s, len);
+        return 0;
+    }
+    case KEY_BOOL: {
+        int v;
+        if (parse_bool(s, &v) != 0) {
+            snprintf(why, n, "expected true or false, got %s", quoted(q, sizeof q, s));
+            return -1;
+        }
+        *(int *)p = v;
+        return 0;
+    }
+    case KEY_INT:
+    case KEY_INT64: {
+        int64_t v;
+        if (parse_ranged_int(s, k->imin, k->imax, &v, why, n) != 0)
+            return -1;
+        if (k->type == KEY_INT)
+            *(int *)p = (int)v;
+        else
+            *(int64_t *)p = v;
+        return 0;
+    }
+    case KEY_UINT64: {
+        int64_t neg;
+        const char *d = s[0] == '+' ? s + 1 : s;
+        if (s[0] == '-' && parse_int64(s, &neg) != -1) {
+            snprintf(why, n, "must be >= 0 (got %.80s)", s);
+            return -1;
+        }
+        int digits = *d != '\0';
+        for (const char *c = d; *c; c++)
+            digits &= *c >= '0' && *c <= '9';
+        if (!digits) {
+            snprintf(why, n, "expected an integer, got %s", quoted(q, sizeof q, s));
+            return -1;
+        }
+        errno = 0;
+        unsigned long long v = strtoull(d, NULL, 10);
+        if (errno == ERANGE) {
+            snprintf(why, n, "must be <= %" PRIu64 " (got %.80s)", UINT64_MAX, s);
+            return -1;
+        }
+        *(uint64_t *)p = (uint64_t)v;
+        return 0;
+    }
+    case KEY_DOUBLE: {
+        double v;
+        if (parse_double(s, &v) != 0) {
+            snprintf(why, n, "expected a number, got %s", quoted(q, sizeof q, s));
+            return -1;
+        }
+        int lo_bad = (k->flags & LO_OPEN) ? !(v > k->dmin) : !(v >= k->dmin);
+        int hi_bad = (k->flags & HI_OPEN) ? !(v < k->dmax) : !(v <= k->dmax);
+        if (lo_bad) {
+            snprintf(why, n, "must be %s %g (got %.80s)", (k->flags & LO_OPEN) ? ">" : ">=",
+                     k->dmin, s);
+            return -1;
+        }
+        if (hi_bad) {
+            snprintf(why, n, "must be %s %g (got %.80s)", (k->flags & HI_OPEN) ? "<" : "<=",
+                     k->dmax, s);
+            return -1;
+        }
+        *(double *)p = v;
+        return 0;
+    }
+    case KEY_ENUM: {
+        for (int i = 0; k->names[i]; i++) {
+            if (strcmp(k->names[i], s) == 0) {
+                *(int *)p = i;
+                return 0;
+            }
+        }
+        char choices[256];
+        enum_choices(k, choices, sizeof choices);
+        snprintf(why, n, "expected %s; got %s", choices, quoted(q, sizeof q, s));
+        return -1;
+    }
+    case KEY_INT_LIST:
+        snprintf(why, n, "expected a list of integers, got %s", quoted(q, sizeof q, s));
+        return -1;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Walking a libyaml document */
+
+typedef struct {
+    const char *source;  /* the file's path, or the --set assignment */
+    int is_file;         /* messages "FILE:LINE:COL: ..." or "--set A: ..." */
+    dpt_error *err;
+} parse_ctx;
+
+static int fail_at(const parse_ctx *ctx, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(const parse_ctx *ctx, yaml_mark_t mark, const char *fmt, ...)
+{
+    char what[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (ctx->is_file) /* libyaml marks are 0-based */
+        return dpt_error_set(ctx->err, DPT_EUSAGE, "%s:%zu:%zu: %s", ctx->source, mark.line + 1,
+                             mark.column + 1, what);
+    return dpt_error_set(ctx->err, DPT_EUSAGE, "--set %s: %s", ctx->source, what);
+}
+
+static const char *node_kind(const yaml_node_t *node)
+{
+    return node->type == YAML_MAPPING_NODE ? "a mapping" : node->type == YAML_SEQUENCE_NODE
+                                                                ? "a list"
+                                                                : "a scalar";
+}
+
+static int is_null_scalar(const yaml_node_t *node)
+{
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = (const char *)node->data.scalar.value;
+    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
+}
+
+/* Levenshtein distance for "did you mean"; large for long strings. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[128];
+    if (la >= 128 || lb >= 128)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* A known key or section within edit distance 2 of key, else a key with the same last part
+ * ("lr" -> "train.lr"), written into out; 0 if none. */
+static int suggest(const char *key, char *out, size_t n)
+{
+    size_t best = 3;
+    out[0] = '\0';
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char section[64];
+        const char *dot = strchr(keys[i].key, '.');
+        snprintf(section, sizeof section, "%.*s", (int)(dot - keys[i].key), keys[i].key);
+        const char *cand[2] = {keys[i].key, section};
+        for (int c = 0; c < 2; c++) {
+            size_t d = edit_distance(key, cand[c]);
+            size_t len = strlen(cand[c]);
+            if (d < best && len < n) {
+                best = d;
+                memcpy(out, cand[c], len + 1);
+            }
+        }
+    }
+    if (out[0])
+        return 1;
+    const char *leaf = strrchr(key, '.');
+    leaf = leaf ? leaf + 1 : key;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strcmp(strchr(keys[i].key, '.') + 1, leaf) == 0) {
+            snprintf(out, n, "%s", keys[i].key);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int fail_unknown(const parse_ctx *ctx, yaml_mark_t mark, const char *key)
+{
+    char hint[128];
+    if (suggest(key, hint, sizeof hint))
+        return fail_at(ctx, mark, "unknown key '%s' (did you mean '%s'?)", key, hint);
+    return fail_at(ctx, mark, "unknown key '%s'", key);
+}
+
+/* Sets one entry of an int list from a scalar node; name is "model.layers[i]". */
+static int set_list_item(const parse_ctx *ctx, dpt_config *cfg, const config_key *k, int index,
+                         const yaml_node_t *item, const char *name)
+{
+    char why[512];
+    int64_t v;
+    if (item->type != YAML_SCALAR_NODE)
+        return fail_at(ctx, item->start_mark, "%s: expected an integer, got %s", name,
+                       node_kind(item));
+    const char *s = (const char *)item->data.scalar.value;
+    if (parse_ranged_int(s, k->imin, k->imax, &v, why, sizeof why) != 0)
+        return fail_at(ctx, item->start_mark, "%s: %s", name, why);
+    ((int *)field_ptr(cfg, k->offset))[index] = (int)v;
+    return DPT_OK;
+}
+
+static int apply_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                      const config_key *k, yaml_node_t *node)
+{
+    char expect[64];
+    if (node->type != YAML_SEQUENCE_NODE) {
+        expectation(k, expect, sizeof expect);
+        if (node->type == YAML_SCALAR_NODE) {
+            char q[96];
+            return fail_at(ctx, node->start_mark, "%s: expected %s, got %s", k->key, expect,
+                           quoted(q, sizeof q, (const char *)node->data.scalar.value));
+        }
+        return fail_at(ctx, node->start_mark, "%s: expected %s, got %s", k->key, expect,
+                       node_kind(node));
+    }
+    long count = node->data.sequence.items.top - node->data.sequence.items.start;
+    if (count < k->min_len || (size_t)count > k->size)
+        return fail_at(ctx, node->start_mark, "%s: expected %d to %zu entries, got %ld", k->key,
+                       k->min_len, k->size, count);
+    memset(field_ptr(cfg, k->offset), 0, k->size * sizeof(int));
+    for (long i = 0; i < count; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s[%ld]", k->key, i);
+        yaml_node_t *item = yaml_document_get_node(doc, node->data.sequence.items.start[i]);
+        int rc = set_list_item(ctx, cfg, k, (int)i, item, name);
+        if (rc != DPT_OK)
+            return rc;
+    }
+    *(int *)field_ptr(cfg, k->len_offset) = (int)count + k->len_bias;
+    return DPT_OK;
+}
+
+static int apply_key(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                     const config_key *k, yaml_node_t *node)
+{
+    if (k->type == KEY_INT_LIST)
+        return apply_list(ctx, cfg, doc, k, node);
+    if (node->type != YAML_SCALAR_NODE) {
+        char expect[256];
+        expectation(k, expect, sizeof expect);
+        return fail_at(ctx, node->start_mark, "%s: expected %s%s got %s", k->key, expect,
+                       k->type == KEY_ENUM ? ";" : ",", node_kind(node));
+    }
+    char why[512];
+    if (set_scalar(cfg, k, (const char *)node->data.scalar.value, node->data.scalar.length,
+                   node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, why, sizeof why) != 0)
+        return fail_at(ctx, node->start_mark, "%s: %s", k->key, why);
+    return DPT_OK;
+}
+
+static int apply_node(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                      const char *key, yaml_mark_t key_mark, yaml_node_t *node);
+
+/* A mapping of keys under prefix ("" for the top level, "train" for a section). */
+static int apply_mapping(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                         const char *prefix, yaml_node_t *node)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        if (is_null_scalar(node))  /* "train:" with nothing under it */
+            return DPT_OK;
+        if (prefix[0] == '\0')
+            return fail_at(ctx, node->start_mark,
+                           "expected a mapping of sections (run, data, model, train), got %s",
+                           node_kind(node));
+        return fail_at(ctx, node->start_mark, "%s: expected a mapping of keys, got %s", prefix,
+                       node_kind(node));
+    }
+    yaml_node_pair_t *start = node->data.mapping.pairs.start;
+    yaml_node_pair_t *top = node->data.mapping.pairs.top;
+    for (yaml_node_pair_t *pair = start; pair < top; pair++) {
+        yaml_node_t *knode = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *vnode = yaml_document_get_node(doc, pair->value);
+        if (knode->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, knode->start_mark, "%s%skeys must be scalars, got %s", prefix,
+                           prefix[0] ? ": " : "", node_kind(knode));
+        const char *name = (const char *)knode->data.scalar.value;
+        for (yaml_node_pair_t *prev = start; prev < pair; prev++) {
+            yaml_node_t *pk = yaml_document_get_node(doc, prev->key);
+            if (pk->type == YAML_SCALAR_NODE && strcmp((const char *)pk->data.scalar.value, name) == 0) {
+                if (ctx->is_file)
+                    return fail_at(ctx, knode->start_mark,
+                                   "duplicate key '%s%s%s' (first given at line %zu)", prefix,
+                                   prefix[0] ? "." : "", name, pk->start_mark.line + 1);
+                return fail_at(ctx, knode->start_mark, "duplicate key '%s%s%s'", prefix,
+                               prefix[0] ? "." : "", name);
+            }
+        }
+        char full[256];
+        snprintf(full, sizeof full, "%s%s%s", prefix, prefix[0] ? "." : "", name);
+        int rc = apply_node(ctx, cfg, doc, full, knode->start_mark, vnode);
+        if (rc != DPT_OK)
+            return rc;
+    }
+    return DPT_OK;
+}
+
+/* Applies node as the value of key: a table row, or a whole section. */
+static int apply_node(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                      const char *key, yaml_mark_t key_mark, yaml_node_t *node)
+{
+    const config_key *k = find_key(key);
+    if (k)
+        return apply_key(ctx, cfg, doc, k, node);
+    if (is_section(key))
+        return apply_mapping(ctx, cfg, doc, key, node);
+    return fail_unknown(ctx, key_mark, key);
+}
+
+/* libyaml's own problem text, with its line and column. */
+static int syntax_error(const parse_ctx *ctx, const yaml_parser_t *p)
+{
+    if (p->error == YAML_MEMORY_ERROR)
+        return dpt_error_set(ctx->err, DPT_ERUNTIME, "%s: out of memory while parsing YAML",
+                             ctx->source);
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    if (p->error == YAML_READER_ERROR) {
+        if (ctx->is_file)
+            return dpt_error_set(ctx->err, DPT_EUSAGE, "%s: %s (at byte %zu)", ctx->source,
+                                 problem, p->problem_offset);
+        return dpt_error_set(ctx->err, DPT_EUSAGE, "--set %s: %s", ctx->source, problem);
+    }
+    char context[256] = "";
+    if (p->context && ctx->is_file)
+        snprintf(context, sizeof context, " (%s that starts at line %zu, column %zu)", p->context,
+                 p->context_mark.line + 1, p->context_mark.column + 1);
+    else if (p->context)
+        snprintf(context, sizeof context, " (%s)", p->context);
+    if (ctx->is_file)
+        return fail_at(ctx, p->problem_mark, "%s%s", problem, context);
+    return fail_at(ctx, p->problem_mark, "invalid YAML value: %s%s", problem, context);
+}
+
+/* Loads the first document of the parser's input, and checks that no second one follows.
+ * On success the caller deletes *doc. */
+static int load_document(const parse_ctx *ctx, yaml_parser_t *parser, yaml_document_t *doc)
+{
+    if (!yaml_parser_load(parser, doc))  /* libyaml deletes doc on failure */
+        return syntax_error(ctx, parser);
+    if (!yaml_document_get_root_node(doc))
+        return DPT_OK;  /* empty input: end of stream */
+    yaml_document_t next;
+    if (!yaml_parser_load(parser, &next)) {
+        yaml_document_delete(doc);
+        return syntax_error(ctx, parser);
+    }
+    yaml_node_t *extra = yaml_document_get_root_node(&next);
+    int rc = DPT_OK;
+    if (extra)
+        rc = fail_at(ctx, extra->start_mark, "only one YAML document is allowed");
+    yaml_document_delete(&next);
+    if (rc != DPT_OK)
+        yaml_document_delete(doc);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Public functions */
+
+void dpt_config_defaults(dpt_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);  /* padding too: the struct is broadcast and compared as bytes */
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char assignment[512];
+        dpt_error err;
+        snprintf(assignment, sizeof assignment, "%s=%s", keys[i].key, keys[i].def);
+        if (dpt_config_set(cfg, assignment, &err) != DPT_OK) {
+            /* A broken row is a programming error, caught by the defaults test. */
+            fprintf(stderr, "dptrain: bad default in the config table: %s\n", err.msg);
+            abort();
+        }
+    }
+}
+
+int dpt_config_load_file(dpt_config *cfg, const char *path, dpt_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dpt_error_set(err, DPT_EUSAGE, "cannot open config '%s': %s", path,
+                             strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return dpt_error_set(err, DPT_EUSAGE, "cannot open config '%s': %s", path,
+                             strerror(EISDIR));
+    }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        return dpt_error_set(err, DPT_ERUNTIME, "%s: cannot initialize the YAML parser", path);
+    }
+    yaml_parser_set_input_file(&parser, f);
+
+    /* Work on a copy so that a failed load leaves cfg as it was. */
+    dpt_config work;
+    memcpy(&work, cfg, sizeof work);
+    parse_ctx ctx = {.source = path, .is_file = 1, .err = err};
+    yaml_document_t doc;
+    int rc = load_document(&ctx, &parser, &doc);
+    if (rc == DPT_OK) {
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (root)
+            rc = apply_mapping(&ctx, &work, &doc, "", root);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    if (rc == DPT_OK)
+        memcpy(cfg, &work, sizeof *cfg);
+    return rc;
+}
+
+/* "model.layers[3]" -> base "model.layers", index 3; returns 1 if indexed, 0 if not, -1 if the
+ * brackets are malformed. */
+static int split_index(const char *key, char *base, size_t n, long *index)
+{
+    const char *open = strchr(key, '[');
+    if (!open) {
+        snprintf(base, n, "%s", key);
+        return 0;
+    }
+    size_t len = strlen(key);
+    if (key[len - 1] != ']' || open + 1 >= key + len - 1)
+        return -1;
+    long v = 0;
+    for (const char *p = open + 1; p < key + len - 1; p++) {
+        if (*p < '0' || *p > '9' || v > 1000000)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    snprintf(base, n, "%.*s", (int)(open - key), key);
+    *index = v;
+    return 1;
+}
+
+/* Applies value (YAML text) to key on cfg; errors name the assignment. */
+static int apply_assignment(dpt_config *cfg, const parse_ctx *ctx, const char *key,
+                            const char *value)
+{
+    char base[256];
+    long index = 0;
+    yaml_mark_t nomark = {0, 0, 0};
+    int indexed = split_index(key, base, sizeof base, &index);
+    if (indexed < 0)
+        return fail_at(ctx, nomark, "bad list index in '%s' (expected KEY[N])", key);
+    const config_key *k = find_key(base);
+    if (indexed && !k)
+        return fail_unknown(ctx, nomark, base);
+    if (indexed && k->type != KEY_INT_LIST)
+        return fail_at(ctx, nomark, "%s is not a list, so '%s' cannot be indexed", base, key);
+    if (indexed && index >= list_len(cfg, k))
+        return fail_at(ctx, nomark, "%s: index out of range (the list has %d entries)", key,
+                       list_len(cfg, k));
+
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return dpt_error_set(ctx->err, DPT_ERUNTIME, "--set %s: cannot initialize the YAML parser",
+                             ctx->source);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)value, strlen(value));
+    yaml_document_t doc;
+    int rc = load_document(ctx, &parser, &doc);
+    if (rc == DPT_OK) {
+        yaml_node_t *node = yaml_document_get_root_node(&doc);
+        yaml_node_t empty;  /* "KEY=" with nothing after it: an empty plain scalar */
+        if (!node) {
+            memset(&empty, 0, sizeof empty);
+            empty.type = YAML_SCALAR_NODE;
+            empty.data.scalar.value = (yaml_char_t *)"";
+            empty.data.scalar.style = YAML_PLAIN_SCALAR_STYLE;
+            node = &empty;
+        }
+        if (indexed)
+            rc = set_list_item(ctx, cfg, k, (int)index, node, key);
+        else
+            rc = apply_node(ctx, cfg, &doc, key, nomark, node);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int dpt_config_set(dpt_config *cfg, const char *assignment, dpt_error *err)
+{
+    parse_ctx ctx = {.source = assignment, .is_file = 0, .err = err};
+    yaml_mark_t nomark = {0, 0, 0};
+    const char *eq = strchr(assignment, '=');
+    const char *kb = assignment, *ke = eq ? eq : assignment;
+    while (kb < ke && (*kb == ' ' || *kb == '\t'))
+        kb++;
+    while (ke > kb && (ke[-1] == ' ' || ke[-1] == '\t'))
+        ke--;
+    if (!eq || ke == kb)
+        return fail_at(&ctx, nomark, "expected KEY=VALUE (e.g. train.lr=0.01)");
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(ke - kb), kb);
+
+    dpt_config work;
+    memcpy(&work, cfg, sizeof work);
+    int rc = apply_assignment(&work, &ctx, key, eq + 1);
+    if (rc == DPT_OK)
+        memcpy(cfg, &work, sizeof *cfg);
+    return rc;
+}
+
+int dpt_config_validate(const dpt_config *cfg, dpt_error *err)
+{
+    const int n = cfg->model.n_layers;
+    if (n < 1 || n > DPT_MAX_LAYERS)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "model.layers: needs 2 to %d widths (inputs, hidden..., outputs), "
+                             "got %d",
+                             DPT_MAX_LAYERS + 1, n + 1);
+    const dpt_config *c = cfg;
+    if (c->data.format == DPT_FORMAT_IDX && (!c->data.train_images[0] || !c->data.train_labels[0]))
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "data.format is idx, so data.train_images and data.train_labels "
+                             "must be set (%s is empty)",
+                             !c->data.train_images[0] ? "data.train_images" : "data.train_labels");
+    if (c->data.format == DPT_FORMAT_CSV && !c->data.train_csv[0])
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "data.format is csv, so data.train_csv must be set (it is empty)");
+    if (!c->data.test_images[0] != !c->data.test_labels[0])
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "data.test_images and data.test_labels must both be set or both be "
+                             "empty (%s is empty)",
+                             !c->data.test_images[0] ? "data.test_images" : "data.test_labels");
+    if (c->train.warmup_epochs > 0 && c->train.warmup_epochs >= c->train.epochs)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "train.warmup_epochs (%d) must be less than train.epochs (%d)",
+                             c->train.warmup_epochs, c->train.epochs);
+    return DPT_OK;
+}
+
+/* Shortest "%.*g" that reads back to exactly v, with ".0" added where it would look like an
+ * integer or lack the dot YAML 1.1 readers (PyYAML) need: 0.05, 1.0e-08, 10.0. */
+static void format_double(double v, char *buf, size_t n)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    if (!isfinite(v) || strchr(buf, '.'))
+        return;
+    char *e = strchr(buf, 'e');
+    char tail[32] = "";
+    if (e) {
+        snprintf(tail, sizeof tail, "%s", e);
+        *e = '\0';
+    }
+    size_t used = strlen(buf);
+    snprintf(buf + used, n - used, ".0%s", tail);
+}
+
+/* A double-quoted YAML scalar: backslash escapes for quotes, backslashes, control bytes. */
+static void write_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\r': fputs("\\r", f); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(f, "\\x%02x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+int dpt_config_write(const dpt_config *cfg, FILE *f)
+{
+    fputs("# resolved configuration written by dptrain\n", f);
+    const char *section = NULL;
+    size_t section_len = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const config_key *k = &keys[i];
+        size_t len = (size_t)(strchr(k->key, '.') - k->key);
+        if (!section || len != section_len || strncmp(section, k->key, len) != 0) {
+            fprintf(f, "%.*s:\n", (int)len, k->key);
+            section = k->key;
+            section_len = len;
+        }
+        fprintf(f, "  %s: ", k->key + len + 1);
+        const void *p = field_cptr(cfg, k->offset);
+        switch (k->type) {
+        case KEY_STRING: {
+            char s[DPT_PATH_MAX + 1];
+            snprintf(s, sizeof s, "%.*s", (int)k->size, (const char *)p);  /* NUL-safe */
+            write_string(f, s);
+            break;
+        }
+        case KEY_BOOL: fputs(*(const int *)p ? "true" : "false", f); break;
+        case KEY_INT: fprintf(f, "%d", *(const int *)p); break;
+        case KEY_INT64: fprintf(f, "%" PRId64, *(const int64_t *)p); break;
+        case KEY_UINT64: fprintf(f, "%" PRIu64, *(const uint64_t *)p); break;
+        case KEY_DOUBLE: {
+            char d[64];
+            format_double(*(const double *)p, d, sizeof d);
+            fputs(d, f);
+            break;
+        }
+        case KEY_ENUM: {
+            int v = *(const int *)p;
+            int count = 0;
+            while (k->names[count])
+                count++;
+            if (v >= 0 && v < count)
+                fputs(k->names[v], f);
+            else
+                fprintf(f, "%d", v);  /* not a valid value: loading it back fails loudly */
+            fputs("  #", f);
+            for (int j = 0; j < count; j++)
+                fprintf(f, "%s %s", j ? " |" : "", k->names[j]);
+            break;
+        }
+        case KEY_INT_LIST: {
+            const int *w = (const int *)p;
+            int n = list_len(cfg, k);
+            fputc('[', f);
+            for (int j = 0; j < n; j++)
+                fprintf(f, "%s%d", j ? ", " : "", w[j]);
+            fputc(']', f);
+            break;
+        }
+        }
+        fputc('\n', f);
+    }
+    return ferror(f) ? DPT_ERUNTIME : DPT_OK;
+}
+
+static const char *enum_name(const char *const *names, size_t count, int v)
+{
+    return v >= 0 && (size_t)v < count ? names[v] : "unknown";
+}
+
+const char *dpt_activation_name(dpt_activation a)
+{
+    return enum_name(activation_names, N_NAMES(activation_names), (int)a);
+}
+const char *dpt_optimizer_name(dpt_optimizer o)
+{
+    return enum_name(optimizer_names, N_NAMES(optimizer_names), (int)o);
+}
+const char *dpt_schedule_name(dpt_schedule s)
+{
+    return enum_name(schedule_names, N_NAMES(schedule_names), (int)s);
+}
+const char *dpt_loss_name(dpt_loss l) { return enum_name(loss_names, N_NAMES(loss_names), (int)l); }
+const char *dpt_device_name(dpt_device_kind d)
+{
+    return enum_name(device_names, N_NAMES(device_names), (int)d);
+}
+const char *dpt_format_name(dpt_data_format f)
+{
+    return enum_name(format_names, N_NAMES(format_names), (int)f);
+}
+const char *dpt_sharding_name(dpt_sharding s)
+{
+    return enum_name(sharding_names, N_NAMES(sharding_names), (int)s);
+}
+const char *dpt_scaling_name(dpt_scaling s)
+{
+    return enum_name(scaling_names, N_NAMES(scaling_names), (int)s);
+}
+const char *dpt_init_name(dpt_init i) { return enum_name(init_names, N_NAMES(init_names), (int)i); }
+const char *dpt_precision_name(dpt_precision p)
+{
+    return enum_name(precision_names, N_NAMES(precision_names), (int)p);
+}

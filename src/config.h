@@ -1,0 +1,111 @@
+/* The run configuration: one plain struct (fixed-size, no pointers) so rank 0 can parse and
+ * validate the YAML file and broadcast the result to every rank as bytes. Parsing, validation,
+ * --set overrides and writing the resolved file are table-driven: one row per key (config.c). */
+#ifndef DPT_CONFIG_H
+#define DPT_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+#define DPT_MAX_LAYERS 16  /* at most 16 weight layers, so 17 widths */
+#define DPT_PATH_MAX 1024
+
+typedef enum { DPT_DEVICE_AUTO, DPT_DEVICE_CPU, DPT_DEVICE_CUDA } dpt_device_kind;
+typedef enum { DPT_FORMAT_IDX, DPT_FORMAT_CSV, DPT_FORMAT_SYNTHETIC } dpt_data_format;
+typedef enum { DPT_SHARDING_REPLICATED, DPT_SHARDING_SHARDED } dpt_sharding;
+typedef enum { DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE, DPT_SCALING_NONE } dpt_scaling;
+typedef enum { DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_IDENTITY } dpt_activation;
+typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE } dpt_loss;
+typedef enum { DPT_INIT_AUTO, DPT_INIT_HE, DPT_INIT_XAVIER } dpt_init;
+typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
+typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
+typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
+
+typedef struct {
+    struct {
+        char name[128];
+        char out_dir[DPT_PATH_MAX];
+        uint64_t seed;
+        dpt_device_kind device;
+        int threads;                 /* 0 = cores / ranks on this node */
+    } run;
+    struct {
+        dpt_data_format format;
+        char train_images[DPT_PATH_MAX];   /* idx */
+        char train_labels[DPT_PATH_MAX];
+        char test_images[DPT_PATH_MAX];    /* "" = no test set */
+        char test_labels[DPT_PATH_MAX];
+        char train_csv[DPT_PATH_MAX];      /* csv: label column first, then features */
+        char test_csv[DPT_PATH_MAX];
+        int csv_header;                    /* csv: skip the first line */
+        int64_t synthetic_train;           /* synthetic: samples in the training file */
+        int64_t synthetic_test;
+        int synthetic_teacher_width;       /* hidden width of the random teacher MLP */
+        double validation_fraction;        /* [0, 0.9] */
+        int shuffle;
+        dpt_sharding sharding;
+        dpt_scaling scaling;
+    } data;
+    struct {
+        int n_layers;                      /* weight layers: widths has n_layers + 1 entries */
+        int widths[DPT_MAX_LAYERS + 1];
+        dpt_activation activation;
+        double dropout;                    /* [0, 1) on hidden activations */
+        dpt_loss loss;
+        dpt_init init;
+    } model;
+    struct {
+        int epochs;
+        int batch_size;                    /* global: split across all ranks */
+        dpt_optimizer optimizer;
+        double lr;
+        double momentum;
+        int nesterov;
+        double weight_decay;
+        double beta1, beta2, eps;          /* adam, adamw */
+        dpt_schedule schedule;
+        int step_epochs;                   /* step schedule: multiply by step_gamma every ... */
+        double step_gamma;
+        double min_lr;                     /* cosine: floor */
+        int warmup_epochs;
+        double clip_grad_norm;             /* 0 = off */
+        dpt_precision precision;
+        int64_t max_steps;                 /* 0 = no limit */
+        int log_every;                     /* steps between progress lines (terminal) */
+    } train;
+} dpt_config;
+
+/* Fills cfg with the defaults of DESIGN.md. */
+void dpt_config_defaults(dpt_config *cfg);
+
+/* Parses a YAML file over the current contents of cfg (call dpt_config_defaults first).
+ * Unknown keys, wrong types and out-of-range values fail with DPT_EUSAGE and a message
+ * "FILE:LINE:COL: KEY: what is wrong". Missing file: DPT_EUSAGE naming the path. */
+int dpt_config_load_file(dpt_config *cfg, const char *path, dpt_error *err);
+
+/* Applies one "KEY=VALUE" override (VALUE is YAML: 0.01, [784,256,10], relu) with the same
+ * validation; errors read "--set KEY=VALUE: what is wrong". Keys may index lists: model.layers[1]. */
+int dpt_config_set(dpt_config *cfg, const char *assignment, dpt_error *err);
+
+/* Checks relations between keys once everything is applied (e.g. widths >= 2 layers, paths
+ * present for the chosen format, warmup < epochs). DPT_EUSAGE naming the keys. */
+int dpt_config_validate(const dpt_config *cfg, dpt_error *err);
+
+/* Writes the resolved config as YAML that dpt_config_load_file reads back to an equal struct. */
+int dpt_config_write(const dpt_config *cfg, FILE *f);
+
+/* Names of enum values as they appear in YAML ("relu", "sgd", ...). */
+const char *dpt_activation_name(dpt_activation a);
+const char *dpt_optimizer_name(dpt_optimizer o);
+const char *dpt_schedule_name(dpt_schedule s);
+const char *dpt_loss_name(dpt_loss l);
+const char *dpt_device_name(dpt_device_kind d);
+const char *dpt_format_name(dpt_data_format f);
+const char *dpt_sharding_name(dpt_sharding s);
+const char *dpt_scaling_name(dpt_scaling s);
+const char *dpt_init_name(dpt_init i);
+const char *dpt_precision_name(dpt_precision p);
+
+#endif

@@ -1,0 +1,213 @@
+/* The CPU backend: the reference every other backend is compared with. GEMMs go to OpenBLAS
+ * through CBLAS; every other op is a plain loop over the per-element math of ops.h. Memory is
+ * host memory, so upload and download are copies. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+static void *cpu_alloc(dpt_backend *be, size_t bytes)
+{
+    (void)be;
+    /* 64-byte alignment: whole cache lines and AVX-512 loads */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+        return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void cpu_free(dpt_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static void cpu_copy(dpt_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
+
+static void cpu_zero(dpt_backend *be, void *p, size_t bytes)
+{
+    (void)be;
+    memset(p, 0, bytes);
+}
+
+static void cpu_sync(dpt_backend *be) { (void)be; }
+
+static void cpu_gemm(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc)
+{
+    (void)be;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void cpu_gather(dpt_backend *be, const float *x, const int32_t *y, const int64_t *idx,
+                       int rows, int cols, float *xb, int32_t *yb)
+{
+    (void)be;
+    for (int i = 0; i < rows; i++) {
+        memcpy(xb + (size_t)i * cols, x + (size_t)idx[i] * cols, (size_t)cols * sizeof(float));
+        yb[i] = y[idx[i]];
+    }
+}
+
+static void cpu_bias_act_forward(dpt_backend *be, float *z, float *a, const float *b, int rows,
+                                 int cols, dpt_activation act, const dpt_dropout *drop, int layer)
+{
+    (void)be;
+    int dropping = drop && drop->p > 0.0f;
+    for (int i = 0; i < rows; i++) {
+        float *zr = z + (size_t)i * cols, *ar = a + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) {
+            zr[j] += b[j];
+            ar[j] = dpt_op_act(zr[j], act);
+        }
+        if (dropping)
+            for (int j = 0; j < cols; j++)
+                ar[j] *= dpt_op_dropout_scale(drop, layer, i, j, cols);
+    }
+}
+
+static void cpu_act_backward(dpt_backend *be, float *d, const float *z, const float *a, int rows,
+                             int cols, dpt_activation act, const dpt_dropout *drop, int layer)
+{
+    (void)be;
+    int dropping = drop && drop->p > 0.0f;
+    for (int i = 0; i < rows; i++) {
+        float *dr = d + (size_t)i * cols;
+        const float *zr = z + (size_t)i * cols, *ar = a + (size_t)i * cols;
+        if (dropping) {
+            /* a holds the dropped-out activation; act'(z) needs the value before dropout */
+            for (int j = 0; j < cols; j++) {
+                float s = dpt_op_dropout_scale(drop, layer, i, j, cols);
+                dr[j] *= s * dpt_op_act_grad(zr[j], dpt_op_act(zr[j], act), act);
+            }
+        } else {
+            for (int j = 0; j < cols; j++)
+                dr[j] *= dpt_op_act_grad(zr[j], ar[j], act);
+        }
+    }
+}
+
+static void cpu_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, float *db)
+{
+    (void)be;
+    memset(db, 0, (size_t)cols * sizeof(float));
+    for (int i = 0; i < rows; i++) {
+        const float *r = dz + (size_t)i * cols;
+        for (int j = 0; j < cols; j++)
+            db[j] += r[j];
+    }
+}
+
+static void cpu_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
+                     dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
+                     double *correct)
+{
+    (void)be;
+    double lsum = 0.0, hits = 0.0;
+    for (int i = 0; i < rows; i++) {
+        const float *z = logits + (size_t)i * cols;
+        float *dz = dlogits ? dlogits + (size_t)i * cols : NULL;
+        int label = y[i];
+        int arg = 0;
+        for (int j = 1; j < cols; j++)
+            if (z[j] > z[arg])
+                arg = j;
+        hits += arg == label;
+        if (loss == DPT_LOSS_SOFTMAX_CE) {
+            /* log-sum-exp shifted by the max, so exp never overflows */
+            float mx = z[arg], sum = 0.0f;
+            for (int j = 0; j < cols; j++)
+                sum += expf(z[j] - mx);
+            float lse = mx + logf(sum);
+            lsum += (double)(lse - z[label]);
+            if (dz)
+                for (int j = 0; j < cols; j++)
+                    dz[j] = grad_scale * (expf(z[j] - lse) - (j == label ? 1.0f : 0.0f));
+        } else {
+            /* MSE against the one-hot label, averaged over the C outputs (PyTorch's MSELoss
+             * averages over all elements: the per-sample mean here, the batch mean by scale). */
+            float s = 0.0f;
+            for (int j = 0; j < cols; j++) {
+                float e = z[j] - (j == label ? 1.0f : 0.0f);
+                s += e * e;
+                if (dz)
+                    dz[j] = grad_scale * 2.0f * e / (float)cols;
+            }
+            lsum += (double)(s / (float)cols);
+        }
+    }
+    *loss_sum += lsum;
+    *correct += hits;
+}
+
+static double cpu_sum_squares(dpt_backend *be, const float *x, size_t n)
+{
+    (void)be;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
+static void cpu_scale(dpt_backend *be, float *x, size_t n, float s)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+static void cpu_sgd_step(dpt_backend *be, float *restrict p, const float *restrict g,
+                         float *restrict m, size_t n, float lr, float momentum, int nesterov,
+                         float wd)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        dpt_op_sgd(&p[i], g[i], &m[i], lr, momentum, nesterov, wd);
+}
+
+static void cpu_adam_step(dpt_backend *be, float *restrict p, const float *restrict g,
+                          float *restrict m, float *restrict v, size_t n, float lr, float beta1,
+                          float beta2, float eps, float wd, int decoupled, float bc1, float bc2)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        dpt_op_adam(&p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
+}
+
+static void cpu_destroy(dpt_backend *be) { be->ctx = NULL; }
+
+int dpt_cpu_backend_init(dpt_backend *be, int threads)
+{
+    memset(be, 0, sizeof *be);
+    be->name = "cpu";
+    be->host_memory = 1;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_copy;
+    be->download = cpu_copy;
+    be->zero = cpu_zero;
+    be->sync = cpu_sync;
+    be->gemm = cpu_gemm;
+    be->gather = cpu_gather;
+    be->bias_act_forward = cpu_bias_act_forward;
+    be->act_backward = cpu_act_backward;
+    be->bias_grad = cpu_bias_grad;
+    be->loss = cpu_loss;
+    be->sum_squares = cpu_sum_squares;
+    be->scale = cpu_scale;
+    be->sgd_step = cpu_sgd_step;
+    be->adam_step = cpu_adam_step;
+    be->destroy = cpu_destroy;
+    openblas_set_num_threads(threads > 0 ? threads : 1);
+    return 0;
+}

@@ -1,0 +1,199 @@
+/* dptrain's command line: parses flags, lets rank 0 read and validate the config and broadcast
+ * it, and dispatches to training or a benchmark. Exit status: 0 success, 1 runtime failure,
+ * 2 usage or config error; only rank 0 prints progress, every error names its rank. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include <zlib.h>
+
+#include "bench.h"
+#include "comm.h"
+#include "config.h"
+#include "train.h"
+
+static const char usage_text[] =
+    "usage:\n"
+    "  dptrain train  CONFIG.yaml [--set KEY=VALUE]... [--device auto|cpu|cuda] [--out DIR] [--resume]\n"
+    "  dptrain bench train CONFIG.yaml [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
+    "  dptrain version\n"
+    "  dptrain --help\n"
+    "\n"
+    "Run under mpirun for data parallelism (mpirun -np 4 dptrain train CONFIG.yaml), or alone\n"
+    "as a single rank. --set takes YAML values: --set train.lr=0.01 --set model.layers=[784,256,10].\n"
+    "Exit status: 0 success, 1 runtime failure, 2 usage or config error.\n";
+
+typedef struct {
+    const char *cmd;        /* "train", "bench" */
+    const char *config;
+    const char *sets[256];
+    int n_sets;
+    const char *out;
+    const char *device;
+    int resume;
+    int steps, warmup;
+} cli;
+
+/* Returns 0, or 2 with msg filled. */
+static int parse_cli(int argc, char **argv, cli *c, char *msg, size_t n)
+{
+    memset(c, 0, sizeof *c);
+    c->steps = 100;
+    c->warmup = 10;
+    int i = 1;
+    c->cmd = argv[i++];
+    if (strcmp(c->cmd, "bench") == 0) {
+        if (i >= argc || strcmp(argv[i], "train") != 0) {
+            snprintf(msg, n, "bench: expected 'bench train CONFIG.yaml' (bench allreduce comes with the scaling work)");
+            return 2;
+        }
+        i++;
+    } else if (strcmp(c->cmd, "train") != 0) {
+        snprintf(msg, n, "unknown command '%s'", c->cmd);
+        return 2;
+    }
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--device") == 0 ||
+            strcmp(a, "--steps") == 0 || strcmp(a, "--warmup") == 0) {
+            if (!val) {
+                snprintf(msg, n, "%s needs a value", a);
+                return 2;
+            }
+            i++;
+            if (strcmp(a, "--set") == 0) {
+                if (c->n_sets == 256) {
+                    snprintf(msg, n, "too many --set options (at most 256)");
+                    return 2;
+                }
+                c->sets[c->n_sets++] = val;
+            } else if (strcmp(a, "--out") == 0) {
+                c->out = val;
+            } else if (strcmp(a, "--device") == 0) {
+                if (strcmp(val, "auto") && strcmp(val, "cpu") && strcmp(val, "cuda")) {
+                    snprintf(msg, n, "--device must be auto, cpu or cuda (got '%s')", val);
+                    return 2;
+                }
+                c->device = val;
+            } else {
+                char *end;
+                long v = strtol(val, &end, 10);
+                if (*end || v < (strcmp(a, "--steps") == 0 ? 1 : 0) || v > 100000000) {
+                    snprintf(msg, n, "%s must be a %s integer (got '%s')", a,
+                             strcmp(a, "--steps") == 0 ? "positive" : "non-negative", val);
+                    return 2;
+                }
+                if (strcmp(a, "--steps") == 0) c->steps = (int)v;
+                else c->warmup = (int)v;
+            }
+        } else if (strcmp(a, "--resume") == 0) {
+            c->resume = 1;
+        } else if (a[0] == '-') {
+            snprintf(msg, n, "unknown option '%s'", a);
+            return 2;
+        } else if (!c->config) {
+            c->config = a;
+        } else {
+            snprintf(msg, n, "unexpected argument '%s' (one config file only)", a);
+            return 2;
+        }
+    }
+    if (!c->config) {
+        snprintf(msg, n, "%s: missing CONFIG.yaml", c->cmd);
+        return 2;
+    }
+    return 0;
+}
+
+/* Rank 0 reads, overrides and validates; everyone receives the result. */
+static int load_config(dpt_comm *comm, const cli *c, dpt_config *cfg, dpt_error *err)
+{
+    int rc = DPT_OK;
+    if (comm->rank == 0) {
+        dpt_config_defaults(cfg);
+        rc = dpt_config_load_file(cfg, c->config, err);
+        for (int i = 0; rc == DPT_OK && i < c->n_sets; i++)
+            rc = dpt_config_set(cfg, c->sets[i], err);
+        if (rc == DPT_OK && c->out)
+            snprintf(cfg->run.out_dir, sizeof cfg->run.out_dir, "%s", c->out);
+        if (rc == DPT_OK && c->device)
+            cfg->run.device = strcmp(c->device, "cpu") == 0    ? DPT_DEVICE_CPU
+                              : strcmp(c->device, "cuda") == 0 ? DPT_DEVICE_CUDA
+                                                               : DPT_DEVICE_AUTO;
+        if (rc == DPT_OK)
+            rc = dpt_config_validate(cfg, err);
+    }
+    dpt_comm_bcast(comm, &rc, sizeof rc, 0);
+    if (rc == DPT_OK)
+        dpt_comm_bcast(comm, cfg, sizeof *cfg, 0);
+    return rc;
+}
+
+static void print_version(dpt_comm *comm)
+{
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(mpi, &len);
+    char *nl = strchr(mpi, '\n');
+    if (nl) *nl = '\0';
+    char *comma = strchr(mpi, ',');
+    if (comma) *comma = '\0';
+    if (comm->rank != 0)
+        return;
+    printf("dptrain %s\n", DPT_VERSION);
+    printf("  backends  cpu%s\n", "");
+    printf("  CUDA      not built (the CUDA backend is not part of this build)\n");
+    printf("  MPI       %s\n", mpi);
+    printf("  BLAS      %s (%s)\n", DPT_BLAS_NAME, openblas_get_config());
+    printf("  libyaml   %s\n", yaml_get_version_string());
+    printf("  zlib      %s\n", zlibVersion());
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    dpt_comm comm;
+    dpt_comm_init(&comm, &argc, &argv);
+    int root = comm.rank == 0;
+
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        print_version(&comm);
+        dpt_comm_finalize(&comm);
+        return 0;
+    }
+
+    cli c;
+    char msg[512];
+    if (parse_cli(argc, argv, &c, msg, sizeof msg) != 0) {
+        if (root)
+            fprintf(stderr, "dptrain: %s\n%s", msg, usage_text);
+        dpt_comm_finalize(&comm);
+        return 2;
+    }
+
+    dpt_config cfg;
+    dpt_error err = {0};
+    int rc = load_config(&comm, &c, &cfg, &err);
+    if (rc == DPT_OK) {
+        if (strcmp(c.cmd, "train") == 0) {
+            dpt_train_opts opts = {c.config, c.resume};
+            dpt_train_result res;
+            rc = dpt_train_run(&cfg, &comm, &opts, &res, &err);
+        } else {
+            rc = dpt_bench_train(&cfg, &comm, c.config, c.steps, c.warmup, &err);
+        }
+    }
+    /* every rank has the same rc; rank 0 speaks for errors every rank shares, the others only
+     * for their own */
+    if (rc != DPT_OK && (root || strstr(err.msg, "another rank") == NULL))
+        if (root || strncmp(err.msg, "rank 0", 6) != 0)
+            fprintf(stderr, "dptrain %s: error: %s\n", dpt_comm_tag(), err.msg);
+    dpt_comm_finalize(&comm);
+    return rc;
+}

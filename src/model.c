@@ -1,0 +1,134 @@
+/* The MLP's layout, initialization, forward and backward, written once against the backend
+ * table: the same code drives the CPU and the CUDA backend. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+int dpt_model_init(dpt_model *m, const dpt_config *cfg, dpt_backend *be, int max_rows,
+                   dpt_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->n_layers = cfg->model.n_layers;
+    memcpy(m->widths, cfg->model.widths, sizeof m->widths);
+    m->act = cfg->model.activation;
+    m->loss = cfg->model.loss;
+    m->dropout = (float)cfg->model.dropout;
+    m->be = be;
+    m->max_rows = max_rows;
+
+    size_t off = 0;
+    int max_width = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        int in = m->widths[l], out = m->widths[l + 1];
+        m->w_off[l] = off;
+        off += (size_t)out * in;
+        m->b_off[l] = off;
+        off += (size_t)out;
+        if (out > max_width) max_width = out;
+        if (in > max_width) max_width = in;
+    }
+    m->n_params = off;
+
+    m->params = be->alloc(be, m->n_params * sizeof(float));
+    m->grads = be->alloc(be, (m->n_params + DPT_GRAD_STATS) * sizeof(float));
+    int ok = m->params && m->grads;
+    for (int l = 0; l < m->n_layers && ok; l++) {
+        size_t bytes = (size_t)max_rows * m->widths[l + 1] * sizeof(float);
+        m->z[l] = be->alloc(be, bytes);
+        m->a[l] = be->alloc(be, bytes);
+        ok = m->z[l] && m->a[l];
+    }
+    for (int k = 0; k < 2 && ok; k++) {
+        m->d[k] = be->alloc(be, (size_t)max_rows * max_width * sizeof(float));
+        ok = m->d[k] != NULL;
+    }
+    if (!ok) {
+        dpt_model_free(m);
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "out of %s memory for a model of %zu parameters and %d rows",
+                             be->name, off, max_rows);
+    }
+    dpt_model_init_params(m, cfg);
+    return DPT_OK;
+}
+
+void dpt_model_free(dpt_model *m)
+{
+    dpt_backend *be = m->be;
+    if (!be)
+        return;
+    be->free(be, m->params);
+    be->free(be, m->grads);
+    for (int l = 0; l < m->n_layers; l++) {
+        be->free(be, m->z[l]);
+        be->free(be, m->a[l]);
+    }
+    be->free(be, m->d[0]);
+    be->free(be, m->d[1]);
+    memset(m, 0, sizeof *m);
+}
+
+void dpt_model_init_params(dpt_model *m, const dpt_config *cfg)
+{
+    /* He et al. 2015 (std sqrt(2/fan_in)) suits relu-like units; Glorot & Bengio 2010
+     * (std sqrt(2/(fan_in+fan_out))) suits saturating ones. */
+    int he = cfg->model.init == DPT_INIT_HE ||
+             (cfg->model.init == DPT_INIT_AUTO &&
+              (m->act == DPT_ACT_RELU || m->act == DPT_ACT_GELU));
+    float *host = calloc(m->n_params, sizeof(float));
+    if (!host)
+        abort(); /* a few MB on the host: nothing sensible to do without them */
+    for (int l = 0; l < m->n_layers; l++) {
+        int in = m->widths[l], out = m->widths[l + 1];
+        double std = he ? sqrt(2.0 / in) : sqrt(2.0 / (in + out));
+        size_t n = (size_t)out * in;
+        for (size_t i = 0; i < n; i++)
+            host[m->w_off[l] + i] =
+                (float)(std * dpt_rng_normal(cfg->run.seed, DPT_RNG_INIT, ((uint64_t)l << 40) | i));
+    }
+    m->be->upload(m->be, m->params, host, m->n_params * sizeof(float));
+    free(host);
+}
+
+const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt_dropout *drop)
+{
+    dpt_backend *be = m->be;
+    const float *in = x;
+    for (int l = 0; l < m->n_layers; l++) {
+        int I = m->widths[l], O = m->widths[l + 1];
+        int last = l == m->n_layers - 1;
+        /* z(B,O) = in(B,I) W(O,I)^T, then + b and the activation (none on the logits) */
+        be->gemm(be, 0, 1, rows, O, I, 1.0f, in, I, m->params + m->w_off[l], I, 0.0f, m->z[l], O);
+        be->bias_act_forward(be, m->z[l], m->a[l], m->params + m->b_off[l], rows, O,
+                             last ? DPT_ACT_IDENTITY : m->act, last ? NULL : drop, l);
+        in = m->a[l];
+    }
+    return m->a[m->n_layers - 1];
+}
+
+void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
+                        const dpt_dropout *drop, dpt_layer_hook hook, void *hook_ctx)
+{
+    dpt_backend *be = m->be;
+    float *dz = dlogits; /* (B, O) gradient at layer l's pre-activation */
+    for (int l = m->n_layers - 1; l >= 0; l--) {
+        int I = m->widths[l], O = m->widths[l + 1];
+        const float *in = l > 0 ? m->a[l - 1] : x; /* (B, I) */
+        /* dW(O,I) = dz(B,O)^T in(B,I); db(O) = column sums of dz */
+        be->gemm(be, 1, 0, O, I, rows, 1.0f, dz, O, in, I, 0.0f, m->grads + m->w_off[l], I);
+        be->bias_grad(be, dz, rows, O, m->grads + m->b_off[l]);
+        if (hook)
+            hook(l, hook_ctx);
+        if (l > 0) {
+            /* d_in(B,I) = dz(B,O) W(O,I), then through layer l-1's dropout and activation */
+            float *dnext = m->d[dz == m->d[0] ? 1 : 0];
+            be->gemm(be, 0, 0, rows, I, O, 1.0f, dz, O, m->params + m->w_off[l], I, 0.0f, dnext, I);
+            be->act_backward(be, dnext, m->z[l - 1], m->a[l - 1], rows, I, m->act, drop, l - 1);
+            dz = dnext;
+        }
+    }
+}

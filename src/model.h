@@ -1,0 +1,59 @@
+/* The MLP: widths[0] -> ... -> widths[L], hidden layers with one activation (and dropout),
+ * the last layer linear (logits). All parameters live in ONE flat buffer and all gradients in
+ * ONE flat buffer of the same layout: per layer its weight W (O, I) row-major, as PyTorch's
+ * nn.Linear.weight, then its bias b (O). Activations are kept per layer for backward. */
+#ifndef DPT_MODEL_H
+#define DPT_MODEL_H
+
+#include <stddef.h>
+
+#include "backend.h"
+#include "config.h"
+
+typedef struct {
+    int n_layers;                        /* L */
+    int widths[DPT_MAX_LAYERS + 1];
+    dpt_activation act;
+    dpt_loss loss;
+    float dropout;
+    size_t w_off[DPT_MAX_LAYERS];        /* offsets (floats) into params / grads */
+    size_t b_off[DPT_MAX_LAYERS];
+    size_t n_params;
+
+    dpt_backend *be;
+    float *params;                       /* (n_params) backend memory */
+    float *grads;                        /* (n_params + DPT_GRAD_STATS) backend memory */
+    int max_rows;                        /* rows the activation buffers hold */
+    float *z[DPT_MAX_LAYERS];            /* (max_rows, widths[l+1]) pre-activation */
+    float *a[DPT_MAX_LAYERS];            /* (max_rows, widths[l+1]) activation (after dropout) */
+    float *d[2];                         /* (max_rows, max width) backward ping-pong */
+} dpt_model;
+
+/* The gradient buffer carries DPT_GRAD_STATS floats after the gradients (loss sum, correct
+ * count, rows), so one allreduce averages the gradients and sums the step's statistics. */
+#define DPT_GRAD_STATS 4
+
+/* Sets the layout from cfg->model and allocates parameters, gradients and activations for up to
+ * max_rows rows. Parameters are initialized (dpt_model_init_params). */
+int dpt_model_init(dpt_model *m, const dpt_config *cfg, dpt_backend *be, int max_rows,
+                   dpt_error *err);
+void dpt_model_free(dpt_model *m);
+
+/* He (relu, gelu) or Xavier (tanh, sigmoid) normal initialization, or as cfg says, from the
+ * counter-based RNG keyed by (seed, layer, index): every rank draws identical weights. Biases 0. */
+void dpt_model_init_params(dpt_model *m, const dpt_config *cfg);
+
+/* Forward over x (rows, widths[0]) in backend memory; returns the logits (rows, widths[L]),
+ * valid until the next forward. drop: NULL for evaluation. */
+const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt_dropout *drop);
+
+/* Called after layer l's gradients are complete during backward (reverse layer order), so the
+ * caller can start communicating them; NULL = no hook. */
+typedef void (*dpt_layer_hook)(int layer, void *ctx);
+
+/* Backward from dlogits (rows, widths[L]) (overwritten) after a forward of the same x.
+ * Writes (not accumulates) every layer's gradient into m->grads. */
+void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
+                        const dpt_dropout *drop, dpt_layer_hook hook, void *hook_ctx);
+
+#endif

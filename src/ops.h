@@ -1,0 +1,91 @@
+/* Per-element math shared by the CPU backend's loops and the CUDA backend's kernels, so the two
+ * cannot drift: activations and their derivatives, the dropout mask, the optimizer updates.
+ * Every function is static inline and marked DPT_HD (host + device under nvcc). */
+#ifndef DPT_OPS_H
+#define DPT_OPS_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "rng.h"
+
+/* GELU is the exact erf form, as PyTorch's nn.GELU() default: x * Phi(x). */
+static inline DPT_HD float dpt_op_act(float z, dpt_activation act)
+{
+    switch (act) {
+    case DPT_ACT_RELU: return z > 0.0f ? z : 0.0f;
+    case DPT_ACT_TANH: return tanhf(z);
+    case DPT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-z));
+    case DPT_ACT_GELU: return 0.5f * z * (1.0f + erff(z * 0.70710678118654752f));
+    default: return z;
+    }
+}
+
+/* d act(z) / dz, given z and a = act(z) (whichever is cheaper is used). */
+static inline DPT_HD float dpt_op_act_grad(float z, float a, dpt_activation act)
+{
+    switch (act) {
+    case DPT_ACT_RELU: return z > 0.0f ? 1.0f : 0.0f;
+    case DPT_ACT_TANH: return 1.0f - a * a;
+    case DPT_ACT_SIGMOID: return a * (1.0f - a);
+    case DPT_ACT_GELU: {
+        float cdf = 0.5f * (1.0f + erff(z * 0.70710678118654752f));
+        float pdf = 0.39894228040143268f * expf(-0.5f * z * z);
+        return cdf + z * pdf;
+    }
+    default: return 1.0f;
+    }
+}
+
+/* Dropout: what one (step, layer, global sample, unit) draws is a pure function of those
+ * numbers, so every rank and both backends draw the same mask, and N ranks equal one rank.
+ * Returns the factor the activation is multiplied by: 0 (dropped) or 1/(1-p) (kept). */
+typedef struct {
+    float p;           /* drop probability; 0 = off */
+    uint64_t seed;     /* run.seed */
+    uint64_t step;     /* optimizer step */
+    int64_t row0;      /* global index, within the global batch, of this rank's row 0 */
+} dpt_dropout;
+
+static inline DPT_HD float dpt_op_dropout_scale(const dpt_dropout *d, int layer, int64_t row,
+                                                int unit, int width)
+{
+    uint64_t key = dpt_rng_mix(d->seed ^ dpt_rng_mix((d->step << 8) | (uint64_t)layer));
+    uint64_t counter = (uint64_t)(d->row0 + row) * (uint64_t)width + (uint64_t)unit;
+    float u = dpt_rng_uniform(key, DPT_RNG_DROPOUT, counter);
+    return u < d->p ? 0.0f : 1.0f / (1.0f - d->p);
+}
+
+/* SGD with momentum as PyTorch's torch.optim.SGD (dampening 0): L2 weight decay enters the
+ * gradient; Nesterov uses g + momentum * buf. */
+static inline DPT_HD void dpt_op_sgd(float *p, float g, float *m, float lr, float momentum,
+                                     int nesterov, float wd)
+{
+    g += wd * *p;
+    if (momentum > 0.0f) {
+        *m = momentum * *m + g;
+        g = nesterov ? g + momentum * *m : *m;
+    }
+    *p -= lr * g;
+}
+
+/* Adam (Kingma & Ba 2015) with bias correction; decoupled = AdamW (Loshchilov & Hutter 2019),
+ * where weight decay shrinks the parameter by lr * wd instead of entering the gradient.
+ * bc1 = 1 - beta1^t, bc2 = 1 - beta2^t computed once per step by the caller. */
+static inline DPT_HD void dpt_op_adam(float *p, float g, float *m, float *v, float lr,
+                                      float beta1, float beta2, float eps, float wd,
+                                      int decoupled, float bc1, float bc2)
+{
+    if (decoupled)
+        *p -= lr * wd * *p;
+    else
+        g += wd * *p;
+    *m = beta1 * *m + (1.0f - beta1) * g;
+    *v = beta2 * *v + (1.0f - beta2) * g * g;
+    float mhat = *m / bc1;
+    float vhat = *v / bc2;
+    *p -= lr * mhat / (sqrtf(vhat) + eps);
+}
+
+#endif

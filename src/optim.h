@@ -1,0 +1,34 @@
+/* Optimizers over the flat parameter buffer: SGD (momentum, Nesterov), Adam, AdamW, with L2 or
+ * decoupled weight decay, the learning-rate schedule (constant, step, cosine, linear warmup) and
+ * clipping by the global gradient norm. State lives in one flat buffer of 0, 1 or 2 copies of
+ * the parameter layout. */
+#ifndef DPT_OPTIM_H
+#define DPT_OPTIM_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "config.h"
+
+typedef struct {
+    dpt_optimizer kind;
+    int n_state;            /* state copies of the parameter layout: sgd 1, adam/adamw 2 */
+    size_t n_params;
+    float *state;           /* (n_state, n_params) backend memory: momentum | adam m, v */
+    dpt_backend *be;
+} dpt_optim;
+
+int dpt_optim_init(dpt_optim *o, const dpt_config *cfg, dpt_backend *be, size_t n_params,
+                   dpt_error *err);
+void dpt_optim_free(dpt_optim *o);
+
+/* Learning rate for optimizer step `step` (0-based) with steps_per_epoch steps in an epoch. */
+double dpt_optim_lr(const dpt_config *cfg, int64_t step, int64_t steps_per_epoch);
+
+/* One step: clips grads to train.clip_grad_norm when set, then updates params in place.
+ * step is 0-based (Adam's bias correction uses step + 1). Returns the gradient norm before
+ * clipping when clipping is on, else -1 (not computed: it costs a pass over the buffer). */
+double dpt_optim_step(dpt_optim *o, const dpt_config *cfg, float *params, float *grads,
+                      int64_t step, double lr);
+
+#endif

@@ -1,0 +1,536 @@
+/* The data-parallel training step and loop. Rank r of R computes gradients on rows
+ * [r*B/R, (r+1)*B/R) of each global batch B drawn from one permutation that every rank derives
+ * from the seed; the loss is scaled by 1/B, so summing the gradients across ranks gives exactly
+ * the mean gradient one rank would compute over the whole batch (up to summation order). */
+#define _GNU_SOURCE
+#include "train.h"
+
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "metrics.h"
+#include "rng.h"
+#include "util.h"
+
+enum { EVAL_CHUNK = 256 }; /* rows per forward pass when evaluating */
+
+int dpt_train_threads(const dpt_config *cfg, const dpt_comm *comm)
+{
+    if (cfg->run.threads > 0)
+        return cfg->run.threads;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int avail = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    if (online < 1)
+        online = 1;
+    if (avail > 0 && avail < online) /* the launcher bound this rank: use what it was given */
+        return avail;
+    int t = (int)(online / (comm->local_size > 0 ? comm->local_size : 1));
+    return t > 0 ? t : 1;
+}
+
+static void sum_doubles(double *buf, int n, void *ctx) { dpt_comm_allreduce_sum_double(ctx, buf, n); }
+
+int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->comm = comm;
+    t->perm_epoch = -1;
+    int R = comm->size, r = comm->rank;
+    int B = cfg->train.batch_size;
+    int rc = DPT_OK;
+    dpt_error mine = {0};
+
+    if (B < R) /* every rank must have at least one row; the same verdict on every rank */
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "train.batch_size %d is smaller than the number of ranks %d: "
+                             "every rank needs at least one row of the global batch",
+                             B, R);
+    if (cfg->run.device == DPT_DEVICE_CUDA)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "--device cuda: this build of dptrain has no CUDA backend "
+                             "(rebuild with the CUDA toolkit, or use --device cpu)");
+    t->threads = dpt_train_threads(cfg, comm);
+    dpt_cpu_backend_init(&t->be, t->threads);
+
+    rc = dpt_data_load(cfg, r, R, sum_doubles, comm, &t->data, &mine);
+    if (dpt_comm_agree(comm, rc) != DPT_OK)
+        goto fail;
+
+    t->row0 = (int64_t)r * B / R;
+    t->rows = (int)((int64_t)(r + 1) * B / R - t->row0);
+    int64_t spe = t->data.sharded ? t->data.train.n / t->rows : t->data.train.n / B;
+    t->steps_per_epoch = dpt_comm_min_i64(comm, spe);
+    if (t->steps_per_epoch < 1) {
+        rc = dpt_error_set(&mine, DPT_EUSAGE,
+                           "the training split has %lld rows, fewer than one global batch of %d "
+                           "(train.batch_size)",
+                           (long long)t->data.train.n_total, B);
+        goto fail;
+    }
+
+    int max_rows = t->rows > EVAL_CHUNK ? t->rows : EVAL_CHUNK;
+    int I = cfg->model.widths[0];
+    rc = dpt_model_init(&t->model, cfg, &t->be, max_rows, &mine);
+    if (rc == DPT_OK)
+        rc = dpt_optim_init(&t->opt, cfg, &t->be, t->model.n_params, &mine);
+    if (rc == DPT_OK) {
+        t->perm = malloc((size_t)(t->data.train.n > 0 ? t->data.train.n : 1) * sizeof(int64_t));
+        t->idx = t->be.alloc(&t->be, (size_t)t->rows * sizeof(int64_t));
+        t->xb = t->be.alloc(&t->be, (size_t)max_rows * I * sizeof(float));
+        t->yb = t->be.alloc(&t->be, (size_t)max_rows * sizeof(int32_t));
+        if (!t->perm || !t->idx || !t->xb || !t->yb)
+            rc = dpt_error_set(&mine, DPT_ERUNTIME, "out of memory for batch buffers");
+    }
+    if (rc == DPT_OK && t->be.host_memory) {
+        t->x_train = t->data.train.x;
+        t->y_train = t->data.train.y;
+    }
+    if (dpt_comm_agree(comm, rc) != DPT_OK)
+        goto fail;
+    return DPT_OK;
+
+fail:
+    /* every rank returns the agreed failure; a rank without its own message says which rank */
+    rc = dpt_comm_agree(comm, rc);
+    if (mine.code != DPT_OK)
+        *err = mine;
+    else
+        dpt_error_set(err, rc, "another rank failed to start (see its message)");
+    dpt_trainer_free(t);
+    return rc;
+}
+
+void dpt_trainer_free(dpt_trainer *t)
+{
+    if (t->be.free) {
+        t->be.free(&t->be, t->idx);
+        t->be.free(&t->be, t->xb);
+        t->be.free(&t->be, t->yb);
+        dpt_optim_free(&t->opt);
+        dpt_model_free(&t->model);
+        if (t->be.destroy)
+            t->be.destroy(&t->be);
+    }
+    free(t->perm);
+    dpt_data_free(&t->data);
+    memset(t, 0, sizeof *t);
+}
+
+/* This epoch's order of the training rows: Fisher-Yates driven by the counter-based RNG keyed
+ * by (seed, epoch), so every rank (and a resumed run) draws the same permutation. Sharded data
+ * is shuffled within each rank's shard. */
+static void shuffle(dpt_trainer *t, int epoch)
+{
+    int64_t n = t->data.train.n;
+    for (int64_t i = 0; i < n; i++)
+        t->perm[i] = i;
+    if (t->cfg->data.shuffle) {
+        uint64_t key = t->cfg->run.seed;
+        if (t->data.sharded)
+            key = dpt_rng_mix(key ^ (uint64_t)(t->comm->rank + 1));
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)dpt_rng_below(key, DPT_RNG_SHUFFLE, ((uint64_t)epoch << 40) | (uint64_t)i,
+                                               (uint64_t)i + 1);
+            int64_t tmp = t->perm[i];
+            t->perm[i] = t->perm[j];
+            t->perm[j] = tmp;
+        }
+    }
+    t->perm_epoch = epoch;
+}
+
+int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
+{
+    const dpt_config *cfg = t->cfg;
+    dpt_backend *be = &t->be;
+    dpt_model *m = &t->model;
+    int I = m->widths[0], C = m->widths[m->n_layers];
+    double t0 = dpt_now();
+
+    if (t->perm_epoch != epoch)
+        shuffle(t, epoch);
+    int64_t base = t->data.sharded ? step_in_epoch * t->rows
+                                   : step_in_epoch * cfg->train.batch_size + t->row0;
+    be->upload(be, t->idx, t->perm + base, (size_t)t->rows * sizeof(int64_t));
+    be->gather(be, t->x_train, t->y_train, t->idx, t->rows, I, t->xb, t->yb);
+    double t1 = dpt_now();
+
+    dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
+    const float *logits = dpt_model_forward(m, t->xb, t->rows, &drop);
+    float stats[DPT_GRAD_STATS] = {0};
+    double loss_sum = 0.0, correct = 0.0;
+    float *dlogits = m->d[0];
+    be->loss(be, logits, t->yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size, dlogits,
+             &loss_sum, &correct);
+    dpt_model_backward(m, t->xb, dlogits, t->rows, &drop, NULL, NULL);
+    stats[0] = (float)loss_sum;
+    stats[1] = (float)correct;
+    stats[2] = (float)t->rows;
+    be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+    be->sync(be);
+    double t2 = dpt_now();
+
+    /* gradients and the step's statistics in one allreduce */
+    dpt_comm_allreduce_sum(t->comm, m->grads, m->n_params + DPT_GRAD_STATS);
+    double t3 = dpt_now();
+
+    be->download(be, stats, m->grads + m->n_params, sizeof stats);
+    t->last_loss = stats[0];
+    t->last_correct = stats[1];
+    int diverged = !isfinite(stats[0]);
+    if (!diverged)
+        dpt_optim_step(&t->opt, cfg, m->params, m->grads, step, lr);
+    be->sync(be);
+    double t4 = dpt_now();
+
+    t->t_data += t1 - t0;
+    t->t_compute += (t2 - t1) + (t4 - t3);
+    t->t_comm += t3 - t2;
+    return diverged ? DPT_STEP_DIVERGED : DPT_STEP_OK;
+}
+
+void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy)
+{
+    dpt_backend *be = &t->be;
+    dpt_model *m = &t->model;
+    int I = m->widths[0], C = m->widths[m->n_layers];
+    int64_t lo = 0, hi = ds->n;
+    if (!t->data.sharded) { /* replicated: each rank evaluates its slice of the split */
+        lo = (int64_t)t->comm->rank * ds->n / t->comm->size;
+        hi = (int64_t)(t->comm->rank + 1) * ds->n / t->comm->size;
+    }
+    double sums[3] = {0.0, 0.0, (double)(hi - lo)};
+    for (int64_t r = lo; r < hi; r += EVAL_CHUNK) {
+        int rows = (int)(hi - r < EVAL_CHUNK ? hi - r : EVAL_CHUNK);
+        const float *x = ds->x + (size_t)r * I;
+        const int32_t *y = ds->y + r;
+        if (!be->host_memory) {
+            be->upload(be, t->xb, x, (size_t)rows * I * sizeof(float));
+            be->upload(be, t->yb, y, (size_t)rows * sizeof(int32_t));
+            x = t->xb;
+            y = t->yb;
+        }
+        const float *logits = dpt_model_forward(m, x, rows, NULL);
+        be->loss(be, logits, y, rows, C, m->loss, 0.0f, NULL, &sums[0], &sums[1]);
+    }
+    dpt_comm_allreduce_sum_double(t->comm, sums, 3);
+    *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    *accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+}
+
+/* ---- the whole run ---------------------------------------------------------------------- */
+
+static int write_config(const dpt_config *cfg, const char *out_dir, dpt_error *err)
+{
+    char path[DPT_PATH_MAX + 32], tmp[DPT_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/config.yaml", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %m", tmp);
+    int bad = dpt_config_write(cfg, f) != 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %m", path);
+    }
+    return DPT_OK;
+}
+
+static int save_checkpoint(dpt_trainer *t, const char *path, int epochs_done, int64_t step,
+                           dpt_error *err)
+{
+    dpt_model *m = &t->model;
+    dpt_ckpt_header h = {0};
+    h.n_layers = (uint32_t)m->n_layers;
+    for (int l = 0; l <= m->n_layers; l++)
+        h.widths[l] = (uint32_t)m->widths[l];
+    h.epoch = (uint32_t)epochs_done;
+    h.step = (uint64_t)step;
+    snprintf(h.optimizer, sizeof h.optimizer, "%s", dpt_optimizer_name(t->cfg->train.optimizer));
+    h.n_state = (uint32_t)t->opt.n_state;
+    h.n_params = m->n_params;
+    h.seed = t->cfg->run.seed;
+    const float *params = m->params, *state = t->opt.state;
+    float *host = NULL;
+    if (!t->be.host_memory) {
+        size_t n = m->n_params * (1 + (size_t)t->opt.n_state);
+        host = malloc(n * sizeof(float));
+        if (!host)
+            return dpt_error_set(err, DPT_ERUNTIME, "out of memory writing a checkpoint");
+        t->be.download(&t->be, host, m->params, m->n_params * sizeof(float));
+        t->be.download(&t->be, host + m->n_params, t->opt.state,
+                       m->n_params * t->opt.n_state * sizeof(float));
+        params = host;
+        state = host + m->n_params;
+    }
+    int rc = dpt_checkpoint_save(path, &h, params, state, err);
+    free(host);
+    return rc;
+}
+
+/* Rank 0 reads the checkpoint and broadcasts it, so ranks need no shared file system.
+ * Returns the step to continue from (0 when starting afresh) through *step. */
+static int resume_from(dpt_trainer *t, const char *path, int64_t *step, dpt_error *err)
+{
+    dpt_comm *c = t->comm;
+    dpt_model *m = &t->model;
+    size_t n_all = m->n_params * (1 + (size_t)t->opt.n_state);
+    float *host = malloc(n_all * sizeof(float));
+    DPT_CHECK(host != NULL, "out of memory reading the checkpoint");
+    dpt_error mine = {0};
+    int64_t info[2] = {0, 0}; /* found, step */
+    int rc = DPT_OK;
+    if (c->rank == 0) {
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            dpt_ckpt_header h;
+            rc = dpt_checkpoint_load(path, &h, NULL, NULL, &mine);
+            if (rc == DPT_OK)
+                rc = dpt_checkpoint_check(&h, t->cfg, path, &mine);
+            if (rc == DPT_OK)
+                rc = dpt_checkpoint_load(path, &h, host, host + m->n_params, &mine);
+            info[0] = 1;
+            info[1] = (int64_t)h.step;
+        }
+    }
+    rc = dpt_comm_agree(c, rc);
+    if (rc != DPT_OK) {
+        free(host);
+        if (c->rank == 0)
+            *err = mine;
+        else
+            dpt_error_set(err, rc, "rank 0 could not read the checkpoint");
+        return rc;
+    }
+    dpt_comm_bcast(c, info, sizeof info, 0);
+    if (info[0]) {
+        dpt_comm_bcast(c, host, n_all * sizeof(float), 0);
+        t->be.upload(&t->be, m->params, host, m->n_params * sizeof(float));
+        t->be.upload(&t->be, t->opt.state, host + m->n_params,
+                     m->n_params * t->opt.n_state * sizeof(float));
+    }
+    free(host);
+    *step = info[0] ? info[1] : -1;
+    return DPT_OK;
+}
+
+static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char *out_dir,
+                          const char *hosts)
+{
+    const dpt_config *cfg = t->cfg;
+    const dpt_data *d = &t->data;
+    char widths[256] = "";
+    for (int l = 0; l <= cfg->model.n_layers && strlen(widths) < 200; l++)
+        snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", l ? "-" : "",
+                 cfg->model.widths[l]);
+    int R = t->comm->size, B = cfg->train.batch_size;
+    printf("dptrain %s  train %s\n", DPT_VERSION, opts->config_path ? opts->config_path : "");
+    printf("  %-9s %d rank%s on %d host%s: %s\n", "ranks", R, R > 1 ? "s" : "", t->comm->n_nodes,
+           t->comm->n_nodes > 1 ? "s" : "", hosts);
+    printf("  %-9s %s (%s), %d BLAS thread%s per rank\n", "device", t->be.name, DPT_BLAS_NAME,
+           t->threads, t->threads > 1 ? "s" : "");
+    printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d classes\n", "data",
+           dpt_format_name(cfg->data.format), d->sharded ? "sharded" : "replicated",
+           (long long)d->train.n_total, (long long)d->val.n_total, (long long)d->test.n_total,
+           cfg->model.widths[0], cfg->model.widths[cfg->model.n_layers]);
+    printf("  %-9s %s %s, dropout %g, %s, %zu parameters\n", "model", widths,
+           dpt_activation_name(cfg->model.activation), cfg->model.dropout,
+           dpt_loss_name(cfg->model.loss), t->model.n_params);
+    printf("  %-9s %d epochs x %lld steps, global batch %d (%d-%d per rank), %s lr %g", "train",
+           cfg->train.epochs, (long long)t->steps_per_epoch, B, B / R, (B + R - 1) / R,
+           dpt_optimizer_name(cfg->train.optimizer), cfg->train.lr);
+    if (cfg->train.optimizer == DPT_OPT_SGD)
+        printf(" momentum %g%s", cfg->train.momentum, cfg->train.nesterov ? " nesterov" : "");
+    printf(", wd %g, %s schedule, warmup %d\n", cfg->train.weight_decay,
+           dpt_schedule_name(cfg->train.schedule), cfg->train.warmup_epochs);
+    printf("  %-9s %s (seed %llu)\n", "output", out_dir, (unsigned long long)cfg->run.seed);
+    fflush(stdout);
+}
+
+int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *opts,
+                  dpt_train_result *res, dpt_error *err)
+{
+    memset(res, 0, sizeof *res);
+    const char *out_dir = cfg->run.out_dir;
+    int root = comm->rank == 0;
+    int rc = DPT_OK;
+    dpt_error mine = {0};
+    char ckpt[DPT_PATH_MAX + 32], metrics_path[DPT_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", out_dir);
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", out_dir);
+
+    /* the output directory is checked before any work: a full or read-only disk shows now */
+    if (root) {
+        rc = dpt_mkdir_p(out_dir, &mine);
+        if (rc == DPT_OK) rc = dpt_probe_writable(out_dir, &mine);
+        if (rc == DPT_OK) rc = write_config(cfg, out_dir, &mine);
+    }
+    if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
+        if (root) *err = mine;
+        else dpt_error_set(err, rc, "rank 0 could not prepare the output directory");
+        return rc;
+    }
+
+    dpt_trainer t;
+    if ((rc = dpt_trainer_init(&t, cfg, comm, err)) != DPT_OK)
+        return rc;
+    int64_t spe = t.steps_per_epoch;
+
+    int64_t step = 0;
+    if (opts->resume) {
+        if ((rc = resume_from(&t, ckpt, &step, err)) != DPT_OK) {
+            dpt_trainer_free(&t);
+            return rc;
+        }
+        if (root && step < 0)
+            printf("resume: no checkpoint at %s, starting from the beginning\n", ckpt);
+        else if (root)
+            printf("resume: %s at step %lld (epoch %lld of %d)\n", ckpt, (long long)step,
+                   (long long)(step / spe), cfg->train.epochs);
+        if (step < 0) step = 0;
+    }
+
+    char hosts[1024] = "";
+    dpt_comm_hosts(comm, hosts, sizeof hosts);
+    FILE *mf = NULL;
+    if (root) {
+        print_startup(&t, opts, out_dir, hosts);
+        mf = fopen(metrics_path, opts->resume ? "a" : "w");
+        if (!mf) {
+            rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot open '%s': %m", metrics_path);
+        }
+    }
+    if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
+        if (root) *err = mine;
+        else dpt_error_set(err, rc, "rank 0 could not open metrics.jsonl");
+        dpt_trainer_free(&t);
+        return rc;
+    }
+
+    int tty = root && isatty(fileno(stdout));
+    int64_t total_steps = spe * cfg->train.epochs;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total_steps)
+        total_steps = cfg->train.max_steps;
+    double run_start = dpt_now();
+    int64_t run_start_step = step;
+    int header_printed = 0;
+    int last_good_epoch = (int)(step / spe);
+    int wrote_ckpt = opts->resume && step > 0;
+    int epoch = (int)(step / spe);
+
+    for (; epoch < cfg->train.epochs && step < total_steps; epoch++) {
+        t.t_data = t.t_compute = t.t_comm = 0.0;
+        double ep_loss = 0.0, ep_correct = 0.0, ep_rows = 0.0, lr = 0.0;
+        double ep_start = dpt_now();
+        int64_t first = step - (int64_t)epoch * spe;
+        for (int64_t s = first; s < spe && step < total_steps; s++) {
+            lr = dpt_optim_lr(cfg, step, spe);
+            if (dpt_trainer_step(&t, epoch, s, step, lr) == DPT_STEP_DIVERGED) {
+                if (tty) printf("\r\033[K");
+                res->diverged = 1;
+                rc = DPT_ERUNTIME;
+                if (wrote_ckpt)
+                    dpt_error_set(err, rc,
+                                  "diverged: the training loss is %g at epoch %d, step %lld (lr "
+                                  "%g); the last good checkpoint (epoch %d) is kept at %s",
+                                  t.last_loss, epoch + 1, (long long)step, lr, last_good_epoch,
+                                  ckpt);
+                else
+                    dpt_error_set(err, rc,
+                                  "diverged: the training loss is %g at epoch %d, step %lld (lr "
+                                  "%g); no checkpoint had been written yet",
+                                  t.last_loss, epoch + 1, (long long)step, lr);
+                goto done;
+            }
+            step++;
+            ep_loss += t.last_loss;
+            ep_correct += t.last_correct;
+            ep_rows += cfg->train.batch_size;
+            if (tty && (step % cfg->train.log_every == 0)) {
+                double el = dpt_now() - run_start;
+                double done_steps = (double)(step - run_start_step);
+                double rate = done_steps * cfg->train.batch_size / el;
+                char eta[32];
+                dpt_format_duration(el / done_steps * (double)(total_steps - step), eta, sizeof eta);
+                printf("\r\033[K  epoch %d/%d  step %lld/%lld  loss %.4f  %.0f samples/s  ETA %s",
+                       epoch + 1, cfg->train.epochs, (long long)(s + 1), (long long)spe,
+                       t.last_loss / cfg->train.batch_size, rate, eta);
+                fflush(stdout);
+            }
+        }
+        double ep_time = dpt_now() - ep_start;
+        if (tty) printf("\r\033[K");
+
+        dpt_epoch_metrics em = {0};
+        em.epoch = epoch + 1;
+        em.step = step;
+        em.lr = lr;
+        em.train_loss = ep_rows > 0 ? ep_loss / ep_rows : NAN;
+        em.train_accuracy = ep_rows > 0 ? ep_correct / ep_rows : NAN;
+        em.val_loss = em.val_accuracy = em.test_loss = em.test_accuracy = NAN;
+        if (t.data.val.n_total > 0)
+            dpt_trainer_evaluate(&t, &t.data.val, &em.val_loss, &em.val_accuracy);
+        if (t.data.test.n_total > 0)
+            dpt_trainer_evaluate(&t, &t.data.test, &em.test_loss, &em.test_accuracy);
+        em.samples_per_s = ep_rows / ep_time;
+        em.time_s = ep_time;
+        em.compute_s = t.t_compute;
+        em.comm_s = t.t_comm;
+        em.data_s = t.t_data;
+        em.ranks = comm->size;
+
+        if (root) {
+            if (!header_printed) {
+                dpt_metrics_print_header(stdout);
+                header_printed = 1;
+            }
+            dpt_metrics_print_row(stdout, &em);
+            if (dpt_metrics_append(mf, &em) != 0 && rc == DPT_OK)
+                rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot append to '%s': %m", metrics_path);
+            if (rc == DPT_OK)
+                rc = save_checkpoint(&t, ckpt, (int)(step / spe), step, &mine);
+        }
+        if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
+            if (root) *err = mine;
+            else dpt_error_set(err, rc, "rank 0 could not write its outputs");
+            goto done;
+        }
+        wrote_ckpt = 1;
+        last_good_epoch = (int)(step / spe);
+        res->epochs = epoch + 1;
+        res->train_loss = em.train_loss;
+        res->val_loss = em.val_loss;
+        res->val_accuracy = em.val_accuracy;
+        res->test_accuracy = em.test_accuracy;
+    }
+    res->steps = step;
+    res->time_s = dpt_now() - run_start;
+    if (root) {
+        char dur[32];
+        dpt_format_duration(res->time_s, dur, sizeof dur);
+        if (step == run_start_step)
+            printf("nothing to do: the checkpoint is already at step %lld\n", (long long)step);
+        else
+            printf("done: %d epoch%s, %lld steps in %s; val accuracy %.2f%%, test accuracy "
+                   "%.2f%%; outputs in %s\n",
+                   res->epochs, res->epochs == 1 ? "" : "s", (long long)step, dur,
+                   100.0 * res->val_accuracy, 100.0 * res->test_accuracy, out_dir);
+        fflush(stdout);
+    }
+done:
+    if (mf)
+        fclose(mf);
+    dpt_trainer_free(&t);
+    return rc;
+}

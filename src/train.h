@@ -1,0 +1,77 @@
+/* Data-parallel training. A dpt_trainer holds one rank's share of a run: data, model,
+ * optimizer and the step that computes gradients on this rank's rows of the global batch,
+ * averages them across ranks and updates the parameters. dpt_train_run is the whole loop with
+ * its outputs (start-up table, epoch lines, metrics.jsonl, checkpoint.bin, config.yaml);
+ * the benchmark drives the same step. */
+#ifndef DPT_TRAIN_H
+#define DPT_TRAIN_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "comm.h"
+#include "config.h"
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+
+enum { DPT_STEP_OK = 0, DPT_STEP_DIVERGED = 1 };
+
+typedef struct {
+    const dpt_config *cfg;
+    dpt_comm *comm;
+    dpt_backend be;
+    dpt_data data;
+    dpt_model model;
+    dpt_optim opt;
+    int threads;                /* BLAS threads per rank */
+    int rows;                   /* B: this rank's rows of the global batch */
+    int64_t row0;               /* first row of this rank's slice within the global batch */
+    int64_t steps_per_epoch;
+    int64_t *perm;              /* (n train rows) this epoch's order, host */
+    int perm_epoch;             /* epoch perm was drawn for; -1 = none */
+    const float *x_train;       /* training rows in backend memory */
+    const int32_t *y_train;
+    int64_t *idx;               /* (rows) backend memory */
+    float *xb;                  /* (max_rows, I) backend memory */
+    int32_t *yb;                /* (max_rows) backend memory */
+    double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step */
+    double last_loss, last_correct;     /* global sums of the last step (all ranks) */
+} dpt_trainer;
+
+/* Loads the data, builds the backend, model and optimizer. Collective: every rank calls it;
+ * an error on any rank is returned on all of them (this rank's message when it had one). */
+int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err);
+void dpt_trainer_free(dpt_trainer *t);
+
+/* One optimizer step: batch `step_in_epoch` of epoch `epoch`, global step `step`. Returns
+ * DPT_STEP_DIVERGED (on every rank alike) when the global loss is not finite; the parameters
+ * are then left as they were before the step. */
+int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr);
+
+/* Mean loss and accuracy over a split, reduced across ranks. */
+void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy);
+
+typedef struct {
+    const char *config_path;    /* for the start-up table */
+    int resume;                 /* continue from OUT/checkpoint.bin when it exists */
+} dpt_train_opts;
+
+typedef struct {
+    int diverged;
+    int epochs;
+    int64_t steps;
+    double train_loss, val_loss, val_accuracy, test_accuracy;
+    double time_s;
+} dpt_train_result;
+
+/* The whole run. Returns DPT_OK, DPT_EUSAGE (config/data/checkpoint mismatch) or DPT_ERUNTIME
+ * (divergence, I/O); the same code on every rank. */
+int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *opts,
+                  dpt_train_result *res, dpt_error *err);
+
+/* BLAS threads for this rank: run.threads, or the cores this rank may use divided among the
+ * ranks on its node. */
+int dpt_train_threads(const dpt_config *cfg, const dpt_comm *comm);
+
+#endif

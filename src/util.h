@@ -1,0 +1,20 @@
+/* Small helpers used across modules: a monotonic clock, creating directories, formatting. */
+#ifndef DPT_UTIL_H
+#define DPT_UTIL_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+double dpt_now(void);  /* seconds, monotonic */
+
+/* mkdir -p; DPT_ERUNTIME naming the directory on failure. */
+int dpt_mkdir_p(const char *path, dpt_error *err);
+
+/* Checks that dir is writable by creating and removing a probe file. */
+int dpt_probe_writable(const char *dir, dpt_error *err);
+
+/* "1h02m", "3m05s", "12s" */
+void dpt_format_duration(double seconds, char *out, size_t n);
+
+#endif
