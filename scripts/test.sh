@@ -18,10 +18,10 @@ if [ "${1:-}" != "--no-sanitize" ]; then
   echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer)"
   BUILD_TYPE=Debug scripts/build.sh build-asan -DDPT_SANITIZE=ON
   echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
-  # Open MPI's own allocations at exit are not ours to fix: leaks are checked on the
-  # single-process unit tests, where MPI is not involved.
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
-     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     ctest --output-on-failure --timeout 900 -LE nosanitize)
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # Leaks are checked in the unit tests; under mpirun, Open MPI's own allocations at exit
+  # (not ours to fix) would drown them, so the integration tests check memory errors only.
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -L unit)
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure --timeout 900 -LE unit)
 fi
 echo "== all tests passed"
