@@ -277,7 +277,7 @@ static int load_idx(const dpt_config *cfg, const char *images, const char *label
     const int I = cfg->model.widths[0], C = cfg->model.widths[cfg->model.n_layers];
     reader ri = {0}, rl = {0};
     unsigned char *chunk = NULL;
-    uint32_t di[3], dl[1];
+    uint32_t di[3] = {0}, dl[1] = {0};
     int rc = reader_open(&ri, images, err);
     if (!rc)
         rc = idx_read_header(&ri, IDX_MAGIC_IMAGES, 3, di, "images: count, rows, cols", err);
