@@ -9,4 +9,8 @@ if [ "$(id -u)" = 0 ]; then
   # Open MPI refuses root unless told; clusters run as users and need none of this
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-exec mpirun -np "${NP:-2}" build/dptrain train configs/fashion_mnist.yaml "$@"
+progress=()
+# mpirun forwards output through a pseudo-terminal, so ranks cannot tell whether a person is
+# watching; this script can.
+if [ -t 1 ]; then progress=(--set run.progress=on); fi
+exec mpirun -np "${NP:-2}" build/dptrain train configs/fashion_mnist.yaml "${progress[@]}" "$@"

@@ -81,6 +81,7 @@ static const char *const init_names[] = {"auto", "he", "xavier", NULL};
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 static const char *const precision_names[] = {"fp32", "tf32", NULL};
+static const char *const progress_names[] = {"auto", "on", "off", NULL};
 
 #define N_NAMES(a) (sizeof(a) / sizeof(a[0]) - 1)
 _Static_assert(N_NAMES(device_names) == DPT_DEVICE_CUDA + 1, "device names");
@@ -103,6 +104,7 @@ static const config_key keys[] = {
     ROW_UINT64("run.seed", run.seed, "1"),
     ROW_ENUM("run.device", run.device, "auto", device_names),
     ROW_INT("run.threads", run.threads, "0", 0, 1024),
+    ROW_ENUM("run.progress", run.progress, "auto", progress_names),
 
     ROW_ENUM("data.format", data.format, "idx", format_names),
     ROW_STRING("data.train_images", data.train_images, FMNIST "train-images-idx3-ubyte.gz"),

@@ -22,6 +22,7 @@ typedef enum { DPT_INIT_AUTO, DPT_INIT_HE, DPT_INIT_XAVIER } dpt_init;
 typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
 typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
+typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
 
 typedef struct {
     struct {
@@ -30,6 +31,9 @@ typedef struct {
         uint64_t seed;
         dpt_device_kind device;
         int threads;                 /* 0 = cores / ranks on this node */
+        dpt_progress progress;       /* live progress line; auto: when stdout is a terminal and
+                                      * dptrain runs without mpirun (whose output forwarding
+                                      * makes every rank's stdout look like a terminal) */
     } run;
     struct {
         dpt_data_format format;

@@ -418,7 +418,10 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         return rc;
     }
 
-    int tty = root && isatty(fileno(stdout));
+    int tty = root && (cfg->run.progress == DPT_PROGRESS_ON ||
+                       (cfg->run.progress == DPT_PROGRESS_AUTO && isatty(fileno(stdout)) &&
+                        getenv("OMPI_COMM_WORLD_SIZE") == NULL && getenv("PMI_SIZE") == NULL));
+    double last_progress = 0.0;
     int64_t total_steps = spe * cfg->train.epochs;
     if (cfg->train.max_steps > 0 && cfg->train.max_steps < total_steps)
         total_steps = cfg->train.max_steps;
@@ -457,8 +460,9 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
             ep_loss += t.last_loss;
             ep_correct += t.last_correct;
             ep_rows += cfg->train.batch_size;
-            if (tty && (step % cfg->train.log_every == 0)) {
-                double el = dpt_now() - run_start;
+            if (tty && (step % cfg->train.log_every == 0) && dpt_now() - last_progress > 0.25) {
+                last_progress = dpt_now();
+                double el = last_progress - run_start;
                 double done_steps = (double)(step - run_start_step);
                 double rate = done_steps * cfg->train.batch_size / el;
                 char eta[32];
