@@ -10,6 +10,8 @@
 #include "train.h"
 #include "util.h"
 
+static int cmp_double(const void *a, const void *b);
+
 typedef struct {
     double samples_per_s, step_s, compute_s, comm_s, data_s;
 } bench_row;
@@ -63,10 +65,12 @@ static double gemm_cap(const dpt_config *cfg, int rows, int threads, int reps, d
     float *act = be.alloc(&be, (size_t)(L + 1) * rows * maxw * sizeof(float));
     float *d = be.alloc(&be, (size_t)2 * rows * maxw * sizeof(float));
     double flops = 0;
-    double t0 = 0;
+    /* the median of the repetitions: one slow repetition (another process woke up) moves the
+     * mean of a short run but not the median */
+    double *times = calloc((size_t)reps, sizeof(double));
+    DPT_CHECK(times != NULL, "out of memory");
     for (int rep = -2; rep < reps; rep++) {
-        if (rep == 0)
-            t0 = dpt_now();
+        double t0 = dpt_now();
         size_t off = 0;
         for (int l = 0; l < L; l++) {
             int I = cfg->model.widths[l], O = cfg->model.widths[l + 1];
@@ -87,14 +91,24 @@ static double gemm_cap(const dpt_config *cfg, int rows, int threads, int reps, d
         if (rep == 0)
             for (int l = 0; l < L; l++)
                 flops += 2.0 * cfg->model.widths[l] * cfg->model.widths[l + 1] * rows;
+        if (rep >= 0)
+            times[rep] = dpt_now() - t0;
     }
-    double per_step = (dpt_now() - t0) / reps;
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    double per_step = times[reps / 2];
+    free(times);
     *flops_per_sample = flops / rows;
     be.free(&be, w);
     be.free(&be, gw);
     be.free(&be, act);
     be.free(&be, d);
     return rows / per_step;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 static void print_row(int ranks, int batch, const bench_row *r, double eff)

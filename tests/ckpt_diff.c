@@ -41,7 +41,7 @@ static int ckpt_read(const char *path, ckpt *c)
     }
     size_t n = (size_t)c->h.n_params;
     c->params = malloc((n ? n : 1) * sizeof(float));
-    c->state = malloc((n * c->h.n_state ? n * c->h.n_state : 1) * sizeof(float));
+    c->state = malloc((n * c->h.n_state > 0 ? n * c->h.n_state : 1) * sizeof(float));
     if (!c->params || !c->state) {
         fprintf(stderr, "ckpt_diff: out of memory reading '%s' (%zu parameters)\n", path, n);
         return 2;
@@ -119,7 +119,7 @@ static diff_stats compare(const dpt_ckpt_header *h, const char *what, const floa
                 int finite = isfinite(a[i]) && isfinite(b[i]);
                 if (!finite)
                     d = rel = INFINITY;
-                if (d > s.max_abs || (i == 0 && !finite)) {
+                if (d > s.max_abs) {
                     s.max_abs = d;
                     s.at_abs = i;
                 }
