@@ -151,7 +151,7 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_pa
     rc = dpt_comm_agree(comm, rc);
     if (rc != DPT_OK) {
         if (!root)
-            dpt_error_set(err, rc, "rank 0's one-rank baseline failed");
+            dpt_error_echo(err, rc);
         return rc;
     }
     if (!root)

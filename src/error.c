@@ -3,6 +3,15 @@
 
 #include <stdio.h>
 
+int dpt_error_echo(dpt_error *err, int code)
+{
+    if (err) {
+        err->code = code;
+        err->msg[0] = '\0';
+    }
+    return code;
+}
+
 int dpt_error_set(dpt_error *err, int code, const char *fmt, ...)
 {
     if (err) {

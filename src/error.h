@@ -14,6 +14,9 @@ typedef struct {
     char msg[1024];  /* one line, no trailing newline */
 } dpt_error;
 
+/* Sets the code only: this rank failed because another rank did, and that rank speaks. */
+int dpt_error_echo(dpt_error *err, int code);
+
 /* Fills err (when not NULL) with code and a printf-style message; returns code. */
 int dpt_error_set(dpt_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

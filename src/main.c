@@ -151,6 +151,18 @@ static void print_version(dpt_comm *comm)
     printf("  zlib      %s\n", zlibVersion());
 }
 
+/* Every rank has failed with the same code. A message every rank shares (a bad config, a
+ * diverged loss) is printed once, by rank 0; a rank whose own message differs (its data shard
+ * is corrupt) prints it too; a rank that failed only because another did has none. */
+static void print_error(dpt_comm *comm, const dpt_error *err)
+{
+    char first[sizeof err->msg];
+    memcpy(first, err->msg, sizeof first);
+    dpt_comm_bcast(comm, first, sizeof first, 0);
+    if (err->msg[0] && (comm->rank == 0 || strcmp(err->msg, first) != 0))
+        fprintf(stderr, "dptrain %s: error: %s\n", dpt_comm_tag(), err->msg);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -191,9 +203,8 @@ int main(int argc, char **argv)
     }
     /* every rank has the same rc; rank 0 speaks for errors every rank shares, the others only
      * for their own */
-    if (rc != DPT_OK && (root || strstr(err.msg, "another rank") == NULL))
-        if (root || strncmp(err.msg, "rank 0", 6) != 0)
-            fprintf(stderr, "dptrain %s: error: %s\n", dpt_comm_tag(), err.msg);
+    if (rc != DPT_OK)
+        print_error(&comm, &err);
     dpt_comm_finalize(&comm);
     return rc;
 }

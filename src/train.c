@@ -104,7 +104,7 @@ fail:
     if (mine.code != DPT_OK)
         *err = mine;
     else
-        dpt_error_set(err, rc, "another rank failed to start (see its message)");
+        dpt_error_echo(err, rc);
     dpt_trainer_free(t);
     return rc;
 }
@@ -310,7 +310,7 @@ static int resume_from(dpt_trainer *t, const char *path, int64_t *step, dpt_erro
         if (c->rank == 0)
             *err = mine;
         else
-            dpt_error_set(err, rc, "rank 0 could not read the checkpoint");
+            dpt_error_echo(err, rc);
         return rc;
     }
     dpt_comm_bcast(c, info, sizeof info, 0);
@@ -362,6 +362,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
                   dpt_train_result *res, dpt_error *err)
 {
     memset(res, 0, sizeof *res);
+    res->train_loss = res->val_loss = res->val_accuracy = res->test_accuracy = NAN;
     const char *out_dir = cfg->run.out_dir;
     int root = comm->rank == 0;
     int rc = DPT_OK;
@@ -378,7 +379,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     }
     if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
         if (root) *err = mine;
-        else dpt_error_set(err, rc, "rank 0 could not prepare the output directory");
+        else dpt_error_echo(err, rc);
         return rc;
     }
 
@@ -413,7 +414,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     }
     if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
         if (root) *err = mine;
-        else dpt_error_set(err, rc, "rank 0 could not open metrics.jsonl");
+        else dpt_error_echo(err, rc);
         dpt_trainer_free(&t);
         return rc;
     }
@@ -507,7 +508,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         }
         if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
             if (root) *err = mine;
-            else dpt_error_set(err, rc, "rank 0 could not write its outputs");
+            else dpt_error_echo(err, rc);
             goto done;
         }
         wrote_ckpt = 1;
@@ -526,10 +527,16 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         if (step == run_start_step)
             printf("nothing to do: the checkpoint is already at step %lld\n", (long long)step);
         else
-            printf("done: %d epoch%s, %lld steps in %s; val accuracy %.2f%%, test accuracy "
-                   "%.2f%%; outputs in %s\n",
-                   res->epochs, res->epochs == 1 ? "" : "s", (long long)step, dur,
-                   100.0 * res->val_accuracy, 100.0 * res->test_accuracy, out_dir);
+        {
+            char acc[128] = "";
+            if (!isnan(res->val_accuracy))
+                snprintf(acc, sizeof acc, "; val accuracy %.2f%%", 100.0 * res->val_accuracy);
+            if (!isnan(res->test_accuracy))
+                snprintf(acc + strlen(acc), sizeof acc - strlen(acc), "; test accuracy %.2f%%",
+                         100.0 * res->test_accuracy);
+            printf("done: %d epoch%s, %lld steps in %s%s; outputs in %s\n", res->epochs,
+                   res->epochs == 1 ? "" : "s", (long long)step, dur, acc, out_dir);
+        }
         fflush(stdout);
     }
 done:
