@@ -126,12 +126,17 @@ int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, flo
     char magic[8];
     uint32_t version = 0, hb = 0, crc_file = 0, reserved = 0;
     int rc = DPT_OK;
-    if (get(&p, end, magic, 8) || memcmp(magic, DPT_CKPT_MAGIC, 8) != 0) {
+    /* a file cut inside the magic or the version is truncated, not foreign or of another version */
+    if (memcmp(head, DPT_CKPT_MAGIC, got < 8 ? got : 8) != 0) {
         rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': bad magic (not a dptrain checkpoint)",
                            path);
         goto out;
     }
-    if (get(&p, end, &version, 4) || version != DPT_CKPT_VERSION) {
+    if (get(&p, end, magic, 8) || get(&p, end, &version, 4)) {
+        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': truncated or malformed header", path);
+        goto out;
+    }
+    if (version != DPT_CKPT_VERSION) {
         rc = dpt_error_set(err, DPT_EUSAGE,
                            "checkpoint '%s': format version %u, this build reads version %u",
                            path, version, DPT_CKPT_VERSION);
