@@ -236,5 +236,11 @@ int dpt_checkpoint_check(const dpt_ckpt_header *h, const dpt_config *cfg, const 
                              "checkpoint '%s' was written by optimizer '%s' but train.optimizer "
                              "is '%s'",
                              path, h->optimizer, dpt_optimizer_name(cfg->train.optimizer));
+    if (h->seed != cfg->run.seed)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s' was written with run.seed %llu but run.seed is %llu: "
+                             "resuming would change the data order and dropout masks",
+                             path, (unsigned long long)h->seed,
+                             (unsigned long long)cfg->run.seed);
     return DPT_OK;
 }

@@ -204,6 +204,7 @@ Test(checkpoint, round_trip_is_bit_exact)
     cfg.model.widths[0] = 5, cfg.model.widths[1] = 7, cfg.model.widths[2] = 6;
     cfg.model.widths[3] = 3;
     cfg.train.optimizer = DPT_OPT_ADAMW;
+    cfg.run.seed = s.h.seed;
     cr_expect_eq(dpt_checkpoint_check(&h, &cfg, path, &err), DPT_OK, "%s", err.msg);
 
     /* nothing else left in the directory */
@@ -444,6 +445,7 @@ static void config_for(dpt_config *cfg, const int *w, int n_widths, dpt_optimize
     for (int l = 0; l < n_widths; l++)
         cfg->model.widths[l] = w[l];
     cfg->train.optimizer = opt;
+    cfg->run.seed = 0xdeadbeefcafebabeULL; /* the seed sample_init writes */
 }
 
 Test(checkpoint, check_refuses_other_widths)
@@ -473,6 +475,26 @@ Test(checkpoint, check_refuses_other_widths)
     config_for(&cfg, more, 5, DPT_OPT_ADAMW);
     snprintf(want, sizeof want,
              "checkpoint '%s' has layer widths [5,7,6,3] but model.layers is [5,7,6,3,3]", path);
+    cr_expect_eq(dpt_checkpoint_check(&s.h, &cfg, path, &err), DPT_EUSAGE);
+    cr_expect_str_eq(err.msg, want);
+}
+
+Test(checkpoint, check_refuses_other_seed)
+{
+    char path[DPT_PATH_MAX], want[2048];
+    path_in(path, "checkpoint.bin");
+    sample s;
+    sample_init(&s, "adamw", 2);
+    static const int same[] = {5, 7, 6, 3};
+    dpt_config cfg;
+    dpt_error err = {0};
+    config_for(&cfg, same, 4, DPT_OPT_ADAMW);
+    cr_expect_eq(dpt_checkpoint_check(&s.h, &cfg, path, &err), DPT_OK, "%s", err.msg);
+    cfg.run.seed = 7;
+    snprintf(want, sizeof want,
+             "checkpoint '%s' was written with run.seed %llu but run.seed is 7: resuming would "
+             "change the data order and dropout masks",
+             path, 0xdeadbeefcafebabeULL);
     cr_expect_eq(dpt_checkpoint_check(&s.h, &cfg, path, &err), DPT_EUSAGE);
     cr_expect_str_eq(err.msg, want);
 }
