@@ -320,20 +320,25 @@ def run_speed(args):
     # torch's best two-core setting, since its elementwise ops and GEMMs then do not fight
     settings = [(f"threads={t} (omp {t}, blas {t})", t, t, t) for t in args.threads]
     settings.append(("omp 1 + blas 2 (dptrain threads=2)", 1, 2, 2))
-    dp = {}
-    rows = []
-    for label, omp, blas, dt in settings:
-        ours = torch_speed(args, omp, blas)
-        if args.dptrain and dt not in dp:
-            dp[dt] = dptrain_speed(args, dt)
-        rows.append((label, dp.get(dt), ours))
+    # This machine's speed drifts by 10-20% from one run to the next (a shared VM), so each
+    # figure is the median of --repeat runs, with dptrain and PyTorch alternating.
+    torch_runs = {label: [] for label, *_ in settings}
+    dp_runs = {}
+    for _ in range(args.repeat):
+        for label, omp, blas, dt in settings:
+            torch_runs[label].append(torch_speed(args, omp, blas))
+            if args.dptrain and len(dp_runs.setdefault(dt, [])) <= _:
+                dp_runs[dt].append(dptrain_speed(args, dt))
+    med = lambda v: sorted(v)[len(v) // 2]
+    dp = {dt: med(v) for dt, v in dp_runs.items()}
+    rows = [(label, dp.get(dt), med(torch_runs[label])) for label, omp, blas, dt in settings]
     print(f"\n{'setting':<36} {'dptrain samples/s':>18} {'PyTorch samples/s':>18} {'ratio':>7}")
     for label, d, p in rows:
         dcol = f"{d:18.1f}" if d else f"{'-':>18}"
         ratio = f"{d / p:7.2f}" if d else f"{'-':>7}"
         print(f"{label:<36} {dcol} {p:18.1f} {ratio}")
-    print("ratio = dptrain / PyTorch; warmup 20 steps, then %d steps of batch %d"
-          % (args.bench_steps, args.cfg["train"]["batch_size"]))
+    print("ratio = dptrain / PyTorch; warmup 20 steps, then %d steps of batch %d; median of %d runs"
+          % (args.bench_steps, args.cfg["train"]["batch_size"], args.repeat))
 
 
 def dptrain_accuracy(args):
@@ -359,6 +364,7 @@ def main():
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
     ap.add_argument("--epochs", type=int, help="override train.epochs (also for dptrain)")
     ap.add_argument("--bench-steps", type=int, default=300)
+    ap.add_argument("--repeat", type=int, default=3, help="speed runs per setting (median)")
     ap.add_argument("--dptrain", help="path to the dptrain binary to compare with")
     ap.add_argument("--np", type=int, default=1, help="MPI ranks for the dptrain accuracy run")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
