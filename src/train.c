@@ -179,6 +179,12 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     be->sync(be);
     double t2 = dpt_now();
 
+    if (t->split_wait && t->comm->size > 1) {
+        DPT_MPI_CHECK(MPI_Barrier(t->comm->world));
+        double tw = dpt_now();
+        t->t_wait += tw - t2;
+        t2 = tw;
+    }
     /* gradients and the step's statistics in one allreduce */
     dpt_comm_allreduce_sum(t->comm, m->grads, m->n_params + DPT_GRAD_STATS);
     double t3 = dpt_now();

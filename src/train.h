@@ -36,6 +36,9 @@ typedef struct {
     float *xb;                  /* (max_rows, I) backend memory */
     int32_t *yb;                /* (max_rows) backend memory */
     double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step */
+    int split_wait;             /* bench: a barrier before the allreduce, timed as t_wait, so
+                                 * t_comm is the allreduce alone, not waiting for a slower rank */
+    double t_wait;
     double last_loss, last_correct;     /* global sums of the last step (all ranks) */
 } dpt_trainer;
 
