@@ -6,19 +6,7 @@
 #   usage: bad_input.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
-DPTRAIN=$(realpath "$1")
-CKPT_DIFF=$(realpath "$2")
-CONFIGS=$(cd "$(dirname "$0")/../configs" && pwd)
-CONFIG=$CONFIGS/synthetic_small.yaml
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_bad_input.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none)
-
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/lib.sh"
 
 # case NAME ARGS...: runs ARGS (a full command), keeps stdout/stderr in $TMP/NAME.{out,err}
 RC=0
@@ -216,8 +204,4 @@ if [ -e "$TMP/diverged_late/checkpoint.bin.tmp" ]; then
     fail "diverged_late: checkpoint.bin.tmp was left behind"
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "bad_input: $failures check(s) failed" >&2
-    exit 1
-fi
-echo "bad_input: all checks passed"
+finish

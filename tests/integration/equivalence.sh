@@ -6,13 +6,7 @@
 #   usage: equivalence.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
-DPTRAIN=$(realpath "$1")
-CKPT_DIFF=$(realpath "$2")
-CONFIGS=$(cd "$(dirname "$0")/../configs" && pwd)
-CONFIG=$CONFIGS/synthetic_small.yaml
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_equivalence.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none)
+source "$(dirname "$0")/lib.sh"
 
 # Relative tolerance of N ranks against one rank. The only difference is the order in which fp32
 # gradients are summed (one rank sums B rows; N ranks sum B/N rows each, then allreduce). Over
@@ -20,12 +14,6 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_m
 # shard, a double-counted or missing rank or a gradient not divided by B moves them by 1e-2 or
 # more. 1e-4 sits between the two with a wide margin on both sides.
 RTOL=1e-4
-
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 # train NAME NP [--set ...]: trains into $TMP/NAME with NP ranks; checks the exit status and that
 # metrics.jsonl says NP ranks took the expected number of steps (so that a broken launch, e.g.
@@ -102,8 +90,4 @@ done
 same b62_np1 b62_np3
 same b62_drop_np1 b62_drop_np3
 
-if [ "$failures" -ne 0 ]; then
-    echo "equivalence: $failures check(s) failed" >&2
-    exit 1
-fi
-echo "equivalence: all checks passed"
+finish

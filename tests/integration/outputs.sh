@@ -6,19 +6,7 @@
 #   usage: outputs.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
-DPTRAIN=$(realpath "$1")
-CKPT_DIFF=$(realpath "$2")
-CONFIGS=$(cd "$(dirname "$0")/../configs" && pwd)
-CONFIG=$CONFIGS/synthetic_small.yaml
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_outputs.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none)
-
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/lib.sh"
 
 RC=0
 case_run() { # NAME CMD...
@@ -152,8 +140,4 @@ if expect_exit no_args 2; then
     count no_args err '^usage:' 1
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "outputs: $failures check(s) failed" >&2
-    exit 1
-fi
-echo "outputs: all checks passed"
+finish

@@ -7,20 +7,9 @@
 #   usage: resume.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
-DPTRAIN=$(realpath "$1")
-CKPT_DIFF=$(realpath "$2")
-CONFIGS=$(cd "$(dirname "$0")/../configs" && pwd)
-CONFIG=$CONFIGS/synthetic_small.yaml
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_resume.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none)
-NP=2
+source "$(dirname "$0")/lib.sh"
 
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+NP=2
 
 # run NAME OUTDIR ARGS...: mpirun -np NP dptrain train CONFIG --out OUTDIR ARGS; RC = exit status
 run() {
@@ -121,8 +110,4 @@ if expect_exit optimizer 2; then
 fi
 bitwise "$TMP/straight4" "$TMP/split" "checkpoint untouched by the refused resumes"
 
-if [ "$failures" -ne 0 ]; then
-    echo "resume: $failures check(s) failed" >&2
-    exit 1
-fi
-echo "resume: all checks passed"
+finish

@@ -4,19 +4,7 @@
 #   usage: single_rank.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
-DPTRAIN=$(realpath "$1")
-CKPT_DIFF=$(realpath "$2")
-CONFIGS=$(cd "$(dirname "$0")/../configs" && pwd)
-CONFIG=$CONFIGS/synthetic_small.yaml
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_single_rank.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none)
-
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/lib.sh"
 
 # Without mpirun: no launcher variables may leak in from the calling environment.
 rc=0
@@ -57,8 +45,4 @@ EOF
     fi
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "single_rank: $failures check(s) failed" >&2
-    exit 1
-fi
-echo "single_rank: all checks passed"
+finish
