@@ -182,6 +182,7 @@ int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, flo
         rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read parameters", path);
         goto out;
     }
+    uLong crc = crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)params, pbytes);
     if (sbytes) {
         float *dst = state;
         if (!dst) {
@@ -194,20 +195,13 @@ int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, flo
                                path);
             goto out;
         }
-        uLong crc = crc32_z(crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)params, pbytes),
-                            (const Bytef *)dst, sbytes);
+        crc = crc32_z(crc, (const Bytef *)dst, sbytes);
         free(tmp_state);
-        if ((uint32_t)crc != crc_file)
-            rc = dpt_error_set(err, DPT_EUSAGE,
-                               "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
-                               path, crc_file, (uint32_t)crc);
-    } else {
-        uLong crc = crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)params, pbytes);
-        if ((uint32_t)crc != crc_file)
-            rc = dpt_error_set(err, DPT_EUSAGE,
-                               "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
-                               path, crc_file, (uint32_t)crc);
     }
+    if ((uint32_t)crc != crc_file)
+        rc = dpt_error_set(err, DPT_EUSAGE,
+                           "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
+                           path, crc_file, (uint32_t)crc);
 out:
     fclose(f);
     return rc;
