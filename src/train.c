@@ -93,6 +93,22 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
     if (rc == DPT_OK && t->be.host_memory) {
         t->x_train = t->data.train.x;
         t->y_train = t->data.train.y;
+    } else if (rc == DPT_OK) {
+        /* the training rows go to the device once; each batch is then gathered there by index */
+        size_t n = (size_t)t->data.train.n;
+        t->x_dev = t->be.alloc(&t->be, (n ? n : 1) * I * sizeof(float));
+        t->y_dev = t->be.alloc(&t->be, (n ? n : 1) * sizeof(int32_t));
+        if (!t->x_dev || !t->y_dev) {
+            rc = dpt_error_set(&mine, DPT_ERUNTIME,
+                               "the training set (%zu rows x %d features) does not fit in %s "
+                               "memory: use data.sharding: sharded or more ranks",
+                               n, I, t->be.name);
+        } else {
+            t->be.upload(&t->be, t->x_dev, t->data.train.x, n * I * sizeof(float));
+            t->be.upload(&t->be, t->y_dev, t->data.train.y, n * sizeof(int32_t));
+            t->x_train = t->x_dev;
+            t->y_train = t->y_dev;
+        }
     }
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
@@ -115,6 +131,8 @@ void dpt_trainer_free(dpt_trainer *t)
         t->be.free(&t->be, t->idx);
         t->be.free(&t->be, t->xb);
         t->be.free(&t->be, t->yb);
+        t->be.free(&t->be, t->x_dev);
+        t->be.free(&t->be, t->y_dev);
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
         if (t->be.destroy)

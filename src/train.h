@@ -32,6 +32,8 @@ typedef struct {
     int perm_epoch;             /* epoch perm was drawn for; -1 = none */
     const float *x_train;       /* training rows in backend memory */
     const int32_t *y_train;
+    float *x_dev;               /* device copies of the training rows (not host-memory backends) */
+    int32_t *y_dev;
     int64_t *idx;               /* (rows) backend memory */
     float *xb;                  /* (max_rows, I) backend memory */
     int32_t *yb;                /* (max_rows) backend memory */
