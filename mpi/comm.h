@@ -9,6 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#define DPT_NORETURN [[noreturn]]
+#else
+#define DPT_NORETURN _Noreturn
+#endif
+
 typedef struct {
     int rank, size;             /* in the world */
     int local_rank, local_size; /* within this node (MPI_COMM_TYPE_SHARED) */
@@ -35,7 +42,7 @@ int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v);
 void dpt_comm_hosts(dpt_comm *c, char *out, size_t n);
 
 /* Prints "[rank R host] file:line: what -> detail" to stderr and aborts the whole job. */
-_Noreturn void dpt_comm_fail(const char *file, int line, const char *what, const char *detail);
+DPT_NORETURN void dpt_comm_fail(const char *file, int line, const char *what, const char *detail);
 
 /* For system failures: MPI calls. */
 #define DPT_MPI_CHECK(stmt)                                                                 \
@@ -58,5 +65,9 @@ _Noreturn void dpt_comm_fail(const char *file, int line, const char *what, const
 
 /* Rank and host of this process for messages ("[rank 1 node7]"); valid after dpt_comm_init. */
 const char *dpt_comm_tag(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -34,6 +34,8 @@ typedef struct {
         dpt_progress progress;       /* live progress line; auto: when stdout is a terminal and
                                       * dptrain runs without mpirun (whose output forwarding
                                       * makes every rank's stdout look like a terminal) */
+        double comm_timeout_s;       /* NCCL: a collective not done after this long aborts the
+                                      * job naming the collective and rank; 0 = wait forever */
     } run;
     struct {
         dpt_data_format format;

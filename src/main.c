@@ -12,6 +12,9 @@
 #include "comm.h"
 #include "config.h"
 #include "train.h"
+#ifdef DPT_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
 
 static const char usage_text[] =
     "usage:\n"
@@ -143,8 +146,22 @@ static void print_version(dpt_comm *comm)
     if (comm->rank != 0)
         return;
     printf("dptrain %s\n", DPT_VERSION);
-    printf("  backends  cpu%s\n", "");
-    printf("  CUDA      not built (the CUDA backend is not part of this build)\n");
+#ifdef DPT_HAVE_CUDA
+    char cuda[2048];
+    dpt_cuda_describe(cuda, sizeof cuda);
+    printf("  backends  cpu, cuda%s\n",
+#ifdef DPT_CUDA_EMU
+           " (host emulation of CUDA, cuBLAS and NCCL: for tests, not for speed)"
+#else
+           ""
+#endif
+    );
+    for (char *line = strtok(cuda, "\n"); line; line = strtok(NULL, "\n"))
+        printf("  CUDA      %s\n", line);
+#else
+    printf("  backends  cpu\n");
+    printf("  CUDA      not built (no CUDA toolkit found at build time)\n");
+#endif
     printf("  MPI       %s\n", mpi);
     printf("  BLAS      %s (%s)\n", DPT_BLAS_NAME, openblas_get_config());
     printf("  libyaml   %s\n", yaml_get_version_string());

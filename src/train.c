@@ -14,6 +14,12 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#ifdef DPT_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
+#ifdef DPT_HAVE_NCCL
+#include "nccl_comm.h"
+#endif
 #include "metrics.h"
 #include "rng.h"
 #include "util.h"
@@ -36,6 +42,79 @@ int dpt_train_threads(const dpt_config *cfg, const dpt_comm *comm)
     return t > 0 ? t : 1;
 }
 
+/* One GPU per rank, chosen by the rank's index on its node (CUDA_VISIBLE_DEVICES is honoured by
+ * the runtime), the CPU backend otherwise. --device auto takes the GPU when one is visible. */
+static int start_backend(dpt_trainer *t, dpt_error *err)
+{
+    const dpt_config *cfg = t->cfg;
+    int want_cuda = cfg->run.device == DPT_DEVICE_CUDA;
+#ifdef DPT_HAVE_CUDA
+    int ndev = cfg->run.device == DPT_DEVICE_CPU ? 0 : dpt_cuda_device_count();
+    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    if (want_cuda && ndev == 0)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "--device cuda: no GPU is visible on %s (CUDA_VISIBLE_DEVICES=%s); "
+                             "use --device cpu or auto",
+                             t->comm->host, visible ? visible : "unset");
+    if (cfg->run.device == DPT_DEVICE_AUTO && ndev > 0)
+        want_cuda = 1;
+    if (cfg->run.device == DPT_DEVICE_AUTO && ndev == 0)
+        t->device_note = "auto: no GPU visible";
+    if (want_cuda) {
+        if (t->comm->local_rank >= ndev)
+            return dpt_error_set(err, DPT_ERUNTIME,
+                                 "%d ranks on %s but %d GPU%s visible: dptrain runs one rank per "
+                                 "GPU (NCCL refuses two ranks on one GPU: \"Duplicate GPU "
+                                 "detected\"); start at most %d ranks per host",
+                                 t->comm->local_size, t->comm->host, ndev, ndev == 1 ? "" : "s",
+                                 ndev);
+        int rc = dpt_cuda_backend_init(&t->be, t->comm->local_rank,
+                                       cfg->train.precision == DPT_PREC_TF32, err);
+        if (rc != DPT_OK)
+            return rc;
+#ifdef DPT_HAVE_NCCL
+        if (t->comm->size > 1) {
+            dpt_nccl *n = calloc(1, sizeof *n);
+            DPT_CHECK(n != NULL, "out of memory");
+            dpt_nccl_init(n, t->comm);
+            t->nccl = n;
+        }
+#endif
+        return DPT_OK;
+    }
+#else
+    if (want_cuda)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "--device cuda: this build of dptrain has no CUDA backend "
+                             "(rebuild with the CUDA toolkit, or use --device cpu)");
+#endif
+    return dpt_cpu_backend_init(&t->be, t->threads);
+}
+
+/* Sums the gradient buffer across ranks: NCCL on device memory, MPI on host memory (and, for a
+ * device backend built without NCCL, through a host copy). */
+static void allreduce_grads(dpt_trainer *t, float *grads, size_t n)
+{
+#ifdef DPT_HAVE_NCCL
+    if (t->nccl) {
+        dpt_nccl_allreduce_sum(t->nccl, grads, n, (cudaStream_t)dpt_cuda_backend_stream(&t->be),
+                               t->cfg->run.comm_timeout_s);
+        return;
+    }
+#endif
+    if (t->be.host_memory || t->comm->size == 1) {
+        dpt_comm_allreduce_sum(t->comm, grads, n);
+        return;
+    }
+    float *host = malloc(n * sizeof(float));
+    DPT_CHECK(host != NULL, "out of memory");
+    t->be.download(&t->be, host, grads, n * sizeof(float));
+    dpt_comm_allreduce_sum(t->comm, host, n);
+    t->be.upload(&t->be, grads, host, n * sizeof(float));
+    t->be.sync(&t->be);
+    free(host);
+}
+
 static void sum_doubles(double *buf, int n, void *ctx) { dpt_comm_allreduce_sum_double(ctx, buf, n); }
 
 int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
@@ -54,12 +133,10 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
                              "train.batch_size %d is smaller than the number of ranks %d: "
                              "every rank needs at least one row of the global batch",
                              B, R);
-    if (cfg->run.device == DPT_DEVICE_CUDA)
-        return dpt_error_set(err, DPT_ERUNTIME,
-                             "--device cuda: this build of dptrain has no CUDA backend "
-                             "(rebuild with the CUDA toolkit, or use --device cpu)");
     t->threads = dpt_train_threads(cfg, comm);
-    dpt_cpu_backend_init(&t->be, t->threads);
+    rc = start_backend(t, &mine);
+    if (dpt_comm_agree(comm, rc) != DPT_OK)
+        goto fail;
 
     rc = dpt_data_load(cfg, r, R, sum_doubles, comm, &t->data, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
@@ -135,6 +212,12 @@ void dpt_trainer_free(dpt_trainer *t)
         t->be.free(&t->be, t->y_dev);
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
+#ifdef DPT_HAVE_NCCL
+        if (t->nccl) {
+            dpt_nccl_free(t->nccl);
+            free(t->nccl);
+        }
+#endif
         if (t->be.destroy)
             t->be.destroy(&t->be);
     }
@@ -204,7 +287,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
         t2 = tw;
     }
     /* gradients and the step's statistics in one allreduce */
-    dpt_comm_allreduce_sum(t->comm, m->grads, m->n_params + DPT_GRAD_STATS);
+    allreduce_grads(t, m->grads, m->n_params + DPT_GRAD_STATS);
     double t3 = dpt_now();
 
     be->download(be, stats, m->grads + m->n_params, sizeof stats);
@@ -362,8 +445,13 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
     printf("dptrain %s  train %s\n", DPT_VERSION, opts->config_path ? opts->config_path : "");
     printf("  %-9s %d rank%s on %d host%s: %s\n", "ranks", R, R > 1 ? "s" : "", t->comm->n_nodes,
            t->comm->n_nodes > 1 ? "s" : "", hosts);
-    printf("  %-9s %s (%s), %d BLAS thread%s per rank\n", "device", t->be.name, DPT_BLAS_NAME,
-           t->threads, t->threads > 1 ? "s" : "");
+    if (t->be.host_memory)
+        printf("  %-9s %s (%s), %d BLAS thread%s per rank%s%s%s\n", "device", t->be.name,
+               DPT_BLAS_NAME, t->threads, t->threads > 1 ? "s" : "", t->device_note ? " (" : "",
+               t->device_note ? t->device_note : "", t->device_note ? ")" : "");
+    else
+        printf("  %-9s %s: one GPU per rank (local rank = device index), gradients through %s\n",
+               "device", t->be.name, t->nccl ? "NCCL" : "MPI");
     printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d classes\n", "data",
            dpt_format_name(cfg->data.format), d->sharded ? "sharded" : "replicated",
            (long long)d->train.n_total, (long long)d->val.n_total, (long long)d->test.n_total,

@@ -37,6 +37,8 @@ typedef struct {
     int64_t *idx;               /* (rows) backend memory */
     float *xb;                  /* (max_rows, I) backend memory */
     int32_t *yb;                /* (max_rows) backend memory */
+    void *nccl;                 /* dpt_nccl when the CUDA backend reduces through NCCL */
+    const char *device_note;    /* why this device was chosen, for the start-up table */
     double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step */
     int split_wait;             /* bench: a barrier before the allreduce, timed as t_wait, so
                                  * t_comm is the allreduce alone, not waiting for a slower rank */

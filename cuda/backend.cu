@@ -1,0 +1,221 @@
+/* The CUDA backend's function table: device memory, copies, the cuBLAS GEMM, start-up and
+ * tear-down, and the version report. The kernels live in elementwise.cu, loss.cu and optim.cu.
+ * Everything is queued on one stream, so ops run in the order the model calls them. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static void *cuda_alloc(dpt_backend *be, size_t bytes)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    void *p = NULL;
+    /* cudaMalloc(0) may return NULL, which the table reserves for failure */
+    size_t want = bytes ? bytes : 256;
+    if (cudaMalloc(&p, want) != cudaSuccess) {
+        (void)cudaGetLastError(); /* out of memory is not sticky: clear it, report NULL */
+        return NULL;
+    }
+    /* zeroed, as the table promises; ordered before every later use on the stream */
+    DPT_CUDA_CHECK(cudaMemsetAsync(p, 0, want, ctx->stream));
+    return p;
+}
+
+static void cuda_free(dpt_backend *be, void *p)
+{
+    (void)be;
+    if (p)
+        DPT_CUDA_CHECK(cudaFree(p)); /* synchronizes the device first */
+}
+
+/* From pageable host memory the runtime stages the source before returning, so the caller may
+ * reuse src at once (CUDA runtime API, "API synchronization behavior"). */
+static void cuda_upload(dpt_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        DPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                                       dpt_cuda_ctx_of(be)->stream));
+}
+
+static void cuda_download(dpt_backend *be, void *dst, const void *src, size_t bytes)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (!bytes)
+        return;
+    DPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+}
+
+static void cuda_zero(dpt_backend *be, void *p, size_t bytes)
+{
+    if (bytes)
+        DPT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, dpt_cuda_ctx_of(be)->stream));
+}
+
+static void cuda_sync(dpt_backend *be)
+{
+    DPT_CUDA_CHECK(cudaStreamSynchronize(dpt_cuda_ctx_of(be)->stream));
+}
+
+/* Row-major to column-major, the one mapping of this backend. cuBLAS reads a buffer as
+ * column-major, and a row-major (R, C) matrix with leading dimension ld is, read column-major,
+ * its transpose (C, R) with the same ld. So the row-major product C(m,n) = op(A) op(B) is the
+ * column-major product C^T(n,m) = op(B)^T op(A)^T: pass B first and A second, swap m and n,
+ * keep each transpose flag with its own matrix, and keep every leading dimension as given. */
+static void cuda_gemm(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k,
+                      float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                      float *c, int ldc)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (m <= 0 || n <= 0)
+        return;
+    cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    DPT_CUBLAS_CHECK(cublasSgemm(ctx->cublas, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda,
+                                 &beta, c, ldc));
+}
+
+static void cuda_destroy(dpt_backend *be)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (!ctx)
+        return;
+    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
+    DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
+    DPT_CUDA_CHECK(cudaFree(ctx->ss_partial));
+    DPT_CUDA_CHECK(cudaFree(ctx->ss_block));
+    DPT_CUDA_CHECK(cudaFreeHost(ctx->ss_host));
+    DPT_CUBLAS_CHECK(cublasDestroy(ctx->cublas));
+    DPT_CUDA_CHECK(cudaStreamDestroy(ctx->stream));
+    free(ctx);
+    be->ctx = NULL;
+}
+
+int dpt_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError(); /* no driver, or no device: not an error here */
+        n = 0;
+    }
+    return n;
+}
+
+int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
+{
+    memset(be, 0, sizeof *be);
+    int count = dpt_cuda_device_count();
+    if (count == 0)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "no CUDA device is visible (driver missing, or CUDA_VISIBLE_DEVICES "
+                             "empty): run with --device cpu");
+    if (device < 0 || device >= count)
+        return dpt_error_set(err, DPT_ERUNTIME, "CUDA device %d does not exist (%d visible)",
+                             device, count);
+
+    dpt_cuda_ctx *ctx = (dpt_cuda_ctx *)calloc(1, sizeof *ctx);
+    if (!ctx)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of host memory for the CUDA backend");
+    ctx->device = device;
+    DPT_CUDA_CHECK(cudaSetDevice(device));
+    /* non-blocking: no implicit synchronization with the legacy default stream */
+    DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    DPT_CUBLAS_CHECK(cublasCreate(&ctx->cublas));
+    DPT_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+    /* TF32 tensor cores (Ampere and later) round the GEMM inputs to 10 mantissa bits; the
+     * default math mode keeps full FP32, as the CPU backend. */
+    DPT_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas,
+                                       tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->ss_partial,
+                              (size_t)DPT_CUDA_SS_BLOCKS * DPT_CUDA_THREADS * sizeof(double)));
+    DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->ss_block, DPT_CUDA_SS_BLOCKS * sizeof(double)));
+    DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->ss_host, DPT_CUDA_SS_BLOCKS * sizeof(double)));
+
+    be->name = "cuda";
+    be->host_memory = 0;
+    be->ctx = ctx;
+    be->alloc = cuda_alloc;
+    be->free = cuda_free;
+    be->upload = cuda_upload;
+    be->download = cuda_download;
+    be->zero = cuda_zero;
+    be->sync = cuda_sync;
+    be->gemm = cuda_gemm;
+    be->gather = dpt_cuda_gather;
+    be->bias_act_forward = dpt_cuda_bias_act_forward;
+    be->act_backward = dpt_cuda_act_backward;
+    be->bias_grad = dpt_cuda_bias_grad;
+    be->loss = dpt_cuda_loss;
+    be->sum_squares = dpt_cuda_sum_squares;
+    be->scale = dpt_cuda_scale;
+    be->sgd_step = dpt_cuda_sgd_step;
+    be->adam_step = dpt_cuda_adam_step;
+    be->destroy = cuda_destroy;
+    return DPT_OK;
+}
+
+void *dpt_cuda_backend_stream(dpt_backend *be)
+{
+    return be && be->ctx ? (void *)dpt_cuda_ctx_of(be)->stream : NULL;
+}
+
+/* Appends printf-style text at *len, never past n. */
+static void appendf(char *out, size_t n, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *out, size_t n, size_t *len, const char *fmt, ...)
+{
+    if (*len + 1 >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(out + *len, n - *len, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *len = *len + (size_t)w < n ? *len + (size_t)w : n - 1;
+}
+
+void dpt_cuda_describe(char *out, size_t n)
+{
+    size_t len = 0;
+    if (!out || n == 0)
+        return;
+    out[0] = '\0';
+    int drv = 0, rt = 0, blas = 0, nccl = 0;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess)
+        drv = 0;
+    if (cudaRuntimeGetVersion(&rt) != cudaSuccess)
+        rt = 0;
+    (void)cudaGetLastError();
+    /* cublasGetVersion ignores the handle: the library's version, no device needed */
+    if (cublasGetVersion(NULL, &blas) != CUBLAS_STATUS_SUCCESS)
+        blas = 0;
+    if (ncclGetVersion(&nccl) != ncclSuccess)
+        nccl = 0;
+    if (drv > 0)
+        appendf(out, n, &len, "CUDA driver %d.%d", drv / 1000, drv % 1000 / 10);
+    else
+        appendf(out, n, &len, "CUDA driver none");
+    /* CUDA versions are 1000*major + 10*minor; cuBLAS 10000*major + 100*minor + patch; NCCL
+     * (2.9 and later) 10000*major + 100*minor + patch */
+    appendf(out, n, &len, ", runtime %d.%d, cuBLAS %d.%d.%d, NCCL %d.%d.%d", rt / 1000,
+            rt % 1000 / 10, blas / 10000, blas % 10000 / 100, blas % 100, nccl / 10000,
+            nccl % 10000 / 100, nccl % 100);
+    int count = dpt_cuda_device_count();
+    if (count == 0)
+        appendf(out, n, &len, "\nno CUDA device visible");
+    for (int d = 0; d < count; d++) {
+        cudaDeviceProp prop;
+        memset(&prop, 0, sizeof prop);
+        if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) {
+            (void)cudaGetLastError();
+            appendf(out, n, &len, "\ndevice %d: properties unavailable", d);
+            continue;
+        }
+        appendf(out, n, &len, "\ndevice %d: %s, sm_%d%d, %d SMs, %.1f GiB", d, prop.name,
+                prop.major, prop.minor, prop.multiProcessorCount,
+                (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    }
+}

@@ -1,0 +1,44 @@
+/* The CUDA backend: the function table of src/backend.h on one GPU, with cuBLAS for the GEMMs
+ * and the kernels of the cuda/ sources for everything else, all queued on one non-blocking stream.
+ * A plain C header, so the trainer (C) can start it; the implementation is C++ (nvcc). */
+#ifndef DPT_CUDA_BACKEND_H
+#define DPT_CUDA_BACKEND_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+/* The project's headers are C: their functions (dpt_error_set) need C linkage. The system
+ * headers they include come first, outside the extern "C" block (C++ <math.h> has templates). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+extern "C" {
+#endif
+
+#include "backend.h"
+#include "error.h"
+
+/* Selects `device` (cudaSetDevice), creates the compute stream and the cuBLAS handle (TF32
+ * tensor-op math when tf32 != 0) and fills the table. A missing or out-of-range device is
+ * returned as DPT_ERUNTIME with a message; failures of the CUDA calls themselves abort through
+ * the check macros. Backend memory is device memory (be->host_memory = 0). */
+int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err);
+
+/* Visible devices; 0 when there is no driver or no device (never fails). */
+int dpt_cuda_device_count(void);
+
+/* For `dptrain version`: CUDA driver and runtime, cuBLAS and NCCL versions, then one line per
+ * visible device (name, compute capability, SMs, memory). Lines separated by '\n', no trailing
+ * newline. */
+void dpt_cuda_describe(char *out, size_t n);
+
+/* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
+ * behind the backward pass that produced the gradients. */
+void *dpt_cuda_backend_stream(dpt_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,142 @@
+/* Element-wise kernels of the CUDA backend: batch gather, bias + activation + dropout forward,
+ * activation backward, bias gradient and scaling. Each follows its loop in src/cpu_backend.c
+ * and calls the same per-element function of src/ops.h, so the two backends cannot drift. */
+#include <string.h>
+
+#include "kernels.h"
+
+/* xb(B,I) = x[idx[r]], yb(B) = y[idx[r]]: one thread per element of xb; column 0 also moves
+ * the label. */
+static __global__ void gather_kernel(const float *__restrict__ x, const int32_t *__restrict__ y,
+                                     const int64_t *__restrict__ idx, int rows, int cols,
+                                     float *__restrict__ xb, int32_t *__restrict__ yb)
+{
+    size_t n = (size_t)rows * cols;
+    DPT_GRID_STRIDE(i, n) {
+        size_t r = i / (size_t)cols, c = i % (size_t)cols;
+        int64_t src = idx[r];
+        xb[i] = x[(size_t)src * cols + c];
+        if (c == 0)
+            yb[r] = y[src];
+    }
+}
+
+void dpt_cuda_gather(dpt_backend *be, const float *x, const int32_t *y, const int64_t *idx,
+                     int rows, int cols, float *xb, int32_t *yb)
+{
+    size_t n = (size_t)rows * cols;
+    if (rows <= 0 || cols <= 0)
+        return;
+    DPT_LAUNCH(gather_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, dpt_cuda_ctx_of(be)->stream,
+               x, y, idx, rows, cols, xb, yb);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+/* z(B,O) += b; a = act(z), times the dropout scale when dropping (as cpu_bias_act_forward:
+ * the activation first, then the product). */
+static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__restrict__ a,
+                                               const float *__restrict__ b, int rows, int cols,
+                                               dpt_activation act, int dropping,
+                                               dpt_dropout drop, int layer)
+{
+    size_t n = (size_t)rows * cols;
+    DPT_GRID_STRIDE(i, n) {
+        int r = (int)(i / (size_t)cols), c = (int)(i % (size_t)cols);
+        float zi = z[i] + b[c];
+        z[i] = zi;
+        float ai = dpt_op_act(zi, act);
+        if (dropping)
+            ai *= dpt_op_dropout_scale(&drop, layer, r, c, cols);
+        a[i] = ai;
+    }
+}
+
+void dpt_cuda_bias_act_forward(dpt_backend *be, float *z, float *a, const float *b, int rows,
+                               int cols, dpt_activation act, const dpt_dropout *drop, int layer)
+{
+    size_t n = (size_t)rows * cols;
+    if (rows <= 0 || cols <= 0)
+        return;
+    int dropping = drop && drop->p > 0.0f;
+    dpt_dropout d;
+    memset(&d, 0, sizeof d);
+    if (dropping)
+        d = *drop;
+    DPT_LAUNCH(bias_act_forward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
+               dpt_cuda_ctx_of(be)->stream, z, a, b, rows, cols, act, dropping, d, layer);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+/* In place: d(B,O) = dL/da -> dL/dz. With dropout, a holds the dropped-out activation, so
+ * act'(z) is computed from act(z) (as cpu_act_backward). */
+static __global__ void act_backward_kernel(float *__restrict__ d, const float *__restrict__ z,
+                                           const float *__restrict__ a, int rows, int cols,
+                                           dpt_activation act, int dropping, dpt_dropout drop,
+                                           int layer)
+{
+    size_t n = (size_t)rows * cols;
+    DPT_GRID_STRIDE(i, n) {
+        float zi = z[i];
+        if (dropping) {
+            int r = (int)(i / (size_t)cols), c = (int)(i % (size_t)cols);
+            float s = dpt_op_dropout_scale(&drop, layer, r, c, cols);
+            d[i] *= s * dpt_op_act_grad(zi, dpt_op_act(zi, act), act);
+        } else {
+            d[i] *= dpt_op_act_grad(zi, a[i], act);
+        }
+    }
+}
+
+void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const float *a, int rows,
+                           int cols, dpt_activation act, const dpt_dropout *drop, int layer)
+{
+    size_t n = (size_t)rows * cols;
+    if (rows <= 0 || cols <= 0)
+        return;
+    int dropping = drop && drop->p > 0.0f;
+    dpt_dropout dd;
+    memset(&dd, 0, sizeof dd);
+    if (dropping)
+        dd = *drop;
+    DPT_LAUNCH(act_backward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
+               dpt_cuda_ctx_of(be)->stream, d, z, a, rows, cols, act, dropping, dd, layer);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+/* db(O) = column sums of dz(B,O): one thread per column adding the rows in order from 0, as
+ * cpu_bias_grad, so the result is the same on every run (no atomics). Neighbouring threads
+ * read neighbouring columns, so each row is one coalesced load. */
+static __global__ void bias_grad_kernel(const float *__restrict__ dz, int rows, int cols,
+                                        float *__restrict__ db)
+{
+    DPT_GRID_STRIDE(c, (size_t)cols) {
+        float s = 0.0f;
+        for (int r = 0; r < rows; r++)
+            s += dz[(size_t)r * cols + c];
+        db[c] = s;
+    }
+}
+
+void dpt_cuda_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, float *db)
+{
+    if (cols <= 0)
+        return;
+    /* rows <= 0 still writes zeros, as the CPU's memset does */
+    DPT_LAUNCH(bias_grad_kernel, dpt_cuda_blocks((size_t)cols), DPT_CUDA_THREADS,
+               dpt_cuda_ctx_of(be)->stream, dz, rows > 0 ? rows : 0, cols, db);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void scale_kernel(float *__restrict__ x, size_t n, float s)
+{
+    DPT_GRID_STRIDE(i, n) x[i] *= s;
+}
+
+void dpt_cuda_scale(dpt_backend *be, float *x, size_t n, float s)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(scale_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, dpt_cuda_ctx_of(be)->stream,
+               x, n, s);
+    DPT_CUDA_CHECK_LAUNCH();
+}

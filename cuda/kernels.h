@@ -1,0 +1,72 @@
+/* Private to cuda/: the CUDA backend's state and the table entries each .cu file provides
+ * (backend.cu fills the table of src/backend.h with them). Every launch goes through
+ * DPT_LAUNCH (launch.h), so the same sources also run on the host emulation in CI. */
+#ifndef DPT_CUDA_KERNELS_H
+#define DPT_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "cuda_backend.h"
+#include "launch.h"
+
+/* Threads per block of every 1-D launch, and the cap on blocks of the grid-stride kernels
+ * (65535: the limit of gridDim.y, kept for x as well so no launch depends on the device). */
+enum { DPT_CUDA_THREADS = 256, DPT_CUDA_MAX_BLOCKS = 65535 };
+
+/* sum_squares: SS_BLOCKS x DPT_CUDA_THREADS threads each sum a strided slice; one thread per
+ * block then sums its block's partials in order; the host sums the block sums in order. */
+enum { DPT_CUDA_SS_BLOCKS = 128 };
+
+typedef struct {
+    int device;
+    cudaStream_t stream;    /* every op is queued here, in program order */
+    cublasHandle_t cublas;  /* bound to stream */
+    /* loss: per-row loss and hit, (2, loss_cap) on the device and in pinned host memory */
+    float *loss_dev, *loss_host;
+    int loss_cap;
+    /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
+    double *ss_partial, *ss_block, *ss_host;
+} dpt_cuda_ctx;
+
+static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
+
+/* Blocks for a grid-stride loop over n items (at least 1). */
+static inline unsigned dpt_cuda_blocks(size_t n)
+{
+    size_t b = (n + DPT_CUDA_THREADS - 1) / DPT_CUDA_THREADS;
+    if (b > DPT_CUDA_MAX_BLOCKS)
+        b = DPT_CUDA_MAX_BLOCKS;
+    return b < 1 ? 1u : (unsigned)b;
+}
+
+/* Grid-stride loop over n items: any grid covers any n, and every index is checked. */
+#define DPT_GRID_STRIDE(i, n)                                                               \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
+         i += (size_t)gridDim.x * blockDim.x)
+
+/* elementwise.cu */
+void dpt_cuda_gather(dpt_backend *be, const float *x, const int32_t *y, const int64_t *idx,
+                     int rows, int cols, float *xb, int32_t *yb);
+void dpt_cuda_bias_act_forward(dpt_backend *be, float *z, float *a, const float *b, int rows,
+                               int cols, dpt_activation act, const dpt_dropout *drop, int layer);
+void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const float *a, int rows,
+                           int cols, dpt_activation act, const dpt_dropout *drop, int layer);
+void dpt_cuda_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, float *db);
+void dpt_cuda_scale(dpt_backend *be, float *x, size_t n, float s);
+
+/* loss.cu */
+void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
+                   dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
+                   double *correct);
+
+/* optim.cu */
+double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n);
+void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
+                       float momentum, int nesterov, float wd);
+void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                        float lr, float beta1, float beta2, float eps, float wd, int decoupled,
+                        float bc1, float bc2);
+
+#endif

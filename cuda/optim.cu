@@ -1,0 +1,93 @@
+/* Optimizer kernels of the CUDA backend: one fused grid-stride kernel per optimizer over the
+ * whole flat parameter buffer, calling the shared updates of src/ops.h, and the sum of squares
+ * for gradient clipping as a fixed-shape reduction without atomics, so it is reproducible. */
+#include <stdint.h>
+
+#include "kernels.h"
+
+static __global__ void sgd_kernel(float *__restrict__ p, const float *__restrict__ g,
+                                  float *__restrict__ m, size_t n, float lr, float momentum,
+                                  int nesterov, float wd)
+{
+    /* m: the momentum buffer (n), read and written only when momentum > 0 */
+    DPT_GRID_STRIDE(i, n) dpt_op_sgd(&p[i], g[i], &m[i], lr, momentum, nesterov, wd);
+}
+
+void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
+                       float momentum, int nesterov, float wd)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(sgd_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, dpt_cuda_ctx_of(be)->stream, p,
+               g, m, n, lr, momentum, nesterov, wd);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void adam_kernel(float *__restrict__ p, const float *__restrict__ g,
+                                   float *__restrict__ m, float *__restrict__ v, size_t n,
+                                   float lr, float beta1, float beta2, float eps, float wd,
+                                   int decoupled, float bc1, float bc2)
+{
+    DPT_GRID_STRIDE(i, n)
+        dpt_op_adam(&p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
+}
+
+void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                        float lr, float beta1, float beta2, float eps, float wd, int decoupled,
+                        float bc1, float bc2)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(adam_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, dpt_cuda_ctx_of(be)->stream, p,
+               g, m, v, n, lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+/* Stage 1: thread t of T = blocks * THREADS sums x[t], x[t + T], ... in double (coalesced). */
+static __global__ void sum_squares_partial_kernel(const float *__restrict__ x, size_t n,
+                                                  double *__restrict__ partial)
+{
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t total = (size_t)gridDim.x * blockDim.x;
+    double s = 0.0;
+    for (size_t i = t; i < n; i += total)
+        s += (double)x[i] * x[i];
+    partial[t] = s;
+}
+
+/* Stage 2: thread b sums the THREADS partials of stage-1 block b, in order. */
+static __global__ void sum_squares_block_kernel(const double *__restrict__ partial, int blocks,
+                                                double *__restrict__ block_sum)
+{
+    int b = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (b >= blocks)
+        return;
+    double s = 0.0;
+    for (int j = 0; j < DPT_CUDA_THREADS; j++)
+        s += partial[(size_t)b * DPT_CUDA_THREADS + j];
+    block_sum[b] = s;
+}
+
+/* The shape of the reduction depends only on n, so the same n gives the same bits every run;
+ * only the order of the additions differs from the CPU's single loop. */
+double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (n == 0)
+        return 0.0;
+    size_t want = (n + DPT_CUDA_THREADS - 1) / DPT_CUDA_THREADS;
+    int blocks = want < DPT_CUDA_SS_BLOCKS ? (int)want : DPT_CUDA_SS_BLOCKS;
+    DPT_LAUNCH(sum_squares_partial_kernel, (unsigned)blocks, DPT_CUDA_THREADS, ctx->stream, x, n,
+               ctx->ss_partial);
+    DPT_CUDA_CHECK_LAUNCH();
+    DPT_LAUNCH(sum_squares_block_kernel, 1u, (unsigned)DPT_CUDA_SS_BLOCKS, ctx->stream,
+               ctx->ss_partial, blocks, ctx->ss_block);
+    DPT_CUDA_CHECK_LAUNCH();
+    DPT_CUDA_CHECK(cudaMemcpyAsync(ctx->ss_host, ctx->ss_block, (size_t)blocks * sizeof(double),
+                                   cudaMemcpyDeviceToHost, ctx->stream));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    double s = 0.0;
+    for (int b = 0; b < blocks; b++)
+        s += ctx->ss_host[b];
+    return s;
+}

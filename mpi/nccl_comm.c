@@ -1,0 +1,100 @@
+/* NCCL set-up over MPI and the gradient allreduce with a timeout. Written in C against nccl.h
+ * and cuda_runtime.h (or the host emulation's versions of them in CI). NCCL itself never times
+ * out, so completion is polled: a peer that died or stalls would otherwise hang every rank. */
+#define _POSIX_C_SOURCE 200809L
+#include "nccl_comm.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../cuda/check.h"
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
+{
+    memset(n, 0, sizeof *n);
+    n->rank = c->rank;
+    n->size = c->size;
+    n->local_rank = c->local_rank;
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    if (c->rank == 0)
+        DPT_NCCL_CHECK(ncclGetUniqueId(&id));
+    DPT_MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, c->world));
+    DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, c->size, id, c->rank));
+    DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));
+}
+
+/* Ends the job after aborting the communicator (so no NCCL kernel keeps this rank's GPU busy
+ * and the peers' collectives fail instead of waiting for us). */
+static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const char *detail)
+{
+    char what[160], msg[512];
+    snprintf(what, sizeof what, "ncclAllReduce(sum, %zu floats) on rank %d of %d", count,
+             n->rank, n->size);
+    snprintf(msg, sizeof msg, "%s (communicator aborted; NCCL_DEBUG=INFO prints NCCL's own "
+             "account)", detail);
+    if (n->comm) {
+        ncclCommAbort(n->comm);
+        n->comm = NULL;
+    }
+    dpt_comm_fail(__FILE__, line, what, msg);
+}
+
+void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
+                            double timeout_s)
+{
+    if (count == 0)
+        return;
+    ncclResult_t rc = ncclAllReduce(dev_buf, dev_buf, count, ncclFloat, ncclSum, n->comm, stream);
+    if (rc != ncclSuccess)
+        fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
+    DPT_CUDA_CHECK(cudaEventRecord(n->done, stream));
+
+    /* Poll: yield the core for the first millisecond (small messages finish within it), then
+     * sleep 100 us between polls so a long wait does not burn a core the data loader may want. */
+    double start = monotonic_s();
+    for (;;) {
+        cudaError_t q = cudaEventQuery(n->done);
+        if (q == cudaSuccess)
+            return;
+        if (q != cudaErrorNotReady)
+            fail_collective(n, __LINE__, count, cudaGetErrorString(q));
+        ncclResult_t async = ncclSuccess;
+        rc = ncclCommGetAsyncError(n->comm, &async);
+        if (rc != ncclSuccess)
+            fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
+        if (async != ncclSuccess)
+            fail_collective(n, __LINE__, count, ncclGetErrorString(async));
+        double waited = monotonic_s() - start;
+        if (timeout_s > 0 && waited > timeout_s) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "not finished after %.0f s: a peer rank died or stalls "
+                     "(check its log; across machines also NCCL_SOCKET_IFNAME)", waited);
+            fail_collective(n, __LINE__, count, msg);
+        }
+        if (waited < 1e-3) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+void dpt_nccl_free(dpt_nccl *n)
+{
+    if (n->comm)
+        DPT_NCCL_CHECK(ncclCommDestroy(n->comm));
+    if (n->done)
+        DPT_CUDA_CHECK(cudaEventDestroy(n->done));
+    memset(n, 0, sizeof *n);
+}

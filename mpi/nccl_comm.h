@@ -1,0 +1,43 @@
+/* The gradient allreduce on GPUs: one NCCL communicator over all ranks of a dpt_comm, set up
+ * through MPI (rank 0 makes the unique id and broadcasts it), and a sum of one flat device
+ * buffer queued on the compute stream, waited for with a timeout so that a dead or stalled peer
+ * ends the job with a message naming the collective and the rank instead of a hang. */
+#ifndef DPT_NCCL_COMM_H
+#define DPT_NCCL_COMM_H
+
+#include <stddef.h>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "comm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    ncclComm_t comm;   /* NULL until dpt_nccl_init */
+    cudaEvent_t done;  /* recorded behind each allreduce, polled for completion */
+    int rank, size;    /* in c->world, the same numbering NCCL uses */
+    int local_rank;    /* for messages */
+} dpt_nccl;
+
+/* Collective over c->world. The caller has already selected this rank's device
+ * (cudaSetDevice, done by dpt_cuda_backend_init); each rank must own a different GPU. */
+void dpt_nccl_init(dpt_nccl *n, dpt_comm *c);
+
+/* Sums count floats of dev_buf in place across all ranks, queued on stream, and returns when
+ * the result is in dev_buf. timeout_s <= 0 waits forever. On an NCCL error or the timeout the
+ * communicator is aborted and the job ends through dpt_comm_fail. */
+void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
+                            double timeout_s);
+
+/* Collective (ncclCommDestroy); safe on a zeroed or already freed dpt_nccl. */
+void dpt_nccl_free(dpt_nccl *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
