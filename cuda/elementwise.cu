@@ -12,7 +12,7 @@ static __global__ void gather_kernel(const float *__restrict__ x, const int32_t 
                                      float *__restrict__ xb, int32_t *__restrict__ yb)
 {
     size_t n = (size_t)rows * cols;
-    DPT_GRID_STRIDE(i, n) {
+    DPT_FOR_THREAD(i, n) {
         size_t r = i / (size_t)cols, c = i % (size_t)cols;
         int64_t src = idx[r];
         xb[i] = x[(size_t)src * cols + c];
@@ -40,7 +40,7 @@ static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__r
                                                dpt_dropout drop, int layer)
 {
     size_t n = (size_t)rows * cols;
-    DPT_GRID_STRIDE(i, n) {
+    DPT_FOR_THREAD(i, n) {
         int r = (int)(i / (size_t)cols), c = (int)(i % (size_t)cols);
         float zi = z[i] + b[c];
         z[i] = zi;
@@ -75,7 +75,7 @@ static __global__ void act_backward_kernel(float *__restrict__ d, const float *_
                                            int layer)
 {
     size_t n = (size_t)rows * cols;
-    DPT_GRID_STRIDE(i, n) {
+    DPT_FOR_THREAD(i, n) {
         float zi = z[i];
         if (dropping) {
             int r = (int)(i / (size_t)cols), c = (int)(i % (size_t)cols);
@@ -109,7 +109,7 @@ void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const floa
 static __global__ void bias_grad_kernel(const float *__restrict__ dz, int rows, int cols,
                                         float *__restrict__ db)
 {
-    DPT_GRID_STRIDE(c, (size_t)cols) {
+    DPT_FOR_THREAD(c, (size_t)cols) {
         float s = 0.0f;
         for (int r = 0; r < rows; r++)
             s += dz[(size_t)r * cols + c];
@@ -129,7 +129,7 @@ void dpt_cuda_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, fl
 
 static __global__ void scale_kernel(float *__restrict__ x, size_t n, float s)
 {
-    DPT_GRID_STRIDE(i, n) x[i] *= s;
+    DPT_FOR_THREAD(i, n) x[i] *= s;
 }
 
 void dpt_cuda_scale(dpt_backend *be, float *x, size_t n, float s)

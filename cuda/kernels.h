@@ -13,7 +13,7 @@
 
 /* Threads per block of every 1-D launch, and the cap on blocks of the grid-stride kernels
  * (65535: the limit of gridDim.y, kept for x as well so no launch depends on the device). */
-enum { DPT_CUDA_THREADS = 256, DPT_CUDA_MAX_BLOCKS = 65535 };
+enum { DPT_CUDA_THREADS = 256 };
 
 /* sum_squares: SS_BLOCKS x DPT_CUDA_THREADS threads each sum a strided slice; one thread per
  * block then sums its block's partials in order; the host sums the block sums in order. */
@@ -33,18 +33,19 @@ typedef struct {
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
 
 /* Blocks for a grid-stride loop over n items (at least 1). */
+/* Blocks for one thread per item. grid.x may reach 2^31 - 1 on every architecture built for
+ * (sm_75+), so any buffer this trainer allocates is covered by one launch. */
 static inline unsigned dpt_cuda_blocks(size_t n)
 {
     size_t b = (n + DPT_CUDA_THREADS - 1) / DPT_CUDA_THREADS;
-    if (b > DPT_CUDA_MAX_BLOCKS)
-        b = DPT_CUDA_MAX_BLOCKS;
     return b < 1 ? 1u : (unsigned)b;
 }
 
-/* Grid-stride loop over n items: any grid covers any n, and every index is checked. */
-#define DPT_GRID_STRIDE(i, n)                                                               \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
-         i += (size_t)gridDim.x * blockDim.x)
+/* One thread per item, guarded: the launch must cover all n items (dpt_cuda_blocks). Not a
+ * grid-stride loop on purpose: a grid one block too small then leaves items undone and the
+ * parity tests against the CPU backend fail, instead of a loop quietly hiding the mistake. */
+#define DPT_FOR_THREAD(i, n)                                                                \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i = (n))
 
 /* elementwise.cu */
 void dpt_cuda_gather(dpt_backend *be, const float *x, const int32_t *y, const int64_t *idx,

@@ -10,7 +10,7 @@ static __global__ void sgd_kernel(float *__restrict__ p, const float *__restrict
                                   int nesterov, float wd)
 {
     /* m: the momentum buffer (n), read and written only when momentum > 0 */
-    DPT_GRID_STRIDE(i, n) dpt_op_sgd(&p[i], g[i], &m[i], lr, momentum, nesterov, wd);
+    DPT_FOR_THREAD(i, n) dpt_op_sgd(&p[i], g[i], &m[i], lr, momentum, nesterov, wd);
 }
 
 void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
@@ -28,7 +28,7 @@ static __global__ void adam_kernel(float *__restrict__ p, const float *__restric
                                    float lr, float beta1, float beta2, float eps, float wd,
                                    int decoupled, float bc1, float bc2)
 {
-    DPT_GRID_STRIDE(i, n)
+    DPT_FOR_THREAD(i, n)
         dpt_op_adam(&p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
 }
 
