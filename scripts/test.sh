@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test with ctest: first the optimized build,
-# then the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
-# Exits non-zero on any failure. Usage: scripts/test.sh [--no-sanitize]
+# Installs what is missing, builds, and runs every test with ctest, in three builds:
+#   1. build/       optimized; the CUDA backend compiled by nvcc when the toolkit is there (it
+#                   must build with no warnings; with no GPU the suite runs on the CPU backend)
+#   2. build-emu/   the CUDA backend's sources compiled as host C++ against the emulation of
+#                   CUDA, cuBLAS and NCCL in tests/cuda_emu: the suite runs on the CUDA code path
+#   3. build-asan/  build 2 with AddressSanitizer + UndefinedBehaviorSanitizer
+# Exits non-zero on any failure. Usage: scripts/test.sh [--quick]   (--quick: build 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 if [ "$(id -u)" = 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+# the emulation offers as many "GPUs" as the largest test starts ranks on one host
+export DPT_EMU_DEVICES=4
 
-echo "== build (Release)"
+echo "== build 1: optimized (CPU backend; CUDA backend by nvcc when found)"
 scripts/build.sh build
-echo "== tests (Release)"
+echo "== tests 1"
 (cd build && ctest --output-on-failure --timeout 600)
+[ "${1:-}" = "--quick" ] && { echo "== all tests passed (quick)"; exit 0; }
 
-if [ "${1:-}" != "--no-sanitize" ]; then
-  echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer)"
-  BUILD_TYPE=Debug scripts/build.sh build-asan -DDPT_SANITIZE=ON
-  echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
-  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  # Leaks are checked in the unit tests; under mpirun, Open MPI's own allocations at exit
-  # (not ours to fix) would drown them, so the integration tests check memory errors only.
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -L unit)
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure --timeout 900 -LE "unit|slow")
-fi
+echo "== build 2: CUDA backend on the host emulation"
+scripts/build.sh build-emu -DDPT_CUDA_EMU=ON
+echo "== tests 2"
+(cd build-emu && ctest --output-on-failure --timeout 900 -LE slow)
+
+echo "== build 3: build 2 with AddressSanitizer + UndefinedBehaviorSanitizer"
+BUILD_TYPE=Debug scripts/build.sh build-asan -DDPT_CUDA_EMU=ON -DDPT_SANITIZE=ON
+echo "== tests 3"
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Leaks are checked in the unit tests; under mpirun, Open MPI's own allocations at exit
+# (not ours to fix) would drown them, so the integration tests check memory errors only.
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -L unit)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure --timeout 900 -LE "unit|slow|emu")
 echo "== all tests passed"

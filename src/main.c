@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "comm.h"
 #include "config.h"
+#include "selftest.h"
 #include "train.h"
 #ifdef DPT_HAVE_CUDA
 #include "cuda_backend.h"
@@ -21,6 +22,7 @@ static const char usage_text[] =
     "  dptrain train  CONFIG.yaml [--set KEY=VALUE]... [--device auto|cpu|cuda] [--out DIR] [--resume]\n"
     "  dptrain bench train CONFIG.yaml [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
     "  dptrain version\n"
+    "  dptrain selftest      (on a GPU machine: every op and a short run, CUDA against CPU)\n"
     "  dptrain --help\n"
     "\n"
     "Run under mpirun for data parallelism (mpirun -np 4 dptrain train CONFIG.yaml), or alone\n"
@@ -195,6 +197,14 @@ int main(int argc, char **argv)
         print_version(&comm);
         dpt_comm_finalize(&comm);
         return 0;
+    }
+
+    if (strcmp(argv[1], "selftest") == 0) {
+        /* one process's check of its own GPU; rank 0 speaks for a job of several */
+        int rc = comm.rank == 0 ? dpt_selftest_main(stdout) : 0;
+        rc = dpt_comm_agree(&comm, rc == 77 ? 0 : rc);
+        dpt_comm_finalize(&comm);
+        return rc;
     }
 
     cli c;

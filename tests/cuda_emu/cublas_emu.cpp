@@ -1,0 +1,252 @@
+/* The cuBLAS emulation: handles as tokens bound to a stream and a math mode, and SGEMM with the
+ * argument checks of the cuBLAS documentation (cublas<t>gemm), a bounds check of every operand
+ * against the allocation table, and the product as a plain loop accumulated in double. TF32
+ * mode rounds A and B to TF32 (10 mantissa bits, round to nearest even) first, as the tensor
+ * cores do, so tolerances chosen for TF32 are exercised. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "cublas_v2.h"
+#include "cuda_emu_internal.h"
+
+using namespace dpt_emu;
+
+namespace {
+
+struct handle_rec {
+    cudaStream_t stream;
+    cublasMath_t math;
+};
+
+std::mutex g_lock;
+std::set<const void *> g_handles;
+
+bool handle_valid(cublasHandle_t h)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    return h && g_handles.count((const void *)h);
+}
+
+/* A float rounded to TF32: 8-bit exponent, 10-bit mantissa; NaN and infinity pass through. */
+float to_tf32(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u)
+        return x;
+    u += 0xfffu + ((u >> 13) & 1u); /* round to nearest, ties to even, at bit 13 */
+    u &= 0xffffe000u;
+    float y;
+    memcpy(&y, &u, sizeof y);
+    return y;
+}
+
+/* Elements a column-major (rows, cols) operand with leading dimension ld spans, first to last. */
+size_t span(int rows, int cols, int ld)
+{
+    return (size_t)(cols - 1) * (size_t)ld + (size_t)rows;
+}
+
+/* Marks the bytes a column-major operand touches; used only when two operands' spans overlap,
+ * to tell a real alias from interleaved columns. */
+void mark(std::vector<unsigned char> &touched, const char *lo, const float *p, int rows, int cols,
+          int ld, unsigned char bit)
+{
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++) {
+            size_t off = (size_t)((const char *)(p + (size_t)j * ld + i) - lo);
+            for (size_t b = 0; b < sizeof(float); b++)
+                touched[off + b] |= bit;
+        }
+}
+
+/* True when some element of C is also an element of X (both column-major). */
+bool aliases(const float *c, int m, int n, int ldc, const float *x, int xr, int xc, int ldx)
+{
+    const char *c0 = (const char *)c, *c1 = (const char *)(c + span(m, n, ldc));
+    const char *x0 = (const char *)x, *x1 = (const char *)(x + span(xr, xc, ldx));
+    if (!(c0 < x1 && x0 < c1))
+        return false;
+    const char *lo = c0 < x0 ? c0 : x0, *hi = c1 > x1 ? c1 : x1;
+    std::vector<unsigned char> touched((size_t)(hi - lo), 0);
+    mark(touched, lo, c, m, n, ldc, 1);
+    mark(touched, lo, x, xr, xc, ldx, 2);
+    for (unsigned char t : touched)
+        if (t == 3)
+            return true;
+    return false;
+}
+
+} // namespace
+
+extern "C" {
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle)
+{
+    if (!handle)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (current_device() >= device_count())
+        return CUBLAS_STATUS_NOT_INITIALIZED; /* as cuBLAS without a usable device */
+    handle_rec *h = new handle_rec{0, CUBLAS_DEFAULT_MATH};
+    std::lock_guard<std::mutex> g(g_lock);
+    g_handles.insert(h);
+    *handle = (cublasHandle_t)(void *)h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    if (!handle || !g_handles.erase((const void *)handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete (handle_rec *)(void *)handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
+{
+    if (!handle_valid(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!stream_valid(stream)) {
+        report("cublasSetStream", "stream %p was never created or is already destroyed",
+               (void *)stream);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    ((handle_rec *)(void *)handle)->stream = stream;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
+{
+    if (!handle_valid(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (mode != CUBLAS_DEFAULT_MATH && mode != CUBLAS_TENSOR_OP_MATH &&
+        mode != CUBLAS_PEDANTIC_MATH && mode != CUBLAS_TF32_TENSOR_OP_MATH)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    ((handle_rec *)(void *)handle)->math = mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetVersion(cublasHandle_t handle, int *version)
+{
+    (void)handle;
+    if (!version)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *version = CUBLAS_VERSION;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusString(cublasStatus_t status)
+{
+    /* cuBLAS's own wording */
+    switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "the operation completed successfully";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "the resource allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "an invalid value was used as an argument";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "the architecture is not supported";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "an access to GPU memory space failed";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "an internal operation failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "error detected trying to check the license";
+    }
+    return "unknown error";
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
+                           cublasOperation_t transb, int m, int n, int k, const float *alpha,
+                           const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc)
+{
+    static const char *who = "cublasSgemm";
+    if (!handle_valid(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
+    /* A is stored (m, k) when not transposed, else (k, m); B (k, n), else (n, k) */
+    const int a_rows = ta ? k : m, a_cols = ta ? m : k;
+    const int b_rows = tb ? n : k, b_cols = tb ? k : n;
+    const char *bad = NULL;
+    if ((unsigned)transa > CUBLAS_OP_C || (unsigned)transb > CUBLAS_OP_C)
+        bad = "transa or transb is not CUBLAS_OP_N, _T or _C";
+    else if (m < 0 || n < 0 || k < 0)
+        bad = "m, n or k is negative";
+    else if (lda < (a_rows > 1 ? a_rows : 1))
+        bad = ta ? "lda < max(1, k) with transa = T" : "lda < max(1, m) with transa = N";
+    else if (ldb < (b_rows > 1 ? b_rows : 1))
+        bad = tb ? "ldb < max(1, n) with transb = T" : "ldb < max(1, k) with transb = N";
+    else if (ldc < (m > 1 ? m : 1))
+        bad = "ldc < max(1, m)";
+    else if (!alpha || !beta)
+        bad = "alpha or beta is NULL";
+    if (bad) {
+        report(who, "%s (transa %s, transb %s, m %d, n %d, k %d, lda %d, ldb %d, ldc %d)", bad,
+               ta ? "T" : "N", tb ? "T" : "N", m, n, k, lda, ldb, ldc);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m == 0 || n == 0)
+        return CUBLAS_STATUS_SUCCESS;
+    const double al = *alpha, be = *beta;
+    const bool reads_ab = k > 0 && al != 0.0; /* as the reference BLAS: alpha = 0 skips A, B */
+    if (!reads_ab && be == 1.0)
+        return CUBLAS_STATUS_SUCCESS;
+
+    /* every element touched must lie inside one device allocation */
+    const int dev = MEM_DEVICE | MEM_PINNED;
+    char what[160];
+    if (reads_ab) {
+        snprintf(what, sizeof what, "A (%d x %d, lda %d, %s)", a_rows, a_cols, lda,
+                 ta ? "transposed" : "not transposed");
+        if (!check_range(who, what, A, span(a_rows, a_cols, lda) * sizeof(float), dev))
+            return CUBLAS_STATUS_INVALID_VALUE;
+        snprintf(what, sizeof what, "B (%d x %d, ldb %d, %s)", b_rows, b_cols, ldb,
+                 tb ? "transposed" : "not transposed");
+        if (!check_range(who, what, B, span(b_rows, b_cols, ldb) * sizeof(float), dev))
+            return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    snprintf(what, sizeof what, "C (%d x %d, ldc %d)", m, n, ldc);
+    if (!check_range(who, what, C, span(m, n, ldc) * sizeof(float), dev))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    /* cuBLAS gives no result when the output aliases an input: refuse it loudly */
+    if (reads_ab && (aliases(C, m, n, ldc, A, a_rows, a_cols, lda) ||
+                     aliases(C, m, n, ldc, B, b_rows, b_cols, ldb))) {
+        report(who, "C shares elements with %s; cuBLAS does not allow the output to alias an input",
+               aliases(C, m, n, ldc, A, a_rows, a_cols, lda) ? "A" : "B");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+
+    const bool tf32 = ((handle_rec *)(void *)handle)->math == CUBLAS_TF32_TENSOR_OP_MATH;
+    /* op(A) as a dense column-major (m, k) in double, TF32-rounded when the mode says so */
+    std::vector<double> opa(reads_ab ? (size_t)m * k : 0);
+    if (reads_ab)
+        for (int l = 0; l < k; l++)
+            for (int i = 0; i < m; i++) {
+                float x = ta ? A[l + (size_t)i * lda] : A[i + (size_t)l * lda];
+                opa[i + (size_t)l * m] = tf32 ? to_tf32(x) : x;
+            }
+    std::vector<double> acc((size_t)m);
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < m; i++)
+            acc[i] = 0.0;
+        if (reads_ab)
+            for (int l = 0; l < k; l++) {
+                float y = tb ? B[j + (size_t)l * ldb] : B[l + (size_t)j * ldb];
+                double bl = tf32 ? to_tf32(y) : y;
+                const double *col = &opa[(size_t)l * m];
+                for (int i = 0; i < m; i++)
+                    acc[i] += col[i] * bl; /* sum over l in order, for every (i, j) */
+            }
+        float *c = C + (size_t)j * ldc;
+        for (int i = 0; i < m; i++)
+            /* beta = 0: C is not read, so NaN or garbage there is overwritten, as in cuBLAS */
+            c[i] = (float)(be == 0.0 ? al * acc[i] : al * acc[i] + be * (double)c[i]);
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+} /* extern "C" */

@@ -1,0 +1,664 @@
+/* The CUDA runtime emulation: device memory from malloc kept in an allocation table (so bad
+ * frees and out-of-bounds copies return cudaErrorInvalidValue and say why on stderr), streams
+ * and events as tokens, devices counted from DPT_EMU_DEVICES, the per-thread last error, and
+ * the launch check behind DPT_EMU_LAUNCH. Everything runs synchronously on the calling thread.
+ *
+ * Environment: DPT_EMU_DEVICES (devices shown, default 1; 0 means none), DPT_EMU_DEVICE_MEM_MB
+ * (memory per device, default 16384), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
+ * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
+ * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "cuda_emu_internal.h"
+#include "cuda_emu_kernel.h"
+
+namespace dpt_emu {
+
+static long env_long(const char *name, long fallback, long lo, long hi)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return fallback;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || v < lo || v > hi) {
+        static std::atomic<int> warned{0}; /* once: this is read on every call */
+        if (!warned.exchange(1))
+            report("cuda_emu", "%s=%s is not a whole number in [%ld, %ld]; using %ld", name, s,
+                   lo, hi, fallback);
+        return fallback;
+    }
+    return v;
+}
+
+void report(const char *who, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int init = 0, fin = 0, rank = -1;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin)
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank >= 0)
+        fprintf(stderr, "[cuda_emu rank %d] %s: %s\n", rank, who, msg);
+    else
+        fprintf(stderr, "[cuda_emu] %s: %s\n", who, msg);
+}
+
+int device_count() { return (int)env_long("DPT_EMU_DEVICES", 1, 0, 64); }
+
+static size_t device_mem_bytes()
+{
+    return (size_t)env_long("DPT_EMU_DEVICE_MEM_MB", 16384, 1, 1L << 24) << 20;
+}
+
+/* ---- the tables ---- */
+
+struct stream_rec {
+    unsigned flags;
+    int device;
+};
+struct event_rec {
+    unsigned flags;
+    bool recorded;
+    double when; /* seconds, CLOCK_MONOTONIC, at the last record */
+};
+
+static std::mutex g_lock;                            /* guards everything below */
+static std::map<uintptr_t, region> g_regions;        /* by base address */
+static std::map<int, size_t> g_used;                 /* device bytes in use, by device */
+static std::set<const void *> g_streams;             /* live stream tokens */
+static std::map<const void *, event_rec> g_events;   /* live event tokens */
+static thread_local cudaError_t t_last_error = cudaSuccess;
+static thread_local int t_device = 0;
+
+/* Records e as this thread's last error (CUDA: every failing call does) and returns it. */
+static cudaError_t fail(cudaError_t e)
+{
+    t_last_error = e;
+    return e;
+}
+
+int current_device() { return t_device; }
+
+static bool find_locked(const void *p, region *out)
+{
+    uintptr_t a = (uintptr_t)p;
+    auto it = g_regions.upper_bound(a);
+    if (it == g_regions.begin())
+        return false;
+    --it;
+    if (a - it->first >= it->second.size)
+        return false;
+    *out = it->second;
+    return true;
+}
+
+bool find_region(const void *p, region *out)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    return find_locked(p, out);
+}
+
+static const char *kind_name(mem_kind k)
+{
+    if (k == MEM_DEVICE)
+        return "device (cudaMalloc)";
+    return k == MEM_PINNED ? "pinned host (cudaMallocHost)" : "untracked";
+}
+
+bool check_range(const char *who, const char *what, const void *p, size_t bytes, int kinds)
+{
+    if (bytes == 0)
+        return true;
+    region r;
+    bool found = find_region(p, &r);
+    if (found && (r.kind & kinds) && (size_t)((const char *)p - r.base) + bytes <= r.size)
+        return true;
+    if (!found) {
+        report(who, "%s %p (%zu bytes) is not inside any %s allocation", what, p, bytes,
+               kinds == MEM_DEVICE ? "device" : "device-accessible");
+    } else if (!(r.kind & kinds)) {
+        report(who, "%s %p lies in %s memory, which is not allowed here", what, p,
+               kind_name(r.kind));
+    } else {
+        size_t off = (size_t)((const char *)p - r.base);
+        report(who,
+               "%s [%p, +%zu bytes) runs %zu bytes past the end of its allocation [%p, +%zu "
+               "bytes) (starts at byte %zu of it)",
+               what, p, bytes, off + bytes - r.size, (const void *)r.base, r.size, off);
+    }
+    return false;
+}
+
+bool stream_valid(cudaStream_t s)
+{
+    if (s == 0)
+        return true;
+    std::lock_guard<std::mutex> g(g_lock);
+    return g_streams.count((const void *)s) != 0;
+}
+
+/* ---- the launch check of DPT_EMU_LAUNCH ---- */
+
+bool launch_check(dim3 grid, dim3 block, cudaStream_t stream, const char *kernel,
+                  const char *file, int line)
+{
+    const char *why = NULL;
+    unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x == 0 || block.y == 0 || block.z == 0)
+        why = "a grid or block dimension is 0";
+    else if (block.x > 1024 || block.y > 1024 || block.z > 64)
+        why = "block dimensions exceed (1024, 1024, 64)";
+    else if (threads > 1024)
+        why = "more than 1024 threads per block";
+    else if (grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
+        why = "grid dimensions exceed (2^31 - 1, 65535, 65535)";
+    cudaError_t e = cudaErrorInvalidConfiguration;
+    if (!why && t_device >= device_count()) {
+        why = "no device";
+        e = cudaErrorNoDevice;
+    }
+    if (!why && !stream_valid(stream)) {
+        why = "the stream was never created or is already destroyed";
+        e = cudaErrorInvalidResourceHandle;
+    }
+    if (!why)
+        return true;
+    fail(e);
+    if (getenv("DPT_EMU_VERBOSE"))
+        report("launch", "%s:%d: %s<<<(%u,%u,%u), (%u,%u,%u)>>> not run: %s", file, line, kernel,
+               grid.x, grid.y, grid.z, block.x, block.y, block.z, why);
+    return false;
+}
+
+unsigned long long launch_shuffle_seed()
+{
+    static std::atomic<unsigned long long> launches{0};
+    const char *s = getenv("DPT_EMU_SHUFFLE");
+    if (!s || strcmp(s, "1") != 0)
+        return 0;
+    /* SplitMix64 of the launch count: a different order every launch, the same every run */
+    unsigned long long z = ++launches * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+
+static double now_seconds()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who)
+{
+    if (!ptr)
+        return fail(cudaErrorInvalidValue);
+    *ptr = NULL;
+    if (t_device >= device_count())
+        return fail(cudaErrorNoDevice);
+    if (size == 0) /* as CUDA: success, and no pointer */
+        return cudaSuccess;
+    std::lock_guard<std::mutex> g(g_lock);
+    if (kind == MEM_DEVICE && size > device_mem_bytes() - g_used[t_device])
+        return fail(cudaErrorMemoryAllocation);
+    char *p = (char *)malloc(size);
+    if (!p) {
+        report(who, "host malloc of %zu bytes failed", size);
+        return fail(cudaErrorMemoryAllocation);
+    }
+    const char *poison = getenv("DPT_EMU_POISON");
+    if (!poison || strcmp(poison, "0") != 0)
+        memset(p, 0xff, size);
+    g_regions[(uintptr_t)p] = region{p, size, kind, t_device};
+    if (kind == MEM_DEVICE)
+        g_used[t_device] += size;
+    *ptr = p;
+    return cudaSuccess;
+}
+
+static cudaError_t release(void *ptr, mem_kind kind, const char *who)
+{
+    if (!ptr)
+        return cudaSuccess;
+    std::lock_guard<std::mutex> g(g_lock);
+    auto it = g_regions.find((uintptr_t)ptr);
+    if (it == g_regions.end() || it->second.kind != kind) {
+        region r;
+        if (it != g_regions.end())
+            report(who, "%p is %s memory; free it with %s", ptr, kind_name(it->second.kind),
+                   it->second.kind == MEM_DEVICE ? "cudaFree" : "cudaFreeHost");
+        else if (find_locked(ptr, &r))
+            report(who, "%p points %zu bytes into the allocation at %p, not to its start", ptr,
+                   (size_t)((char *)ptr - r.base), (const void *)r.base);
+        else
+            report(who, "%p was never allocated or is already freed", ptr);
+        return fail(cudaErrorInvalidValue);
+    }
+    if (kind == MEM_DEVICE)
+        g_used[it->second.device] -= it->second.size;
+    g_regions.erase(it);
+    free(ptr);
+    return cudaSuccess;
+}
+
+/* Where a pointer lives according to the table: device, pinned or plain host. */
+static mem_kind where(const void *p)
+{
+    region r;
+    return find_region(p, &r) ? r.kind : MEM_NONE;
+}
+
+/* A host-side operand: plain host memory or pinned; when it starts inside a tracked allocation
+ * it must also end inside it. */
+static bool check_host_side(const char *who, const char *what, const void *p, size_t bytes)
+{
+    region r;
+    if (!find_region(p, &r))
+        return true; /* pageable host memory: ASan watches it */
+    if (r.kind == MEM_DEVICE) {
+        report(who, "%s %p is device memory but the copy kind says host", what, p);
+        return false;
+    }
+    return check_range(who, what, p, bytes, MEM_PINNED);
+}
+
+static cudaError_t copy(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
+                        const char *who)
+{
+    if (count == 0)
+        return cudaSuccess;
+    if (!dst || !src) {
+        report(who, "%s is NULL", dst ? "src" : "dst");
+        return fail(cudaErrorInvalidValue);
+    }
+    const int dev = MEM_DEVICE | MEM_PINNED; /* device-accessible (pinned memory is mapped) */
+    bool ok = true;
+    switch (kind) {
+    case cudaMemcpyHostToHost:
+        ok = check_host_side(who, "dst", dst, count) && check_host_side(who, "src", src, count);
+        break;
+    case cudaMemcpyHostToDevice:
+        ok = check_range(who, "dst", dst, count, dev) && check_host_side(who, "src", src, count);
+        break;
+    case cudaMemcpyDeviceToHost:
+        ok = check_range(who, "src", src, count, dev) && check_host_side(who, "dst", dst, count);
+        break;
+    case cudaMemcpyDeviceToDevice:
+        ok = check_range(who, "dst", dst, count, dev) && check_range(who, "src", src, count, dev);
+        break;
+    case cudaMemcpyDefault: /* unified addressing: each side is what the table says it is */
+        ok = (where(dst) == MEM_NONE ? true : check_range(who, "dst", dst, count, dev)) &&
+             (where(src) == MEM_NONE ? true : check_range(who, "src", src, count, dev));
+        break;
+    default:
+        report(who, "copy kind %d is not a cudaMemcpyKind", (int)kind);
+        return fail(cudaErrorInvalidMemcpyDirection);
+    }
+    if (!ok)
+        return fail(cudaErrorInvalidValue);
+    const char *d = (const char *)dst, *s = (const char *)src;
+    if (d < s + count && s < d + count) {
+        report(who, "dst [%p, +%zu) and src [%p, +%zu) overlap, which cudaMemcpy does not allow",
+               dst, count, src, count);
+        return fail(cudaErrorInvalidValue);
+    }
+    memcpy(dst, src, count);
+    return cudaSuccess;
+}
+
+static cudaError_t set(void *ptr, int value, size_t count, const char *who)
+{
+    if (count == 0)
+        return cudaSuccess;
+    if (!check_range(who, "destination", ptr, count, MEM_DEVICE | MEM_PINNED))
+        return fail(cudaErrorInvalidValue);
+    memset(ptr, value, count);
+    return cudaSuccess;
+}
+
+static bool event_valid_locked(cudaEvent_t e) { return g_events.count((const void *)e) != 0; }
+
+} // namespace dpt_emu
+
+using namespace dpt_emu;
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    if (!count)
+        return fail(cudaErrorInvalidValue);
+    *count = device_count();
+    return *count > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+    int n = device_count();
+    if (n == 0)
+        return fail(cudaErrorNoDevice);
+    if (device < 0 || device >= n)
+        return fail(cudaErrorInvalidDevice);
+    t_device = device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *device)
+{
+    if (!device)
+        return fail(cudaErrorInvalidValue);
+    if (device_count() == 0)
+        return fail(cudaErrorNoDevice);
+    *device = t_device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
+{
+    if (!prop)
+        return fail(cudaErrorInvalidValue);
+    int n = device_count();
+    if (n == 0)
+        return fail(cudaErrorNoDevice);
+    if (device < 0 || device >= n)
+        return fail(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "dptrain host emulation");
+    prop->totalGlobalMem = device_mem_bytes();
+    prop->sharedMemPerBlock = 48 * 1024;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->maxThreadsDim[0] = 1024;
+    prop->maxThreadsDim[1] = 1024;
+    prop->maxThreadsDim[2] = 64;
+    prop->maxGridSize[0] = 2147483647;
+    prop->maxGridSize[1] = 65535;
+    prop->maxGridSize[2] = 65535;
+    prop->major = 9; /* reported as sm_90; one SM: it is one host thread */
+    prop->minor = 0;
+    prop->multiProcessorCount = 1;
+    prop->pciBusID = device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int *version)
+{
+    if (!version)
+        return fail(cudaErrorInvalidValue);
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *version)
+{
+    if (!version)
+        return fail(cudaErrorInvalidValue);
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    return t_device < device_count() ? cudaSuccess : fail(cudaErrorNoDevice);
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    if (!free_bytes || !total_bytes)
+        return fail(cudaErrorInvalidValue);
+    if (t_device >= device_count())
+        return fail(cudaErrorNoDevice);
+    std::lock_guard<std::mutex> g(g_lock);
+    *total_bytes = device_mem_bytes();
+    *free_bytes = *total_bytes - g_used[t_device];
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **ptr, size_t size)
+{
+    return alloc(ptr, size, MEM_DEVICE, "cudaMalloc");
+}
+cudaError_t cudaFree(void *ptr) { return release(ptr, MEM_DEVICE, "cudaFree"); }
+cudaError_t cudaMallocHost(void **ptr, size_t size)
+{
+    return alloc(ptr, size, MEM_PINNED, "cudaMallocHost");
+}
+cudaError_t cudaFreeHost(void *ptr) { return release(ptr, MEM_PINNED, "cudaFreeHost"); }
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, cudaMemcpyKind kind)
+{
+    return copy(dst, src, count, kind, "cudaMemcpy");
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
+                            cudaStream_t stream)
+{
+    if (!stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    return copy(dst, src, count, kind, "cudaMemcpyAsync");
+}
+
+cudaError_t cudaMemset(void *ptr, int value, size_t count)
+{
+    return set(ptr, value, count, "cudaMemset");
+}
+
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream)
+{
+    if (!stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    return set(ptr, value, count, "cudaMemsetAsync");
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *stream)
+{
+    return cudaStreamCreateWithFlags(stream, cudaStreamDefault);
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
+{
+    if (!stream || (flags & ~cudaStreamNonBlocking))
+        return fail(cudaErrorInvalidValue);
+    if (t_device >= device_count())
+        return fail(cudaErrorNoDevice);
+    stream_rec *s = new stream_rec{flags, t_device};
+    std::lock_guard<std::mutex> g(g_lock);
+    g_streams.insert(s);
+    *stream = (cudaStream_t)(void *)s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    if (!stream || !g_streams.erase((const void *)stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    delete (stream_rec *)(void *)stream;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    return stream_valid(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)
+{
+    if (flags != 0)
+        return fail(cudaErrorInvalidValue);
+    if (!stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    std::lock_guard<std::mutex> g(g_lock);
+    return event_valid_locked(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *event)
+{
+    return cudaEventCreateWithFlags(event, cudaEventDefault);
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
+{
+    if (!event || (flags & ~(cudaEventBlockingSync | cudaEventDisableTiming)))
+        return fail(cudaErrorInvalidValue);
+    if (t_device >= device_count())
+        return fail(cudaErrorNoDevice);
+    /* the token is a unique address; the record lives in the table */
+    char *token = new char;
+    std::lock_guard<std::mutex> g(g_lock);
+    g_events[token] = event_rec{flags, false, 0.0};
+    *event = (cudaEvent_t)(void *)token;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
+{
+    if (!stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    std::lock_guard<std::mutex> g(g_lock);
+    auto it = g_events.find((const void *)event);
+    if (it == g_events.end())
+        return fail(cudaErrorInvalidResourceHandle);
+    it->second.recorded = true;
+    it->second.when = now_seconds();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    return event_valid_locked(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event)
+{
+    /* all work is done when the call that queued it returns: never cudaErrorNotReady */
+    std::lock_guard<std::mutex> g(g_lock);
+    return event_valid_locked(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    if (!ms)
+        return fail(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> g(g_lock);
+    auto a = g_events.find((const void *)start), b = g_events.find((const void *)end);
+    if (a == g_events.end() || b == g_events.end())
+        return fail(cudaErrorInvalidResourceHandle);
+    if ((a->second.flags | b->second.flags) & cudaEventDisableTiming)
+        return fail(cudaErrorInvalidResourceHandle);
+    if (!a->second.recorded || !b->second.recorded)
+        return fail(cudaErrorInvalidResourceHandle);
+    *ms = (float)(1e3 * (b->second.when - a->second.when));
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    auto it = g_events.find((const void *)event);
+    if (it == g_events.end())
+        return fail(cudaErrorInvalidResourceHandle);
+    g_events.erase(it);
+    delete (char *)(void *)event;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = t_last_error;
+    t_last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return t_last_error; }
+
+const char *cudaGetErrorString(cudaError_t error)
+{
+    /* the runtime's own wording */
+    switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInitializationError: return "initialization error";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorInsufficientDriver:
+        return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorUnknown: return "unknown error";
+    }
+    return "unrecognized error code";
+}
+
+const char *cudaGetErrorName(cudaError_t error)
+{
+    switch (error) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorUnknown: return "cudaErrorUnknown";
+    }
+    return "unrecognized error code";
+}
+
+size_t dpt_emu_live_allocations(size_t *bytes)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    size_t n = 0, b = 0;
+    for (const auto &kv : g_regions)
+        if (kv.second.kind == MEM_DEVICE) {
+            n++;
+            b += kv.second.size;
+        }
+    if (bytes)
+        *bytes = b;
+    return n;
+}
+
+} /* extern "C" */

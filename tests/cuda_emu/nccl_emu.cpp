@@ -1,0 +1,400 @@
+/* The NCCL emulation over MPI. A communicator is a dup of MPI_COMM_WORLD; ncclCommInitRank
+ * gathers every rank's view (rank, size, unique id, host, device) so that all ranks fail
+ * together, with NCCL's result codes, instead of one failing and the others hanging. Detail of
+ * a failure goes to ncclGetLastError, and to stderr as "NCCL WARN" when NCCL_DEBUG is set.
+ * DPT_EMU_NCCL_FAIL_AFTER=N (read at init; set it on every rank): the N-th allreduce of the
+ * communicator does not run, returns ncclSuccess, and leaves ncclRemoteError as the
+ * asynchronous error, which every later call returns too, as NCCL does after a remote failure. */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "cuda_emu_internal.h"
+#include "nccl.h"
+
+using namespace dpt_emu;
+
+struct ncclComm {
+    MPI_Comm mpi;
+    int rank, nranks;
+    long fail_after;          /* 0: no injected fault */
+    long allreduces;          /* calls so far */
+    ncclResult_t async_error; /* ncclSuccess until a fault */
+    char last_error[512];
+};
+
+namespace {
+
+std::mutex g_lock;
+std::set<const void *> g_comms;
+char g_init_error[512]; /* the last failed ncclCommInitRank's detail */
+
+bool comm_valid(ncclComm_t c)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    return c && g_comms.count((const void *)c);
+}
+
+/* Stores the detail where ncclGetLastError finds it; prints it when NCCL_DEBUG is set. */
+void warn(char *where, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void warn(char *where, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(where, n, fmt, ap);
+    va_end(ap);
+    if (getenv("NCCL_DEBUG"))
+        report("NCCL WARN", "%s", where);
+}
+
+/* What each rank tells the others at init. */
+struct peer_info {
+    int mpi_rank, rank, nranks, device;
+    char id[NCCL_UNIQUE_ID_BYTES];
+};
+
+MPI_Datatype mpi_type(ncclDataType_t t, size_t *size)
+{
+    switch (t) {
+    case ncclInt8: *size = 1; return MPI_INT8_T;
+    case ncclUint8: *size = 1; return MPI_UINT8_T;
+    case ncclInt32: *size = 4; return MPI_INT32_T;
+    case ncclUint32: *size = 4; return MPI_UINT32_T;
+    case ncclInt64: *size = 8; return MPI_INT64_T;
+    case ncclUint64: *size = 8; return MPI_UINT64_T;
+    case ncclFloat32: *size = 4; return MPI_FLOAT;
+    case ncclFloat64: *size = 8; return MPI_DOUBLE;
+    default: *size = 0; return MPI_DATATYPE_NULL; /* half types: no MPI equivalent here */
+    }
+}
+
+/* ncclAvg: the sum divided by the rank count, in the element type (integers truncate). */
+template <class T> void divide(void *buf, size_t count, int nranks)
+{
+    T *p = (T *)buf;
+    for (size_t i = 0; i < count; i++)
+        p[i] = (T)(p[i] / (T)nranks);
+}
+
+} // namespace
+
+extern "C" {
+
+ncclResult_t ncclGetVersion(int *version)
+{
+    if (!version)
+        return ncclInvalidArgument;
+    *version = NCCL_VERSION_CODE;
+    return ncclSuccess;
+}
+
+ncclResult_t ncclGetUniqueId(ncclUniqueId *unique_id)
+{
+    if (!unique_id)
+        return ncclInvalidArgument;
+    size_t got = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        while (got < sizeof unique_id->internal) {
+            ssize_t r = read(fd, unique_id->internal + got, sizeof unique_id->internal - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        close(fd);
+    }
+    if (got < sizeof unique_id->internal) { /* no /dev/urandom: time and pid, mixed */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t z = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
+                     ((uint64_t)getpid() << 32);
+        for (size_t i = 0; i < sizeof unique_id->internal; i++) {
+            z += 0x9E3779B97F4A7C15ull;
+            uint64_t x = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+            unique_id->internal[i] = (char)(x ^ (x >> 31));
+        }
+    }
+    return ncclSuccess;
+}
+
+ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id, int rank)
+{
+    char *err = g_init_error;
+    const size_t n = sizeof g_init_error;
+    if (!comm) {
+        warn(err, n, "ncclCommInitRank: comm argument is NULL");
+        return ncclInvalidArgument;
+    }
+    *comm = NULL;
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin) {
+        warn(err, n, "ncclCommInitRank: the NCCL emulation runs over MPI: call MPI_Init first");
+        return ncclInvalidUsage;
+    }
+    int device = current_device();
+    if (device >= device_count()) {
+        warn(err, n, "ncclCommInitRank: no CUDA device (cudaErrorNoDevice)");
+        return ncclUnhandledCudaError;
+    }
+
+    /* collective from here on: every rank takes part whatever its own arguments */
+    MPI_Comm world = MPI_COMM_NULL, local = MPI_COMM_NULL;
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &world) != MPI_SUCCESS) {
+        warn(err, n, "ncclCommInitRank: MPI_Comm_dup failed");
+        return ncclSystemError;
+    }
+    MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
+    int wrank = 0, wsize = 0;
+    MPI_Comm_rank(world, &wrank);
+    MPI_Comm_size(world, &wsize);
+    peer_info me;
+    memset(&me, 0, sizeof me);
+    me.mpi_rank = wrank;
+    me.rank = rank;
+    me.nranks = nranks;
+    me.device = device;
+    memcpy(me.id, comm_id.internal, sizeof me.id);
+    std::vector<peer_info> all((size_t)wsize), here;
+    int lsize = 0;
+    bool mpi_ok =
+        MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, all.data(), (int)sizeof me, MPI_BYTE,
+                      world) == MPI_SUCCESS &&
+        MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
+            MPI_SUCCESS &&
+        MPI_Comm_size(local, &lsize) == MPI_SUCCESS;
+    if (mpi_ok) {
+        here.resize((size_t)lsize);
+        mpi_ok = MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, here.data(), (int)sizeof me,
+                               MPI_BYTE, local) == MPI_SUCCESS;
+    }
+    if (local != MPI_COMM_NULL)
+        MPI_Comm_free(&local);
+    if (!mpi_ok) {
+        MPI_Comm_free(&world);
+        warn(err, n, "ncclCommInitRank: MPI exchange of the rank information failed");
+        return ncclSystemError;
+    }
+
+    /* the verdict: this rank's own fault first, else any other rank's (so none hangs) */
+    ncclResult_t res = ncclSuccess;
+    if (nranks != wsize || rank != wrank) {
+        warn(err, n,
+             "ncclCommInitRank: rank %d of nranks %d given, but this is MPI rank %d of %d (the "
+             "emulation supports communicators over all of MPI_COMM_WORLD only)",
+             rank, nranks, wrank, wsize);
+        res = ncclInvalidArgument;
+    } else if (memcmp(me.id, all[0].id, sizeof me.id) != 0) {
+        warn(err, n,
+             "ncclCommInitRank: this rank's ncclUniqueId differs from rank 0's (broadcast "
+             "the id from one rank before init)");
+        res = ncclInvalidUsage;
+    }
+    for (const peer_info &p : here)
+        if (res == ncclSuccess && p.mpi_rank != wrank && p.device == device) {
+            /* NCCL's words, from its transport set-up */
+            warn(err, n,
+                 "Duplicate GPU detected : rank %d and rank %d both on CUDA device %d "
+                 "(emulated; same host)",
+                 wrank, p.mpi_rank, device);
+            res = ncclInvalidUsage;
+        }
+    for (const peer_info &p : all) {
+        if (res != ncclSuccess)
+            break;
+        if (p.nranks != wsize || p.rank != p.mpi_rank ||
+            memcmp(p.id, all[0].id, sizeof p.id) != 0) {
+            warn(err, n, "ncclCommInitRank: rank %d failed to initialize", p.mpi_rank);
+            res = ncclRemoteError;
+        }
+    }
+    for (const peer_info &p : here) /* two other ranks of this host sharing a device */
+        for (const peer_info &q : here)
+            if (res == ncclSuccess && p.mpi_rank < q.mpi_rank && p.device == q.device) {
+                warn(err, n, "ncclCommInitRank: Duplicate GPU detected on ranks %d and %d",
+                     p.mpi_rank, q.mpi_rank);
+                res = ncclRemoteError;
+            }
+    if (res != ncclSuccess) {
+        MPI_Comm_free(&world);
+        return res;
+    }
+
+    ncclComm_t c = new ncclComm;
+    c->mpi = world;
+    c->rank = wrank;
+    c->nranks = wsize;
+    const char *fa = getenv("DPT_EMU_NCCL_FAIL_AFTER");
+    c->fail_after = fa ? strtol(fa, NULL, 10) : 0;
+    c->allreduces = 0;
+    c->async_error = ncclSuccess;
+    c->last_error[0] = '\0';
+    std::lock_guard<std::mutex> g(g_lock);
+    g_comms.insert(c);
+    *comm = c;
+    return ncclSuccess;
+}
+
+ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
+                           ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
+                           cudaStream_t stream)
+{
+    if (!comm_valid(comm)) {
+        warn(g_init_error, sizeof g_init_error, "AllReduce: invalid communicator %p",
+             (void *)comm);
+        return ncclInvalidArgument;
+    }
+    char *err = comm->last_error;
+    const size_t n = sizeof comm->last_error;
+    if (comm->async_error != ncclSuccess) /* a broken communicator stays broken */
+        return comm->async_error;
+    size_t esize = 0;
+    MPI_Datatype mt = mpi_type(datatype, &esize);
+    if (mt == MPI_DATATYPE_NULL) {
+        warn(err, n, "AllReduce: datatype %d is not emulated (only 8/32/64-bit types)",
+             (int)datatype);
+        return ncclInvalidArgument;
+    }
+    if ((unsigned)op >= (unsigned)ncclNumOps) {
+        warn(err, n, "AllReduce: invalid reduction operation %d", (int)op);
+        return ncclInvalidArgument;
+    }
+    if (!stream_valid(stream)) {
+        warn(err, n, "AllReduce: stream %p is not a live stream", (void *)stream);
+        return ncclInvalidArgument; /* NCCL meets the CUDA error when it enqueues */
+    }
+    if (count == 0)
+        return ncclSuccess;
+    if (!sendbuff || !recvbuff) {
+        warn(err, n, "AllReduce : %s argument is NULL", sendbuff ? "recvbuff" : "sendbuff");
+        return ncclInvalidArgument;
+    }
+    /* NCCL checks that both buffers are device memory; the emulation checks the whole range */
+    if (count > (size_t)INT32_MAX) {
+        warn(err, n, "AllReduce: count %zu exceeds what the MPI emulation carries", count);
+        return ncclInvalidArgument;
+    }
+    const size_t bytes = count * esize;
+    if (!check_range("ncclAllReduce", "sendbuff", sendbuff, bytes, MEM_DEVICE) ||
+        !check_range("ncclAllReduce", "recvbuff", recvbuff, bytes, MEM_DEVICE)) {
+        warn(err, n, "AllReduce: a buffer is not inside one device allocation");
+        return ncclInvalidArgument;
+    }
+
+    comm->allreduces++;
+    if (comm->fail_after > 0 && comm->allreduces == comm->fail_after) {
+        /* the injected fault: queued fine, then lost; the result is garbage */
+        memset(recvbuff, 0xff, bytes);
+        warn(err, n, "AllReduce %ld: injected remote error (DPT_EMU_NCCL_FAIL_AFTER)",
+             comm->allreduces);
+        comm->async_error = ncclRemoteError;
+        return ncclSuccess;
+    }
+    static const MPI_Op ops[] = {MPI_SUM, MPI_PROD, MPI_MAX, MPI_MIN, MPI_SUM};
+    int rc = MPI_Allreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, (int)count,
+                           mt, ops[op], comm->mpi);
+    if (rc != MPI_SUCCESS) {
+        warn(err, n, "AllReduce: MPI_Allreduce failed (%d)", rc);
+        comm->async_error = ncclSystemError;
+        return ncclSystemError;
+    }
+    if (op == ncclAvg) {
+        switch (datatype) {
+        case ncclInt8: divide<int8_t>(recvbuff, count, comm->nranks); break;
+        case ncclUint8: divide<uint8_t>(recvbuff, count, comm->nranks); break;
+        case ncclInt32: divide<int32_t>(recvbuff, count, comm->nranks); break;
+        case ncclUint32: divide<uint32_t>(recvbuff, count, comm->nranks); break;
+        case ncclInt64: divide<int64_t>(recvbuff, count, comm->nranks); break;
+        case ncclUint64: divide<uint64_t>(recvbuff, count, comm->nranks); break;
+        case ncclFloat32: divide<float>(recvbuff, count, comm->nranks); break;
+        case ncclFloat64: divide<double>(recvbuff, count, comm->nranks); break;
+        default: break;
+        }
+    }
+    return ncclSuccess;
+}
+
+ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async_error)
+{
+    if (!comm_valid(comm) || !async_error)
+        return ncclInvalidArgument;
+    *async_error = comm->async_error;
+    return ncclSuccess;
+}
+
+/* Local: frees this rank's side without talking to the others (they may be gone). The MPI
+ * communicator is left to MPI_Finalize, since freeing it is collective. */
+ncclResult_t ncclCommAbort(ncclComm_t comm)
+{
+    if (!comm)
+        return ncclSuccess;
+    std::lock_guard<std::mutex> g(g_lock);
+    if (!g_comms.erase((const void *)comm))
+        return ncclInvalidArgument;
+    delete comm;
+    return ncclSuccess;
+}
+
+ncclResult_t ncclCommDestroy(ncclComm_t comm)
+{
+    if (!comm)
+        return ncclSuccess;
+    {
+        std::lock_guard<std::mutex> g(g_lock);
+        if (!g_comms.erase((const void *)comm))
+            return ncclInvalidArgument;
+    }
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin)
+        MPI_Comm_free(&comm->mpi);
+    delete comm;
+    return ncclSuccess;
+}
+
+const char *ncclGetErrorString(ncclResult_t result)
+{
+    /* NCCL's own wording */
+    switch (result) {
+    case ncclSuccess: return "no error";
+    case ncclUnhandledCudaError:
+        return "unhandled cuda error (run with NCCL_DEBUG=INFO for details)";
+    case ncclSystemError: return "unhandled system error (run with NCCL_DEBUG=INFO for details)";
+    case ncclInternalError:
+        return "internal error - please report this issue to the NCCL developers";
+    case ncclInvalidArgument: return "invalid argument (run with NCCL_DEBUG=WARN for details)";
+    case ncclInvalidUsage: return "invalid usage (run with NCCL_DEBUG=WARN for details)";
+    case ncclRemoteError: return "remote process exited or there was a network error";
+    case ncclInProgress: return "NCCL operation in progress";
+    default: return "unknown result code";
+    }
+}
+
+const char *ncclGetLastError(ncclComm_t comm)
+{
+    if (comm && comm_valid(comm) && comm->last_error[0])
+        return comm->last_error;
+    return g_init_error;
+}
+
+} /* extern "C" */

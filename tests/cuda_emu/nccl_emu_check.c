@@ -1,0 +1,199 @@
+/* Checks the NCCL emulation over MPI; run under mpirun with 2 or more ranks on one host
+ * (nccl_emu_check.sh). Written in C, as mpi/nccl_comm.c is, so it also proves the headers are C.
+ * Covers: allreduce sum / avg / max in place and out of place in float, double and int32;
+ * buffers that are not device memory or too short; a rank or id that does not match; two ranks
+ * on one device ("Duplicate GPU detected"); and the injected asynchronous remote error.
+ * Prints one line per failed check and a summary on rank 0; exits non-zero on any failure. */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+static int g_rank, g_size, g_checks, g_failures;
+
+#define CHECK(cond, ...)                                                                    \
+    do {                                                                                    \
+        g_checks++;                                                                         \
+        if (!(cond)) {                                                                      \
+            g_failures++;                                                                   \
+            fprintf(stderr, "[rank %d] %s:%d: check failed: %s: ", g_rank, __FILE__,         \
+                    __LINE__, #cond);                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                   \
+            fputc('\n', stderr);                                                            \
+        }                                                                                   \
+    } while (0)
+
+/* Every rank gets rank 0's id, as a launcher would broadcast it. */
+static ncclUniqueId shared_id(void)
+{
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    if (g_rank == 0)
+        CHECK(ncclGetUniqueId(&id) == ncclSuccess, "ncclGetUniqueId");
+    MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    return id;
+}
+
+static void check_reductions(ncclComm_t comm)
+{
+    enum { N = 1000 };
+    float h[N], *d = NULL, *out = NULL;
+    double hd[N], *dd = NULL;
+    int hi[N], *di = NULL;
+    CHECK(cudaMalloc((void **)&d, sizeof h) == cudaSuccess, "cudaMalloc");
+    CHECK(cudaMalloc((void **)&out, sizeof h) == cudaSuccess, "cudaMalloc");
+    CHECK(cudaMalloc((void **)&dd, sizeof hd) == cudaSuccess, "cudaMalloc");
+    CHECK(cudaMalloc((void **)&di, sizeof hi) == cudaSuccess, "cudaMalloc");
+    /* rank r holds (r + 1) * (i + 1) / 8: sums of ranks are exact in float */
+    for (int i = 0; i < N; i++) {
+        h[i] = (float)((g_rank + 1) * (i + 1)) / 8.0f;
+        hd[i] = h[i];
+        hi[i] = (g_rank + 1) * (i + 1);
+    }
+    const double rsum = g_size * (g_size + 1) / 2.0; /* sum of (r + 1) over ranks */
+
+    /* float sum, in place */
+    cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice);
+    CHECK(ncclAllReduce(d, d, N, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "sum in place");
+    float got[N];
+    cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost);
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        bad += got[i] != (float)(rsum * (i + 1) / 8.0);
+    CHECK(bad == 0, "%d wrong float sums (first %g, want %g)", bad, got[0], rsum / 8.0);
+
+    /* float average, out of place: the send buffer stays as it was */
+    cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice);
+    CHECK(ncclAllReduce(d, out, N, ncclFloat, ncclAvg, comm, 0) == ncclSuccess, "avg");
+    cudaMemcpy(got, out, sizeof got, cudaMemcpyDeviceToHost);
+    bad = 0;
+    for (int i = 0; i < N; i++)
+        bad += fabsf(got[i] - (float)(rsum * (i + 1) / 8.0 / g_size)) > 1e-6f * (i + 1);
+    CHECK(bad == 0, "%d wrong float averages (first %g)", bad, got[0]);
+    cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost);
+    CHECK(memcmp(got, h, sizeof h) == 0, "out-of-place allreduce changed the send buffer");
+
+    /* double max */
+    cudaMemcpy(dd, hd, sizeof hd, cudaMemcpyHostToDevice);
+    CHECK(ncclAllReduce(dd, dd, N, ncclDouble, ncclMax, comm, 0) == ncclSuccess, "max");
+    double gotd[N];
+    cudaMemcpy(gotd, dd, sizeof gotd, cudaMemcpyDeviceToHost);
+    CHECK(gotd[N - 1] == g_size * (double)N / 8.0, "double max %g", gotd[N - 1]);
+
+    /* int32 average truncates, as NCCL's integer average does */
+    cudaMemcpy(di, hi, sizeof hi, cudaMemcpyHostToDevice);
+    CHECK(ncclAllReduce(di, di, N, ncclInt32, ncclAvg, comm, 0) == ncclSuccess, "int avg");
+    int goti[N];
+    cudaMemcpy(goti, di, sizeof goti, cudaMemcpyDeviceToHost);
+    CHECK(goti[0] == (int)(rsum) / g_size, "int avg %d", goti[0]);
+
+    /* misuse: host memory, a count past the allocation, a half type, a bad op */
+    CHECK(ncclAllReduce(h, h, N, ncclFloat, ncclSum, comm, 0) == ncclInvalidArgument,
+          "host buffers accepted");
+    CHECK(ncclAllReduce(d, d, N + 1, ncclFloat, ncclSum, comm, 0) == ncclInvalidArgument,
+          "count past the allocation accepted");
+    CHECK(ncclAllReduce(d, d, N, ncclFloat16, ncclSum, comm, 0) == ncclInvalidArgument,
+          "half accepted");
+    CHECK(ncclAllReduce(d, d, N, ncclFloat, (ncclRedOp_t)9, comm, 0) == ncclInvalidArgument,
+          "bad op accepted");
+    CHECK(ncclAllReduce(d, d, 0, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "count 0");
+    ncclResult_t async = ncclInternalError;
+    CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclSuccess,
+          "async error %d after plain misuse", (int)async);
+    cudaFree(d);
+    cudaFree(out);
+    cudaFree(dd);
+    cudaFree(di);
+}
+
+static void check_injected_fault(void)
+{
+    setenv("DPT_EMU_NCCL_FAIL_AFTER", "2", 1); /* every rank, so all fail at the same call */
+    ncclComm_t comm = NULL;
+    CHECK(ncclCommInitRank(&comm, g_size, shared_id(), g_rank) == ncclSuccess, "init");
+    unsetenv("DPT_EMU_NCCL_FAIL_AFTER");
+    float *d = NULL;
+    cudaMalloc((void **)&d, 16 * sizeof(float));
+    ncclResult_t async = ncclInternalError;
+    CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "first");
+    CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclSuccess, "async");
+    /* the second is queued fine and fails afterwards, as a remote failure would */
+    CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "second");
+    CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclRemoteError,
+          "async error %d after the injected fault", (int)async);
+    CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclRemoteError,
+          "a broken communicator accepted more work");
+    CHECK(strstr(ncclGetLastError(comm), "injected") != NULL, "last error: %s",
+          ncclGetLastError(comm));
+    CHECK(ncclCommAbort(comm) == ncclSuccess, "abort");
+    cudaFree(d);
+}
+
+static void check_bad_inits(void)
+{
+    ncclComm_t comm = NULL;
+    /* ranks given in reverse: every rank's own arguments are wrong */
+    if (g_size > 1) {
+        ncclResult_t r = ncclCommInitRank(&comm, g_size, shared_id(), g_size - 1 - g_rank);
+        int mine_wrong = g_size - 1 - g_rank != g_rank;
+        CHECK(r == (mine_wrong ? ncclInvalidArgument : ncclRemoteError), "swapped ranks: %s",
+              ncclGetErrorString(r));
+        CHECK(comm == NULL, "comm set on failure");
+    }
+    /* the last rank makes its own id instead of taking rank 0's */
+    ncclUniqueId id = shared_id();
+    if (g_rank == g_size - 1 && g_size > 1)
+        ncclGetUniqueId(&id);
+    ncclResult_t r = ncclCommInitRank(&comm, g_size, id, g_rank);
+    if (g_size > 1)
+        CHECK(r == (g_rank == g_size - 1 ? ncclInvalidUsage : ncclRemoteError),
+              "mismatched ids: %s", ncclGetErrorString(r));
+    else if (r == ncclSuccess)
+        ncclCommDestroy(comm);
+
+    /* every rank on device 0 of one host: NCCL refuses two ranks per GPU */
+    cudaSetDevice(0);
+    r = ncclCommInitRank(&comm, g_size, shared_id(), g_rank);
+    if (g_size > 1) {
+        CHECK(r == ncclInvalidUsage, "duplicate device: %s", ncclGetErrorString(r));
+        CHECK(strstr(ncclGetLastError(NULL), "Duplicate GPU detected") != NULL, "last error: %s",
+              ncclGetLastError(NULL));
+    } else if (r == ncclSuccess) {
+        ncclCommDestroy(comm);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    char n[16];
+    snprintf(n, sizeof n, "%d", g_size);
+    setenv("DPT_EMU_DEVICES", n, 1); /* one emulated device per rank */
+    int v = 0;
+    CHECK(ncclGetVersion(&v) == ncclSuccess && v == NCCL_VERSION_CODE, "version %d", v);
+
+    CHECK(cudaSetDevice(g_rank) == cudaSuccess, "cudaSetDevice(%d)", g_rank);
+    ncclComm_t comm = NULL;
+    ncclResult_t r = ncclCommInitRank(&comm, g_size, shared_id(), g_rank);
+    CHECK(r == ncclSuccess, "init: %s (%s)", ncclGetErrorString(r), ncclGetLastError(NULL));
+    if (r == ncclSuccess) {
+        check_reductions(comm);
+        CHECK(ncclCommDestroy(comm) == ncclSuccess, "destroy");
+    }
+    check_injected_fault();
+    check_bad_inits();
+
+    int total = 0;
+    MPI_Allreduce(&g_failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (g_rank == 0)
+        printf("nccl_emu_check: %d ranks, %d checks per rank, %d failed\n", g_size, g_checks,
+               total);
+    MPI_Finalize();
+    return total == 0 ? 0 : 1;
+}

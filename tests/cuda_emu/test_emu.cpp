@@ -1,0 +1,455 @@
+/* Proves the host emulation catches what it exists to catch: a launch runs exactly grid x block
+ * threads (one block short leaves elements unwritten), bad launch configurations reach
+ * cudaGetLastError, SGEMM matches a naive row-major product through the backend's row-major to
+ * column-major mapping for all four transposes, and bad leading dimensions, out-of-bounds copies
+ * and bad frees come back as errors instead of silently reading a neighbour's memory.
+ * NCCL over MPI is proved by nccl_emu_check.c under mpirun (the unit tests do not start MPI). */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vector>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "../../cuda/launch.h"
+
+/* ---- kernels ---- */
+
+static __global__ void fill_kernel(float *__restrict__ x, size_t n, float v)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        x[i] = v;
+}
+
+/* Counts every (block, thread) visit of a 2-D grid of 3-D blocks in hits (one slot per thread),
+ * and every visit at all in *total. */
+static __global__ void count_kernel(unsigned *hits, unsigned long long *total)
+{
+    size_t block = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
+    size_t thread = ((size_t)threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+    atomicAdd(&hits[block * blockDim.x * blockDim.y * blockDim.z + thread], 1u);
+    atomicAdd(total, 1ull);
+}
+
+/* Records the order in which blocks run. */
+static __global__ void order_kernel(unsigned *order, unsigned *next)
+{
+    if (threadIdx.x == 0)
+        order[atomicAdd(next, 1u)] = blockIdx.x;
+}
+
+static __global__ void sum_kernel(const float *x, size_t n, float *sum)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        atomicAdd(sum, x[i]);
+}
+
+/* ---- launches ---- */
+
+Test(launch, one_block_short_leaves_the_tail_unwritten)
+{
+    const size_t n = 1000;
+    const unsigned threads = 128, blocks = (unsigned)((n + threads - 1) / threads); /* 8 */
+    float *d = NULL;
+    cr_assert_eq(cudaMalloc(&d, n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemset(d, 0, n * sizeof(float)), cudaSuccess);
+    DPT_LAUNCH(fill_kernel, blocks - 1, threads, 0, d, n, 1.0f);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    std::vector<float> h(n);
+    cr_assert_eq(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    size_t written = 0, first_unwritten = n;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] == 1.0f)
+            written++;
+        else if (first_unwritten == n)
+            first_unwritten = i;
+    }
+    /* 7 blocks of 128 threads write exactly the first 896 elements */
+    cr_assert_eq(written, (size_t)(blocks - 1) * threads, "written %zu", written);
+    cr_assert_eq(first_unwritten, (size_t)(blocks - 1) * threads);
+    DPT_LAUNCH(fill_kernel, blocks, threads, 0, d, n, 1.0f);
+    cr_assert_eq(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(h[i], 1.0f, "element %zu not written by the full grid", i);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+}
+
+Test(launch, every_thread_of_a_2d_grid_of_3d_blocks_runs_exactly_once)
+{
+    const dim3 grid(5, 3), block(4, 3, 2);
+    const size_t n = 5 * 3 * 4 * 3 * 2;
+    std::vector<unsigned> hits(n, 0);
+    unsigned long long total = 0;
+    DPT_LAUNCH(count_kernel, grid, block, 0, hits.data(), &total);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(total, (unsigned long long)n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(hits[i], 1u, "thread slot %zu ran %u times", i, hits[i]);
+}
+
+Test(launch, shuffle_visits_every_block_once_in_another_order)
+{
+    setenv("DPT_EMU_SHUFFLE", "1", 1);
+    const unsigned blocks = 64;
+    std::vector<unsigned> order(blocks, 0), seen(blocks, 0);
+    unsigned next = 0;
+    DPT_LAUNCH(order_kernel, blocks, 32, 0, order.data(), &next);
+    cr_assert_eq(next, blocks);
+    int in_order = 1;
+    for (unsigned i = 0; i < blocks; i++) {
+        seen[order[i]]++;
+        in_order &= order[i] == i;
+    }
+    for (unsigned b = 0; b < blocks; b++)
+        cr_assert_eq(seen[b], 1u, "block %u ran %u times", b, seen[b]);
+    cr_assert(!in_order, "DPT_EMU_SHUFFLE=1 ran the blocks in order");
+}
+
+Test(launch, invalid_configurations_reach_cudaGetLastError_and_do_not_run)
+{
+    float x = 0.0f, sum = 0.0f;
+    const dim3 bad[][2] = {
+        {dim3(1), dim3(1025)},         /* more than 1024 threads in x */
+        {dim3(1), dim3(32, 32, 2)},    /* 2048 threads per block */
+        {dim3(1), dim3(1, 1, 65)},     /* block.z > 64 */
+        {dim3(0), dim3(32)},           /* empty grid */
+        {dim3(1), dim3(32, 0)},        /* empty block */
+        {dim3(1, 65536), dim3(32)},    /* grid.y > 65535 */
+        {dim3(1, 1, 65536), dim3(32)}, /* grid.z > 65535 */
+    };
+    for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+        x = 1.0f;
+        DPT_LAUNCH(sum_kernel, bad[c][0], bad[c][1], 0, &x, (size_t)1, &sum);
+        cr_assert_eq(cudaPeekAtLastError(), cudaErrorInvalidConfiguration, "case %zu", c);
+        cr_assert_eq(cudaGetLastError(), cudaErrorInvalidConfiguration, "case %zu", c);
+        cr_assert_eq(cudaGetLastError(), cudaSuccess, "the error is not sticky (case %zu)", c);
+        cr_assert_eq(sum, 0.0f, "case %zu ran the kernel", c);
+    }
+    /* the limits themselves are fine: thread x = 0 of every block adds x once */
+    DPT_LAUNCH(sum_kernel, dim3(1, 65535), dim3(1), 0, &x, (size_t)1, &sum);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(sum, 65535.0f);
+    DPT_LAUNCH(sum_kernel, 1, dim3(1024), 0, &x, (size_t)1, &sum);
+    DPT_LAUNCH(sum_kernel, 1, dim3(16, 16, 4), 0, &x, (size_t)1, &sum);
+    DPT_LAUNCH(sum_kernel, 1, dim3(1, 1, 64), 0, &x, (size_t)1, &sum);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    /* threads with threadIdx.x == 0 add: 1 of (1024), 16 * 4 of (16,16,4), 64 of (1,1,64) */
+    cr_assert_eq(sum, 65535.0f + 1.0f + 64.0f + 64.0f, "sum %g", sum);
+}
+
+Test(launch, destroyed_stream_is_an_invalid_handle)
+{
+    cudaStream_t s;
+    float x = 1.0f, sum = 0.0f;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    DPT_LAUNCH(sum_kernel, 1, 1, s, &x, (size_t)1, &sum);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    DPT_LAUNCH(sum_kernel, 1, 1, s, &x, (size_t)1, &sum);
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidResourceHandle);
+    cr_assert_eq(sum, 1.0f);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaErrorInvalidResourceHandle);
+    cr_assert_eq(cudaStreamDestroy(s), cudaErrorInvalidResourceHandle);
+}
+
+/* ---- memory ---- */
+
+Test(memory, out_of_bounds_copies_are_invalid_values)
+{
+    const size_t n = 64;
+    float *d = NULL, *e = NULL;
+    std::vector<float> h(2 * n, 3.0f);
+    cr_assert_eq(cudaMalloc(&d, n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&e, n * sizeof(float)), cudaSuccess);
+    /* one float too many, each direction; and starting inside but ending outside */
+    cr_assert_eq(cudaMemcpy(d, h.data(), (n + 1) * sizeof(float), cudaMemcpyHostToDevice),
+                 cudaErrorInvalidValue);
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidValue);
+    cr_assert_eq(cudaMemcpy(h.data(), d, (n + 1) * sizeof(float), cudaMemcpyDeviceToHost),
+                 cudaErrorInvalidValue);
+    cr_assert_eq(cudaMemcpyAsync(d + 1, e, n * sizeof(float), cudaMemcpyDeviceToDevice, 0),
+                 cudaErrorInvalidValue);
+    cr_assert_eq(cudaMemset(d + n - 1, 0, 2 * sizeof(float)), cudaErrorInvalidValue);
+    /* a host pointer where the kind says device, and a device pointer where it says host */
+    cr_assert_eq(cudaMemcpy(h.data(), h.data() + n, sizeof(float), cudaMemcpyDeviceToHost),
+                 cudaErrorInvalidValue);
+    cr_assert_eq(cudaMemcpy(d, e, sizeof(float), cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+    /* in bounds works, Default infers the sides */
+    cr_assert_eq(cudaMemcpy(d, h.data(), n * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(e, d, n * sizeof(float), cudaMemcpyDefault), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(e + n - 1, d, 2 * sizeof(float), cudaMemcpyDefault),
+                 cudaErrorInvalidValue);
+    float back = 0.0f;
+    cr_assert_eq(cudaMemcpy(&back, e + n - 1, sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(back, 3.0f);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaFree(e), cudaSuccess);
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidValue); /* the last failure above */
+}
+
+Test(memory, bad_frees_are_invalid_values)
+{
+    float *d = NULL, *p = NULL;
+    float local = 0.0f;
+    cr_assert_eq(cudaMalloc(&d, 16 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&p, 16 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaFree(d + 1), cudaErrorInvalidValue);  /* not the start */
+    cr_assert_eq(cudaFree(&local), cudaErrorInvalidValue); /* never allocated */
+    cr_assert_eq(cudaFree(p), cudaErrorInvalidValue);      /* pinned: cudaFreeHost */
+    cr_assert_eq(cudaFreeHost(d), cudaErrorInvalidValue);  /* device: cudaFree */
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaErrorInvalidValue); /* double free */
+    cr_assert_eq(cudaFreeHost(p), cudaSuccess);
+    cr_assert_eq(cudaFree(NULL), cudaSuccess);
+    cr_assert_eq(dpt_emu_live_allocations(NULL), (size_t)0);
+}
+
+Test(memory, fresh_allocations_read_as_nan_and_memory_is_accounted)
+{
+    float *d = NULL;
+    size_t free0 = 0, free1 = 0, total = 0, bytes = 0;
+    cr_assert_eq(cudaMemGetInfo(&free0, &total), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 4 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemGetInfo(&free1, &total), cudaSuccess);
+    cr_assert_eq(free0 - free1, 4 * sizeof(float));
+    cr_assert_eq(dpt_emu_live_allocations(&bytes), (size_t)1);
+    cr_assert_eq(bytes, 4 * sizeof(float));
+    float h[4];
+    cr_assert_eq(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int i = 0; i < 4; i++)
+        cr_assert(isnan(h[i]), "fresh device memory should not look like zeros");
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    /* more than the device has */
+    void *big = NULL;
+    cr_assert_eq(cudaMalloc(&big, total + 1), cudaErrorMemoryAllocation);
+    cr_assert_null(big);
+    cr_assert_eq(cudaGetLastError(), cudaErrorMemoryAllocation);
+}
+
+Test(devices, count_comes_from_DPT_EMU_DEVICES)
+{
+    int n = -1, dev = -1;
+    cudaDeviceProp prop;
+    setenv("DPT_EMU_DEVICES", "3", 1);
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaSuccess);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(cudaSetDevice(2), cudaSuccess);
+    cr_assert_eq(cudaGetDevice(&dev), cudaSuccess);
+    cr_assert_eq(dev, 2);
+    cr_assert_eq(cudaSetDevice(3), cudaErrorInvalidDevice);
+    cr_assert_eq(cudaGetDeviceProperties(&prop, 1), cudaSuccess);
+    cr_assert_str_eq(prop.name, "dptrain host emulation");
+    cr_assert_eq(cudaGetDeviceProperties(&prop, 3), cudaErrorInvalidDevice);
+    setenv("DPT_EMU_DEVICES", "0", 1);
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaErrorNoDevice);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(cudaSetDevice(0), cudaErrorNoDevice);
+    cr_assert_str_eq(cudaGetErrorString(cudaErrorNoDevice), "no CUDA-capable device is detected");
+    int rt = 0;
+    cr_assert_eq(cudaRuntimeGetVersion(&rt), cudaSuccess);
+    cr_assert_eq(rt, CUDART_VERSION);
+}
+
+Test(events, record_query_and_wait)
+{
+    cudaStream_t s;
+    cudaEvent_t a, b;
+    float ms = -1.0f;
+    cr_assert_eq(cudaStreamCreate(&s), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&a), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&b, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(a, s), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(b, s), cudaSuccess);
+    cr_assert_eq(cudaEventQuery(a), cudaSuccess);
+    cr_assert_eq(cudaStreamWaitEvent(0, a, 0), cudaSuccess);
+    cr_assert_eq(cudaEventSynchronize(b), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, a), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorInvalidResourceHandle);
+    cr_assert_eq(cudaEventDestroy(a), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(b), cudaSuccess);
+    cr_assert_eq(cudaEventQuery(a), cudaErrorInvalidResourceHandle);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    (void)cudaGetLastError();
+}
+
+/* ---- cuBLAS ---- */
+
+/* Deterministic values with no common pattern, so a swapped index shows. */
+static float value(unsigned seed, size_t i)
+{
+    uint32_t z = (uint32_t)(seed * 2654435761u + (uint32_t)i * 40503u + 12345u);
+    z ^= z >> 13;
+    z *= 0x5bd1e995u;
+    z ^= z >> 15;
+    return (float)(z % 2001u) / 1000.0f - 1.0f;
+}
+
+/* A device copy of n host floats. */
+static float *upload(const std::vector<float> &h)
+{
+    float *d = NULL;
+    cr_assert_eq(cudaMalloc(&d, h.size() * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice),
+                 cudaSuccess);
+    return d;
+}
+
+/* The backend's mapping (cuda/backend.cu, cuda_gemm): row-major C(m,n) = op(A) op(B) is the
+ * column-major C^T(n,m) = op(B)^T op(A)^T, so B goes first, m and n swap, flags stay. */
+static cublasStatus_t gemm_row_major(cublasHandle_t h, int ta, int tb, int m, int n, int k,
+                                     float alpha, const float *a, int lda, const float *b,
+                                     int ldb, float beta, float *c, int ldc)
+{
+    return cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m,
+                       k, &alpha, b, ldb, a, lda, &beta, c, ldc);
+}
+
+Test(cublas, all_four_transposes_match_a_naive_row_major_product)
+{
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    const int m = 7, n = 5, k = 9, pad = 3; /* leading dimensions padded by 3 */
+    const float alpha = 0.75f, beta = -0.5f;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* stored shapes: A (m,k) or (k,m); B (k,n) or (n,k); C (m,n); all row-major */
+            const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+            const int lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+            std::vector<float> a((size_t)ar * lda), b((size_t)br * ldb), c((size_t)m * ldc);
+            for (size_t i = 0; i < a.size(); i++)
+                a[i] = value(1, i);
+            for (size_t i = 0; i < b.size(); i++)
+                b[i] = value(2, i);
+            for (size_t i = 0; i < c.size(); i++)
+                c[i] = value(3, i);
+            float *da = upload(a), *db = upload(b), *dc = upload(c);
+            cr_assert_eq(gemm_row_major(h, ta, tb, m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc),
+                         CUBLAS_STATUS_SUCCESS, "ta %d tb %d", ta, tb);
+            std::vector<float> got(c.size());
+            cr_assert_eq(cudaMemcpy(got.data(), dc, got.size() * sizeof(float),
+                                    cudaMemcpyDeviceToHost), cudaSuccess);
+            double worst = 0.0;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < ldc; j++) {
+                    double want = c[(size_t)i * ldc + j]; /* padding must stay as it was */
+                    if (j < n) {
+                        double s = 0.0;
+                        for (int l = 0; l < k; l++)
+                            s += (double)(ta ? a[(size_t)l * lda + i] : a[(size_t)i * lda + l]) *
+                                 (double)(tb ? b[(size_t)j * ldb + l] : b[(size_t)l * ldb + j]);
+                        want = alpha * s + beta * want;
+                    }
+                    double d = fabs(want - got[(size_t)i * ldc + j]);
+                    worst = d > worst ? d : worst;
+                }
+            /* both sum in double in the same order: only the final rounding to float differs,
+             * |C| < 10 here, so half an ulp of 10 (5e-7) bounds it */
+            cr_assert_leq(worst, 1e-6, "ta %d tb %d: largest difference %g", ta, tb, worst);
+            cudaFree(da);
+            cudaFree(db);
+            cudaFree(dc);
+        }
+    cr_assert_eq(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+}
+
+Test(cublas, argument_rules_of_the_documentation)
+{
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    std::vector<float> z(64, 1.0f);
+    float *a = upload(z), *b = upload(z), *c = upload(z);
+    const float one = 1.0f;
+    /* column-major: A (4,3) lda >= 4, B (3,2) ldb >= 3, C (4,2) ldc >= 4 */
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 3, &one, c, 4),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 3, b, 3, &one, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "lda < m");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, 4, 2, 3, &one, a, 2, b, 3, &one, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "lda < k with transa = T");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 2, &one, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "ldb < k");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, 4, 2, 3, &one, a, 4, b, 1, &one, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "ldb < n with transb = T");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 3, &one, c, 3),
+                 CUBLAS_STATUS_INVALID_VALUE, "ldc < m");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, -1, 2, 3, &one, a, 4, b, 3, &one, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "m < 0");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, NULL, a, 4, b, 3, &one, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "alpha NULL");
+    cr_assert_eq(cublasSgemm(NULL, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 3, &one, c, 4),
+                 CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
+    /* an empty product still obeys the rules: ld >= max(1, rows), so lda 1 for m = 0 */
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 0, 2, 3, &one, a, 1, b, 3, &one, c, 1),
+                 CUBLAS_STATUS_SUCCESS);
+    int v = 0;
+    cr_assert_eq(cublasGetVersion(NULL, &v), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(v, CUBLAS_VERSION);
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    cr_assert_eq(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasDestroy(h), CUBLAS_STATUS_NOT_INITIALIZED);
+}
+
+Test(cublas, a_leading_dimension_past_the_allocation_fails_loudly)
+{
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    /* A (4,3) column-major needs 12 floats with lda 4; lda 5 legal by the rules, walks 2 past */
+    std::vector<float> a12(12, 1.0f), b6(6, 1.0f), c8(8, 0.0f);
+    float *a = upload(a12), *b = upload(b6), *c = upload(c8);
+    const float one = 1.0f, zero = 0.0f;
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 3, &zero, c, 4),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 5, b, 3, &zero, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "A read past its end");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 4, &zero, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "B read past its end");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 3, &zero, c, 5),
+                 CUBLAS_STATUS_INVALID_VALUE, "C written past its end");
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a + 1, 4, b, 3, &zero, c,
+                             4),
+                 CUBLAS_STATUS_INVALID_VALUE, "A offset by one");
+    /* host memory is not device memory */
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a12.data(), 4, b, 3,
+                             &zero, c, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "A in host memory");
+    /* the output may not alias an input */
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 3, &one, a, 4, b, 3, &zero, a, 4),
+                 CUBLAS_STATUS_INVALID_VALUE, "C aliases A");
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    cublasDestroy(h);
+}
+
+Test(cublas, beta_zero_does_not_read_c_and_tf32_rounds_the_inputs)
+{
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    /* 1x1x1: C = a * b with a = 1 + 2^-12, not representable in TF32 (10 mantissa bits) */
+    const float x = 1.0f + 1.0f / 4096.0f, nan = NAN, one = 1.0f, zero = 0.0f;
+    float *a = upload(std::vector<float>(1, x)), *b = upload(std::vector<float>(1, 1.0f));
+    float *c = upload(std::vector<float>(1, nan));
+    float got = 0.0f;
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, a, 1, b, 1, &zero, c, 1),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cudaMemcpy(&got, c, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(got, x, "beta = 0 must overwrite the NaN in C, got %g", got);
+    cr_assert_eq(cublasSetMathMode(h, CUBLAS_TF32_TENSOR_OP_MATH), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, a, 1, b, 1, &zero, c, 1),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cudaMemcpy(&got, c, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(got, 1.0f, "TF32 rounds 1 + 2^-12 to 1, got %.9g", got);
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    cublasDestroy(h);
+}
