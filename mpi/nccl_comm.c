@@ -30,6 +30,8 @@ void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
         DPT_NCCL_CHECK(ncclGetUniqueId(&id));
     DPT_MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, c->world));
     DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, c->size, id, c->rank));
+    DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
+    DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));
     DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));
 }
 
@@ -54,10 +56,19 @@ void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStrea
 {
     if (count == 0)
         return;
-    ncclResult_t rc = ncclAllReduce(dev_buf, dev_buf, count, ncclFloat, ncclSum, n->comm, stream);
+    /* the gradients are complete once the compute stream reaches this point */
+    DPT_CUDA_CHECK(cudaEventRecord(n->ready, stream));
+    DPT_CUDA_CHECK(cudaStreamWaitEvent(n->stream, n->ready, 0));
+    /* ncclSum, not ncclAvg: every rank scaled its loss by 1/(global batch), so the sum is the
+     * mean over the global batch even when R does not divide it (shards of B/R and B/R + 1
+     * rows), where ncclAvg's 1/R weighting would be wrong. */
+    ncclResult_t rc =
+        ncclAllReduce(dev_buf, dev_buf, count, ncclFloat, ncclSum, n->comm, n->stream);
     if (rc != ncclSuccess)
         fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
-    DPT_CUDA_CHECK(cudaEventRecord(n->done, stream));
+    DPT_CUDA_CHECK(cudaEventRecord(n->done, n->stream));
+    /* the optimizer, queued next on the compute stream, reads the summed gradients */
+    DPT_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
 
     /* Poll: yield the core for the first millisecond (small messages finish within it), then
      * sleep 100 us between polls so a long wait does not burn a core the data loader may want. */
@@ -96,5 +107,9 @@ void dpt_nccl_free(dpt_nccl *n)
         DPT_NCCL_CHECK(ncclCommDestroy(n->comm));
     if (n->done)
         DPT_CUDA_CHECK(cudaEventDestroy(n->done));
+    if (n->ready)
+        DPT_CUDA_CHECK(cudaEventDestroy(n->ready));
+    if (n->stream)
+        DPT_CUDA_CHECK(cudaStreamDestroy(n->stream));
     memset(n, 0, sizeof *n);
 }

@@ -18,7 +18,9 @@ extern "C" {
 
 typedef struct {
     ncclComm_t comm;   /* NULL until dpt_nccl_init */
-    cudaEvent_t done;  /* recorded behind each allreduce, polled for completion */
+    cudaStream_t stream; /* communication stream: NCCL work runs here, beside the compute */
+    cudaEvent_t ready;   /* recorded on the compute stream when the gradients are complete */
+    cudaEvent_t done;    /* recorded behind each allreduce, polled for completion */
     int rank, size;    /* in c->world, the same numbering NCCL uses */
     int local_rank;    /* for messages */
 } dpt_nccl;
@@ -27,8 +29,9 @@ typedef struct {
  * (cudaSetDevice, done by dpt_cuda_backend_init); each rank must own a different GPU. */
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c);
 
-/* Sums count floats of dev_buf in place across all ranks, queued on stream, and returns when
- * the result is in dev_buf. timeout_s <= 0 waits forever. On an NCCL error or the timeout the
+/* Sums count floats of dev_buf in place across all ranks on the communication stream, ordered
+ * after the work queued so far on `stream` (the compute stream) by an event, and returns when the
+ * result is in dev_buf; later work on `stream` is ordered after it by a second event. timeout_s <= 0 waits forever. On an NCCL error or the timeout the
  * communicator is aborted and the job ends through dpt_comm_fail. */
 void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
                             double timeout_s);
