@@ -82,6 +82,7 @@ static void cuda_destroy(dpt_backend *be)
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (!ctx)
         return;
+    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->copy));
     DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
@@ -89,9 +90,59 @@ static void cuda_destroy(dpt_backend *be)
     DPT_CUDA_CHECK(cudaFree(ctx->ss_block));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->ss_host));
     DPT_CUBLAS_CHECK(cublasDestroy(ctx->cublas));
+    for (int k = 0; k < 2; k++) {
+        DPT_CUDA_CHECK(cudaEventDestroy(ctx->copied[k]));
+        DPT_CUDA_CHECK(cudaEventDestroy(ctx->freed[k]));
+    }
+    DPT_CUDA_CHECK(cudaStreamDestroy(ctx->copy));
     DPT_CUDA_CHECK(cudaStreamDestroy(ctx->stream));
     free(ctx);
     be->ctx = NULL;
+}
+
+static void *cuda_alloc_pinned(dpt_backend *be, size_t bytes)
+{
+    (void)be;
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes ? bytes : 256) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_free_pinned(dpt_backend *be, void *p)
+{
+    (void)be;
+    if (p)
+        DPT_CUDA_CHECK(cudaFreeHost(p));
+}
+
+/* The copy stream waits for the compute work that last read dst (an event never recorded
+ * counts as complete), so a slot's device buffer is refilled only once it is free. */
+static void cuda_upload_async(dpt_backend *be, void *dst, const void *src, size_t bytes, int slot)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    DPT_CUDA_CHECK(cudaStreamWaitEvent(ctx->copy, ctx->freed[slot], 0));
+    DPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->copy));
+    DPT_CUDA_CHECK(cudaEventRecord(ctx->copied[slot], ctx->copy));
+}
+
+static void cuda_wait_slot(dpt_backend *be, int slot)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    DPT_CUDA_CHECK(cudaStreamWaitEvent(ctx->stream, ctx->copied[slot], 0));
+}
+
+static void cuda_release_slot(dpt_backend *be, int slot)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    DPT_CUDA_CHECK(cudaEventRecord(ctx->freed[slot], ctx->stream));
+}
+
+static void cuda_host_wait_slot(dpt_backend *be, int slot)
+{
+    DPT_CUDA_CHECK(cudaEventSynchronize(dpt_cuda_ctx_of(be)->copied[slot]));
 }
 
 int dpt_cuda_device_count(void)
@@ -123,6 +174,11 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     DPT_CUDA_CHECK(cudaSetDevice(device));
     /* non-blocking: no implicit synchronization with the legacy default stream */
     DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->copy, cudaStreamNonBlocking));
+    for (int k = 0; k < 2; k++) {
+        DPT_CUDA_CHECK(cudaEventCreateWithFlags(&ctx->copied[k], cudaEventDisableTiming));
+        DPT_CUDA_CHECK(cudaEventCreateWithFlags(&ctx->freed[k], cudaEventDisableTiming));
+    }
     DPT_CUBLAS_CHECK(cublasCreate(&ctx->cublas));
     DPT_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
     /* TF32 tensor cores (Ampere and later) round the GEMM inputs to 10 mantissa bits; the
@@ -153,6 +209,12 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     be->scale = dpt_cuda_scale;
     be->sgd_step = dpt_cuda_sgd_step;
     be->adam_step = dpt_cuda_adam_step;
+    be->alloc_pinned = cuda_alloc_pinned;
+    be->free_pinned = cuda_free_pinned;
+    be->upload_async = cuda_upload_async;
+    be->wait_slot = cuda_wait_slot;
+    be->release_slot = cuda_release_slot;
+    be->host_wait_slot = cuda_host_wait_slot;
     be->destroy = cuda_destroy;
     return DPT_OK;
 }

@@ -22,6 +22,9 @@ enum { DPT_CUDA_SS_BLOCKS = 128 };
 typedef struct {
     int device;
     cudaStream_t stream;    /* every op is queued here, in program order */
+    cudaStream_t copy;      /* staged batches: host-to-device copies beside the compute */
+    cudaEvent_t copied[2];  /* per slot: recorded on copy behind the slot's copies */
+    cudaEvent_t freed[2];   /* per slot: recorded on stream after the slot's last reader */
     cublasHandle_t cublas;  /* bound to stream */
     /* loss: per-row loss and hit, (2, loss_cap) on the device and in pinned host memory */
     float *loss_dev, *loss_host;

@@ -63,6 +63,19 @@ struct dpt_backend {
                       float lr, float beta1, float beta2, float eps, float wd, int decoupled,
                       float bc1, float bc2);
 
+    /* Batches staged through pinned host memory, for training sets larger than device memory:
+     * double-buffered, transfer `slot` (0 or 1) runs on a copy stream while compute works on the
+     * other slot's buffers. For the CPU backend these are plain copies. */
+    void *(*alloc_pinned)(dpt_backend *be, size_t bytes);   /* NULL on failure */
+    void (*free_pinned)(dpt_backend *be, void *p);
+    /* Queues a copy of pinned src into dst, after the compute work released with release_slot. */
+    void (*upload_async)(dpt_backend *be, void *dst, const void *src, size_t bytes, int slot);
+    void (*wait_slot)(dpt_backend *be, int slot);      /* later compute waits for the copies */
+    void (*release_slot)(dpt_backend *be, int slot);   /* compute queued so far is the last
+                                                        * reader of slot's device buffers */
+    void (*host_wait_slot)(dpt_backend *be, int slot); /* host: slot's copies have finished, its
+                                                        * pinned buffers may be refilled */
+
     void (*destroy)(dpt_backend *be);
 };
 

@@ -82,6 +82,7 @@ static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 static const char *const precision_names[] = {"fp32", "tf32", NULL};
 static const char *const progress_names[] = {"auto", "on", "off", NULL};
+static const char *const resident_names[] = {"auto", "on", "off", NULL};
 
 #define N_NAMES(a) (sizeof(a) / sizeof(a[0]) - 1)
 _Static_assert(N_NAMES(device_names) == DPT_DEVICE_CUDA + 1, "device names");
@@ -122,6 +123,7 @@ static const config_key keys[] = {
     ROW_BOOL("data.shuffle", data.shuffle, "true"),
     ROW_ENUM("data.sharding", data.sharding, "replicated", sharding_names),
     ROW_ENUM("data.scaling", data.scaling, "unit", scaling_names),
+    ROW_ENUM("data.device_resident", data.device_resident, "auto", resident_names),
 
     ROW_INT_LIST("model.layers", model.widths, model.n_layers, -1, "[784, 512, 512, 10]", 2, 1,
                  1000000),

@@ -16,6 +16,7 @@ typedef enum { DPT_DEVICE_AUTO, DPT_DEVICE_CPU, DPT_DEVICE_CUDA } dpt_device_kin
 typedef enum { DPT_FORMAT_IDX, DPT_FORMAT_CSV, DPT_FORMAT_SYNTHETIC } dpt_data_format;
 typedef enum { DPT_SHARDING_REPLICATED, DPT_SHARDING_SHARDED } dpt_sharding;
 typedef enum { DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE, DPT_SCALING_NONE } dpt_scaling;
+typedef enum { DPT_RESIDENT_AUTO, DPT_RESIDENT_ON, DPT_RESIDENT_OFF } dpt_resident;
 typedef enum { DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_IDENTITY } dpt_activation;
 typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE } dpt_loss;
 typedef enum { DPT_INIT_AUTO, DPT_INIT_HE, DPT_INIT_XAVIER } dpt_init;
@@ -53,6 +54,8 @@ typedef struct {
         int shuffle;
         dpt_sharding sharding;
         dpt_scaling scaling;
+        dpt_resident device_resident;      /* GPU: training rows in device memory (auto: when
+                                            * they fit), else staged through pinned memory */
     } data;
     struct {
         int n_layers;                      /* weight layers: widths has n_layers + 1 entries */

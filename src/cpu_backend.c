@@ -195,6 +195,18 @@ static void cpu_adam_step(dpt_backend *be, float *restrict p, const float *restr
         dpt_op_adam(&p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
 }
 
+static void cpu_upload_async(dpt_backend *be, void *dst, const void *src, size_t bytes, int slot)
+{
+    (void)slot;
+    cpu_copy(be, dst, src, bytes);
+}
+
+static void cpu_slot_noop(dpt_backend *be, int slot)
+{
+    (void)be;
+    (void)slot;
+}
+
 static void cpu_destroy(dpt_backend *be) { be->ctx = NULL; }
 
 int dpt_cpu_backend_init(dpt_backend *be, int threads)
@@ -218,6 +230,12 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->scale = cpu_scale;
     be->sgd_step = cpu_sgd_step;
     be->adam_step = cpu_adam_step;
+    be->alloc_pinned = cpu_alloc;
+    be->free_pinned = cpu_free;
+    be->upload_async = cpu_upload_async;
+    be->wait_slot = cpu_slot_noop;
+    be->release_slot = cpu_slot_noop;
+    be->host_wait_slot = cpu_slot_noop;
     be->destroy = cpu_destroy;
     openblas_set_num_threads(threads > 0 ? threads : 1);
     return 0;

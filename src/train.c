@@ -171,15 +171,34 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
         t->x_train = t->data.train.x;
         t->y_train = t->data.train.y;
     } else if (rc == DPT_OK) {
-        /* the training rows go to the device once; each batch is then gathered there by index */
+        /* the training rows go to the device once when they fit (each batch is then gathered
+         * there by index); otherwise batches are staged through pinned host memory */
         size_t n = (size_t)t->data.train.n;
-        t->x_dev = t->be.alloc(&t->be, (n ? n : 1) * I * sizeof(float));
-        t->y_dev = t->be.alloc(&t->be, (n ? n : 1) * sizeof(int32_t));
-        if (!t->x_dev || !t->y_dev) {
+        if (cfg->data.device_resident != DPT_RESIDENT_OFF) {
+            t->x_dev = t->be.alloc(&t->be, (n ? n : 1) * I * sizeof(float));
+            t->y_dev = t->be.alloc(&t->be, (n ? n : 1) * sizeof(int32_t));
+        }
+        if ((!t->x_dev || !t->y_dev) && cfg->data.device_resident == DPT_RESIDENT_ON) {
             rc = dpt_error_set(&mine, DPT_ERUNTIME,
-                               "the training set (%zu rows x %d features) does not fit in %s "
-                               "memory: use data.sharding: sharded or more ranks",
+                               "data.device_resident: on, but the training set (%zu rows x %d "
+                               "features) does not fit in %s memory: use auto or off",
                                n, I, t->be.name);
+        } else if (!t->x_dev || !t->y_dev) {
+            t->be.free(&t->be, t->x_dev);
+            t->be.free(&t->be, t->y_dev);
+            t->x_dev = NULL;
+            t->y_dev = NULL;
+            t->staged = 1;
+            for (int k = 0; k < 2 && rc == DPT_OK; k++) {
+                t->pin_x[k] = t->be.alloc_pinned(&t->be, (size_t)t->rows * I * sizeof(float));
+                t->pin_y[k] = t->be.alloc_pinned(&t->be, (size_t)t->rows * sizeof(int32_t));
+                t->stage_x[k] = t->be.alloc(&t->be, (size_t)t->rows * I * sizeof(float));
+                t->stage_y[k] = t->be.alloc(&t->be, (size_t)t->rows * sizeof(int32_t));
+                t->staged_step[k] = -1;
+                if (!t->pin_x[k] || !t->pin_y[k] || !t->stage_x[k] || !t->stage_y[k])
+                    rc = dpt_error_set(&mine, DPT_ERUNTIME,
+                                       "out of memory for the staged batch buffers");
+            }
         } else {
             t->be.upload(&t->be, t->x_dev, t->data.train.x, n * I * sizeof(float));
             t->be.upload(&t->be, t->y_dev, t->data.train.y, n * sizeof(int32_t));
@@ -210,6 +229,12 @@ void dpt_trainer_free(dpt_trainer *t)
         t->be.free(&t->be, t->yb);
         t->be.free(&t->be, t->x_dev);
         t->be.free(&t->be, t->y_dev);
+        for (int k = 0; k < 2; k++) {
+            t->be.free_pinned(&t->be, t->pin_x[k]);
+            t->be.free_pinned(&t->be, t->pin_y[k]);
+            t->be.free(&t->be, t->stage_x[k]);
+            t->be.free(&t->be, t->stage_y[k]);
+        }
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
 #ifdef DPT_HAVE_NCCL
@@ -249,6 +274,30 @@ static void shuffle(dpt_trainer *t, int epoch)
     t->perm_epoch = epoch;
 }
 
+/* Staged batches: the host gathers batch `step` (its rows of epoch `epoch`, in-epoch index s)
+ * into slot's pinned buffers and queues their copy to the device, which runs on the copy stream
+ * while the compute stream works on the other slot. */
+static void stage_batch(dpt_trainer *t, int epoch, int64_t s, int64_t step, int slot)
+{
+    if (t->staged_step[slot] == step)
+        return;
+    dpt_backend *be = &t->be;
+    int I = t->model.widths[0];
+    if (t->perm_epoch != epoch)
+        shuffle(t, epoch);
+    be->host_wait_slot(be, slot); /* the previous copy out of these pinned buffers is done */
+    int64_t base = t->data.sharded ? s * t->rows : s * t->cfg->train.batch_size + t->row0;
+    for (int i = 0; i < t->rows; i++) {
+        int64_t r = t->perm[base + i];
+        memcpy(t->pin_x[slot] + (size_t)i * I, t->data.train.x + (size_t)r * I,
+               (size_t)I * sizeof(float));
+        t->pin_y[slot][i] = t->data.train.y[r];
+    }
+    be->upload_async(be, t->stage_x[slot], t->pin_x[slot], (size_t)t->rows * I * sizeof(float), slot);
+    be->upload_async(be, t->stage_y[slot], t->pin_y[slot], (size_t)t->rows * sizeof(int32_t), slot);
+    t->staged_step[slot] = step;
+}
+
 int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
 {
     const dpt_config *cfg = t->cfg;
@@ -257,22 +306,39 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     int I = m->widths[0], C = m->widths[m->n_layers];
     double t0 = dpt_now();
 
-    if (t->perm_epoch != epoch)
-        shuffle(t, epoch);
-    int64_t base = t->data.sharded ? step_in_epoch * t->rows
-                                   : step_in_epoch * cfg->train.batch_size + t->row0;
-    be->upload(be, t->idx, t->perm + base, (size_t)t->rows * sizeof(int64_t));
-    be->gather(be, t->x_train, t->y_train, t->idx, t->rows, I, t->xb, t->yb);
+    float *xb = t->xb;
+    int32_t *yb = t->yb;
+    int slot = (int)(step & 1);
+    if (t->staged) {
+        stage_batch(t, epoch, step_in_epoch, step, slot);
+        /* prefetch the next batch of this epoch into the other slot (not across epochs: the
+         * evaluation between epochs uses the batch buffers' neighbours, and the next epoch's
+         * order is drawn when it starts) */
+        if (step_in_epoch + 1 < t->steps_per_epoch)
+            stage_batch(t, epoch, step_in_epoch + 1, step + 1, slot ^ 1);
+        be->wait_slot(be, slot);
+        xb = t->stage_x[slot];
+        yb = t->stage_y[slot];
+    } else {
+        if (t->perm_epoch != epoch)
+            shuffle(t, epoch);
+        int64_t base = t->data.sharded ? step_in_epoch * t->rows
+                                       : step_in_epoch * cfg->train.batch_size + t->row0;
+        be->upload(be, t->idx, t->perm + base, (size_t)t->rows * sizeof(int64_t));
+        be->gather(be, t->x_train, t->y_train, t->idx, t->rows, I, t->xb, t->yb);
+    }
     double t1 = dpt_now();
 
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
-    const float *logits = dpt_model_forward(m, t->xb, t->rows, &drop);
+    const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
     float stats[DPT_GRAD_STATS] = {0};
     double loss_sum = 0.0, correct = 0.0;
     float *dlogits = m->d[0];
-    be->loss(be, logits, t->yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size, dlogits,
+    be->loss(be, logits, yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size, dlogits,
              &loss_sum, &correct);
-    dpt_model_backward(m, t->xb, dlogits, t->rows, &drop, NULL, NULL);
+    dpt_model_backward(m, xb, dlogits, t->rows, &drop, NULL, NULL);
+    if (t->staged)
+        be->release_slot(be, slot); /* backward was the last reader of this slot's batch */
     stats[0] = (float)loss_sum;
     stats[1] = (float)correct;
     stats[2] = (float)t->rows;
@@ -450,8 +516,10 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
                DPT_BLAS_NAME, t->threads, t->threads > 1 ? "s" : "", t->device_note ? " (" : "",
                t->device_note ? t->device_note : "", t->device_note ? ")" : "");
     else
-        printf("  %-9s %s: one GPU per rank (local rank = device index), gradients through %s\n",
-               "device", t->be.name, t->nccl ? "NCCL" : "MPI");
+        printf("  %-9s %s: one GPU per rank (local rank = device index), gradients through %s, "
+               "training rows %s\n",
+               "device", t->be.name, t->nccl ? "NCCL" : "MPI",
+               t->staged ? "staged through pinned memory" : "resident on the device");
     printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d classes\n", "data",
            dpt_format_name(cfg->data.format), d->sharded ? "sharded" : "replicated",
            (long long)d->train.n_total, (long long)d->val.n_total, (long long)d->test.n_total,

@@ -34,6 +34,12 @@ typedef struct {
     const int32_t *y_train;
     float *x_dev;               /* device copies of the training rows (not host-memory backends) */
     int32_t *y_dev;
+    int staged;                 /* 1: batches staged through pinned memory, double-buffered */
+    float *pin_x[2];            /* (rows, I) pinned host memory, per slot */
+    int32_t *pin_y[2];          /* (rows) */
+    float *stage_x[2];          /* (rows, I) backend memory, per slot */
+    int32_t *stage_y[2];        /* (rows) */
+    int64_t staged_step[2];     /* global step whose batch a slot holds; -1 none */
     int64_t *idx;               /* (rows) backend memory */
     float *xb;                  /* (max_rows, I) backend memory */
     int32_t *yb;                /* (max_rows) backend memory */
