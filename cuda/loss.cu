@@ -1,15 +1,14 @@
 /* The fused loss of the CUDA backend: softmax cross-entropy or MSE against one-hot labels, its
- * gradient and the argmax hit, one thread per row (rows <= the batch, C is small), following
- * cpu_loss line by line. Per-row results go to a scratch buffer that the host sums in double in
+ * gradient and the argmax hit, one thread per row (rows <= the batch, C is small), with the
+ * per-row math of src/ops.h that the CPU backend uses too. Per-row results go to a scratch buffer that the host sums in double in
  * row order, as the CPU does, so the sums do not depend on scheduling. */
 #include <math.h>
 #include <stdint.h>
 
 #include "kernels.h"
 
-/* row_loss(B): the row's loss; row_hit(B): 1 when argmax(logits row) == label, else 0. A label
- * outside [0, C) (the data loader rejects those) gives a NaN loss, so the step counts as
- * diverged instead of reading out of bounds. */
+/* row_loss(B): the row's loss; row_hit(B): 1 when argmax(logits row) == label, else 0; the
+ * math is dpt_op_loss_row of src/ops.h, shared with the CPU backend. */
 static __global__ void loss_kernel(const float *__restrict__ logits, const int32_t *__restrict__ y,
                                    int rows, int cols, dpt_loss loss, float grad_scale,
                                    float *__restrict__ dlogits, float *__restrict__ row_loss,
@@ -18,36 +17,10 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
     int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= rows)
         return;
-    const float *z = logits + (size_t)i * cols;
-    float *dz = dlogits ? dlogits + (size_t)i * cols : NULL;
-    int label = y[i];
-    int valid = label >= 0 && label < cols;
-    int arg = 0;
-    for (int j = 1; j < cols; j++)
-        if (z[j] > z[arg])
-            arg = j;
-    row_hit[i] = arg == label ? 1.0f : 0.0f;
-    if (loss == DPT_LOSS_SOFTMAX_CE) {
-        /* log-sum-exp shifted by the max, so exp never overflows */
-        float mx = z[arg], sum = 0.0f;
-        for (int j = 0; j < cols; j++)
-            sum += expf(z[j] - mx);
-        float lse = mx + logf(sum);
-        row_loss[i] = valid ? lse - z[label] : NAN;
-        if (dz)
-            for (int j = 0; j < cols; j++)
-                dz[j] = grad_scale * (expf(z[j] - lse) - (j == label ? 1.0f : 0.0f));
-    } else {
-        /* MSE against the one-hot label, averaged over the C outputs */
-        float s = 0.0f;
-        for (int j = 0; j < cols; j++) {
-            float e = z[j] - (j == label ? 1.0f : 0.0f);
-            s += e * e;
-            if (dz)
-                dz[j] = grad_scale * 2.0f * e / (float)cols;
-        }
-        row_loss[i] = valid ? s / (float)cols : NAN;
-    }
+    int hit = 0;
+    row_loss[i] = dpt_op_loss_row(logits + (size_t)i * cols, y[i], cols, loss, grad_scale,
+                                  dlogits ? dlogits + (size_t)i * cols : NULL, &hit);
+    row_hit[i] = hit ? 1.0f : 0.0f;
 }
 
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,

@@ -126,36 +126,10 @@ static void cpu_loss(dpt_backend *be, const float *logits, const int32_t *y, int
     (void)be;
     double lsum = 0.0, hits = 0.0;
     for (int i = 0; i < rows; i++) {
-        const float *z = logits + (size_t)i * cols;
-        float *dz = dlogits ? dlogits + (size_t)i * cols : NULL;
-        int label = y[i];
-        int arg = 0;
-        for (int j = 1; j < cols; j++)
-            if (z[j] > z[arg])
-                arg = j;
-        hits += arg == label;
-        if (loss == DPT_LOSS_SOFTMAX_CE) {
-            /* log-sum-exp shifted by the max, so exp never overflows */
-            float mx = z[arg], sum = 0.0f;
-            for (int j = 0; j < cols; j++)
-                sum += expf(z[j] - mx);
-            float lse = mx + logf(sum);
-            lsum += (double)(lse - z[label]);
-            if (dz)
-                for (int j = 0; j < cols; j++)
-                    dz[j] = grad_scale * (expf(z[j] - lse) - (j == label ? 1.0f : 0.0f));
-        } else {
-            /* MSE against the one-hot label, averaged over the C outputs (PyTorch's MSELoss
-             * averages over all elements: the per-sample mean here, the batch mean by scale). */
-            float s = 0.0f;
-            for (int j = 0; j < cols; j++) {
-                float e = z[j] - (j == label ? 1.0f : 0.0f);
-                s += e * e;
-                if (dz)
-                    dz[j] = grad_scale * 2.0f * e / (float)cols;
-            }
-            lsum += (double)(s / (float)cols);
-        }
+        int hit = 0;
+        lsum += (double)dpt_op_loss_row(logits + (size_t)i * cols, y[i], cols, loss, grad_scale,
+                                        dlogits ? dlogits + (size_t)i * cols : NULL, &hit);
+        hits += hit;
     }
     *loss_sum += lsum;
     *correct += hits;

@@ -38,6 +38,41 @@ static inline DPT_HD float dpt_op_act_grad(float z, float a, dpt_activation act)
     }
 }
 
+/* One row of the loss against the class label: returns the row's loss (softmax cross-entropy,
+ * or MSE against the one-hot label averaged over the C outputs, as PyTorch's MSELoss averages
+ * over all elements), sets *hit when the argmax equals the label, and writes dL/dz times
+ * grad_scale into dz when dz is not NULL. A label outside [0, C) (the data loader rejects those)
+ * gives a NaN loss, so the step counts as diverged instead of reading out of bounds. */
+static inline DPT_HD float dpt_op_loss_row(const float *z, int label, int cols, dpt_loss loss,
+                                           float grad_scale, float *dz, int *hit)
+{
+    int valid = label >= 0 && label < cols;
+    int arg = 0;
+    for (int j = 1; j < cols; j++)
+        if (z[j] > z[arg])
+            arg = j;
+    *hit = arg == label;
+    if (loss == DPT_LOSS_SOFTMAX_CE) {
+        /* log-sum-exp shifted by the max, so exp never overflows */
+        float mx = z[arg], sum = 0.0f;
+        for (int j = 0; j < cols; j++)
+            sum += expf(z[j] - mx);
+        float lse = mx + logf(sum);
+        if (dz)
+            for (int j = 0; j < cols; j++)
+                dz[j] = grad_scale * (expf(z[j] - lse) - (j == label ? 1.0f : 0.0f));
+        return valid ? lse - z[label] : NAN;
+    }
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++) {
+        float e = z[j] - (j == label ? 1.0f : 0.0f);
+        s += e * e;
+        if (dz)
+            dz[j] = grad_scale * 2.0f * e / (float)cols;
+    }
+    return valid ? s / (float)cols : NAN;
+}
+
 /* Dropout: what one (step, layer, global sample, unit) draws is a pure function of those
  * numbers, so every rank and both backends draw the same mask, and N ranks equal one rank.
  * Returns the factor the activation is multiplied by: 0 (dropped) or 1/(1-p) (kept). */
