@@ -1,0 +1,100 @@
+/* Gaussian-process regression and Bayesian optimization for the hyperparameter search (Spearmint's
+ * recipe: Snoek, Larochelle & Adams 2012): a Matern 5/2 ARD kernel with constant mean and noise,
+ * hyperparameters fitted by maximum a posteriori or integrated by slice sampling, Expected
+ * Improvement averaged over them, pending trials fantasized. Inputs live in the unit cube and the
+ * caller maps its search space onto it; outputs are minimized.
+ *
+ * Shape letters: D input dimensions, N observations, M pending points, S hyperparameter samples.
+ * A hyperparameter vector theta has D + 3 entries (DPT_GP_NTHETA): log lengthscales (D), log
+ * signal variance, log noise variance, constant mean. */
+#ifndef DPT_GP_H
+#define DPT_GP_H
+
+#include <stdint.h>
+
+#define DPT_GP_MAX_DIM 21 /* Sobol direction numbers are tabulated for 21 dimensions */
+#define DPT_GP_NTHETA(dim) ((dim) + 3)
+#define DPT_GP_LOG_AMP2(dim) (dim)      /* index of log signal variance in theta */
+#define DPT_GP_LOG_NOISE(dim) ((dim) + 1) /* index of log noise variance */
+#define DPT_GP_MEAN(dim) ((dim) + 2)    /* index of the constant mean */
+
+/* ---- the GP under one hyperparameter vector ---------------------------------------------- */
+
+typedef struct dpt_gp dpt_gp_t; /* opaque: data, Cholesky factor, weights */
+
+/* Matern 5/2 ARD covariance (Rasmussen & Williams 2006, eq. 4.17) between a and b (dim each),
+ * without the noise: amp2 (1 + sqrt5 r + 5/3 r^2) exp(-sqrt5 r), r^2 = sum_d (a_d-b_d)^2/ls_d^2. */
+double dpt_gp_kernel(int dim, const double *theta, const double *a, const double *b);
+
+/* Conditions a GP on X (n, dim) row-major and y (n) under theta (dim + 3). Copies what it keeps.
+ * Returns NULL when the covariance is not numerically positive definite or allocation fails. */
+dpt_gp_t *dpt_gp_init(int dim, const double *X, const double *y, int n, const double *theta);
+void dpt_gp_free(dpt_gp_t *gp);
+
+/* Posterior of the latent function (without observation noise) at x (dim): mean and variance,
+ * and, when dmean/dvar are not NULL, their gradients (dim each) w.r.t. x. Uses scratch memory
+ * inside gp: one gp must not be used by two threads at once. */
+void dpt_gp_predict(dpt_gp_t *gp, const double *x, double *mean, double *var, double *dmean,
+                    double *dvar);
+
+/* Log marginal likelihood log p(y | X, theta) (R&W eq. 5.8) and, when grad (dim + 3) is not
+ * NULL, its gradient w.r.t. theta (R&W eq. 5.9). -INFINITY when the Cholesky fails. */
+double dpt_gp_log_marginal(int dim, const double *X, const double *y, int n, const double *theta,
+                           double *grad);
+
+/* Log prior density of theta (up to a constant) inside the box [lo, hi] that dpt_gp_theta_box
+ * gives, with its gradient when grad is not NULL; -INFINITY outside the box. Outputs are assumed
+ * standardized and inputs in the unit cube. */
+double dpt_gp_log_prior(int dim, const double *theta, double *grad);
+void dpt_gp_theta_box(int dim, double *lo /* (dim + 3) */, double *hi /* (dim + 3) */);
+
+/* Expected Improvement below best for a Gaussian N(mean, sd^2) (Jones, Schonlau & Welch 1998):
+ * (best - mean) Phi(z) + sd phi(z), z = (best - mean) / sd; max(best - mean, 0) as sd -> 0.
+ * dmean, dsd (may be NULL) receive its partial derivatives: -Phi(z) and phi(z). */
+double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd);
+
+/* Points index .. index + count - 1 of a Sobol sequence (Joe & Kuo 2008 direction numbers) in
+ * dim <= DPT_GP_MAX_DIM dimensions, randomized by a digital shift drawn from seed (seed 0: no
+ * shift). out (count, dim), every coordinate in (0, 1). */
+void dpt_gp_sobol(int dim, uint64_t index, int count, uint64_t seed, double *out);
+
+/* ---- Bayesian optimization --------------------------------------------------------------- */
+
+typedef enum {
+    DPT_BO_HYPER_MAP = 0,  /* maximize log marginal likelihood + log prior, several restarts */
+    DPT_BO_HYPER_SLICE = 1 /* slice-sample theta from the posterior, average EI over samples */
+} dpt_bo_hyper;
+
+typedef enum {
+    DPT_BO_PENDING_BELIEVER = 0, /* kriging believer: a pending point "returns" its GP mean */
+    DPT_BO_PENDING_LIAR = 1      /* constant liar: a pending point returns the best y so far */
+} dpt_bo_pending;
+
+typedef enum {
+    DPT_BO_WARP_NONE = 0, /* model standardized y */
+    DPT_BO_WARP_LOG = 1,  /* model standardized log(y - min y + eps) (see gp.c) */
+    DPT_BO_WARP_AUTO = 2  /* fit both, keep the one with the larger evidence for y */
+} dpt_bo_warp;
+
+typedef struct {
+    dpt_bo_hyper hyper;
+    dpt_bo_pending pending;
+    int n_initial;        /* below this many observations, propose the next Sobol point */
+    int restarts;         /* MAP: optimizer starts (the first from a fixed default) */
+    int burn_in;          /* SLICE: sweeps discarded after starting from the MAP estimate */
+    int samples;          /* SLICE: hyperparameter samples EI is averaged over (one per sweep) */
+    int candidates;       /* Sobol candidates scored by EI before local optimization */
+    int local_starts;     /* best candidates refined by L-BFGS on EI */
+    dpt_bo_warp warp;     /* output transform */
+} dpt_bo_opts;
+
+void dpt_bo_opts_default(dpt_bo_opts *o);
+
+/* Proposes the next point to evaluate, out (dim) in [0,1]^dim, given the finished trials X (n,
+ * dim) in [0,1]^dim with values y (n) to minimize and the pending trials (m, dim) still running.
+ * The same arguments and seed give the same point; callers pass a fresh seed per proposal.
+ * Returns 0, or -1 on bad arguments or allocation failure (out then holds a Sobol point). */
+int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
+                   const double *pending, int m, uint64_t seed, double *out);
+
+#endif

@@ -1,0 +1,30 @@
+/* Built-in test objectives for the hyperparameter search: Branin (2-D) and Hartmann6 (6-D), the
+ * standard benchmarks of the Bayesian optimization literature (Jones 2001; Snoek et al. 2012).
+ * Both take a point of the unit cube, so the search sees every objective the same way. */
+#ifndef DPT_OBJECTIVE_H
+#define DPT_OBJECTIVE_H
+
+/* Known global minima (Surjanovic & Bingham, Virtual Library of Simulation Experiments). */
+#define DPT_OBJECTIVE_BRANIN_MIN 0.39788735772973816
+#define DPT_OBJECTIVE_HARTMANN6_MIN (-3.3223680114155147)
+
+typedef enum { DPT_OBJECTIVE_BRANIN = 0, DPT_OBJECTIVE_HARTMANN6 = 1 } dpt_objective_kind;
+
+/* Branin on [-5, 10] x [0, 15], reached from u (2) in [0,1]^2 by x1 = -5 + 15 u0, x2 = 15 u1.
+ * Three global minima, at (-pi, 12.275), (pi, 2.275), (9.42478, 2.475). */
+double dpt_objective_branin(const double *u);
+
+/* Hartmann6 on u (6) in [0,1]^6; one global minimum near
+ * (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573). */
+double dpt_objective_hartmann6(const double *u);
+
+/* By kind: input dimension, value at u (dim) in the unit cube, known minimum. */
+int dpt_objective_dim(dpt_objective_kind kind);
+double dpt_objective_eval(dpt_objective_kind kind, const double *u);
+double dpt_objective_min(dpt_objective_kind kind);
+
+/* "branin" or "hartmann6" -> kind; returns 0, or -1 for an unknown name. */
+int dpt_objective_parse(const char *name, dpt_objective_kind *kind);
+const char *dpt_objective_name(dpt_objective_kind kind);
+
+#endif

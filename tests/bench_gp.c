@@ -1,0 +1,135 @@
+/* Benchmark of the Bayesian optimization in src/gp.c on the built-in objectives (not a Criterion
+ * test): for each seed, 5 uniform random points, then one proposal at a time up to the budget;
+ * prints the median and quartiles of the simple regret (best found minus the known minimum) at
+ * 10, 20, 30, 50 and 100 evaluations and the median time of a proposal at 50 observations.
+ *   bench_gp [SEEDS=10] [BUDGET=50] [hyper=map|slice] [restarts=R] [burn=B] [samples=S]
+ *            [cand=C] [local=L] [warp=0|1|2 (none, log, auto)] [obj=branin|hartmann6|both]
+ * Run it with OPENBLAS_NUM_THREADS=1 for the one-core timing. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gp.h"
+#include "objective.h"
+#include "rng.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* quantile q of v (n) by linear interpolation between order statistics; sorts v */
+static double quantile(double *v, int n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    double p = q * (n - 1);
+    int i = (int)p;
+    return i + 1 < n ? v[i] + (p - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void run(dpt_objective_kind kind, const dpt_bo_opts *o, int seeds, int budget)
+{
+    static const int marks[] = {10, 20, 30, 50, 100};
+    int dim = dpt_objective_dim(kind), n_init = 5;
+    double fmin = dpt_objective_min(kind);
+    double *X = malloc(sizeof(double) * budget * dim), *y = malloc(sizeof(double) * budget);
+    double *regret = malloc(sizeof(double) * seeds * budget); /* (seeds, budget) best so far */
+    double *t50 = malloc(sizeof(double) * seeds), *tall = malloc(sizeof(double) * seeds);
+    int nt50 = 0;
+    double t0 = now_s();
+    for (int s = 0; s < seeds; s++) {
+        uint64_t seed = 1000 + (uint64_t)s;
+        double best = 1e300, tsum = 0.0;
+        for (int t = 0; t < budget; t++) {
+            double *x = X + (size_t)t * dim;
+            if (t < n_init) {
+                for (int d = 0; d < dim; d++)
+                    x[d] = dpt_rng_uniform(seed, DPT_RNG_SEARCH, (uint64_t)(t * dim + d));
+            } else {
+                double a = now_s();
+                dpt_bo_propose(o, dim, X, y, t, NULL, 0, seed * 1000003 + (uint64_t)t, x);
+                double b = now_s() - a;
+                tsum += b;
+                if (t == 50) t50[nt50++] = b;
+            }
+            y[t] = dpt_objective_eval(kind, x);
+            if (y[t] < best) best = y[t];
+            regret[(size_t)s * budget + t] = best - fmin;
+        }
+        tall[s] = tsum / (budget - n_init);
+    }
+    printf("# %s: %d seeds, budget %d, %.1f s total\n", dpt_objective_name(kind), seeds, budget,
+           now_s() - t0);
+    printf("#  evals      median         q25         q75   within_0.01\n");
+    double *v = malloc(sizeof(double) * seeds);
+    for (size_t k = 0; k < sizeof marks / sizeof *marks; k++) {
+        int e = marks[k];
+        if (e > budget) break;
+        int within = 0;
+        for (int s = 0; s < seeds; s++) {
+            v[s] = regret[(size_t)s * budget + e - 1];
+            within += v[s] <= 0.01;
+        }
+        double med = quantile(v, seeds, 0.5), q25 = quantile(v, seeds, 0.25),
+               q75 = quantile(v, seeds, 0.75);
+        printf("  %6d  %10.3e  %10.3e  %10.3e   %3d/%d\n", e, med, q25, q75, within, seeds);
+    }
+    if (nt50 > 0)
+        printf("# median time per proposal at 50 observations: %.1f ms (mean over run %.1f ms)\n",
+               1e3 * quantile(t50, nt50, 0.5), 1e3 * quantile(tall, seeds, 0.5));
+    free(v);
+    free(X);
+    free(y);
+    free(regret);
+    free(t50);
+    free(tall);
+}
+
+int main(int argc, char **argv)
+{
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    int seeds = argc > 1 ? atoi(argv[1]) : 10, budget = argc > 2 ? atoi(argv[2]) : 50;
+    const char *obj = "both";
+    for (int i = 3; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq) {
+            fprintf(stderr, "bench_gp: expected key=value, got %s\n", argv[i]);
+            return 2;
+        }
+        *eq = 0;
+        const char *k = argv[i], *v = eq + 1;
+        if (!strcmp(k, "hyper")) o.hyper = strcmp(v, "slice") ? DPT_BO_HYPER_MAP : DPT_BO_HYPER_SLICE;
+        else if (!strcmp(k, "restarts")) o.restarts = atoi(v);
+        else if (!strcmp(k, "burn")) o.burn_in = atoi(v);
+        else if (!strcmp(k, "samples")) o.samples = atoi(v);
+        else if (!strcmp(k, "cand")) o.candidates = atoi(v);
+        else if (!strcmp(k, "local")) o.local_starts = atoi(v);
+        else if (!strcmp(k, "warp")) o.warp = (dpt_bo_warp)atoi(v);
+        else if (!strcmp(k, "obj")) obj = v;
+        else {
+            fprintf(stderr, "bench_gp: unknown key %s\n", k);
+            return 2;
+        }
+    }
+    if (seeds < 1 || budget < 6) {
+        fprintf(stderr, "usage: bench_gp [SEEDS] [BUDGET>5] [key=value]...\n");
+        return 2;
+    }
+    printf("# bench_gp: hyper %s restarts %d burn_in %d samples %d candidates %d local %d "
+           "warp %d\n", o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map", o.restarts,
+           o.burn_in, o.samples, o.candidates, o.local_starts, (int)o.warp);
+    if (strcmp(obj, "hartmann6")) run(DPT_OBJECTIVE_BRANIN, &o, seeds, budget);
+    if (strcmp(obj, "branin")) run(DPT_OBJECTIVE_HARTMANN6, &o, seeds, budget);
+    return 0;
+}
