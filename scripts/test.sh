@@ -16,7 +16,12 @@ fi
 export DPT_EMU_DEVICES=4
 
 echo "== build 1: optimized (CPU backend; CUDA backend by nvcc when found)"
-scripts/build.sh build
+# from scratch, so every file is compiled and any warning shows; a warning fails the run
+rm -rf build
+scripts/build.sh build 2>&1 | tee build.log
+if grep -E "warning( #[0-9A-Z-]+-D)?:" build.log; then
+  echo "== the build printed warnings (above): fix them"; exit 1
+fi
 echo "== tests 1"
 (cd build && ctest --output-on-failure --timeout 600)
 [ "${1:-}" = "--quick" ] && { echo "== all tests passed (quick)"; exit 0; }
