@@ -51,17 +51,26 @@ static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__r
     }
 }
 
+/* Kernels take the dropout parameters by value (a pointer to host memory would not reach the
+ * device): a zeroed struct with dropping = 0 when there is no dropout. */
+static dpt_dropout dropout_arg(const dpt_dropout *drop, int *dropping)
+{
+    dpt_dropout d;
+    memset(&d, 0, sizeof d);
+    *dropping = drop && drop->p > 0.0f;
+    if (*dropping)
+        d = *drop;
+    return d;
+}
+
 void dpt_cuda_bias_act_forward(dpt_backend *be, float *z, float *a, const float *b, int rows,
                                int cols, dpt_activation act, const dpt_dropout *drop, int layer)
 {
     size_t n = (size_t)rows * cols;
     if (rows <= 0 || cols <= 0)
         return;
-    int dropping = drop && drop->p > 0.0f;
-    dpt_dropout d;
-    memset(&d, 0, sizeof d);
-    if (dropping)
-        d = *drop;
+    int dropping;
+    dpt_dropout d = dropout_arg(drop, &dropping);
     DPT_LAUNCH(bias_act_forward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
                dpt_cuda_ctx_of(be)->stream, z, a, b, rows, cols, act, dropping, d, layer);
     DPT_CUDA_CHECK_LAUNCH();
@@ -93,11 +102,8 @@ void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const floa
     size_t n = (size_t)rows * cols;
     if (rows <= 0 || cols <= 0)
         return;
-    int dropping = drop && drop->p > 0.0f;
-    dpt_dropout dd;
-    memset(&dd, 0, sizeof dd);
-    if (dropping)
-        dd = *drop;
+    int dropping;
+    dpt_dropout dd = dropout_arg(drop, &dropping);
     DPT_LAUNCH(act_backward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
                dpt_cuda_ctx_of(be)->stream, d, z, a, rows, cols, act, dropping, dd, layer);
     DPT_CUDA_CHECK_LAUNCH();

@@ -14,7 +14,7 @@
 /* This build assumes a little-endian host (x86_64, aarch64, ppc64le), checked at compile time. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint code assumes little-endian");
 
-typedef struct { unsigned char *p; size_t n, cap; } buf_t;
+typedef struct { unsigned char *p; size_t n; } buf_t;
 
 static void put(buf_t *b, const void *src, size_t n)
 {
@@ -56,7 +56,7 @@ int dpt_checkpoint_save(const char *path, const dpt_ckpt_header *h, const float 
         crc = crc32_z(crc, (const Bytef *)state, sbytes);
 
     unsigned char head[512];
-    buf_t b = {head, 0, sizeof head};
+    buf_t b = {head, 0};
     uint32_t version = DPT_CKPT_VERSION, hb32 = (uint32_t)hb, crc32v = (uint32_t)crc, zero = 0;
     put(&b, DPT_CKPT_MAGIC, 8);
     put(&b, &version, 4);
