@@ -26,6 +26,8 @@ _Noreturn void dpt_comm_fail(const char *file, int line, const char *what, const
     _exit(1);
 }
 
+static void build_topology(dpt_comm *c);
+
 void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
 {
     memset(c, 0, sizeof *c);
@@ -34,13 +36,34 @@ void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
         _exit(1);
     }
     DPT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &c->world));
+    if (gethostname(c->host, sizeof c->host - 1) != 0)
+        strcpy(c->host, "unknown");
+    build_topology(c);
+    snprintf(g_tag, sizeof g_tag, "[rank %d %s]", c->rank, c->host);
+}
+
+void dpt_comm_split(dpt_comm *c, int color, dpt_comm *sub)
+{
+    memset(sub, 0, sizeof *sub);
+    memcpy(sub->host, c->host, sizeof sub->host);
+    DPT_MPI_CHECK(MPI_Comm_split(c->world, color, c->rank, &sub->world));
+    build_topology(sub);
+}
+
+void dpt_comm_free(dpt_comm *sub)
+{
+    if (sub->leaders != MPI_COMM_NULL)
+        MPI_Comm_free(&sub->leaders);
+    MPI_Comm_free(&sub->local);
+    MPI_Comm_free(&sub->world);
+}
+
+/* Rank, size and the node communicators of c->world. */
+static void build_topology(dpt_comm *c)
+{
     DPT_MPI_CHECK(MPI_Comm_set_errhandler(c->world, MPI_ERRORS_RETURN));
     DPT_MPI_CHECK(MPI_Comm_rank(c->world, &c->rank));
     DPT_MPI_CHECK(MPI_Comm_size(c->world, &c->size));
-    if (gethostname(c->host, sizeof c->host - 1) != 0)
-        strcpy(c->host, "unknown");
-    snprintf(g_tag, sizeof g_tag, "[rank %d %s]", c->rank, c->host);
-
     DPT_MPI_CHECK(MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
                                       &c->local));
     DPT_MPI_CHECK(MPI_Comm_rank(c->local, &c->local_rank));
@@ -61,10 +84,7 @@ void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
 
 void dpt_comm_finalize(dpt_comm *c)
 {
-    if (c->leaders != MPI_COMM_NULL)
-        MPI_Comm_free(&c->leaders);
-    MPI_Comm_free(&c->local);
-    MPI_Comm_free(&c->world);
+    dpt_comm_free(c);
     MPI_Finalize();
 }
 
@@ -114,6 +134,16 @@ int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v)
     if (c->size > 1)
         DPT_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_INT64_T, MPI_MIN, c->world));
     return r;
+}
+
+void dpt_comm_gather(dpt_comm *c, const void *send, size_t bytes, void *recv)
+{
+    DPT_CHECK(bytes <= (size_t)INT_MAX, "gather of more than 2 GB per rank");
+    if (c->size == 1) {
+        memcpy(recv, send, bytes);
+        return;
+    }
+    DPT_MPI_CHECK(MPI_Gather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, 0, c->world));
 }
 
 void dpt_comm_hosts(dpt_comm *c, char *out, size_t n)

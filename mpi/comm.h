@@ -30,6 +30,12 @@ typedef struct {
 void dpt_comm_init(dpt_comm *c, int *argc, char ***argv);
 void dpt_comm_finalize(dpt_comm *c);
 
+/* Collective over c: splits it into groups by color (MPI_Comm_split, ordered by rank); sub gets
+ * the group as its world, with rank, size and node communicators within the group. Messages keep
+ * the world rank. Free with dpt_comm_free. */
+void dpt_comm_split(dpt_comm *c, int color, dpt_comm *sub);
+void dpt_comm_free(dpt_comm *sub);
+
 /* Sums n floats in place across all ranks. */
 void dpt_comm_allreduce_sum(dpt_comm *c, float *buf, size_t n);
 void dpt_comm_allreduce_sum_double(dpt_comm *c, double *buf, int n);
@@ -37,6 +43,8 @@ void dpt_comm_bcast(dpt_comm *c, void *buf, size_t bytes, int root);
 /* Every rank passes its status; every rank gets the largest (0 only if all are 0). */
 int dpt_comm_agree(dpt_comm *c, int status);
 int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v);
+/* Rank 0 receives every rank's bytes (bytes each) in rank order into recv (NULL elsewhere). */
+void dpt_comm_gather(dpt_comm *c, const void *send, size_t bytes, void *recv);
 
 /* Collective. On rank 0, out gets "host (ranks), host (ranks)" in order of first rank. */
 void dpt_comm_hosts(dpt_comm *c, char *out, size_t n);

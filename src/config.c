@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 /* ---------------------------------------------------------------------------------------------
@@ -83,6 +84,12 @@ static const char *const schedule_names[] = {"constant", "step", "cosine", NULL}
 static const char *const precision_names[] = {"fp32", "tf32", NULL};
 static const char *const progress_names[] = {"auto", "on", "off", NULL};
 static const char *const resident_names[] = {"auto", "on", "off", NULL};
+static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
+static const char *const objective_names[] = {"val_error", "val_loss", NULL};
+static const char *const stop_rule_names[] = {"none", "median", NULL};
+static const char *const function_names[] = {"none", "branin", "hartmann6", NULL};
+static const char *const space_type_names[] = {"uniform", "log_uniform", "int", "categorical",
+                                               NULL};
 
 #define N_NAMES(a) (sizeof(a) / sizeof(a[0]) - 1)
 _Static_assert(N_NAMES(device_names) == DPT_DEVICE_CUDA + 1, "device names");
@@ -95,6 +102,11 @@ _Static_assert(N_NAMES(init_names) == DPT_INIT_XAVIER + 1, "init names");
 _Static_assert(N_NAMES(optimizer_names) == DPT_OPT_ADAMW + 1, "optimizer names");
 _Static_assert(N_NAMES(schedule_names) == DPT_SCHED_COSINE + 1, "schedule names");
 _Static_assert(N_NAMES(precision_names) == DPT_PREC_TF32 + 1, "precision names");
+_Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
+_Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective names");
+_Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_MEDIAN + 1, "stop rule names");
+_Static_assert(N_NAMES(function_names) == DPT_FUNCTION_HARTMANN6 + 1, "function names");
+_Static_assert(N_NAMES(space_type_names) == DPT_SPACE_CATEGORICAL + 1, "space type names");
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
@@ -151,6 +163,25 @@ static const config_key keys[] = {
     ROW_ENUM("train.precision", train.precision, "fp32", precision_names),
     ROW_INT64("train.max_steps", train.max_steps, "0", 0, INT64_MAX),
     ROW_INT("train.log_every", train.log_every, "10", 1, INT_MAX),
+
+    /* search.space is not a row: a mapping of config keys to ranges (apply_space) */
+    ROW_ENUM("search.algorithm", search.algorithm, "bayes", algorithm_names),
+    ROW_INT("search.trials", search.trials, "20", 1, 10000),
+    ROW_INT("search.initial_random", search.initial_random, "5", 0, 10000),
+    ROW_ENUM("search.objective", search.objective, "val_error", objective_names),
+    ROW_INT("search.parallel", search.parallel, "1", 1, 4096),
+    ROW_ENUM("search.early_stopping.rule", search.stop_rule, "median", stop_rule_names),
+    ROW_INT("search.early_stopping.grace_epochs", search.stop_grace_epochs, "2", 0, INT_MAX),
+    ROW_INT("search.early_stopping.min_trials", search.stop_min_trials, "3", 1, INT_MAX),
+    ROW_INT("search.grid_points", search.grid_points, "3", 1, 1000),
+
+    ROW_ENUM("objective.function", objective.function, "none", function_names),
+    ROW_DOUBLE("objective.x1", objective.x[0], "0.0", -1e300, 1e300, 0),
+    ROW_DOUBLE("objective.x2", objective.x[1], "0.0", -1e300, 1e300, 0),
+    ROW_DOUBLE("objective.x3", objective.x[2], "0.0", -1e300, 1e300, 0),
+    ROW_DOUBLE("objective.x4", objective.x[3], "0.0", -1e300, 1e300, 0),
+    ROW_DOUBLE("objective.x5", objective.x[4], "0.0", -1e300, 1e300, 0),
+    ROW_DOUBLE("objective.x6", objective.x[5], "0.0", -1e300, 1e300, 0),
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -637,10 +668,227 @@ static int apply_mapping(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t 
     return DPT_OK;
 }
 
+
+/* ---------------------------------------------------------------------------------------------
+ * search.space: a mapping from the config key a parameter sets to its range,
+ *   train.lr: {type: log_uniform, low: 1.0e-3, high: 0.5}
+ * Here the structure, the types and that the key exists are checked (with marks); that every
+ * value of the range is valid for its key is checked by dpt_config_validate, once the whole
+ * config (for instance the length of model.layers) is known. */
+
+/* Keys --set and the search accept beyond the table: they rebuild model.layers. */
+static int is_derived_key(const char *key)
+{
+    return strcmp(key, "model.hidden_layers") == 0 || strcmp(key, "model.hidden_width") == 0;
+}
+
+typedef enum { TARGET_UNKNOWN, TARGET_INT, TARGET_DOUBLE, TARGET_OTHER } target_kind;
+
+/* What kind of value key takes: integers (int keys, list entries, derived keys), numbers, or
+ * anything else (names, booleans, strings, whole lists). */
+static target_kind target_of(const char *key)
+{
+    if (is_derived_key(key))
+        return TARGET_INT;
+    char base[256];
+    const char *open = strchr(key, '[');
+    snprintf(base, sizeof base, "%.*s", open ? (int)(open - key) : (int)strlen(key), key);
+    const config_key *k = find_key(base);
+    if (!k)
+        return TARGET_UNKNOWN;
+    if (open)
+        return k->type == KEY_INT_LIST ? TARGET_INT : TARGET_UNKNOWN;
+    if (k->type == KEY_INT || k->type == KEY_INT64 || k->type == KEY_UINT64)
+        return TARGET_INT;
+    return k->type == KEY_DOUBLE ? TARGET_DOUBLE : TARGET_OTHER;
+}
+
+static int space_number(const parse_ctx *ctx, const yaml_node_t *v, const char *where,
+                        double *out)
+{
+    if (v->type != YAML_SCALAR_NODE || parse_double((const char *)v->data.scalar.value, out) != 0)
+        return fail_at(ctx, v->start_mark, "%s: expected a number", where);
+    return DPT_OK;
+}
+
+static int apply_space_param(const parse_ctx *ctx, yaml_document_t *doc, const char *key,
+                             yaml_node_t *knode, yaml_node_t *node, dpt_space_param *p)
+{
+    char where[160];
+    snprintf(where, sizeof where, "search.space.%s", key);
+    memset(p, 0, sizeof *p);
+    if (strlen(key) >= sizeof p->key)
+        return fail_at(ctx, knode->start_mark, "%s: key too long (at most %zu bytes)", where,
+                       sizeof p->key - 1);
+    memcpy(p->key, key, strlen(key));
+    target_kind target = target_of(key);
+    if (target == TARGET_UNKNOWN) {
+        char hint[128];
+        if (suggest(key, hint, sizeof hint))
+            return fail_at(ctx, knode->start_mark,
+                           "search.space: '%s' is not a config key (did you mean '%s'?)", key,
+                           hint);
+        return fail_at(ctx, knode->start_mark, "search.space: '%s' is not a config key", key);
+    }
+    if (strncmp(key, "search.", 7) == 0 || strcmp(key, "run.out_dir") == 0 ||
+        strcmp(key, "objective.function") == 0)
+        return fail_at(ctx, knode->start_mark, "search.space: '%s' cannot be searched", key);
+    if (node->type != YAML_MAPPING_NODE)
+        return fail_at(ctx, node->start_mark,
+                       "%s: expected a mapping such as {type: uniform, low: 0, high: 1}, got %s",
+                       where, node_kind(node));
+
+    yaml_node_t *type = NULL, *low = NULL, *high = NULL, *log = NULL, *choices = NULL;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *fk = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *fv = yaml_document_get_node(doc, pair->value);
+        const char *name = fk->type == YAML_SCALAR_NODE ? (const char *)fk->data.scalar.value : "";
+        yaml_node_t **slot = strcmp(name, "type") == 0      ? &type
+                             : strcmp(name, "low") == 0     ? &low
+                             : strcmp(name, "high") == 0    ? &high
+                             : strcmp(name, "log") == 0     ? &log
+                             : strcmp(name, "choices") == 0 ? &choices
+                                                            : NULL;
+        if (!slot)
+            return fail_at(ctx, fk->start_mark,
+                           "%s: unknown field '%s' (expected type, low, high, log, choices)",
+                           where, name);
+        if (*slot)
+            return fail_at(ctx, fk->start_mark, "%s: duplicate field '%s'", where, name);
+        *slot = fv;
+    }
+    if (!type)
+        return fail_at(ctx, node->start_mark,
+                       "%s: missing 'type' (uniform, log_uniform, int or categorical)", where);
+    const char *tname = type->type == YAML_SCALAR_NODE ? (const char *)type->data.scalar.value : "";
+    int t = -1;
+    for (int i = 0; space_type_names[i]; i++)
+        if (strcmp(space_type_names[i], tname) == 0)
+            t = i;
+    if (t < 0)
+        return fail_at(ctx, type->start_mark,
+                       "%s: type must be uniform, log_uniform, int or categorical (got '%.60s')",
+                       where, tname);
+    p->type = (dpt_space_type)t;
+
+    if (p->type == DPT_SPACE_CATEGORICAL) {
+        if (low || high || log)
+            return fail_at(ctx, (low ? low : high ? high : log)->start_mark,
+                           "%s: a categorical parameter takes 'choices', not low/high/log", where);
+        if (!choices || choices->type != YAML_SEQUENCE_NODE)
+            return fail_at(ctx, (choices ? choices : node)->start_mark,
+                           "%s: categorical needs 'choices', a list of values", where);
+        long count = choices->data.sequence.items.top - choices->data.sequence.items.start;
+        if (count < 1 || count > DPT_SEARCH_MAX_CHOICES)
+            return fail_at(ctx, choices->start_mark, "%s: expected 1 to %d choices, got %ld", where,
+                           DPT_SEARCH_MAX_CHOICES, count);
+        for (long i = 0; i < count; i++) {
+            yaml_node_t *c = yaml_document_get_node(doc, choices->data.sequence.items.start[i]);
+            if (c->type != YAML_SCALAR_NODE || c->data.scalar.length >= DPT_SEARCH_CHOICE_MAX ||
+                strlen((const char *)c->data.scalar.value) != c->data.scalar.length)
+                return fail_at(ctx, c->start_mark,
+                               "%s: each choice must be a value shorter than %d bytes", where,
+                               DPT_SEARCH_CHOICE_MAX);
+            memcpy(p->choices[i], c->data.scalar.value, c->data.scalar.length);
+            for (long j = 0; j < i; j++)
+                if (strcmp(p->choices[j], p->choices[i]) == 0)
+                    return fail_at(ctx, c->start_mark, "%s: choice '%s' is listed twice", where,
+                                   p->choices[i]);
+        }
+        p->n_choices = (int)count;
+        return DPT_OK;
+    }
+
+    if (choices)
+        return fail_at(ctx, choices->start_mark, "%s: 'choices' is for type categorical", where);
+    if (target == TARGET_OTHER)
+        return fail_at(ctx, type->start_mark,
+                       "%s: %s does not take numbers; use type categorical with choices", where,
+                       key);
+    if (target == TARGET_INT && p->type != DPT_SPACE_INT)
+        return fail_at(ctx, type->start_mark, "%s: %s is an integer; use type int (log: true for "
+                       "a log scale)", where, key);
+    if (!low || !high)
+        return fail_at(ctx, node->start_mark, "%s: needs 'low' and 'high'", where);
+    int rc = space_number(ctx, low, where, &p->low);
+    if (rc == DPT_OK)
+        rc = space_number(ctx, high, where, &p->high);
+    if (rc != DPT_OK)
+        return rc;
+    if (log) {
+        if (p->type != DPT_SPACE_INT)
+            return fail_at(ctx, log->start_mark, "%s: 'log' is for type int (use log_uniform)",
+                           where);
+        if (log->type != YAML_SCALAR_NODE ||
+            parse_bool((const char *)log->data.scalar.value, &p->log) != 0)
+            return fail_at(ctx, log->start_mark, "%s: log: expected true or false", where);
+    }
+    if (!(p->low < p->high))
+        return fail_at(ctx, high->start_mark, "%s: high (%g) must be greater than low (%g)", where,
+                       p->high, p->low);
+    if ((p->type == DPT_SPACE_LOG_UNIFORM || p->log) && !(p->low > 0))
+        return fail_at(ctx, low->start_mark, "%s: a log scale needs low > 0 (got %g)", where,
+                       p->low);
+    if (p->type == DPT_SPACE_INT && (p->low != floor(p->low) || p->high != floor(p->high) ||
+                                     fabs(p->low) > 1e15 || fabs(p->high) > 1e15))
+        return fail_at(ctx, low->start_mark, "%s: type int needs integer low and high", where);
+    return DPT_OK;
+}
+
+static int apply_space(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                       yaml_node_t *node)
+{
+    if (is_null_scalar(node)) {
+        cfg->search.n_params = 0;
+        memset(cfg->search.params, 0, sizeof cfg->search.params);
+        return DPT_OK;
+    }
+    if (node->type != YAML_MAPPING_NODE)
+        return fail_at(ctx, node->start_mark,
+                       "search.space: expected a mapping of config keys to ranges, got %s",
+                       node_kind(node));
+    int n = 0;
+    dpt_space_param params[DPT_SEARCH_MAX_PARAMS];
+    memset(params, 0, sizeof params);
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *knode = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *vnode = yaml_document_get_node(doc, pair->value);
+        if (knode->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, knode->start_mark, "search.space: keys must be scalars");
+        const char *key = (const char *)knode->data.scalar.value;
+        if (n == DPT_SEARCH_MAX_PARAMS)
+            return fail_at(ctx, knode->start_mark, "search.space: at most %d parameters",
+                           DPT_SEARCH_MAX_PARAMS);
+        for (int j = 0; j < n; j++)
+            if (strcmp(params[j].key, key) == 0)
+                return fail_at(ctx, knode->start_mark, "search.space: duplicate key '%s'", key);
+        int rc = apply_space_param(ctx, doc, key, knode, vnode, &params[n]);
+        if (rc != DPT_OK)
+            return rc;
+        n++;
+    }
+    int has_depth = 0;
+    for (int j = 0; j < n; j++)
+        has_depth |= strcmp(params[j].key, "model.hidden_layers") == 0;
+    for (int j = 0; j < n; j++)
+        if (has_depth && strncmp(params[j].key, "model.layers", 12) == 0)
+            return fail_at(ctx, node->start_mark,
+                           "search.space: %s and model.hidden_layers both set the layers; use "
+                           "model.hidden_width with model.hidden_layers",
+                           params[j].key);
+    memcpy(cfg->search.params, params, sizeof params);
+    cfg->search.n_params = n;
+    return DPT_OK;
+}
+
 /* Applies node as the value of key: a table row, or a whole section. */
 static int apply_node(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
                       const char *key, yaml_mark_t key_mark, yaml_node_t *node)
 {
+    if (strcmp(key, "search.space") == 0)
+        return apply_space(ctx, cfg, doc, node);
     const config_key *k = find_key(key);
     if (k)
         return apply_key(ctx, cfg, doc, k, node);
@@ -775,6 +1023,42 @@ static int split_index(const char *key, char *base, size_t n, long *index)
     return 1;
 }
 
+
+/* model.hidden_layers=D: D hidden layers, all as wide as the first hidden layer (or the inputs
+ * when there is none); model.hidden_width=W: every hidden layer W wide. */
+static int set_derived(dpt_config *cfg, const parse_ctx *ctx, const char *key, const char *value)
+{
+    yaml_mark_t nomark = {0, 0, 0};
+    char text[64], why[256];
+    while (*value == ' ' || *value == '\t')
+        value++;
+    snprintf(text, sizeof text, "%s", value);
+    for (size_t len = strlen(text); len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t');)
+        text[--len] = '\0';
+    int depth = strcmp(key, "model.hidden_layers") == 0;
+    int64_t v;
+    if (parse_ranged_int(text, 1, depth ? DPT_MAX_LAYERS - 1 : 1000000, &v, why, sizeof why) != 0)
+        return fail_at(ctx, nomark, "%s: %s", key, why);
+    int n = cfg->model.n_layers;
+    int *w = cfg->model.widths;
+    int in = w[0], out = w[n];
+    if (depth) {
+        int width = n > 1 ? w[1] : in;
+        memset(w, 0, sizeof cfg->model.widths);
+        w[0] = in;
+        for (int l = 1; l <= (int)v; l++)
+            w[l] = width;
+        w[v + 1] = out;
+        cfg->model.n_layers = (int)v + 1;
+    } else {
+        if (n < 2)
+            return fail_at(ctx, nomark, "%s: model.layers has no hidden layer to widen", key);
+        for (int l = 1; l < n; l++)
+            w[l] = (int)v;
+    }
+    return DPT_OK;
+}
+
 /* Applies value (YAML text) to key on cfg; errors name the assignment. */
 static int apply_assignment(dpt_config *cfg, const parse_ctx *ctx, const char *key,
                             const char *value)
@@ -782,6 +1066,8 @@ static int apply_assignment(dpt_config *cfg, const parse_ctx *ctx, const char *k
     char base[256];
     long index = 0;
     yaml_mark_t nomark = {0, 0, 0};
+    if (is_derived_key(key))
+        return set_derived(cfg, ctx, key, value);
     int indexed = split_index(key, base, sizeof base, &index);
     if (indexed < 0)
         return fail_at(ctx, nomark, "bad list index in '%s' (expected KEY[N])", key);
@@ -844,6 +1130,45 @@ int dpt_config_set(dpt_config *cfg, const char *assignment, dpt_error *err)
     return rc;
 }
 
+
+static void format_double(double v, char *buf, size_t n);
+
+/* Every end of every range in search.space must be a valid value of its key in this config
+ * (in range, an index that exists, a name the key knows). */
+static int validate_space(const dpt_config *c, dpt_error *err)
+{
+    dpt_config *scratch = malloc(sizeof *scratch);
+    if (!scratch)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory validating search.space");
+    int rc = DPT_OK;
+    for (int i = 0; rc == DPT_OK && i < c->search.n_params; i++) {
+        const dpt_space_param *p = &c->search.params[i];
+        int n_values = p->type == DPT_SPACE_CATEGORICAL ? p->n_choices : 2;
+        for (int v = 0; rc == DPT_OK && v < n_values; v++) {
+            char value[DPT_SEARCH_CHOICE_MAX + 32], assignment[DPT_SEARCH_KEY_MAX + 128];
+            double x = v == 0 ? p->low : p->high;
+            if (p->type == DPT_SPACE_CATEGORICAL)
+                snprintf(value, sizeof value, "%s", p->choices[v]);
+            else if (p->type == DPT_SPACE_INT)
+                snprintf(value, sizeof value, "%.0f", x);
+            else
+                format_double(x, value, sizeof value);
+            snprintf(assignment, sizeof assignment, "%s=%s", p->key, value);
+            memcpy(scratch, c, sizeof *scratch);
+            dpt_error inner;
+            if (dpt_config_set(scratch, assignment, &inner) != DPT_OK) {
+                const char *what = p->type == DPT_SPACE_CATEGORICAL ? "choice" : v ? "high" : "low";
+                /* inner reads "--set KEY=VALUE: why": keep the why */
+                const char *why = strstr(inner.msg, ": ");
+                rc = dpt_error_set(err, DPT_EUSAGE, "search.space.%s: %s %s is not a valid value: %s",
+                                   p->key, what, value, why ? why + 2 : inner.msg);
+            }
+        }
+    }
+    free(scratch);
+    return rc;
+}
+
 int dpt_config_validate(const dpt_config *cfg, dpt_error *err)
 {
     const int n = cfg->model.n_layers;
@@ -870,7 +1195,7 @@ int dpt_config_validate(const dpt_config *cfg, dpt_error *err)
         return dpt_error_set(err, DPT_EUSAGE,
                              "train.warmup_epochs (%d) must be less than train.epochs (%d)",
                              c->train.warmup_epochs, c->train.epochs);
-    return DPT_OK;
+    return validate_space(c, err);
 }
 
 /* Shortest "%.*g" that reads back to exactly v, with ".0" added where it would look like an
@@ -881,6 +1206,13 @@ static void format_double(double v, char *buf, size_t n)
         snprintf(buf, n, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
+    }
+    /* 10 reads back from "1e+01" already: prefer "10" where the number is of everyday size */
+    if (strchr(buf, 'e') && fabs(v) >= 1.0 && fabs(v) < 1e15) {
+        char plain[64];
+        snprintf(plain, sizeof plain, "%.0f", v);
+        if (strtod(plain, NULL) == v)
+            snprintf(buf, n, "%s", plain);
     }
     if (!isfinite(v) || strchr(buf, '.'))
         return;
@@ -915,65 +1247,187 @@ static void write_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* A key's value as YAML text (strings raw, without quotes); *is_string as dpt_config_get. */
+static void format_value(const dpt_config *cfg, const config_key *k, char *out, size_t n,
+                         int *is_string)
+{
+    const void *p = field_cptr(cfg, k->offset);
+    *is_string = 0;
+    switch (k->type) {
+    case KEY_STRING:
+        snprintf(out, n, "%.*s", (int)k->size, (const char *)p); /* NUL-safe */
+        *is_string = 1;
+        break;
+    case KEY_BOOL: snprintf(out, n, "%s", *(const int *)p ? "true" : "false"); break;
+    case KEY_INT: snprintf(out, n, "%d", *(const int *)p); break;
+    case KEY_INT64: snprintf(out, n, "%" PRId64, *(const int64_t *)p); break;
+    case KEY_UINT64: snprintf(out, n, "%" PRIu64, *(const uint64_t *)p); break;
+    case KEY_DOUBLE: format_double(*(const double *)p, out, n); break;
+    case KEY_ENUM: {
+        int v = *(const int *)p;
+        int count = 0;
+        while (k->names[count])
+            count++;
+        if (v >= 0 && v < count) {
+            snprintf(out, n, "%s", k->names[v]);
+            *is_string = 1;
+        } else {
+            snprintf(out, n, "%d", v); /* not a valid value: loading it back fails loudly */
+        }
+        break;
+    }
+    case KEY_INT_LIST: {
+        const int *w = (const int *)p;
+        int len = list_len(cfg, k);
+        size_t used = (size_t)snprintf(out, n, "[");
+        for (int j = 0; j < len && used < n; j++)
+            used += (size_t)snprintf(out + used, n - used, "%s%d", j ? ", " : "", w[j]);
+        if (used < n)
+            snprintf(out + used, n - used, "]");
+        break;
+    }
+    }
+}
+
+int dpt_config_get(const dpt_config *cfg, const char *key, char *out, size_t n, int *is_string)
+{
+    *is_string = 0;
+    if (strcmp(key, "model.hidden_layers") == 0) {
+        snprintf(out, n, "%d", cfg->model.n_layers - 1);
+        return 0;
+    }
+    if (strcmp(key, "model.hidden_width") == 0) {
+        snprintf(out, n, "%d", cfg->model.n_layers > 1 ? cfg->model.widths[1] : 0);
+        return 0;
+    }
+    char base[256];
+    long index = 0;
+    int indexed = split_index(key, base, sizeof base, &index);
+    const config_key *k = indexed >= 0 ? find_key(base) : NULL;
+    if (!k)
+        return -1;
+    if (indexed) {
+        if (k->type != KEY_INT_LIST || index >= list_len(cfg, k))
+            return -1;
+        snprintf(out, n, "%d", ((const int *)field_cptr(cfg, k->offset))[index]);
+        return 0;
+    }
+    format_value(cfg, k, out, n, is_string);
+    return 0;
+}
+
+/* search.space, as apply_space reads it. */
+static void write_space(const dpt_config *cfg, FILE *f)
+{
+    if (cfg->search.n_params == 0) {
+        fputs("  space: {}\n", f);
+        return;
+    }
+    fputs("  space:\n", f);
+    for (int i = 0; i < cfg->search.n_params && i < DPT_SEARCH_MAX_PARAMS; i++) {
+        const dpt_space_param *p = &cfg->search.params[i];
+        char key[DPT_SEARCH_KEY_MAX + 1];
+        snprintf(key, sizeof key, "%.*s", DPT_SEARCH_KEY_MAX, p->key);
+        fputs("    ", f);
+        write_string(f, key);
+        fprintf(f, ": {type: %s", dpt_space_type_name(p->type));
+        if (p->type == DPT_SPACE_CATEGORICAL) {
+            fputs(", choices: [", f);
+            for (int j = 0; j < p->n_choices && j < DPT_SEARCH_MAX_CHOICES; j++) {
+                char c[DPT_SEARCH_CHOICE_MAX + 1];
+                snprintf(c, sizeof c, "%.*s", DPT_SEARCH_CHOICE_MAX, p->choices[j]);
+                if (j)
+                    fputs(", ", f);
+                write_string(f, c);
+            }
+            fputs("]}\n", f);
+            continue;
+        }
+        char lo[64], hi[64];
+        if (p->type == DPT_SPACE_INT) {
+            snprintf(lo, sizeof lo, "%.0f", p->low);
+            snprintf(hi, sizeof hi, "%.0f", p->high);
+        } else {
+            format_double(p->low, lo, sizeof lo);
+            format_double(p->high, hi, sizeof hi);
+        }
+        fprintf(f, ", low: %s, high: %s", lo, hi);
+        if (p->type == DPT_SPACE_INT)
+            fprintf(f, ", log: %s", p->log ? "true" : "false");
+        fputs("}\n", f);
+    }
+}
+
 int dpt_config_write(const dpt_config *cfg, FILE *f)
 {
     fputs("# resolved configuration written by dptrain\n", f);
-    const char *section = NULL;
-    size_t section_len = 0;
+    const char *section = NULL, *sub = NULL;
+    size_t section_len = 0, sub_len = 0;
     for (size_t i = 0; i < N_KEYS; i++) {
         const config_key *k = &keys[i];
         size_t len = (size_t)(strchr(k->key, '.') - k->key);
         if (!section || len != section_len || strncmp(section, k->key, len) != 0) {
+            if (section && strncmp(section, "search.", 7) == 0)
+                write_space(cfg, f);
             fprintf(f, "%.*s:\n", (int)len, k->key);
             section = k->key;
             section_len = len;
+            sub = NULL;
         }
-        fprintf(f, "  %s: ", k->key + len + 1);
-        const void *p = field_cptr(cfg, k->offset);
-        switch (k->type) {
-        case KEY_STRING: {
-            char s[DPT_PATH_MAX + 1];
-            snprintf(s, sizeof s, "%.*s", (int)k->size, (const char *)p);  /* NUL-safe */
-            write_string(f, s);
-            break;
+        /* one level of nesting: "search.early_stopping.rule" */
+        const char *name = k->key + len + 1;
+        const char *dot = strchr(name, '.');
+        const char *indent = "  ";
+        if (dot) {
+            size_t l = (size_t)(dot - name);
+            if (!sub || l != sub_len || strncmp(sub, name, l) != 0)
+                fprintf(f, "  %.*s:\n", (int)l, name);
+            sub = name;
+            sub_len = l;
+            name = dot + 1;
+            indent = "    ";
+        } else {
+            sub = NULL;
         }
-        case KEY_BOOL: fputs(*(const int *)p ? "true" : "false", f); break;
-        case KEY_INT: fprintf(f, "%d", *(const int *)p); break;
-        case KEY_INT64: fprintf(f, "%" PRId64, *(const int64_t *)p); break;
-        case KEY_UINT64: fprintf(f, "%" PRIu64, *(const uint64_t *)p); break;
-        case KEY_DOUBLE: {
-            char d[64];
-            format_double(*(const double *)p, d, sizeof d);
-            fputs(d, f);
-            break;
-        }
-        case KEY_ENUM: {
-            int v = *(const int *)p;
-            int count = 0;
-            while (k->names[count])
-                count++;
-            if (v >= 0 && v < count)
-                fputs(k->names[v], f);
-            else
-                fprintf(f, "%d", v);  /* not a valid value: loading it back fails loudly */
+        fprintf(f, "%s%s: ", indent, name);
+        char text[DPT_PATH_MAX + 64];
+        int is_string;
+        format_value(cfg, k, text, sizeof text, &is_string);
+        if (k->type == KEY_STRING)
+            write_string(f, text);
+        else
+            fputs(text, f);
+        if (k->type == KEY_ENUM) {
             fputs("  #", f);
-            for (int j = 0; j < count; j++)
+            for (int j = 0; k->names[j]; j++)
                 fprintf(f, "%s %s", j ? " |" : "", k->names[j]);
-            break;
-        }
-        case KEY_INT_LIST: {
-            const int *w = (const int *)p;
-            int n = list_len(cfg, k);
-            fputc('[', f);
-            for (int j = 0; j < n; j++)
-                fprintf(f, "%s%d", j ? ", " : "", w[j]);
-            fputc(']', f);
-            break;
-        }
         }
         fputc('\n', f);
     }
+    if (section && strncmp(section, "search.", 7) == 0)
+        write_space(cfg, f);
     return ferror(f) ? DPT_ERUNTIME : DPT_OK;
+}
+
+void dpt_config_format_double(double v, char *buf, size_t n) { format_double(v, buf, n); }
+
+int dpt_config_save(const dpt_config *cfg, const char *path, dpt_error *err)
+{
+    char tmp[DPT_PATH_MAX + 64];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return dpt_error_set(err, DPT_ERUNTIME, "path too long: '%s'", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %s", tmp, strerror(errno));
+    int bad = dpt_config_write(cfg, f) != 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %s", path, strerror(e));
+    }
+    return DPT_OK;
 }
 
 static const char *enum_name(const char *const *names, size_t count, int v)
@@ -1014,4 +1468,20 @@ const char *dpt_init_name(dpt_init i) { return enum_name(init_names, N_NAMES(ini
 const char *dpt_precision_name(dpt_precision p)
 {
     return enum_name(precision_names, N_NAMES(precision_names), (int)p);
+}
+const char *dpt_space_type_name(dpt_space_type t)
+{
+    return enum_name(space_type_names, N_NAMES(space_type_names), (int)t);
+}
+const char *dpt_search_algorithm_name(dpt_search_algorithm a)
+{
+    return enum_name(algorithm_names, N_NAMES(algorithm_names), (int)a);
+}
+const char *dpt_search_objective_name(dpt_search_objective o)
+{
+    return enum_name(objective_names, N_NAMES(objective_names), (int)o);
+}
+const char *dpt_function_name(dpt_function f)
+{
+    return enum_name(function_names, N_NAMES(function_names), (int)f);
 }

@@ -24,6 +24,34 @@ typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
 typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
+typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
+typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
+typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN } dpt_stop_rule;
+typedef enum { DPT_FUNCTION_NONE, DPT_FUNCTION_BRANIN, DPT_FUNCTION_HARTMANN6 } dpt_function;
+typedef enum {
+    DPT_SPACE_UNIFORM,      /* double in [low, high] */
+    DPT_SPACE_LOG_UNIFORM,  /* double in [low, high], uniform in log */
+    DPT_SPACE_INT,          /* integer in [low, high], uniform in log when log is set */
+    DPT_SPACE_CATEGORICAL   /* one of choices[], each a YAML value for the key */
+} dpt_space_type;
+
+#define DPT_SEARCH_MAX_PARAMS 16
+#define DPT_SEARCH_MAX_CHOICES 16
+#define DPT_SEARCH_KEY_MAX 64
+#define DPT_SEARCH_CHOICE_MAX 64
+#define DPT_OBJECTIVE_MAX_X 6
+
+/* One searched parameter: the config key it sets and the values it may take. Besides config
+ * keys, two search-only keys rebuild model.layers as [inputs, width x depth, outputs]:
+ * model.hidden_layers (depth) and model.hidden_width. */
+typedef struct {
+    char key[DPT_SEARCH_KEY_MAX];
+    dpt_space_type type;
+    double low, high;
+    int log;                                               /* int: uniform in log */
+    int n_choices;
+    char choices[DPT_SEARCH_MAX_CHOICES][DPT_SEARCH_CHOICE_MAX];  /* categorical: YAML text */
+} dpt_space_param;
 
 typedef struct {
     struct {
@@ -84,6 +112,24 @@ typedef struct {
         int64_t max_steps;                 /* 0 = no limit */
         int log_every;                     /* steps between progress lines (terminal) */
     } train;
+    struct {
+        dpt_search_algorithm algorithm;
+        int trials;                        /* budget: trials in all */
+        int initial_random;                /* bayes: random trials before the GP proposes */
+        dpt_search_objective objective;    /* minimized: 1 - val accuracy, or val loss */
+        int parallel;                      /* G: groups of ranks training trials at once */
+        dpt_stop_rule stop_rule;           /* early_stopping.rule */
+        int stop_grace_epochs;             /* early_stopping.grace_epochs: never stop before */
+        int stop_min_trials;               /* early_stopping.min_trials: finished trials the
+                                            * median needs */
+        int grid_points;                   /* grid: values per continuous parameter */
+        int n_params;
+        dpt_space_param params[DPT_SEARCH_MAX_PARAMS];
+    } search;
+    struct {
+        dpt_function function;             /* none: train; else evaluate this test function */
+        double x[DPT_OBJECTIVE_MAX_X];     /* its arguments x1..x6, natural coordinates */
+    } objective;
 } dpt_config;
 
 /* Fills cfg with the defaults of DESIGN.md. */
@@ -105,6 +151,18 @@ int dpt_config_validate(const dpt_config *cfg, dpt_error *err);
 /* Writes the resolved config as YAML that dpt_config_load_file reads back to an equal struct. */
 int dpt_config_write(const dpt_config *cfg, FILE *f);
 
+/* The current value of key (a table key, an indexed list entry "model.layers[1]", or a search-only
+ * key of dpt_space_param) as YAML text in out; *is_string is 1 when the value is a name or text
+ * (JSON needs quotes), 0 for numbers and lists. Returns 0, or -1 for an unknown key. */
+int dpt_config_get(const dpt_config *cfg, const char *key, char *out, size_t n, int *is_string);
+
+/* The shortest text that reads back to exactly v, in a form YAML and JSON both read as a
+ * number: 0.05, 1.0e-08, 10.0. */
+void dpt_config_format_double(double v, char *buf, size_t n);
+
+/* Writes cfg to path atomically (a temporary file, fsync, rename). DPT_ERUNTIME naming the path. */
+int dpt_config_save(const dpt_config *cfg, const char *path, dpt_error *err);
+
 /* Names of enum values as they appear in YAML ("relu", "sgd", ...). */
 const char *dpt_activation_name(dpt_activation a);
 const char *dpt_optimizer_name(dpt_optimizer o);
@@ -116,5 +174,9 @@ const char *dpt_sharding_name(dpt_sharding s);
 const char *dpt_scaling_name(dpt_scaling s);
 const char *dpt_init_name(dpt_init i);
 const char *dpt_precision_name(dpt_precision p);
+const char *dpt_space_type_name(dpt_space_type t);
+const char *dpt_search_algorithm_name(dpt_search_algorithm a);
+const char *dpt_search_objective_name(dpt_search_objective o);
+const char *dpt_function_name(dpt_function f);
 
 #endif

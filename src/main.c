@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "comm.h"
 #include "config.h"
+#include "search.h"
 #include "selftest.h"
 #include "train.h"
 #ifdef DPT_HAVE_CUDA
@@ -20,6 +21,7 @@
 static const char usage_text[] =
     "usage:\n"
     "  dptrain train  CONFIG.yaml [--set KEY=VALUE]... [--device auto|cpu|cuda] [--out DIR] [--resume]\n"
+    "  dptrain search CONFIG.yaml [--set KEY=VALUE]... [--device auto|cpu|cuda] [--out DIR] [--resume]\n"
     "  dptrain bench train CONFIG.yaml [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
     "  dptrain version\n"
     "  dptrain selftest      (on a GPU machine: every op and a short run, CUDA against CPU)\n"
@@ -30,7 +32,7 @@ static const char usage_text[] =
     "Exit status: 0 success, 1 runtime failure, 2 usage or config error.\n";
 
 typedef struct {
-    const char *cmd;        /* "train", "bench" */
+    const char *cmd;        /* "train", "search", "bench" */
     const char *config;
     const char *sets[256];
     int n_sets;
@@ -54,7 +56,7 @@ static int parse_cli(int argc, char **argv, cli *c, char *msg, size_t n)
             return 2;
         }
         i++;
-    } else if (strcmp(c->cmd, "train") != 0) {
+    } else if (strcmp(c->cmd, "train") != 0 && strcmp(c->cmd, "search") != 0) {
         snprintf(msg, n, "unknown command '%s'", c->cmd);
         return 2;
     }
@@ -221,9 +223,12 @@ int main(int argc, char **argv)
     int rc = load_config(&comm, &c, &cfg, &err);
     if (rc == DPT_OK) {
         if (strcmp(c.cmd, "train") == 0) {
-            dpt_train_opts opts = {c.config, c.resume};
+            dpt_train_opts opts = {.config_path = c.config, .resume = c.resume};
             dpt_train_result res;
             rc = dpt_train_run(&cfg, &comm, &opts, &res, &err);
+        } else if (strcmp(c.cmd, "search") == 0) {
+            dpt_search_opts opts = {.config_path = c.config, .resume = c.resume};
+            rc = dpt_search_run(&cfg, &comm, &opts, &err);
         } else {
             rc = dpt_bench_train(&cfg, &comm, c.config, c.steps, c.warmup, &err);
         }

@@ -48,6 +48,15 @@ double dpt_objective_eval(dpt_objective_kind kind, const double *u)
     return kind == DPT_OBJECTIVE_BRANIN ? dpt_objective_branin(u) : dpt_objective_hartmann6(u);
 }
 
+double dpt_objective_eval_natural(dpt_objective_kind kind, const double *x)
+{
+    if (kind == DPT_OBJECTIVE_BRANIN) {
+        double u[2] = {(x[0] + 5.0) / 15.0, x[1] / 15.0};
+        return dpt_objective_branin(u);
+    }
+    return dpt_objective_hartmann6(x);
+}
+
 double dpt_objective_min(dpt_objective_kind kind)
 {
     return kind == DPT_OBJECTIVE_BRANIN ? DPT_OBJECTIVE_BRANIN_MIN : DPT_OBJECTIVE_HARTMANN6_MIN;

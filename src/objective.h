@@ -23,6 +23,10 @@ int dpt_objective_dim(dpt_objective_kind kind);
 double dpt_objective_eval(dpt_objective_kind kind, const double *u);
 double dpt_objective_min(dpt_objective_kind kind);
 
+/* The same functions in their natural coordinates x (dim), as the search's objective.x1..x6 give
+ * them: Branin's x1 in [-5, 10] and x2 in [0, 15], Hartmann6's in [0, 1]^6. */
+double dpt_objective_eval_natural(dpt_objective_kind kind, const double *x);
+
 /* "branin" or "hartmann6" -> kind; returns 0, or -1 for an unknown name. */
 int dpt_objective_parse(const char *name, dpt_objective_kind *kind);
 const char *dpt_objective_name(dpt_objective_kind kind);

@@ -404,20 +404,9 @@ void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, d
 
 static int write_config(const dpt_config *cfg, const char *out_dir, dpt_error *err)
 {
-    char path[DPT_PATH_MAX + 32], tmp[DPT_PATH_MAX + 48];
+    char path[DPT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %m", tmp);
-    int bad = dpt_config_write(cfg, f) != 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %m", path);
-    }
-    return DPT_OK;
+    return dpt_config_save(cfg, path, err);
 }
 
 static int save_checkpoint(dpt_trainer *t, const char *path, int epochs_done, int64_t step,
@@ -586,7 +575,8 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     dpt_comm_hosts(comm, hosts, sizeof hosts);
     FILE *mf = NULL;
     if (root) {
-        print_startup(&t, opts, out_dir, hosts);
+        if (!opts->quiet)
+            print_startup(&t, opts, out_dir, hosts);
         mf = fopen(metrics_path, opts->resume ? "a" : "w");
         if (!mf) {
             rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot open '%s': %m", metrics_path);
@@ -676,11 +666,12 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         em.ranks = comm->size;
 
         if (root) {
-            if (!header_printed) {
+            if (!header_printed && !opts->quiet) {
                 dpt_metrics_print_header(stdout);
                 header_printed = 1;
             }
-            dpt_metrics_print_row(stdout, &em);
+            if (!opts->quiet)
+                dpt_metrics_print_row(stdout, &em);
             if (dpt_metrics_append(mf, &em) != 0 && rc == DPT_OK)
                 rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot append to '%s': %m", metrics_path);
             if (rc == DPT_OK)
@@ -698,10 +689,17 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         res->val_loss = em.val_loss;
         res->val_accuracy = em.val_accuracy;
         res->test_accuracy = em.test_accuracy;
+        /* the hook sees every epoch (a search records the whole curve); stopping after the
+         * last one would change nothing */
+        if (opts->epoch_hook && opts->epoch_hook(opts->hook_ctx, &em) && step < total_steps &&
+            epoch + 1 < cfg->train.epochs) {
+            res->stopped_early = 1;
+            break;
+        }
     }
     res->steps = step;
     res->time_s = dpt_now() - run_start;
-    if (root) {
+    if (root && !opts->quiet) {
         char dur[32];
         dpt_format_duration(res->time_s, dur, sizeof dur);
         if (step == run_start_step)

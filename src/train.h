@@ -12,6 +12,7 @@
 #include "comm.h"
 #include "config.h"
 #include "data.h"
+#include "metrics.h"
 #include "model.h"
 #include "optim.h"
 
@@ -65,13 +66,21 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
 /* Mean loss and accuracy over a split, reduced across ranks. */
 void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy);
 
+/* Called on every rank after each epoch's evaluation, with that epoch's metrics (the same on
+ * every rank); returns 1 to end the run there (early stopping), 0 to go on. */
+typedef int (*dpt_epoch_hook)(void *ctx, const dpt_epoch_metrics *em);
+
 typedef struct {
     const char *config_path;    /* for the start-up table */
     int resume;                 /* continue from OUT/checkpoint.bin when it exists */
+    int quiet;                  /* no start-up table, epoch lines or summary (a search trial) */
+    dpt_epoch_hook epoch_hook;  /* NULL: none */
+    void *hook_ctx;
 } dpt_train_opts;
 
 typedef struct {
     int diverged;
+    int stopped_early;          /* the epoch hook ended the run */
     int epochs;
     int64_t steps;
     double train_loss, val_loss, val_accuracy, test_accuracy;
