@@ -39,6 +39,7 @@ void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
     if (gethostname(c->host, sizeof c->host - 1) != 0)
         strcpy(c->host, "unknown");
     build_topology(c);
+    c->world_rank = c->rank;
     snprintf(g_tag, sizeof g_tag, "[rank %d %s]", c->rank, c->host);
 }
 
@@ -48,6 +49,7 @@ void dpt_comm_split(dpt_comm *c, int color, dpt_comm *sub)
     memcpy(sub->host, c->host, sizeof sub->host);
     DPT_MPI_CHECK(MPI_Comm_split(c->world, color, c->rank, &sub->world));
     build_topology(sub);
+    sub->world_rank = c->world_rank;
 }
 
 void dpt_comm_free(dpt_comm *sub)

@@ -17,7 +17,8 @@ extern "C" {
 #endif
 
 typedef struct {
-    int rank, size;             /* in the world */
+    int rank, size;             /* in the world (of this communicator: a group after a split) */
+    int world_rank;             /* in MPI_COMM_WORLD, for messages and logs */
     int local_rank, local_size; /* within this node (MPI_COMM_TYPE_SHARED) */
     int node, n_nodes;          /* node index (by the lowest world rank on it), node count */
     char host[256];

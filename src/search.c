@@ -10,6 +10,7 @@
  * proposes what the uninterrupted one would have. */
 #include "search.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -396,11 +397,11 @@ static int parse_record(const dpt_config *cfg, const char *line, size_t len, tri
 /* Rank 0: the records of OUT/trials.jsonl. A last line cut short (the search was killed while
  * writing it) is dropped with a notice; anything else malformed is an error naming the line. */
 static int load_history(const dpt_config *cfg, const char *path, trial_record **hist, int *n,
-                        int *ends_without_newline, dpt_error *err)
+                        long *keep_bytes, dpt_error *err)
 {
     *hist = NULL;
     *n = 0;
-    *ends_without_newline = 0;
+    *keep_bytes = -1;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT)
@@ -411,11 +412,12 @@ static int load_history(const dpt_config *cfg, const char *path, trial_record **
     size_t cap = 0;
     ssize_t len;
     int lineno = 0, cap_records = 0, rc = DPT_OK;
+    long offset = 0;  /* where this line starts */
     while ((len = getline(&line, &cap, f)) > 0) {
         lineno++;
         int complete = line[len - 1] == '\n';
-        if (!complete)
-            *ends_without_newline = 1;
+        long line_start = offset;
+        offset += (long)len;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             len--;
         if (len == 0)
@@ -433,7 +435,8 @@ static int load_history(const dpt_config *cfg, const char *path, trial_record **
         if (parse_record(cfg, line, (size_t)len, &(*hist)[*n], why, sizeof why) != 0) {
             if (!complete) {
                 printf("resume: %s:%d: the last line is incomplete (the search stopped while "
-                       "writing it); that trial will run again\n", path, lineno);
+                       "writing it): removed; that trial runs again\n", path, lineno);
+                *keep_bytes = line_start;
                 break;
             }
             rc = dpt_error_set(err, DPT_EUSAGE, "%s:%d: not a trial of this search: %s", path,
@@ -528,6 +531,9 @@ static void propose(const dpt_config *cfg, const trial_record *hist, int n_hist,
         memmove(X + (size_t)n * (size_t)dim, P, (size_t)n_pending * (size_t)dim * sizeof(double));
         dpt_bo_opts o;
         dpt_bo_opts_default(&o);
+        /* the GP's matrices are at most a few hundred rows: threads only add overhead (the
+         * trainer sets its own thread count when the next trial starts) */
+        openblas_set_num_threads(1);
         double u[DPT_SEARCH_MAX_PARAMS * DPT_SEARCH_MAX_CHOICES];
         uint64_t s = dpt_rng_u64(seed, DPT_RNG_SEARCH, (1ULL << 40) | (uint64_t)id);
         dpt_bo_propose(&o, dim, X, y, n, X + (size_t)n * (size_t)dim, n_pending, s, u);
@@ -610,14 +616,16 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
 /* ---- one trial ------------------------------------------------------------------------------- */
 
 /* Every rank of the group: its own line of what it trains, from its own config. */
-static void log_rank(int fd, const dpt_config *tcfg, const dpt_config *cfg, int id, int rank,
-                     int group)
+static void log_rank(int fd, const dpt_config *tcfg, const dpt_config *cfg, int id,
+                     const dpt_comm *group, int group_index)
 {
     if (fd < 0)
         return;
     char line[8192];
-    size_t used = (size_t)snprintf(line, sizeof line, "{\"trial\":%d,\"rank\":%d,\"group\":%d,\"params\":{",
-                                   id, rank, group);
+    size_t used = (size_t)snprintf(line, sizeof line,
+                                   "{\"trial\":%d,\"rank\":%d,\"host\":\"%s\",\"group\":%d,"
+                                   "\"group_rank\":%d,\"params\":{",
+                                   id, group->world_rank, group->host, group_index, group->rank);
     for (int i = 0; i < cfg->search.n_params && used < sizeof line; i++) {
         char text[DPT_PATH_MAX];
         int is_string;
@@ -651,7 +659,7 @@ static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index, c
         rec->time_s = dpt_now() - t0;
         return;
     }
-    log_rank(rank_log, tcfg, cfg, rec->trial, group->rank, group_index);
+    log_rank(rank_log, tcfg, cfg, rec->trial, group, group_index);
 
     if (cfg->objective.function != DPT_FUNCTION_NONE) {
         dpt_objective_kind kind = cfg->objective.function == DPT_FUNCTION_BRANIN
@@ -832,7 +840,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     trial_record *hist = NULL;
     int n_hist = 0, trials_fd = -1;
     if (root) {
-        int no_newline = 0;
+        long keep_bytes = -1;
         struct stat st;
         rc = dpt_mkdir_p(out_dir, &mine);
         if (rc == DPT_OK)
@@ -843,7 +851,10 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
                                "it, or choose another --out",
                                trials_path, out_dir);
         if (rc == DPT_OK && opts->resume)
-            rc = load_history(cfg, trials_path, &hist, &n_hist, &no_newline, &mine);
+            rc = load_history(cfg, trials_path, &hist, &n_hist, &keep_bytes, &mine);
+        if (rc == DPT_OK && keep_bytes >= 0 && truncate(trials_path, keep_bytes) != 0)
+            rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot cut the incomplete line of '%s': %s",
+                               trials_path, strerror(errno));
         if (rc == DPT_OK)
             rc = dpt_config_save(cfg, cfg_path, &mine);
         if (rc == DPT_OK) {
@@ -852,8 +863,6 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
                 rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot open '%s': %s", trials_path,
                                    strerror(errno));
         }
-        if (rc == DPT_OK && no_newline)
-            rc = append_durably(trials_fd, "\n", 1, trials_path, &mine);
     }
     if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
         if (root) *err = mine;
