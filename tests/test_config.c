@@ -286,9 +286,13 @@ Test(config, unknown_key_names_file_line_column_and_key)
                       "5:3: unknown key 'train.zzzzzz'");
     /* A key outside its section: the hint finds it by its last part. */
     expect_load_error("lr: 0.1\n", "1:1: unknown key 'lr' (did you mean 'train.lr'?)");
-    /* search and objective are not supported yet. */
-    expect_load_error("run: {seed: 3}\nsearch:\n  trials: 20\n", "2:1: unknown key 'search'");
-    expect_load_error("objective: {function: branin}\n", "1:1: unknown key 'objective'");
+    /* in the search sections, nested ones included */
+    expect_load_error("run: {seed: 3}\nsearch:\n  trails: 20\n",
+                      "3:3: unknown key 'search.trails' (did you mean 'search.trials'?)");
+    expect_load_error("search:\n  early_stopping: {rule: median, grace: 2}\n",
+                      "2:34: unknown key 'search.early_stopping.grace'");
+    expect_load_error("objective: {function: branin, x7: 1}\n",
+                      "1:31: unknown key 'objective.x7' (did you mean 'objective.x1'?)");
 }
 
 Test(config, wrong_types)
@@ -482,7 +486,10 @@ Test(config, bad_set_assignments)
     expect_set_error("=3", "--set =3: expected KEY=VALUE (e.g. train.lr=0.01)");
     expect_set_error("train.lrr=1", "--set train.lrr=1: unknown key 'train.lrr' (did you mean "
                                     "'train.lr'?)");
-    expect_set_error("search.trials=3", "--set search.trials=3: unknown key 'search.trials'");
+    expect_set_error("search.trails=3", "--set search.trails=3: unknown key 'search.trails' (did "
+                                        "you mean 'search.trials'?)");
+    expect_set_error("model.hidden_layers=0",
+                     "--set model.hidden_layers=0: model.hidden_layers: must be >= 1 (got 0)");
     expect_set_error("train.epochs=abc",
                      "--set train.epochs=abc: train.epochs: expected an integer, got 'abc'");
     expect_set_error("train.lr=-1", "--set train.lr=-1: train.lr: must be > 0 (got -1)");
