@@ -911,7 +911,9 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
         if (counts_as_result(&hist[k]) && (best < 0 || hist[k].objective < hist[best].objective))
             best = k;
     if (root) {
-        if (opts->resume)
+        if (opts->resume && n_hist == 0)
+            printf("resume: no trials recorded in %s yet: starting the search\n", trials_path);
+        else if (opts->resume)
             printf("resume: %d trial%s recorded in %s; %d to go\n", n_hist, n_hist == 1 ? "" : "s",
                    trials_path, n_hist < trials ? trials - n_hist : 0);
         print_startup(cfg, comm, opts, trials, G, hosts);
