@@ -174,6 +174,7 @@ static const config_key keys[] = {
     ROW_INT("search.early_stopping.grace_epochs", search.stop_grace_epochs, "2", 0, INT_MAX),
     ROW_INT("search.early_stopping.min_trials", search.stop_min_trials, "3", 1, INT_MAX),
     ROW_INT("search.grid_points", search.grid_points, "3", 1, 1000),
+    ROW_BOOL("search.start_from_config", search.start_from_config, "false"),
 
     ROW_ENUM("objective.function", objective.function, "none", function_names),
     ROW_DOUBLE("objective.x1", objective.x[0], "0.0", -1e300, 1e300, 0),

@@ -123,6 +123,8 @@ typedef struct {
         int stop_min_trials;               /* early_stopping.min_trials: finished trials the
                                             * median needs */
         int grid_points;                   /* grid: values per continuous parameter */
+        int start_from_config;             /* trial 0 = the config's own values of the space's
+                                            * keys (a baseline the search must beat) */
         int n_params;
         dpt_space_param params[DPT_SEARCH_MAX_PARAMS];
     } search;

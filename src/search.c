@@ -490,6 +490,11 @@ static void propose(const dpt_config *cfg, const trial_record *hist, int n_hist,
         dpt_space_grid_point(cfg, id, out);
         return;
     }
+    if (id == 0 && cfg->search.start_from_config) {
+        char why[256];
+        if (dpt_space_from_config(cfg, out, why, sizeof why) == 0)  /* checked at the start */
+            return;
+    }
     if (cfg->search.algorithm == DPT_SEARCH_RANDOM || id < cfg->search.initial_random) {
         dpt_space_random(cfg, seed, (uint64_t)id, out);
         return;
@@ -808,6 +813,10 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
                              "needs at least one",
                              c->search.parallel, comm->size == 1 ? "is" : "are", comm->size,
                              comm->size == 1 ? "" : "s");
+    dpt_space_value base[DPT_SEARCH_MAX_PARAMS];
+    char why[256];
+    if (c->search.start_from_config && dpt_space_from_config(c, base, why, sizeof why) != 0)
+        return dpt_error_set(err, DPT_EUSAGE, "search.start_from_config: %s", why);
     int dim = dpt_space_dim(c);
     if (c->search.algorithm == DPT_SEARCH_BAYES && dim > DPT_GP_MAX_DIM)
         return dpt_error_set(err, DPT_EUSAGE,

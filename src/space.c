@@ -227,3 +227,23 @@ int dpt_space_apply(const dpt_config *base, const dpt_space_value *v, dpt_config
     }
     return dpt_config_validate(out, err);
 }
+
+int dpt_space_from_config(const dpt_config *cfg, dpt_space_value *v, char *why, size_t n)
+{
+    for (int i = 0; i < cfg->search.n_params; i++) {
+        const dpt_space_param *p = &cfg->search.params[i];
+        char text[DPT_PATH_MAX];
+        int is_string;
+        if (dpt_config_get(cfg, p->key, text, sizeof text, &is_string) != 0 ||
+            dpt_space_parse(cfg, i, text, p->type == DPT_SPACE_CATEGORICAL, v) != 0) {
+            if (p->type == DPT_SPACE_CATEGORICAL)
+                snprintf(why, n, "%s is %.64s in the config, not one of the choices", p->key,
+                         text);
+            else
+                snprintf(why, n, "%s is %.64s in the config, outside [%g, %g]%s", p->key, text,
+                         p->low, p->high, p->type == DPT_SPACE_INT ? " or not an integer" : "");
+            return -1;
+        }
+    }
+    return 0;
+}

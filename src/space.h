@@ -49,6 +49,10 @@ void dpt_space_format(const dpt_config *cfg, int i, const dpt_space_value *v, ch
 int dpt_space_parse(const dpt_config *cfg, int i, const char *text, int is_string,
                     dpt_space_value *v);
 
+/* The values cfg itself has for the space's keys (the first hidden width for
+ * model.hidden_width). Returns 0, or -1 with the reason in why when one is outside the space. */
+int dpt_space_from_config(const dpt_config *cfg, dpt_space_value *v, char *why, size_t n);
+
 /* out = base with every parameter set (through dpt_config_set, so with the same validation;
  * model.hidden_layers before model.hidden_width), then dpt_config_validate. DPT_EUSAGE with the
  * reason when the combination is not a valid config. out may not alias base. */

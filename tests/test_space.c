@@ -296,3 +296,26 @@ Test(space, search_keys_in_a_file_have_defaults_and_ranges)
     cr_assert_eq(dpt_config_set(&cfg, "objective.function=rosenbrock", &err), DPT_EUSAGE);
     cr_assert(strstr(err.msg, "one of none, branin, hartmann6") != NULL, "%s", err.msg);
 }
+
+/* search.start_from_config: trial 0 takes the config's own values */
+Test(space, values_from_the_config)
+{
+    dpt_config cfg;
+    with_space(&cfg, "{train.lr: {type: log_uniform, low: 0.001, high: 0.5},"
+                     " model.hidden_width: {type: int, low: 64, high: 1024},"
+                     " model.activation: {type: categorical, choices: [tanh, relu]}}");
+    dpt_space_value v[DPT_SEARCH_MAX_PARAMS];
+    char why[256];
+    cr_assert_eq(dpt_space_from_config(&cfg, v, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(v[0].num, 0.05);
+    cr_assert_eq(v[1].num, 512.0);
+    cr_assert_eq(v[2].choice, 1);
+    dpt_error err;
+    cr_assert_eq(dpt_config_set(&cfg, "train.lr=0.9", &err), DPT_OK);
+    cr_assert_eq(dpt_space_from_config(&cfg, v, why, sizeof why), -1);
+    cr_assert_str_eq(why, "train.lr is 0.9 in the config, outside [0.001, 0.5]");
+    cr_assert_eq(dpt_config_set(&cfg, "model.activation=gelu", &err), DPT_OK);
+    cr_assert_eq(dpt_config_set(&cfg, "train.lr=0.1", &err), DPT_OK);
+    cr_assert_eq(dpt_space_from_config(&cfg, v, why, sizeof why), -1);
+    cr_assert_str_eq(why, "model.activation is gelu in the config, not one of the choices");
+}
