@@ -8,6 +8,8 @@
 #include <stdarg.h>
 
 enum { DPT_OK = 0, DPT_ERUNTIME = 1, DPT_EUSAGE = 2 };
+/* 128 + N: stopped by signal N (SIGINT, SIGTERM) after saving its state, as shells report it */
+#define DPT_ESIGNAL(sig) (128 + (sig))
 
 typedef struct {
     int code;        /* DPT_OK, DPT_ERUNTIME or DPT_EUSAGE */

@@ -12,6 +12,7 @@
 #include "comm.h"
 #include "config.h"
 #include "search.h"
+#include "signals.h"
 #include "selftest.h"
 #include "train.h"
 #ifdef DPT_HAVE_CUDA
@@ -181,7 +182,8 @@ static void print_error(dpt_comm *comm, const dpt_error *err)
     memcpy(first, err->msg, sizeof first);
     dpt_comm_bcast(comm, first, sizeof first, 0);
     if (err->msg[0] && (comm->rank == 0 || strcmp(err->msg, first) != 0))
-        fprintf(stderr, "dptrain %s: error: %s\n", dpt_comm_tag(), err->msg);
+        fprintf(stderr, "dptrain %s: %s%s\n", dpt_comm_tag(),
+                err->code > DPT_ESIGNAL(0) ? "" : "error: ", err->msg);
 }
 
 int main(int argc, char **argv)
@@ -193,6 +195,7 @@ int main(int argc, char **argv)
     }
     dpt_comm comm;
     dpt_comm_init(&comm, &argc, &argv);
+    dpt_signals_install();
     int root = comm.rank == 0;
 
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

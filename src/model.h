@@ -30,7 +30,8 @@ typedef struct {
 } dpt_model;
 
 /* The gradient buffer carries DPT_GRAD_STATS floats after the gradients (loss sum, correct
- * count, rows), so one allreduce averages the gradients and sums the step's statistics. */
+ * count, rows, ranks that received a stop signal), so one allreduce averages the gradients,
+ * sums the step's statistics and tells every rank whether to stop after this step. */
 #define DPT_GRAD_STATS 4
 
 /* Sets the layout from cfg->model and allocates parameters, gradients and activations for up to

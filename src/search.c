@@ -23,6 +23,7 @@
 #include "gp.h"
 #include "objective.h"
 #include "rng.h"
+#include "signals.h"
 #include "space.h"
 #include "train.h"
 #include "util.h"
@@ -35,11 +36,12 @@ typedef enum {
     TRIAL_FAILED = 2,
     TRIAL_STOPPED_EARLY = 3,
     TRIAL_ERROR = 4,  /* not a trial outcome: I/O or the system failed; ends the search */
-    TRIAL_IDLE = 5    /* this group had no trial this round */
+    TRIAL_IDLE = 5,   /* this group had no trial this round */
+    TRIAL_INTERRUPTED = 6  /* SIGINT/SIGTERM: not recorded, runs again on --resume */
 } trial_status;
 
 static const char *const status_names[] = {"ok", "diverged", "failed", "stopped_early", "error",
-                                           "idle"};
+                                           "idle", "interrupted"};
 
 /* One trial as trials.jsonl records it; plain bytes, so it can be gathered and broadcast. */
 typedef struct {
@@ -477,6 +479,14 @@ static int append_durably(int fd, const char *text, size_t len, const char *path
     return DPT_OK;
 }
 
+static int id_recorded(const trial_record *hist, int n, int id)
+{
+    for (int k = 0; k < n; k++)
+        if (hist[k].trial == id)
+            return 1;
+    return 0;
+}
+
 /* ---- proposals ---------------------------------------------------------------------------- */
 
 /* Rank 0: the values of trial `id`, given the history and the trials of this round proposed
@@ -703,6 +713,9 @@ static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index, c
             snprintf(rec->message, sizeof rec->message, "the validation %s is not finite",
                      cfg->search.objective == DPT_SEARCH_VAL_LOSS ? "loss" : "accuracy");
         }
+    } else if (res.interrupted) {
+        rec->status = TRIAL_INTERRUPTED;
+        rec->epochs = res.interrupted; /* carries the signal to rank 0 */
     } else {
         rec->status = res.diverged ? TRIAL_DIVERGED : rc == DPT_EUSAGE ? TRIAL_FAILED : TRIAL_ERROR;
         copy_text(rec->message, sizeof rec->message, terr.msg);
@@ -888,10 +901,9 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     hist = grown;
     if (n_hist > 0)
         dpt_comm_bcast(comm, hist, (size_t)n_hist * sizeof *hist, 0);
+    /* trial ids not yet recorded, smallest first: after a parallel round cut by a signal, the
+     * ids of its unfinished trials come before new ones */
     int next_id = 0;
-    for (int k = 0; k < n_hist; k++)
-        if (hist[k].trial >= next_id)
-            next_id = hist[k].trial + 1;
 
     /* groups: contiguous blocks of ranks, group g led by its lowest rank */
     int G = cfg->search.parallel;
@@ -939,6 +951,12 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
 
     while (rc == DPT_OK && n_hist < trials) {
         int k = trials - n_hist < G ? trials - n_hist : G;
+        int ids[4096];
+        for (int j = 0; j < k; j++) {
+            while (id_recorded(hist, n_hist, next_id))
+                next_id++;
+            ids[j] = next_id++;
+        }
         /* rank 0 proposes the round */
         dpt_space_value (*prop)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)k, sizeof *prop);
         double *prop_s = calloc((size_t)k, sizeof *prop_s);
@@ -947,7 +965,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
             for (int j = 0; j < k; j++) {
                 double t0 = dpt_now();
                 propose(cfg, hist, n_hist, (const dpt_space_value(*)[DPT_SEARCH_MAX_PARAMS])prop, j,
-                        next_id + j, prop[j]);
+                        ids[j], prop[j]);
                 prop_s[j] = dpt_now() - t0;
             }
         }
@@ -958,7 +976,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
         memset(mine_rec, 0, sizeof *mine_rec);
         mine_rec->status = TRIAL_IDLE;
         if (my_group < k) {
-            mine_rec->trial = next_id + my_group;
+            mine_rec->trial = ids[my_group];
             memcpy(mine_rec->values, prop[my_group], sizeof mine_rec->values);
             mine_rec->propose_s = prop_s[my_group];
             run_trial(cfg, &group, my_group, out_dir, hist, n_hist, rank_log, mine_rec);
@@ -968,7 +986,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
 
         /* the leaders' records to rank 0, which logs them */
         dpt_comm_gather(comm, mine_rec, sizeof *mine_rec, gathered);
-        int fatal = DPT_OK;
+        int fatal = DPT_OK, n_new = 0;
         if (root) {
             size_t cap = (size_t)k * 16384, used = 0;
             char *text = malloc(cap);
@@ -977,6 +995,17 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
             for (int j = 0; j < k; j++) {
                 round_recs[j] = gathered[leader_of[j]];
                 const trial_record *r = &round_recs[j];
+                if (r->status == TRIAL_IDLE)
+                    continue;
+                if (r->status == TRIAL_INTERRUPTED) {
+                    if (fatal == DPT_OK)
+                        fatal = dpt_error_set(&mine, DPT_ESIGNAL(r->epochs),
+                                              "stopped by %s during trial %d: %s has every "
+                                              "finished trial; continue with --resume",
+                                              dpt_signals_name(r->epochs), r->trial + 1,
+                                              trials_path);
+                    continue;
+                }
                 if (r->status == TRIAL_ERROR) {
                     if (fatal == DPT_OK)
                         fatal = dpt_error_set(&mine, DPT_ERUNTIME, "trial %d: %s", r->trial,
@@ -984,9 +1013,10 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
                     continue;
                 }
                 used += format_record(cfg, r, text + used, cap - used);
-                hist[n_hist + j] = *r;
+                hist[n_hist + n_new] = *r;
                 if (counts_as_result(r) && (best < 0 || r->objective < hist[best].objective))
-                    best = n_hist + j;
+                    best = n_hist + n_new;
+                n_new++;
                 print_trial(cfg, r, best >= 0 ? hist[best].objective : NAN, trials);
             }
             if (used > 0 && fatal == DPT_OK)
@@ -1006,6 +1036,23 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
                 }
             }
         }
+        /* a signal between trials (the test functions take no training steps to notice it) */
+        int sig = dpt_comm_agree(comm, dpt_signals_pending());
+        if (root && fatal == DPT_OK && sig)
+            fatal = dpt_error_set(&mine, DPT_ESIGNAL(sig),
+                                  "stopped by %s after trial %d: %s has every finished trial; "
+                                  "continue with --resume",
+                                  dpt_signals_name(sig), ids[k - 1] + 1, trials_path);
+        /* every rank holds the same history (early stopping reads it); best follows */
+        dpt_comm_bcast(comm, &n_new, sizeof n_new, 0);
+        if (n_new > 0)
+            dpt_comm_bcast(comm, hist + n_hist, (size_t)n_new * sizeof *hist, 0);
+        if (!root)
+            for (int j = 0; j < n_new; j++)
+                if (counts_as_result(&hist[n_hist + j]) &&
+                    (best < 0 || hist[n_hist + j].objective < hist[best].objective))
+                    best = n_hist + j;
+        n_hist += n_new;
         dpt_comm_bcast(comm, &fatal, sizeof fatal, 0);
         if (fatal != DPT_OK) {
             if (!root) dpt_error_echo(err, fatal);
@@ -1013,16 +1060,6 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
             rc = fatal;
             break;
         }
-        dpt_comm_bcast(comm, round_recs, (size_t)k * sizeof *round_recs, 0);
-        if (!root)
-            memcpy(hist + n_hist, round_recs, (size_t)k * sizeof *round_recs);
-        n_hist += k;
-        next_id += k;
-        if (!root)
-            for (int j = 0; j < k; j++)
-                if (counts_as_result(&hist[n_hist - k + j]) &&
-                    (best < 0 || hist[n_hist - k + j].objective < hist[best].objective))
-                    best = n_hist - k + j;
     }
 
     if (root && rc == DPT_OK) {

@@ -22,6 +22,7 @@
 #endif
 #include "metrics.h"
 #include "rng.h"
+#include "signals.h"
 #include "util.h"
 
 enum { EVAL_CHUNK = 256 }; /* rows per forward pass when evaluating */
@@ -342,6 +343,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     stats[0] = (float)loss_sum;
     stats[1] = (float)correct;
     stats[2] = (float)t->rows;
+    stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
     be->upload(be, m->grads + m->n_params, stats, sizeof stats);
     be->sync(be);
     double t2 = dpt_now();
@@ -359,6 +361,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     be->download(be, stats, m->grads + m->n_params, sizeof stats);
     t->last_loss = stats[0];
     t->last_correct = stats[1];
+    t->stop_requested = stats[3] > 0.0f;
     int diverged = !isfinite(stats[0]);
     if (!diverged)
         dpt_optim_step(&t->opt, cfg, m->params, m->grads, step, lr);
@@ -628,6 +631,28 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
                 goto done;
             }
             step++;
+            if (t.stop_requested) {
+                /* every rank learned it from the same allreduce: all stop after this step */
+                if (tty) printf("\r\033[K");
+                int sig = dpt_signals_pending(), any = 0;
+                DPT_MPI_CHECK(MPI_Allreduce(&sig, &any, 1, MPI_INT, MPI_MAX, comm->world));
+                res->interrupted = any;
+                if (root)
+                    rc = save_checkpoint(&t, ckpt, (int)(step / spe), step, &mine);
+                if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
+                    if (root) *err = mine;
+                    else dpt_error_echo(err, rc);
+                    goto done;
+                }
+                rc = 128 + any;
+                dpt_error_set(err, rc,
+                              "stopped by %s at epoch %d, step %lld: checkpoint written to %s; "
+                              "continue with --resume",
+                              dpt_signals_name(any), epoch + 1, (long long)step, ckpt);
+                res->steps = step;
+                res->time_s = dpt_now() - run_start;
+                goto done;
+            }
             ep_loss += t.last_loss;
             ep_correct += t.last_correct;
             ep_rows += cfg->train.batch_size;

@@ -51,6 +51,8 @@ typedef struct {
                                  * t_comm is the allreduce alone, not waiting for a slower rank */
     double t_wait;
     double last_loss, last_correct;     /* global sums of the last step (all ranks) */
+    int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
+                                 * allreduce: every rank stops after that step */
 } dpt_trainer;
 
 /* Loads the data, builds the backend, model and optimizer. Collective: every rank calls it;
@@ -80,6 +82,7 @@ typedef struct {
 
 typedef struct {
     int diverged;
+    int interrupted;            /* the signal that stopped the run, or 0 */
     int stopped_early;          /* the epoch hook ended the run */
     int epochs;
     int64_t steps;
@@ -87,8 +90,9 @@ typedef struct {
     double time_s;
 } dpt_train_result;
 
-/* The whole run. Returns DPT_OK, DPT_EUSAGE (config/data/checkpoint mismatch) or DPT_ERUNTIME
- * (divergence, I/O); the same code on every rank. */
+/* The whole run. Returns DPT_OK, DPT_EUSAGE (config/data/checkpoint mismatch), DPT_ERUNTIME
+ * (divergence, I/O), or 128 + the signal when SIGINT/SIGTERM stopped it (after a checkpoint at
+ * the step every rank stopped at); the same code on every rank. */
 int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *opts,
                   dpt_train_result *res, dpt_error *err);
 
