@@ -23,6 +23,14 @@ unshare --net --uts true 2>/dev/null || skip "cannot create network/UTS namespac
 # or of another test running at the same time.
 PREFIX=dptemu-t$$
 export DPTEMU_PREFIX=$PREFIX
+# A run of this test killed outright (SIGKILL, e.g. a ctest timeout) cannot run its trap: remove
+# clusters of earlier runs whose process is gone.
+for stale in $(ip netns list | awk '{print $1}' | sed -nE 's/^dptemu-t([0-9]+)-(m[0-9]+|net|head)$/\1/p' | sort -u); do
+    if ! kill -0 "$stale" 2>/dev/null; then
+        echo "note: removing the cluster of an earlier run (pid $stale, gone)"
+        "$EMU" down --prefix "dptemu-t$stale" >/dev/null 2>&1 || true
+    fi
+done
 trap '"$EMU" down >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT
 
 # our namespaces still present (none expected after down)
