@@ -72,7 +72,7 @@ die() { echo "$SELF: $*" >&2; exit 2; }
 say() { echo "$SELF: $*" >&2; }
 
 usage() {
-    sed -n '/^#   scripts/,/^# e.g./p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '/^#   scripts/,/^# Needs root/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -106,7 +106,7 @@ need_root() {
 # tc's rate ("500mbit", "1gbit", ...) -> bits per second, for the bucket size
 rate_bits() {
     local num unit
-    [[ $1 =~ ^([0-9]+)(bit|kbit|mbit|gbit)$ ]] || die "--rate $1: expected e.g. 100mbit or 1gbit"
+    [[ $1 =~ ^([1-9][0-9]*)(bit|kbit|mbit|gbit)$ ]] || die "--rate $1: expected e.g. 100mbit or 1gbit"
     num=${BASH_REMATCH[1]} unit=${BASH_REMATCH[2]}
     case $unit in
         bit) echo "$num" ;;
@@ -342,7 +342,7 @@ cmd_run() {
         if { [ "$n_set" = 1 ] && [ "$n" != "$up_n" ]; } ||
             { [ "$slots_set" = 1 ] && [ "$slots" != "$up_slots" ]; } ||
             { [ "$rate_set" = 1 ] && [ "$rate" != "$up_rate" ]; }; then
-            die "run: cluster '$prefix' is up with $up_n x $up_slots slots, rate ${up_rate:-none}; 'down' first"
+            die "run: cluster '$prefix' is up with $up_n x $up_slots slots, rate ${up_rate:-none}; '$SELF down${prefix_arg}' first"
         fi
         trap 'stop_mpirun; exit 130' INT
         trap 'stop_mpirun; exit 143' TERM
