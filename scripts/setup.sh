@@ -4,8 +4,9 @@
 # Usage: scripts/setup.sh [--with-compare]   (--with-compare adds PyTorch/Optuna for scripts/)
 set -euo pipefail
 
+# iproute2: ip and tc for the emulated cluster (scripts/emulate_cluster.sh)
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libyaml-dev libcriterion-dev
-      libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist)
+      libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist iproute2)
 if [ "${1:-}" = "--with-compare" ]; then pkgs+=(python3-torch python3-optuna python3-matplotlib); fi
 
 missing=()
