@@ -69,19 +69,10 @@ static int start_backend(dpt_trainer *t, dpt_error *err)
                                  "detected\"); start at most %d ranks per host",
                                  t->comm->local_size, t->comm->host, ndev, ndev == 1 ? "" : "s",
                                  ndev);
-        int rc = dpt_cuda_backend_init(&t->be, t->comm->local_rank,
-                                       cfg->train.precision == DPT_PREC_TF32, err);
-        if (rc != DPT_OK)
-            return rc;
-#ifdef DPT_HAVE_NCCL
-        if (t->comm->size > 1) {
-            dpt_nccl *n = calloc(1, sizeof *n);
-            DPT_CHECK(n != NULL, "out of memory");
-            dpt_nccl_init(n, t->comm);
-            t->nccl = n;
-        }
-#endif
-        return DPT_OK;
+        /* NCCL starts in dpt_trainer_init, once every rank's device is known to be good:
+         * its set-up is collective, and a rank that failed here would leave the others in it */
+        return dpt_cuda_backend_init(&t->be, t->comm->local_rank,
+                                     cfg->train.precision == DPT_PREC_TF32, err);
     }
 #else
     if (want_cuda)
@@ -138,6 +129,25 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
     rc = start_backend(t, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
+    /* one backend for all: with run.device auto, hosts with and without GPUs would otherwise
+     * reduce gradients through different paths and never meet */
+    int on_host = t->be.host_memory ? 1 : 0;
+    int any_host = dpt_comm_agree(comm, on_host), any_gpu = dpt_comm_agree(comm, 1 - on_host);
+    if (any_host && any_gpu) { /* every rank takes this branch, and agrees again at fail */
+        rc = dpt_error_set(&mine, DPT_EUSAGE,
+                           "run.device is auto and some hosts see a GPU while others do not "
+                           "(%s: %s): set run.device to cpu or cuda",
+                           comm->host, on_host ? "no GPU" : "a GPU");
+        goto fail;
+    }
+#ifdef DPT_HAVE_NCCL
+    if (!t->be.host_memory && comm->size > 1) {
+        dpt_nccl *n = calloc(1, sizeof *n);
+        DPT_CHECK(n != NULL, "out of memory");
+        dpt_nccl_init(n, comm);
+        t->nccl = n;
+    }
+#endif
 
     rc = dpt_data_load(cfg, r, R, sum_doubles, comm, &t->data, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
