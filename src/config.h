@@ -65,6 +65,8 @@ typedef struct {
                                       * makes every rank's stdout look like a terminal) */
         double comm_timeout_s;       /* NCCL: a collective not done after this long aborts the
                                       * job naming the collective and rank; 0 = wait forever */
+        int64_t check_every;         /* steps between comparisons of the ranks' parameters
+                                      * (a hash); 0 = never */
     } run;
     struct {
         dpt_data_format format;

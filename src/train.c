@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "checkpoint.h"
 #ifdef DPT_HAVE_CUDA
@@ -540,6 +541,68 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
     fflush(stdout);
 }
 
+/* run.check_every: every rank hashes its parameters (CRC-32 of the bytes) and all compare. Data
+ * parallelism keeps them bitwise equal, so any difference is a fault (a flipped bit, a rank
+ * that skipped an update, mismatched builds). Returns DPT_OK or DPT_ERUNTIME naming the ranks
+ * that differ from rank 0, the same on every rank. */
+static int check_consistency(dpt_trainer *t, int64_t step, dpt_error *err)
+{
+    dpt_comm *c = t->comm;
+    dpt_model *m = &t->model;
+    const float *params = m->params;
+    float *host = NULL;
+    if (!t->be.host_memory) {
+        host = malloc(m->n_params * sizeof(float));
+        DPT_CHECK(host != NULL, "out of memory");
+        t->be.download(&t->be, host, m->params, m->n_params * sizeof(float));
+        params = host;
+    }
+    /* fault injection for the tests: DPT_INJECT_PARAM_FAULT=RANK:STEP perturbs one parameter
+     * of that rank before the check at that step */
+    const char *inject = getenv("DPT_INJECT_PARAM_FAULT");
+    int bad_rank = -1;
+    long long bad_step = -1;
+    float *copy = NULL;
+    if (inject && sscanf(inject, "%d:%lld", &bad_rank, &bad_step) == 2 && bad_rank == c->rank &&
+        bad_step == step) {
+        copy = malloc(m->n_params * sizeof(float));
+        DPT_CHECK(copy != NULL, "out of memory");
+        memcpy(copy, params, m->n_params * sizeof(float));
+        copy[m->n_params / 2] += 1e-3f;
+        params = copy;
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const unsigned char *bytes = (const unsigned char *)params;
+    for (size_t off = 0, n = m->n_params * sizeof(float); off < n; off += 1u << 30) {
+        size_t chunk = n - off < (1u << 30) ? n - off : (1u << 30);
+        crc = crc32(crc, bytes + off, (uInt)chunk);
+    }
+    free(copy);
+    free(host);
+    uint32_t mine = (uint32_t)crc;
+    uint32_t *all = malloc((size_t)c->size * sizeof *all);
+    DPT_CHECK(all != NULL, "out of memory");
+    DPT_MPI_CHECK(MPI_Allgather(&mine, 1, MPI_UINT32_T, all, 1, MPI_UINT32_T, c->world));
+    char list[512] = "";
+    size_t used = 0;
+    int n_bad = 0;
+    for (int r = 1; r < c->size; r++) {
+        if (all[r] == all[0])
+            continue;
+        n_bad++;
+        if (used < sizeof list - 16)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%d", used ? ", " : "", r);
+    }
+    uint32_t h0 = all[0];
+    free(all);
+    if (n_bad == 0)
+        return DPT_OK;
+    return dpt_error_set(err, DPT_ERUNTIME,
+                         "run.check_every: at step %lld the parameters of rank%s %s differ from "
+                         "rank 0's (CRC-32 %08x): the ranks are no longer in step; stopping",
+                         (long long)step, n_bad > 1 ? "s" : "", list, h0);
+}
+
 int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *opts,
                   dpt_train_result *res, dpt_error *err)
 {
@@ -661,6 +724,11 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
                               dpt_signals_name(any), epoch + 1, (long long)step, ckpt);
                 res->steps = step;
                 res->time_s = dpt_now() - run_start;
+                goto done;
+            }
+            if (cfg->run.check_every > 0 && step % cfg->run.check_every == 0 &&
+                (rc = check_consistency(&t, step, err)) != DPT_OK) {
+                if (tty) printf("\r\033[K");
                 goto done;
             }
             ep_loss += t.last_loss;
