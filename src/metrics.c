@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <unistd.h>
 
 static void num(FILE *f, const char *key, double v, int last)
@@ -10,6 +11,16 @@ static void num(FILE *f, const char *key, double v, int last)
         fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
     else
         fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+}
+
+double dpt_metrics_rss_mb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages_total = 0, pages_resident = 0;
+    int ok = f && fscanf(f, "%ld %ld", &pages_total, &pages_resident) == 2;
+    if (f)
+        fclose(f);
+    return ok ? (double)pages_resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0 : NAN;
 }
 
 int dpt_metrics_append(FILE *f, const dpt_epoch_metrics *m)
@@ -29,6 +40,7 @@ int dpt_metrics_append(FILE *f, const dpt_epoch_metrics *m)
     num(f, "compute_s", m->compute_s, 0);
     num(f, "comm_s", m->comm_s, 0);
     num(f, "data_s", m->data_s, 0);
+    num(f, "rss_mb", m->rss_mb, 0);
     fprintf(f, "\"ranks\": %d}\n", m->ranks);
     if (fflush(f) != 0)
         return -1;

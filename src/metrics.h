@@ -17,7 +17,11 @@ typedef struct {
     double time_s;                       /* wall time of the epoch's training steps */
     double compute_s, comm_s, data_s;    /* parts of time_s (rank 0's clock) */
     int ranks;
+    double rss_mb;                       /* rank 0's resident memory at the end of the epoch */
 } dpt_epoch_metrics;
+
+/* This process's resident set size in MiB (from /proc/self/statm), NAN where unknown. */
+double dpt_metrics_rss_mb(void);
 
 /* Appends one JSON line and flushes it to the file system. Non-finite values become null. */
 int dpt_metrics_append(FILE *f, const dpt_epoch_metrics *m);

@@ -767,6 +767,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         em.comm_s = t.t_comm;
         em.data_s = t.t_data;
         em.ranks = comm->size;
+        em.rss_mb = dpt_metrics_rss_mb();
 
         if (root) {
             if (!header_printed && !opts->quiet) {
