@@ -339,6 +339,30 @@ static double time_calls(bench *b, bench_allreduce_fn fn, float *buf, size_t cou
     return (dpt_now() - t0) * 1e6 / b->o->iters;
 }
 
+/* --baseline: dptrain's path (buf) and plain MPI_Allreduce (b->host) in alternation, each call
+ * timed on its own and the two orders taking turns (A B, B A, ...), so that the other jobs of a
+ * shared machine slow both alike and their ratio stays meaningful; blocks of 20 calls each were
+ * seen to differ by 3x under such load. Means per call in us, on this rank, in t[0] and t[1]. */
+static void time_calls_paired(bench *b, float *buf, size_t count, double t[2])
+{
+    bench_allreduce_fn fn[2] = {b->path, allreduce_plain_mpi};
+    float *bufs[2] = {buf, b->host};
+    for (int i = 0; i < b->o->warmup; i++)
+        for (int k = 0; k < 2; k++)
+            fn[k](b, bufs[k], count);
+    DPT_MPI_CHECK(MPI_Barrier(b->comm));
+    double sum[2] = {0, 0};
+    for (int i = 0; i < b->o->iters; i++)
+        for (int j = 0; j < 2; j++) {
+            int k = (i + j) % 2;
+            double t0 = dpt_now();
+            fn[k](b, bufs[k], count);
+            sum[k] += dpt_now() - t0;
+        }
+    for (int k = 0; k < 2; k++)
+        t[k] = sum[k] * 1e6 / b->o->iters;
+}
+
 /* Fills buf (host or device) with this rank's pattern. */
 static void fill(bench *b, float *buf, size_t count, int rank)
 {
@@ -495,16 +519,10 @@ static long long run_table(bench *b, const bench_group *g)
         long long wrong = 0, wrong_all = 0;
         DPT_MPI_CHECK(MPI_Barrier(b->c->world));
         if (member) {
-            if (!o->baseline) {
+            if (o->baseline)
+                time_calls_paired(b, buf, count, t);
+            else
                 t[0] = time_calls(b, b->path, buf, count);
-            } else {
-                /* in the order A B B A, so that a drift in the machine's load (other jobs)
-                 * weighs on dptrain's path and the baseline alike */
-                t[0] = time_calls(b, b->path, buf, count);
-                t[1] = time_calls(b, allreduce_plain_mpi, b->host, count);
-                t[1] = (t[1] + time_calls(b, allreduce_plain_mpi, b->host, count)) / 2;
-                t[0] = (t[0] + time_calls(b, b->path, buf, count)) / 2;
-            }
             wrong = check_call(b, b->path, buf, count);
         }
         DPT_MPI_CHECK(MPI_Reduce(t, t_max, 2, MPI_DOUBLE, MPI_MAX, 0, b->c->world));
@@ -572,11 +590,11 @@ static void print_header(bench *b)
                ? "ncclAllReduce in place on device buffers (dpt_nccl_allreduce_sum, as training)"
                : "MPI_Allreduce in place on host buffers (dpt_comm_allreduce_sum, as training)");
     if (o->baseline)
-        printf("# baseline: plain MPI_Allreduce in place on host buffers, timed beside dptrain's "
-               "path at each size (blocks in the order dptrain, MPI, MPI, dptrain);\n# ratio = "
-               "dptrain busbw / MPI busbw\n");
-    printf("# time: the slowest rank's mean over %d calls timed together after a barrier and %d "
-           "untimed calls\n", o->iters, o->warmup);
+        printf("# baseline: plain MPI_Allreduce in place on host buffers, in alternation with "
+               "dptrain's path call by call,\n# each call timed on its own; ratio = dptrain busbw "
+               "/ MPI busbw\n");
+    printf("# time: the slowest rank's mean over %d calls timed %s after a barrier and %d "
+           "untimed calls\n", o->iters, o->baseline ? "one by one" : "together", o->warmup);
     printf("# algbw = size / time; busbw = algbw * 2(R-1)/R (nccl-tests doc/PERFORMANCE.md)\n");
     printf("# #wrong: elements not equal to the exact sum after one more call on freshly filled "
            "buffers, over all ranks\n");
