@@ -437,7 +437,8 @@ static void print_table(const dpt_bench_allreduce_opts *o, const bench_group *g,
         printf("  %10s  %9s  %6s", "(us)", "(GB/s)", "");
     printf("\n");
     long long wrong = 0;
-    double bus_sum = 0, base_sum = 0, worst_ratio = INFINITY, worst_ratio_big = INFINITY, err_max = 0, err_sum = 0;
+    double bus_sum = 0, base_sum = 0, err_max = 0, err_sum = 0;
+    double worst_ratio = INFINITY, worst_ratio_big = INFINITY; /* all sizes, sizes >= 1 MB */
     int n_big = 0;
     for (int i = 0; i < n_rows; i++) {
         const bench_row *r = &rows[i];

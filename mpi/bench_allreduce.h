@@ -27,7 +27,7 @@ typedef struct {
     size_t min_bytes, max_bytes; /* -b, -e: message sizes in bytes, rounded down to whole floats */
     size_t factor;               /* -f: each size is the previous one times this (>= 2) */
     int iters, warmup;           /* -n timed iterations per size, -w untimed ones before them */
-    dpt_bench_device device;     /* --device: host buffers through MPI, device buffers through NCCL */
+    dpt_bench_device device;     /* --device: host buffers (MPI) or device buffers (NCCL) */
     int baseline;                /* --baseline: also time plain MPI_Allreduce on host buffers */
     dpt_allreduce_algorithm algorithm;
 } dpt_bench_allreduce_opts;
