@@ -92,12 +92,16 @@ void dpt_comm_finalize(dpt_comm *c)
 
 void dpt_comm_allreduce_sum(dpt_comm *c, float *buf, size_t n)
 {
-    if (c->size == 1)
-        return;
+    if (c->size > 1)
+        dpt_comm_allreduce_sum_on(c->world, buf, n);
+}
+
+void dpt_comm_allreduce_sum_on(MPI_Comm comm, float *buf, size_t n)
+{
     /* MPI counts are int: reduce in chunks for buffers past 2^31 elements */
     while (n > 0) {
         int chunk = n > (size_t)INT_MAX ? INT_MAX : (int)n;
-        DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, chunk, MPI_FLOAT, MPI_SUM, c->world));
+        DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, chunk, MPI_FLOAT, MPI_SUM, comm));
         buf += chunk;
         n -= (size_t)chunk;
     }

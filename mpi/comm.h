@@ -39,6 +39,9 @@ void dpt_comm_free(dpt_comm *sub);
 
 /* Sums n floats in place across all ranks. */
 void dpt_comm_allreduce_sum(dpt_comm *c, float *buf, size_t n);
+/* The same sum across the ranks of any communicator (c->world, c->local, c->leaders): the one
+ * MPI_Allreduce path that the trainer and `dptrain bench allreduce` share. */
+void dpt_comm_allreduce_sum_on(MPI_Comm comm, float *buf, size_t n);
 void dpt_comm_allreduce_sum_double(dpt_comm *c, double *buf, int n);
 void dpt_comm_bcast(dpt_comm *c, void *buf, size_t bytes, int root);
 /* Every rank passes its status; every rank gets the largest (0 only if all are 0). */

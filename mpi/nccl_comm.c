@@ -20,16 +20,21 @@ static double monotonic_s(void)
 
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
 {
+    dpt_nccl_init_on(n, c->world, c->local_rank);
+}
+
+void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
+{
     memset(n, 0, sizeof *n);
-    n->rank = c->rank;
-    n->size = c->size;
-    n->local_rank = c->local_rank;
+    DPT_MPI_CHECK(MPI_Comm_rank(comm, &n->rank));
+    DPT_MPI_CHECK(MPI_Comm_size(comm, &n->size));
+    n->local_rank = local_rank;
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
-    if (c->rank == 0)
+    if (n->rank == 0)
         DPT_NCCL_CHECK(ncclGetUniqueId(&id));
-    DPT_MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, c->world));
-    DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, c->size, id, c->rank));
+    DPT_MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm));
+    DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, n->size, id, n->rank));
     DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
     DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));
     DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));

@@ -21,13 +21,17 @@ typedef struct {
     cudaStream_t stream; /* communication stream: NCCL work runs here, beside the compute */
     cudaEvent_t ready;   /* recorded on the compute stream when the gradients are complete */
     cudaEvent_t done;    /* recorded behind each allreduce, polled for completion */
-    int rank, size;    /* in c->world, the same numbering NCCL uses */
+    int rank, size;    /* in the MPI communicator it was made from, the same numbering NCCL uses */
     int local_rank;    /* for messages */
 } dpt_nccl;
 
 /* Collective over c->world. The caller has already selected this rank's device
  * (cudaSetDevice, done by dpt_cuda_backend_init); each rank must own a different GPU. */
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c);
+
+/* The same over any MPI communicator (c->local, c->leaders: `dptrain bench allreduce`), collective
+ * over its ranks; local_rank is for messages. NCCL numbers the ranks as comm does. */
+void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank);
 
 /* Sums count floats of dev_buf in place across all ranks on the communication stream, ordered
  * after the work queued so far on `stream` (the compute stream) by an event, and returns when the
