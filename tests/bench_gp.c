@@ -3,7 +3,9 @@
  * prints the median and quartiles of the simple regret (best found minus the known minimum) at
  * 10, 20, 30, 50 and 100 evaluations and the median time of a proposal at 50 observations.
  *   bench_gp [SEEDS=10] [BUDGET=50] [hyper=map|slice] [restarts=R] [burn=B] [samples=S]
- *            [cand=C] [local=L] [warp=0|1|2 (none, log, auto)] [obj=branin|hartmann6|both]
+ *            [cand=C] [local=L] [warp=0|1|2 (none, log, auto)]
+ *            [init=N (design points before the first proposal)]
+ *            [obj=branin|hartmann6|both]
  * Run it with OPENBLAS_NUM_THREADS=1 for the one-core timing. */
 #include <stdint.h>
 #include <stdio.h>
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "cand")) o.candidates = atoi(v);
         else if (!strcmp(k, "local")) o.local_starts = atoi(v);
         else if (!strcmp(k, "warp")) o.warp = (dpt_bo_warp)atoi(v);
+        else if (!strcmp(k, "init")) o.n_initial = atoi(v);
         else if (!strcmp(k, "obj")) obj = v;
         else {
             fprintf(stderr, "bench_gp: unknown key %s\n", k);
@@ -127,8 +130,9 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("# bench_gp: hyper %s restarts %d burn_in %d samples %d candidates %d local %d "
-           "warp %d\n", o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map", o.restarts,
-           o.burn_in, o.samples, o.candidates, o.local_starts, (int)o.warp);
+           "warp %d n_initial %d\n", o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map",
+           o.restarts, o.burn_in, o.samples, o.candidates, o.local_starts, (int)o.warp,
+           o.n_initial);
     if (strcmp(obj, "hartmann6")) run(DPT_OBJECTIVE_BRANIN, &o, seeds, budget);
     if (strcmp(obj, "branin")) run(DPT_OBJECTIVE_HARTMANN6, &o, seeds, budget);
     return 0;
