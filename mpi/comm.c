@@ -40,6 +40,8 @@ void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
         strcpy(c->host, "unknown");
     build_topology(c);
     c->world_rank = c->rank;
+    c->device = c->local_rank;
+    c->node_ranks = c->local_size;
     snprintf(g_tag, sizeof g_tag, "[rank %d %s]", c->rank, c->host);
 }
 
@@ -50,6 +52,8 @@ void dpt_comm_split(dpt_comm *c, int color, dpt_comm *sub)
     DPT_MPI_CHECK(MPI_Comm_split(c->world, color, c->rank, &sub->world));
     build_topology(sub);
     sub->world_rank = c->world_rank;
+    sub->device = c->device;
+    sub->node_ranks = c->node_ranks;
 }
 
 void dpt_comm_free(dpt_comm *sub)

@@ -19,6 +19,9 @@ extern "C" {
 typedef struct {
     int rank, size;             /* in the world (of this communicator: a group after a split) */
     int world_rank;             /* in MPI_COMM_WORLD, for messages and logs */
+    int device;                 /* this rank's GPU: its local rank among ALL the job's ranks on
+                                 * the node (a split keeps it, so groups never share a GPU) */
+    int node_ranks;             /* the job's ranks on this node (GPUs it needs) */
     int local_rank, local_size; /* within this node (MPI_COMM_TYPE_SHARED) */
     int node, n_nodes;          /* node index (by the lowest world rank on it), node count */
     char host[256];

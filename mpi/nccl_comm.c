@@ -20,7 +20,7 @@ static double monotonic_s(void)
 
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
 {
-    dpt_nccl_init_on(n, c->world, c->local_rank);
+    dpt_nccl_init_on(n, c->world, c->device);
 }
 
 void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
@@ -34,6 +34,11 @@ void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
     if (n->rank == 0)
         DPT_NCCL_CHECK(ncclGetUniqueId(&id));
     DPT_MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm));
+#ifdef DPT_CUDA_EMU
+    /* the emulation carries NCCL over MPI and must be told which ranks meet (real NCCL's
+     * ranks find each other through the unique id) */
+    dptEmuNcclSetMpiComm(comm);
+#endif
     DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, n->size, id, n->rank));
     DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
     DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));

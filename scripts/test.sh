@@ -4,7 +4,8 @@
 #                   must build with no warnings; with no GPU the suite runs on the CPU backend)
 #   2. build-emu/   the CUDA backend's sources compiled as host C++ against the emulation of
 #                   CUDA, cuBLAS and NCCL in tests/cuda_emu: the suite runs on the CUDA code path
-#   3. build-asan/  build 2 with AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. build-asan/  build 2 with AddressSanitizer + UndefinedBehaviorSanitizer, its integration
+#                   tests run twice: on the emulated CUDA backend and on the CPU backend
 # Exits non-zero on any failure. Usage: scripts/test.sh [--quick]   (--quick: build 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,4 +40,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # (not ours to fix) would drown them, so the integration tests check memory errors only.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -L unit)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure --timeout 900 -LE "unit|slow|emu")
+echo "== tests 3, CPU backend: the integration tests again with no emulated GPU visible"
+(cd build-asan && DPT_EMU_DEVICES=0 ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure \
+   --timeout 900 -L integration -LE "slow|emu|netns" -E "staged|bench_allreduce|job_scripts")
 echo "== all tests passed"

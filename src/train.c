@@ -40,7 +40,7 @@ int dpt_train_threads(const dpt_config *cfg, const dpt_comm *comm)
         online = 1;
     if (avail > 0 && avail < online) /* the launcher bound this rank: use what it was given */
         return avail;
-    int t = (int)(online / (comm->local_size > 0 ? comm->local_size : 1));
+    int t = (int)(online / (comm->node_ranks > 0 ? comm->node_ranks : 1)); /* all groups */
     return t > 0 ? t : 1;
 }
 
@@ -63,16 +63,16 @@ static int start_backend(dpt_trainer *t, dpt_error *err)
     if (cfg->run.device == DPT_DEVICE_AUTO && ndev == 0)
         t->device_note = "auto: no GPU visible";
     if (want_cuda) {
-        if (t->comm->local_rank >= ndev)
+        if (t->comm->device >= ndev)
             return dpt_error_set(err, DPT_ERUNTIME,
                                  "%d ranks on %s but %d GPU%s visible: dptrain runs one rank per "
                                  "GPU (NCCL refuses two ranks on one GPU: \"Duplicate GPU "
                                  "detected\"); start at most %d ranks per host",
-                                 t->comm->local_size, t->comm->host, ndev, ndev == 1 ? "" : "s",
+                                 t->comm->node_ranks, t->comm->host, ndev, ndev == 1 ? "" : "s",
                                  ndev);
         /* NCCL starts in dpt_trainer_init, once every rank's device is known to be good:
          * its set-up is collective, and a rank that failed here would leave the others in it */
-        return dpt_cuda_backend_init(&t->be, t->comm->local_rank,
+        return dpt_cuda_backend_init(&t->be, t->comm->device,
                                      cfg->train.precision == DPT_PREC_TF32, err);
     }
 #else

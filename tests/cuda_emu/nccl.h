@@ -89,4 +89,17 @@ const char *ncclGetLastError(ncclComm_t comm);
 }
 #endif
 
+/* Emulation only (no NCCL function): the MPI communicator the next ncclCommInitRank on this
+ * rank spans, instead of MPI_COMM_WORLD; real NCCL needs none, its ranks meet through the unique
+ * id. The argument is an MPI_Comm, passed as a pointer-sized handle so this header needs no
+ * mpi.h (Open MPI's MPI_Comm is a pointer). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void dptEmuNcclSetMpiCommHandle(void *comm);
+#ifdef __cplusplus
+}
+#endif
+#define dptEmuNcclSetMpiComm(comm) dptEmuNcclSetMpiCommHandle((void *)(comm))
+
 #endif

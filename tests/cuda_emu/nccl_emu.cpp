@@ -1,4 +1,5 @@
-/* The NCCL emulation over MPI. A communicator is a dup of MPI_COMM_WORLD; ncclCommInitRank
+/* The NCCL emulation over MPI. A communicator is a dup of MPI_COMM_WORLD (or of the communicator
+ * dptEmuNcclSetMpiComm named, for groups of ranks); ncclCommInitRank
  * gathers every rank's view (rank, size, unique id, host, device) so that all ranks fail
  * together, with NCCL's result codes, instead of one failing and the others hanging. Detail of
  * a failure goes to ncclGetLastError, and to stderr as "NCCL WARN" when NCCL_DEBUG is set.
@@ -46,6 +47,7 @@ namespace {
 std::mutex g_lock;
 std::set<const void *> g_comms;
 char g_init_error[512]; /* the last failed ncclCommInitRank's detail */
+MPI_Comm g_next_comm = MPI_COMM_NULL; /* dptEmuNcclSetMpiComm: the next init's ranks */
 
 bool comm_valid(ncclComm_t c)
 {
@@ -136,6 +138,8 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *unique_id)
     return ncclSuccess;
 }
 
+extern "C" void dptEmuNcclSetMpiCommHandle(void *comm) { g_next_comm = (MPI_Comm)comm; }
+
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id, int rank)
 {
     char *err = g_init_error;
@@ -160,7 +164,9 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
 
     /* collective from here on: every rank takes part whatever its own arguments */
     MPI_Comm world = MPI_COMM_NULL, local = MPI_COMM_NULL;
-    if (MPI_Comm_dup(MPI_COMM_WORLD, &world) != MPI_SUCCESS) {
+    MPI_Comm over = g_next_comm != MPI_COMM_NULL ? g_next_comm : MPI_COMM_WORLD;
+    g_next_comm = MPI_COMM_NULL;
+    if (MPI_Comm_dup(over, &world) != MPI_SUCCESS) {
         warn(err, n, "ncclCommInitRank: MPI_Comm_dup failed");
         return ncclSystemError;
     }
@@ -201,7 +207,8 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
     if (nranks != wsize || rank != wrank) {
         warn(err, n,
              "ncclCommInitRank: rank %d of nranks %d given, but this is MPI rank %d of %d (the "
-             "emulation supports communicators over all of MPI_COMM_WORLD only)",
+             "emulation spans the MPI communicator given by dptEmuNcclSetMpiComm, or "
+             "MPI_COMM_WORLD)",
              rank, nranks, wrank, wsize);
         res = ncclInvalidArgument;
     } else if (memcmp(me.id, all[0].id, sizeof me.id) != 0) {
