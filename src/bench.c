@@ -113,77 +113,143 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void print_row(int ranks, int batch, const bench_row *r, double eff)
+static void print_row(int ranks, int nodes, int batch, const bench_row *r, double eff)
 {
-    printf("%7d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %9.3f %10.1f%%\n", ranks, batch,
+    printf("%7d %6d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %9.3f %10.1f%%\n", ranks, nodes, batch,
            r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
            1e3 * r->comm_s, 1e3 * r->data_s, 100.0 * eff);
 }
 
-int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_path, int steps,
-                    int warmup, dpt_error *err)
+/* Times the step on the first n ranks of comm (the others wait), with the global batch given.
+ * On rank 0: the row and the node count of those n ranks. Collective over comm. */
+static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch, int steps,
+                         int warmup, int threads, bench_row *row, int *nodes, dpt_error *err)
+{
+    dpt_comm sub;
+    int in = comm->rank < n;
+    dpt_comm_split(comm, in ? 0 : 1, &sub);
+    int rc = DPT_OK, t = threads;
+    dpt_error mine = {0};
+    if (in) {
+        dpt_config c = *cfg;
+        c.train.batch_size = batch;
+        c.run.threads = threads;
+        rc = time_steps(&c, &sub, steps, warmup, row, &t, &mine);
+        *nodes = sub.n_nodes;
+    }
+    dpt_comm_free(&sub);
+    rc = dpt_comm_agree(comm, rc);
+    if (rc != DPT_OK) {
+        if (comm->rank == 0 && mine.code != DPT_OK)
+            *err = mine;
+        else
+            dpt_error_echo(err, rc);
+    }
+    return rc;
+}
+
+int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train_opts *o,
+                    dpt_error *err)
 {
     int R = comm->size, root = comm->rank == 0;
     int B = cfg->train.batch_size;
-    bench_row all = {0}, one = {0};
-    int threads = 1;
-    int rc = time_steps(cfg, comm, steps, warmup, &all, &threads, err);
-    if (rc != DPT_OK)
-        return rc;
-
+    int per_rank = B / R;
+    if (per_rank < 1)
+        return dpt_error_set(err, DPT_EUSAGE, "train.batch_size %d is smaller than the %d ranks", B,
+                             R);
+    /* the rank counts: all ranks and one (the default), or 1, 2, 4, ... and all (--scaling) */
+    int counts[40], n_counts = 0;
+    if (o->scaling == DPT_BENCH_SCALING_NONE) {
+        counts[n_counts++] = R;
+        if (R > 1)
+            counts[n_counts++] = 1;
+    } else {
+        for (int n = 1; n < R && n_counts < 38; n *= 2)
+            counts[n_counts++] = n;
+        counts[n_counts++] = R;
+    }
+    bench_row rows[40];
+    int nodes[40], threads = 0;
+    memset(rows, 0, sizeof rows);
+    /* every count with the BLAS threads all ranks get (cores per node / ranks per node), so that
+     * one rank does not run on all the cores the full job shares */
+    threads = dpt_train_threads(cfg, comm);
+    for (int i = 0; i < n_counts; i++) {
+        int n = counts[i];
+        int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
+        int rc = time_on_first(cfg, comm, n, batch, o->steps, o->warmup, threads, &rows[i],
+                               &nodes[i], err);
+        if (rc != DPT_OK)
+            return rc;
+    }
     char hosts[1024] = "";
     dpt_comm_hosts(comm, hosts, sizeof hosts);
-    /* one rank, same per-rank batch: rank 0 alone on MPI_COMM_SELF while the others wait */
-    int per_rank = B / R;
-    if (root) {
-        dpt_config c1 = *cfg;
-        c1.train.batch_size = per_rank;
-        c1.run.threads = threads;
-        dpt_comm self = *comm;
-        self.world = MPI_COMM_SELF;
-        self.rank = 0;
-        self.size = 1;
-        self.local_rank = 0;
-        self.local_size = 1;
-        self.n_nodes = 1;
-        if (R > 1)
-            rc = time_steps(&c1, &self, steps, warmup, &one, &threads, err);
-        else
-            one = all;
-    }
-    rc = dpt_comm_agree(comm, rc);
-    if (rc != DPT_OK) {
-        if (!root)
-            dpt_error_echo(err, rc);
-        return rc;
-    }
     if (!root)
         return DPT_OK;
 
+    int i_one = 0;
+    for (int i = 0; i < n_counts; i++)
+        if (counts[i] == 1)
+            i_one = i;
+    const bench_row *one = &rows[i_one];
     double flops_per_sample = 0;
-    double cap = gemm_cap(cfg, per_rank, threads, steps, &flops_per_sample);
+    double cap = gemm_cap(cfg, per_rank, threads, o->steps, &flops_per_sample);
     char widths[256] = "";
     for (int l = 0; l <= cfg->model.n_layers && strlen(widths) < 200; l++)
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", l ? "-" : "",
                  cfg->model.widths[l]);
-    printf("# dptrain bench train %s\n", config_path);
-    printf("# model %s, %s, global batch %d (%d per rank), %d step%s after %d warmup\n", widths,
-           dpt_optimizer_name(cfg->train.optimizer), B, per_rank, steps, steps == 1 ? "" : "s",
-           warmup);
-    printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s)\n", R, hosts, threads,
-           threads > 1 ? "s" : "", DPT_BLAS_NAME);
-    printf("# times per step on rank 0: wait = for the slowest rank to finish backward (a timed "
-           "barrier), comm = the gradient allreduce itself;\n# efficiency = samples/s / (ranks x "
-           "one-rank samples/s)\n");
-    printf("%7s %8s %11s %9s %10s %9s %9s %9s %11s\n", "ranks", "batch", "samples/s", "step_ms",
-           "compute_ms", "wait_ms", "comm_ms", "data_ms", "efficiency");
-    print_row(1, per_rank, &one, 1.0);
-    if (R > 1)
-        print_row(R, B, &all, all.samples_per_s / (R * one.samples_per_s));
+    const char *mode = o->scaling == DPT_BENCH_SCALING_STRONG ? "strong" : "weak";
+    printf("# dptrain bench train %s%s%s\n", o->config_path,
+           o->scaling == DPT_BENCH_SCALING_NONE ? "" : " --scaling ", o->scaling == DPT_BENCH_SCALING_NONE ? "" : mode);
+    if (o->scaling == DPT_BENCH_SCALING_STRONG)
+        printf("# model %s, %s, strong scaling: global batch %d at every rank count, %d step%s "
+               "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), B, o->steps,
+               o->steps == 1 ? "" : "s", o->warmup);
+    else
+        printf("# model %s, %s, weak scaling: %d rows per rank at every rank count, %d step%s "
+               "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), per_rank,
+               o->steps, o->steps == 1 ? "" : "s", o->warmup);
+    printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s); the first N ranks run "
+           "each row, the others wait\n", R, hosts, threads, threads > 1 ? "s" : "", DPT_BLAS_NAME);
+    printf("# times per step on rank 0: compute = forward, backward and update; wait = for the "
+           "slowest rank to finish backward (a timed barrier); comm = the gradient allreduce "
+           "itself; data = batch gathering\n# efficiency = samples/s / (ranks x one-rank "
+           "samples/s)\n");
+    printf("%7s %6s %8s %11s %9s %10s %9s %9s %9s %11s\n", "ranks", "nodes", "batch", "samples/s",
+           "step_ms", "compute_ms", "wait_ms", "comm_ms", "data_ms", "efficiency");
+    /* ascending rank counts */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n_counts; i++) {
+            if ((pass == 0) != (i == i_one))
+                continue;
+            int n = counts[i];
+            int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
+            print_row(n, nodes[i], batch, &rows[i], rows[i].samples_per_s / (n * one->samples_per_s));
+        }
     printf("# GEMM-only cap, one rank: %.1f samples/s (%.2f MFLOP/sample, %.1f GFLOP/s); "
            "one rank reaches %.1f%% of it\n",
            cap, flops_per_sample / 1e6, cap * flops_per_sample / 1e9,
-           100.0 * one.samples_per_s / cap);
+           100.0 * one->samples_per_s / cap);
     fflush(stdout);
+
+    if (o->csv) {
+        FILE *f = fopen(o->csv, "a");
+        if (!f)
+            return dpt_error_set(err, DPT_ERUNTIME, "cannot append to '%s'", o->csv);
+        if (ftell(f) == 0)
+            fprintf(f, "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,"
+                       "wait_ms,comm_ms,data_ms,efficiency\n");
+        for (int i = 0; i < n_counts; i++) {
+            int n = counts[i];
+            int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
+            const bench_row *r = &rows[i];
+            fprintf(f, "%s,%s,%s,%d,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+                    o->label ? o->label : "", mode, o->config_path, n, nodes[i], batch,
+                    r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
+                    1e3 * r->comm_s, 1e3 * r->data_s, r->samples_per_s / (n * one->samples_per_s));
+        }
+        if (fclose(f) != 0)
+            return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'", o->csv);
+    }
     return DPT_OK;
 }

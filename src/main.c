@@ -25,6 +25,7 @@ static const char usage_text[] =
     "  dptrain train  CONFIG.yaml [--set KEY=VALUE]... [--device auto|cpu|cuda] [--out DIR] [--resume]\n"
     "  dptrain search CONFIG.yaml [--set KEY=VALUE]... [--device auto|cpu|cuda] [--out DIR] [--resume]\n"
     "  dptrain bench train CONFIG.yaml [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
+    "                      [--scaling weak|strong] [--csv FILE] [--label TEXT]\n"
     "  dptrain bench allreduce [-b MINBYTES] [-e MAXBYTES] [-f FACTOR] [-n ITERS] [-w WARMUP]\n"
     "                          [--device cpu|cuda] [--baseline]\n"
     "  dptrain version\n"
@@ -48,6 +49,8 @@ typedef struct {
     const char *device;
     int resume;
     int steps, warmup;
+    dpt_bench_scaling scaling;  /* bench train --scaling */
+    const char *csv, *label;
 } cli;
 
 /* Returns 0, or 2 with msg filled. */
@@ -81,7 +84,8 @@ static int parse_cli(int argc, char **argv, cli *c, char *msg, size_t n)
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--device") == 0 ||
-            strcmp(a, "--steps") == 0 || strcmp(a, "--warmup") == 0) {
+            strcmp(a, "--steps") == 0 || strcmp(a, "--warmup") == 0 ||
+            strcmp(a, "--scaling") == 0 || strcmp(a, "--csv") == 0 || strcmp(a, "--label") == 0) {
             if (!val) {
                 snprintf(msg, n, "%s needs a value", a);
                 return 2;
@@ -93,6 +97,29 @@ static int parse_cli(int argc, char **argv, cli *c, char *msg, size_t n)
                     return 2;
                 }
                 c->sets[c->n_sets++] = val;
+            } else if (strcmp(a, "--scaling") == 0 || strcmp(a, "--csv") == 0 ||
+                       strcmp(a, "--label") == 0) {
+                if (strcmp(c->cmd, "bench") != 0) {
+                    snprintf(msg, n, "%s is an option of 'bench train'", a);
+                    return 2;
+                }
+                if (strcmp(a, "--csv") == 0) {
+                    c->csv = val;
+                } else if (strcmp(a, "--label") == 0) {
+                    if (strchr(val, ',') || strchr(val, '\n')) {
+                        snprintf(msg, n, "--label must not contain commas or newlines (it is a CSV "
+                                         "field): '%s'", val);
+                        return 2;
+                    }
+                    c->label = val;
+                } else if (strcmp(val, "weak") == 0) {
+                    c->scaling = DPT_BENCH_SCALING_WEAK;
+                } else if (strcmp(val, "strong") == 0) {
+                    c->scaling = DPT_BENCH_SCALING_STRONG;
+                } else {
+                    snprintf(msg, n, "--scaling must be weak or strong (got '%s')", val);
+                    return 2;
+                }
             } else if (strcmp(a, "--out") == 0) {
                 c->out = val;
             } else if (strcmp(a, "--device") == 0) {
@@ -250,7 +277,10 @@ int main(int argc, char **argv)
             dpt_search_opts opts = {.config_path = c.config, .resume = c.resume};
             rc = dpt_search_run(&cfg, &comm, &opts, &err);
         } else {
-            rc = dpt_bench_train(&cfg, &comm, c.config, c.steps, c.warmup, &err);
+            dpt_bench_train_opts bo = {.config_path = c.config, .steps = c.steps,
+                                       .warmup = c.warmup, .scaling = c.scaling, .csv = c.csv,
+                                       .label = c.label};
+            rc = dpt_bench_train(&cfg, &comm, &bo, &err);
         }
     }
     /* every rank has the same rc; rank 0 speaks for errors every rank shares, the others only

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# dptrain bench train: the default (all ranks and one) and --scaling weak|strong over 1, 2, ...
+# ranks with the CSV rows it appends, and its flag errors.
+# Usage: bench_train.sh DPTRAIN CKPT_DIFF
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+csv=$TMP/scaling.csv
+
+# Prints the table rows (lines starting with a rank count) of a bench output file.
+rows() { grep -E '^ +[0-9]+ +[0-9]+ +[0-9]+ ' "$1" || true; }
+
+"${MPIRUN[@]}" -np 2 "$DPTRAIN" bench train "$CONFIG" --steps 5 --warmup 1 >"$TMP/plain.out" 2>&1 ||
+    fail "bench train failed: $(tail -3 "$TMP/plain.out")"
+[ "$(rows "$TMP/plain.out" | awk '{print $1}' | tr '\n' ' ')" = "1 2 " ] ||
+    fail "bench train: expected rows for 1 and 2 ranks: $(rows "$TMP/plain.out")"
+
+"${MPIRUN[@]}" -np 3 "$DPTRAIN" bench train "$CONFIG" --steps 5 --warmup 1 --scaling weak \
+    --csv "$csv" --label "one box" >"$TMP/weak.out" 2>&1 || fail "--scaling weak failed: $(tail -3 "$TMP/weak.out")"
+# weak: 60 / 3 = 20 rows per rank at every count
+[ "$(rows "$TMP/weak.out" | awk '{print $1 ":" $3}' | tr '\n' ' ')" = "1:20 2:40 3:60 " ] ||
+    fail "--scaling weak: expected ranks 1, 2, 3 with batches 20, 40, 60: $(rows "$TMP/weak.out")"
+rows "$TMP/weak.out" | head -1 | grep -q ' 100.0%$' || fail "--scaling weak: one rank is not 100% efficient"
+
+"${MPIRUN[@]}" -np 3 "$DPTRAIN" bench train "$CONFIG" --steps 5 --warmup 1 --scaling strong \
+    --csv "$csv" --label "one box" >"$TMP/strong.out" 2>&1 || fail "--scaling strong failed"
+[ "$(rows "$TMP/strong.out" | awk '{print $1 ":" $3}' | tr '\n' ' ')" = "1:60 2:60 3:60 " ] ||
+    fail "--scaling strong: expected the global batch 60 at every count: $(rows "$TMP/strong.out")"
+
+# the CSV: one header, then one row per rank count and run
+[ "$(head -1 "$csv")" = "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,wait_ms,comm_ms,data_ms,efficiency" ] ||
+    fail "CSV header: $(head -1 "$csv")"
+[ "$(grep -c '^one box,weak,' "$csv")" = 3 ] && [ "$(grep -c '^one box,strong,' "$csv")" = 3 ] ||
+    fail "CSV: expected 3 weak and 3 strong rows: $(cat "$csv")"
+awk -F, 'NR > 1 && !($7 > 0 && $13 > 0) { bad = 1 } END { exit bad }' "$csv" ||
+    fail "CSV: a row without positive samples/s and efficiency"
+
+set +e
+"$DPTRAIN" bench train "$CONFIG" --scaling linear >/dev/null 2>"$TMP/bad.err"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "scaling must be weak or strong (got 'linear')" "$TMP/bad.err" ||
+    fail "bad --scaling: exit $rc, $(head -1 "$TMP/bad.err")"
+finish
