@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Intra- versus inter-machine scaling on an emulated cluster (scripts/emulate_cluster.sh; needs
+# root): runs `dptrain bench allreduce` and `dptrain bench train --scaling weak` on
+#   1 machine x 1 rank, 1 machine x 2 ranks, 2 machines x 1 rank, 2 machines x 2 ranks,
+# the 2-machine layouts with unshaped links and with 1 Gbit/s links, writes
+#   OUT/allreduce.csv  label,machines,ranks_per_machine,rate,table,size,time_us,busbw_gbs,model_us
+#   OUT/train.csv      bench train's rows (label = layout and rate)
+# and the raw outputs, then draws OUT/busbw.png and OUT/efficiency.png (scripts/plot_scaling.py).
+# Usage: scripts/scaling_report.sh [OUT=runs/scaling] [CONFIG=configs/mlp_large.yaml]
+# Numbers from one 2-core box are what they are: every "machine" shares the same two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/scaling}
+config=${2:-configs/mlp_large.yaml}
+steps=${STEPS:-30}
+max=${MAX_BYTES:-64M}
+[ "$(id -u)" = 0 ] || { echo "scaling_report: needs root (network namespaces)" >&2; exit 2; }
+scripts/build.sh build >/dev/null
+mkdir -p "$out"
+dptrain=$(realpath build/dptrain)
+config=$(realpath "$config")
+echo "label,machines,ranks_per_machine,rate,table,size,time_us,busbw_gbs,model_us" >"$out/allreduce.csv"
+rm -f "$out/train.csv"
+
+# run MACHINES RANKS_PER_MACHINE RATE: one layout, both benchmarks
+run() {
+    local m=$1 s=$2 rate=$3 np=$(( $1 * $2 ))
+    local label="${m}x${s} ${rate}"
+    local tag="${m}x${s}_${rate}"
+    local rate_args=()
+    [ "$rate" != unshaped ] && rate_args=(--rate "$rate")
+    echo "== $label"
+    DPTEMU_PREFIX=dptscale scripts/emulate_cluster.sh run -n "$m" --slots "$s" "${rate_args[@]}" -- \
+        -np "$np" "$dptrain" bench allreduce -b 64K -e "$max" -f 4 -n 5 -w 2 >"$out/allreduce_$tag.txt"
+    # the tables' rows, tagged with their table (world / intra / inter)
+    awk -v label="$label" -v m="$m" -v s="$s" -v rate="$rate" '
+        /^# == / { table = $3; sub(":", "", table) }
+        /^ +[0-9]+ +[0-9]+ +float/ { printf "%s,%s,%s,%s,%s,%s,%s,%s,%s\n", label, m, s, rate, table, $1, $5, $7, $9 }
+    ' "$out/allreduce_$tag.txt" >>"$out/allreduce.csv"
+    if [ "$np" -gt 1 ]; then
+        DPTEMU_PREFIX=dptscale scripts/emulate_cluster.sh run -n "$m" --slots "$s" "${rate_args[@]}" -- \
+            -np "$np" "$dptrain" bench train "$config" --steps "$steps" --warmup 3 --scaling weak \
+            --csv "$out/train.csv" --label "$label" >"$out/train_$tag.txt"
+    fi
+}
+
+run 1 1 unshaped
+run 1 2 unshaped
+run 2 1 unshaped
+run 2 2 unshaped
+run 2 1 1gbit
+run 2 2 1gbit
+grep -h '^ ' "$out"/train_*.txt >/dev/null 2>&1 || true
+/usr/bin/python3 scripts/plot_scaling.py "$out"
+echo "== written: $out/allreduce.csv $out/train.csv $out/busbw.png $out/efficiency.png"
