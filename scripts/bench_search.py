@@ -102,7 +102,7 @@ def main():
     rows = []
     print(f"# simple regret (best found - known minimum), median [quartiles] over {args.seeds} "
           f"seeds; time per proposal at 50 observations (median)")
-    head = f"{'function':<10} {'method':<14}" + "".join(f"{'@' + str(c):>26}" for c in checkpoints)
+    head = f"{'function':<10} {'method':<14}" + "".join(f" {'@' + str(c):>26}" for c in checkpoints)
     print(head + f"{'s/proposal':>12}  {'within 0.01 @' + str(checkpoints[-1]):>16}")
     for function in args.functions.split(","):
         for method in args.methods.split(","):
@@ -124,7 +124,7 @@ def main():
             line = f"{function:<10} {name:<14}"
             for c in checkpoints:
                 lo, med, hi = quartiles(regrets[c])
-                line += f"{f'{med:.2g} [{lo:.2g}, {hi:.2g}]':>26}"
+                line += " " + f"{f'{med:.2g} [{lo:.2g}, {hi:.2g}]':>26}"
             pt = statistics.median(proposal_times) if proposal_times else float("nan")
             within = sum(r < 0.01 for r in regrets[checkpoints[-1]])
             line += f"{pt:>12.4f}  {f'{within}/{args.seeds}':>16}"
