@@ -38,6 +38,7 @@ for t in "${targets[@]}"; do
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="$PWD/tests/fuzz/$t.dict")
   rc=0
+  start=$(date +%s)
   (cd "$work" && "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
      -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" corpus) \
      >"$work/log" 2>&1 || rc=$?
@@ -45,7 +46,7 @@ for t in "${targets[@]}"; do
   runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$work/log" | tail -1)
   took=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$work/log" | tail -1)
   [ -n "$runs" ] || runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
-  [ -n "$took" ] || took=$(sed -n 's/^stat::.*//;s/.*time: \([0-9]*\)s.*/\1/p' "$work/log" | tail -1)
+  [ -n "$took" ] || took=$(($(date +%s) - start))
   runs=${runs:-0}
   took=${took:-0}
   rate=$([ "$took" -gt 0 ] && echo $((runs / took)) || echo "-")
