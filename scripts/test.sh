@@ -5,6 +5,7 @@
 #   2. build-emu/   the CUDA backend's sources compiled as host C++ against the emulation of
 #                   CUDA, cuBLAS and NCCL in tests/cuda_emu: the suite runs on the CUDA code path
 #   3. build-asan/  build 2 with AddressSanitizer + UndefinedBehaviorSanitizer
+#   4. build-fuzz/  the libFuzzer targets (clang), 20 s each: scripts/fuzz.sh 20
 # Exits non-zero on any failure. Usage: scripts/test.sh [--quick]   (--quick: build 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,4 +40,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # (not ours to fix) would drown them, so the integration tests check memory errors only.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -L unit)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure --timeout 900 -LE "unit|slow|emu")
+
+echo "== build 4: libFuzzer targets (clang), 20 s each"
+# every crash found so far already runs in builds 1-3 (ctest fuzz_replay_*); this looks for new ones
+scripts/fuzz.sh 20
 echo "== all tests passed"
