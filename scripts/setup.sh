@@ -5,8 +5,10 @@
 set -euo pipefail
 
 # iproute2: ip and tc for the emulated cluster (scripts/emulate_cluster.sh)
+# clang, libclang-rt-14-dev: libFuzzer and the sanitizers' runtimes for scripts/fuzz.sh
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libyaml-dev libcriterion-dev
-      libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist iproute2)
+      libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist iproute2 clang
+      libclang-rt-14-dev)
 if [ "${1:-}" = "--with-compare" ]; then pkgs+=(python3-torch python3-optuna python3-matplotlib); fi
 
 missing=()

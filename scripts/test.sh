@@ -6,6 +6,7 @@
 #                   CUDA, cuBLAS and NCCL in tests/cuda_emu: the suite runs on the CUDA code path
 #   3. build-asan/  build 2 with AddressSanitizer + UndefinedBehaviorSanitizer, its integration
 #                   tests run twice: on the emulated CUDA backend and on the CPU backend
+#   4. build-fuzz/  the libFuzzer targets (clang), 20 s each: scripts/fuzz.sh 20
 # Exits non-zero on any failure. Usage: scripts/test.sh [--quick]   (--quick: build 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +46,8 @@ echo "== tests 3, CPU backend: the integration tests of training and search agai
 # backend inside whole mpirun jobs, keeping CI well under its 15 minutes)
 (cd build-asan && DPT_EMU_DEVICES=0 ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure \
    --timeout 900 -R "integration_(equivalence|resume|bad_input|outputs|search)$")
+
+echo "== build 4: libFuzzer targets (clang), 20 s each"
+# every crash found so far already runs in builds 1-3 (ctest fuzz_replay_*); this looks for new ones
+scripts/fuzz.sh 20
 echo "== all tests passed"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,14 +153,21 @@ int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, flo
         goto out;
     }
     h->optimizer[7] = '\0';
+    /* Widths below 2^32 keep each layer's count below 2^64, but their sum and the byte sizes
+     * can wrap: a header of 2^62 parameters would then "match" a file of its header alone. */
     uint64_t expect = 0;
+    int wraps = 0;
     for (uint32_t l = 0; l < h->n_layers; l++)
-        expect += (uint64_t)h->widths[l + 1] * h->widths[l] + h->widths[l + 1];
-    if (expect != h->n_params || h->n_state > 2) {
+        wraps |= __builtin_add_overflow(
+            expect, (uint64_t)h->widths[l + 1] * h->widths[l] + h->widths[l + 1], &expect);
+    if (h->n_state <= 2 && h->n_params > ((uint64_t)LONG_MAX - hb) / (4 * (1 + h->n_state)))
+        wraps = 1;  /* hb + 4·P·(1+S) must fit the file size ftell reports */
+    if (wraps || expect != h->n_params || h->n_state > 2) {
         rc = dpt_error_set(err, DPT_EUSAGE,
                            "checkpoint '%s': header is inconsistent (%llu parameters for its "
-                           "widths, %llu recorded)",
-                           path, (unsigned long long)expect, (unsigned long long)h->n_params);
+                           "widths, %llu recorded%s)",
+                           path, (unsigned long long)expect, (unsigned long long)h->n_params,
+                           wraps ? ": more than a file can hold" : "");
         goto out;
     }
     /* size check before reading: a truncated payload is named as such */

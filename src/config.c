@@ -1228,11 +1228,29 @@ static void format_double(double v, char *buf, size_t n)
     snprintf(buf + used, n - used, ".0%s", tail);
 }
 
-/* A double-quoted YAML scalar: backslash escapes for quotes, backslashes, control bytes. */
+/* The code point of the UTF-8 sequence at p (*len bytes) when YAML cannot hold it raw in a
+ * double-quoted scalar, else 0: C1 controls (libyaml refuses them in a file), NEL, LS and PS
+ * (line breaks, folded into a space) and U+FEFF, U+FFFE, U+FFFF (not printable). */
+static unsigned yaml_unprintable(const unsigned char *p, int *len)
+{
+    *len = p[0] == 0xc2 ? 2 : 3;
+    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0)
+        return p[1];
+    if ((p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) ||
+        (p[0] == 0xef && ((p[1] == 0xbb && p[2] == 0xbf) ||
+                          (p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)))))
+        return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+    return 0;
+}
+
+/* A double-quoted YAML scalar: backslash escapes for quotes, backslashes, control bytes and the
+ * characters yaml_unprintable names, so that the file reads back to the same bytes. */
 static void write_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned cp;
+        int len;
         switch (*p) {
         case '"': fputs("\\\"", f); break;
         case '\\': fputs("\\\\", f); break;
@@ -1240,10 +1258,14 @@ static void write_string(FILE *f, const char *s)
         case '\t': fputs("\\t", f); break;
         case '\r': fputs("\\r", f); break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
+            if (*p < 0x20 || *p == 0x7f) {
                 fprintf(f, "\\x%02x", *p);
-            else
+            } else if (*p >= 0x80 && (cp = yaml_unprintable(p, &len)) != 0) {
+                fprintf(f, "\\u%04x", cp);
+                p += len - 1;
+            } else {
                 fputc(*p, f);
+            }
         }
     }
     fputc('"', f);

@@ -425,11 +425,15 @@ static int csv_parse_line(char *s, const char *path, int64_t line, int64_t row, 
         double v = strtod(p, &end);
         while (*end == ' ' || *end == '\t')
             end++;
-        if (end == p || (*end != ',' && *end != '\0') || !isfinite(v)) {
+        /* features are stored as float: 1e39 is a finite double but would become inf */
+        int finite = isfinite(v) && (col == 1 || isfinite((float)v));
+        if (end == p || (*end != ',' && *end != '\0') || !finite) {
             field_text(p, text, sizeof text);
             return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: column %d (\"%s\") is not a %s",
                                  path, (long long)line, col, text,
-                                 isfinite(v) ? "number" : "finite number");
+                                 end == p || (*end != ',' && *end != '\0') ? "number"
+                                 : isfinite(v) ? "finite number in single precision"
+                                               : "finite number");
         }
         if (col == 1) {
             field_text(p, text, sizeof text);

@@ -474,6 +474,8 @@ Test(data, csv_bad_fields)
         {"y,a,b,c\n1,1,2,3\n2,1,2,3\n0,1,abc,3\n", ":4: column 3 (\"abc\") is not a number"},
         {"y,a,b,c\n1,1,2,3\n2,1,,3\n", ":3: column 3 (\"\") is not a number"},
         {"y,a,b,c\n1,1,2,nan\n", ":2: column 4 (\"nan\") is not a finite number"},
+        {"y,a,b,c\n1,1,1e39,3\n",
+         ":2: column 3 (\"1e39\") is not a finite number in single precision"},
         {"y,a,b,c\n1,1,2,3\nx,1,2,3\n", ":3: column 1 (\"x\") is not a number"},
         {"y,a,b,c\n2.5,1,2,3\n", ":2: column 1: label \"2.5\" is not an integer"},
         {"y,a,b,c\n-1,1,2,3\n", ":2: column 1: label -1 is negative"},

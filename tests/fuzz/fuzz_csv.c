@@ -1,0 +1,102 @@
+/* libFuzzer target: the CSV loader (dpt_data_load with data.format csv). The first byte chooses
+ * the case, the rest is the CSV file:
+ *   bit 0     data.csv_header
+ *   bit 1     data.sharding sharded (2 ranks), bit 2 which rank
+ *   bits 3-4  data.scaling: unit, standardize, none, unit
+ *   bit 5     data.validation_fraction 0.5 (else 0)
+ *   bit 6     the same file is also the test set
+ *   bit 7     gzip the file in memory first
+ * The model is 3 inputs and 4 classes. A load that succeeds must hold finite features and
+ * labels below 4. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "data.h"
+#include "fuzz_common.h"
+
+#define FEATURES 3
+#define CLASSES 4
+
+static dpt_config base;
+static const char *csv_path;
+
+static void init_once(void)
+{
+    static int ready;
+    if (ready)
+        return;
+    ready = 1;
+    dpt_config_defaults(&base);
+    dpt_error err;
+    if (dpt_config_set(&base, "model.layers=[3, 5, 4]", &err) ||
+        dpt_config_set(&base, "data.format=csv", &err)) {
+        fprintf(stderr, "fuzz_csv: %s\n", err.msg);
+        abort();
+    }
+    csv_path = fuzz_temp_path("data.csv");
+    snprintf(base.data.train_csv, sizeof base.data.train_csv, "%s", csv_path);
+}
+
+static void check_split(const dpt_dataset *d, const char *name, int scaled)
+{
+    if (d->n < 0 || d->n > d->n_total || d->features != FEATURES || d->classes != CLASSES ||
+        (d->n > 0 && (!d->x || !d->y))) {
+        fprintf(stderr, "fuzz_csv: %s: inconsistent split (n %lld of %lld)\n", name,
+                (long long)d->n, (long long)d->n_total);
+        abort();
+    }
+    for (int64_t i = 0; i < d->n; i++) {
+        if (d->y[i] < 0 || d->y[i] >= CLASSES) {
+            fprintf(stderr, "fuzz_csv: %s: label %d at row %lld\n", name, d->y[i], (long long)i);
+            abort();
+        }
+        /* standardizing finite floats near FLT_MAX may overflow to inf: that is arithmetic,
+         * not a loader bug, so finiteness is checked without it */
+        for (int j = 0; j < FEATURES && !scaled; j++)
+            if (!isfinite(d->x[i * FEATURES + j])) {
+                fprintf(stderr, "fuzz_csv: %s: feature not finite at row %lld\n", name,
+                        (long long)i);
+                abort();
+            }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1 || size > 1 << 16)
+        return 0;
+    init_once();
+    const unsigned mode = data[0];
+    fuzz_write_maybe_gzip(csv_path, data + 1, size - 1, (mode >> 7) & 1);
+    dpt_config cfg;
+    memcpy(&cfg, &base, sizeof cfg);
+    cfg.data.csv_header = mode & 1;
+    cfg.data.sharding = (mode >> 1) & 1 ? DPT_SHARDING_SHARDED : DPT_SHARDING_REPLICATED;
+    static const dpt_scaling scalings[4] = {DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE,
+                                            DPT_SCALING_NONE, DPT_SCALING_UNIT};
+    cfg.data.scaling = scalings[(mode >> 3) & 3];
+    cfg.data.validation_fraction = (mode >> 5) & 1 ? 0.5 : 0.0;
+    if ((mode >> 6) & 1)
+        snprintf(cfg.data.test_csv, sizeof cfg.data.test_csv, "%s", csv_path);
+    const int sharded = cfg.data.sharding == DPT_SHARDING_SHARDED;
+
+    dpt_data d;
+    dpt_error err;
+    int rc = dpt_data_load(&cfg, sharded ? (mode >> 2) & 1 : 0, sharded ? 2 : 1, NULL, NULL, &d,
+                           &err);
+    fuzz_check_error(rc, &err, "dpt_data_load");
+    if (rc == DPT_OK) {
+        const int scaled = cfg.data.scaling == DPT_SCALING_STANDARDIZE;
+        check_split(&d.train, "train", scaled);
+        check_split(&d.val, "val", scaled);
+        check_split(&d.test, "test", scaled);
+    }
+    dpt_data_free(&d);
+    return 0;
+}
