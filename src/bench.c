@@ -13,17 +13,19 @@
 static int cmp_double(const void *a, const void *b);
 
 typedef struct {
-    double samples_per_s, step_s, compute_s, wait_s, comm_s, data_s;
+    double samples_per_s, step_s, compute_s, wait_s, comm_s, comm_total_s, data_s;
 } bench_row;
 
 static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warmup, bench_row *row,
-                      int *threads, dpt_error *err)
+                      int *threads, char *comm_line, size_t comm_n, dpt_error *err)
 {
     dpt_trainer t;
     int rc = dpt_trainer_init(&t, cfg, comm, err);
     if (rc != DPT_OK)
         return rc;
     *threads = t.threads;
+    if (comm_line)
+        dpt_trainer_describe_comm(&t, comm_line, comm_n);
     t.split_wait = 1;
     int64_t spe = t.steps_per_epoch;
     double lr = cfg->train.lr;
@@ -31,7 +33,7 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     for (int i = 0; i < warmup + steps; i++, step++) {
         if (i == warmup) {
             MPI_Barrier(comm->world);
-            t.t_data = t.t_compute = t.t_comm = t.t_wait = 0.0;
+            t.t_data = t.t_compute = t.t_comm = t.t_comm_total = t.t_wait = 0.0;
             row->step_s = dpt_now();
         }
         if (dpt_trainer_step(&t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
@@ -45,6 +47,7 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     row->samples_per_s = (double)steps * cfg->train.batch_size / total;
     row->compute_s = t.t_compute / steps;
     row->comm_s = t.t_comm / steps;
+    row->comm_total_s = t.t_comm_total / steps;
     row->wait_s = t.t_wait / steps;
     row->data_s = t.t_data / steps;
     dpt_trainer_free(&t);
@@ -115,9 +118,9 @@ static int cmp_double(const void *a, const void *b)
 
 static void print_row(int ranks, int batch, const bench_row *r, double eff)
 {
-    printf("%7d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %9.3f %10.1f%%\n", ranks, batch,
+    printf("%7d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %13.3f %9.3f %10.1f%%\n", ranks, batch,
            r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
-           1e3 * r->comm_s, 1e3 * r->data_s, 100.0 * eff);
+           1e3 * r->comm_s, 1e3 * r->comm_total_s, 1e3 * r->data_s, 100.0 * eff);
 }
 
 int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_path, int steps,
@@ -127,7 +130,8 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_pa
     int B = cfg->train.batch_size;
     bench_row all = {0}, one = {0};
     int threads = 1;
-    int rc = time_steps(cfg, comm, steps, warmup, &all, &threads, err);
+    char comm_line[320] = "";
+    int rc = time_steps(cfg, comm, steps, warmup, &all, &threads, comm_line, sizeof comm_line, err);
     if (rc != DPT_OK)
         return rc;
 
@@ -147,7 +151,7 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_pa
         self.local_size = 1;
         self.n_nodes = 1;
         if (R > 1)
-            rc = time_steps(&c1, &self, steps, warmup, &one, &threads, err);
+            rc = time_steps(&c1, &self, steps, warmup, &one, &threads, NULL, 0, err);
         else
             one = all;
     }
@@ -172,11 +176,15 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const char *config_pa
            warmup);
     printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s)\n", R, hosts, threads,
            threads > 1 ? "s" : "", DPT_BLAS_NAME);
+    printf("# gradients: %s\n", comm_line);
     printf("# times per step on rank 0: wait = for the slowest rank to finish backward (a timed "
-           "barrier), comm = the gradient allreduce itself;\n# efficiency = samples/s / (ranks x "
-           "one-rank samples/s)\n");
-    printf("%7s %8s %11s %9s %10s %9s %9s %9s %11s\n", "ranks", "batch", "samples/s", "step_ms",
-           "compute_ms", "wait_ms", "comm_ms", "data_ms", "efficiency");
+           "barrier), comm = EXPOSED communication\n# (after backward and the barrier, waiting "
+           "for the gradient allreduces), comm_total = from the first bucket's start to the last "
+           "one's end,\n# overlapped with backward or not (compare a run with --set "
+           "comm.overlap=false); efficiency = samples/s / (ranks x one-rank samples/s)\n");
+    printf("%7s %8s %11s %9s %10s %9s %9s %13s %9s %11s\n", "ranks", "batch", "samples/s",
+           "step_ms", "compute_ms", "wait_ms", "comm_ms", "comm_total_ms", "data_ms",
+           "efficiency");
     print_row(1, per_rank, &one, 1.0);
     if (R > 1)
         print_row(R, B, &all, all.samples_per_s / (R * one.samples_per_s));

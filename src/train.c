@@ -200,6 +200,30 @@ static void start_comm(dpt_trainer *t)
 
 static void sum_doubles(double *buf, int n, void *ctx) { dpt_comm_allreduce_sum_double(ctx, buf, n); }
 
+void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
+{
+    const dpt_config *cfg = t->cfg;
+    if (t->comm->size == 1) {
+        snprintf(out, n, "none (one rank)");
+        return;
+    }
+    char how[160];
+    if (t->overlap)
+        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward",
+                 t->n_buckets, t->n_buckets == 1 ? "" : "s", cfg->comm.bucket_mb);
+    else
+        snprintf(how, sizeof how, "one allreduce after backward");
+    if (t->nccl)
+        snprintf(out, n, "NCCL sum, %s", how);
+    else if (cfg->comm.algorithm == DPT_COMM_HIERARCHICAL)
+        snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
+                 "leaders, broadcast), %s, %s", t->comm->n_nodes, how,
+                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+    else
+        snprintf(out, n, "MPI flat allreduce, %s, %s", how,
+                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+}
+
 int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
 {
     memset(t, 0, sizeof *t);
@@ -644,6 +668,9 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
                "training rows %s\n",
                "device", t->be.name, t->nccl ? "NCCL" : "MPI",
                t->staged ? "staged through pinned memory" : "resident on the device");
+    char comm_line[320];
+    dpt_trainer_describe_comm(t, comm_line, sizeof comm_line);
+    printf("  %-9s %s\n", "comm", comm_line);
     printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d classes\n", "data",
            dpt_format_name(cfg->data.format), d->sharded ? "sharded" : "replicated",
            (long long)d->train.n_total, (long long)d->val.n_total, (long long)d->test.n_total,

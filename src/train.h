@@ -81,6 +81,9 @@ void dpt_trainer_free(dpt_trainer *t);
  * are then left as they were before the step. */
 int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr);
 
+/* One line on how gradients travel (comm.*): path, algorithm, buckets, overlap, compression. */
+void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n);
+
 /* Mean loss and accuracy over a split, reduced across ranks. */
 void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy);
 
