@@ -185,6 +185,10 @@ static void start_comm(dpt_trainer *t)
     dpt_comm *comm = t->comm;
     t->overlap = cfg->comm.overlap && comm->size > 1 && (t->be.host_memory || t->nccl);
     plan_buckets(t);
+    /* a single bucket would start when backward ends: nothing to overlap, so the plain
+     * blocking allreduce after backward (MPI's tuned algorithms, no polling) */
+    if (t->n_buckets == 1)
+        t->overlap = 0;
     if (comm->size > 1 && !t->nccl &&
         (t->overlap || cfg->comm.algorithm != DPT_COMM_FLAT ||
          cfg->comm.compress != DPT_COMPRESS_NONE)) {
@@ -211,6 +215,9 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
     if (t->overlap)
         snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward",
                  t->n_buckets, t->n_buckets == 1 ? "" : "s", cfg->comm.bucket_mb);
+    else if (cfg->comm.overlap && t->n_buckets == 1)
+        snprintf(how, sizeof how, "one allreduce after backward (the model fits one bucket of "
+                 "comm.bucket_mb %g: nothing to overlap)", cfg->comm.bucket_mb);
     else
         snprintf(how, sizeof how, "one allreduce after backward");
     if (t->nccl)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The bucketed, overlapped gradient allreduce (comm.*) computes what one allreduce after
 # backward computes:
-# - 2 ranks: bucketed with overlap (3 buckets, 2 buckets, 1 bucket) ends BITWISE equal to
+# - 2 ranks: bucketed with overlap (3 buckets, 2 buckets, the default: 1) ends BITWISE equal to
 #   comm.overlap=false, on the MPI path and (in the emulated CUDA build) on the NCCL path; so
 #   does bfloat16 compression bucketed against bfloat16 in one piece;
 # - 3 and 4 ranks: bucketed = one allreduce, and hierarchical = flat (overlapped and blocking,
@@ -21,8 +21,9 @@ source "$(dirname "$0")/lib.sh"
 # small messages, ring or reduce-scatter + allgather for large ones), so a bucket may be summed
 # as (a + b) + c where the whole buffer was summed as a + (b + c): the last bits differ, and
 # over 60 SGD steps that grows to ~1e-6 of a tensor's scale (as between 1 and N ranks in
-# equivalence.sh; measured here: 4.5e-7 with 3 ranks). A missing, doubled or misplaced bucket moves parameters by 1e-2 or more.
-# 1e-4 sits between the two; the bf16 control below shows it catches an error of bf16's size.
+# equivalence.sh; measured here: 4.5e-7 with 3 ranks). A missing, doubled or misplaced bucket
+# moves parameters by 1e-2 or more. 1e-4 sits between the two; the bf16 control below shows it
+# catches an error of bf16's size. (The hierarchical reduction also sums in its own order.)
 RTOL=1e-4
 EXPECT_STEPS=60
 
@@ -80,8 +81,8 @@ run np2_b3 2 "${three[@]}"
 says np2_b3 "(MPI flat allreduce|NCCL sum), 3 buckets .* overlapped with backward"
 run np2_b2 2 "${two[@]}"
 says np2_b2 ".*2 buckets"
-run np2_b1 2
-says np2_b1 ".*1 bucket "
+run np2_b1 2  # the default bucket size: one bucket, so no overlap
+says np2_b1 ".*one allreduce after backward \(the model fits one bucket"
 for b in b3 b2 b1; do compare np2_one "np2_$b" bitwise; done
 
 # --- 2 ranks on the MPI path: bfloat16 bucketed = bfloat16 in one piece (element by element:
