@@ -70,8 +70,16 @@ static void build_topology(dpt_comm *c)
     DPT_MPI_CHECK(MPI_Comm_set_errhandler(c->world, MPI_ERRORS_RETURN));
     DPT_MPI_CHECK(MPI_Comm_rank(c->world, &c->rank));
     DPT_MPI_CHECK(MPI_Comm_size(c->world, &c->size));
-    DPT_MPI_CHECK(MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
-                                      &c->local));
+    /* Test hook: DPT_TEST_RANKS_PER_NODE=K groups ranks as if K ran on each node (node =
+     * rank / K) instead of by shared memory, so that a test on one machine gets non-trivial
+     * node leaders and local communicators (the hierarchical allreduce). Not for real runs. */
+    const char *per_node = getenv("DPT_TEST_RANKS_PER_NODE");
+    int k = per_node ? atoi(per_node) : 0;
+    if (k > 0)
+        DPT_MPI_CHECK(MPI_Comm_split(c->world, c->rank / k, c->rank, &c->local));
+    else
+        DPT_MPI_CHECK(MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+                                          &c->local));
     DPT_MPI_CHECK(MPI_Comm_rank(c->local, &c->local_rank));
     DPT_MPI_CHECK(MPI_Comm_size(c->local, &c->local_size));
     DPT_MPI_CHECK(MPI_Comm_split(c->world, c->local_rank == 0 ? 0 : MPI_UNDEFINED, c->rank,

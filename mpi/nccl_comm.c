@@ -50,8 +50,8 @@ void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
 static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const char *detail)
 {
     char what[160], msg[512];
-    snprintf(what, sizeof what, "ncclAllReduce(sum, %zu floats) on rank %d of %d", count,
-             n->rank, n->size);
+    snprintf(what, sizeof what, "ncclAllReduce(sum, %zu floats%s) on rank %d of %d", count,
+             n->started > 1 ? " in buckets" : "", n->rank, n->size);
     snprintf(msg, sizeof msg, "%s (communicator aborted; NCCL_DEBUG=INFO prints NCCL's own "
              "account)", detail);
     if (n->comm) {
@@ -61,12 +61,12 @@ static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const
     dpt_comm_fail(__FILE__, line, what, msg);
 }
 
-void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
-                            double timeout_s)
+void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream)
 {
     if (count == 0)
         return;
-    /* the gradients are complete once the compute stream reaches this point */
+    /* the bucket's gradients are complete once the compute stream reaches this point; the comm
+     * stream waits for that, not for the compute queued later (the rest of backward) */
     DPT_CUDA_CHECK(cudaEventRecord(n->ready, stream));
     DPT_CUDA_CHECK(cudaStreamWaitEvent(n->stream, n->ready, 0));
     /* ncclSum, not ncclAvg: every rank scaled its loss by 1/(global batch), so the sum is the
@@ -76,6 +76,24 @@ void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStrea
         ncclAllReduce(dev_buf, dev_buf, count, ncclFloat, ncclSum, n->comm, n->stream);
     if (rc != ncclSuccess)
         fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
+    n->pending += count;
+    n->started++;
+}
+
+void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
+                            double timeout_s)
+{
+    dpt_nccl_allreduce_start(n, dev_buf, count, stream);
+    dpt_nccl_allreduce_finish(n, stream, timeout_s);
+}
+
+void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)
+{
+    if (n->started == 0)
+        return;
+    size_t count = n->pending;
+    /* the comm stream runs its allreduces in the order they were queued: an event behind the
+     * last one marks them all done */
     DPT_CUDA_CHECK(cudaEventRecord(n->done, n->stream));
     /* the optimizer, queued next on the compute stream, reads the summed gradients */
     DPT_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
@@ -85,12 +103,15 @@ void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStrea
     double start = monotonic_s();
     for (;;) {
         cudaError_t q = cudaEventQuery(n->done);
-        if (q == cudaSuccess)
+        if (q == cudaSuccess) {
+            n->pending = 0;
+            n->started = 0;
             return;
+        }
         if (q != cudaErrorNotReady)
             fail_collective(n, __LINE__, count, cudaGetErrorString(q));
         ncclResult_t async = ncclSuccess;
-        rc = ncclCommGetAsyncError(n->comm, &async);
+        ncclResult_t rc = ncclCommGetAsyncError(n->comm, &async);
         if (rc != ncclSuccess)
             fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
         if (async != ncclSuccess)

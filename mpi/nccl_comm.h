@@ -1,7 +1,8 @@
 /* The gradient allreduce on GPUs: one NCCL communicator over all ranks of a dpt_comm, set up
- * through MPI (rank 0 makes the unique id and broadcasts it), and a sum of one flat device
- * buffer queued on the compute stream, waited for with a timeout so that a dead or stalled peer
- * ends the job with a message naming the collective and the rank instead of a hang. */
+ * through MPI (rank 0 makes the unique id and broadcasts it), and sums of one flat device buffer
+ * (whole, or bucket by bucket during backward) queued on a communication stream ordered by
+ * events, waited for with a timeout so that a dead or stalled peer ends the job with a message
+ * naming the collective and the rank instead of a hang. */
 #ifndef DPT_NCCL_COMM_H
 #define DPT_NCCL_COMM_H
 
@@ -23,6 +24,8 @@ typedef struct {
     cudaEvent_t done;    /* recorded behind each allreduce, polled for completion */
     int rank, size;    /* in the MPI communicator it was made from, the same numbering NCCL uses */
     int local_rank;    /* for messages */
+    size_t pending;    /* floats in the allreduces started since the last finish */
+    int started;       /* allreduces started since the last finish */
 } dpt_nccl;
 
 /* Collective over c->world. The caller has already selected this rank's device
@@ -35,10 +38,22 @@ void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank);
 
 /* Sums count floats of dev_buf in place across all ranks on the communication stream, ordered
  * after the work queued so far on `stream` (the compute stream) by an event, and returns when the
- * result is in dev_buf; later work on `stream` is ordered after it by a second event. timeout_s <= 0 waits forever. On an NCCL error or the timeout the
- * communicator is aborted and the job ends through dpt_comm_fail. */
+ * result is in dev_buf; later work on `stream` is ordered after it by a second event.
+ * timeout_s <= 0 waits forever. On an NCCL error or the timeout the communicator is aborted and
+ * the job ends through dpt_comm_fail. Equivalent to one dpt_nccl_allreduce_start and
+ * dpt_nccl_allreduce_finish. */
 void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
                             double timeout_s);
+
+/* Bucketed allreduce (overlapped with backward): queues the sum of count floats of dev_buf on
+ * the communication stream behind an event recorded now on `stream`, so it runs as soon as the
+ * compute work queued so far (this bucket's gradients) is done, while later compute goes on.
+ * Returns at once. Buckets must be started in the same order on every rank. */
+void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream);
+
+/* Orders later work on `stream` after every allreduce started so far (the optimizer reads the
+ * sums) and waits for them on the host, with the timeout and error checks above. */
+void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s);
 
 /* Collective (ncclCommDestroy); safe on a zeroed or already freed dpt_nccl. */
 void dpt_nccl_free(dpt_nccl *n);

@@ -13,17 +13,19 @@
 static int cmp_double(const void *a, const void *b);
 
 typedef struct {
-    double samples_per_s, step_s, compute_s, wait_s, comm_s, data_s;
+    double samples_per_s, step_s, compute_s, wait_s, comm_s, comm_total_s, data_s;
 } bench_row;
 
 static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warmup, bench_row *row,
-                      int *threads, dpt_error *err)
+                      int *threads, char *comm_line, size_t comm_n, dpt_error *err)
 {
     dpt_trainer t;
     int rc = dpt_trainer_init(&t, cfg, comm, err);
     if (rc != DPT_OK)
         return rc;
     *threads = t.threads;
+    if (comm_line)
+        dpt_trainer_describe_comm(&t, comm_line, comm_n);
     t.split_wait = 1;
     int64_t spe = t.steps_per_epoch;
     double lr = cfg->train.lr;
@@ -31,7 +33,7 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     for (int i = 0; i < warmup + steps; i++, step++) {
         if (i == warmup) {
             MPI_Barrier(comm->world);
-            t.t_data = t.t_compute = t.t_comm = t.t_wait = 0.0;
+            t.t_data = t.t_compute = t.t_comm = t.t_comm_total = t.t_wait = 0.0;
             row->step_s = dpt_now();
         }
         if (dpt_trainer_step(&t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
@@ -45,6 +47,7 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     row->samples_per_s = (double)steps * cfg->train.batch_size / total;
     row->compute_s = t.t_compute / steps;
     row->comm_s = t.t_comm / steps;
+    row->comm_total_s = t.t_comm_total / steps;
     row->wait_s = t.t_wait / steps;
     row->data_s = t.t_data / steps;
     dpt_trainer_free(&t);
@@ -115,15 +118,16 @@ static int cmp_double(const void *a, const void *b)
 
 static void print_row(int ranks, int nodes, int batch, const bench_row *r, double eff)
 {
-    printf("%7d %6d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %9.3f %10.1f%%\n", ranks, nodes, batch,
-           r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
-           1e3 * r->comm_s, 1e3 * r->data_s, 100.0 * eff);
+    printf("%7d %6d %8d %11.1f %9.3f %10.3f %9.3f %9.3f %13.3f %9.3f %10.1f%%\n", ranks, nodes,
+           batch, r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
+           1e3 * r->comm_s, 1e3 * r->comm_total_s, 1e3 * r->data_s, 100.0 * eff);
 }
 
 /* Times the step on the first n ranks of comm (the others wait), with the global batch given.
  * On rank 0: the row and the node count of those n ranks. Collective over comm. */
 static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch, int steps,
-                         int warmup, int threads, bench_row *row, int *nodes, dpt_error *err)
+                         int warmup, int threads, bench_row *row, int *nodes, char *comm_line,
+                         size_t comm_n, dpt_error *err)
 {
     dpt_comm sub;
     int in = comm->rank < n;
@@ -134,7 +138,8 @@ static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch
         dpt_config c = *cfg;
         c.train.batch_size = batch;
         c.run.threads = threads;
-        rc = time_steps(&c, &sub, steps, warmup, row, &t, &mine);
+        rc = time_steps(&c, &sub, steps, warmup, row, &t, n == comm->size ? comm_line : NULL,
+                        comm_n, &mine);
         *nodes = sub.n_nodes;
     }
     dpt_comm_free(&sub);
@@ -174,11 +179,12 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train
     /* every count with the BLAS threads all ranks get (cores per node / ranks per node), so that
      * one rank does not run on all the cores the full job shares */
     threads = dpt_train_threads(cfg, comm);
+    char comm_line[320] = "";
     for (int i = 0; i < n_counts; i++) {
         int n = counts[i];
         int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
         int rc = time_on_first(cfg, comm, n, batch, o->steps, o->warmup, threads, &rows[i],
-                               &nodes[i], err);
+                               &nodes[i], comm_line, sizeof comm_line, err);
         if (rc != DPT_OK)
             return rc;
     }
@@ -211,12 +217,16 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train
                o->steps, o->steps == 1 ? "" : "s", o->warmup);
     printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s); the first N ranks run "
            "each row, the others wait\n", R, hosts, threads, threads > 1 ? "s" : "", DPT_BLAS_NAME);
+    printf("# gradients (all ranks): %s\n", comm_line);
     printf("# times per step on rank 0: compute = forward, backward and update; wait = for the "
-           "slowest rank to finish backward (a timed barrier); comm = the gradient allreduce "
-           "itself; data = batch gathering\n# efficiency = samples/s / (ranks x one-rank "
-           "samples/s)\n");
-    printf("%7s %6s %8s %11s %9s %10s %9s %9s %9s %11s\n", "ranks", "nodes", "batch", "samples/s",
-           "step_ms", "compute_ms", "wait_ms", "comm_ms", "data_ms", "efficiency");
+           "slowest rank to finish backward (a timed barrier); comm = EXPOSED communication (after "
+           "backward and the barrier,\n# waiting for the gradient allreduces); comm_total = from "
+           "the first bucket's start to the last one's end, overlapped with backward or not\n# "
+           "(compare a run with --set comm.overlap=false); data = batch gathering; efficiency = "
+           "samples/s / (ranks x one-rank samples/s)\n");
+    printf("%7s %6s %8s %11s %9s %10s %9s %9s %13s %9s %11s\n", "ranks", "nodes", "batch",
+           "samples/s", "step_ms", "compute_ms", "wait_ms", "comm_ms", "comm_total_ms", "data_ms",
+           "efficiency");
     /* ascending rank counts */
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < n_counts; i++) {
@@ -238,15 +248,16 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train
             return dpt_error_set(err, DPT_ERUNTIME, "cannot append to '%s'", o->csv);
         if (ftell(f) == 0)
             fprintf(f, "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,"
-                       "wait_ms,comm_ms,data_ms,efficiency\n");
+                       "wait_ms,comm_ms,comm_total_ms,data_ms,efficiency\n");
         for (int i = 0; i < n_counts; i++) {
             int n = counts[i];
             int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
             const bench_row *r = &rows[i];
-            fprintf(f, "%s,%s,%s,%d,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+            fprintf(f, "%s,%s,%s,%d,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
                     o->label ? o->label : "", mode, o->config_path, n, nodes[i], batch,
                     r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
-                    1e3 * r->comm_s, 1e3 * r->data_s, r->samples_per_s / (n * one->samples_per_s));
+                    1e3 * r->comm_s, 1e3 * r->comm_total_s, 1e3 * r->data_s,
+                    r->samples_per_s / (n * one->samples_per_s));
         }
         if (fclose(f) != 0)
             return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'", o->csv);

@@ -84,6 +84,8 @@ static const char *const schedule_names[] = {"constant", "step", "cosine", NULL}
 static const char *const precision_names[] = {"fp32", "tf32", NULL};
 static const char *const progress_names[] = {"auto", "on", "off", NULL};
 static const char *const resident_names[] = {"auto", "on", "off", NULL};
+static const char *const comm_algorithm_names[] = {"flat", "hierarchical", NULL};
+static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
 static const char *const objective_names[] = {"val_error", "val_loss", NULL};
 static const char *const stop_rule_names[] = {"none", "median", NULL};
@@ -102,6 +104,8 @@ _Static_assert(N_NAMES(init_names) == DPT_INIT_XAVIER + 1, "init names");
 _Static_assert(N_NAMES(optimizer_names) == DPT_OPT_ADAMW + 1, "optimizer names");
 _Static_assert(N_NAMES(schedule_names) == DPT_SCHED_COSINE + 1, "schedule names");
 _Static_assert(N_NAMES(precision_names) == DPT_PREC_TF32 + 1, "precision names");
+_Static_assert(N_NAMES(comm_algorithm_names) == DPT_COMM_HIERARCHICAL + 1, "comm algorithm names");
+_Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names");
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
 _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective names");
 _Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_MEDIAN + 1, "stop rule names");
@@ -164,6 +168,11 @@ static const config_key keys[] = {
     ROW_ENUM("train.precision", train.precision, "fp32", precision_names),
     ROW_INT64("train.max_steps", train.max_steps, "0", 0, INT64_MAX),
     ROW_INT("train.log_every", train.log_every, "10", 1, INT_MAX),
+
+    ROW_DOUBLE("comm.bucket_mb", comm.bucket_mb, "25.0", 0.0, 1e6, LO_OPEN),
+    ROW_BOOL("comm.overlap", comm.overlap, "true"),
+    ROW_ENUM("comm.algorithm", comm.algorithm, "flat", comm_algorithm_names),
+    ROW_ENUM("comm.compress", comm.compress, "none", compress_names),
 
     /* search.space is not a row: a mapping of config keys to ranges (apply_space) */
     ROW_ENUM("search.algorithm", search.algorithm, "bayes", algorithm_names),
@@ -1508,4 +1517,12 @@ const char *dpt_search_objective_name(dpt_search_objective o)
 const char *dpt_function_name(dpt_function f)
 {
     return enum_name(function_names, N_NAMES(function_names), (int)f);
+}
+const char *dpt_comm_algorithm_name(dpt_comm_algorithm a)
+{
+    return enum_name(comm_algorithm_names, N_NAMES(comm_algorithm_names), (int)a);
+}
+const char *dpt_compress_name(dpt_compress c)
+{
+    return enum_name(compress_names, N_NAMES(compress_names), (int)c);
 }

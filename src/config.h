@@ -24,6 +24,8 @@ typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
 typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
+typedef enum { DPT_COMM_FLAT, DPT_COMM_HIERARCHICAL } dpt_comm_algorithm;
+typedef enum { DPT_COMPRESS_NONE, DPT_COMPRESS_BF16 } dpt_compress;
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN } dpt_stop_rule;
@@ -115,6 +117,15 @@ typedef struct {
         int log_every;                     /* steps between progress lines (terminal) */
     } train;
     struct {
+        double bucket_mb;                  /* gradient bucket size in MiB (layers are grouped,
+                                            * last layer first, until a bucket reaches it) */
+        int overlap;                       /* each bucket's allreduce starts during backward;
+                                            * false: one allreduce after backward */
+        dpt_comm_algorithm algorithm;      /* MPI path: flat allreduce, or reduce within the
+                                            * node, allreduce among leaders, broadcast */
+        dpt_compress compress;             /* gradients travel as bfloat16 */
+    } comm;
+    struct {
         dpt_search_algorithm algorithm;
         int trials;                        /* budget: trials in all */
         int initial_random;                /* bayes: random trials before the GP proposes */
@@ -179,6 +190,8 @@ const char *dpt_scaling_name(dpt_scaling s);
 const char *dpt_init_name(dpt_init i);
 const char *dpt_precision_name(dpt_precision p);
 const char *dpt_space_type_name(dpt_space_type t);
+const char *dpt_comm_algorithm_name(dpt_comm_algorithm a);
+const char *dpt_compress_name(dpt_compress c);
 const char *dpt_search_algorithm_name(dpt_search_algorithm a);
 const char *dpt_search_objective_name(dpt_search_objective o);
 const char *dpt_function_name(dpt_function f);

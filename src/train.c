@@ -84,8 +84,9 @@ static int start_backend(dpt_trainer *t, dpt_error *err)
     return dpt_cpu_backend_init(&t->be, t->threads);
 }
 
-/* Sums the gradient buffer across ranks: NCCL on device memory, MPI on host memory (and, for a
- * device backend built without NCCL, through a host copy). */
+/* Sums the gradient buffer across ranks after backward, in one piece (comm.overlap false):
+ * NCCL on device memory, MPI on host memory (and, for a device backend built without NCCL,
+ * through a host copy); hierarchical or compressed through the one-bucket dpt_buckets. */
 static void allreduce_grads(dpt_trainer *t, float *grads, size_t n)
 {
 #ifdef DPT_HAVE_NCCL
@@ -95,20 +96,140 @@ static void allreduce_grads(dpt_trainer *t, float *grads, size_t n)
         return;
     }
 #endif
-    if (t->be.host_memory || t->comm->size == 1) {
-        dpt_comm_allreduce_sum(t->comm, grads, n);
+    if (t->comm->size == 1)
+        return;
+    float *host = grads;
+    if (!t->be.host_memory) {
+        host = malloc(n * sizeof(float));
+        DPT_CHECK(host != NULL, "out of memory");
+        t->be.download(&t->be, host, grads, n * sizeof(float));
+    }
+    if (t->buckets) {
+        dpt_buckets_start(t->buckets, host, 0);
+        dpt_buckets_wait(t->buckets);
+    } else {
+        dpt_comm_allreduce_sum(t->comm, host, n);
+    }
+    if (!t->be.host_memory) {
+        t->be.upload(&t->be, grads, host, n * sizeof(float));
+        t->be.sync(&t->be);
+        free(host);
+    }
+}
+
+/* The layer hook of backward with comm.overlap: layer `layer`'s gradients are final. Starts the
+ * bucket that layer completes and, on the MPI path, moves the buckets in flight along (Open MPI
+ * progresses non-blocking collectives only inside MPI calls). */
+static void on_layer_grads(int layer, void *ctx)
+{
+    dpt_trainer *t = ctx;
+    int k = t->bucket_of_layer[layer];
+    float *grads = t->model.grads;
+#ifdef DPT_HAVE_NCCL
+    if (t->nccl) {
+        if (k == 0)
+            t->comm_start = dpt_now();
+        if (k >= 0)
+            dpt_nccl_allreduce_start(t->nccl, grads + t->bucket_off[k], t->bucket_n[k],
+                                     (cudaStream_t)dpt_cuda_backend_stream(&t->be));
         return;
     }
-    float *host = malloc(n * sizeof(float));
-    DPT_CHECK(host != NULL, "out of memory");
-    t->be.download(&t->be, host, grads, n * sizeof(float));
-    dpt_comm_allreduce_sum(t->comm, host, n);
-    t->be.upload(&t->be, grads, host, n * sizeof(float));
-    t->be.sync(&t->be);
-    free(host);
+#endif
+    if (k >= 0)
+        dpt_buckets_start(t->buckets, grads, k);
+    dpt_buckets_progress(t->buckets);
+}
+
+/* After backward with comm.overlap: waits for every bucket (the exposed communication). */
+static void finish_buckets(dpt_trainer *t)
+{
+#ifdef DPT_HAVE_NCCL
+    if (t->nccl) {
+        dpt_nccl_allreduce_finish(t->nccl, (cudaStream_t)dpt_cuda_backend_stream(&t->be),
+                                  t->cfg->run.comm_timeout_s);
+        return;
+    }
+#endif
+    dpt_buckets_wait(t->buckets);
+}
+
+/* Gradient buckets: layers taken last first (the order in which backward finishes them) until
+ * a bucket holds comm.bucket_mb MiB, as PyTorch DDP closes a bucket once it reaches
+ * bucket_cap_mb (compute_bucket_assignment_by_size; Li et al., VLDB 2020). A layer is never
+ * split, so a bucket may exceed the size by up to one layer. Bucket 0 ends with the step's
+ * statistics (they travel with the first allreduce). Without overlap: one bucket, the whole
+ * buffer. */
+static void plan_buckets(dpt_trainer *t)
+{
+    const dpt_model *m = &t->model;
+    size_t end = m->n_params + DPT_GRAD_STATS;
+    double cap_floats = t->cfg->comm.bucket_mb * 1048576.0 / sizeof(float);
+    t->n_buckets = 0;
+    for (int l = m->n_layers - 1; l >= 0; l--) {
+        t->bucket_of_layer[l] = -1;
+        size_t n = end - m->w_off[l];
+        if (l == 0 || (t->overlap && (double)n >= cap_floats)) {
+            int k = t->n_buckets++;
+            t->bucket_of_layer[l] = k;
+            t->bucket_off[k] = m->w_off[l];
+            t->bucket_n[k] = n;
+            end = m->w_off[l];
+        }
+    }
+}
+
+/* comm.*: which path the gradients take. Collective (dpt_buckets_init duplicates communicators). */
+static void start_comm(dpt_trainer *t)
+{
+    const dpt_config *cfg = t->cfg;
+    dpt_comm *comm = t->comm;
+    t->overlap = cfg->comm.overlap && comm->size > 1 && (t->be.host_memory || t->nccl);
+    plan_buckets(t);
+    /* a single bucket would start when backward ends: nothing to overlap, so the plain
+     * blocking allreduce after backward (MPI's tuned algorithms, no polling) */
+    if (t->n_buckets == 1)
+        t->overlap = 0;
+    if (comm->size > 1 && !t->nccl &&
+        (t->overlap || cfg->comm.algorithm != DPT_COMM_FLAT ||
+         cfg->comm.compress != DPT_COMPRESS_NONE)) {
+        t->buckets = calloc(1, sizeof *t->buckets);
+        DPT_CHECK(t->buckets != NULL, "out of memory");
+        dpt_buckets_init(t->buckets, comm, cfg->comm.algorithm == DPT_COMM_HIERARCHICAL,
+                         cfg->comm.compress == DPT_COMPRESS_BF16);
+        for (int k = 0; k < t->n_buckets; k++)
+            dpt_buckets_add(t->buckets, t->bucket_off[k], t->bucket_n[k],
+                            k == 0 ? DPT_GRAD_STATS : 0);
+    }
 }
 
 static void sum_doubles(double *buf, int n, void *ctx) { dpt_comm_allreduce_sum_double(ctx, buf, n); }
+
+void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
+{
+    const dpt_config *cfg = t->cfg;
+    if (t->comm->size == 1) {
+        snprintf(out, n, "none (one rank)");
+        return;
+    }
+    char how[160];
+    if (t->overlap)
+        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward",
+                 t->n_buckets, t->n_buckets == 1 ? "" : "s", cfg->comm.bucket_mb);
+    else if (cfg->comm.overlap && t->n_buckets == 1)
+        snprintf(how, sizeof how, "one allreduce after backward (the model fits one bucket of "
+                 "comm.bucket_mb %g: nothing to overlap)", cfg->comm.bucket_mb);
+    else
+        snprintf(how, sizeof how, "one allreduce after backward");
+    if (t->nccl)
+        snprintf(out, n, "NCCL sum, %s", how);
+    else if (cfg->comm.algorithm == DPT_COMM_HIERARCHICAL)
+        snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
+                 "leaders, broadcast), %s, %s", t->comm->n_nodes, how,
+                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+    else
+        snprintf(out, n, "MPI flat allreduce, %s, %s", how,
+                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+}
 
 int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
 {
@@ -142,6 +263,20 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
         goto fail;
     }
 #ifdef DPT_HAVE_NCCL
+    if (!t->be.host_memory && comm->size > 1 && cfg->comm.algorithm != DPT_COMM_FLAT) {
+        rc = dpt_error_set(&mine, DPT_EUSAGE,
+                           "comm.algorithm: hierarchical is for the MPI path (run.device cpu); "
+                           "with the CUDA backend NCCL reduces the gradients and picks its own "
+                           "rings and trees within and across nodes: use comm.algorithm flat");
+        goto fail;
+    }
+    if (!t->be.host_memory && comm->size > 1 && cfg->comm.compress != DPT_COMPRESS_NONE) {
+        rc = dpt_error_set(&mine, DPT_EUSAGE,
+                           "comm.compress: bf16 is not supported with the CUDA backend (the "
+                           "host emulation of NCCL that CI tests it against has no "
+                           "ncclBfloat16): use comm.compress none, or run.device cpu");
+        goto fail;
+    }
     if (!t->be.host_memory && comm->size > 1) {
         dpt_nccl *n = calloc(1, sizeof *n);
         DPT_CHECK(n != NULL, "out of memory");
@@ -220,6 +355,7 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
     }
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
+    start_comm(t);
     return DPT_OK;
 
 fail:
@@ -235,6 +371,10 @@ fail:
 
 void dpt_trainer_free(dpt_trainer *t)
 {
+    if (t->buckets) {
+        dpt_buckets_free(t->buckets);
+        free(t->buckets);
+    }
     if (t->be.free) {
         t->be.free(&t->be, t->idx);
         t->be.free(&t->be, t->xb);
@@ -348,14 +488,16 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     float *dlogits = m->d[0];
     be->loss(be, logits, yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size, dlogits,
              &loss_sum, &correct);
-    dpt_model_backward(m, xb, dlogits, t->rows, &drop, NULL, NULL);
-    if (t->staged)
-        be->release_slot(be, slot); /* backward was the last reader of this slot's batch */
+    /* the statistics sit after the gradients and travel with the first bucket, which starts
+     * as soon as the last layer's gradients are done: they are written before backward */
     stats[0] = (float)loss_sum;
     stats[1] = (float)correct;
     stats[2] = (float)t->rows;
     stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
     be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+    dpt_model_backward(m, xb, dlogits, t->rows, &drop, t->overlap ? on_layer_grads : NULL, t);
+    if (t->staged)
+        be->release_slot(be, slot); /* backward was the last reader of this slot's batch */
     be->sync(be);
     double t2 = dpt_now();
 
@@ -365,9 +507,19 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
         t->t_wait += tw - t2;
         t2 = tw;
     }
-    /* gradients and the step's statistics in one allreduce */
-    allreduce_grads(t, m->grads, m->n_params + DPT_GRAD_STATS);
+    /* gradients and the step's statistics: in buckets already under way (overlap), or in one
+     * allreduce now */
+    if (t->overlap)
+        finish_buckets(t);
+    else
+        allreduce_grads(t, m->grads, m->n_params + DPT_GRAD_STATS);
     double t3 = dpt_now();
+    if (t->overlap && t->buckets)
+        t->t_comm_total += dpt_buckets_busy_s(t->buckets);
+    else if (t->overlap)
+        t->t_comm_total += t3 - t->comm_start; /* NCCL: queued to done, seen from the host */
+    else
+        t->t_comm_total += t3 - t2;
 
     be->download(be, stats, m->grads + m->n_params, sizeof stats);
     t->last_loss = stats[0];
@@ -523,6 +675,9 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
                "training rows %s\n",
                "device", t->be.name, t->nccl ? "NCCL" : "MPI",
                t->staged ? "staged through pinned memory" : "resident on the device");
+    char comm_line[320];
+    dpt_trainer_describe_comm(t, comm_line, sizeof comm_line);
+    printf("  %-9s %s\n", "comm", comm_line);
     printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d classes\n", "data",
            dpt_format_name(cfg->data.format), d->sharded ? "sharded" : "replicated",
            (long long)d->train.n_total, (long long)d->val.n_total, (long long)d->test.n_total,

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "buckets.h"
 #include "comm.h"
 #include "config.h"
 #include "data.h"
@@ -46,7 +47,22 @@ typedef struct {
     int32_t *yb;                /* (max_rows) backend memory */
     void *nccl;                 /* dpt_nccl when the CUDA backend reduces through NCCL */
     const char *device_note;    /* why this device was chosen, for the start-up table */
-    double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step */
+    /* gradient buckets (comm.*): layers grouped last layer first, as backward produces them;
+     * bucket k is floats [bucket_off[k], bucket_off[k] + bucket_n[k]) of the gradient buffer,
+     * bucket 0 ends with the DPT_GRAD_STATS statistics */
+    int overlap;                /* 1: each bucket's allreduce starts during backward */
+    int n_buckets;
+    int bucket_of_layer[DPT_MAX_LAYERS]; /* the bucket layer l's hook starts (l is its first
+                                          * layer in input order), -1: none */
+    size_t bucket_off[DPT_MAX_LAYERS], bucket_n[DPT_MAX_LAYERS];
+    dpt_buckets *buckets;       /* the MPI path's allreduce when it is bucketed, hierarchical
+                                 * or compressed; NULL: one MPI_Allreduce */
+    double comm_start;          /* NCCL: when this step's first bucket was queued */
+    double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step; t_comm is
+                                         * the EXPOSED communication: after backward, waiting
+                                         * for the allreduce(s) */
+    double t_comm_total;        /* communication from the first bucket's start to the last
+                                 * one's end (overlapped with backward or not) */
     int split_wait;             /* bench: a barrier before the allreduce, timed as t_wait, so
                                  * t_comm is the allreduce alone, not waiting for a slower rank */
     double t_wait;
@@ -64,6 +80,9 @@ void dpt_trainer_free(dpt_trainer *t);
  * DPT_STEP_DIVERGED (on every rank alike) when the global loss is not finite; the parameters
  * are then left as they were before the step. */
 int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr);
+
+/* One line on how gradients travel (comm.*): path, algorithm, buckets, overlap, compression. */
+void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n);
 
 /* Mean loss and accuracy over a split, reduced across ranks. */
 void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy);

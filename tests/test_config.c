@@ -132,6 +132,11 @@ Test(config, defaults_match_design)
     cr_assert_eq(c.train.max_steps, 0);
     cr_assert_eq(c.train.log_every, 10);
 
+    cr_assert_eq(c.comm.bucket_mb, 25.0);
+    cr_assert_eq(c.comm.overlap, 1);
+    cr_assert_eq(c.comm.algorithm, DPT_COMM_FLAT);
+    cr_assert_eq(c.comm.compress, DPT_COMPRESS_NONE);
+
     dpt_error err;
     cr_assert_eq(dpt_config_validate(&c, &err), DPT_OK, "defaults invalid: %s", err.msg);
 }
@@ -326,6 +331,7 @@ Test(config, out_of_range_values)
     expect_load_error("train:\n  max_steps: 99999999999999999999\n",
                       "2:14: train.max_steps: must be <= 9223372036854775807 "
                       "(got 99999999999999999999)");
+    expect_load_error("comm:\n  bucket_mb: 0\n", "2:14: comm.bucket_mb: must be > 0 (got 0)");
 }
 
 Test(config, bad_enum_lists_the_choices)
@@ -632,6 +638,10 @@ Test(config, write_then_load_round_trips)
     set_ok(&c, "train.precision=tf32");
     set_ok(&c, "train.max_steps=12345678901");
     set_ok(&c, "train.log_every=1000");
+    set_ok(&c, "comm.bucket_mb=0.0009765625000000002");
+    set_ok(&c, "comm.overlap=false");
+    set_ok(&c, "comm.algorithm=hierarchical");
+    set_ok(&c, "comm.compress=bf16");
     cr_assert_str_eq(c.run.name, "it's \"quoted\" \\ back\\slash, tab\t, caf\xc3\xa9");
     cr_assert_str_eq(c.run.out_dir, "line1\nline2\x01");
     check_round_trip(&c);
@@ -650,5 +660,7 @@ Test(config, enum_names)
     cr_assert_str_eq(dpt_scaling_name(DPT_SCALING_STANDARDIZE), "standardize");
     cr_assert_str_eq(dpt_init_name(DPT_INIT_XAVIER), "xavier");
     cr_assert_str_eq(dpt_precision_name(DPT_PREC_TF32), "tf32");
+    cr_assert_str_eq(dpt_comm_algorithm_name(DPT_COMM_HIERARCHICAL), "hierarchical");
+    cr_assert_str_eq(dpt_compress_name(DPT_COMPRESS_BF16), "bf16");
     cr_assert_str_eq(dpt_optimizer_name((dpt_optimizer)99), "unknown");
 }

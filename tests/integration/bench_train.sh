@@ -27,11 +27,11 @@ rows "$TMP/weak.out" | head -1 | grep -q ' 100.0%$' || fail "--scaling weak: one
     fail "--scaling strong: expected the global batch 60 at every count: $(rows "$TMP/strong.out")"
 
 # the CSV: one header, then one row per rank count and run
-[ "$(head -1 "$csv")" = "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,wait_ms,comm_ms,data_ms,efficiency" ] ||
+[ "$(head -1 "$csv")" = "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,wait_ms,comm_ms,comm_total_ms,data_ms,efficiency" ] ||
     fail "CSV header: $(head -1 "$csv")"
 [ "$(grep -c '^one box,weak,' "$csv")" = 3 ] && [ "$(grep -c '^one box,strong,' "$csv")" = 3 ] ||
     fail "CSV: expected 3 weak and 3 strong rows: $(cat "$csv")"
-awk -F, 'NR > 1 && !($7 > 0 && $13 > 0) { bad = 1 } END { exit bad }' "$csv" ||
+awk -F, 'NR > 1 && !($7 > 0 && $14 > 0) { bad = 1 } END { exit bad }' "$csv" ||
     fail "CSV: a row without positive samples/s and efficiency"
 
 set +e

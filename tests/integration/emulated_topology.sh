@@ -160,7 +160,7 @@ fi
 # ---- 4. per-rank topology from `dptrain bench allreduce`, once that command exists -------------
 # Its header has one line per rank, in this format (see DESIGN.md, benchmarks):
 RANK_FMT='#  Rank %3d Pid %6d on %12s device %2d [%s] local %d/%d node %d/%d\n'
-RANK_RE='^#  Rank +([0-9]+) Pid +([0-9]+) on +([^ ]+) device +([0-9]+) \[(.*)\] local ([0-9]+)/([0-9]+) node ([0-9]+)/([0-9]+)$'
+RANK_RE='^#  Rank +([0-9]+) Pid +([0-9]+) on +([^ ]+) device +(-?[0-9]+) \[(.*)\] local ([0-9]+)/([0-9]+) node ([0-9]+)/([0-9]+)$'
 
 # check_ranks FILE: 4 ranks mapped by slot on 2 machines of 2: rank r on host h(r/2), local
 # rank r%2 of 2, node r/2 of 2, each rank once. Prints each problem; non-zero if any.

@@ -42,7 +42,7 @@ case_run run "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --set train.epochs=
 if expect_exit run 0; then
     # start-up table, once: the title line and one row per topic, naming 2 ranks
     count run out '^dptrain [0-9.]+ +train ' 1
-    for row in ranks device data model train output; do
+    for row in ranks device comm data model train output; do
         count run out "^  $row " 1
     done
     count run out '^  ranks +2 ranks on ' 1

@@ -11,8 +11,10 @@
 # Usage: signals.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-EPOCHS=40    # long enough (a few seconds) that a signal lands mid-run
-args=(train "$CONFIG" --set train.epochs=$EPOCHS)
+# long enough that a signal lands mid-run even on an idle machine, where mpirun's forwarding
+# takes longer than an epoch: 40 epochs of 90 steps of a 32-256-256-4 MLP (about a second)
+EPOCHS=40
+args=(train "$CONFIG" --set train.epochs=$EPOCHS --set data.synthetic_train=6000 --set "model.layers=[32,256,256,4]")
 
 # Waits until FILE exists (up to 30 s).
 wait_for() { for _ in $(seq 1 1500); do [ -e "$1" ] && return 0; sleep 0.02; done; return 1; }

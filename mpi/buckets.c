@@ -1,0 +1,242 @@
+/* Bucketed, non-blocking gradient allreduce over MPI: flat or hierarchical, fp32 or bfloat16.
+ * Open MPI (like most MPIs without an asynchronous progress thread) moves a non-blocking
+ * collective forward only inside MPI calls, so the trainer polls between layers of backward
+ * (dpt_buckets_progress) and waits after it (dpt_buckets_wait). */
+#include "buckets.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+void dpt_bf16_sum(const uint16_t *in, uint16_t *inout, size_t n)
+{
+    /* added in float and rounded once, as a bfloat16 unit with fp32 accumulation would; the
+     * sum of two bfloat16 values is exact in float, so the only rounding is the final one */
+    for (size_t i = 0; i < n; i++)
+        inout[i] = dpt_bf16_from_float(dpt_bf16_to_float(in[i]) + dpt_bf16_to_float(inout[i]));
+}
+
+static void bf16_sum_op(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type; /* only ever MPI_UINT16_T */
+    dpt_bf16_sum(in, inout, (size_t)*len);
+}
+
+static MPI_Comm dup_or_null(MPI_Comm c)
+{
+    MPI_Comm d = MPI_COMM_NULL;
+    if (c != MPI_COMM_NULL)
+        DPT_MPI_CHECK(MPI_Comm_dup(c, &d));
+    return d;
+}
+
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, int hierarchical, int bf16)
+{
+    memset(g, 0, sizeof *g);
+    g->c = c;
+    g->hierarchical = hierarchical;
+    g->bf16 = bf16;
+    g->world = dup_or_null(c->world);
+    g->local_reduce = dup_or_null(c->local);
+    g->local_bcast = dup_or_null(c->local);
+    g->leaders = dup_or_null(c->leaders);
+    g->bf16_sum = MPI_OP_NULL;
+    if (bf16)
+        DPT_MPI_CHECK(MPI_Op_create(bf16_sum_op, 1, &g->bf16_sum));
+}
+
+void dpt_buckets_free(dpt_buckets *g)
+{
+    if (!g->c)
+        return;
+    for (int k = 0; k < g->n_buckets; k++)
+        free(g->b[k].half);
+    free(g->b);
+    free(g->req);
+    free(g->done_idx);
+    MPI_Comm *comms[] = {&g->world, &g->local_reduce, &g->local_bcast, &g->leaders};
+    for (size_t i = 0; i < sizeof comms / sizeof comms[0]; i++)
+        if (*comms[i] != MPI_COMM_NULL)
+            DPT_MPI_CHECK(MPI_Comm_free(comms[i]));
+    if (g->bf16_sum != MPI_OP_NULL)
+        DPT_MPI_CHECK(MPI_Op_free(&g->bf16_sum));
+    memset(g, 0, sizeof *g);
+}
+
+void dpt_buckets_add(dpt_buckets *g, size_t off, size_t n, size_t n_stats)
+{
+    DPT_CHECK(n_stats <= n, "a bucket's statistics are part of it");
+    DPT_CHECK(n <= (size_t)INT_MAX, "a gradient bucket of more than 2^31 floats: lower "
+                                    "comm.bucket_mb (MPI counts are int)");
+    if (g->n_buckets == g->cap) {
+        int cap = g->cap ? 2 * g->cap : 8;
+        dpt_bucket *b = realloc(g->b, (size_t)cap * sizeof *b);
+        MPI_Request *req = realloc(g->req, 2 * (size_t)cap * sizeof *req);
+        int *idx = realloc(g->done_idx, 2 * (size_t)cap * sizeof *idx);
+        DPT_CHECK(b && req && idx, "out of memory");
+        g->b = b;
+        g->req = req;
+        g->done_idx = idx;
+        g->cap = cap;
+    }
+    int k = g->n_buckets++;
+    dpt_bucket *b = &g->b[k];
+    memset(b, 0, sizeof *b);
+    b->off = off;
+    b->n = n;
+    b->n_stats = n_stats;
+    if (g->bf16) {
+        b->half = malloc((n - n_stats > 0 ? n - n_stats : 1) * sizeof(uint16_t));
+        DPT_CHECK(b->half != NULL, "out of memory");
+    }
+    g->req[2 * k] = g->req[2 * k + 1] = MPI_REQUEST_NULL;
+}
+
+/* The pieces a phase moves: with bf16 the compressed gradients and, apart, the statistics in
+ * fp32 (a correct count or a loss sum in bfloat16 would lose digits); otherwise all n floats. */
+typedef struct {
+    void *p;
+    int count;
+    MPI_Datatype type;
+    MPI_Op op;
+} piece;
+
+static int pieces(dpt_buckets *g, dpt_bucket *b, piece out[2])
+{
+    float *f = g->buf + b->off;
+    if (!g->bf16) {
+        out[0] = (piece){f, (int)b->n, MPI_FLOAT, MPI_SUM};
+        return 1;
+    }
+    int np = 0;
+    size_t ng = b->n - b->n_stats;
+    if (ng > 0)
+        out[np++] = (piece){b->half, (int)ng, MPI_UINT16_T, g->bf16_sum};
+    if (b->n_stats > 0)
+        out[np++] = (piece){f + ng, (int)b->n_stats, MPI_FLOAT, MPI_SUM};
+    return np;
+}
+
+/* Posts bucket k's requests for `phase`; posts none where the phase has nothing to do. */
+static void post(dpt_buckets *g, int k, int phase)
+{
+    dpt_bucket *b = &g->b[k];
+    dpt_comm *c = g->c;
+    piece pc[2];
+    int np = pieces(g, b, pc);
+    MPI_Request *req = &g->req[2 * k];
+    for (int i = 0; i < np; i++) {
+        piece *p = &pc[i];
+        switch (phase) {
+        case DPT_BUCKET_REDUCE:
+            if (!g->hierarchical || c->local_size == 1)
+                break;
+            if (c->local_rank == 0)
+                DPT_MPI_CHECK(MPI_Ireduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op, 0,
+                                          g->local_reduce, &req[i]));
+            else
+                DPT_MPI_CHECK(MPI_Ireduce(p->p, NULL, p->count, p->type, p->op, 0,
+                                          g->local_reduce, &req[i]));
+            break;
+        case DPT_BUCKET_ALLREDUCE:
+            if (!g->hierarchical && c->size > 1)
+                DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
+                                             g->world, &req[i]));
+            else if (g->hierarchical && g->leaders != MPI_COMM_NULL && c->n_nodes > 1)
+                DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
+                                             g->leaders, &req[i]));
+            break;
+        case DPT_BUCKET_BCAST:
+            if (g->hierarchical && c->local_size > 1)
+                DPT_MPI_CHECK(MPI_Ibcast(p->p, p->count, p->type, 0, g->local_bcast, &req[i]));
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Moves bucket k through the phases whose requests have completed. A bucket enters a phase
+ * only after the bucket before it has, so every communicator sees its collectives started in
+ * bucket order on every rank (MPI requires one order per communicator), whatever order the
+ * requests complete in. */
+static void advance(dpt_buckets *g, int k)
+{
+    dpt_bucket *b = &g->b[k];
+    while (b->phase != DPT_BUCKET_IDLE && b->phase != DPT_BUCKET_DONE &&
+           g->req[2 * k] == MPI_REQUEST_NULL && g->req[2 * k + 1] == MPI_REQUEST_NULL) {
+        int next = b->phase + 1;
+        if (next != DPT_BUCKET_DONE && k > 0 && g->b[k - 1].phase < next)
+            return;
+        b->phase = next;
+        if (next == DPT_BUCKET_DONE) {
+            if (g->bf16) {
+                float *f = g->buf + b->off;
+                for (size_t i = 0; i < b->n - b->n_stats; i++)
+                    f[i] = dpt_bf16_to_float(b->half[i]);
+            }
+            g->t_end = dpt_now();
+            return;
+        }
+        post(g, k, next);
+    }
+}
+
+void dpt_buckets_start(dpt_buckets *g, float *buf, int k)
+{
+    DPT_CHECK(k >= 0 && k < g->n_buckets, "bucket index out of range");
+    if (k == 0) {
+        for (int j = 0; j < g->n_buckets; j++)
+            g->b[j].phase = DPT_BUCKET_IDLE;
+        g->buf = buf;
+        g->t_start = dpt_now();
+        g->t_end = g->t_start;
+    }
+    dpt_bucket *b = &g->b[k];
+    DPT_CHECK(b->phase == DPT_BUCKET_IDLE && (k == 0 || g->b[k - 1].phase != DPT_BUCKET_IDLE),
+              "gradient buckets must start in order, once per step");
+    if (g->bf16) {
+        const float *f = buf + b->off;
+        for (size_t i = 0; i < b->n - b->n_stats; i++)
+            b->half[i] = dpt_bf16_from_float(f[i]);
+    }
+    b->phase = DPT_BUCKET_REDUCE;
+    post(g, k, DPT_BUCKET_REDUCE);
+    advance(g, k);
+}
+
+static void advance_all(dpt_buckets *g)
+{
+    for (int k = 0; k < g->n_buckets; k++)
+        advance(g, k);
+}
+
+void dpt_buckets_progress(dpt_buckets *g)
+{
+    /* MPI_Testsome rather than MPI_Testall: Testall reports nothing until every request is
+     * complete, and the state machine must see each bucket's phase end to start the next */
+    int out = 0;
+    DPT_MPI_CHECK(MPI_Testsome(2 * g->n_buckets, g->req, &out, g->done_idx, MPI_STATUSES_IGNORE));
+    advance_all(g);
+}
+
+void dpt_buckets_wait(dpt_buckets *g)
+{
+    for (;;) {
+        advance_all(g);
+        int pending = 0;
+        for (int k = 0; k < g->n_buckets; k++) {
+            DPT_CHECK(g->b[k].phase != DPT_BUCKET_IDLE, "a gradient bucket was never started");
+            pending += g->b[k].phase != DPT_BUCKET_DONE;
+        }
+        if (!pending)
+            return;
+        int out = 0;
+        DPT_MPI_CHECK(
+            MPI_Waitsome(2 * g->n_buckets, g->req, &out, g->done_idx, MPI_STATUSES_IGNORE));
+        DPT_CHECK(out != MPI_UNDEFINED, "gradient buckets pending with no request in flight");
+    }
+}
+
+double dpt_buckets_busy_s(const dpt_buckets *g) { return g->t_end - g->t_start; }

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The bucketed, overlapped gradient allreduce (comm.*) computes what one allreduce after
+# backward computes:
+# - 2 ranks: bucketed with overlap (3 buckets, 2 buckets, the default: 1) ends BITWISE equal to
+#   comm.overlap=false, on the MPI path and (in the emulated CUDA build) on the NCCL path; so
+#   does bfloat16 compression bucketed against bfloat16 in one piece;
+# - 3 and 4 ranks: bucketed = one allreduce, and hierarchical = flat (overlapped and blocking,
+#   on one node and on 2 nodes forced by the DPT_TEST_RANKS_PER_NODE test hook), to RTOL;
+# - bfloat16 compression trains (loss close to fp32's) but is not fp32 (the control);
+# - the stop flag travels with the first bucket: SIGTERM to one rank of two with 3 buckets
+#   stops both after the same step;
+# - with the CUDA backend, comm.algorithm hierarchical and comm.compress bf16 are config errors.
+#   usage: buckets.sh DPTRAIN CKPT_DIFF
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+# With 2 ranks every element of the sum is a + b whichever algorithm MPI picks (IEEE addition
+# is commutative), so bucketing cannot change a bit. With 3 or more ranks MPI chooses its
+# allreduce algorithm by message size (Open MPI's tuned component: recursive doubling for
+# small messages, ring or reduce-scatter + allgather for large ones), so a bucket may be summed
+# as (a + b) + c where the whole buffer was summed as a + (b + c): the last bits differ, and
+# over 60 SGD steps that grows to ~1e-6 of a tensor's scale (as between 1 and N ranks in
+# equivalence.sh; measured here: 4.5e-7 with 3 ranks). A missing, doubled or misplaced bucket
+# moves parameters by 1e-2 or more. 1e-4 sits between the two; the bf16 control below shows it
+# catches an error of bf16's size. (The hierarchical reduction also sums in its own order.)
+RTOL=1e-4
+EXPECT_STEPS=60
+
+# run NAME NP [args...]: trains into $TMP/NAME; checks exit 0 and the step count
+run() {
+    local name=$1 np=$2
+    shift 2
+    local rc=0
+    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$TMP/$name" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        fail "$name: mpirun -np $np dptrain train $* exited $rc (expected 0); stderr:"
+        sed 's/^/    /' "$TMP/$name.err" >&2
+        return 0
+    fi
+    python3 - "$TMP/$name/metrics.jsonl" "$np" "$EXPECT_STEPS" <<'EOF' || fail "$name: metrics.jsonl check"
+import json, sys
+path, np, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+last = [json.loads(l) for l in open(path) if l.strip()][-1]
+if last["ranks"] != np or last["step"] != steps:
+    sys.exit(f"{path}: ranks={last['ranks']} step={last['step']}, expected {np}, {steps}")
+EOF
+}
+
+# says NAME PATTERN: the start-up table's comm line matches (grep -E)
+says() {
+    grep -Eq "^  comm +$2" "$TMP/$1.out" ||
+        fail "$1: the start-up table should say 'comm  $2'; it says: $(grep '^  comm' "$TMP/$1.out")"
+}
+
+# compare NAME_A NAME_B bitwise|RTOL
+compare() {
+    local rc=0 how=(--rtol "$3")
+    [ "$3" = bitwise ] && how=(--bitwise)
+    "$CKPT_DIFF" "$TMP/$1/checkpoint.bin" "$TMP/$2/checkpoint.bin" "${how[@]}" \
+        >"$TMP/diff_$1_$2.out" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        fail "$2 does not match $1 ($3; ckpt_diff exit $rc):"
+        sed 's/^/    /' "$TMP/diff_$1_$2.out" >&2
+    else
+        echo "ok: $2 matches $1 ($3): $(tail -n 1 "$TMP/diff_$1_$2.out")"
+    fi
+}
+
+# 32-64-64-4: layer sizes 2112, 4160 and 260 floats (+4 statistics). bucket_mb 0.001 (262
+# floats) closes a bucket at every layer; 0.01 (2621 floats) joins the last two layers.
+three=(--set comm.bucket_mb=0.001)
+two=(--set comm.bucket_mb=0.01)
+cpu=(--set run.device=cpu)
+
+# --- 2 ranks: bitwise, on this build's default backend (NCCL in the emulated CUDA build)
+run np2_one 2 --set comm.overlap=false
+says np2_one "(MPI flat allreduce|NCCL sum), one allreduce after backward"
+run np2_b3 2 "${three[@]}"
+says np2_b3 "(MPI flat allreduce|NCCL sum), 3 buckets .* overlapped with backward"
+run np2_b2 2 "${two[@]}"
+says np2_b2 ".*2 buckets"
+run np2_b1 2  # the default bucket size: one bucket, so no overlap
+says np2_b1 ".*one allreduce after backward \(the model fits one bucket"
+for b in b3 b2 b1; do compare np2_one "np2_$b" bitwise; done
+
+# --- 2 ranks on the MPI path: bfloat16 bucketed = bfloat16 in one piece (element by element:
+# round each rank's value, add in float, round the sum), and it trains but is not fp32
+run np2_cpu 2 "${cpu[@]}" "${three[@]}"
+run np2_bf16_one 2 "${cpu[@]}" --set comm.compress=bf16 --set comm.overlap=false
+says np2_bf16_one "MPI flat allreduce, one allreduce after backward, bfloat16"
+run np2_bf16_b3 2 "${cpu[@]}" --set comm.compress=bf16 "${three[@]}"
+compare np2_bf16_one np2_bf16_b3 bitwise
+if "$CKPT_DIFF" "$TMP/np2_cpu/checkpoint.bin" "$TMP/np2_bf16_b3/checkpoint.bin" --rtol "$RTOL" \
+    >"$TMP/diff_bf16.out" 2>&1; then
+    fail "bf16 compression matches fp32 to $RTOL: the gradients were not compressed"
+else
+    echo "ok: bf16 differs from fp32 beyond $RTOL ($(tail -n 1 "$TMP/diff_bf16.out"))"
+fi
+# bf16 keeps 8 significant bits: the final training loss stays within 5% of fp32's (measured:
+# 0.512 against 0.513 at 60 steps); a broken sum (e.g. summing bf16 bits as integers) diverges
+python3 - "$TMP/np2_cpu/metrics.jsonl" "$TMP/np2_bf16_b3/metrics.jsonl" <<'EOF' ||
+import json, sys
+a, b = ([json.loads(l) for l in open(p) if l.strip()][-1]["train_loss"] for p in sys.argv[1:])
+if not abs(a - b) <= 0.05 * a:
+    sys.exit(f"train_loss fp32 {a} vs bf16 {b}: more than 5% apart")
+print(f"ok: train_loss fp32 {a:.4f}, bf16 {b:.4f}")
+EOF
+    fail "bf16 training loss"
+
+# --- 3 ranks (uneven shards of 20 rows) and 4: bucketed vs one allreduce, hierarchical vs flat
+for np in 3 4; do
+    run "np${np}_one" $np "${cpu[@]}" --set comm.overlap=false
+    run "np${np}_b3" $np "${cpu[@]}" "${three[@]}"
+    compare "np${np}_one" "np${np}_b3" "$RTOL"
+done
+run np4_hier 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
+says np4_hier "MPI hierarchical .* among 1 node leaders"
+compare np4_one np4_hier "$RTOL"
+# two "nodes" of 2 ranks (4 ranks) and of 2 + 1 (3 ranks): leaders and locals both non-trivial
+export DPT_TEST_RANKS_PER_NODE=2
+for np in 3 4; do
+    run "np${np}_hier_n2" $np "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
+    says "np${np}_hier_n2" "MPI hierarchical .* among 2 node leaders, broadcast\), 3 buckets"
+    compare "np${np}_one" "np${np}_hier_n2" "$RTOL"
+    run "np${np}_hier_n2_blocking" $np "${cpu[@]}" --set comm.algorithm=hierarchical \
+        --set comm.overlap=false
+    compare "np${np}_one" "np${np}_hier_n2_blocking" "$RTOL"
+done
+run np4_hier_n2_bf16 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical \
+    --set comm.compress=bf16
+unset DPT_TEST_RANKS_PER_NODE
+
+# --- the stop flag (statistics of bucket 0): SIGTERM to one rank of two, 3 buckets
+out=$TMP/stop
+"${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$out" "${three[@]}" --set train.epochs=40 \
+    >"$out.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 1500); do [ -e "$out/checkpoint.bin" ] && break; sleep 0.02; done
+kill -TERM "$(pgrep -n -f "dptrain .*--out $out( |\$)")" || fail "stop: no rank to signal"
+set +e; wait $pid; rc=$?; set -e
+[ "$rc" -ne 0 ] || fail "stop: mpirun exited 0 after SIGTERM to a rank"
+grep -q "stopped by SIGTERM at epoch [0-9]*, step [0-9]*: checkpoint written" "$out.log" ||
+    fail "stop: no 'stopped by SIGTERM' message: $(tail -2 "$out.log")"
+
+# --- the CUDA backend (emulated CUDA build; skipped where no GPU is visible): hierarchical and
+# bf16 are config errors (exit 2) naming the key
+for set in comm.algorithm=hierarchical comm.compress=bf16; do
+    rc=0
+    "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$TMP/cuda_err" --set run.device=cuda \
+        --set "$set" >"$TMP/cuda_err.out" 2>&1 || rc=$?
+    if grep -q "no GPU is visible\|has no CUDA backend" "$TMP/cuda_err.out"; then
+        echo "skip: --set $set with the CUDA backend (no GPU, or a build without CUDA)"
+    elif [ "$rc" != 2 ] || ! grep -q "${set%%=*}: ${set#*=} .*CUDA backend\|${set%%=*}: ${set#*=} is for the MPI path" "$TMP/cuda_err.out"; then
+        fail "--set $set with the CUDA backend: expected exit 2 and a message naming the key; got $rc:"
+        sed 's/^/    /' "$TMP/cuda_err.out" >&2
+    else
+        echo "ok: --set $set with the CUDA backend is a config error"
+    fi
+done
+
+finish
