@@ -831,6 +831,10 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     int64_t run_start_step = step;
     int header_printed = 0;
     int last_good_epoch = (int)(step / spe);
+    /* DPT_TEST_STEP_SLEEP_US: a pause after every step, so that the signal tests can interrupt a
+     * run mid-way however fast the machine is; it changes no result */
+    const char *sleep_env = getenv("DPT_TEST_STEP_SLEEP_US");
+    long step_sleep_us = sleep_env ? strtol(sleep_env, NULL, 10) : 0;
     int wrote_ckpt = opts->resume && step > 0;
     int epoch = (int)(step / spe);
 
@@ -859,6 +863,8 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
                 goto done;
             }
             step++;
+            if (step_sleep_us > 0) /* test hook, see below */
+                usleep((useconds_t)step_sleep_us);
             if (t.stop_requested) {
                 /* every rank learned it from the same allreduce: all stop after this step */
                 if (tty) printf("\r\033[K");

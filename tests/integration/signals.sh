@@ -11,10 +11,13 @@
 # Usage: signals.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-# long enough that a signal lands mid-run even on an idle machine, where mpirun's forwarding
-# takes longer than an epoch: 40 epochs of 90 steps of a 32-256-256-4 MLP (about a second)
 EPOCHS=40
-args=(train "$CONFIG" --set train.epochs=$EPOCHS --set data.synthetic_train=6000 --set "model.layers=[32,256,256,4]")
+args=(train "$CONFIG" --set train.epochs=$EPOCHS)
+# The runs that get a signal pause 2 ms after every step (1200 steps: 2.4 s at least), so the
+# signal lands mid-run on an idle machine too, where mpirun's forwarding of SIGTERM can take
+# longer than the whole run; the pause changes no result. mpirun passes it on with -x.
+export DPT_TEST_STEP_SLEEP_US=2000
+MPIRUN+=(-x DPT_TEST_STEP_SLEEP_US)
 
 # Waits until FILE exists (up to 30 s).
 wait_for() { for _ in $(seq 1 1500); do [ -e "$1" ] && return 0; sleep 0.02; done; return 1; }
@@ -23,9 +26,10 @@ wait_for() { for _ in $(seq 1 1500); do [ -e "$1" ] && return 0; sleep 0.02; don
 # lists them: pass "first" or "last").
 pid_of() { if [ "$2" = first ]; then pgrep -o -f "dptrain .*--out $1( |\$)"; else pgrep -n -f "dptrain .*--out $1( |\$)"; fi; }
 
-# Uninterrupted references, one rank and two
-"$DPTRAIN" "${args[@]}" --out "$TMP/ref1" >/dev/null 2>&1 || fail "reference run (1 rank) failed"
-"${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$TMP/ref2" >/dev/null 2>&1 || fail "reference run (2 ranks) failed"
+# Uninterrupted references, one rank and two (no pause)
+DPT_TEST_STEP_SLEEP_US=0 "$DPTRAIN" "${args[@]}" --out "$TMP/ref1" >/dev/null 2>&1 || fail "reference run (1 rank) failed"
+DPT_TEST_STEP_SLEEP_US=0 "${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$TMP/ref2" >/dev/null 2>&1 ||
+    fail "reference run (2 ranks) failed"
 
 # Checks a run stopped by SIGTERM and resumes it. Args: NAME NP RC LOG
 check_stopped_and_resume() {
