@@ -770,8 +770,9 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
     printf("dptrain %s  search %s\n", DPT_VERSION, opts->config_path ? opts->config_path : "");
     if (c->search.algorithm == DPT_SEARCH_BAYES)
         printf("  %-9s bayes (GP, Matern 5/2, Expected Improvement), %d trials, the first %d "
-               "random; minimizing %s\n",
+               "random%s; minimizing %s\n",
                "search", trials, c->search.initial_random < trials ? c->search.initial_random : trials,
+               c->search.start_from_config ? " (trial 1: the config's own values)" : "",
                objective_label(c));
     else
         printf("  %-9s %s, %d trials; minimizing %s\n", "search",
