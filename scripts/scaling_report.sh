@@ -5,6 +5,7 @@
 # the 2-machine layouts with unshaped links and with 1 Gbit/s links, writes
 #   OUT/allreduce.csv  label,machines,ranks_per_machine,rate,table,size,time_us,busbw_gbs,model_us
 #   OUT/train.csv      bench train's rows (label = layout and rate)
+#   OUT/overlap_*.txt  bench train on 2 machines x 1 rank at 1 Gbit/s, overlap off and on
 # and the raw outputs, then draws OUT/busbw.png and OUT/efficiency.png (scripts/plot_scaling.py).
 # Usage: scripts/scaling_report.sh [OUT=runs/scaling] [CONFIG=configs/mlp_large.yaml]
 # Numbers from one 2-core box are what they are: every "machine" shares the same two cores.
@@ -50,6 +51,15 @@ run 2 1 unshaped
 run 2 2 unshaped
 run 2 1 1gbit
 run 2 2 1gbit
-grep -h '^ ' "$out"/train_*.txt >/dev/null 2>&1 || true
+
+# overlap: 2 machines x 1 rank at 1 Gbit/s, gradients in one allreduce after backward against
+# buckets of 4 MB started during backward
+for setting in "comm.overlap=false" "comm.bucket_mb=4"; do
+    echo "== 2x1 1gbit, $setting"
+    DPTEMU_PREFIX=dptscale scripts/emulate_cluster.sh run -n 2 --slots 1 --rate 1gbit -- \
+        -np 2 "$dptrain" bench train "$config" --steps "$steps" --warmup 3 --set "$setting" \
+        >"$out/overlap_${setting//[.=]/_}.txt"
+    grep -E '^# gradients|^ +2 ' "$out/overlap_${setting//[.=]/_}.txt"
+done
 /usr/bin/python3 scripts/plot_scaling.py "$out"
 echo "== written: $out/allreduce.csv $out/train.csv $out/busbw.png $out/efficiency.png"
