@@ -943,11 +943,10 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
             print_trial(cfg, &hist[k], NAN, trials);
     }
 
-    trial_record *round_recs = malloc((size_t)G * sizeof *round_recs);
     trial_record *gathered = root ? malloc((size_t)comm->size * sizeof *gathered) : NULL;
     trial_record *mine_rec = malloc(sizeof *mine_rec);
     dpt_config *best_cfg = root ? malloc(sizeof *best_cfg) : NULL;
-    DPT_CHECK(round_recs && mine_rec && (!root || (gathered && best_cfg)), "out of memory");
+    DPT_CHECK(mine_rec && (!root || (gathered && best_cfg)), "out of memory");
     double search_start = dpt_now();
 
     while (rc == DPT_OK && n_hist < trials) {
@@ -994,8 +993,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
             DPT_CHECK(text != NULL, "out of memory");
             int best_before = best;
             for (int j = 0; j < k; j++) {
-                round_recs[j] = gathered[leader_of[j]];
-                const trial_record *r = &round_recs[j];
+                const trial_record *r = &gathered[leader_of[j]];
                 if (r->status == TRIAL_IDLE)
                     continue;
                 if (r->status == TRIAL_INTERRUPTED) {
@@ -1090,7 +1088,6 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     free(best_cfg);
     free(mine_rec);
     free(gathered);
-    free(round_recs);
     free(hist);
     if (rank_log >= 0)
         close(rank_log);

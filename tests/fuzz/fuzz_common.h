@@ -5,6 +5,7 @@
 #ifndef DPT_FUZZ_COMMON_H
 #define DPT_FUZZ_COMMON_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "data.h"
 #include "error.h"
 
 #define FUZZ_MAX_TEMPS 4
@@ -100,6 +102,31 @@ static inline void fuzz_check_error(int rc, const dpt_error *err, const char *wh
         fprintf(stderr, "fuzz: %s returned %d with code %d and message '%s'\n", what, rc,
                 err->code, err->msg);
         abort();
+    }
+}
+
+/* Aborts (a finding) unless a loaded split is consistent: counts, widths, labels below
+ * classes, and, when check_finite, every feature finite. target names the fuzzer in messages. */
+static inline void fuzz_check_split(const char *target, const dpt_dataset *d, const char *name,
+                                    int features, int classes, int check_finite)
+{
+    if (d->n < 0 || d->n > d->n_total || d->features != features || d->classes != classes ||
+        (d->n > 0 && (!d->x || !d->y))) {
+        fprintf(stderr, "%s: %s: inconsistent split (n %lld of %lld)\n", target, name,
+                (long long)d->n, (long long)d->n_total);
+        abort();
+    }
+    for (int64_t i = 0; i < d->n; i++) {
+        if (d->y[i] < 0 || d->y[i] >= classes) {
+            fprintf(stderr, "%s: %s: label %d at row %lld\n", target, name, d->y[i], (long long)i);
+            abort();
+        }
+        for (int j = 0; j < features && check_finite; j++)
+            if (!isfinite(d->x[i * features + j])) {
+                fprintf(stderr, "%s: %s: feature not finite at row %lld\n", target, name,
+                        (long long)i);
+                abort();
+            }
     }
 }
 

@@ -52,28 +52,6 @@ static void init_once(void)
     fuzz_write_file(fixed_labels, labels, sizeof labels);
 }
 
-static void check_split(const dpt_dataset *d, const char *name)
-{
-    if (d->n < 0 || d->n > d->n_total || d->features != FEATURES || d->classes != CLASSES ||
-        (d->n > 0 && (!d->x || !d->y))) {
-        fprintf(stderr, "fuzz_idx: %s: inconsistent split (n %lld of %lld)\n", name,
-                (long long)d->n, (long long)d->n_total);
-        abort();
-    }
-    for (int64_t i = 0; i < d->n; i++) {
-        if (d->y[i] < 0 || d->y[i] >= CLASSES) {
-            fprintf(stderr, "fuzz_idx: %s: label %d at row %lld\n", name, d->y[i], (long long)i);
-            abort();
-        }
-        for (int j = 0; j < FEATURES; j++)
-            if (!isfinite(d->x[i * FEATURES + j])) {
-                fprintf(stderr, "fuzz_idx: %s: feature not finite at row %lld\n", name,
-                        (long long)i);
-                abort();
-            }
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -123,9 +101,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = dpt_data_load(&cfg, ranks == 2 ? rank : 0, ranks, NULL, NULL, &d, &err);
     fuzz_check_error(rc, &err, "dpt_data_load");
     if (rc == DPT_OK) {
-        check_split(&d.train, "train");
-        check_split(&d.val, "val");
-        check_split(&d.test, "test");
+        fuzz_check_split("fuzz_idx", &d.train, "train", FEATURES, CLASSES, 1);
+        fuzz_check_split("fuzz_idx", &d.val, "val", FEATURES, CLASSES, 1);
+        fuzz_check_split("fuzz_idx", &d.test, "test", FEATURES, CLASSES, 1);
         if (d.test.n != 0) {
             fprintf(stderr, "fuzz_idx: a test split from no test files\n");
             abort();
