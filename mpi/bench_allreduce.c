@@ -18,6 +18,7 @@
 
 #include <lapacke.h>
 
+#include "ring.h"
 #include "util.h"
 
 #ifdef DPT_HAVE_NCCL
@@ -91,7 +92,7 @@ int dpt_bench_allreduce_parse(int argc, char **argv, int first, dpt_bench_allred
         }
         int takes_value = strcmp(a, "-b") == 0 || strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 ||
                           strcmp(a, "-n") == 0 || strcmp(a, "-w") == 0 ||
-                          strcmp(a, "--device") == 0;
+                          strcmp(a, "--device") == 0 || strcmp(a, "--algorithm") == 0;
         if (!takes_value)
             return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: %s '%s'",
                                  a[0] == '-' ? "unknown option" : "unexpected argument", a);
@@ -128,6 +129,15 @@ int dpt_bench_allreduce_parse(int argc, char **argv, int first, dpt_bench_allred
                 o->iters = (int)n;
             else
                 o->warmup = (int)n;
+        } else if (strcmp(a, "--algorithm") == 0) {
+            if (strcmp(v, "flat") == 0)
+                o->algorithm = DPT_ALLREDUCE_FLAT;
+            else if (strcmp(v, "ring") == 0)
+                o->algorithm = DPT_ALLREDUCE_RING;
+            else
+                return dpt_error_set(err, DPT_EUSAGE,
+                                     "bench allreduce: --algorithm must be flat or ring, got '%s'",
+                                     v);
         } else if (strcmp(v, "cpu") == 0) {
             o->device = DPT_BENCH_DEVICE_CPU;
         } else if (strcmp(v, "cuda") == 0) {
@@ -144,6 +154,9 @@ int dpt_bench_allreduce_parse(int argc, char **argv, int first, dpt_bench_allred
                                  "bench allreduce: --device must be cpu or cuda, got '%s'", v);
         }
     }
+    if (o->algorithm == DPT_ALLREDUCE_RING && o->device == DPT_BENCH_DEVICE_CUDA)
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: --algorithm ring is dptrain's MPI "
+                             "path on host buffers; with --device cuda NCCL picks its own rings");
     if (o->min_bytes < sizeof(float))
         return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -b must be at least 4 bytes "
                              "(one float), got '%s'", b_arg);
@@ -260,6 +273,8 @@ struct bench {
     bench_allreduce_fn path;   /* dptrain's allreduce for o->algorithm and o->device */
     float *host;               /* (max_count) host floats: the MPI paths and the staging area */
     float *dev;                /* (max_count) device floats (--device cuda), else NULL */
+    dpt_ring ring;             /* --algorithm ring: set up for ring_comm with max_count floats */
+    MPI_Comm ring_comm;
 #ifdef DPT_HAVE_NCCL
     dpt_nccl nccl;             /* over the current table's communicator */
     cudaStream_t stream;       /* stands for the trainer's compute stream */
@@ -270,6 +285,21 @@ struct bench {
 static void allreduce_flat_mpi(bench *b, float *buf, size_t n)
 {
     dpt_comm_allreduce_sum_on(b->comm, buf, n);
+}
+
+/* dptrain's ring (comm.algorithm: ring): one ring set up per communicator and reused, as the
+ * trainer keeps one per gradient bucket. */
+static void allreduce_ring_mpi(bench *b, float *buf, size_t n)
+{
+    if (b->ring_comm != b->comm) {
+        if (b->ring_comm != MPI_COMM_NULL)
+            dpt_ring_free(&b->ring);
+        dpt_ring_init(&b->ring, b->comm, MPI_FLOAT, sizeof(float), dpt_ring_sum_float,
+                      b->o->max_bytes / sizeof(float), 0);
+        b->ring_comm = b->comm;
+    }
+    dpt_ring_start(&b->ring, buf, n);
+    dpt_ring_wait(&b->ring);
 }
 
 #ifdef DPT_HAVE_NCCL
@@ -287,11 +317,12 @@ static void allreduce_plain_mpi(bench *b, float *buf, size_t n)
     DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, b->comm));
 }
 
-/* dptrain's allreduce for an algorithm and a device: the one switch that `comm.algorithm:
- * flat|hierarchical` will extend. */
+/* dptrain's allreduce for an algorithm and a device. */
 static bench_allreduce_fn dptrain_path(dpt_allreduce_algorithm a, dpt_bench_device d)
 {
     switch (a) {
+    case DPT_ALLREDUCE_RING:
+        return allreduce_ring_mpi;
     case DPT_ALLREDUCE_FLAT:
 #ifdef DPT_HAVE_NCCL
         if (d == DPT_BENCH_DEVICE_CUDA)
@@ -587,9 +618,15 @@ static void print_header(bench *b)
            "iters: %d validation: 1 device: %s\n", c->size, c->n_nodes, o->min_bytes,
            o->max_bytes, o->factor, o->warmup, o->iters,
            o->device == DPT_BENCH_DEVICE_CUDA ? "cuda" : "cpu");
-    printf("# dptrain path: flat, %s\n", o->device == DPT_BENCH_DEVICE_CUDA
-               ? "ncclAllReduce in place on device buffers (dpt_nccl_allreduce_sum, as training)"
-               : "MPI_Allreduce in place on host buffers (dpt_comm_allreduce_sum, as training)");
+    if (o->algorithm == DPT_ALLREDUCE_RING)
+        printf("# dptrain path: ring, reduce-scatter + allgather in %d KiB messages sent eagerly "
+               "on host buffers (mpi/ring.c, comm.algorithm ring)\n", DPT_RING_CHUNK_BYTES / 1024);
+    else
+        printf("# dptrain path: flat, %s\n", o->device == DPT_BENCH_DEVICE_CUDA
+                   ? "ncclAllReduce in place on device buffers (dpt_nccl_allreduce_sum, as "
+                     "training)"
+                   : "MPI_Allreduce in place on host buffers (dpt_comm_allreduce_sum, as "
+                     "training)");
     if (o->baseline)
         printf("# baseline: plain MPI_Allreduce in place on host buffers, in alternation with "
                "dptrain's path call by call,\n# each call timed on its own; ratio = dptrain busbw "
@@ -653,6 +690,8 @@ static int bench_start(bench *b, dpt_error *err)
 
 static void bench_stop(bench *b)
 {
+    if (b->ring_comm != MPI_COMM_NULL)
+        dpt_ring_free(&b->ring);
     free(b->host);
 #ifdef DPT_HAVE_NCCL
     if (b->dev)
@@ -668,6 +707,7 @@ int dpt_bench_allreduce(dpt_comm *c, const dpt_bench_allreduce_opts *o, dpt_erro
     memset(&b, 0, sizeof b);
     b.o = o;
     b.c = c;
+    b.ring_comm = MPI_COMM_NULL;
     b.path = dptrain_path(o->algorithm, o->device);
     int rc = bench_start(&b, err);
     /* a rank that failed speaks for itself; the rest only learn the code */

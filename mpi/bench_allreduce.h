@@ -15,10 +15,11 @@
 extern "C" {
 #endif
 
-/* How dptrain sums gradients across ranks: the path the benchmark times. One value today;
- * `comm.algorithm: flat|hierarchical` will select among more. */
+/* How dptrain sums gradients across ranks: the path the benchmark times (--algorithm, as
+ * comm.algorithm in a config). */
 typedef enum {
     DPT_ALLREDUCE_FLAT = 0, /* one allreduce over the whole communicator (MPI_Allreduce / NCCL) */
+    DPT_ALLREDUCE_RING = 1, /* dptrain's pipelined ring of eager messages (mpi/ring.h), host only */
 } dpt_allreduce_algorithm;
 
 typedef enum { DPT_BENCH_DEVICE_CPU = 0, DPT_BENCH_DEVICE_CUDA = 1 } dpt_bench_device;

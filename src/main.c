@@ -27,7 +27,7 @@ static const char usage_text[] =
     "  dptrain bench train CONFIG.yaml [--steps N] [--warmup N] [--set KEY=VALUE]...\n"
     "                      [--scaling weak|strong] [--csv FILE] [--label TEXT]\n"
     "  dptrain bench allreduce [-b MINBYTES] [-e MAXBYTES] [-f FACTOR] [-n ITERS] [-w WARMUP]\n"
-    "                          [--device cpu|cuda] [--baseline]\n"
+    "                          [--device cpu|cuda] [--algorithm flat|ring] [--baseline]\n"
     "  dptrain version\n"
     "  dptrain selftest      (on a GPU machine: every op and a short run, CUDA against CPU)\n"
     "  dptrain --help\n"
