@@ -1,6 +1,6 @@
 /* Bucketed, non-blocking gradient allreduce over MPI: flat or hierarchical, fp32 or bfloat16.
  * Open MPI (like most MPIs without an asynchronous progress thread) moves a non-blocking
- * collective forward only inside MPI calls, so the trainer polls between layers of backward
+ * collective (or dptrain's ring) forward only inside MPI calls, so the trainer polls between layers of backward
  * (dpt_buckets_progress) and waits after it (dpt_buckets_wait). */
 #include "buckets.h"
 
@@ -23,6 +23,8 @@ static void bf16_sum_op(void *in, void *inout, int *len, MPI_Datatype *type)
     dpt_bf16_sum(in, inout, (size_t)*len);
 }
 
+static void bf16_sum_ring(const void *in, void *inout, size_t n) { dpt_bf16_sum(in, inout, n); }
+
 static MPI_Comm dup_or_null(MPI_Comm c)
 {
     MPI_Comm d = MPI_COMM_NULL;
@@ -31,11 +33,11 @@ static MPI_Comm dup_or_null(MPI_Comm c)
     return d;
 }
 
-void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, int hierarchical, int bf16)
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16)
 {
     memset(g, 0, sizeof *g);
     g->c = c;
-    g->hierarchical = hierarchical;
+    g->algorithm = algorithm;
     g->bf16 = bf16;
     g->world = dup_or_null(c->world);
     g->local_reduce = dup_or_null(c->local);
@@ -50,8 +52,11 @@ void dpt_buckets_free(dpt_buckets *g)
 {
     if (!g->c)
         return;
-    for (int k = 0; k < g->n_buckets; k++)
+    for (int k = 0; k < g->n_buckets; k++) {
         free(g->b[k].half);
+        for (int i = 0; i < g->b[k].n_rings; i++)
+            dpt_ring_free(&g->b[k].ring[i]);
+    }
     free(g->b);
     free(g->req);
     free(g->done_idx);
@@ -91,6 +96,22 @@ void dpt_buckets_add(dpt_buckets *g, size_t off, size_t n, size_t n_stats)
         DPT_CHECK(b->half != NULL, "out of memory");
     }
     g->req[2 * k] = g->req[2 * k + 1] = MPI_REQUEST_NULL;
+    if (g->algorithm == DPT_BUCKETS_RING) {
+        /* the pieces' sizes and types, as pieces() will give them */
+        size_t ng = g->bf16 ? n - n_stats : n, ns = g->bf16 ? n_stats : 0;
+        if (ng > 0) {
+            dpt_ring_init(&b->ring[b->n_rings++], g->world, g->bf16 ? MPI_UINT16_T : MPI_FLOAT,
+                          g->bf16 ? sizeof(uint16_t) : sizeof(float),
+                          g->bf16 ? bf16_sum_ring : dpt_ring_sum_float, ng, g->ring_tags);
+            g->ring_tags += dpt_ring_tags(ng, g->bf16 ? sizeof(uint16_t) : sizeof(float),
+                                          g->c->size);
+        }
+        if (ns > 0) {
+            dpt_ring_init(&b->ring[b->n_rings++], g->world, MPI_FLOAT, sizeof(float),
+                          dpt_ring_sum_float, ns, g->ring_tags);
+            g->ring_tags += dpt_ring_tags(ns, sizeof(float), g->c->size);
+        }
+    }
 }
 
 /* The pieces a phase moves: with bf16 the compressed gradients and, apart, the statistics in
@@ -126,11 +147,12 @@ static void post(dpt_buckets *g, int k, int phase)
     piece pc[2];
     int np = pieces(g, b, pc);
     MPI_Request *req = &g->req[2 * k];
+    int hierarchical = g->algorithm == DPT_BUCKETS_HIERARCHICAL;
     for (int i = 0; i < np; i++) {
         piece *p = &pc[i];
         switch (phase) {
         case DPT_BUCKET_REDUCE:
-            if (!g->hierarchical || c->local_size == 1)
+            if (!hierarchical || c->local_size == 1)
                 break;
             if (c->local_rank == 0)
                 DPT_MPI_CHECK(MPI_Ireduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op, 0,
@@ -140,21 +162,35 @@ static void post(dpt_buckets *g, int k, int phase)
                                           g->local_reduce, &req[i]));
             break;
         case DPT_BUCKET_ALLREDUCE:
-            if (!g->hierarchical && c->size > 1)
+            if (g->algorithm == DPT_BUCKETS_RING)
+                dpt_ring_start(&b->ring[i], p->p, (size_t)p->count);
+            else if (!hierarchical && c->size > 1)
                 DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
                                              g->world, &req[i]));
-            else if (g->hierarchical && g->leaders != MPI_COMM_NULL && c->n_nodes > 1)
+            else if (hierarchical && g->leaders != MPI_COMM_NULL && c->n_nodes > 1)
                 DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
                                              g->leaders, &req[i]));
             break;
         case DPT_BUCKET_BCAST:
-            if (g->hierarchical && c->local_size > 1)
+            if (hierarchical && c->local_size > 1)
                 DPT_MPI_CHECK(MPI_Ibcast(p->p, p->count, p->type, 0, g->local_bcast, &req[i]));
             break;
         default:
             break;
         }
     }
+}
+
+/* Whether bucket k's current phase has finished: its requests and, in the ring's phase, its
+ * rings (tested, which moves them along). */
+static int phase_done(dpt_buckets *g, int k)
+{
+    dpt_bucket *b = &g->b[k];
+    int done = g->req[2 * k] == MPI_REQUEST_NULL && g->req[2 * k + 1] == MPI_REQUEST_NULL;
+    if (b->phase == DPT_BUCKET_ALLREDUCE)
+        for (int i = 0; i < b->n_rings; i++)
+            done &= dpt_ring_test(&b->ring[i]);
+    return done;
 }
 
 /* Moves bucket k through the phases whose requests have completed. A bucket enters a phase
@@ -164,8 +200,7 @@ static void post(dpt_buckets *g, int k, int phase)
 static void advance(dpt_buckets *g, int k)
 {
     dpt_bucket *b = &g->b[k];
-    while (b->phase != DPT_BUCKET_IDLE && b->phase != DPT_BUCKET_DONE &&
-           g->req[2 * k] == MPI_REQUEST_NULL && g->req[2 * k + 1] == MPI_REQUEST_NULL) {
+    while (b->phase != DPT_BUCKET_IDLE && b->phase != DPT_BUCKET_DONE && phase_done(g, k)) {
         int next = b->phase + 1;
         if (next != DPT_BUCKET_DONE && k > 0 && g->b[k - 1].phase < next)
             return;
@@ -232,6 +267,10 @@ void dpt_buckets_wait(dpt_buckets *g)
         }
         if (!pending)
             return;
+        if (g->algorithm == DPT_BUCKETS_RING) { /* rings make no request MPI_Waitsome sees */
+            dpt_buckets_progress(g);
+            continue;
+        }
         int out = 0;
         DPT_MPI_CHECK(
             MPI_Waitsome(2 * g->n_buckets, g->req, &out, g->done_idx, MPI_STATUSES_IGNORE));

@@ -4,8 +4,9 @@
  * caller polls (between layers of backward) while computation goes on. As in PyTorch DDP's
  * gradient bucketing (Li et al., "PyTorch Distributed: Experiences on Accelerating Data
  * Parallel Training", VLDB 2020). Each bucket is reduced flat (one MPI_Iallreduce over all
- * ranks) or hierarchically (reduce within the node, allreduce among node leaders, broadcast
- * within the node: a small state machine per bucket), in fp32 or compressed to bfloat16.
+ * ranks), by dptrain's ring (mpi/ring.h, for TCP links) or hierarchically (reduce within the
+ * node, allreduce among node leaders, broadcast within the node: a small state machine per
+ * bucket), in fp32 or compressed to bfloat16.
  * Knows nothing of the model: only offsets into one buffer of floats. */
 #ifndef DPT_BUCKETS_H
 #define DPT_BUCKETS_H
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "comm.h"
+#include "ring.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,22 +30,31 @@ enum {
     DPT_BUCKET_DONE
 };
 
+typedef enum {
+    DPT_BUCKETS_FLAT,         /* MPI_Iallreduce over all ranks */
+    DPT_BUCKETS_HIERARCHICAL, /* MPI_Ireduce in the node, MPI_Iallreduce of leaders, MPI_Ibcast */
+    DPT_BUCKETS_RING          /* dpt_ring over all ranks */
+} dpt_buckets_algorithm;
+
 typedef struct {
     size_t off, n;         /* the bucket is floats [off, off + n) of the buffer */
     size_t n_stats;        /* its last n_stats floats are statistics: always summed in fp32 */
     int phase;             /* DPT_BUCKET_* */
     uint16_t *half;        /* (n - n_stats) bfloat16 copy, when compressing */
+    int n_rings;           /* ring: one per piece (gradients; statistics apart with bf16) */
+    dpt_ring ring[2];
 } dpt_bucket;
 
 typedef struct {
     dpt_comm *c;
-    int hierarchical;      /* 0: flat */
+    dpt_buckets_algorithm algorithm;
     int bf16;              /* 1: the gradients travel as bfloat16 */
     MPI_Comm world;        /* dups, so that these collectives never meet the trainer's, and */
     MPI_Comm local_reduce; /* one per phase: ranks reach a bucket's phases at different times, */
     MPI_Comm local_bcast;  /* and collectives on one communicator must start in one order */
     MPI_Comm leaders;      /* MPI_COMM_NULL on ranks that are not their node's leader */
     MPI_Op bf16_sum;       /* MPI_OP_NULL unless bf16 */
+    int ring_tags;         /* ring: tags the buckets added so far use on `world` */
     int n_buckets, cap;
     dpt_bucket *b;
     MPI_Request *req;      /* (2 n_buckets): bucket k's data and statistics requests */
@@ -53,7 +64,7 @@ typedef struct {
 } dpt_buckets;
 
 /* Collective over c (it duplicates c's communicators). */
-void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, int hierarchical, int bf16);
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16);
 void dpt_buckets_free(dpt_buckets *g);
 
 /* Appends a bucket of floats [off, off + n) whose last n_stats floats are statistics. Buckets

@@ -84,7 +84,7 @@ static const char *const schedule_names[] = {"constant", "step", "cosine", NULL}
 static const char *const precision_names[] = {"fp32", "tf32", NULL};
 static const char *const progress_names[] = {"auto", "on", "off", NULL};
 static const char *const resident_names[] = {"auto", "on", "off", NULL};
-static const char *const comm_algorithm_names[] = {"flat", "hierarchical", NULL};
+static const char *const comm_algorithm_names[] = {"flat", "hierarchical", "ring", NULL};
 static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
 static const char *const objective_names[] = {"val_error", "val_loss", NULL};
@@ -104,7 +104,7 @@ _Static_assert(N_NAMES(init_names) == DPT_INIT_XAVIER + 1, "init names");
 _Static_assert(N_NAMES(optimizer_names) == DPT_OPT_ADAMW + 1, "optimizer names");
 _Static_assert(N_NAMES(schedule_names) == DPT_SCHED_COSINE + 1, "schedule names");
 _Static_assert(N_NAMES(precision_names) == DPT_PREC_TF32 + 1, "precision names");
-_Static_assert(N_NAMES(comm_algorithm_names) == DPT_COMM_HIERARCHICAL + 1, "comm algorithm names");
+_Static_assert(N_NAMES(comm_algorithm_names) == DPT_COMM_RING + 1, "comm algorithm names");
 _Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names");
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
 _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective names");

@@ -24,7 +24,7 @@ typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
 typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
-typedef enum { DPT_COMM_FLAT, DPT_COMM_HIERARCHICAL } dpt_comm_algorithm;
+typedef enum { DPT_COMM_FLAT, DPT_COMM_HIERARCHICAL, DPT_COMM_RING } dpt_comm_algorithm;
 typedef enum { DPT_COMPRESS_NONE, DPT_COMPRESS_BF16 } dpt_compress;
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
@@ -121,8 +121,9 @@ typedef struct {
                                             * last layer first, until a bucket reaches it) */
         int overlap;                       /* each bucket's allreduce starts during backward;
                                             * false: one allreduce after backward */
-        dpt_comm_algorithm algorithm;      /* MPI path: flat allreduce, or reduce within the
-                                            * node, allreduce among leaders, broadcast */
+        dpt_comm_algorithm algorithm;      /* MPI path: flat allreduce; reduce within the
+                                            * node, allreduce among leaders, broadcast; or
+                                            * dptrain's ring of eager messages */
         dpt_compress compress;             /* gradients travel as bfloat16 */
     } comm;
     struct {

@@ -194,8 +194,11 @@ static void start_comm(dpt_trainer *t)
          cfg->comm.compress != DPT_COMPRESS_NONE)) {
         t->buckets = calloc(1, sizeof *t->buckets);
         DPT_CHECK(t->buckets != NULL, "out of memory");
-        dpt_buckets_init(t->buckets, comm, cfg->comm.algorithm == DPT_COMM_HIERARCHICAL,
-                         cfg->comm.compress == DPT_COMPRESS_BF16);
+        dpt_buckets_algorithm a = cfg->comm.algorithm == DPT_COMM_HIERARCHICAL
+                                      ? DPT_BUCKETS_HIERARCHICAL
+                                  : cfg->comm.algorithm == DPT_COMM_RING ? DPT_BUCKETS_RING
+                                                                         : DPT_BUCKETS_FLAT;
+        dpt_buckets_init(t->buckets, comm, a, cfg->comm.compress == DPT_COMPRESS_BF16);
         for (int k = 0; k < t->n_buckets; k++)
             dpt_buckets_add(t->buckets, t->bucket_off[k], t->bucket_n[k],
                             k == 0 ? DPT_GRAD_STATS : 0);
@@ -225,6 +228,10 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
     else if (cfg->comm.algorithm == DPT_COMM_HIERARCHICAL)
         snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
                  "leaders, broadcast), %s, %s", t->comm->n_nodes, how,
+                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+    else if (cfg->comm.algorithm == DPT_COMM_RING)
+        snprintf(out, n, "MPI ring (reduce-scatter and allgather in %d KiB eager messages), %s, "
+                 "%s", DPT_RING_CHUNK_BYTES / 1024, how,
                  cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
     else
         snprintf(out, n, "MPI flat allreduce, %s, %s", how,
@@ -265,9 +272,10 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
 #ifdef DPT_HAVE_NCCL
     if (!t->be.host_memory && comm->size > 1 && cfg->comm.algorithm != DPT_COMM_FLAT) {
         rc = dpt_error_set(&mine, DPT_EUSAGE,
-                           "comm.algorithm: hierarchical is for the MPI path (run.device cpu); "
+                           "comm.algorithm: %s is for the MPI path (run.device cpu); "
                            "with the CUDA backend NCCL reduces the gradients and picks its own "
-                           "rings and trees within and across nodes: use comm.algorithm flat");
+                           "rings and trees within and across nodes: use comm.algorithm flat",
+                           dpt_comm_algorithm_name(cfg->comm.algorithm));
         goto fail;
     }
     if (!t->be.host_memory && comm->size > 1 && cfg->comm.compress != DPT_COMPRESS_NONE) {

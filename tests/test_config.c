@@ -661,6 +661,7 @@ Test(config, enum_names)
     cr_assert_str_eq(dpt_init_name(DPT_INIT_XAVIER), "xavier");
     cr_assert_str_eq(dpt_precision_name(DPT_PREC_TF32), "tf32");
     cr_assert_str_eq(dpt_comm_algorithm_name(DPT_COMM_HIERARCHICAL), "hierarchical");
+    cr_assert_str_eq(dpt_comm_algorithm_name(DPT_COMM_RING), "ring");
     cr_assert_str_eq(dpt_compress_name(DPT_COMPRESS_BF16), "bf16");
     cr_assert_str_eq(dpt_optimizer_name((dpt_optimizer)99), "unknown");
 }

@@ -90,6 +90,14 @@ grep -q '^# dptrain busbw / MPI_Allreduce busbw' "$TMP/np2.out" ||
 run np3 3 -b 8 -e 100 -f 3 -n 2 -w 0
 check_run np3 3 3 "8 24 72" 9
 
+# dptrain's ring (--algorithm ring): 3 and 4 ranks, sizes from one float (empty segments) to
+# 1 MiB (several 32 KiB messages per segment), with the baseline beside it
+for np in 3 4; do
+    run "ring$np" $np --algorithm ring -b 4 -e 1M -f 16 -n 2 -w 1 --baseline
+    check_run "ring$np" $np $np "4 64 1024 16384 262144" 12
+    grep -q '^# dptrain path: ring, ' "$TMP/ring$np.out" || fail "ring$np: the header does not name the ring"
+done
+
 # one rank without mpirun: nothing is communicated, no fit, still correct
 run single 0 -b 4 -e 64 -n 2
 check_run single 0 1 "4 8 16 32 64" 9
@@ -117,6 +125,7 @@ bad bad_f 0 "-f must be an integer factor >= 2" -f 1
 bad bad_n 0 "-n must be a positive integer" -n 0
 bad bad_device 0 "--device must be cpu or cuda" --device gpu
 bad bad_option 0 "unknown option '--bogus'" --bogus
+bad bad_algorithm 0 "--algorithm must be flat or ring" --algorithm tree
 
 # --device cuda: the emulated build must run it (NCCL carried over MPI, DPT_EMU_DEVICES GPUs);
 # a build with real CUDA and no GPU must say so and exit 1; a build without NCCL exits 2.

@@ -6,6 +6,8 @@
 #   does bfloat16 compression bucketed against bfloat16 in one piece;
 # - 3 and 4 ranks: bucketed = one allreduce, and hierarchical = flat (overlapped and blocking,
 #   on one node and on 2 nodes forced by the DPT_TEST_RANKS_PER_NODE test hook), to RTOL;
+# - dptrain's ring (comm.algorithm ring): with 2 ranks bitwise equal to one allreduce, bucketed
+#   or not, fp32 or bfloat16; with 3 and 4 ranks (one node and two) to RTOL;
 # - bfloat16 compression trains (loss close to fp32's) but is not fp32 (the control);
 # - the stop flag travels with the first bucket: SIGTERM to one rank of two with 3 buckets
 #   stops both after the same step;
@@ -109,11 +111,25 @@ print(f"ok: train_loss fp32 {a:.4f}, bf16 {b:.4f}")
 EOF
     fail "bf16 training loss"
 
-# --- 3 ranks (uneven shards of 20 rows) and 4: bucketed vs one allreduce, hierarchical vs flat
+# --- 2 ranks, dptrain's ring: a + b on one rank, copied to the other, so bitwise too
+ring=(--set comm.algorithm=ring)
+run np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
+says np2_ring_b3 "MPI ring .*, 3 buckets .* overlapped with backward, fp32"
+compare np2_one np2_ring_b3 bitwise
+run np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
+says np2_ring_one "MPI ring .*, one allreduce after backward, fp32"
+compare np2_one np2_ring_one bitwise
+run np2_ring_bf16 2 "${cpu[@]}" "${ring[@]}" "${three[@]}" --set comm.compress=bf16
+compare np2_bf16_one np2_ring_bf16 bitwise
+
+# --- 3 ranks (uneven shards of 20 rows) and 4: bucketed vs one allreduce, hierarchical vs flat,
+# ring vs flat
 for np in 3 4; do
     run "np${np}_one" $np "${cpu[@]}" --set comm.overlap=false
     run "np${np}_b3" $np "${cpu[@]}" "${three[@]}"
     compare "np${np}_one" "np${np}_b3" "$RTOL"
+    run "np${np}_ring" $np "${cpu[@]}" "${ring[@]}" "${three[@]}"
+    compare "np${np}_one" "np${np}_ring" "$RTOL"
 done
 run np4_hier 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
 says np4_hier "MPI hierarchical .* among 1 node leaders"
