@@ -5,7 +5,9 @@
 #include "buckets.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -33,7 +35,46 @@ static MPI_Comm dup_or_null(MPI_Comm c)
     return d;
 }
 
-void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16)
+static void progress_locked(dpt_buckets *g);
+
+/* The progress thread: while buckets are in flight, one poll every DPT_BUCKETS_POLL_US, under
+ * the lock; asleep on the condition variable otherwise. Signals stay with the main thread. */
+static void *progress_main(void *arg)
+{
+    dpt_buckets *g = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    const struct timespec poll = {0, DPT_BUCKETS_POLL_US * 1000L};
+    pthread_mutex_lock(&g->mu);
+    while (!g->quit) {
+        if (!g->active) {
+            pthread_cond_wait(&g->cv, &g->mu);
+            continue;
+        }
+        progress_locked(g);
+        pthread_mutex_unlock(&g->mu);
+        nanosleep(&poll, NULL);
+        pthread_mutex_lock(&g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+void dpt_buckets_lock(dpt_buckets *g)
+{
+    if (g->thread_on)
+        pthread_mutex_lock(&g->mu);
+}
+
+void dpt_buckets_unlock(dpt_buckets *g)
+{
+    if (g->thread_on)
+        pthread_mutex_unlock(&g->mu);
+}
+
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16,
+                      int progress_thread)
 {
     memset(g, 0, sizeof *g);
     g->c = c;
@@ -46,12 +87,28 @@ void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorit
     g->bf16_sum = MPI_OP_NULL;
     if (bf16)
         DPT_MPI_CHECK(MPI_Op_create(bf16_sum_op, 1, &g->bf16_sum));
+    if (progress_thread && c->thread_serialized && c->size > 1) {
+        DPT_CHECK(pthread_mutex_init(&g->mu, NULL) == 0 && pthread_cond_init(&g->cv, NULL) == 0,
+                  "cannot create the progress thread's lock");
+        DPT_CHECK(pthread_create(&g->thread, NULL, progress_main, g) == 0,
+                  "cannot start the gradient buckets' progress thread");
+        g->thread_on = 1;
+    }
 }
 
 void dpt_buckets_free(dpt_buckets *g)
 {
     if (!g->c)
         return;
+    if (g->thread_on) {
+        pthread_mutex_lock(&g->mu);
+        g->quit = 1;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        pthread_join(g->thread, NULL);
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->cv);
+    }
     for (int k = 0; k < g->n_buckets; k++) {
         free(g->b[k].half);
         for (int i = 0; i < g->b[k].n_rings; i++)
@@ -221,6 +278,7 @@ static void advance(dpt_buckets *g, int k)
 void dpt_buckets_start(dpt_buckets *g, float *buf, int k)
 {
     DPT_CHECK(k >= 0 && k < g->n_buckets, "bucket index out of range");
+    dpt_buckets_lock(g);
     if (k == 0) {
         for (int j = 0; j < g->n_buckets; j++)
             g->b[j].phase = DPT_BUCKET_IDLE;
@@ -239,6 +297,11 @@ void dpt_buckets_start(dpt_buckets *g, float *buf, int k)
     b->phase = DPT_BUCKET_REDUCE;
     post(g, k, DPT_BUCKET_REDUCE);
     advance(g, k);
+    if (g->thread_on && !g->active) {
+        g->active = 1;
+        pthread_cond_signal(&g->cv);
+    }
+    dpt_buckets_unlock(g);
 }
 
 static void advance_all(dpt_buckets *g)
@@ -247,7 +310,7 @@ static void advance_all(dpt_buckets *g)
         advance(g, k);
 }
 
-void dpt_buckets_progress(dpt_buckets *g)
+static void progress_locked(dpt_buckets *g)
 {
     /* MPI_Testsome rather than MPI_Testall: Testall reports nothing until every request is
      * complete, and the state machine must see each bucket's phase end to start the next */
@@ -256,8 +319,17 @@ void dpt_buckets_progress(dpt_buckets *g)
     advance_all(g);
 }
 
+void dpt_buckets_progress(dpt_buckets *g)
+{
+    dpt_buckets_lock(g);
+    progress_locked(g);
+    dpt_buckets_unlock(g);
+}
+
 void dpt_buckets_wait(dpt_buckets *g)
 {
+    dpt_buckets_lock(g);
+    g->active = 0; /* the thread sleeps from its next turn on: this thread polls now */
     for (;;) {
         advance_all(g);
         int pending = 0;
@@ -266,9 +338,9 @@ void dpt_buckets_wait(dpt_buckets *g)
             pending += g->b[k].phase != DPT_BUCKET_DONE;
         }
         if (!pending)
-            return;
+            break;
         if (g->algorithm == DPT_BUCKETS_RING) { /* rings make no request MPI_Waitsome sees */
-            dpt_buckets_progress(g);
+            progress_locked(g);
             continue;
         }
         int out = 0;
@@ -276,6 +348,7 @@ void dpt_buckets_wait(dpt_buckets *g)
             MPI_Waitsome(2 * g->n_buckets, g->req, &out, g->done_idx, MPI_STATUSES_IGNORE));
         DPT_CHECK(out != MPI_UNDEFINED, "gradient buckets pending with no request in flight");
     }
+    dpt_buckets_unlock(g);
 }
 
 double dpt_buckets_busy_s(const dpt_buckets *g) { return g->t_end - g->t_start; }

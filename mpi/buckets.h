@@ -11,6 +11,7 @@
 #ifndef DPT_BUCKETS_H
 #define DPT_BUCKETS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -61,10 +62,21 @@ typedef struct {
     int *done_idx;         /* (2 n_buckets) for MPI_Testsome */
     float *buf;            /* the buffer of this step (set by dpt_buckets_start) */
     double t_start, t_end; /* this step: first bucket started, last bucket finished */
+    /* the progress thread: polls the buckets in flight while the caller computes */
+    int thread_on;
+    pthread_t thread;
+    pthread_mutex_t mu;    /* held around every MPI call of the buckets, by either thread */
+    pthread_cond_t cv;
+    int active;            /* buckets in flight: from a step's first start to its wait */
+    int quit;
 } dpt_buckets;
 
-/* Collective over c (it duplicates c's communicators). */
-void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16);
+/* Collective over c (it duplicates c's communicators). With progress_thread (and an MPI that
+ * allows calls from another thread, c->thread_serialized), a thread polls the buckets in flight
+ * every DPT_BUCKETS_POLL_US while the caller computes: Open MPI only moves non-blocking
+ * operations inside MPI calls, and a layer's GEMM is tens of milliseconds without one. */
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16,
+                      int progress_thread);
 void dpt_buckets_free(dpt_buckets *g);
 
 /* Appends a bucket of floats [off, off + n) whose last n_stats floats are statistics. Buckets
@@ -81,6 +93,13 @@ void dpt_buckets_progress(dpt_buckets *g);
 /* Waits until every bucket is reduced (all must have been started). The buffer then holds the
  * sums, as one MPI_Allreduce of the whole buffer would (up to summation order). */
 void dpt_buckets_wait(dpt_buckets *g);
+
+/* The caller's own MPI calls between a step's first dpt_buckets_start and dpt_buckets_wait
+ * must sit between these two (MPI_THREAD_SERIALIZED: one thread in MPI at a time). */
+void dpt_buckets_lock(dpt_buckets *g);
+void dpt_buckets_unlock(dpt_buckets *g);
+
+#define DPT_BUCKETS_POLL_US 500
 
 /* Seconds from the first bucket's start to the last one's end, this step (seen at the polls). */
 double dpt_buckets_busy_s(const dpt_buckets *g);

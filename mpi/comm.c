@@ -31,10 +31,14 @@ static void build_topology(dpt_comm *c);
 void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
 {
     memset(c, 0, sizeof *c);
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
-        fprintf(stderr, "dptrain: MPI_Init failed\n");
+    /* SERIALIZED: the gradient buckets' progress thread makes MPI calls while the main thread
+     * computes, never two threads at once (mpi/buckets.c holds a lock around them) */
+    int provided = MPI_THREAD_SINGLE;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "dptrain: MPI_Init_thread failed\n");
         _exit(1);
     }
+    c->thread_serialized = provided >= MPI_THREAD_SERIALIZED;
     DPT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &c->world));
     if (gethostname(c->host, sizeof c->host - 1) != 0)
         strcpy(c->host, "unknown");
@@ -49,6 +53,7 @@ void dpt_comm_split(dpt_comm *c, int color, dpt_comm *sub)
 {
     memset(sub, 0, sizeof *sub);
     memcpy(sub->host, c->host, sizeof sub->host);
+    sub->thread_serialized = c->thread_serialized;
     DPT_MPI_CHECK(MPI_Comm_split(c->world, color, c->rank, &sub->world));
     build_topology(sub);
     sub->world_rank = c->world_rank;

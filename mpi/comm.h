@@ -28,6 +28,7 @@ typedef struct {
     MPI_Comm world;             /* dup of MPI_COMM_WORLD, errors returned (checked) */
     MPI_Comm local;             /* ranks on this node */
     MPI_Comm leaders;           /* local rank 0 of every node; MPI_COMM_NULL elsewhere */
+    int thread_serialized;      /* MPI may be called from another thread, one at a time */
 } dpt_comm;
 
 /* MPI_Init and the three communicators. Works without mpirun (a single rank). */

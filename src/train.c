@@ -198,7 +198,11 @@ static void start_comm(dpt_trainer *t)
                                       ? DPT_BUCKETS_HIERARCHICAL
                                   : cfg->comm.algorithm == DPT_COMM_RING ? DPT_BUCKETS_RING
                                                                          : DPT_BUCKETS_FLAT;
-        dpt_buckets_init(t->buckets, comm, a, cfg->comm.compress == DPT_COMPRESS_BF16);
+        /* overlapped buckets are polled by a progress thread while backward computes;
+         * DPT_PROGRESS_THREAD=0 turns it off (polls between layers only), for comparison */
+        const char *pt = getenv("DPT_PROGRESS_THREAD");
+        dpt_buckets_init(t->buckets, comm, a, cfg->comm.compress == DPT_COMPRESS_BF16,
+                         t->overlap && !(pt && strcmp(pt, "0") == 0));
         for (int k = 0; k < t->n_buckets; k++)
             dpt_buckets_add(t->buckets, t->bucket_off[k], t->bucket_n[k],
                             k == 0 ? DPT_GRAD_STATS : 0);
@@ -216,8 +220,9 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
     }
     char how[160];
     if (t->overlap)
-        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward",
-                 t->n_buckets, t->n_buckets == 1 ? "" : "s", cfg->comm.bucket_mb);
+        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward%s",
+                 t->n_buckets, t->n_buckets == 1 ? "" : "s", cfg->comm.bucket_mb,
+                 t->buckets && t->buckets->thread_on ? " (progress thread)" : "");
     else if (cfg->comm.overlap && t->n_buckets == 1)
         snprintf(how, sizeof how, "one allreduce after backward (the model fits one bucket of "
                  "comm.bucket_mb %g: nothing to overlap)", cfg->comm.bucket_mb);
@@ -510,7 +515,11 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     double t2 = dpt_now();
 
     if (t->split_wait && t->comm->size > 1) {
+        if (t->buckets) /* buckets in flight: their progress thread must not call MPI now */
+            dpt_buckets_lock(t->buckets);
         DPT_MPI_CHECK(MPI_Barrier(t->comm->world));
+        if (t->buckets)
+            dpt_buckets_unlock(t->buckets);
         double tw = dpt_now();
         t->t_wait += tw - t2;
         t2 = tw;

@@ -2,8 +2,9 @@
 # The bucketed, overlapped gradient allreduce (comm.*) computes what one allreduce after
 # backward computes:
 # - 2 ranks: bucketed with overlap (3 buckets, 2 buckets, the default: 1) ends BITWISE equal to
-#   comm.overlap=false, on the MPI path and (in the emulated CUDA build) on the NCCL path; so
-#   does bfloat16 compression bucketed against bfloat16 in one piece;
+#   comm.overlap=false, on the MPI path (with and without the progress thread) and (in the
+#   emulated CUDA build) on the NCCL path; so does bfloat16 compression bucketed against
+#   bfloat16 in one piece;
 # - 3 and 4 ranks: bucketed = one allreduce, and hierarchical = flat (overlapped and blocking,
 #   on one node and on 2 nodes forced by the DPT_TEST_RANKS_PER_NODE test hook), to RTOL;
 # - dptrain's ring (comm.algorithm ring): with 2 ranks bitwise equal to one allreduce, bucketed
@@ -86,6 +87,14 @@ says np2_b2 ".*2 buckets"
 run np2_b1 2  # the default bucket size: one bucket, so no overlap
 says np2_b1 ".*one allreduce after backward \(the model fits one bucket"
 for b in b3 b2 b1; do compare np2_one "np2_$b" bitwise; done
+# the MPI path polls overlapped buckets from a progress thread; without it (between layers only)
+# the sums are the same
+if grep -q "MPI flat" "$TMP/np2_b3.out"; then
+    says np2_b3 "MPI flat allreduce, 3 buckets .* overlapped with backward \(progress thread\)"
+    DPT_PROGRESS_THREAD=0 run np2_b3_nothread 2 "${three[@]}"
+    says np2_b3_nothread "MPI flat allreduce, 3 buckets .* overlapped with backward, fp32"
+    compare np2_one np2_b3_nothread bitwise
+fi
 
 # --- 2 ranks on the MPI path: bfloat16 bucketed = bfloat16 in one piece (element by element:
 # round each rank's value, add in float, round the sum), and it trains but is not fp32
@@ -114,7 +123,7 @@ EOF
 # --- 2 ranks, dptrain's ring: a + b on one rank, copied to the other, so bitwise too
 ring=(--set comm.algorithm=ring)
 run np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
-says np2_ring_b3 "MPI ring .*, 3 buckets .* overlapped with backward, fp32"
+says np2_ring_b3 "MPI ring .*, 3 buckets .* overlapped with backward \\(progress thread\\), fp32"
 compare np2_one np2_ring_b3 bitwise
 run np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
 says np2_ring_one "MPI ring .*, one allreduce after backward, fp32"
