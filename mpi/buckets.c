@@ -1,4 +1,5 @@
-/* Bucketed, non-blocking gradient allreduce over MPI: flat or hierarchical, fp32 or bfloat16.
+/* Bucketed, non-blocking gradient allreduce over MPI: flat, hierarchical or hierarchical with
+ * dptrain's ring between nodes, fp32 or bfloat16.
  * Open MPI (like most MPIs without an asynchronous progress thread) moves a non-blocking
  * collective (or dptrain's ring) forward only inside MPI calls, so the trainer polls between layers of backward
  * (dpt_buckets_progress) and waits after it (dpt_buckets_wait). */
@@ -153,20 +154,20 @@ void dpt_buckets_add(dpt_buckets *g, size_t off, size_t n, size_t n_stats)
         DPT_CHECK(b->half != NULL, "out of memory");
     }
     g->req[2 * k] = g->req[2 * k + 1] = MPI_REQUEST_NULL;
-    if (g->algorithm == DPT_BUCKETS_RING) {
+    if (g->algorithm == DPT_BUCKETS_RING && g->leaders != MPI_COMM_NULL && g->c->n_nodes > 1) {
         /* the pieces' sizes and types, as pieces() will give them */
         size_t ng = g->bf16 ? n - n_stats : n, ns = g->bf16 ? n_stats : 0;
         if (ng > 0) {
-            dpt_ring_init(&b->ring[b->n_rings++], g->world, g->bf16 ? MPI_UINT16_T : MPI_FLOAT,
+            dpt_ring_init(&b->ring[b->n_rings++], g->leaders, g->bf16 ? MPI_UINT16_T : MPI_FLOAT,
                           g->bf16 ? sizeof(uint16_t) : sizeof(float),
                           g->bf16 ? bf16_sum_ring : dpt_ring_sum_float, ng, g->ring_tags);
             g->ring_tags += dpt_ring_tags(ng, g->bf16 ? sizeof(uint16_t) : sizeof(float),
-                                          g->c->size);
+                                          g->c->n_nodes);
         }
         if (ns > 0) {
-            dpt_ring_init(&b->ring[b->n_rings++], g->world, MPI_FLOAT, sizeof(float),
+            dpt_ring_init(&b->ring[b->n_rings++], g->leaders, MPI_FLOAT, sizeof(float),
                           dpt_ring_sum_float, ns, g->ring_tags);
-            g->ring_tags += dpt_ring_tags(ns, sizeof(float), g->c->size);
+            g->ring_tags += dpt_ring_tags(ns, sizeof(float), g->c->n_nodes);
         }
     }
 }
@@ -204,7 +205,8 @@ static void post(dpt_buckets *g, int k, int phase)
     piece pc[2];
     int np = pieces(g, b, pc);
     MPI_Request *req = &g->req[2 * k];
-    int hierarchical = g->algorithm == DPT_BUCKETS_HIERARCHICAL;
+    /* ring: hierarchical, with dptrain's ring as the leaders' allreduce */
+    int hierarchical = g->algorithm != DPT_BUCKETS_FLAT;
     for (int i = 0; i < np; i++) {
         piece *p = &pc[i];
         switch (phase) {
@@ -219,12 +221,13 @@ static void post(dpt_buckets *g, int k, int phase)
                                           g->local_reduce, &req[i]));
             break;
         case DPT_BUCKET_ALLREDUCE:
-            if (g->algorithm == DPT_BUCKETS_RING)
-                dpt_ring_start(&b->ring[i], p->p, (size_t)p->count);
-            else if (!hierarchical && c->size > 1)
+            if (!hierarchical && c->size > 1)
                 DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
                                              g->world, &req[i]));
-            else if (hierarchical && g->leaders != MPI_COMM_NULL && c->n_nodes > 1)
+            else if (i < b->n_rings) /* ring, on the leaders of 2 or more nodes */
+                dpt_ring_start(&b->ring[i], p->p, (size_t)p->count);
+            else if (g->algorithm == DPT_BUCKETS_HIERARCHICAL && g->leaders != MPI_COMM_NULL &&
+                     c->n_nodes > 1)
                 DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
                                              g->leaders, &req[i]));
             break;

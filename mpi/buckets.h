@@ -4,9 +4,9 @@
  * caller polls (between layers of backward) while computation goes on. As in PyTorch DDP's
  * gradient bucketing (Li et al., "PyTorch Distributed: Experiences on Accelerating Data
  * Parallel Training", VLDB 2020). Each bucket is reduced flat (one MPI_Iallreduce over all
- * ranks), by dptrain's ring (mpi/ring.h, for TCP links) or hierarchically (reduce within the
- * node, allreduce among node leaders, broadcast within the node: a small state machine per
- * bucket), in fp32 or compressed to bfloat16.
+ * ranks) or hierarchically (reduce within the node, allreduce among node leaders, broadcast
+ * within the node: a small state machine per bucket), the leaders' allreduce by MPI or by
+ * dptrain's ring (mpi/ring.h, for TCP links), in fp32 or compressed to bfloat16.
  * Knows nothing of the model: only offsets into one buffer of floats. */
 #ifndef DPT_BUCKETS_H
 #define DPT_BUCKETS_H
@@ -34,7 +34,8 @@ enum {
 typedef enum {
     DPT_BUCKETS_FLAT,         /* MPI_Iallreduce over all ranks */
     DPT_BUCKETS_HIERARCHICAL, /* MPI_Ireduce in the node, MPI_Iallreduce of leaders, MPI_Ibcast */
-    DPT_BUCKETS_RING          /* dpt_ring over all ranks */
+    DPT_BUCKETS_RING          /* as hierarchical, with dpt_ring among the leaders: shared
+                               * memory within a node, the ring between nodes */
 } dpt_buckets_algorithm;
 
 typedef struct {
@@ -42,7 +43,8 @@ typedef struct {
     size_t n_stats;        /* its last n_stats floats are statistics: always summed in fp32 */
     int phase;             /* DPT_BUCKET_* */
     uint16_t *half;        /* (n - n_stats) bfloat16 copy, when compressing */
-    int n_rings;           /* ring: one per piece (gradients; statistics apart with bf16) */
+    int n_rings;           /* ring, on leaders of 2+ nodes: one per piece (gradients;
+                            * statistics apart with bf16); 0 elsewhere */
     dpt_ring ring[2];
 } dpt_bucket;
 
@@ -55,7 +57,7 @@ typedef struct {
     MPI_Comm local_bcast;  /* and collectives on one communicator must start in one order */
     MPI_Comm leaders;      /* MPI_COMM_NULL on ranks that are not their node's leader */
     MPI_Op bf16_sum;       /* MPI_OP_NULL unless bf16 */
-    int ring_tags;         /* ring: tags the buckets added so far use on `world` */
+    int ring_tags;         /* ring: tags the buckets added so far use on `leaders` */
     int n_buckets, cap;
     dpt_bucket *b;
     MPI_Request *req;      /* (2 n_buckets): bucket k's data and statistics requests */

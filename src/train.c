@@ -235,8 +235,9 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
                  "leaders, broadcast), %s, %s", t->comm->n_nodes, how,
                  cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
     else if (cfg->comm.algorithm == DPT_COMM_RING)
-        snprintf(out, n, "MPI ring (reduce-scatter and allgather in %d KiB eager messages), %s, "
-                 "%s", DPT_RING_CHUNK_BYTES / 1024, how,
+        snprintf(out, n, "MPI ring between nodes (reduce in the node, ring of %d KiB eager "
+                 "messages among %d node leaders, broadcast), %s, %s",
+                 DPT_RING_CHUNK_BYTES / 1024, t->comm->n_nodes, how,
                  cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
     else
         snprintf(out, n, "MPI flat allreduce, %s, %s", how,

@@ -7,8 +7,9 @@
 #   bfloat16 in one piece;
 # - 3 and 4 ranks: bucketed = one allreduce, and hierarchical = flat (overlapped and blocking,
 #   on one node and on 2 nodes forced by the DPT_TEST_RANKS_PER_NODE test hook), to RTOL;
-# - dptrain's ring (comm.algorithm ring): with 2 ranks bitwise equal to one allreduce, bucketed
-#   or not, fp32 or bfloat16; with 3 and 4 ranks (one node and two) to RTOL;
+# - dptrain's ring between nodes (comm.algorithm ring): with 2 ranks bitwise equal to one
+#   allreduce, bucketed or not, fp32 or bfloat16, as 2 nodes and as one; with 3 and 4 ranks
+#   (a node per rank, and 2 nodes) to RTOL;
 # - bfloat16 compression trains (loss close to fp32's) but is not fp32 (the control);
 # - the stop flag travels with the first bucket: SIGTERM to one rank of two with 3 buckets
 #   stops both after the same step;
@@ -120,16 +121,22 @@ print(f"ok: train_loss fp32 {a:.4f}, bf16 {b:.4f}")
 EOF
     fail "bf16 training loss"
 
-# --- 2 ranks, dptrain's ring: a + b on one rank, copied to the other, so bitwise too
+# --- 2 ranks, dptrain's ring between "nodes" of one rank each (DPT_TEST_RANKS_PER_NODE=1):
+# a + b on one rank, copied to the other, so bitwise too; and on one node (reduce, broadcast)
 ring=(--set comm.algorithm=ring)
+export DPT_TEST_RANKS_PER_NODE=1
 run np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
-says np2_ring_b3 "MPI ring .*, 3 buckets .* overlapped with backward \\(progress thread\\), fp32"
+says np2_ring_b3 "MPI ring between nodes .* among 2 node leaders.*, 3 buckets .* overlapped with backward \\(progress thread\\), fp32"
 compare np2_one np2_ring_b3 bitwise
 run np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
 says np2_ring_one "MPI ring .*, one allreduce after backward, fp32"
 compare np2_one np2_ring_one bitwise
 run np2_ring_bf16 2 "${cpu[@]}" "${ring[@]}" "${three[@]}" --set comm.compress=bf16
 compare np2_bf16_one np2_ring_bf16 bitwise
+unset DPT_TEST_RANKS_PER_NODE
+run np2_ring_1node 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
+says np2_ring_1node "MPI ring between nodes .* among 1 node leaders"
+compare np2_one np2_ring_1node bitwise
 
 # --- 3 ranks (uneven shards of 20 rows) and 4: bucketed vs one allreduce, hierarchical vs flat,
 # ring vs flat
@@ -137,7 +144,8 @@ for np in 3 4; do
     run "np${np}_one" $np "${cpu[@]}" --set comm.overlap=false
     run "np${np}_b3" $np "${cpu[@]}" "${three[@]}"
     compare "np${np}_one" "np${np}_b3" "$RTOL"
-    run "np${np}_ring" $np "${cpu[@]}" "${ring[@]}" "${three[@]}"
+    DPT_TEST_RANKS_PER_NODE=1 run "np${np}_ring" $np "${cpu[@]}" "${ring[@]}" "${three[@]}"
+    says "np${np}_ring" "MPI ring between nodes .* among $np node leaders"
     compare "np${np}_one" "np${np}_ring" "$RTOL"
 done
 run np4_hier 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
@@ -152,6 +160,9 @@ for np in 3 4; do
     run "np${np}_hier_n2_blocking" $np "${cpu[@]}" --set comm.algorithm=hierarchical \
         --set comm.overlap=false
     compare "np${np}_one" "np${np}_hier_n2_blocking" "$RTOL"
+    run "np${np}_ring_n2" $np "${cpu[@]}" "${three[@]}" "${ring[@]}"
+    says "np${np}_ring_n2" "MPI ring between nodes .* among 2 node leaders"
+    compare "np${np}_one" "np${np}_ring_n2" "$RTOL"
 done
 run np4_hier_n2_bf16 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical \
     --set comm.compress=bf16
