@@ -205,8 +205,9 @@ static void post(dpt_buckets *g, int k, int phase)
     piece pc[2];
     int np = pieces(g, b, pc);
     MPI_Request *req = &g->req[2 * k];
-    /* ring: hierarchical, with dptrain's ring as the leaders' allreduce */
-    int hierarchical = g->algorithm != DPT_BUCKETS_FLAT;
+    /* ring: hierarchical, with dptrain's ring as the leaders' allreduce; on one node, flat */
+    int hierarchical = g->algorithm == DPT_BUCKETS_HIERARCHICAL ||
+                       (g->algorithm == DPT_BUCKETS_RING && c->n_nodes > 1);
     for (int i = 0; i < np; i++) {
         piece *p = &pc[i];
         switch (phase) {

@@ -234,6 +234,9 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
         snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
                  "leaders, broadcast), %s, %s", t->comm->n_nodes, how,
                  cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+    else if (cfg->comm.algorithm == DPT_COMM_RING && t->comm->n_nodes == 1)
+        snprintf(out, n, "MPI ring between nodes (one node here: flat allreduce), %s, %s", how,
+                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
     else if (cfg->comm.algorithm == DPT_COMM_RING)
         snprintf(out, n, "MPI ring between nodes (reduce in the node, ring of %d KiB eager "
                  "messages among %d node leaders, broadcast), %s, %s",
