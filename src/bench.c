@@ -144,8 +144,8 @@ static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch
     }
     dpt_comm_free(&sub);
     rc = dpt_comm_agree(comm, rc);
-    if (rc != DPT_OK) {
-        if (comm->rank == 0 && mine.code != DPT_OK)
+    if (rc != DPT_OK) { /* a rank that failed keeps its reason (main prints it), the rest echo */
+        if (mine.code != DPT_OK)
             *err = mine;
         else
             dpt_error_echo(err, rc);

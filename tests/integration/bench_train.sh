@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dptrain bench train: the default (all ranks and one) and --scaling weak|strong over 1, 2, ...
-# ranks with the CSV rows it appends, and its flag errors.
+# ranks with the CSV rows it appends, its flag errors, and (emulated CUDA build) the reason a
+# single failing rank gives.
 # Usage: bench_train.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -39,4 +40,14 @@ set +e
 set -e
 [ $rc = 2 ] && grep -q "scaling must be weak or strong (got 'linear')" "$TMP/bad.err" ||
     fail "bad --scaling: exit $rc, $(head -1 "$TMP/bad.err")"
+
+# a rank that fails alone says why: in the emulated CUDA build, 2 ranks and 1 "GPU" per host
+if "$DPTRAIN" version | grep -q 'host emulation'; then
+    set +e
+    DPT_EMU_DEVICES=1 "${MPIRUN[@]}" -np 2 -x DPT_EMU_DEVICES "$DPTRAIN" bench train "$CONFIG" \
+        --steps 2 >/dev/null 2>"$TMP/gpus.err"; rc=$?
+    set -e
+    [ $rc != 0 ] && grep -q "rank 1 .*2 ranks on .* but 1 GPU visible" "$TMP/gpus.err" ||
+        fail "one GPU for 2 ranks: exit $rc, no reason from rank 1: $(head -3 "$TMP/gpus.err")"
+fi
 finish

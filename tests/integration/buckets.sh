@@ -127,16 +127,16 @@ ring=(--set comm.algorithm=ring)
 export DPT_TEST_RANKS_PER_NODE=1
 run np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
 says np2_ring_b3 "MPI ring between nodes .* among 2 node leaders.*, 3 buckets .* overlapped with backward \\(progress thread\\), fp32"
-compare np2_one np2_ring_b3 bitwise
+compare np2_cpu np2_ring_b3 bitwise
 run np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
 says np2_ring_one "MPI ring .*, one allreduce after backward, fp32"
-compare np2_one np2_ring_one bitwise
+compare np2_cpu np2_ring_one bitwise
 run np2_ring_bf16 2 "${cpu[@]}" "${ring[@]}" "${three[@]}" --set comm.compress=bf16
 compare np2_bf16_one np2_ring_bf16 bitwise
 unset DPT_TEST_RANKS_PER_NODE
 run np2_ring_1node 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
 says np2_ring_1node "MPI ring between nodes \\(one node here: flat allreduce\\)"
-compare np2_one np2_ring_1node bitwise
+compare np2_cpu np2_ring_1node bitwise
 
 # --- 3 ranks (uneven shards of 20 rows) and 4: bucketed vs one allreduce, hierarchical vs flat,
 # ring vs flat
