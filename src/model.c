@@ -110,6 +110,13 @@ const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt
     return m->a[m->n_layers - 1];
 }
 
+void dpt_model_grad_block(const dpt_model *m, int l, int j, int *r0, int *r1)
+{
+    int O = m->widths[l + 1], blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
+    *r0 = (int)((long long)O * j / blocks);
+    *r1 = (int)((long long)O * (j + 1) / blocks);
+}
+
 void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
                         const dpt_dropout *drop, dpt_layer_hook hook, void *hook_ctx)
 {
@@ -118,11 +125,18 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
     for (int l = m->n_layers - 1; l >= 0; l--) {
         int I = m->widths[l], O = m->widths[l + 1];
         const float *in = l > 0 ? m->a[l - 1] : x; /* (B, I) */
-        /* dW(O,I) = dz(B,O)^T in(B,I); db(O) = column sums of dz */
-        be->gemm(be, 1, 0, O, I, rows, 1.0f, dz, O, in, I, 0.0f, m->grads + m->w_off[l], I);
+        /* db(O) = column sums of dz; dW(O,I) = dz(B,O)^T in(B,I), by blocks of output rows
+         * (each row of dW is the same dot products whatever the block) */
         be->bias_grad(be, dz, rows, O, m->grads + m->b_off[l]);
-        if (hook)
-            hook(l, hook_ctx);
+        int blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
+        for (int j = blocks - 1; j >= 0; j--) {
+            int r0, r1;
+            dpt_model_grad_block(m, l, j, &r0, &r1);
+            be->gemm(be, 1, 0, r1 - r0, I, rows, 1.0f, dz + r0, O, in, I, 0.0f,
+                     m->grads + m->w_off[l] + (size_t)r0 * I, I);
+            if (hook)
+                hook(l, j, hook_ctx);
+        }
         if (l > 0) {
             /* d_in(B,I) = dz(B,O) W(O,I), then through layer l-1's dropout and activation */
             float *dnext = m->d[dz == m->d[0] ? 1 : 0];

@@ -27,6 +27,9 @@ typedef struct {
     float *z[DPT_MAX_LAYERS];            /* (max_rows, widths[l+1]) pre-activation */
     float *a[DPT_MAX_LAYERS];            /* (max_rows, widths[l+1]) activation (after dropout) */
     float *d[2];                         /* (max_rows, max width) backward ping-pong */
+    int grad_blocks[DPT_MAX_LAYERS];     /* backward computes layer l's weight gradient in this
+                                          * many blocks of output rows (0 or 1: whole), so that
+                                          * a large layer's gradient can leave in pieces */
 } dpt_model;
 
 /* The gradient buffer carries DPT_GRAD_STATS floats after the gradients (loss sum, correct
@@ -48,9 +51,14 @@ void dpt_model_init_params(dpt_model *m, const dpt_config *cfg);
  * valid until the next forward. drop: NULL for evaluation. */
 const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt_dropout *drop);
 
-/* Called after layer l's gradients are complete during backward (reverse layer order), so the
- * caller can start communicating them; NULL = no hook. */
-typedef void (*dpt_layer_hook)(int layer, void *ctx);
+/* Called during backward (reverse layer order) each time a piece of layer l's gradients is
+ * complete, so the caller can start communicating it; NULL = no hook. With grad_blocks[l] = B
+ * the pieces are blocks B-1 down to 0: block j is the weight gradient's output rows
+ * [j O / B, (j + 1) O / B) (O = widths[l + 1]), and block B-1 also holds the bias gradient. */
+typedef void (*dpt_layer_hook)(int layer, int block, void *ctx);
+
+/* Output rows [*r0, *r1) of block j of layer l's weight gradient (see dpt_layer_hook). */
+void dpt_model_grad_block(const dpt_model *m, int l, int j, int *r0, int *r1);
 
 /* Backward from dlogits (rows, widths[L]) (overwritten) after a forward of the same x.
  * Writes (not accumulates) every layer's gradient into m->grads. */

@@ -117,13 +117,13 @@ static void allreduce_grads(dpt_trainer *t, float *grads, size_t n)
     }
 }
 
-/* The layer hook of backward with comm.overlap: layer `layer`'s gradients are final. Starts the
- * bucket that layer completes and, on the MPI path, moves the buckets in flight along (Open MPI
- * progresses non-blocking collectives only inside MPI calls). */
-static void on_layer_grads(int layer, void *ctx)
+/* The layer hook of backward with comm.overlap: a piece of layer `layer`'s gradients is final.
+ * Starts the bucket that piece completes and, on the MPI path, moves the buckets in flight
+ * along (Open MPI progresses non-blocking collectives only inside MPI calls). */
+static void on_layer_grads(int layer, int block, void *ctx)
 {
     dpt_trainer *t = ctx;
-    int k = t->bucket_of_layer[layer];
+    int k = t->bucket_of_piece[t->piece0[layer] + block];
     float *grads = t->model.grads;
 #ifdef DPT_HAVE_NCCL
     if (t->nccl) {
@@ -153,28 +153,48 @@ static void finish_buckets(dpt_trainer *t)
     dpt_buckets_wait(t->buckets);
 }
 
-/* Gradient buckets: layers taken last first (the order in which backward finishes them) until
- * a bucket holds comm.bucket_mb MiB, as PyTorch DDP closes a bucket once it reaches
- * bucket_cap_mb (compute_bucket_assignment_by_size; Li et al., VLDB 2020). A layer is never
- * split, so a bucket may exceed the size by up to one layer. Bucket 0 ends with the step's
- * statistics (they travel with the first allreduce). Without overlap: one bucket, the whole
- * buffer. */
+/* Gradient buckets: pieces of the gradient taken last first (the order in which backward
+ * finishes them) until a bucket holds comm.bucket_mb MiB, as PyTorch DDP closes a bucket once it
+ * reaches bucket_cap_mb (compute_bucket_assignment_by_size; Li et al., VLDB 2020). Unlike DDP,
+ * with overlap a layer larger than a bucket is cut into blocks of output rows of about a
+ * bucket each (model.grad_blocks), which backward finishes one by one: the first bucket of a
+ * large layer leaves after a fraction of that layer's weight-gradient GEMM instead of all of it.
+ * Bucket 0 ends with the step's statistics (they travel with the first allreduce). Without
+ * overlap: one bucket, the whole buffer, layers whole. */
 static void plan_buckets(dpt_trainer *t)
 {
-    const dpt_model *m = &t->model;
+    dpt_model *m = &t->model;
     size_t end = m->n_params + DPT_GRAD_STATS;
     double cap_floats = t->cfg->comm.bucket_mb * 1048576.0 / sizeof(float);
+    int pieces = 0;
     t->n_buckets = 0;
     for (int l = m->n_layers - 1; l >= 0; l--) {
-        t->bucket_of_layer[l] = -1;
-        size_t n = end - m->w_off[l];
-        if (l == 0 || (t->overlap && (double)n >= cap_floats)) {
-            int k = t->n_buckets++;
-            t->bucket_of_layer[l] = k;
-            t->bucket_off[k] = m->w_off[l];
-            t->bucket_n[k] = n;
-            end = m->w_off[l];
+        int O = m->widths[l + 1], I = m->widths[l];
+        double layer = (double)O * I + O;
+        int blocks = 1, budget = DPT_MAX_BUCKETS - pieces - l; /* >= 1 piece per layer below */
+        if (t->overlap && layer > cap_floats) {
+            double b = ceil(layer / cap_floats);
+            blocks = b > O ? O : (int)b;
+            if (blocks > budget)
+                blocks = budget;
         }
+        m->grad_blocks[l] = blocks;
+        t->piece0[l] = pieces;
+        for (int j = blocks - 1; j >= 0; j--) {
+            int r0, r1;
+            dpt_model_grad_block(m, l, j, &r0, &r1);
+            int p = pieces + j;
+            size_t start = m->w_off[l] + (size_t)r0 * I;
+            t->bucket_of_piece[p] = -1;
+            if ((l == 0 && j == 0) || (t->overlap && (double)(end - start) >= cap_floats)) {
+                int k = t->n_buckets++;
+                t->bucket_of_piece[p] = k;
+                t->bucket_off[k] = start;
+                t->bucket_n[k] = end - start;
+                end = start;
+            }
+        }
+        pieces += blocks;
     }
 }
 

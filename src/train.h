@@ -15,6 +15,10 @@
 #include "data.h"
 #include "metrics.h"
 #include "model.h"
+
+/* At most this many gradient buckets (and pieces of layers: comm.bucket_mb cuts a layer larger
+ * than a bucket into blocks of rows). */
+#define DPT_MAX_BUCKETS 256
 #include "optim.h"
 
 enum { DPT_STEP_OK = 0, DPT_STEP_DIVERGED = 1 };
@@ -47,14 +51,15 @@ typedef struct {
     int32_t *yb;                /* (max_rows) backend memory */
     void *nccl;                 /* dpt_nccl when the CUDA backend reduces through NCCL */
     const char *device_note;    /* why this device was chosen, for the start-up table */
-    /* gradient buckets (comm.*): layers grouped last layer first, as backward produces them;
-     * bucket k is floats [bucket_off[k], bucket_off[k] + bucket_n[k]) of the gradient buffer,
-     * bucket 0 ends with the DPT_GRAD_STATS statistics */
+    /* gradient buckets (comm.*): pieces of the gradient (whole layers, or blocks of a large
+     * layer's rows) grouped last first, as backward produces them; bucket k is floats
+     * [bucket_off[k], bucket_off[k] + bucket_n[k]) of the gradient buffer, bucket 0 ends with
+     * the DPT_GRAD_STATS statistics */
     int overlap;                /* 1: each bucket's allreduce starts during backward */
     int n_buckets;
-    int bucket_of_layer[DPT_MAX_LAYERS]; /* the bucket layer l's hook starts (l is its first
-                                          * layer in input order), -1: none */
-    size_t bucket_off[DPT_MAX_LAYERS], bucket_n[DPT_MAX_LAYERS];
+    int piece0[DPT_MAX_LAYERS]; /* layer l's block j is piece piece0[l] + j */
+    int bucket_of_piece[DPT_MAX_BUCKETS]; /* the bucket that piece's hook starts, -1: none */
+    size_t bucket_off[DPT_MAX_BUCKETS], bucket_n[DPT_MAX_BUCKETS];
     dpt_buckets *buckets;       /* the MPI path's allreduce when it is bucketed, hierarchical
                                  * or compressed; NULL: one MPI_Allreduce */
     double comm_start;          /* NCCL: when this step's first bucket was queued */

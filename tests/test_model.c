@@ -588,3 +588,62 @@ Test(init, same_seed_same_params_other_seed_other_params)
     fixture_free(&b);
     fixture_free(&c);
 }
+
+/* The hook's record: (layer, block) in call order. */
+typedef struct {
+    int n, layer[64], block[64];
+} hook_log;
+
+static void log_hook(int layer, int block, void *ctx)
+{
+    hook_log *h = ctx;
+    cr_assert_lt(h->n, 64);
+    h->layer[h->n] = layer;
+    h->block[h->n++] = block;
+}
+
+/* A weight gradient computed in blocks of output rows (what comm.bucket_mb does to a layer
+ * larger than a bucket) has the same bits as in one piece, and the hook sees every block of
+ * every layer once, last layer first and, within a layer, the last rows first. */
+Test(gradients, blocks_of_rows_same_bits_and_hook_order)
+{
+    const int widths[] = {13, 31, 17, 5};
+    fixture f;
+    fixture_init(&f, widths, 4, DPT_ACT_RELU, DPT_LOSS_SOFTMAX_CE, 24, 9);
+    size_t n = f.m.n_params;
+    backward(&f, NULL);
+    float *whole = malloc(n * sizeof *whole);
+    cr_assert(whole);
+    memcpy(whole, f.m.grads, n * sizeof *whole);
+
+    const int blocks[] = {4, 17, 1}; /* uneven rows; one row per block; whole */
+    for (int l = 0; l < 3; l++)
+        f.m.grad_blocks[l] = blocks[l];
+    memset(f.m.grads, 0xff, n * sizeof(float)); /* NaN: a row left unwritten would show */
+    const float *logits = dpt_model_forward(&f.m, f.x, f.rows, NULL);
+    double loss_sum = 0.0, correct = 0.0;
+    f.be.loss(&f.be, logits, f.y, f.rows, 5, f.m.loss, 1.0f / (float)f.rows, f.dlogits,
+              &loss_sum, &correct);
+    hook_log h = {0};
+    dpt_model_backward(&f.m, f.x, f.dlogits, f.rows, NULL, log_hook, &h);
+    cr_assert_eq(memcmp(whole, f.m.grads, n * sizeof(float)), 0,
+                 "blocked weight gradients differ from the whole-layer ones");
+
+    cr_assert_eq(h.n, 1 + 17 + 4);
+    int k = 0;
+    for (int l = 2; l >= 0; l--)
+        for (int j = blocks[l] - 1; j >= 0; j--, k++) {
+            cr_assert_eq(h.layer[k], l, "call %d: layer %d, expected %d", k, h.layer[k], l);
+            cr_assert_eq(h.block[k], j, "call %d: block %d, expected %d", k, h.block[k], j);
+        }
+    int r0, r1, covered = 0;
+    for (int j = 0; j < 4; j++) { /* the blocks tile the rows */
+        dpt_model_grad_block(&f.m, 0, j, &r0, &r1);
+        cr_assert_eq(r0, covered);
+        cr_assert_gt(r1, r0);
+        covered = r1;
+    }
+    cr_assert_eq(covered, 31);
+    free(whole);
+    fixture_free(&f);
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The bucketed, overlapped gradient allreduce (comm.*) computes what one allreduce after
 # backward computes:
-# - 2 ranks: bucketed with overlap (3 buckets, 2 buckets, the default: 1) ends BITWISE equal to
+# - 2 ranks: bucketed with overlap (14 buckets, layers cut into blocks of rows; 2 buckets; the
+#   default: 1) ends BITWISE equal to
 #   comm.overlap=false, on the MPI path (with and without the progress thread) and (in the
 #   emulated CUDA build) on the NCCL path; so does bfloat16 compression bucketed against
 #   bfloat16 in one piece;
@@ -11,7 +12,7 @@
 #   allreduce, bucketed or not, fp32 or bfloat16, as 2 nodes and as one; with 3 and 4 ranks
 #   (a node per rank, and 2 nodes) to RTOL;
 # - bfloat16 compression trains (loss close to fp32's) but is not fp32 (the control);
-# - the stop flag travels with the first bucket: SIGTERM to one rank of two with 3 buckets
+# - the stop flag travels with the first bucket: SIGTERM to one rank of two with 14 buckets
 #   stops both after the same step;
 # - with the CUDA backend, comm.algorithm hierarchical and comm.compress bf16 are config errors.
 #   usage: buckets.sh DPTRAIN CKPT_DIFF
@@ -73,7 +74,10 @@ compare() {
 }
 
 # 32-64-64-4: layer sizes 2112, 4160 and 260 floats (+4 statistics). bucket_mb 0.001 (262
-# floats) closes a bucket at every layer; 0.01 (2621 floats) joins the last two layers.
+# floats) cuts the two larger layers into 9 and 16 blocks of output rows (backward computes each
+# block's weight gradient on its own), grouped into 14 buckets of at least 262 floats: so these
+# runs also check that a weight gradient computed by blocks has the same bits; 0.01 (2621
+# floats) cuts the 4160-float layer in two and joins the last layer to it: 2 buckets.
 three=(--set comm.bucket_mb=0.001)
 two=(--set comm.bucket_mb=0.01)
 cpu=(--set run.device=cpu)
@@ -82,7 +86,7 @@ cpu=(--set run.device=cpu)
 run np2_one 2 --set comm.overlap=false
 says np2_one "(MPI flat allreduce|NCCL sum), one allreduce after backward"
 run np2_b3 2 "${three[@]}"
-says np2_b3 "(MPI flat allreduce|NCCL sum), 3 buckets .* overlapped with backward"
+says np2_b3 "(MPI flat allreduce|NCCL sum), 14 buckets .* overlapped with backward"
 run np2_b2 2 "${two[@]}"
 says np2_b2 ".*2 buckets"
 run np2_b1 2  # the default bucket size: one bucket, so no overlap
@@ -91,9 +95,9 @@ for b in b3 b2 b1; do compare np2_one "np2_$b" bitwise; done
 # the MPI path polls overlapped buckets from a progress thread; without it (between layers only)
 # the sums are the same
 if grep -q "MPI flat" "$TMP/np2_b3.out"; then
-    says np2_b3 "MPI flat allreduce, 3 buckets .* overlapped with backward \(progress thread\)"
+    says np2_b3 "MPI flat allreduce, 14 buckets .* overlapped with backward \(progress thread\)"
     DPT_PROGRESS_THREAD=0 run np2_b3_nothread 2 "${three[@]}"
-    says np2_b3_nothread "MPI flat allreduce, 3 buckets .* overlapped with backward, fp32"
+    says np2_b3_nothread "MPI flat allreduce, 14 buckets .* overlapped with backward, fp32"
     compare np2_one np2_b3_nothread bitwise
 fi
 
@@ -126,7 +130,7 @@ EOF
 ring=(--set comm.algorithm=ring)
 export DPT_TEST_RANKS_PER_NODE=1
 run np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
-says np2_ring_b3 "MPI ring between nodes .* among 2 node leaders.*, 3 buckets .* overlapped with backward \\(progress thread\\), fp32"
+says np2_ring_b3 "MPI ring between nodes .* among 2 node leaders.*, 14 buckets .* overlapped with backward \\(progress thread\\), fp32"
 compare np2_cpu np2_ring_b3 bitwise
 run np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
 says np2_ring_one "MPI ring .*, one allreduce after backward, fp32"
@@ -155,7 +159,7 @@ compare np4_one np4_hier "$RTOL"
 export DPT_TEST_RANKS_PER_NODE=2
 for np in 3 4; do
     run "np${np}_hier_n2" $np "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
-    says "np${np}_hier_n2" "MPI hierarchical .* among 2 node leaders, broadcast\), 3 buckets"
+    says "np${np}_hier_n2" "MPI hierarchical .* among 2 node leaders, broadcast\), 14 buckets"
     compare "np${np}_one" "np${np}_hier_n2" "$RTOL"
     run "np${np}_hier_n2_blocking" $np "${cpu[@]}" --set comm.algorithm=hierarchical \
         --set comm.overlap=false
@@ -168,7 +172,7 @@ run np4_hier_n2_bf16 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchic
     --set comm.compress=bf16
 unset DPT_TEST_RANKS_PER_NODE
 
-# --- the stop flag (statistics of bucket 0): SIGTERM to one rank of two, 3 buckets
+# --- the stop flag (statistics of bucket 0): SIGTERM to one rank of two, 14 buckets
 out=$TMP/stop
 "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$out" "${three[@]}" --set train.epochs=40 \
     >"$out.log" 2>&1 &
