@@ -1,10 +1,12 @@
 /* Benchmark of the Bayesian optimization in src/gp.c on the built-in objectives (not a Criterion
  * test): for each seed, 5 uniform random points, then one proposal at a time up to the budget;
  * prints the median and quartiles of the simple regret (best found minus the known minimum) at
- * 10, 20, 30, 50 and 100 evaluations and the median time of a proposal at 50 observations.
+ * 10, 20, 30, 50 and 100 evaluations and the median time of a proposal at 50 observations
+ * (with restarts the model then often holds fewer: conv=0 times a model of all 50).
  *   bench_gp [SEEDS=10] [BUDGET=50] [hyper=map|slice] [restarts=R] [burn=B] [samples=S]
  *            [cand=C] [local=L] [warp=0|1|2 (none, log, auto)]
  *            [init=N (design points before the first proposal)]
+ *            [conv=K] [convr=R] [polish=P] [rdesign=D] (restarts, see gp.h; conv=0: off)
  *            [obj=branin|hartmann6|both] [trace=FILE (one line per evaluation: objective,
  *            seed, evaluation, value, point)]
  * Run it with OPENBLAS_NUM_THREADS=1 for the one-core timing. */
@@ -127,6 +129,10 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "local")) o.local_starts = atoi(v);
         else if (!strcmp(k, "warp")) o.warp = (dpt_bo_warp)atoi(v);
         else if (!strcmp(k, "init")) o.n_initial = atoi(v);
+        else if (!strcmp(k, "conv")) o.converged_count = atoi(v);
+        else if (!strcmp(k, "convr")) o.converged_radius = atof(v);
+        else if (!strcmp(k, "polish")) o.polish_max = atoi(v);
+        else if (!strcmp(k, "rdesign")) o.restart_design = atoi(v);
         else if (!strcmp(k, "obj")) obj = v;
         else if (!strcmp(k, "trace")) {
             if (trace) fclose(trace);
@@ -145,9 +151,11 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("# bench_gp: hyper %s restarts %d burn_in %d samples %d candidates %d local %d "
-           "warp %d n_initial %d\n", o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map",
-           o.restarts, o.burn_in, o.samples, o.candidates, o.local_starts, (int)o.warp,
-           o.n_initial);
+           "warp %d n_initial %d\n# restarts: converged_count %d converged_radius %g "
+           "polish_max %d restart_design %d\n",
+           o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map", o.restarts, o.burn_in, o.samples,
+           o.candidates, o.local_starts, (int)o.warp, o.n_initial, o.converged_count,
+           o.converged_radius, o.polish_max, o.restart_design);
     if (strcmp(obj, "hartmann6")) run(DPT_OBJECTIVE_BRANIN, &o, seeds, budget, trace);
     if (strcmp(obj, "branin")) run(DPT_OBJECTIVE_HARTMANN6, &o, seeds, budget, trace);
     if (trace) fclose(trace);
