@@ -718,10 +718,13 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
     int polishing = 0;
     if (o->converged_count > 0) {
         int *starts = malloc(sizeof(int) * (n + 1));
-        if (!starts) return -1;
+        if (!starts) {
+            dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);
+            return -1;
+        }
         int np = find_phases(o, dim, X, y, n, starts, &polishing), s0 = starts[np - 1];
         free(starts);
-        if (n - s0 < (o->restart_design > 2 ? o->restart_design : 2)) {
+        if (np > 1 && n - s0 < (o->restart_design > 2 ? o->restart_design : 2)) {
             for (int d = 0; d < dim; d++) out[d] = draw_u(&r);
             return 0;
         }

@@ -397,6 +397,28 @@ static void cluster_history(int R, int C, double off, uint64_t seed, double *X, 
     for (int i = 0; i < R + C; i++) y[i] = dpt_objective_hartmann6(X + i * 6);
 }
 
+Test(bo, restarts_change_nothing_before_a_phase_converges)
+{
+    /* 3 and 12 random points in 6-D: no 4 of them within 0.049 of the best, so the proposal
+     * must be the very one made without restarts (also below the 5 points of a restart's
+     * design: that design begins later phases only). */
+    enum { D = 6 };
+    double X[12 * D], y[12], a[D], b[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    random_points(12, D, 9, X);
+    for (int i = 0; i < 12; i++) y[i] = dpt_objective_hartmann6(X + i * D);
+    for (int n = 3; n <= 12; n += 9) {
+        o.converged_count = 4;
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y, n, NULL, 0, 11, a), 0);
+        o.converged_count = 0;
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y, n, NULL, 0, 11, b), 0);
+        for (int d = 0; d < D; d++)
+            cr_expect(a[d] == b[d], "n %d: coordinate %d %g with restarts, %g without", n, d,
+                      a[d], b[d]);
+    }
+}
+
 Test(bo, converged_phase_polishes_near_its_best)
 {
     /* 12 random points, then 4 within 0.02 sqrt(6) = 0.049 of the best (offsets 0.012 in each
