@@ -814,7 +814,8 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
 
     /* Candidates: a shifted Sobol design over the cube, plus Gaussian perturbations of the best
      * observation at three scales for the final refinement near the optimum. A polishing phase
-     * (see find_phases) searches only a box of the restart radius around the best. */
+     * (see find_phases) searches only a box of half-width converged_radius sqrt(dim) around the
+     * best. */
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM], xb[DPT_GP_MAX_DIM];
     double box = polishing ? o->converged_radius * sqrt((double)dim) : 1.0;
     for (int d = 0; d < dim; d++) {
