@@ -1,7 +1,9 @@
 /* Gaussian-process regression and Bayesian optimization for the hyperparameter search (Spearmint's
  * recipe: Snoek, Larochelle & Adams 2012): a Matern 5/2 ARD kernel with constant mean and noise,
  * hyperparameters fitted by maximum a posteriori or integrated by slice sampling, Expected
- * Improvement averaged over them, pending trials fantasized. Inputs live in the unit cube and the
+ * Improvement averaged over them, pending trials fantasized, and a restart from fresh points once
+ * a minimum is found and polished (a stationary kernel fitted around one minimum can be sure,
+ * wrongly, that no better one exists: docs/search.md). Inputs live in the unit cube and the
  * caller maps its search space onto it; outputs are minimized.
  *
  * Shape letters: D input dimensions, N observations, M pending points, S hyperparameter samples.
@@ -86,6 +88,15 @@ typedef struct {
     int candidates;       /* Sobol candidates scored by EI before local optimization */
     int local_starts;     /* best candidates refined by L-BFGS on EI */
     dpt_bo_warp warp;     /* output transform */
+    /* Restarts (TuRBO's, Eriksson et al. 2019, without its trust region; see find_phases in
+     * gp.c): once converged_count observations of the current phase lie within
+     * converged_radius sqrt(dim) of its best, up to polish_max proposals polish that best inside
+     * a box of that half-width, then a new phase starts from restart_design uniform random
+     * points and models its own observations only. converged_count 0: one phase, no polish. */
+    int converged_count;     /* K */
+    double converged_radius; /* per sqrt(dim): random points' distances grow like sqrt(dim) */
+    int polish_max;          /* at most this many polishing proposals per phase */
+    int restart_design;      /* uniform random points that begin a new phase */
 } dpt_bo_opts;
 
 void dpt_bo_opts_default(dpt_bo_opts *o);

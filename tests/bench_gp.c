@@ -1,11 +1,14 @@
 /* Benchmark of the Bayesian optimization in src/gp.c on the built-in objectives (not a Criterion
  * test): for each seed, 5 uniform random points, then one proposal at a time up to the budget;
  * prints the median and quartiles of the simple regret (best found minus the known minimum) at
- * 10, 20, 30, 50 and 100 evaluations and the median time of a proposal at 50 observations.
+ * 10, 20, 30, 50 and 100 evaluations and the median time of a proposal at 50 observations
+ * (with restarts the model then often holds fewer: conv=0 times a model of all 50).
  *   bench_gp [SEEDS=10] [BUDGET=50] [hyper=map|slice] [restarts=R] [burn=B] [samples=S]
  *            [cand=C] [local=L] [warp=0|1|2 (none, log, auto)]
  *            [init=N (design points before the first proposal)]
- *            [obj=branin|hartmann6|both]
+ *            [conv=K] [convr=R] [polish=P] [rdesign=D] (restarts, see gp.h; conv=0: off)
+ *            [obj=branin|hartmann6|both] [trace=FILE (one line per evaluation: objective,
+ *            seed, evaluation, value, point)]
  * Run it with OPENBLAS_NUM_THREADS=1 for the one-core timing. */
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +42,8 @@ static double now_s(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static void run(dpt_objective_kind kind, const dpt_bo_opts *o, int seeds, int budget)
+static void run(dpt_objective_kind kind, const dpt_bo_opts *o, int seeds, int budget,
+                FILE *trace)
 {
     static const int marks[] = {10, 20, 30, 50, 100};
     int dim = dpt_objective_dim(kind), n_init = 5;
@@ -65,6 +69,11 @@ static void run(dpt_objective_kind kind, const dpt_bo_opts *o, int seeds, int bu
                 if (t == 50) t50[nt50++] = b;
             }
             y[t] = dpt_objective_eval(kind, x);
+            if (trace) {
+                fprintf(trace, "%s %d %d %.17g", dpt_objective_name(kind), (int)seed, t, y[t]);
+                for (int d = 0; d < dim; d++) fprintf(trace, " %.17g", x[d]);
+                fprintf(trace, "\n");
+            }
             if (y[t] < best) best = y[t];
             regret[(size_t)s * budget + t] = best - fmin;
         }
@@ -103,6 +112,7 @@ int main(int argc, char **argv)
     dpt_bo_opts_default(&o);
     int seeds = argc > 1 ? atoi(argv[1]) : 10, budget = argc > 2 ? atoi(argv[2]) : 50;
     const char *obj = "both";
+    FILE *trace = NULL;
     for (int i = 3; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         if (!eq) {
@@ -119,7 +129,18 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "local")) o.local_starts = atoi(v);
         else if (!strcmp(k, "warp")) o.warp = (dpt_bo_warp)atoi(v);
         else if (!strcmp(k, "init")) o.n_initial = atoi(v);
+        else if (!strcmp(k, "conv")) o.converged_count = atoi(v);
+        else if (!strcmp(k, "convr")) o.converged_radius = atof(v);
+        else if (!strcmp(k, "polish")) o.polish_max = atoi(v);
+        else if (!strcmp(k, "rdesign")) o.restart_design = atoi(v);
         else if (!strcmp(k, "obj")) obj = v;
+        else if (!strcmp(k, "trace")) {
+            if (trace) fclose(trace);
+            if (!(trace = fopen(v, "w"))) {
+                fprintf(stderr, "bench_gp: cannot write %s\n", v);
+                return 2;
+            }
+        }
         else {
             fprintf(stderr, "bench_gp: unknown key %s\n", k);
             return 2;
@@ -130,10 +151,13 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("# bench_gp: hyper %s restarts %d burn_in %d samples %d candidates %d local %d "
-           "warp %d n_initial %d\n", o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map",
-           o.restarts, o.burn_in, o.samples, o.candidates, o.local_starts, (int)o.warp,
-           o.n_initial);
-    if (strcmp(obj, "hartmann6")) run(DPT_OBJECTIVE_BRANIN, &o, seeds, budget);
-    if (strcmp(obj, "branin")) run(DPT_OBJECTIVE_HARTMANN6, &o, seeds, budget);
+           "warp %d n_initial %d\n# restarts: converged_count %d converged_radius %g "
+           "polish_max %d restart_design %d\n",
+           o.hyper == DPT_BO_HYPER_SLICE ? "slice" : "map", o.restarts, o.burn_in, o.samples,
+           o.candidates, o.local_starts, (int)o.warp, o.n_initial, o.converged_count,
+           o.converged_radius, o.polish_max, o.restart_design);
+    if (strcmp(obj, "hartmann6")) run(DPT_OBJECTIVE_BRANIN, &o, seeds, budget, trace);
+    if (strcmp(obj, "branin")) run(DPT_OBJECTIVE_HARTMANN6, &o, seeds, budget, trace);
+    if (trace) fclose(trace);
     return 0;
 }

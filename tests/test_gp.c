@@ -2,8 +2,8 @@
  * explicit 2x2 and 3x3 algebra, EI against numerical integration and its sd -> 0 limit, the
  * kernel's symmetry and positive definiteness, analytic gradients (log marginal likelihood,
  * posterior, EI) against central finite differences, the Sobol design, the objectives at their
- * known minima, and the proposal loop: in the cube, aware of pending points, and better on Branin
- * than random search can plausibly be. */
+ * known minima, and the proposal loop: in the cube, aware of pending points, better on Branin
+ * than random search can plausibly be, polishing a converged minimum and restarting after it. */
 #include <criterion/criterion.h>
 
 #include <lapacke.h>
@@ -381,5 +381,100 @@ Test(bo, branin_beats_random_search, .timeout = 60)
         double regret = best - DPT_OBJECTIVE_BRANIN_MIN;
         cr_expect(regret < BOUND, "seed %d: regret %g after %d evaluations (random search: "
                   "P(regret < %g) = %.3g)", (int)seed, regret, BUDGET, BOUND, p_random);
+    }
+}
+
+/* Hartmann6's global minimizer and a history around it: R uniform random points, then C points
+ * at offsets of +-off in every coordinate (sign pattern k) from it, the centre among them. */
+static const double H6_ARGMIN[6] = {0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573};
+
+static void cluster_history(int R, int C, double off, uint64_t seed, double *X, double *y)
+{
+    random_points(R, 6, seed, X);
+    for (int k = 0; k < C; k++)
+        for (int d = 0; d < 6; d++)
+            X[(R + k) * 6 + d] = H6_ARGMIN[d] + (k == 0 ? 0.0 : ((k + d) % 2 ? off : -off));
+    for (int i = 0; i < R + C; i++) y[i] = dpt_objective_hartmann6(X + i * 6);
+}
+
+Test(bo, restarts_change_nothing_before_a_phase_converges)
+{
+    /* 3 and 12 random points in 6-D: no 4 of them within 0.049 of the best, so the proposal
+     * must be the very one made without restarts (also below the 5 points of a restart's
+     * design: that design begins later phases only). */
+    enum { D = 6 };
+    double X[12 * D], y[12], a[D], b[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    random_points(12, D, 9, X);
+    for (int i = 0; i < 12; i++) y[i] = dpt_objective_hartmann6(X + i * D);
+    for (int n = 3; n <= 12; n += 9) {
+        o.converged_count = 4;
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y, n, NULL, 0, 11, a), 0);
+        o.converged_count = 0;
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y, n, NULL, 0, 11, b), 0);
+        for (int d = 0; d < D; d++)
+            cr_expect(a[d] == b[d], "n %d: coordinate %d %g with restarts, %g without", n, d,
+                      a[d], b[d]);
+    }
+}
+
+Test(bo, converged_phase_polishes_near_its_best)
+{
+    /* 12 random points, then 4 within 0.02 sqrt(6) = 0.049 of the best (offsets 0.012 in each
+     * coordinate: 0.029 away) but not within a tenth of that: the phase has converged and the
+     * next proposal polishes, inside the box of half-width 0.049 around the best. Without
+     * restarts the same history must send a proposal outside that box, or the check shows
+     * nothing. */
+    enum { R = 12, C = 4, N = R + C, D = 6 };
+    double X[N * D], y[N], out[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    cr_assert_eq(o.converged_count, C);
+    double box = o.converged_radius * sqrt((double)D);
+    int outside_without = 0;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        cluster_history(R, C, 0.012, seed, X, y);
+        for (int restarts = 1; restarts >= 0; restarts--) {
+            o.converged_count = restarts ? C : 0;
+            cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, seed, out), 0);
+            double far = 0.0; /* largest coordinate distance from the best */
+            for (int d = 0; d < D; d++) far = fmax(far, fabs(out[d] - X[R * D + d]));
+            if (restarts)
+                cr_expect(far <= box + 1e-12, "seed %d: polishing proposal %g from the best, "
+                          "box %g", (int)seed, far, box);
+            else
+                outside_without += far > box;
+        }
+    }
+    cr_expect(outside_without > 0, "without restarts every proposal stayed in the box too");
+}
+
+Test(bo, new_phase_models_only_its_own_observations)
+{
+    /* Phase 1: 12 random points, then 4 within a tenth of the radius of the best (offsets
+     * 0.001): converged and polished at once, so phase 2 begins; it has 6 random points, more
+     * than the 5 of its design, so the GP proposes. Adding 3 to every phase-1 value keeps the
+     * phases (the best of phase 1 stays where it is) and must not move the proposal at all;
+     * without restarts it does. */
+    enum { R = 12, C = 4, P2 = 6, N = R + C + P2, D = 6 };
+    double X[N * D], y[N], y2[N], a[D], b[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    cr_assert(o.restart_design < P2);
+    cluster_history(R, C, 0.001, 5, X, y);
+    random_points(P2, D, 6, X + (R + C) * D);
+    for (int i = R + C; i < N; i++) y[i] = dpt_objective_hartmann6(X + i * D);
+    for (int i = 0; i < N; i++) y2[i] = y[i] + (i < R + C ? 3.0 : 0.0);
+    for (int restarts = 1; restarts >= 0; restarts--) {
+        o.converged_count = restarts ? C : 0;
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, 77, a), 0);
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y2, N, NULL, 0, 77, b), 0);
+        double diff = 0.0;
+        for (int d = 0; d < D; d++) diff = fmax(diff, fabs(a[d] - b[d]));
+        if (restarts)
+            cr_expect(diff == 0.0, "phase 1's values moved phase 2's proposal by %g", diff);
+        else
+            cr_expect(diff > 1e-6, "without restarts phase 1's values should matter (%g)", diff);
     }
 }
