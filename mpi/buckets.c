@@ -1,8 +1,9 @@
 /* Bucketed, non-blocking gradient allreduce over MPI: flat, hierarchical or hierarchical with
  * dptrain's ring between nodes, fp32 or bfloat16.
  * Open MPI (like most MPIs without an asynchronous progress thread) moves a non-blocking
- * collective (or dptrain's ring) forward only inside MPI calls, so the trainer polls between layers of backward
- * (dpt_buckets_progress) and waits after it (dpt_buckets_wait). */
+ * collective (or dptrain's ring) forward only inside MPI calls, so the buckets are polled: by
+ * the caller between layers of backward (dpt_buckets_progress), by the progress thread while
+ * backward computes, and by the caller after backward until done (dpt_buckets_wait). */
 #include "buckets.h"
 
 #include <limits.h>

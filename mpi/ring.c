@@ -113,9 +113,9 @@ static int request_done(const MPI_Request *q) { return *q == MPI_REQUEST_NULL; }
  * goes out when the chunk's send two steps back has completed (its request slot is reused); an
  * allgather receive, which lands in the buffer, is posted only when the sends that read that
  * place have completed. Returns 1 when the chunk has finished its last step. */
-static int advance(dpt_ring *r, int j, int *flags)
+static int advance(dpt_ring *r, int j)
 {
-    int S = steps(r);
+    int S = steps(r), *flags = &r->flags[j];
     while (r->step[j] < S) {
         int s = r->step[j];
         size_t off, len;
@@ -151,7 +151,6 @@ void dpt_ring_start(dpt_ring *r, void *buf, size_t n)
 {
     r->buf = buf;
     r->n = n;
-    r->pending = 0;
     if (r->size < 2)
         return;
     r->seg = ceil_div(n, (size_t)r->size);
@@ -162,9 +161,8 @@ void dpt_ring_start(dpt_ring *r, void *buf, size_t n)
         r->step[j] = 0;
         r->flags[j] = 0;
     }
-    r->pending = chunks;
     for (int j = 0; j < chunks; j++)
-        advance(r, j, &r->flags[j]);
+        advance(r, j);
 }
 
 int dpt_ring_test(dpt_ring *r)
@@ -175,9 +173,8 @@ int dpt_ring_test(dpt_ring *r)
     DPT_MPI_CHECK(MPI_Testsome(r->n_chunks, r->rreq, &out, r->idx, MPI_STATUSES_IGNORE));
     DPT_MPI_CHECK(MPI_Testsome(2 * r->n_chunks, r->sreq, &out, r->idx, MPI_STATUSES_IGNORE));
     for (int j = 0; j < r->n_chunks; j++)
-        if (r->step[j] < S && !advance(r, j, &r->flags[j]))
+        if (r->step[j] < S && !advance(r, j))
             pending++;
-    r->pending = pending;
     if (pending)
         return 0;
     int all = 0;
@@ -189,13 +186,4 @@ void dpt_ring_wait(dpt_ring *r)
 {
     while (!dpt_ring_test(r))
         ;
-}
-
-void dpt_ring_allreduce_float(MPI_Comm comm, float *buf, size_t n)
-{
-    dpt_ring r;
-    dpt_ring_init(&r, comm, MPI_FLOAT, sizeof(float), dpt_ring_sum_float, n, 0);
-    dpt_ring_start(&r, buf, n);
-    dpt_ring_wait(&r);
-    dpt_ring_free(&r);
 }

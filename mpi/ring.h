@@ -49,7 +49,6 @@ typedef struct {
     MPI_Request *sreq;     /* (2 n_chunks) sends of the chunk's last two steps */
     int *idx;              /* (2 n_chunks) for MPI_Testsome */
     char *tmp;             /* (seg) reduce-scatter receives land here, then are summed in */
-    int pending;           /* chunks not yet through every step */
 } dpt_ring;
 
 /* Tags one operation of n elements uses on a communicator of `size` ranks. */
@@ -67,9 +66,6 @@ void dpt_ring_start(dpt_ring *r, void *buf, size_t n);
 /* Moves the operation along (cheap; call often). Returns 1 when it is complete. */
 int dpt_ring_test(dpt_ring *r);
 void dpt_ring_wait(dpt_ring *r);
-
-/* The blocking sum of n floats in place: init, start, wait, free. */
-void dpt_ring_allreduce_float(MPI_Comm comm, float *buf, size_t n);
 
 void dpt_ring_sum_float(const void *in, void *inout, size_t n);
 

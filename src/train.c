@@ -234,6 +234,7 @@ static void sum_doubles(double *buf, int n, void *ctx) { dpt_comm_allreduce_sum_
 void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
 {
     const dpt_config *cfg = t->cfg;
+    const char *prec = cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32";
     if (t->comm->size == 1) {
         snprintf(out, n, "none (one rank)");
         return;
@@ -252,19 +253,16 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
         snprintf(out, n, "NCCL sum, %s", how);
     else if (cfg->comm.algorithm == DPT_COMM_HIERARCHICAL)
         snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
-                 "leaders, broadcast), %s, %s", t->comm->n_nodes, how,
-                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+                 "leaders, broadcast), %s, %s", t->comm->n_nodes, how, prec);
     else if (cfg->comm.algorithm == DPT_COMM_RING && t->comm->n_nodes == 1)
         snprintf(out, n, "MPI ring between nodes (one node here: flat allreduce), %s, %s", how,
-                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+                 prec);
     else if (cfg->comm.algorithm == DPT_COMM_RING)
         snprintf(out, n, "MPI ring between nodes (reduce in the node, ring of %d KiB eager "
                  "messages among %d node leaders, broadcast), %s, %s",
-                 DPT_RING_CHUNK_BYTES / 1024, t->comm->n_nodes, how,
-                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+                 DPT_RING_CHUNK_BYTES / 1024, t->comm->n_nodes, how, prec);
     else
-        snprintf(out, n, "MPI flat allreduce, %s, %s", how,
-                 cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32");
+        snprintf(out, n, "MPI flat allreduce, %s, %s", how, prec);
 }
 
 int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
