@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "train.h"
 #include "util.h"
@@ -123,6 +124,23 @@ static void print_row(int ranks, int nodes, int batch, const bench_row *r, doubl
            1e3 * r->comm_s, 1e3 * r->comm_total_s, 1e3 * r->data_s, 100.0 * eff);
 }
 
+/* Waits for every rank of comm without spinning: the ranks left out of a row would otherwise
+ * poll MPI at full speed for the whole measurement, on the same cores as the ranks being timed
+ * when they share a machine (on a 2-core box, 4 ranks: the one-rank row ran at half speed). */
+static void barrier_sleeping(dpt_comm *comm)
+{
+    const struct timespec nap = {0, 1000000L}; /* 1 ms: after the timing, so it costs nothing */
+    MPI_Request req;
+    int done = 0;
+    DPT_MPI_CHECK(MPI_Ibarrier(comm->world, &req));
+    for (;;) {
+        DPT_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done)
+            return;
+        nanosleep(&nap, NULL);
+    }
+}
+
 /* Times the step on the first n ranks of comm (the others wait), with the global batch given.
  * On rank 0: the row and the node count of those n ranks. Collective over comm. */
 static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch, int steps,
@@ -143,6 +161,7 @@ static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch
         *nodes = sub.n_nodes;
     }
     dpt_comm_free(&sub);
+    barrier_sleeping(comm);
     rc = dpt_comm_agree(comm, rc);
     if (rc != DPT_OK) { /* a rank that failed keeps its reason (main prints it), the rest echo */
         if (mine.code != DPT_OK)
