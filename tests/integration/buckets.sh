@@ -32,27 +32,6 @@ source "$(dirname "$0")/lib.sh"
 RTOL=1e-4
 EXPECT_STEPS=60
 
-# run NAME NP [args...]: trains into $TMP/NAME; checks exit 0 and the step count
-run() {
-    local name=$1 np=$2
-    shift 2
-    local rc=0
-    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$TMP/$name" "$@" \
-        >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        fail "$name: mpirun -np $np dptrain train $* exited $rc (expected 0); stderr:"
-        sed 's/^/    /' "$TMP/$name.err" >&2
-        return 0
-    fi
-    python3 - "$TMP/$name/metrics.jsonl" "$np" "$EXPECT_STEPS" <<'EOF' || fail "$name: metrics.jsonl check"
-import json, sys
-path, np, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-last = [json.loads(l) for l in open(path) if l.strip()][-1]
-if last["ranks"] != np or last["step"] != steps:
-    sys.exit(f"{path}: ranks={last['ranks']} step={last['step']}, expected {np}, {steps}")
-EOF
-}
-
 # says NAME PATTERN: the start-up table's comm line matches (grep -E)
 says() {
     grep -Eq "^  comm +$2" "$TMP/$1.out" ||
@@ -83,30 +62,30 @@ two=(--set comm.bucket_mb=0.01)
 cpu=(--set run.device=cpu)
 
 # --- 2 ranks: bitwise, on this build's default backend (NCCL in the emulated CUDA build)
-run np2_one 2 --set comm.overlap=false
+train_ranks np2_one 2 --set comm.overlap=false
 says np2_one "(MPI flat allreduce|NCCL sum), one allreduce after backward"
-run np2_b3 2 "${three[@]}"
+train_ranks np2_b3 2 "${three[@]}"
 says np2_b3 "(MPI flat allreduce|NCCL sum), 14 buckets .* overlapped with backward"
-run np2_b2 2 "${two[@]}"
+train_ranks np2_b2 2 "${two[@]}"
 says np2_b2 ".*2 buckets"
-run np2_b1 2  # the default bucket size: one bucket, so no overlap
+train_ranks np2_b1 2  # the default bucket size: one bucket, so no overlap
 says np2_b1 ".*one allreduce after backward \(the model fits one bucket"
 for b in b3 b2 b1; do compare np2_one "np2_$b" bitwise; done
 # the MPI path polls overlapped buckets from a progress thread; without it (between layers only)
 # the sums are the same
 if grep -q "MPI flat" "$TMP/np2_b3.out"; then
     says np2_b3 "MPI flat allreduce, 14 buckets .* overlapped with backward \(progress thread\)"
-    DPT_PROGRESS_THREAD=0 run np2_b3_nothread 2 "${three[@]}"
+    DPT_PROGRESS_THREAD=0 train_ranks np2_b3_nothread 2 "${three[@]}"
     says np2_b3_nothread "MPI flat allreduce, 14 buckets .* overlapped with backward, fp32"
     compare np2_one np2_b3_nothread bitwise
 fi
 
 # --- 2 ranks on the MPI path: bfloat16 bucketed = bfloat16 in one piece (element by element:
 # round each rank's value, add in float, round the sum), and it trains but is not fp32
-run np2_cpu 2 "${cpu[@]}" "${three[@]}"
-run np2_bf16_one 2 "${cpu[@]}" --set comm.compress=bf16 --set comm.overlap=false
+train_ranks np2_cpu 2 "${cpu[@]}" "${three[@]}"
+train_ranks np2_bf16_one 2 "${cpu[@]}" --set comm.compress=bf16 --set comm.overlap=false
 says np2_bf16_one "MPI flat allreduce, one allreduce after backward, bfloat16"
-run np2_bf16_b3 2 "${cpu[@]}" --set comm.compress=bf16 "${three[@]}"
+train_ranks np2_bf16_b3 2 "${cpu[@]}" --set comm.compress=bf16 "${three[@]}"
 compare np2_bf16_one np2_bf16_b3 bitwise
 if "$CKPT_DIFF" "$TMP/np2_cpu/checkpoint.bin" "$TMP/np2_bf16_b3/checkpoint.bin" --rtol "$RTOL" \
     >"$TMP/diff_bf16.out" 2>&1; then
@@ -129,46 +108,46 @@ EOF
 # a + b on one rank, copied to the other, so bitwise too; and on one node (reduce, broadcast)
 ring=(--set comm.algorithm=ring)
 export DPT_TEST_RANKS_PER_NODE=1
-run np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
+train_ranks np2_ring_b3 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
 says np2_ring_b3 "MPI ring between nodes .* among 2 node leaders.*, 14 buckets .* overlapped with backward \\(progress thread\\), fp32"
 compare np2_cpu np2_ring_b3 bitwise
-run np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
+train_ranks np2_ring_one 2 "${cpu[@]}" "${ring[@]}" --set comm.overlap=false
 says np2_ring_one "MPI ring .*, one allreduce after backward, fp32"
 compare np2_cpu np2_ring_one bitwise
-run np2_ring_bf16 2 "${cpu[@]}" "${ring[@]}" "${three[@]}" --set comm.compress=bf16
+train_ranks np2_ring_bf16 2 "${cpu[@]}" "${ring[@]}" "${three[@]}" --set comm.compress=bf16
 compare np2_bf16_one np2_ring_bf16 bitwise
 unset DPT_TEST_RANKS_PER_NODE
-run np2_ring_1node 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
+train_ranks np2_ring_1node 2 "${cpu[@]}" "${ring[@]}" "${three[@]}"
 says np2_ring_1node "MPI ring between nodes \\(one node here: flat allreduce\\)"
 compare np2_cpu np2_ring_1node bitwise
 
 # --- 3 ranks (uneven shards of 20 rows) and 4: bucketed vs one allreduce, hierarchical vs flat,
 # ring vs flat
 for np in 3 4; do
-    run "np${np}_one" $np "${cpu[@]}" --set comm.overlap=false
-    run "np${np}_b3" $np "${cpu[@]}" "${three[@]}"
+    train_ranks "np${np}_one" $np "${cpu[@]}" --set comm.overlap=false
+    train_ranks "np${np}_b3" $np "${cpu[@]}" "${three[@]}"
     compare "np${np}_one" "np${np}_b3" "$RTOL"
-    DPT_TEST_RANKS_PER_NODE=1 run "np${np}_ring" $np "${cpu[@]}" "${ring[@]}" "${three[@]}"
+    DPT_TEST_RANKS_PER_NODE=1 train_ranks "np${np}_ring" $np "${cpu[@]}" "${ring[@]}" "${three[@]}"
     says "np${np}_ring" "MPI ring between nodes .* among $np node leaders"
     compare "np${np}_one" "np${np}_ring" "$RTOL"
 done
-run np4_hier 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
+train_ranks np4_hier 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
 says np4_hier "MPI hierarchical .* among 1 node leaders"
 compare np4_one np4_hier "$RTOL"
 # two "nodes" of 2 ranks (4 ranks) and of 2 + 1 (3 ranks): leaders and locals both non-trivial
 export DPT_TEST_RANKS_PER_NODE=2
 for np in 3 4; do
-    run "np${np}_hier_n2" $np "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
+    train_ranks "np${np}_hier_n2" $np "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical
     says "np${np}_hier_n2" "MPI hierarchical .* among 2 node leaders, broadcast\), 14 buckets"
     compare "np${np}_one" "np${np}_hier_n2" "$RTOL"
-    run "np${np}_hier_n2_blocking" $np "${cpu[@]}" --set comm.algorithm=hierarchical \
+    train_ranks "np${np}_hier_n2_blocking" $np "${cpu[@]}" --set comm.algorithm=hierarchical \
         --set comm.overlap=false
     compare "np${np}_one" "np${np}_hier_n2_blocking" "$RTOL"
-    run "np${np}_ring_n2" $np "${cpu[@]}" "${three[@]}" "${ring[@]}"
+    train_ranks "np${np}_ring_n2" $np "${cpu[@]}" "${three[@]}" "${ring[@]}"
     says "np${np}_ring_n2" "MPI ring between nodes .* among 2 node leaders"
     compare "np${np}_one" "np${np}_ring_n2" "$RTOL"
 done
-run np4_hier_n2_bf16 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical \
+train_ranks np4_hier_n2_bf16 4 "${cpu[@]}" "${three[@]}" --set comm.algorithm=hierarchical \
     --set comm.compress=bf16
 unset DPT_TEST_RANKS_PER_NODE
 

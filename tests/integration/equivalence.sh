@@ -15,31 +15,6 @@ source "$(dirname "$0")/lib.sh"
 # more. 1e-4 sits between the two with a wide margin on both sides.
 RTOL=1e-4
 
-# train NAME NP [--set ...]: trains into $TMP/NAME with NP ranks; checks the exit status and that
-# metrics.jsonl says NP ranks took the expected number of steps (so that a broken launch, e.g.
-# N singletons each believing it is rank 0 of 1, cannot pass as agreement).
-train() {
-    local name=$1 np=$2
-    shift 2
-    local rc=0
-    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$TMP/$name" "$@" \
-        >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        fail "$name: mpirun -np $np dptrain train $* exited $rc (expected 0); stderr:"
-        sed 's/^/    /' "$TMP/$name.err" >&2
-        return 0
-    fi
-    python3 - "$TMP/$name/metrics.jsonl" "$np" "$EXPECT_STEPS" <<'EOF' || fail "$name: metrics.jsonl check"
-import json, sys
-path, np, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rows = [json.loads(l) for l in open(path) if l.strip()]
-last = rows[-1]
-if last["ranks"] != np or last["step"] != steps:
-    sys.exit(f"{path}: last row has ranks={last['ranks']} step={last['step']}, "
-             f"expected ranks={np} step={steps}")
-EOF
-}
-
 # same NAME_A NAME_B: parameters agree to RTOL
 same() {
     local rc=0
@@ -70,8 +45,8 @@ differ() {
 # as 60, 30+30 and 15x4.
 EXPECT_STEPS=60
 for np in 1 2 4; do
-    train "b60_np$np" "$np" --set train.batch_size=60 --set train.epochs=2
-    train "b60_drop_np$np" "$np" --set train.batch_size=60 --set train.epochs=2 \
+    train_ranks "b60_np$np" "$np" --set train.batch_size=60 --set train.epochs=2
+    train_ranks "b60_drop_np$np" "$np" --set train.batch_size=60 --set train.epochs=2 \
         --set model.dropout=0.2
 done
 same b60_np1 b60_np2
@@ -83,8 +58,8 @@ differ b60_np1 b60_drop_np1 "dropout 0.2 must change the run, or the dropout che
 # Global batch 62 with 3 ranks: rows [0,20), [20,41), [41,62). 1800 / 62 -> 29 steps per epoch.
 EXPECT_STEPS=58
 for np in 1 3; do
-    train "b62_np$np" "$np" --set train.batch_size=62 --set train.epochs=2
-    train "b62_drop_np$np" "$np" --set train.batch_size=62 --set train.epochs=2 \
+    train_ranks "b62_np$np" "$np" --set train.batch_size=62 --set train.epochs=2
+    train_ranks "b62_drop_np$np" "$np" --set train.batch_size=62 --set train.epochs=2 \
         --set model.dropout=0.2
 done
 same b62_np1 b62_np3

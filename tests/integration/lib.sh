@@ -1,7 +1,8 @@
 # Shared set-up of the integration tests, sourced by each tests/integration/NAME.sh after
 # `set -euo pipefail`; its arguments are the script's: DPTRAIN CKPT_DIFF.
 # Provides DPTRAIN, CKPT_DIFF, CONFIGS, CONFIG (the small synthetic config), TMP (removed on
-# exit), MPIRUN (as root, oversubscribed, no CMA so it works in containers), fail, and finish.
+# exit), MPIRUN (as root, oversubscribed, no CMA so it works in containers), fail, finish and
+# train_ranks.
 
 TEST_NAME=$(basename "$0" .sh)
 DPTRAIN=$(realpath "$1")
@@ -25,4 +26,29 @@ finish() {
         exit 1
     fi
     echo "$TEST_NAME: all checks passed"
+}
+
+# train_ranks NAME NP [args...]: trains $CONFIG into $TMP/NAME with NP ranks (output in
+# $TMP/NAME.out and .err); checks the exit status and that metrics.jsonl's last row says NP
+# ranks took $EXPECT_STEPS steps (so that a broken launch, e.g. N singletons each believing it
+# is rank 0 of 1, cannot pass as agreement). A failure is counted, not fatal.
+train_ranks() {
+    local name=$1 np=$2
+    shift 2
+    local rc=0
+    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$TMP/$name" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        fail "$name: mpirun -np $np dptrain train $* exited $rc (expected 0); stderr:"
+        sed 's/^/    /' "$TMP/$name.err" >&2
+        return 0
+    fi
+    python3 - "$TMP/$name/metrics.jsonl" "$np" "$EXPECT_STEPS" <<'EOF' || fail "$name: metrics.jsonl check"
+import json, sys
+path, np, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+last = [json.loads(l) for l in open(path) if l.strip()][-1]
+if last["ranks"] != np or last["step"] != steps:
+    sys.exit(f"{path}: last row has ranks={last['ranks']} step={last['step']}, "
+             f"expected ranks={np} step={steps}")
+EOF
 }
