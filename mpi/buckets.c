@@ -266,6 +266,11 @@ static void advance(dpt_buckets *g, int k)
         int next = b->phase + 1;
         if (next != DPT_BUCKET_DONE && k > 0 && g->b[k - 1].phase < next)
             return;
+        /* rings: at most DPT_BUCKETS_RINGS_IN_FLIGHT at once. Each ring in flight costs an MPI
+         * test call (a poll() over TCP) per poll; the link is kept busy by two. */
+        if (next == DPT_BUCKET_ALLREDUCE && b->n_rings > 0 && k >= DPT_BUCKETS_RINGS_IN_FLIGHT &&
+            g->b[k - DPT_BUCKETS_RINGS_IN_FLIGHT].phase <= DPT_BUCKET_ALLREDUCE)
+            return;
         b->phase = next;
         if (next == DPT_BUCKET_DONE) {
             if (g->bf16) {
@@ -346,6 +351,11 @@ void dpt_buckets_wait(dpt_buckets *g)
             break;
         if (g->algorithm == DPT_BUCKETS_RING) { /* rings make no request MPI_Waitsome sees */
             progress_locked(g);
+            /* polled, not spun: a spinning wait made hundreds of thousands of poll() calls a
+             * second, on a core that the ranks still in backward (on the same machine) and the
+             * kernel's network stack need */
+            const struct timespec ts = {0, DPT_BUCKETS_WAIT_POLL_US * 1000L};
+            nanosleep(&ts, NULL);
             continue;
         }
         int out = 0;

@@ -102,6 +102,10 @@ void dpt_buckets_lock(dpt_buckets *g);
 void dpt_buckets_unlock(dpt_buckets *g);
 
 #define DPT_BUCKETS_POLL_US 500
+/* dpt_buckets_wait on rings: one poll every this many microseconds (6 KB of a 1 Gbit/s link) */
+#define DPT_BUCKETS_WAIT_POLL_US 50
+/* rings (comm.algorithm ring) in flight at once; the later buckets' rings wait their turn */
+#define DPT_BUCKETS_RINGS_IN_FLIGHT 2
 
 /* Seconds from the first bucket's start to the last one's end, this step (seen at the polls). */
 double dpt_buckets_busy_s(const dpt_buckets *g);

@@ -45,9 +45,9 @@ typedef struct {
     int tag0;              /* tags tag0 .. tag0 + dpt_ring_tags() - 1 */
     int *step;             /* (n_chunks) chunk j's current step; 2(size - 1) when it is done */
     int *flags;            /* (n_chunks) what of the current step is posted: SENT, RECV_POSTED */
-    MPI_Request *rreq;     /* (n_chunks) the posted receive of each chunk */
-    MPI_Request *sreq;     /* (2 n_chunks) sends of the chunk's last two steps */
-    int *idx;              /* (2 n_chunks) for MPI_Testsome */
+    MPI_Request *rreq;     /* (cap_chunks) the posted receive of each chunk, followed by: */
+    MPI_Request *sreq;     /* (2 cap_chunks) sends of the chunk's last two steps */
+    int *idx;              /* (3 cap_chunks) for MPI_Testsome */
     char *tmp;             /* (seg) reduce-scatter receives land here, then are summed in */
 } dpt_ring;
 
