@@ -7,7 +7,8 @@
 #   OUT/allreduce.csv  label,machines,ranks_per_machine,rate,table,size,time_us,busbw_gbs,model_us
 #   OUT/train.csv      bench train's rows (label = layout and rate)
 #   OUT/overlap_*.txt  bench train on 2 machines x 1 rank at 1 Gbit/s, batch 512 per rank, ring:
-#                      overlap off, on without and with the progress thread
+#                      overlap off, on (1 MiB buckets) without and with the progress thread,
+#                      on with 4 MiB buckets
 # and the raw outputs, then draws OUT/busbw.png and OUT/efficiency.png (scripts/plot_scaling.py).
 # Usage: scripts/scaling_report.sh [OUT=runs/scaling] [CONFIG=configs/mlp_large.yaml]
 # Numbers from one 2-core box are what they are: every "machine" shares the same two cores.
@@ -61,8 +62,8 @@ run 2 2 1gbit ring
 
 # overlap: 2 machines x 1 rank at 1 Gbit/s, batch 512 per rank (global 1024), one BLAS thread
 # per machine, dptrain's ring: gradients in one allreduce after backward, against buckets of
-# 4 MiB started during backward, polled between layers only (DPT_PROGRESS_THREAD=0) and by the
-# progress thread (the default)
+# 1 MiB started during backward, polled between layers only (DPT_PROGRESS_THREAD=0) and by the
+# progress thread (the default), and buckets of 4 MiB (the first bucket leaves later)
 overlap() { # NAME PROGRESS_THREAD SETTING
     echo "== 2x1 1gbit, $1"
     DPT_PROGRESS_THREAD=$2 DPTEMU_PREFIX=dptscale scripts/emulate_cluster.sh run -n 2 --slots 1 \
@@ -73,7 +74,8 @@ overlap() { # NAME PROGRESS_THREAD SETTING
 }
 rm -f "$out"/overlap_*.txt
 overlap off 1 comm.overlap=false
-overlap on_no_thread 0 comm.bucket_mb=4
-overlap on 1 comm.bucket_mb=4
+overlap on_no_thread 0 comm.bucket_mb=1
+overlap on 1 comm.bucket_mb=1
+overlap on_b4 1 comm.bucket_mb=4
 /usr/bin/python3 scripts/plot_scaling.py "$out"
 echo "== written: $out/allreduce.csv $out/train.csv $out/busbw.png $out/efficiency.png"
