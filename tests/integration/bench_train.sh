@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dptrain bench train: the default (all ranks and one) and --scaling weak|strong over 1, 2, ...
-# ranks with the CSV rows it appends, its flag errors, and (emulated CUDA build) the reason a
-# single failing rank gives.
+# ranks with the CSV rows it appends, overlapped buckets (flat and ring), its flag errors, and
+# (emulated CUDA build) the reason a single failing rank gives.
 # Usage: bench_train.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -34,6 +34,20 @@ rows "$TMP/weak.out" | head -1 | grep -q ' 100.0%$' || fail "--scaling weak: one
     fail "CSV: expected 3 weak and 3 strong rows: $(cat "$csv")"
 awk -F, 'NR > 1 && !($7 > 0 && $14 > 0) { bad = 1 } END { exit bad }' "$csv" ||
     fail "CSV: a row without positive samples/s and efficiency"
+
+# overlapped buckets on the MPI path (the timed barrier is then tested between polls of the
+# buckets): flat, and dptrain's ring between 2 "nodes" of one rank each
+for algo in flat ring; do
+    DPT_TEST_RANKS_PER_NODE=1 "${MPIRUN[@]}" -np 2 -x DPT_TEST_RANKS_PER_NODE "$DPTRAIN" bench train \
+        "$CONFIG" --steps 5 --warmup 1 --set run.device=cpu --set comm.algorithm=$algo \
+        --set comm.bucket_mb=0.001 \
+        >"$TMP/overlap_$algo.out" 2>&1 || fail "overlap, $algo: $(tail -3 "$TMP/overlap_$algo.out")"
+    grep -q "^# gradients (all ranks): .* buckets .* overlapped with backward" "$TMP/overlap_$algo.out" ||
+        fail "overlap, $algo: not overlapped: $(grep '^# gradients' "$TMP/overlap_$algo.out")"
+    # the 2-rank row: comm_total (from the first bucket's start to the last one's end) > 0
+    rows "$TMP/overlap_$algo.out" | awk '$1 == 2 && $9 > 0 { ok = 1 } END { exit !ok }' ||
+        fail "overlap, $algo: no 2-rank row with communication: $(rows "$TMP/overlap_$algo.out")"
+done
 
 set +e
 "$DPTRAIN" bench train "$CONFIG" --scaling linear >/dev/null 2>"$TMP/bad.err"; rc=$?
