@@ -121,9 +121,10 @@ rate_bits() {
 # least 100 kB. A full bucket goes out at the veth's speed, so a larger one lets messages of a few
 # hundred KiB beat the link: with 2 ms (250 kB at 1gbit) a ring allreduce of 1 MiB took 25% less
 # than the link's rate allows and the fitted alpha-beta model missed by 15-21% at 1-64 MiB; with
-# 100 kB it misses by 0-10%. The floor: a GSO super-packet of the veth is up to 64 KiB plus
-# headers, and tbf cuts any packet larger than its bucket into MTU-sized ones (a 64 KiB bucket
-# cost 85% of both cores at 103 MB/s, against 25% at 119 MB/s with 100 kB). The
+# 100 kB it misses by 0.4-5% on average. The floor: a GSO super-packet of the veth is up to
+# 64 KiB plus headers, and tbf cuts any packet larger than its bucket into MTU-sized ones (a
+# TCP stream each way took 85% of both cores at 103 MB/s with a 64 KiB bucket, about 30% at
+# 119 MB/s with 100 kB). The
 # queue holds 100 ms before dropping: a NIC's send queue pushes back on TCP instead of dropping,
 # and with 20 ms an allreduce at 100mbit lost 1.5% of its packets (same time per step, though).
 shape() {
