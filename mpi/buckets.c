@@ -128,6 +128,16 @@ void dpt_buckets_free(dpt_buckets *g)
     memset(g, 0, sizeof *g);
 }
 
+/* Gives bucket b a ring for a piece of n elements (none when n is 0), on the next free tags. */
+static void add_ring(dpt_buckets *g, dpt_bucket *b, MPI_Datatype type, size_t elem,
+                     dpt_ring_sum_fn sum, size_t n)
+{
+    if (n == 0)
+        return;
+    dpt_ring_init(&b->ring[b->n_rings++], g->leaders, type, elem, sum, n, g->ring_tags);
+    g->ring_tags += dpt_ring_tags(n, elem, g->c->n_nodes);
+}
+
 void dpt_buckets_add(dpt_buckets *g, size_t off, size_t n, size_t n_stats)
 {
     DPT_CHECK(n_stats <= n, "a bucket's statistics are part of it");
@@ -158,18 +168,11 @@ void dpt_buckets_add(dpt_buckets *g, size_t off, size_t n, size_t n_stats)
     if (g->algorithm == DPT_BUCKETS_RING && g->leaders != MPI_COMM_NULL && g->c->n_nodes > 1) {
         /* the pieces' sizes and types, as pieces() will give them */
         size_t ng = g->bf16 ? n - n_stats : n, ns = g->bf16 ? n_stats : 0;
-        if (ng > 0) {
-            dpt_ring_init(&b->ring[b->n_rings++], g->leaders, g->bf16 ? MPI_UINT16_T : MPI_FLOAT,
-                          g->bf16 ? sizeof(uint16_t) : sizeof(float),
-                          g->bf16 ? bf16_sum_ring : dpt_ring_sum_float, ng, g->ring_tags);
-            g->ring_tags += dpt_ring_tags(ng, g->bf16 ? sizeof(uint16_t) : sizeof(float),
-                                          g->c->n_nodes);
-        }
-        if (ns > 0) {
-            dpt_ring_init(&b->ring[b->n_rings++], g->leaders, MPI_FLOAT, sizeof(float),
-                          dpt_ring_sum_float, ns, g->ring_tags);
-            g->ring_tags += dpt_ring_tags(ns, sizeof(float), g->c->n_nodes);
-        }
+        if (g->bf16)
+            add_ring(g, b, MPI_UINT16_T, sizeof(uint16_t), bf16_sum_ring, ng);
+        else
+            add_ring(g, b, MPI_FLOAT, sizeof(float), dpt_ring_sum_float, ng);
+        add_ring(g, b, MPI_FLOAT, sizeof(float), dpt_ring_sum_float, ns);
     }
 }
 
@@ -336,6 +339,31 @@ void dpt_buckets_progress(dpt_buckets *g)
     dpt_buckets_unlock(g);
 }
 
+/* The sleep between polls where nothing else waits on the caller's thread. */
+static void nap(void)
+{
+    const struct timespec ts = {0, DPT_BUCKETS_WAIT_POLL_US * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+void dpt_buckets_barrier(dpt_buckets *g, MPI_Comm comm)
+{
+    MPI_Request req;
+    int done = 0;
+    dpt_buckets_lock(g);
+    DPT_MPI_CHECK(MPI_Ibarrier(comm, &req));
+    for (;;) {
+        DPT_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done)
+            break;
+        progress_locked(g);
+        dpt_buckets_unlock(g);
+        nap();
+        dpt_buckets_lock(g);
+    }
+    dpt_buckets_unlock(g);
+}
+
 void dpt_buckets_wait(dpt_buckets *g)
 {
     dpt_buckets_lock(g);
@@ -359,10 +387,8 @@ void dpt_buckets_wait(dpt_buckets *g)
             int mpi_pending = 0;
             for (int i = 0; i < 2 * g->n_buckets; i++)
                 mpi_pending |= g->req[i] != MPI_REQUEST_NULL;
-            if (!mpi_pending) {
-                const struct timespec ts = {0, DPT_BUCKETS_WAIT_POLL_US * 1000L};
-                nanosleep(&ts, NULL);
-            }
+            if (!mpi_pending)
+                nap();
             continue;
         }
         int out = 0;

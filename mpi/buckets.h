@@ -96,13 +96,19 @@ void dpt_buckets_progress(dpt_buckets *g);
  * sums, as one MPI_Allreduce of the whole buffer would (up to summation order). */
 void dpt_buckets_wait(dpt_buckets *g);
 
+/* A barrier on comm while buckets are in flight: tested between polls of the buckets, so that
+ * they move on meanwhile (a blocking barrier would hold the lock, and so the progress thread,
+ * for all its wait, and over TCP it queues behind the buckets' data). */
+void dpt_buckets_barrier(dpt_buckets *g, MPI_Comm comm);
+
 /* The caller's own MPI calls between a step's first dpt_buckets_start and dpt_buckets_wait
  * must sit between these two (MPI_THREAD_SERIALIZED: one thread in MPI at a time). */
 void dpt_buckets_lock(dpt_buckets *g);
 void dpt_buckets_unlock(dpt_buckets *g);
 
 #define DPT_BUCKETS_POLL_US 500
-/* dpt_buckets_wait on rings: one poll every this many microseconds (6 KB of a 1 Gbit/s link) */
+/* dpt_buckets_wait on rings, dpt_buckets_barrier: one poll every this many microseconds (6 KB
+ * of a 1 Gbit/s link) */
 #define DPT_BUCKETS_WAIT_POLL_US 50
 /* rings (comm.algorithm ring) in flight at once; the later buckets' rings wait their turn */
 #define DPT_BUCKETS_RINGS_IN_FLIGHT 2

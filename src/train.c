@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -538,25 +537,8 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     double t2 = dpt_now();
 
     if (t->split_wait && t->comm->size > 1) {
-        if (t->overlap && t->buckets) {
-            /* buckets in flight: a blocking barrier would hold the lock, and so their progress
-             * thread, for all its wait (over TCP it queues behind their data); tested between
-             * polls instead, so that the buckets move on meanwhile as in a run without it */
-            MPI_Request req;
-            int done = 0;
-            dpt_buckets_lock(t->buckets);
-            DPT_MPI_CHECK(MPI_Ibarrier(t->comm->world, &req));
-            dpt_buckets_unlock(t->buckets);
-            const struct timespec poll = {0, DPT_BUCKETS_WAIT_POLL_US * 1000L};
-            for (;;) {
-                dpt_buckets_lock(t->buckets);
-                DPT_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-                dpt_buckets_unlock(t->buckets);
-                if (done)
-                    break;
-                dpt_buckets_progress(t->buckets);
-                nanosleep(&poll, NULL);
-            }
+        if (t->overlap && t->buckets) { /* buckets in flight: they move on while it waits */
+            dpt_buckets_barrier(t->buckets, t->comm->world);
         } else {
             if (t->buckets)
                 dpt_buckets_lock(t->buckets);

@@ -15,11 +15,11 @@
 #include "data.h"
 #include "metrics.h"
 #include "model.h"
+#include "optim.h"
 
 /* At most this many gradient buckets (and pieces of layers: comm.bucket_mb cuts a layer larger
  * than a bucket into blocks of rows). */
 #define DPT_MAX_BUCKETS 256
-#include "optim.h"
 
 enum { DPT_STEP_OK = 0, DPT_STEP_DIVERGED = 1 };
 
