@@ -245,7 +245,7 @@ void dpt_cuda_describe(char *out, size_t n)
     if (!out || n == 0)
         return;
     out[0] = '\0';
-    int drv = 0, rt = 0, blas = 0, nccl = 0;
+    int drv = 0, rt = 0, blas = 0;
     if (cudaDriverGetVersion(&drv) != cudaSuccess)
         drv = 0;
     if (cudaRuntimeGetVersion(&rt) != cudaSuccess)
@@ -254,17 +254,13 @@ void dpt_cuda_describe(char *out, size_t n)
     /* cublasGetVersion ignores the handle: the library's version, no device needed */
     if (cublasGetVersion(NULL, &blas) != CUBLAS_STATUS_SUCCESS)
         blas = 0;
-    if (ncclGetVersion(&nccl) != ncclSuccess)
-        nccl = 0;
     if (drv > 0)
         appendf(out, n, &len, "CUDA driver %d.%d", drv / 1000, drv % 1000 / 10);
     else
         appendf(out, n, &len, "CUDA driver none");
-    /* CUDA versions are 1000*major + 10*minor; cuBLAS 10000*major + 100*minor + patch; NCCL
-     * (2.9 and later) 10000*major + 100*minor + patch */
-    appendf(out, n, &len, ", runtime %d.%d, cuBLAS %d.%d.%d, NCCL %d.%d.%d", rt / 1000,
-            rt % 1000 / 10, blas / 10000, blas % 10000 / 100, blas % 100, nccl / 10000,
-            nccl % 10000 / 100, nccl % 100);
+    /* CUDA versions are 1000*major + 10*minor; cuBLAS 10000*major + 100*minor + patch */
+    appendf(out, n, &len, ", runtime %d.%d, cuBLAS %d.%d.%d", rt / 1000, rt % 1000 / 10,
+            blas / 10000, blas % 10000 / 100, blas % 100);
     int count = dpt_cuda_device_count();
     if (count == 0)
         appendf(out, n, &len, "\nno CUDA device visible");

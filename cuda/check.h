@@ -1,6 +1,7 @@
-/* The check macros for CUDA runtime, cuBLAS and NCCL calls: a failure is a system failure, so it
- * goes to dpt_comm_fail (mpi/comm.h), which prints "[rank R host] file:line: stmt -> error" and
- * calls MPI_Abort so that no other rank hangs. A hint follows the error string where one helps.
+/* The check macros for CUDA runtime and cuBLAS calls: a failure is a system failure, so it goes
+ * to dpt_fatal (src/error.h), which prints "[rank R host] file:line: stmt -> error" and ends the
+ * job through the hook the application installed (MPI_Abort), so that no other rank hangs. A
+ * hint follows the error string where one helps.
  * Included from the .cu files (C++ under nvcc or the host emulation) and from mpi/nccl_comm.c. */
 #ifndef DPT_CUDA_CHECK_H
 #define DPT_CUDA_CHECK_H
@@ -9,34 +10,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <nccl.h>
-
-#ifdef __cplusplus
-/* mpi/comm.h is a C header: in C++ keep Open MPI's and MPICH's C++ bindings out (they need
- * their own library and warn under -Wextra), and spell C11's _Noreturn the C++11 way. */
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
-#include <mpi.h>
-#include <stddef.h>
-#include <stdint.h>
-#ifndef _Noreturn
-#define _Noreturn [[noreturn]]
-#define DPT_CHECK_H_NORETURN_SHIM
-#endif
-extern "C" {
-#include "comm.h"
-}
-#ifdef DPT_CHECK_H_NORETURN_SHIM
-#undef _Noreturn
-#undef DPT_CHECK_H_NORETURN_SHIM
-#endif
-#else
-#include "comm.h"
-#endif
+#include "error.h"
 
 /* What the user can do about the commonest failures. */
 static inline const char *dpt_cuda_hint(cudaError_t e)
@@ -66,7 +40,7 @@ static inline const char *dpt_cublas_hint(cublasStatus_t s)
             char dpt_cmsg_[512];                                                            \
             snprintf(dpt_cmsg_, sizeof dpt_cmsg_, "%s%s", cudaGetErrorString(dpt_ce_),      \
                      dpt_cuda_hint(dpt_ce_));                                               \
-            dpt_comm_fail(__FILE__, __LINE__, #stmt, dpt_cmsg_);                            \
+            dpt_fatal(__FILE__, __LINE__, #stmt, dpt_cmsg_);                                \
         }                                                                                   \
     } while (0)
 
@@ -77,20 +51,7 @@ static inline const char *dpt_cublas_hint(cublasStatus_t s)
             char dpt_bmsg_[512];                                                            \
             snprintf(dpt_bmsg_, sizeof dpt_bmsg_, "%s%s", cublasGetStatusString(dpt_bs_),   \
                      dpt_cublas_hint(dpt_bs_));                                             \
-            dpt_comm_fail(__FILE__, __LINE__, #stmt, dpt_bmsg_);                            \
-        }                                                                                   \
-    } while (0)
-
-#define DPT_NCCL_CHECK(stmt)                                                                \
-    do {                                                                                    \
-        ncclResult_t dpt_nr_ = (stmt);                                                      \
-        if (dpt_nr_ != ncclSuccess) {                                                       \
-            char dpt_nmsg_[512];                                                            \
-            snprintf(dpt_nmsg_, sizeof dpt_nmsg_,                                           \
-                     "%s (NCCL_DEBUG=INFO prints NCCL's own account; across machines check " \
-                     "NCCL_SOCKET_IFNAME)",                                                 \
-                     ncclGetErrorString(dpt_nr_));                                          \
-            dpt_comm_fail(__FILE__, __LINE__, #stmt, dpt_nmsg_);                            \
+            dpt_fatal(__FILE__, __LINE__, #stmt, dpt_bmsg_);                                \
         }                                                                                   \
     } while (0)
 

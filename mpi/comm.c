@@ -10,20 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_tag[320] = "[rank ?]";
-
-const char *dpt_comm_tag(void) { return g_tag; }
-
-_Noreturn void dpt_comm_fail(const char *file, int line, const char *what, const char *detail)
+/* The fatal-error hook (src/error.h) of every MPI process: after the message, end the whole job,
+ * so that no rank is left blocked in the next collective. */
+static void abort_job(void)
 {
-    fprintf(stderr, "%s %s:%d: %s -> %s\n", g_tag, file, line, what, detail ? detail : "");
-    fflush(stderr);
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
     if (init && !fin)
         MPI_Abort(MPI_COMM_WORLD, 1);
-    _exit(1);
 }
 
 static void build_topology(dpt_comm *c);
@@ -46,7 +41,9 @@ void dpt_comm_init(dpt_comm *c, int *argc, char ***argv)
     c->world_rank = c->rank;
     c->device = c->local_rank;
     c->node_ranks = c->local_size;
-    snprintf(g_tag, sizeof g_tag, "[rank %d %s]", c->rank, c->host);
+    char tag[320];
+    snprintf(tag, sizeof tag, "[rank %d %s]", c->rank, c->host);
+    dpt_set_fatal_hook(abort_job, tag);
 }
 
 void dpt_comm_split(dpt_comm *c, int color, dpt_comm *sub)
@@ -149,6 +146,18 @@ int dpt_comm_agree(dpt_comm *c, int status)
     if (c->size > 1)
         DPT_MPI_CHECK(MPI_Allreduce(&status, &all, 1, MPI_INT, MPI_MAX, c->world));
     return all;
+}
+
+int dpt_comm_agree_error(dpt_comm *c, int status, const dpt_error *mine, dpt_error *err)
+{
+    int rc = dpt_comm_agree(c, status);
+    if (rc == DPT_OK)
+        return DPT_OK;
+    if (mine && mine->code != DPT_OK && err != mine)
+        *err = *mine;
+    else if (!mine || mine->code == DPT_OK)
+        dpt_error_echo(err, rc);
+    return rc;
 }
 
 int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v)

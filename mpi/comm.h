@@ -9,11 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #ifdef __cplusplus
 extern "C" {
-#define DPT_NORETURN [[noreturn]]
-#else
-#define DPT_NORETURN _Noreturn
 #endif
 
 typedef struct {
@@ -50,6 +48,11 @@ void dpt_comm_allreduce_sum_double(dpt_comm *c, double *buf, int n);
 void dpt_comm_bcast(dpt_comm *c, void *buf, size_t bytes, int root);
 /* Every rank passes its status; every rank gets the largest (0 only if all are 0). */
 int dpt_comm_agree(dpt_comm *c, int status);
+/* The error agreement of a collective step: every rank passes its status and, in mine, its own
+ * message (when it failed); every rank returns the largest status. A rank that failed keeps its
+ * message in err; a rank that did not gets only the code (dpt_error_echo: the failing rank
+ * speaks). */
+int dpt_comm_agree_error(dpt_comm *c, int status, const dpt_error *mine, dpt_error *err);
 int64_t dpt_comm_min_i64(dpt_comm *c, int64_t v);
 /* Rank 0 receives every rank's bytes (bytes each) in rank order into recv (NULL elsewhere). */
 void dpt_comm_gather(dpt_comm *c, const void *send, size_t bytes, void *recv);
@@ -57,8 +60,6 @@ void dpt_comm_gather(dpt_comm *c, const void *send, size_t bytes, void *recv);
 /* Collective. On rank 0, out gets "host (ranks), host (ranks)" in order of first rank. */
 void dpt_comm_hosts(dpt_comm *c, char *out, size_t n);
 
-/* Prints "[rank R host] file:line: what -> detail" to stderr and aborts the whole job. */
-DPT_NORETURN void dpt_comm_fail(const char *file, int line, const char *what, const char *detail);
 
 /* For system failures: MPI calls. */
 #define DPT_MPI_CHECK(stmt)                                                                 \
@@ -68,19 +69,11 @@ DPT_NORETURN void dpt_comm_fail(const char *file, int line, const char *what, co
             char dpt_msg_[MPI_MAX_ERROR_STRING];                                            \
             int dpt_len_ = 0;                                                               \
             MPI_Error_string(dpt_rc_, dpt_msg_, &dpt_len_);                                 \
-            dpt_comm_fail(__FILE__, __LINE__, #stmt, dpt_msg_);                             \
+            dpt_fatal(__FILE__, __LINE__, #stmt, dpt_msg_);                                 \
         }                                                                                   \
     } while (0)
 
-/* For other system failures (allocation, I/O that cannot be recovered). */
-#define DPT_CHECK(cond, detail)                                                             \
-    do {                                                                                    \
-        if (!(cond))                                                                        \
-            dpt_comm_fail(__FILE__, __LINE__, #cond, (detail));                             \
-    } while (0)
 
-/* Rank and host of this process for messages ("[rank 1 node7]"); valid after dpt_comm_init. */
-const char *dpt_comm_tag(void);
 
 #ifdef __cplusplus
 }

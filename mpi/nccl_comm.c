@@ -11,6 +11,20 @@
 
 #include "../cuda/check.h"
 
+/* NCCL calls: a failure ends the job (dpt_fatal), with where to look next. */
+#define DPT_NCCL_CHECK(stmt)                                                                \
+    do {                                                                                    \
+        ncclResult_t dpt_nr_ = (stmt);                                                      \
+        if (dpt_nr_ != ncclSuccess) {                                                       \
+            char dpt_nmsg_[512];                                                            \
+            snprintf(dpt_nmsg_, sizeof dpt_nmsg_,                                           \
+                     "%s (NCCL_DEBUG=INFO prints NCCL's own account; across machines check " \
+                     "NCCL_SOCKET_IFNAME)",                                                 \
+                     ncclGetErrorString(dpt_nr_));                                          \
+            dpt_fatal(__FILE__, __LINE__, #stmt, dpt_nmsg_);                                \
+        }                                                                                   \
+    } while (0)
+
 static double monotonic_s(void)
 {
     struct timespec ts;
@@ -58,7 +72,7 @@ static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const
         ncclCommAbort(n->comm);
         n->comm = NULL;
     }
-    dpt_comm_fail(__FILE__, line, what, msg);
+    dpt_fatal(__FILE__, line, what, msg);
 }
 
 void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream)
@@ -143,4 +157,12 @@ void dpt_nccl_free(dpt_nccl *n)
     if (n->stream)
         DPT_CUDA_CHECK(cudaStreamDestroy(n->stream));
     memset(n, 0, sizeof *n);
+}
+
+void dpt_nccl_describe(char *out, size_t n)
+{
+    int v = 0; /* NCCL 2.9 and later: 10000*major + 100*minor + patch */
+    if (ncclGetVersion(&v) != ncclSuccess)
+        v = 0;
+    snprintf(out, n, "NCCL %d.%d.%d", v / 10000, v % 10000 / 100, v % 100);
 }

@@ -40,7 +40,7 @@ void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank);
  * after the work queued so far on `stream` (the compute stream) by an event, and returns when the
  * result is in dev_buf; later work on `stream` is ordered after it by a second event.
  * timeout_s <= 0 waits forever. On an NCCL error or the timeout the communicator is aborted and
- * the job ends through dpt_comm_fail. Equivalent to one dpt_nccl_allreduce_start and
+ * the job ends through dpt_fatal. Equivalent to one dpt_nccl_allreduce_start and
  * dpt_nccl_allreduce_finish. */
 void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
                             double timeout_s);
@@ -55,6 +55,8 @@ void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStr
  * sums) and waits for them on the host, with the timeout and error checks above. */
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s);
 
+/* "NCCL 2.28.3" (the library's version, no device needed), for `dptrain --version`. */
+void dpt_nccl_describe(char *out, size_t n);
 /* Collective (ncclCommDestroy); safe on a zeroed or already freed dpt_nccl. */
 void dpt_nccl_free(dpt_nccl *n);
 

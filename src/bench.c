@@ -162,14 +162,8 @@ static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch
     }
     dpt_comm_free(&sub);
     barrier_sleeping(comm);
-    rc = dpt_comm_agree(comm, rc);
-    if (rc != DPT_OK) { /* a rank that failed keeps its reason (main prints it), the rest echo */
-        if (mine.code != DPT_OK)
-            *err = mine;
-        else
-            dpt_error_echo(err, rc);
-    }
-    return rc;
+    /* a rank that failed keeps its reason (main prints it), the rest echo */
+    return dpt_comm_agree_error(comm, rc, &mine, err);
 }
 
 int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train_opts *o,

@@ -148,7 +148,7 @@ typedef struct {
     } objective;
 } dpt_config;
 
-/* Fills cfg with the defaults of DESIGN.md. */
+/* Fills cfg with the defaults of docs/interface.md. */
 void dpt_config_defaults(dpt_config *cfg);
 
 /* Parses a YAML file over the current contents of cfg (call dpt_config_defaults first).

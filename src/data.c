@@ -125,7 +125,7 @@ static int reader_finish(reader *r, unsigned char *scratch, size_t cap, dpt_erro
  * Small helpers
  */
 
-/* First row of rank r's shard when n rows are split over n_ranks (DESIGN.md: [r*N/R, (r+1)*N/R)). */
+/* First row of rank r's shard when n rows are split over n_ranks (docs/design.md: [r*N/R, (r+1)*N/R)). */
 static int64_t shard_lo(int64_t n, int rank, int n_ranks)
 {
     return n * rank / n_ranks;

@@ -19,6 +19,9 @@
 #ifdef DPT_HAVE_CUDA
 #include "cuda_backend.h"
 #endif
+#ifdef DPT_HAVE_NCCL
+#include "nccl_comm.h"
+#endif
 
 static const char usage_text[] =
     "usage:\n"
@@ -206,6 +209,13 @@ static void print_version(dpt_comm *comm)
     );
     for (char *line = strtok(cuda, "\n"); line; line = strtok(NULL, "\n"))
         printf("  CUDA      %s\n", line);
+#ifdef DPT_HAVE_NCCL
+    char nccl[64];
+    dpt_nccl_describe(nccl, sizeof nccl);
+    printf("  NCCL      %s\n", nccl);
+#else
+    printf("  NCCL      not built (GPU ranks would reduce through MPI)\n");
+#endif
 #else
     printf("  backends  cpu\n");
     printf("  CUDA      not built (no CUDA toolkit found at build time)\n");
@@ -225,7 +235,7 @@ static void print_error(dpt_comm *comm, const dpt_error *err)
     memcpy(first, err->msg, sizeof first);
     dpt_comm_bcast(comm, first, sizeof first, 0);
     if (err->msg[0] && (comm->rank == 0 || strcmp(err->msg, first) != 0))
-        fprintf(stderr, "dptrain %s: %s%s\n", dpt_comm_tag(),
+        fprintf(stderr, "dptrain %s: %s%s\n", dpt_error_tag(),
                 err->code > DPT_ESIGNAL(0) ? "" : "error: ", err->msg);
 }
 

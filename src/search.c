@@ -654,7 +654,7 @@ static void log_rank(int fd, const dpt_config *tcfg, const dpt_config *cfg, int 
     }
     used += (size_t)snprintf(line + used, sizeof line - used, "}}\n");
     if (used < sizeof line && write(fd, line, used) != (ssize_t)used)
-        fprintf(stderr, "%s warning: cannot write this rank's search log: %s\n", dpt_comm_tag(),
+        fprintf(stderr, "%s warning: cannot write this rank's search log: %s\n", dpt_error_tag(),
                 strerror(errno));
 }
 
@@ -887,9 +887,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
                                    strerror(errno));
         }
     }
-    if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
-        if (root) *err = mine;
-        else dpt_error_echo(err, rc);
+    if ((rc = dpt_comm_agree_error(comm, rc, &mine, err)) != DPT_OK) {
         if (trials_fd >= 0) close(trials_fd);
         free(hist);
         return rc;
@@ -924,7 +922,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
         rank_log = open(rank_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (rank_log < 0)
         fprintf(stderr, "%s warning: cannot open %s: its own log of the trials is not written\n",
-                dpt_comm_tag(), rank_path);
+                dpt_error_tag(), rank_path);
 
     char hosts[1024] = "";
     dpt_comm_hosts(comm, hosts, sizeof hosts);

@@ -1,7 +1,8 @@
 /* The backend parity self-test: every op of the backend table run on a reference backend and a
  * device backend with the same random inputs and compared with a tolerance whose size is argued
- * beside it, then a small MLP trained for 100 SGD steps on both (STYLE.md rule 7). The CUDA
- * backend is only trustworthy as far as this test reaches; it runs wherever a GPU is visible. */
+ * beside it, then a small MLP trained for 100 SGD steps on both (docs/design.md, "Style",
+ * rule 7). The CUDA backend is only trustworthy as far as this test reaches; it runs wherever
+ * a GPU is visible. */
 #include "selftest.h"
 
 #include <float.h>

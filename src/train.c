@@ -395,11 +395,7 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
 
 fail:
     /* every rank returns the agreed failure; a rank without its own message says which rank */
-    rc = dpt_comm_agree(comm, rc);
-    if (mine.code != DPT_OK)
-        *err = mine;
-    else
-        dpt_error_echo(err, rc);
+    rc = dpt_comm_agree_error(comm, rc, &mine, err);
     dpt_trainer_free(t);
     return rc;
 }
@@ -675,13 +671,8 @@ static int resume_from(dpt_trainer *t, const char *path, int64_t *step, dpt_erro
             info[1] = (int64_t)h.step;
         }
     }
-    rc = dpt_comm_agree(c, rc);
-    if (rc != DPT_OK) {
+    if ((rc = dpt_comm_agree_error(c, rc, &mine, err)) != DPT_OK) {
         free(host);
-        if (c->rank == 0)
-            *err = mine;
-        else
-            dpt_error_echo(err, rc);
         return rc;
     }
     dpt_comm_bcast(c, info, sizeof info, 0);
@@ -820,9 +811,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         if (rc == DPT_OK) rc = dpt_probe_writable(out_dir, &mine);
         if (rc == DPT_OK) rc = write_config(cfg, out_dir, &mine);
     }
-    if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
-        if (root) *err = mine;
-        else dpt_error_echo(err, rc);
+    if ((rc = dpt_comm_agree_error(comm, rc, &mine, err)) != DPT_OK) {
         return rc;
     }
 
@@ -856,9 +845,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
             rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot open '%s': %m", metrics_path);
         }
     }
-    if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
-        if (root) *err = mine;
-        else dpt_error_echo(err, rc);
+    if ((rc = dpt_comm_agree_error(comm, rc, &mine, err)) != DPT_OK) {
         dpt_trainer_free(&t);
         return rc;
     }
@@ -916,9 +903,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
                 res->interrupted = any;
                 if (root)
                     rc = save_checkpoint(&t, ckpt, (int)(step / spe), step, &mine);
-                if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
-                    if (root) *err = mine;
-                    else dpt_error_echo(err, rc);
+                if ((rc = dpt_comm_agree_error(comm, rc, &mine, err)) != DPT_OK) {
                     goto done;
                 }
                 rc = 128 + any;
@@ -985,9 +970,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
             if (rc == DPT_OK)
                 rc = save_checkpoint(&t, ckpt, (int)(step / spe), step, &mine);
         }
-        if ((rc = dpt_comm_agree(comm, rc)) != DPT_OK) {
-            if (root) *err = mine;
-            else dpt_error_echo(err, rc);
+        if ((rc = dpt_comm_agree_error(comm, rc, &mine, err)) != DPT_OK) {
             goto done;
         }
         wrote_ckpt = 1;

@@ -158,7 +158,7 @@ fi
 [ -n "$(leftover)" ] || fail "run on a cluster that was up took it down"
 
 # ---- 4. per-rank topology from `dptrain bench allreduce`, once that command exists -------------
-# Its header has one line per rank, in this format (see DESIGN.md, benchmarks):
+# Its header has one line per rank, in this format (see docs/interface.md, "Benchmarks' output"):
 RANK_FMT='#  Rank %3d Pid %6d on %12s device %2d [%s] local %d/%d node %d/%d\n'
 RANK_RE='^#  Rank +([0-9]+) Pid +([0-9]+) on +([^ ]+) device +(-?[0-9]+) \[(.*)\] local ([0-9]+)/([0-9]+) node ([0-9]+)/([0-9]+)$'
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a run leaves behind and prints: a 2-epoch run on 2 ranks writes metrics.jsonl (one row per
-# epoch with the keys of DESIGN.md, ranks = 2), a config.yaml that dptrain loads again, a
+# epoch with the keys of docs/interface.md, ranks = 2), a config.yaml that dptrain loads again, a
 # checkpoint, and prints one start-up table and one line per epoch, from rank 0 only. Also
 # `dptrain version`, `dptrain --help` and `dptrain` without arguments.
 #   usage: outputs.sh DPTRAIN CKPT_DIFF
