@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend.h"
 #include "train.h"
 #include "util.h"
 
@@ -18,40 +19,41 @@ typedef struct {
 } bench_row;
 
 static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warmup, bench_row *row,
-                      int *threads, char *comm_line, size_t comm_n, dpt_error *err)
+                      char *comm_line, size_t comm_n, dpt_error *err)
 {
-    dpt_trainer t;
+    dpt_trainer *t;
     int rc = dpt_trainer_init(&t, cfg, comm, err);
     if (rc != DPT_OK)
         return rc;
-    *threads = t.threads;
     if (comm_line)
-        dpt_trainer_describe_comm(&t, comm_line, comm_n);
-    t.split_wait = 1;
-    int64_t spe = t.steps_per_epoch;
+        dpt_trainer_describe_comm(t, comm_line, comm_n);
+    dpt_trainer_set_split_wait(t, 1);
+    int64_t spe = dpt_trainer_steps_per_epoch(t);
     double lr = cfg->train.lr;
     int64_t step = 0;
     for (int i = 0; i < warmup + steps; i++, step++) {
         if (i == warmup) {
             MPI_Barrier(comm->world);
-            t.t_data = t.t_compute = t.t_comm = t.t_comm_total = t.t_wait = 0.0;
+            dpt_trainer_reset_stats(t);
             row->step_s = dpt_now();
         }
-        if (dpt_trainer_step(&t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
-            dpt_trainer_free(&t);
+        if (dpt_trainer_step(t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
+            dpt_trainer_free(t);
             return dpt_error_set(err, DPT_ERUNTIME, "the loss diverged during the benchmark: lower train.lr");
         }
     }
     MPI_Barrier(comm->world);
     double total = dpt_now() - row->step_s;
+    dpt_step_stats st;
+    dpt_trainer_stats(t, &st);
     row->step_s = total / steps;
     row->samples_per_s = (double)steps * cfg->train.batch_size / total;
-    row->compute_s = t.t_compute / steps;
-    row->comm_s = t.t_comm / steps;
-    row->comm_total_s = t.t_comm_total / steps;
-    row->wait_s = t.t_wait / steps;
-    row->data_s = t.t_data / steps;
-    dpt_trainer_free(&t);
+    row->compute_s = st.t_compute / steps;
+    row->comm_s = st.t_comm / steps;
+    row->comm_total_s = st.t_comm_total / steps;
+    row->wait_s = st.t_wait / steps;
+    row->data_s = st.t_data / steps;
+    dpt_trainer_free(t);
     return DPT_OK;
 }
 
@@ -150,14 +152,14 @@ static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch
     dpt_comm sub;
     int in = comm->rank < n;
     dpt_comm_split(comm, in ? 0 : 1, &sub);
-    int rc = DPT_OK, t = threads;
+    int rc = DPT_OK;
     dpt_error mine = {0};
     if (in) {
         dpt_config c = *cfg;
         c.train.batch_size = batch;
         c.run.threads = threads;
-        rc = time_steps(&c, &sub, steps, warmup, row, &t, n == comm->size ? comm_line : NULL,
-                        comm_n, &mine);
+        rc = time_steps(&c, &sub, steps, warmup, row, n == comm->size ? comm_line : NULL, comm_n,
+                        &mine);
         *nodes = sub.n_nodes;
     }
     dpt_comm_free(&sub);

@@ -12,10 +12,10 @@
 #include "bench_allreduce.h"
 #include "comm.h"
 #include "config.h"
+#include "run.h"
 #include "search.h"
 #include "signals.h"
 #include "selftest.h"
-#include "train.h"
 #ifdef DPT_HAVE_CUDA
 #include "cuda_backend.h"
 #endif

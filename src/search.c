@@ -25,7 +25,7 @@
 #include "rng.h"
 #include "signals.h"
 #include "space.h"
-#include "train.h"
+#include "run.h"
 #include "util.h"
 
 #define MAX_CURVE 512  /* epochs of a trial's curve kept for early stopping */

@@ -1,85 +1,42 @@
 /* Data-parallel training. A dpt_trainer holds one rank's share of a run: data, model,
  * optimizer and the step that computes gradients on this rank's rows of the global batch,
- * averages them across ranks and updates the parameters. dpt_train_run is the whole loop with
- * its outputs (start-up table, epoch lines, metrics.jsonl, checkpoint.bin, config.yaml);
- * the benchmark drives the same step. */
+ * averages them across ranks and updates the parameters. The whole run with its outputs is in
+ * run.h; the benchmark drives the same step. The trainer is opaque: its state is private to
+ * train.c and run.c (trainer_impl.h), others read it through the accessors below. */
 #ifndef DPT_TRAIN_H
 #define DPT_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "buckets.h"
 #include "comm.h"
 #include "config.h"
 #include "data.h"
-#include "metrics.h"
-#include "model.h"
-#include "optim.h"
-
-/* At most this many gradient buckets (and pieces of layers: comm.bucket_mb cuts a layer larger
- * than a bucket into blocks of rows). */
-#define DPT_MAX_BUCKETS 256
+#include "error.h"
 
 enum { DPT_STEP_OK = 0, DPT_STEP_DIVERGED = 1 };
 
+typedef struct dpt_trainer dpt_trainer;
+
+/* What the steps since the last dpt_trainer_reset_stats cost, and what the last one found. */
 typedef struct {
-    const dpt_config *cfg;
-    dpt_comm *comm;
-    dpt_backend be;
-    dpt_data data;
-    dpt_model model;
-    dpt_optim opt;
-    int threads;                /* BLAS threads per rank */
-    int rows;                   /* B: this rank's rows of the global batch */
-    int64_t row0;               /* first row of this rank's slice within the global batch */
-    int64_t steps_per_epoch;
-    int64_t *perm;              /* (n train rows) this epoch's order, host */
-    int perm_epoch;             /* epoch perm was drawn for; -1 = none */
-    const float *x_train;       /* training rows in backend memory */
-    const int32_t *y_train;
-    float *x_dev;               /* device copies of the training rows (not host-memory backends) */
-    int32_t *y_dev;
-    int staged;                 /* 1: batches staged through pinned memory, double-buffered */
-    float *pin_x[2];            /* (rows, I) pinned host memory, per slot */
-    int32_t *pin_y[2];          /* (rows) */
-    float *stage_x[2];          /* (rows, I) backend memory, per slot */
-    int32_t *stage_y[2];        /* (rows) */
-    int64_t staged_step[2];     /* global step whose batch a slot holds; -1 none */
-    int64_t *idx;               /* (rows) backend memory */
-    float *xb;                  /* (max_rows, I) backend memory */
-    int32_t *yb;                /* (max_rows) backend memory */
-    void *nccl;                 /* dpt_nccl when the CUDA backend reduces through NCCL */
-    const char *device_note;    /* why this device was chosen, for the start-up table */
-    /* gradient buckets (comm.*): pieces of the gradient (whole layers, or blocks of a large
-     * layer's rows) grouped last first, as backward produces them; bucket k is floats
-     * [bucket_off[k], bucket_off[k] + bucket_n[k]) of the gradient buffer, bucket 0 ends with
-     * the DPT_GRAD_STATS statistics */
-    int overlap;                /* 1: each bucket's allreduce starts during backward */
-    int n_buckets;
-    int piece0[DPT_MAX_LAYERS]; /* layer l's block j is piece piece0[l] + j */
-    int bucket_of_piece[DPT_MAX_BUCKETS]; /* the bucket that piece's hook starts, -1: none */
-    size_t bucket_off[DPT_MAX_BUCKETS], bucket_n[DPT_MAX_BUCKETS];
-    dpt_buckets *buckets;       /* the MPI path's allreduce when it is bucketed, hierarchical
-                                 * or compressed; NULL: one MPI_Allreduce */
-    double comm_start;          /* NCCL: when this step's first bucket was queued */
-    double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step; t_comm is
-                                         * the EXPOSED communication: after backward, waiting
-                                         * for the allreduce(s) */
-    double t_comm_total;        /* communication from the first bucket's start to the last
-                                 * one's end (overlapped with backward or not) */
-    int split_wait;             /* bench: a barrier before the allreduce, timed as t_wait, so
-                                 * t_comm is the allreduce alone, not waiting for a slower rank */
-    double t_wait;
+    double t_data;              /* seconds gathering or staging batches */
+    double t_compute;           /* forward, backward and the update */
+    double t_comm;              /* the EXPOSED communication: after backward, waiting for the
+                                 * allreduce(s) */
+    double t_comm_total;        /* from the first bucket's start to the last one's end,
+                                 * overlapped with backward or not */
+    double t_wait;              /* the split_wait barrier (bench) */
     double last_loss, last_correct;     /* global sums of the last step (all ranks) */
     int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
                                  * allreduce: every rank stops after that step */
-} dpt_trainer;
+} dpt_step_stats;
 
-/* Loads the data, builds the backend, model and optimizer. Collective: every rank calls it;
- * an error on any rank is returned on all of them (this rank's message when it had one). */
-int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_error *err);
-void dpt_trainer_free(dpt_trainer *t);
+/* Loads the data, builds the backend, model and optimizer; *out is the new trainer (NULL on
+ * failure). Collective: every rank calls it; an error on any rank is returned on all of them
+ * (this rank's message when it had one). */
+int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, dpt_error *err);
+void dpt_trainer_free(dpt_trainer *t);   /* NULL is fine */
 
 /* One optimizer step: batch `step_in_epoch` of epoch `epoch`, global step `step`. Returns
  * DPT_STEP_DIVERGED (on every rank alike) when the global loss is not finite; the parameters
@@ -92,33 +49,13 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n);
 /* Mean loss and accuracy over a split, reduced across ranks. */
 void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy);
 
-/* Called on every rank after each epoch's evaluation, with that epoch's metrics (the same on
- * every rank); returns 1 to end the run there (early stopping), 0 to go on. */
-typedef int (*dpt_epoch_hook)(void *ctx, const dpt_epoch_metrics *em);
+void dpt_trainer_stats(const dpt_trainer *t, dpt_step_stats *out);
+void dpt_trainer_reset_stats(dpt_trainer *t);   /* the times back to zero */
+int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t);
 
-typedef struct {
-    const char *config_path;    /* for the start-up table */
-    int resume;                 /* continue from OUT/checkpoint.bin when it exists */
-    int quiet;                  /* no start-up table, epoch lines or summary (a search trial) */
-    dpt_epoch_hook epoch_hook;  /* NULL: none */
-    void *hook_ctx;
-} dpt_train_opts;
-
-typedef struct {
-    int diverged;
-    int interrupted;            /* the signal that stopped the run, or 0 */
-    int stopped_early;          /* the epoch hook ended the run */
-    int epochs;
-    int64_t steps;
-    double train_loss, val_loss, val_accuracy, test_accuracy;
-    double time_s;
-} dpt_train_result;
-
-/* The whole run. Returns DPT_OK, DPT_EUSAGE (config/data/checkpoint mismatch), DPT_ERUNTIME
- * (divergence, I/O), or 128 + the signal when SIGINT/SIGTERM stopped it (after a checkpoint at
- * the step every rank stopped at); the same code on every rank. */
-int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *opts,
-                  dpt_train_result *res, dpt_error *err);
+/* bench: with split_wait on, each step waits at a barrier before the allreduce, timed as
+ * t_wait, so that t_comm is the allreduce alone, not waiting for a slower rank. */
+void dpt_trainer_set_split_wait(dpt_trainer *t, int on);
 
 /* BLAS threads for this rank: run.threads, or the cores this rank may use divided among the
  * ranks on its node. */

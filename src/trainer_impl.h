@@ -1,0 +1,64 @@
+/* The trainer's state, private to the trainer's own files (train.c, run.c): every other module
+ * holds a dpt_trainer through the opaque handle of train.h and reads it through its accessors,
+ * so the state can change without their knowing. */
+#ifndef DPT_TRAINER_IMPL_H
+#define DPT_TRAINER_IMPL_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "batch.h"
+#include "buckets.h"
+#include "comm.h"
+#include "config.h"
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "train.h"
+
+/* At most this many gradient buckets (and pieces of layers: comm.bucket_mb cuts a layer larger
+ * than a bucket into blocks of rows). */
+#define DPT_MAX_BUCKETS 256
+
+struct dpt_trainer {
+    const dpt_config *cfg;
+    dpt_comm *comm;
+    dpt_backend be;
+    dpt_data data;
+    dpt_model model;
+    dpt_optim opt;
+    dpt_batch batch;            /* this rank's rows of each global batch */
+    int threads;                /* BLAS threads per rank */
+    int rows;                   /* B: this rank's rows of the global batch */
+    int64_t row0;               /* first row of this rank's slice within the global batch */
+    int64_t steps_per_epoch;
+    float *xb;                  /* (max_rows, I) backend memory: gathered batches, evaluation */
+    int32_t *yb;                /* (max_rows) backend memory */
+    void *nccl;                 /* dpt_nccl when the CUDA backend reduces through NCCL */
+    const char *device_note;    /* why this device was chosen, for the start-up table */
+    /* gradient buckets (comm.*): pieces of the gradient (whole layers, or blocks of a large
+     * layer's rows) grouped last first, as backward produces them; bucket k is floats
+     * [bucket_off[k], bucket_off[k] + bucket_n[k]) of the gradient buffer, bucket 0 ends with
+     * the DPT_GRAD_STATS statistics */
+    int overlap;                /* 1: each bucket's allreduce starts during backward */
+    int n_buckets;
+    int piece0[DPT_MAX_LAYERS]; /* layer l's block j is piece piece0[l] + j */
+    int bucket_of_piece[DPT_MAX_BUCKETS]; /* the bucket that piece's hook starts, -1: none */
+    size_t bucket_off[DPT_MAX_BUCKETS], bucket_n[DPT_MAX_BUCKETS];
+    dpt_buckets *buckets;       /* the MPI path's allreduce when it is bucketed, hierarchical
+                                 * or compressed; NULL: one MPI_Allreduce */
+    double comm_start;          /* NCCL: when this step's first bucket was queued */
+    double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step; t_comm is
+                                         * the EXPOSED communication: after backward, waiting
+                                         * for the allreduce(s) */
+    double t_comm_total;        /* communication from the first bucket's start to the last
+                                 * one's end (overlapped with backward or not) */
+    int split_wait;             /* bench: a barrier before the allreduce, timed as t_wait, so
+                                 * t_comm is the allreduce alone, not waiting for a slower rank */
+    double t_wait;
+    double last_loss, last_correct;     /* global sums of the last step (all ranks) */
+    int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
+                                 * allreduce: every rank stops after that step */
+};
+
+#endif
