@@ -168,53 +168,52 @@ static int time_on_first(const dpt_config *cfg, dpt_comm *comm, int n, int batch
     return dpt_comm_agree_error(comm, rc, &mine, err);
 }
 
-int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train_opts *o,
-                    dpt_error *err)
-{
-    int R = comm->size, root = comm->rank == 0;
-    int B = cfg->train.batch_size;
-    int per_rank = B / R;
-    if (per_rank < 1)
-        return dpt_error_set(err, DPT_EUSAGE, "train.batch_size %d is smaller than the %d ranks", B,
-                             R);
-    /* the rank counts: all ranks and one (the default), or 1, 2, 4, ... and all (--scaling) */
-    int counts[40], n_counts = 0;
-    if (o->scaling == DPT_BENCH_SCALING_NONE) {
-        counts[n_counts++] = R;
-        if (R > 1)
-            counts[n_counts++] = 1;
-    } else {
-        for (int n = 1; n < R && n_counts < 38; n *= 2)
-            counts[n_counts++] = n;
-        counts[n_counts++] = R;
-    }
+/* What the rank counts measured, for the report. */
+typedef struct {
+    int counts[40], n_counts;   /* the rank counts timed, in the order they ran */
     bench_row rows[40];
-    int nodes[40], threads = 0;
-    memset(rows, 0, sizeof rows);
-    /* every count with the BLAS threads all ranks get (cores per node / ranks per node), so that
-     * one rank does not run on all the cores the full job shares */
-    threads = dpt_train_threads(cfg, comm);
-    char comm_line[320] = "";
-    for (int i = 0; i < n_counts; i++) {
-        int n = counts[i];
-        int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
-        int rc = time_on_first(cfg, comm, n, batch, o->steps, o->warmup, threads, &rows[i],
-                               &nodes[i], comm_line, sizeof comm_line, err);
-        if (rc != DPT_OK)
-            return rc;
-    }
-    char hosts[1024] = "";
-    dpt_comm_hosts(comm, hosts, sizeof hosts);
-    if (!root)
-        return DPT_OK;
+    int nodes[40];
+    int threads;                /* BLAS threads per rank at every count */
+    int B, per_rank;            /* train.batch_size, and its rows per rank with all ranks */
+    int i_one;                  /* the one-rank row */
+    char comm_line[320];        /* how gradients travel with all ranks */
+} bench_results;
 
-    int i_one = 0;
-    for (int i = 0; i < n_counts; i++)
-        if (counts[i] == 1)
-            i_one = i;
-    const bench_row *one = &rows[i_one];
-    double flops_per_sample = 0;
-    double cap = gemm_cap(cfg, per_rank, threads, o->steps, &flops_per_sample);
+/* The rank counts: all ranks and one (the default), or 1, 2, 4, ... and all (--scaling). */
+static void choose_counts(int R, dpt_bench_scaling scaling, bench_results *br)
+{
+    br->n_counts = 0;
+    if (scaling == DPT_BENCH_SCALING_NONE) {
+        br->counts[br->n_counts++] = R;
+        if (R > 1)
+            br->counts[br->n_counts++] = 1;
+    } else {
+        for (int n = 1; n < R && br->n_counts < 38; n *= 2)
+            br->counts[br->n_counts++] = n;
+        br->counts[br->n_counts++] = R;
+    }
+    br->i_one = 0;
+    for (int i = 0; i < br->n_counts; i++)
+        if (br->counts[i] == 1)
+            br->i_one = i;
+}
+
+/* The global batch of row i: the same at every count (strong scaling), or per_rank rows per
+ * rank (weak). */
+static int batch_of(const dpt_bench_train_opts *o, const bench_results *br, int i)
+{
+    return o->scaling == DPT_BENCH_SCALING_STRONG ? br->B : br->counts[i] * br->per_rank;
+}
+
+static double efficiency(const bench_results *br, int i)
+{
+    return br->rows[i].samples_per_s / (br->counts[i] * br->rows[br->i_one].samples_per_s);
+}
+
+static void print_header(const dpt_config *cfg, const dpt_bench_train_opts *o, int R,
+                         const char *hosts, const bench_results *br)
+{
+    int threads = br->threads;
     char widths[256] = "";
     for (int l = 0; l <= cfg->model.n_layers && strlen(widths) < 200; l++)
         snprintf(widths + strlen(widths), sizeof widths - strlen(widths), "%s%d", l ? "-" : "",
@@ -224,15 +223,15 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train
            o->scaling == DPT_BENCH_SCALING_NONE ? "" : " --scaling ", o->scaling == DPT_BENCH_SCALING_NONE ? "" : mode);
     if (o->scaling == DPT_BENCH_SCALING_STRONG)
         printf("# model %s, %s, strong scaling: global batch %d at every rank count, %d step%s "
-               "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), B, o->steps,
+               "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), br->B, o->steps,
                o->steps == 1 ? "" : "s", o->warmup);
     else
         printf("# model %s, %s, weak scaling: %d rows per rank at every rank count, %d step%s "
-               "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), per_rank,
+               "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), br->per_rank,
                o->steps, o->steps == 1 ? "" : "s", o->warmup);
     printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s); the first N ranks run "
            "each row, the others wait\n", R, hosts, threads, threads > 1 ? "s" : "", DPT_BLAS_NAME);
-    printf("# gradients (all ranks): %s\n", comm_line);
+    printf("# gradients (all ranks): %s\n", br->comm_line);
     printf("# times per step on rank 0: compute = forward, backward and update; wait = for the "
            "slowest rank to finish backward (a timed barrier); comm = EXPOSED communication (after "
            "backward and the barrier,\n# waiting for the gradient allreduces); comm_total = from "
@@ -242,40 +241,79 @@ int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train
     printf("%7s %6s %8s %11s %9s %10s %9s %9s %13s %9s %11s\n", "ranks", "nodes", "batch",
            "samples/s", "step_ms", "compute_ms", "wait_ms", "comm_ms", "comm_total_ms", "data_ms",
            "efficiency");
+}
+
+static void print_table(const dpt_bench_train_opts *o, const bench_results *br, double cap,
+                        double flops_per_sample)
+{
     /* ascending rank counts */
     for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < n_counts; i++) {
-            if ((pass == 0) != (i == i_one))
+        for (int i = 0; i < br->n_counts; i++) {
+            if ((pass == 0) != (i == br->i_one))
                 continue;
-            int n = counts[i];
-            int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
-            print_row(n, nodes[i], batch, &rows[i], rows[i].samples_per_s / (n * one->samples_per_s));
+            print_row(br->counts[i], br->nodes[i], batch_of(o, br, i), &br->rows[i],
+                      efficiency(br, i));
         }
     printf("# GEMM-only cap, one rank: %.1f samples/s (%.2f MFLOP/sample, %.1f GFLOP/s); "
            "one rank reaches %.1f%% of it\n",
            cap, flops_per_sample / 1e6, cap * flops_per_sample / 1e9,
-           100.0 * one->samples_per_s / cap);
+           100.0 * br->rows[br->i_one].samples_per_s / cap);
     fflush(stdout);
+}
 
-    if (o->csv) {
-        FILE *f = fopen(o->csv, "a");
-        if (!f)
-            return dpt_error_set(err, DPT_ERUNTIME, "cannot append to '%s'", o->csv);
-        if (ftell(f) == 0)
-            fprintf(f, "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,"
-                       "wait_ms,comm_ms,comm_total_ms,data_ms,efficiency\n");
-        for (int i = 0; i < n_counts; i++) {
-            int n = counts[i];
-            int batch = o->scaling == DPT_BENCH_SCALING_STRONG ? B : n * per_rank;
-            const bench_row *r = &rows[i];
-            fprintf(f, "%s,%s,%s,%d,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
-                    o->label ? o->label : "", mode, o->config_path, n, nodes[i], batch,
-                    r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s, 1e3 * r->wait_s,
-                    1e3 * r->comm_s, 1e3 * r->comm_total_s, 1e3 * r->data_s,
-                    r->samples_per_s / (n * one->samples_per_s));
-        }
-        if (fclose(f) != 0)
-            return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'", o->csv);
+/* --csv: one line per rank count, after a header line when the file is new. */
+static int append_csv(const dpt_bench_train_opts *o, const bench_results *br, dpt_error *err)
+{
+    const char *mode = o->scaling == DPT_BENCH_SCALING_STRONG ? "strong" : "weak";
+    FILE *f = fopen(o->csv, "a");
+    if (!f)
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot append to '%s'", o->csv);
+    if (ftell(f) == 0)
+        fprintf(f, "label,mode,config,ranks,nodes,batch,samples_per_s,step_ms,compute_ms,"
+                   "wait_ms,comm_ms,comm_total_ms,data_ms,efficiency\n");
+    for (int i = 0; i < br->n_counts; i++) {
+        const bench_row *r = &br->rows[i];
+        fprintf(f, "%s,%s,%s,%d,%d,%d,%.2f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+                o->label ? o->label : "", mode, o->config_path, br->counts[i], br->nodes[i],
+                batch_of(o, br, i), r->samples_per_s, 1e3 * r->step_s, 1e3 * r->compute_s,
+                1e3 * r->wait_s, 1e3 * r->comm_s, 1e3 * r->comm_total_s, 1e3 * r->data_s,
+                efficiency(br, i));
     }
+    if (fclose(f) != 0)
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'", o->csv);
     return DPT_OK;
+}
+
+int dpt_bench_train(const dpt_config *cfg, dpt_comm *comm, const dpt_bench_train_opts *o,
+                    dpt_error *err)
+{
+    int R = comm->size;
+    bench_results br;
+    memset(&br, 0, sizeof br);
+    br.B = cfg->train.batch_size;
+    br.per_rank = br.B / R;
+    if (br.per_rank < 1)
+        return dpt_error_set(err, DPT_EUSAGE, "train.batch_size %d is smaller than the %d ranks",
+                             br.B, R);
+    choose_counts(R, o->scaling, &br);
+    /* every count with the BLAS threads all ranks get (cores per node / ranks per node), so that
+     * one rank does not run on all the cores the full job shares */
+    br.threads = dpt_train_threads(cfg, comm);
+    for (int i = 0; i < br.n_counts; i++) {
+        int rc = time_on_first(cfg, comm, br.counts[i], batch_of(o, &br, i), o->steps, o->warmup,
+                               br.threads, &br.rows[i], &br.nodes[i], br.comm_line,
+                               sizeof br.comm_line, err);
+        if (rc != DPT_OK)
+            return rc;
+    }
+    char hosts[1024] = "";
+    dpt_comm_hosts(comm, hosts, sizeof hosts);
+    if (comm->rank != 0)
+        return DPT_OK;
+
+    double flops_per_sample = 0;
+    double cap = gemm_cap(cfg, br.per_rank, br.threads, o->steps, &flops_per_sample);
+    print_header(cfg, o, R, hosts, &br);
+    print_table(o, &br, cap, flops_per_sample);
+    return o->csv ? append_csv(o, &br, err) : DPT_OK;
 }
