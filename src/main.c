@@ -56,6 +56,102 @@ typedef struct {
     const char *csv, *label;
 } cli;
 
+/* The command word (and bench's sub-command) at argv[*i]; bench allreduce parses its own flags.
+ * Returns 0, or 2 with msg filled. */
+static int parse_command(int argc, char **argv, int *i, cli *c, char *msg, size_t n)
+{
+    c->cmd = argv[(*i)++];
+    if (strcmp(c->cmd, "bench") == 0) {
+        if (*i < argc && strcmp(argv[*i], "allreduce") == 0) {
+            dpt_error err = {0};
+            c->allreduce = 1;
+            if (dpt_bench_allreduce_parse(argc, argv, *i + 1, &c->ar, &err) != DPT_OK) {
+                snprintf(msg, n, "%s", err.msg);
+                return 2;
+            }
+            return 0;
+        }
+        if (*i >= argc || strcmp(argv[*i], "train") != 0) {
+            snprintf(msg, n, "bench: expected 'bench train CONFIG.yaml' or 'bench allreduce'");
+            return 2;
+        }
+        (*i)++;
+    } else if (strcmp(c->cmd, "train") != 0 && strcmp(c->cmd, "search") != 0) {
+        snprintf(msg, n, "unknown command '%s'", c->cmd);
+        return 2;
+    }
+    return 0;
+}
+
+/* bench train's --scaling, --csv and --label. Returns 0, or 2 with msg filled. */
+static int parse_bench_option(cli *c, const char *a, const char *val, char *msg, size_t n)
+{
+    if (strcmp(c->cmd, "bench") != 0) {
+        snprintf(msg, n, "%s is an option of 'bench train'", a);
+        return 2;
+    }
+    if (strcmp(a, "--csv") == 0) {
+        c->csv = val;
+    } else if (strcmp(a, "--label") == 0) {
+        if (strchr(val, ',') || strchr(val, '\n')) {
+            snprintf(msg, n, "--label must not contain commas or newlines (it is a CSV "
+                             "field): '%s'", val);
+            return 2;
+        }
+        c->label = val;
+    } else if (strcmp(val, "weak") == 0) {
+        c->scaling = DPT_BENCH_SCALING_WEAK;
+    } else if (strcmp(val, "strong") == 0) {
+        c->scaling = DPT_BENCH_SCALING_STRONG;
+    } else {
+        snprintf(msg, n, "--scaling must be weak or strong (got '%s')", val);
+        return 2;
+    }
+    return 0;
+}
+
+/* An option that takes a value (a is the option, val its value). Returns 0, or 2 with msg
+ * filled. */
+static int parse_valued_option(cli *c, const char *a, const char *val, char *msg, size_t n)
+{
+    if (strcmp(a, "--set") == 0) {
+        if (c->n_sets == 256) {
+            snprintf(msg, n, "too many --set options (at most 256)");
+            return 2;
+        }
+        c->sets[c->n_sets++] = val;
+    } else if (strcmp(a, "--scaling") == 0 || strcmp(a, "--csv") == 0 ||
+               strcmp(a, "--label") == 0) {
+        return parse_bench_option(c, a, val, msg, n);
+    } else if (strcmp(a, "--out") == 0) {
+        c->out = val;
+    } else if (strcmp(a, "--device") == 0) {
+        if (strcmp(val, "auto") && strcmp(val, "cpu") && strcmp(val, "cuda")) {
+            snprintf(msg, n, "--device must be auto, cpu or cuda (got '%s')", val);
+            return 2;
+        }
+        c->device = val;
+    } else { /* --steps, --warmup */
+        char *end;
+        long v = strtol(val, &end, 10);
+        if (*end || v < (strcmp(a, "--steps") == 0 ? 1 : 0) || v > 100000000) {
+            snprintf(msg, n, "%s must be a %s integer (got '%s')", a,
+                     strcmp(a, "--steps") == 0 ? "positive" : "non-negative", val);
+            return 2;
+        }
+        if (strcmp(a, "--steps") == 0) c->steps = (int)v;
+        else c->warmup = (int)v;
+    }
+    return 0;
+}
+
+static int takes_value(const char *a)
+{
+    return strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--device") == 0 ||
+           strcmp(a, "--steps") == 0 || strcmp(a, "--warmup") == 0 ||
+           strcmp(a, "--scaling") == 0 || strcmp(a, "--csv") == 0 || strcmp(a, "--label") == 0;
+}
+
 /* Returns 0, or 2 with msg filled. */
 static int parse_cli(int argc, char **argv, cli *c, char *msg, size_t n)
 {
@@ -63,85 +159,21 @@ static int parse_cli(int argc, char **argv, cli *c, char *msg, size_t n)
     c->steps = 100;
     c->warmup = 10;
     int i = 1;
-    c->cmd = argv[i++];
-    if (strcmp(c->cmd, "bench") == 0) {
-        if (i < argc && strcmp(argv[i], "allreduce") == 0) {
-            dpt_error err = {0};
-            c->allreduce = 1;
-            if (dpt_bench_allreduce_parse(argc, argv, i + 1, &c->ar, &err) != DPT_OK) {
-                snprintf(msg, n, "%s", err.msg);
-                return 2;
-            }
-            return 0;
-        }
-        if (i >= argc || strcmp(argv[i], "train") != 0) {
-            snprintf(msg, n, "bench: expected 'bench train CONFIG.yaml' or 'bench allreduce'");
-            return 2;
-        }
-        i++;
-    } else if (strcmp(c->cmd, "train") != 0 && strcmp(c->cmd, "search") != 0) {
-        snprintf(msg, n, "unknown command '%s'", c->cmd);
+    if (parse_command(argc, argv, &i, c, msg, n) != 0)
         return 2;
-    }
+    if (c->allreduce)
+        return 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--device") == 0 ||
-            strcmp(a, "--steps") == 0 || strcmp(a, "--warmup") == 0 ||
-            strcmp(a, "--scaling") == 0 || strcmp(a, "--csv") == 0 || strcmp(a, "--label") == 0) {
+        if (takes_value(a)) {
             if (!val) {
                 snprintf(msg, n, "%s needs a value", a);
                 return 2;
             }
             i++;
-            if (strcmp(a, "--set") == 0) {
-                if (c->n_sets == 256) {
-                    snprintf(msg, n, "too many --set options (at most 256)");
-                    return 2;
-                }
-                c->sets[c->n_sets++] = val;
-            } else if (strcmp(a, "--scaling") == 0 || strcmp(a, "--csv") == 0 ||
-                       strcmp(a, "--label") == 0) {
-                if (strcmp(c->cmd, "bench") != 0) {
-                    snprintf(msg, n, "%s is an option of 'bench train'", a);
-                    return 2;
-                }
-                if (strcmp(a, "--csv") == 0) {
-                    c->csv = val;
-                } else if (strcmp(a, "--label") == 0) {
-                    if (strchr(val, ',') || strchr(val, '\n')) {
-                        snprintf(msg, n, "--label must not contain commas or newlines (it is a CSV "
-                                         "field): '%s'", val);
-                        return 2;
-                    }
-                    c->label = val;
-                } else if (strcmp(val, "weak") == 0) {
-                    c->scaling = DPT_BENCH_SCALING_WEAK;
-                } else if (strcmp(val, "strong") == 0) {
-                    c->scaling = DPT_BENCH_SCALING_STRONG;
-                } else {
-                    snprintf(msg, n, "--scaling must be weak or strong (got '%s')", val);
-                    return 2;
-                }
-            } else if (strcmp(a, "--out") == 0) {
-                c->out = val;
-            } else if (strcmp(a, "--device") == 0) {
-                if (strcmp(val, "auto") && strcmp(val, "cpu") && strcmp(val, "cuda")) {
-                    snprintf(msg, n, "--device must be auto, cpu or cuda (got '%s')", val);
-                    return 2;
-                }
-                c->device = val;
-            } else {
-                char *end;
-                long v = strtol(val, &end, 10);
-                if (*end || v < (strcmp(a, "--steps") == 0 ? 1 : 0) || v > 100000000) {
-                    snprintf(msg, n, "%s must be a %s integer (got '%s')", a,
-                             strcmp(a, "--steps") == 0 ? "positive" : "non-negative", val);
-                    return 2;
-                }
-                if (strcmp(a, "--steps") == 0) c->steps = (int)v;
-                else c->warmup = (int)v;
-            }
+            if (parse_valued_option(c, a, val, msg, n) != 0)
+                return 2;
         } else if (strcmp(a, "--resume") == 0) {
             c->resume = 1;
         } else if (a[0] == '-') {
