@@ -113,46 +113,42 @@ static int get(const unsigned char **p, const unsigned char *end, void *dst, siz
     return 0;
 }
 
-int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, float *state,
-                        dpt_error *err)
+/* The header's fields, from the first bytes of the file: magic, version, header size (hb), the
+ * shape and the CRC the file records. */
+static int read_header(FILE *f, const char *path, dpt_ckpt_header *h, uint32_t *hb,
+                       uint32_t *crc_file, dpt_error *err)
 {
-    memset(h, 0, sizeof *h);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dpt_error_set(err, DPT_EUSAGE, "cannot open checkpoint '%s': %s", path,
-                             strerror(errno));
     unsigned char head[512];
     size_t got = fread(head, 1, sizeof head, f);
     const unsigned char *p = head, *end = head + got;
     char magic[8];
-    uint32_t version = 0, hb = 0, crc_file = 0, reserved = 0;
-    int rc = DPT_OK;
+    uint32_t version = 0, reserved = 0;
     /* a file cut inside the magic or the version is truncated, not foreign or of another version */
-    if (memcmp(head, DPT_CKPT_MAGIC, got < 8 ? got : 8) != 0) {
-        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': bad magic (not a dptrain checkpoint)",
-                           path);
-        goto out;
-    }
-    if (get(&p, end, magic, 8) || get(&p, end, &version, 4)) {
-        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': truncated or malformed header", path);
-        goto out;
-    }
-    if (version != DPT_CKPT_VERSION) {
-        rc = dpt_error_set(err, DPT_EUSAGE,
-                           "checkpoint '%s': format version %u, this build reads version %u",
-                           path, version, DPT_CKPT_VERSION);
-        goto out;
-    }
-    if (get(&p, end, &hb, 4) || get(&p, end, &h->n_layers, 4) || h->n_layers < 1 ||
-        h->n_layers > DPT_MAX_LAYERS || hb != header_bytes(h->n_layers) ||
+    if (memcmp(head, DPT_CKPT_MAGIC, got < 8 ? got : 8) != 0)
+        return dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': bad magic (not a dptrain checkpoint)",
+                             path);
+    if (get(&p, end, magic, 8) || get(&p, end, &version, 4))
+        return dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': truncated or malformed header", path);
+    if (version != DPT_CKPT_VERSION)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s': format version %u, this build reads version %u",
+                             path, version, DPT_CKPT_VERSION);
+    if (get(&p, end, hb, 4) || get(&p, end, &h->n_layers, 4) || h->n_layers < 1 ||
+        h->n_layers > DPT_MAX_LAYERS || *hb != header_bytes(h->n_layers) ||
         get(&p, end, h->widths, 4 * (h->n_layers + 1)) || get(&p, end, &h->epoch, 4) ||
         get(&p, end, &h->step, 8) || get(&p, end, h->optimizer, 8) ||
         get(&p, end, &h->n_state, 4) || get(&p, end, &h->n_params, 8) ||
-        get(&p, end, &h->seed, 8) || get(&p, end, &crc_file, 4) || get(&p, end, &reserved, 4)) {
-        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': truncated or malformed header", path);
-        goto out;
-    }
+        get(&p, end, &h->seed, 8) || get(&p, end, crc_file, 4) || get(&p, end, &reserved, 4))
+        return dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': truncated or malformed header", path);
     h->optimizer[7] = '\0';
+    return DPT_OK;
+}
+
+/* The parameter count must be the one the widths give, and the file exactly the header and
+ * the payload that count implies: a truncated payload is named as such before anything is read. */
+static int check_size(FILE *f, const char *path, const dpt_ckpt_header *h, uint32_t hb,
+                      dpt_error *err)
+{
     /* Widths below 2^32 keep each layer's count below 2^64, but their sum and the byte sizes
      * can wrap: a header of 2^62 parameters would then "match" a file of its header alone. */
     uint64_t expect = 0;
@@ -162,34 +158,32 @@ int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, flo
             expect, (uint64_t)h->widths[l + 1] * h->widths[l] + h->widths[l + 1], &expect);
     if (h->n_state <= 2 && h->n_params > ((uint64_t)LONG_MAX - hb) / (4 * (1 + h->n_state)))
         wraps = 1;  /* hb + 4·P·(1+S) must fit the file size ftell reports */
-    if (wraps || expect != h->n_params || h->n_state > 2) {
-        rc = dpt_error_set(err, DPT_EUSAGE,
-                           "checkpoint '%s': header is inconsistent (%llu parameters for its "
-                           "widths, %llu recorded%s)",
-                           path, (unsigned long long)expect, (unsigned long long)h->n_params,
-                           wraps ? ": more than a file can hold" : "");
-        goto out;
-    }
-    /* size check before reading: a truncated payload is named as such */
+    if (wraps || expect != h->n_params || h->n_state > 2)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s': header is inconsistent (%llu parameters for its "
+                             "widths, %llu recorded%s)",
+                             path, (unsigned long long)expect, (unsigned long long)h->n_params,
+                             wraps ? ": more than a file can hold" : "");
     size_t pbytes = h->n_params * sizeof(float), sbytes = (size_t)h->n_state * pbytes;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        rc = dpt_error_set(err, DPT_ERUNTIME, "checkpoint '%s': %s", path, strerror(errno));
-        goto out;
-    }
+    if (fseek(f, 0, SEEK_END) != 0)
+        return dpt_error_set(err, DPT_ERUNTIME, "checkpoint '%s': %s", path, strerror(errno));
     long size = ftell(f);
-    if (size < 0 || (size_t)size != hb + pbytes + sbytes) {
-        rc = dpt_error_set(err, DPT_EUSAGE,
-                           "checkpoint '%s': truncated or padded: %ld bytes, expected %zu", path,
-                           size, hb + pbytes + sbytes);
-        goto out;
-    }
-    if (!params)
-        goto out;
+    if (size < 0 || (size_t)size != hb + pbytes + sbytes)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s': truncated or padded: %ld bytes, expected %zu", path,
+                             size, hb + pbytes + sbytes);
+    return DPT_OK;
+}
+
+/* The parameters and the optimizer state (into a scratch buffer when state is NULL, so the CRC
+ * still covers them), checked against the CRC the header records. */
+static int read_payload(FILE *f, const char *path, const dpt_ckpt_header *h, uint32_t hb,
+                        uint32_t crc_file, float *params, float *state, dpt_error *err)
+{
+    size_t pbytes = h->n_params * sizeof(float), sbytes = (size_t)h->n_state * pbytes;
     float *tmp_state = NULL;
-    if (fseek(f, (long)hb, SEEK_SET) != 0 || fread(params, 1, pbytes, f) != pbytes) {
-        rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read parameters", path);
-        goto out;
-    }
+    if (fseek(f, (long)hb, SEEK_SET) != 0 || fread(params, 1, pbytes, f) != pbytes)
+        return dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read parameters", path);
     uLong crc = crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)params, pbytes);
     if (sbytes) {
         float *dst = state;
@@ -199,18 +193,33 @@ int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, flo
         }
         if (!dst || fread(dst, 1, sbytes, f) != sbytes) {
             free(tmp_state);
-            rc = dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read optimizer state",
-                               path);
-            goto out;
+            return dpt_error_set(err, DPT_EUSAGE, "checkpoint '%s': cannot read optimizer state",
+                                 path);
         }
         crc = crc32_z(crc, (const Bytef *)dst, sbytes);
         free(tmp_state);
     }
     if ((uint32_t)crc != crc_file)
-        rc = dpt_error_set(err, DPT_EUSAGE,
-                           "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
-                           path, crc_file, (uint32_t)crc);
-out:
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "checkpoint '%s': CRC mismatch (file %08x, computed %08x): corrupt",
+                             path, crc_file, (uint32_t)crc);
+    return DPT_OK;
+}
+
+int dpt_checkpoint_load(const char *path, dpt_ckpt_header *h, float *params, float *state,
+                        dpt_error *err)
+{
+    memset(h, 0, sizeof *h);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dpt_error_set(err, DPT_EUSAGE, "cannot open checkpoint '%s': %s", path,
+                             strerror(errno));
+    uint32_t hb = 0, crc_file = 0;
+    int rc = read_header(f, path, h, &hb, &crc_file, err);
+    if (rc == DPT_OK)
+        rc = check_size(f, path, h, hb, err);
+    if (rc == DPT_OK && params)
+        rc = read_payload(f, path, h, hb, crc_file, params, state, err);
     fclose(f);
     return rc;
 }
