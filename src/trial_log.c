@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,20 +283,27 @@ static int parse_params(const dpt_config *cfg, json_in *j, dpt_trial *r, int *se
 static int parse_member(const dpt_config *cfg, json_in *j, const char *key, dpt_trial *r,
                         int *seen, int *have_params, char *why, size_t wn)
 {
-    if (strcmp(key, "trial") == 0)
-        return parse_count(j, &r->trial) != 0;
-    if (strcmp(key, "epochs") == 0)
-        return parse_count(j, &r->epochs) != 0;
-    if (strcmp(key, "group") == 0)
-        return parse_count(j, &r->group) != 0;
-    if (strcmp(key, "objective") == 0)
-        return js_number(j, &r->objective) != 0;
-    if (strcmp(key, "val_accuracy") == 0)
-        return js_number(j, &r->val_accuracy) != 0;
-    if (strcmp(key, "time_s") == 0)
-        return js_number(j, &r->time_s) != 0;
-    if (strcmp(key, "propose_s") == 0)
-        return js_number(j, &r->propose_s) != 0;
+    /* the counts (whole numbers) and the numbers (or null) of a record */
+    static const struct {
+        const char *key;
+        size_t offset;
+        int is_count;
+    } fields[] = {
+        {"trial", offsetof(dpt_trial, trial), 1},
+        {"epochs", offsetof(dpt_trial, epochs), 1},
+        {"group", offsetof(dpt_trial, group), 1},
+        {"objective", offsetof(dpt_trial, objective), 0},
+        {"val_accuracy", offsetof(dpt_trial, val_accuracy), 0},
+        {"time_s", offsetof(dpt_trial, time_s), 0},
+        {"propose_s", offsetof(dpt_trial, propose_s), 0},
+    };
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        if (strcmp(key, fields[f].key) != 0)
+            continue;
+        char *field = (char *)r + fields[f].offset;
+        return (fields[f].is_count ? parse_count(j, (int *)field)
+                                   : js_number(j, (double *)field)) != 0;
+    }
     if (strcmp(key, "status") == 0)
         return parse_status(j, &r->status) != 0;
     if (strcmp(key, "message") == 0)
