@@ -106,43 +106,28 @@ static void log_rank(int fd, const dpt_config *tcfg, const dpt_config *cfg, int 
                 strerror(errno));
 }
 
-static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index, const char *out_dir,
-                      const dpt_trial *hist, int n_hist, int rank_log, dpt_trial *rec)
+/* Function mode: the built-in objective at the trial's point, as one epoch. */
+static void evaluate_function(const dpt_config *cfg, const dpt_config *tcfg, dpt_trial *rec)
 {
-    double t0 = dpt_now();
-    rec->group = group_index;
-    rec->objective = rec->val_accuracy = NAN;
-    dpt_config *tcfg = malloc(sizeof *tcfg);
-    DPT_CHECK(tcfg != NULL, "out of memory");
-    dpt_error terr = {0};
-    if (dpt_space_apply(cfg, rec->values, tcfg, &terr) != DPT_OK) {
-        rec->status = DPT_TRIAL_FAILED;
-        copy_text(rec->message, sizeof rec->message, terr.msg);
-        free(tcfg);
-        rec->time_s = dpt_now() - t0;
-        return;
-    }
-    log_rank(rank_log, tcfg, cfg, rec->trial, group, group_index);
+    dpt_objective_kind kind = cfg->objective.function == DPT_FUNCTION_BRANIN
+                                  ? DPT_OBJECTIVE_BRANIN
+                                  : DPT_OBJECTIVE_HARTMANN6;
+    rec->objective = dpt_objective_eval_natural(kind, tcfg->objective.x);
+    rec->curve[0] = rec->objective;
+    rec->n_curve = 1;
+    rec->epochs = 1;
+    rec->status = isfinite(rec->objective) ? DPT_TRIAL_OK : DPT_TRIAL_DIVERGED;
+}
 
-    if (cfg->objective.function != DPT_FUNCTION_NONE) {
-        dpt_objective_kind kind = cfg->objective.function == DPT_FUNCTION_BRANIN
-                                      ? DPT_OBJECTIVE_BRANIN
-                                      : DPT_OBJECTIVE_HARTMANN6;
-        rec->objective = dpt_objective_eval_natural(kind, tcfg->objective.x);
-        rec->curve[0] = rec->objective;
-        rec->n_curve = 1;
-        rec->epochs = 1;
-        rec->status = isfinite(rec->objective) ? DPT_TRIAL_OK : DPT_TRIAL_DIVERGED;
-        free(tcfg);
-        rec->time_s = dpt_now() - t0;
-        return;
-    }
-
-    if (snprintf(tcfg->run.out_dir, sizeof tcfg->run.out_dir, "%s/trials/%04d", out_dir,
+/* Training: the group trains tcfg into OUT/trials/NNNN, the median rule asked after each epoch;
+ * the outcome (ok, stopped early, diverged, failed, interrupted, error) into rec. */
+static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group,
+                        const dpt_trial *hist, int n_hist, dpt_trial *rec)
+{
+    if (snprintf(tcfg->run.out_dir, sizeof tcfg->run.out_dir, "%s/trials/%04d", cfg->run.out_dir,
                  rec->trial) >= (int)sizeof tcfg->run.out_dir) {
         rec->status = DPT_TRIAL_ERROR;
         snprintf(rec->message, sizeof rec->message, "the output directory path is too long");
-        free(tcfg);
         return;
     }
     tcfg->run.progress = DPT_PROGRESS_OFF;
@@ -150,6 +135,7 @@ static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index, c
     dpt_train_opts to = {.config_path = NULL, .resume = 0, .quiet = 1,
                          .epoch_hook = stop_hook, .hook_ctx = &sc};
     dpt_train_result res;
+    dpt_error terr = {0};
     int rc = dpt_train_run(tcfg, group, &to, &res, &terr);
     rec->epochs = res.epochs;
     if (rc == DPT_OK) {
@@ -165,8 +151,33 @@ static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index, c
         rec->status = DPT_TRIAL_INTERRUPTED;
         rec->epochs = res.interrupted; /* carries the signal to rank 0 */
     } else {
-        rec->status = res.diverged ? DPT_TRIAL_DIVERGED : rc == DPT_EUSAGE ? DPT_TRIAL_FAILED : DPT_TRIAL_ERROR;
+        rec->status = res.diverged       ? DPT_TRIAL_DIVERGED
+                      : rc == DPT_EUSAGE ? DPT_TRIAL_FAILED
+                                         : DPT_TRIAL_ERROR;
         copy_text(rec->message, sizeof rec->message, terr.msg);
+    }
+}
+
+/* Every rank of the group: the trial's config (a value combination the config refuses fails the
+ * trial, not the search), this rank's log line, then the objective or the training. */
+static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index,
+                      const dpt_trial *hist, int n_hist, int rank_log, dpt_trial *rec)
+{
+    double t0 = dpt_now();
+    rec->group = group_index;
+    rec->objective = rec->val_accuracy = NAN;
+    dpt_config *tcfg = malloc(sizeof *tcfg);
+    DPT_CHECK(tcfg != NULL, "out of memory");
+    dpt_error terr = {0};
+    if (dpt_space_apply(cfg, rec->values, tcfg, &terr) != DPT_OK) {
+        rec->status = DPT_TRIAL_FAILED;
+        copy_text(rec->message, sizeof rec->message, terr.msg);
+    } else {
+        log_rank(rank_log, tcfg, cfg, rec->trial, group, group_index);
+        if (cfg->objective.function != DPT_FUNCTION_NONE)
+            evaluate_function(cfg, tcfg, rec);
+        else
+            train_trial(cfg, tcfg, group, hist, n_hist, rec);
     }
     free(tcfg);
     rec->time_s = dpt_now() - t0;
@@ -513,8 +524,7 @@ static int run_round(search_state *s, dpt_error *err)
         rec->trial = ids[s->my_group];
         memcpy(rec->values, prop[s->my_group], sizeof rec->values);
         rec->propose_s = prop_s[s->my_group];
-        run_trial(cfg, &s->group, s->my_group, cfg->run.out_dir, s->hist, s->n_hist, s->rank_log,
-                  rec);
+        run_trial(cfg, &s->group, s->my_group, s->hist, s->n_hist, s->rank_log, rec);
     }
     free(prop);
     free(prop_s);
