@@ -354,6 +354,93 @@ static int parse_ranged_int(const char *s, int64_t lo, int64_t hi, int64_t *out,
     return check_int_range(*out, lo, hi, s, why, n);
 }
 
+/* A string key: a plain null (empty, ~, null) is the empty string. */
+static int set_string(void *p, const config_key *k, const char *s, size_t len, int plain,
+                      char *why, size_t n)
+{
+    if (plain && (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+                  strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0))
+        len = 0;
+    if (len >= k->size) {
+        snprintf(why, n, "too long (%zu bytes, at most %zu)", len, k->size - 1);
+        return -1;
+    }
+    memset(p, 0, k->size);  /* whole buffer, so equal configs are equal bytes */
+    memcpy(p, s, len);
+    return 0;
+}
+
+/* An unsigned 64-bit key (run.seed): any integer >= 0. */
+static int set_uint64(void *p, const char *s, char *why, size_t n)
+{
+    char q[96];
+    int64_t neg;
+    const char *d = s[0] == '+' ? s + 1 : s;
+    if (s[0] == '-' && parse_int64(s, &neg) != -1) {
+        snprintf(why, n, "must be >= 0 (got %.80s)", s);
+        return -1;
+    }
+    int digits = *d != '\0';
+    for (const char *c = d; *c; c++)
+        digits &= *c >= '0' && *c <= '9';
+    if (!digits) {
+        snprintf(why, n, "expected an integer, got %s", quoted(q, sizeof q, s));
+        return -1;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(d, NULL, 10);
+    if (errno == ERANGE) {
+        snprintf(why, n, "must be <= %" PRIu64 " (got %.80s)", UINT64_MAX, s);
+        return -1;
+    }
+    *(uint64_t *)p = (uint64_t)v;
+    return 0;
+}
+
+/* A number within the key's range, each end closed unless flagged open; text is v as the user
+ * wrote it, for the message. */
+static int set_double(void *p, const config_key *k, double v, const char *text, char *why,
+                      size_t n)
+{
+    int lo_bad = (k->flags & LO_OPEN) ? !(v > k->dmin) : !(v >= k->dmin);
+    int hi_bad = (k->flags & HI_OPEN) ? !(v < k->dmax) : !(v <= k->dmax);
+    if (lo_bad) {
+        snprintf(why, n, "must be %s %g (got %.80s)", (k->flags & LO_OPEN) ? ">" : ">=", k->dmin,
+                 text);
+        return -1;
+    }
+    if (hi_bad) {
+        snprintf(why, n, "must be %s %g (got %.80s)", (k->flags & HI_OPEN) ? "<" : "<=", k->dmax,
+                 text);
+        return -1;
+    }
+    *(double *)p = v;
+    return 0;
+}
+
+/* An int or int64 key. */
+static void store_int(void *p, const config_key *k, int64_t v)
+{
+    if (k->type == KEY_INT)
+        *(int *)p = (int)v;
+    else
+        *(int64_t *)p = v;
+}
+
+static int set_enum(void *p, const config_key *k, const char *s, char *why, size_t n)
+{
+    char q[96], choices[256];
+    for (int i = 0; k->names[i]; i++) {
+        if (strcmp(k->names[i], s) == 0) {
+            *(int *)p = i;
+            return 0;
+        }
+    }
+    enum_choices(k, choices, sizeof choices);
+    snprintf(why, n, "expected %s; got %s", choices, quoted(q, sizeof q, s));
+    return -1;
+}
+
 /* Stores scalar text s (len bytes, plain = unquoted YAML scalar) into k's field.
  * Returns 0, or -1 with the reason in why. */
 static int set_scalar(dpt_config *cfg, const config_key *k, const char *s, size_t len, int plain,
@@ -365,95 +452,32 @@ static int set_scalar(dpt_config *cfg, const config_key *k, const char *s, size_
         snprintf(why, n, "the value contains a NUL byte");
         return -1;
     }
+    int64_t i;
+    double d;
+    int b;
     switch (k->type) {
-    case KEY_STRING: {
-        if (plain && (len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-                      strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0))
-            len = 0;
-        if (len >= k->size) {
-            snprintf(why, n, "too long (%zu bytes, at most %zu)", len, k->size - 1);
-            return -1;
-        }
-        memset(p, 0, k->size);  /* whole buffer, so equal configs are equal bytes */
-        memcpy(p, s, len);
-        return 0;
-    }
-    case KEY_BOOL: {
-        int v;
-        if (parse_bool(s, &v) != 0) {
+    case KEY_STRING: return set_string(p, k, s, len, plain, why, n);
+    case KEY_BOOL:
+        if (parse_bool(s, &b) != 0) {
             snprintf(why, n, "expected true or false, got %s", quoted(q, sizeof q, s));
             return -1;
         }
-        *(int *)p = v;
+        *(int *)p = b;
         return 0;
-    }
     case KEY_INT:
-    case KEY_INT64: {
-        int64_t v;
-        if (parse_ranged_int(s, k->imin, k->imax, &v, why, n) != 0)
+    case KEY_INT64:
+        if (parse_ranged_int(s, k->imin, k->imax, &i, why, n) != 0)
             return -1;
-        if (k->type == KEY_INT)
-            *(int *)p = (int)v;
-        else
-            *(int64_t *)p = v;
+        store_int(p, k, i);
         return 0;
-    }
-    case KEY_UINT64: {
-        int64_t neg;
-        const char *d = s[0] == '+' ? s + 1 : s;
-        if (s[0] == '-' && parse_int64(s, &neg) != -1) {
-            snprintf(why, n, "must be >= 0 (got %.80s)", s);
-            return -1;
-        }
-        int digits = *d != '\0';
-        for (const char *c = d; *c; c++)
-            digits &= *c >= '0' && *c <= '9';
-        if (!digits) {
-            snprintf(why, n, "expected an integer, got %s", quoted(q, sizeof q, s));
-            return -1;
-        }
-        errno = 0;
-        unsigned long long v = strtoull(d, NULL, 10);
-        if (errno == ERANGE) {
-            snprintf(why, n, "must be <= %" PRIu64 " (got %.80s)", UINT64_MAX, s);
-            return -1;
-        }
-        *(uint64_t *)p = (uint64_t)v;
-        return 0;
-    }
-    case KEY_DOUBLE: {
-        double v;
-        if (parse_double(s, &v) != 0) {
+    case KEY_UINT64: return set_uint64(p, s, why, n);
+    case KEY_DOUBLE:
+        if (parse_double(s, &d) != 0) {
             snprintf(why, n, "expected a number, got %s", quoted(q, sizeof q, s));
             return -1;
         }
-        int lo_bad = (k->flags & LO_OPEN) ? !(v > k->dmin) : !(v >= k->dmin);
-        int hi_bad = (k->flags & HI_OPEN) ? !(v < k->dmax) : !(v <= k->dmax);
-        if (lo_bad) {
-            snprintf(why, n, "must be %s %g (got %.80s)", (k->flags & LO_OPEN) ? ">" : ">=",
-                     k->dmin, s);
-            return -1;
-        }
-        if (hi_bad) {
-            snprintf(why, n, "must be %s %g (got %.80s)", (k->flags & HI_OPEN) ? "<" : "<=",
-                     k->dmax, s);
-            return -1;
-        }
-        *(double *)p = v;
-        return 0;
-    }
-    case KEY_ENUM: {
-        for (int i = 0; k->names[i]; i++) {
-            if (strcmp(k->names[i], s) == 0) {
-                *(int *)p = i;
-                return 0;
-            }
-        }
-        char choices[256];
-        enum_choices(k, choices, sizeof choices);
-        snprintf(why, n, "expected %s; got %s", choices, quoted(q, sizeof q, s));
-        return -1;
-    }
+        return set_double(p, k, d, s, why, n);
+    case KEY_ENUM: return set_enum(p, k, s, why, n);
     case KEY_INT_LIST:
         snprintf(why, n, "expected a list of integers, got %s", quoted(q, sizeof q, s));
         return -1;
@@ -461,12 +485,45 @@ static int set_scalar(dpt_config *cfg, const config_key *k, const char *s, size_
     return -1;
 }
 
+static void format_double(double v, char *buf, size_t n);
+
+/* A typed value into k's field: numbers go straight to numeric keys with the same range checks
+ * as their text; anything else is read as the scalar text it would be written as. Returns 0, or
+ * -1 with the reason in why. */
+static int set_value(dpt_config *cfg, const config_key *k, const dpt_value *v, char *why,
+                     size_t n)
+{
+    void *p = field_ptr(cfg, k->offset);
+    char text[64];
+    if (v->kind == DPT_VALUE_STRING)
+        return set_scalar(cfg, k, v->s, v->len, v->plain, why, n);
+    if (v->kind == DPT_VALUE_INT) {
+        snprintf(text, sizeof text, "%" PRId64, v->i);
+        if (k->type == KEY_INT || k->type == KEY_INT64) {
+            if (check_int_range(v->i, k->imin, k->imax, text, why, n) != 0)
+                return -1;
+            store_int(p, k, v->i);
+            return 0;
+        }
+        if (k->type == KEY_DOUBLE)
+            return set_double(p, k, (double)v->i, text, why, n);
+    } else if (v->kind == DPT_VALUE_DOUBLE) {
+        format_double(v->d, text, sizeof text);
+        if (k->type == KEY_DOUBLE && isfinite(v->d))
+            return set_double(p, k, v->d, text, why, n);
+    } else {
+        snprintf(why, n, "a YAML value must be parsed first");
+        return -1;
+    }
+    return set_scalar(cfg, k, text, strlen(text), 1, why, n);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Walking a libyaml document */
 
 typedef struct {
-    const char *source;  /* the file's path, or the --set assignment */
-    int is_file;         /* messages "FILE:LINE:COL: ..." or "--set A: ..." */
+    const char *source;  /* the file's path, the --set assignment, or NULL (a typed value) */
+    int is_file;         /* messages "FILE:LINE:COL: ...", "--set A: ..." or "KEY: ..." */
     dpt_error *err;
 } parse_ctx;
 
@@ -483,7 +540,9 @@ static int fail_at(const parse_ctx *ctx, yaml_mark_t mark, const char *fmt, ...)
     if (ctx->is_file) /* libyaml marks are 0-based */
         return dpt_error_set(ctx->err, DPT_EUSAGE, "%s:%zu:%zu: %s", ctx->source, mark.line + 1,
                              mark.column + 1, what);
-    return dpt_error_set(ctx->err, DPT_EUSAGE, "--set %s: %s", ctx->source, what);
+    if (ctx->source)
+        return dpt_error_set(ctx->err, DPT_EUSAGE, "--set %s: %s", ctx->source, what);
+    return dpt_error_set(ctx->err, DPT_EUSAGE, "%s", what);
 }
 
 static const char *node_kind(const yaml_node_t *node)
@@ -627,8 +686,11 @@ static int apply_key(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc
                        k->type == KEY_ENUM ? ";" : ",", node_kind(node));
     }
     char why[512];
-    if (set_scalar(cfg, k, (const char *)node->data.scalar.value, node->data.scalar.length,
-                   node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, why, sizeof why) != 0)
+    dpt_value v = {.kind = DPT_VALUE_STRING,
+                   .s = (const char *)node->data.scalar.value,
+                   .len = node->data.scalar.length,
+                   .plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE};
+    if (set_value(cfg, k, &v, why, sizeof why) != 0)
         return fail_at(ctx, node->start_mark, "%s: %s", k->key, why);
     return DPT_OK;
 }
@@ -722,18 +784,19 @@ static int space_number(const parse_ctx *ctx, const yaml_node_t *v, const char *
     return DPT_OK;
 }
 
-static int apply_space_param(const parse_ctx *ctx, yaml_document_t *doc, const char *key,
-                             yaml_node_t *knode, yaml_node_t *node, dpt_space_param *p)
+/* The key a parameter sets: short enough, a config key (or a derived one), not one of the
+ * search's own. *target gets what kind of value it takes. */
+static int check_space_key(const parse_ctx *ctx, const char *key, yaml_node_t *knode,
+                           dpt_space_param *p, target_kind *target)
 {
     char where[160];
     snprintf(where, sizeof where, "search.space.%s", key);
-    memset(p, 0, sizeof *p);
     if (strlen(key) >= sizeof p->key)
         return fail_at(ctx, knode->start_mark, "%s: key too long (at most %zu bytes)", where,
                        sizeof p->key - 1);
     memcpy(p->key, key, strlen(key));
-    target_kind target = target_of(key);
-    if (target == TARGET_UNKNOWN) {
+    *target = target_of(key);
+    if (*target == TARGET_UNKNOWN) {
         char hint[128];
         if (suggest(key, hint, sizeof hint))
             return fail_at(ctx, knode->start_mark,
@@ -744,22 +807,32 @@ static int apply_space_param(const parse_ctx *ctx, yaml_document_t *doc, const c
     if (strncmp(key, "search.", 7) == 0 || strcmp(key, "run.out_dir") == 0 ||
         strcmp(key, "objective.function") == 0)
         return fail_at(ctx, knode->start_mark, "search.space: '%s' cannot be searched", key);
+    return DPT_OK;
+}
+
+/* The fields of a parameter's mapping, each given at most once. */
+typedef struct {
+    yaml_node_t *type, *low, *high, *log, *choices;
+} space_fields;
+
+static int read_space_fields(const parse_ctx *ctx, yaml_document_t *doc, yaml_node_t *node,
+                             const char *where, space_fields *f)
+{
+    memset(f, 0, sizeof *f);
     if (node->type != YAML_MAPPING_NODE)
         return fail_at(ctx, node->start_mark,
                        "%s: expected a mapping such as {type: uniform, low: 0, high: 1}, got %s",
                        where, node_kind(node));
-
-    yaml_node_t *type = NULL, *low = NULL, *high = NULL, *log = NULL, *choices = NULL;
     for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
          pair < node->data.mapping.pairs.top; pair++) {
         yaml_node_t *fk = yaml_document_get_node(doc, pair->key);
         yaml_node_t *fv = yaml_document_get_node(doc, pair->value);
         const char *name = fk->type == YAML_SCALAR_NODE ? (const char *)fk->data.scalar.value : "";
-        yaml_node_t **slot = strcmp(name, "type") == 0      ? &type
-                             : strcmp(name, "low") == 0     ? &low
-                             : strcmp(name, "high") == 0    ? &high
-                             : strcmp(name, "log") == 0     ? &log
-                             : strcmp(name, "choices") == 0 ? &choices
+        yaml_node_t **slot = strcmp(name, "type") == 0      ? &f->type
+                             : strcmp(name, "low") == 0     ? &f->low
+                             : strcmp(name, "high") == 0    ? &f->high
+                             : strcmp(name, "log") == 0     ? &f->log
+                             : strcmp(name, "choices") == 0 ? &f->choices
                                                             : NULL;
         if (!slot)
             return fail_at(ctx, fk->start_mark,
@@ -769,9 +842,15 @@ static int apply_space_param(const parse_ctx *ctx, yaml_document_t *doc, const c
             return fail_at(ctx, fk->start_mark, "%s: duplicate field '%s'", where, name);
         *slot = fv;
     }
-    if (!type)
+    if (!f->type)
         return fail_at(ctx, node->start_mark,
                        "%s: missing 'type' (uniform, log_uniform, int or categorical)", where);
+    return DPT_OK;
+}
+
+static int read_space_type(const parse_ctx *ctx, const yaml_node_t *type, const char *where,
+                           dpt_space_param *p)
+{
     const char *tname = type->type == YAML_SCALAR_NODE ? (const char *)type->data.scalar.value : "";
     int t = -1;
     for (int i = 0; space_type_names[i]; i++)
@@ -782,69 +861,101 @@ static int apply_space_param(const parse_ctx *ctx, yaml_document_t *doc, const c
                        "%s: type must be uniform, log_uniform, int or categorical (got '%.60s')",
                        where, tname);
     p->type = (dpt_space_type)t;
+    return DPT_OK;
+}
 
-    if (p->type == DPT_SPACE_CATEGORICAL) {
-        if (low || high || log)
-            return fail_at(ctx, (low ? low : high ? high : log)->start_mark,
-                           "%s: a categorical parameter takes 'choices', not low/high/log", where);
-        if (!choices || choices->type != YAML_SEQUENCE_NODE)
-            return fail_at(ctx, (choices ? choices : node)->start_mark,
-                           "%s: categorical needs 'choices', a list of values", where);
-        long count = choices->data.sequence.items.top - choices->data.sequence.items.start;
-        if (count < 1 || count > DPT_SEARCH_MAX_CHOICES)
-            return fail_at(ctx, choices->start_mark, "%s: expected 1 to %d choices, got %ld", where,
-                           DPT_SEARCH_MAX_CHOICES, count);
-        for (long i = 0; i < count; i++) {
-            yaml_node_t *c = yaml_document_get_node(doc, choices->data.sequence.items.start[i]);
-            if (c->type != YAML_SCALAR_NODE || c->data.scalar.length >= DPT_SEARCH_CHOICE_MAX ||
-                strlen((const char *)c->data.scalar.value) != c->data.scalar.length)
-                return fail_at(ctx, c->start_mark,
-                               "%s: each choice must be a value shorter than %d bytes", where,
-                               DPT_SEARCH_CHOICE_MAX);
-            memcpy(p->choices[i], c->data.scalar.value, c->data.scalar.length);
-            for (long j = 0; j < i; j++)
-                if (strcmp(p->choices[j], p->choices[i]) == 0)
-                    return fail_at(ctx, c->start_mark, "%s: choice '%s' is listed twice", where,
-                                   p->choices[i]);
-        }
-        p->n_choices = (int)count;
-        return DPT_OK;
+/* A categorical parameter: 'choices', a list of distinct short scalars. */
+static int read_space_choices(const parse_ctx *ctx, yaml_document_t *doc, yaml_node_t *node,
+                              const space_fields *f, const char *where, dpt_space_param *p)
+{
+    if (f->low || f->high || f->log)
+        return fail_at(ctx, (f->low ? f->low : f->high ? f->high : f->log)->start_mark,
+                       "%s: a categorical parameter takes 'choices', not low/high/log", where);
+    yaml_node_t *choices = f->choices;
+    if (!choices || choices->type != YAML_SEQUENCE_NODE)
+        return fail_at(ctx, (choices ? choices : node)->start_mark,
+                       "%s: categorical needs 'choices', a list of values", where);
+    long count = choices->data.sequence.items.top - choices->data.sequence.items.start;
+    if (count < 1 || count > DPT_SEARCH_MAX_CHOICES)
+        return fail_at(ctx, choices->start_mark, "%s: expected 1 to %d choices, got %ld", where,
+                       DPT_SEARCH_MAX_CHOICES, count);
+    for (long i = 0; i < count; i++) {
+        yaml_node_t *c = yaml_document_get_node(doc, choices->data.sequence.items.start[i]);
+        if (c->type != YAML_SCALAR_NODE || c->data.scalar.length >= DPT_SEARCH_CHOICE_MAX ||
+            strlen((const char *)c->data.scalar.value) != c->data.scalar.length)
+            return fail_at(ctx, c->start_mark,
+                           "%s: each choice must be a value shorter than %d bytes", where,
+                           DPT_SEARCH_CHOICE_MAX);
+        memcpy(p->choices[i], c->data.scalar.value, c->data.scalar.length);
+        for (long j = 0; j < i; j++)
+            if (strcmp(p->choices[j], p->choices[i]) == 0)
+                return fail_at(ctx, c->start_mark, "%s: choice '%s' is listed twice", where,
+                               p->choices[i]);
     }
+    p->n_choices = (int)count;
+    return DPT_OK;
+}
 
-    if (choices)
-        return fail_at(ctx, choices->start_mark, "%s: 'choices' is for type categorical", where);
+/* A numeric parameter: low < high (> 0 on a log scale, integers for int), a type the key
+ * takes, 'log' only for int. */
+static int read_space_range(const parse_ctx *ctx, yaml_node_t *node, const space_fields *f,
+                            const char *key, target_kind target, const char *where,
+                            dpt_space_param *p)
+{
+    if (f->choices)
+        return fail_at(ctx, f->choices->start_mark, "%s: 'choices' is for type categorical", where);
     if (target == TARGET_OTHER)
-        return fail_at(ctx, type->start_mark,
+        return fail_at(ctx, f->type->start_mark,
                        "%s: %s does not take numbers; use type categorical with choices", where,
                        key);
     if (target == TARGET_INT && p->type != DPT_SPACE_INT)
-        return fail_at(ctx, type->start_mark, "%s: %s is an integer; use type int (log: true for "
+        return fail_at(ctx, f->type->start_mark, "%s: %s is an integer; use type int (log: true for "
                        "a log scale)", where, key);
-    if (!low || !high)
+    if (!f->low || !f->high)
         return fail_at(ctx, node->start_mark, "%s: needs 'low' and 'high'", where);
-    int rc = space_number(ctx, low, where, &p->low);
+    int rc = space_number(ctx, f->low, where, &p->low);
     if (rc == DPT_OK)
-        rc = space_number(ctx, high, where, &p->high);
+        rc = space_number(ctx, f->high, where, &p->high);
     if (rc != DPT_OK)
         return rc;
-    if (log) {
+    if (f->log) {
         if (p->type != DPT_SPACE_INT)
-            return fail_at(ctx, log->start_mark, "%s: 'log' is for type int (use log_uniform)",
+            return fail_at(ctx, f->log->start_mark, "%s: 'log' is for type int (use log_uniform)",
                            where);
-        if (log->type != YAML_SCALAR_NODE ||
-            parse_bool((const char *)log->data.scalar.value, &p->log) != 0)
-            return fail_at(ctx, log->start_mark, "%s: log: expected true or false", where);
+        if (f->log->type != YAML_SCALAR_NODE ||
+            parse_bool((const char *)f->log->data.scalar.value, &p->log) != 0)
+            return fail_at(ctx, f->log->start_mark, "%s: log: expected true or false", where);
     }
     if (!(p->low < p->high))
-        return fail_at(ctx, high->start_mark, "%s: high (%g) must be greater than low (%g)", where,
-                       p->high, p->low);
+        return fail_at(ctx, f->high->start_mark, "%s: high (%g) must be greater than low (%g)",
+                       where, p->high, p->low);
     if ((p->type == DPT_SPACE_LOG_UNIFORM || p->log) && !(p->low > 0))
-        return fail_at(ctx, low->start_mark, "%s: a log scale needs low > 0 (got %g)", where,
+        return fail_at(ctx, f->low->start_mark, "%s: a log scale needs low > 0 (got %g)", where,
                        p->low);
     if (p->type == DPT_SPACE_INT && (p->low != floor(p->low) || p->high != floor(p->high) ||
                                      fabs(p->low) > 1e15 || fabs(p->high) > 1e15))
-        return fail_at(ctx, low->start_mark, "%s: type int needs integer low and high", where);
+        return fail_at(ctx, f->low->start_mark, "%s: type int needs integer low and high", where);
     return DPT_OK;
+}
+
+static int apply_space_param(const parse_ctx *ctx, yaml_document_t *doc, const char *key,
+                             yaml_node_t *knode, yaml_node_t *node, dpt_space_param *p)
+{
+    char where[160];
+    snprintf(where, sizeof where, "search.space.%s", key);
+    memset(p, 0, sizeof *p);
+    target_kind target = TARGET_UNKNOWN;
+    space_fields f;
+    int rc = check_space_key(ctx, key, knode, p, &target);
+    if (rc == DPT_OK)
+        rc = read_space_fields(ctx, doc, node, where, &f);
+    if (rc == DPT_OK)
+        rc = read_space_type(ctx, f.type, where, p);
+    if (rc != DPT_OK)
+        return rc;
+    if (p->type == DPT_SPACE_CATEGORICAL)
+        return read_space_choices(ctx, doc, node, &f, where, p);
+    return read_space_range(ctx, node, &f, key, target, where, p);
 }
 
 static int apply_space(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
@@ -913,13 +1024,13 @@ static int syntax_error(const parse_ctx *ctx, const yaml_parser_t *p)
 {
     if (p->error == YAML_MEMORY_ERROR)
         return dpt_error_set(ctx->err, DPT_ERUNTIME, "%s: out of memory while parsing YAML",
-                             ctx->source);
+                             ctx->source ? ctx->source : "a config value");
     const char *problem = p->problem ? p->problem : "invalid YAML";
     if (p->error == YAML_READER_ERROR) {
         if (ctx->is_file)
             return dpt_error_set(ctx->err, DPT_EUSAGE, "%s: %s (at byte %zu)", ctx->source,
                                  problem, p->problem_offset);
-        return dpt_error_set(ctx->err, DPT_EUSAGE, "--set %s: %s", ctx->source, problem);
+        return fail_at(ctx, p->problem_mark, "%s", problem);
     }
     char context[256] = "";
     if (p->context && ctx->is_file)
@@ -1036,19 +1147,15 @@ static int split_index(const char *key, char *base, size_t n, long *index)
 
 
 /* model.hidden_layers=D: D hidden layers, all as wide as the first hidden layer (or the inputs
- * when there is none); model.hidden_width=W: every hidden layer W wide. */
-static int set_derived(dpt_config *cfg, const parse_ctx *ctx, const char *key, const char *value)
+ * when there is none); model.hidden_width=W: every hidden layer W wide. text is v as given, for
+ * the message. */
+static int set_derived_value(dpt_config *cfg, const parse_ctx *ctx, const char *key, int64_t v,
+                             const char *text)
 {
     yaml_mark_t nomark = {0, 0, 0};
-    char text[64], why[256];
-    while (*value == ' ' || *value == '\t')
-        value++;
-    snprintf(text, sizeof text, "%s", value);
-    for (size_t len = strlen(text); len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t');)
-        text[--len] = '\0';
+    char why[256];
     int depth = strcmp(key, "model.hidden_layers") == 0;
-    int64_t v;
-    if (parse_ranged_int(text, 1, depth ? DPT_MAX_LAYERS - 1 : 1000000, &v, why, sizeof why) != 0)
+    if (check_int_range(v, 1, depth ? DPT_MAX_LAYERS - 1 : 1000000, text, why, sizeof why) != 0)
         return fail_at(ctx, nomark, "%s: %s", key, why);
     int n = cfg->model.n_layers;
     int *w = cfg->model.widths;
@@ -1070,34 +1177,68 @@ static int set_derived(dpt_config *cfg, const parse_ctx *ctx, const char *key, c
     return DPT_OK;
 }
 
+/* A derived key from text: an integer, blanks around it ignored. */
+static int set_derived(dpt_config *cfg, const parse_ctx *ctx, const char *key, const char *value)
+{
+    yaml_mark_t nomark = {0, 0, 0};
+    char text[64], why[256];
+    while (*value == ' ' || *value == '\t')
+        value++;
+    snprintf(text, sizeof text, "%s", value);
+    for (size_t len = strlen(text); len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t');)
+        text[--len] = '\0';
+    int depth = strcmp(key, "model.hidden_layers") == 0;
+    int64_t v;
+    if (parse_ranged_int(text, 1, depth ? DPT_MAX_LAYERS - 1 : 1000000, &v, why, sizeof why) != 0)
+        return fail_at(ctx, nomark, "%s: %s", key, why);
+    return set_derived_value(cfg, ctx, key, v, text);
+}
+
+/* The table row of key, or of the list key indexes ("model.layers[1]": *index 1, else -1);
+ * fails naming what is wrong with the key. */
+static int find_target(const parse_ctx *ctx, const dpt_config *cfg, const char *key,
+                       const config_key **k, long *index)
+{
+    char base[256];
+    yaml_mark_t nomark = {0, 0, 0};
+    int indexed = split_index(key, base, sizeof base, index);
+    if (indexed < 0)
+        return fail_at(ctx, nomark, "bad list index in '%s' (expected KEY[N])", key);
+    *k = find_key(base);
+    if (!indexed) {
+        *index = -1;
+        return DPT_OK;
+    }
+    if (!*k)
+        return fail_unknown(ctx, nomark, base);
+    if ((*k)->type != KEY_INT_LIST)
+        return fail_at(ctx, nomark, "%s is not a list, so '%s' cannot be indexed", base, key);
+    if (*index >= list_len(cfg, *k))
+        return fail_at(ctx, nomark, "%s: index out of range (the list has %d entries)", key,
+                       list_len(cfg, *k));
+    return DPT_OK;
+}
+
 /* Applies value (YAML text) to key on cfg; errors name the assignment. */
 static int apply_assignment(dpt_config *cfg, const parse_ctx *ctx, const char *key,
                             const char *value)
 {
-    char base[256];
     long index = 0;
     yaml_mark_t nomark = {0, 0, 0};
     if (is_derived_key(key))
         return set_derived(cfg, ctx, key, value);
-    int indexed = split_index(key, base, sizeof base, &index);
-    if (indexed < 0)
-        return fail_at(ctx, nomark, "bad list index in '%s' (expected KEY[N])", key);
-    const config_key *k = find_key(base);
-    if (indexed && !k)
-        return fail_unknown(ctx, nomark, base);
-    if (indexed && k->type != KEY_INT_LIST)
-        return fail_at(ctx, nomark, "%s is not a list, so '%s' cannot be indexed", base, key);
-    if (indexed && index >= list_len(cfg, k))
-        return fail_at(ctx, nomark, "%s: index out of range (the list has %d entries)", key,
-                       list_len(cfg, k));
+    const config_key *k;
+    int rc = find_target(ctx, cfg, key, &k, &index);
+    if (rc != DPT_OK)
+        return rc;
+    int indexed = index >= 0;
 
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
-        return dpt_error_set(ctx->err, DPT_ERUNTIME, "--set %s: cannot initialize the YAML parser",
-                             ctx->source);
+        return fail_at(ctx, nomark, "cannot initialize the YAML parser");
     yaml_parser_set_input_string(&parser, (const unsigned char *)value, strlen(value));
     yaml_document_t doc;
-    int rc = load_document(ctx, &parser, &doc);
+    rc = load_document(ctx, &parser, &doc);
     if (rc == DPT_OK) {
         yaml_node_t *node = yaml_document_get_root_node(&doc);
         yaml_node_t empty;  /* "KEY=" with nothing after it: an empty plain scalar */
@@ -1115,6 +1256,66 @@ static int apply_assignment(dpt_config *cfg, const parse_ctx *ctx, const char *k
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* A typed number or scalar to key (a table key, an indexed list entry or a derived key). */
+static int apply_typed(dpt_config *cfg, const parse_ctx *ctx, const char *key, const dpt_value *v)
+{
+    yaml_mark_t nomark = {0, 0, 0};
+    char text[64], why[512];
+    if (v->kind == DPT_VALUE_INT)
+        snprintf(text, sizeof text, "%" PRId64, v->i);
+    if (is_derived_key(key)) {
+        if (v->kind == DPT_VALUE_INT)
+            return set_derived_value(cfg, ctx, key, v->i, text);
+        if (v->kind == DPT_VALUE_DOUBLE)
+            format_double(v->d, text, sizeof text);
+        else
+            snprintf(text, sizeof text, "%.*s", (int)v->len, v->s);
+        return set_derived(cfg, ctx, key, text);
+    }
+    const config_key *k;
+    long index;
+    int rc = find_target(ctx, cfg, key, &k, &index);
+    if (rc != DPT_OK)
+        return rc;
+    if (!k)
+        return fail_unknown(ctx, nomark, key);
+    if (index < 0) {
+        if (set_value(cfg, k, v, why, sizeof why) != 0)
+            return fail_at(ctx, nomark, "%s: %s", key, why);
+        return DPT_OK;
+    }
+    int64_t item;
+    if (v->kind == DPT_VALUE_INT) {
+        if (check_int_range(v->i, k->imin, k->imax, text, why, sizeof why) != 0)
+            return fail_at(ctx, nomark, "%s: %s", key, why);
+        item = v->i;
+    } else {
+        if (v->kind == DPT_VALUE_DOUBLE)
+            format_double(v->d, text, sizeof text);
+        else
+            snprintf(text, sizeof text, "%.*s", (int)v->len, v->s);
+        if (parse_ranged_int(text, k->imin, k->imax, &item, why, sizeof why) != 0)
+            return fail_at(ctx, nomark, "%s: %s", key, why);
+    }
+    ((int *)field_ptr(cfg, k->offset))[index] = (int)item;
+    return DPT_OK;
+}
+
+int dpt_config_set_value(dpt_config *cfg, const char *key, const dpt_value *v, dpt_error *err)
+{
+    parse_ctx ctx = {.source = NULL, .is_file = 0, .err = err};
+    dpt_config *work = malloc(sizeof *work);
+    if (!work)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory setting %s", key);
+    memcpy(work, cfg, sizeof *work);
+    int rc = v->kind == DPT_VALUE_YAML ? apply_assignment(work, &ctx, key, v->s)
+                                       : apply_typed(work, &ctx, key, v);
+    if (rc == DPT_OK)
+        memcpy(cfg, work, sizeof *cfg);
+    free(work);
     return rc;
 }
 
@@ -1142,7 +1343,22 @@ int dpt_config_set(dpt_config *cfg, const char *assignment, dpt_error *err)
 }
 
 
-static void format_double(double v, char *buf, size_t n);
+/* Value v of parameter p (a choice's index for a categorical, else low or high) as a search
+ * trial sets it, and as text for messages. */
+static dpt_value space_end(const dpt_space_param *p, int v, char *text, size_t n)
+{
+    double x = v == 0 ? p->low : p->high;
+    if (p->type == DPT_SPACE_CATEGORICAL) {
+        snprintf(text, n, "%s", p->choices[v]);
+        return (dpt_value){.kind = DPT_VALUE_YAML, .s = p->choices[v]};
+    }
+    if (p->type == DPT_SPACE_INT) {
+        snprintf(text, n, "%.0f", x);
+        return (dpt_value){.kind = DPT_VALUE_INT, .i = (int64_t)x};
+    }
+    format_double(x, text, n);
+    return (dpt_value){.kind = DPT_VALUE_DOUBLE, .d = x};
+}
 
 /* Every end of every range in search.space must be a valid value of its key in this config
  * (in range, an index that exists, a name the key knows). */
@@ -1156,23 +1372,14 @@ static int validate_space(const dpt_config *c, dpt_error *err)
         const dpt_space_param *p = &c->search.params[i];
         int n_values = p->type == DPT_SPACE_CATEGORICAL ? p->n_choices : 2;
         for (int v = 0; rc == DPT_OK && v < n_values; v++) {
-            char value[DPT_SEARCH_CHOICE_MAX + 32], assignment[DPT_SEARCH_KEY_MAX + 128];
-            double x = v == 0 ? p->low : p->high;
-            if (p->type == DPT_SPACE_CATEGORICAL)
-                snprintf(value, sizeof value, "%s", p->choices[v]);
-            else if (p->type == DPT_SPACE_INT)
-                snprintf(value, sizeof value, "%.0f", x);
-            else
-                format_double(x, value, sizeof value);
-            snprintf(assignment, sizeof assignment, "%s=%s", p->key, value);
+            char text[DPT_SEARCH_CHOICE_MAX + 32];
+            dpt_value value = space_end(p, v, text, sizeof text);
             memcpy(scratch, c, sizeof *scratch);
             dpt_error inner;
-            if (dpt_config_set(scratch, assignment, &inner) != DPT_OK) {
+            if (dpt_config_set_value(scratch, p->key, &value, &inner) != DPT_OK) {
                 const char *what = p->type == DPT_SPACE_CATEGORICAL ? "choice" : v ? "high" : "low";
-                /* inner reads "--set KEY=VALUE: why": keep the why */
-                const char *why = strstr(inner.msg, ": ");
                 rc = dpt_error_set(err, DPT_EUSAGE, "search.space.%s: %s %s is not a valid value: %s",
-                                   p->key, what, value, why ? why + 2 : inner.msg);
+                                   p->key, what, text, inner.msg);
             }
         }
     }

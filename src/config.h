@@ -160,6 +160,32 @@ int dpt_config_load_file(dpt_config *cfg, const char *path, dpt_error *err);
  * validation; errors read "--set KEY=VALUE: what is wrong". Keys may index lists: model.layers[1]. */
 int dpt_config_set(dpt_config *cfg, const char *assignment, dpt_error *err);
 
+/* A typed value for dpt_config_set_value: the one way values reach the config's fields, shared
+ * by YAML loading (a scalar's text), --set (on top of loading) and a search trial's values. */
+typedef enum {
+    DPT_VALUE_INT,     /* i: an integer */
+    DPT_VALUE_DOUBLE,  /* d: a number */
+    DPT_VALUE_STRING,  /* s (len bytes): a YAML scalar's text, read by the key's type ("relu",
+                        * "true", "0.5"); plain: written without quotes, so that empty, ~ and
+                        * null are the empty string */
+    DPT_VALUE_YAML     /* s: YAML text of any shape, parsed first ("[784, 128, 10]"): a
+                        * categorical choice of the search, which may be a list */
+} dpt_value_kind;
+
+typedef struct {
+    dpt_value_kind kind;
+    int64_t i;
+    double d;
+    const char *s;
+    size_t len;
+    int plain;
+} dpt_value;
+
+/* Sets key (a table key, an indexed list entry "model.layers[1]", or model.hidden_layers /
+ * model.hidden_width) to v with the same checks as a YAML file; numbers are stored as they are,
+ * never through text. Errors read "KEY: what is wrong"; cfg is unchanged on failure. */
+int dpt_config_set_value(dpt_config *cfg, const char *key, const dpt_value *v, dpt_error *err);
+
 /* Checks relations between keys once everything is applied (e.g. widths >= 2 layers, paths
  * present for the chosen format, warmup < epochs). DPT_EUSAGE naming the keys. */
 int dpt_config_validate(const dpt_config *cfg, dpt_error *err);

@@ -703,138 +703,182 @@ static double neg_ei(void *ctx, const double *x, double *g)
     return -v / c->scale;
 }
 
-int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
-                   const double *pending, int m, uint64_t seed, double *out)
-{
-    if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0) return -1;
-    /* the key differs for every (seed, n, m), so a caller that reuses a seed still moves on */
-    draws r = {dpt_rng_mix(seed ^ dpt_rng_mix(((uint64_t)n << 32) | (uint64_t)m)), 1000};
-    if (n < (o->n_initial > 2 ? o->n_initial : 2)) {
-        dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);
-        return 0;
-    }
-    /* Restarts (see find_phases): the model sees the current phase only, which begins with
-     * uniform random points. */
-    int polishing = 0;
-    if (o->converged_count > 0) {
-        int *starts = malloc(sizeof(int) * (n + 1));
-        if (!starts) {
-            dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);
-            return -1;
-        }
-        int np = find_phases(o, dim, X, y, n, starts, &polishing), s0 = starts[np - 1];
-        free(starts);
-        if (np > 1 && n - s0 < (o->restart_design > 2 ? o->restart_design : 2)) {
-            for (int d = 0; d < dim; d++) out[d] = draw_u(&r);
-            return 0;
-        }
-        X += (size_t)s0 * dim;
-        y += s0;
-        n -= s0;
-    }
-    int N = n + m, nt = DPT_GP_NTHETA(dim);
-    int S = o->hyper == DPT_BO_HYPER_SLICE ? (o->samples > 0 ? o->samples : 1) : 1;
-    int C = o->candidates > 0 ? o->candidates : 1;
-    int nloc = 3 * 20; /* perturbations of the best observation, see below */
-    double *ys = calloc(N, sizeof(double)), *ys2 = calloc(n, sizeof(double)), *Xa = malloc(sizeof(double) * N * dim);
-    double *thetas = malloc(sizeof(double) * S * nt);
-    double *cand = malloc(sizeof(double) * (C + nloc) * dim), *score = malloc(sizeof(double) * (C + nloc));
-    dpt_gp_t **gps = calloc(S, sizeof *gps);
-    lml_ws w = {0};
-    int rc = -1;
-    if (!ys || !ys2 || !Xa || !thetas || !cand || !score || !gps || lml_ws_init(&w, dim, X, ys, n) != 0)
-        goto done;
+/* The buffers of one proposal: n observations (the current phase), m pending, S hyperparameter
+ * samples, C + nloc candidates. */
+typedef struct {
+    int dim, n, m, N, nt, S, C, nloc;
+    double *ys;      /* (N) standardized observations, then the pending points' fantasies */
+    double *ys2;     /* (n) the warped alternative */
+    double *Xa;      /* (N, dim) observations, then the pending points */
+    double *thetas;  /* (S, nt) hyperparameter samples */
+    double *cand;    /* (C + nloc, dim) candidates */
+    double *score;   /* (C + nloc) their EI */
+    dpt_gp_t **gps;  /* (S) */
+    lml_ws w;
+} bo_ws;
 
-    /* Outputs: standardized, and with DPT_BO_WARP_LOG first warped (see transform_y). With
-     * DPT_BO_WARP_AUTO both models are fitted and the one with the larger evidence for the raw y
-     * (MAP log posterior plus the log Jacobian of the transform) is kept. */
-    double lj_raw = transform_y(y, n, 0, ys), lmap = -INFINITY;
-    if (o->warp != DPT_BO_WARP_LOG) lmap = fit_map(&w, o->restarts, &r, thetas) + lj_raw;
+static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, int n, int m)
+{
+    memset(b, 0, sizeof *b);
+    b->dim = dim;
+    b->n = n;
+    b->m = m;
+    b->N = n + m;
+    b->nt = DPT_GP_NTHETA(dim);
+    b->S = o->hyper == DPT_BO_HYPER_SLICE ? (o->samples > 0 ? o->samples : 1) : 1;
+    b->C = o->candidates > 0 ? o->candidates : 1;
+    b->nloc = 3 * 20; /* perturbations of the best observation, see make_candidates */
+    int N = b->N, S = b->S, C = b->C, nloc = b->nloc;
+    b->ys = calloc(N, sizeof(double));
+    b->ys2 = calloc(n, sizeof(double));
+    b->Xa = malloc(sizeof(double) * N * dim);
+    b->thetas = malloc(sizeof(double) * S * b->nt);
+    b->cand = malloc(sizeof(double) * (C + nloc) * dim);
+    b->score = malloc(sizeof(double) * (C + nloc));
+    b->gps = calloc(S, sizeof *b->gps);
+    if (!b->ys || !b->ys2 || !b->Xa || !b->thetas || !b->cand || !b->score || !b->gps)
+        return -1;
+    return lml_ws_init(&b->w, dim, X, b->ys, n);
+}
+
+static void bo_ws_free(bo_ws *b)
+{
+    if (b->gps)
+        for (int s = 0; s < b->S; s++) dpt_gp_free(b->gps[s]);
+    free(b->gps);
+    lml_ws_free(&b->w);
+    free(b->ys);
+    free(b->ys2);
+    free(b->Xa);
+    free(b->thetas);
+    free(b->cand);
+    free(b->score);
+}
+
+/* Restarts (see find_phases): the model sees the current phase only, which begins with uniform
+ * random points. Moves X, y, n to the phase. Returns 0 to go on; 1 when out already holds the
+ * proposal (a random point of a new phase's design); -1 when memory ran out (out: the design). */
+static int enter_phase(const dpt_bo_opts *o, int dim, const double **X, const double **y, int *n,
+                       int m, uint64_t seed, draws *r, int *polishing, double *out)
+{
+    *polishing = 0;
+    if (o->converged_count <= 0) return 0;
+    int *starts = malloc(sizeof(int) * (*n + 1));
+    if (!starts) {
+        dpt_gp_sobol(dim, (uint64_t)(*n + m), 1, seed | 1, out);
+        return -1;
+    }
+    int np = find_phases(o, dim, *X, *y, *n, starts, polishing), s0 = starts[np - 1];
+    free(starts);
+    if (np > 1 && *n - s0 < (o->restart_design > 2 ? o->restart_design : 2)) {
+        for (int d = 0; d < dim; d++) out[d] = draw_u(r);
+        return 1;
+    }
+    *X += (size_t)s0 * dim;
+    *y += s0;
+    *n -= s0;
+    return 0;
+}
+
+/* Hyperparameters: the MAP fit, or slice samples started from it. Outputs: standardized, and
+ * with DPT_BO_WARP_LOG first warped (see transform_y). With DPT_BO_WARP_AUTO both models are
+ * fitted and the one with the larger evidence for the raw y (MAP log posterior plus the log
+ * Jacobian of the transform) is kept. */
+static void fit_hyperparameters(const dpt_bo_opts *o, bo_ws *b, const double *y, draws *r)
+{
+    int n = b->n, nt = b->nt;
+    lml_ws *w = &b->w;
+    double lj_raw = transform_y(y, n, 0, b->ys), lmap = -INFINITY;
+    if (o->warp != DPT_BO_WARP_LOG) lmap = fit_map(w, o->restarts, r, b->thetas) + lj_raw;
     if (o->warp != DPT_BO_WARP_NONE) {
         double th[DPT_GP_MAX_DIM + 3];
-        w.y = ys2;
-        double lj = transform_y(y, n, 1, ys2);
-        double l = fit_map(&w, o->restarts, &r, th) + lj;
+        w->y = b->ys2;
+        double lj = transform_y(y, n, 1, b->ys2);
+        double l = fit_map(w, o->restarts, r, th) + lj;
         if (l > lmap) {
             lmap = l;
-            memcpy(thetas, th, sizeof(double) * nt);
-            memcpy(ys, ys2, sizeof(double) * n);
+            memcpy(b->thetas, th, sizeof(double) * nt);
+            memcpy(b->ys, b->ys2, sizeof(double) * n);
         }
-        w.y = ys;
+        w->y = b->ys;
     }
-    double best = INFINITY;
-    int ibest = 0;
-    for (int i = 0; i < n; i++)
-        if (ys[i] < best) {
-            best = ys[i];
-            ibest = i;
-        }
     if (o->hyper == DPT_BO_HYPER_SLICE) {
         double th[DPT_GP_MAX_DIM + 3];
-        memcpy(th, thetas, sizeof(double) * nt);
-        double lp = log_post(&w, th);
-        for (int b = 0; b < o->burn_in; b++) slice_sweep(&w, th, &lp, &r);
-        for (int s = 0; s < S; s++) {
-            slice_sweep(&w, th, &lp, &r);
-            memcpy(thetas + (size_t)s * nt, th, sizeof(double) * nt);
+        memcpy(th, b->thetas, sizeof(double) * nt);
+        double lp = log_post(w, th);
+        for (int k = 0; k < o->burn_in; k++) slice_sweep(w, th, &lp, r);
+        for (int s = 0; s < b->S; s++) {
+            slice_sweep(w, th, &lp, r);
+            memcpy(b->thetas + (size_t)s * nt, th, sizeof(double) * nt);
         }
     }
+}
 
-    /* one GP per sample, pending points fantasized into it */
-    memcpy(Xa, X, sizeof(double) * n * dim);
-    if (m > 0) memcpy(Xa + (size_t)n * dim, pending, sizeof(double) * m * dim);
+/* One GP per hyperparameter sample, the pending points fantasized into it (their predicted
+ * mean, or the best value for the constant liar). Returns how many could be built. */
+static int build_models(const dpt_bo_opts *o, bo_ws *b, const double *X, const double *pending,
+                        double best)
+{
+    int dim = b->dim, n = b->n, m = b->m;
+    memcpy(b->Xa, X, sizeof(double) * n * dim);
+    if (m > 0) memcpy(b->Xa + (size_t)n * dim, pending, sizeof(double) * m * dim);
     int S_ok = 0;
-    for (int s = 0; s < S; s++) {
-        double *th = thetas + (size_t)s * nt;
-        dpt_gp_t *g = dpt_gp_init(dim, X, ys, n, th);
+    for (int s = 0; s < b->S; s++) {
+        double *th = b->thetas + (size_t)s * b->nt;
+        dpt_gp_t *g = dpt_gp_init(dim, X, b->ys, n, th);
         /* near-duplicate points can defeat the Cholesky at the noise floor: add jitter */
         for (int k = 0; !g && k < 4; k++) {
             th[DPT_GP_LOG_NOISE(dim)] += log(100.0);
-            g = dpt_gp_init(dim, X, ys, n, th);
+            g = dpt_gp_init(dim, X, b->ys, n, th);
         }
         if (!g) continue;
         if (m > 0) {
             for (int j = 0; j < m; j++) {
                 double pm, pv;
                 dpt_gp_predict(g, pending + (size_t)j * dim, &pm, &pv, NULL, NULL);
-                ys[n + j] = o->pending == DPT_BO_PENDING_LIAR ? best : pm;
+                b->ys[n + j] = o->pending == DPT_BO_PENDING_LIAR ? best : pm;
             }
             dpt_gp_free(g);
-            g = dpt_gp_init(dim, Xa, ys, N, th);
+            g = dpt_gp_init(dim, b->Xa, b->ys, b->N, th);
             if (!g) continue;
         }
-        gps[S_ok++] = g;
+        b->gps[S_ok++] = g;
     }
-    if (S_ok == 0) { /* no sample gave a positive definite K: fall back to the design */
-        dpt_gp_sobol(dim, (uint64_t)N, 1, seed | 1, out);
-        rc = 0;
-        goto done;
-    }
-    ei_ctx ctx = {S_ok, dim, gps, best, 1.0};
+    return S_ok;
+}
 
-    /* Candidates: a shifted Sobol design over the cube, plus Gaussian perturbations of the best
-     * observation at three scales for the final refinement near the optimum. A polishing phase
-     * (see find_phases) searches only a box of half-width converged_radius sqrt(dim) around the
-     * best. */
-    double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM], xb[DPT_GP_MAX_DIM];
+/* Candidates: a shifted Sobol design over the cube, plus Gaussian perturbations of the best
+ * observation xbest at three scales for the final refinement near the optimum. A polishing phase
+ * (see find_phases) searches only a box of half-width converged_radius sqrt(dim) around the
+ * best; lo and hi get the box searched. Returns the number of candidates. */
+static int make_candidates(const dpt_bo_opts *o, bo_ws *b, const double *xbest, int polishing,
+                           draws *r, double *lo, double *hi)
+{
+    int dim = b->dim, C = b->C;
     double box = polishing ? o->converged_radius * sqrt((double)dim) : 1.0;
     for (int d = 0; d < dim; d++) {
-        lo[d] = polishing ? fmax(X[(size_t)ibest * dim + d] - box, 0.0) : 0.0;
-        hi[d] = polishing ? fmin(X[(size_t)ibest * dim + d] + box, 1.0) : 1.0;
+        lo[d] = polishing ? fmax(xbest[d] - box, 0.0) : 0.0;
+        hi[d] = polishing ? fmin(xbest[d] + box, 1.0) : 1.0;
     }
     if (polishing) C = 0;
-    else dpt_gp_sobol(dim, 0, C, dpt_rng_u64(r.seed, DPT_RNG_SEARCH, 1), cand);
-    for (int k = 0; k < nloc; k++) {
+    else dpt_gp_sobol(dim, 0, C, dpt_rng_u64(r->seed, DPT_RNG_SEARCH, 1), b->cand);
+    for (int k = 0; k < b->nloc; k++) {
         double scale = (k < 20 ? 0.1 : k < 40 ? 0.02 : 0.004) * (polishing ? box : 1.0);
         for (int d = 0; d < dim; d++) {
-            double v = X[(size_t)ibest * dim + d] + scale * draw_normal(&r);
-            cand[(size_t)(C + k) * dim + d] = fmin(fmax(v, lo[d]), hi[d]);
+            double v = xbest[d] + scale * draw_normal(r);
+            b->cand[(size_t)(C + k) * dim + d] = fmin(fmax(v, lo[d]), hi[d]);
         }
     }
-    int total = C + nloc;
-    for (int k = 0; k < total; k++) score[k] = avg_ei(&ctx, cand + (size_t)k * dim, NULL);
+    return C + b->nloc;
+}
 
-    /* refine the best few candidates by L-BFGS on EI, keep the best result */
+/* The best candidate by EI, then L-BFGS on EI from the best few; out gets the best result. */
+static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, const double *lo,
+                        const double *hi, double *out)
+{
+    int dim = b->dim;
+    double *cand = b->cand, *score = b->score, xb[DPT_GP_MAX_DIM];
+    for (int k = 0; k < total; k++) score[k] = avg_ei(ctx, cand + (size_t)k * dim, NULL);
     int kbest = 0;
     for (int k = 1; k < total; k++)
         if (score[k] > score[kbest]) kbest = k;
@@ -846,26 +890,54 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
             if (score[j] > score[k]) k = j;
         if (!(score[k] > 0.0)) break;
         memcpy(xb, cand + (size_t)k * dim, sizeof(double) * dim);
-        ctx.scale = score[k];
+        ctx->scale = score[k];
         score[k] = -1.0; /* taken */
-        double f = -lbfgs_box(dim, xb, neg_ei, &ctx, lo, hi, 50) * ctx.scale;
+        double f = -lbfgs_box(dim, xb, neg_ei, ctx, lo, hi, 50) * ctx->scale;
         if (f > out_ei) {
             out_ei = f;
             memcpy(out, xb, sizeof(double) * dim);
         }
     }
+}
+
+int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
+                   const double *pending, int m, uint64_t seed, double *out)
+{
+    if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0) return -1;
+    /* the key differs for every (seed, n, m), so a caller that reuses a seed still moves on */
+    draws r = {dpt_rng_mix(seed ^ dpt_rng_mix(((uint64_t)n << 32) | (uint64_t)m)), 1000};
+    if (n < (o->n_initial > 2 ? o->n_initial : 2)) {
+        dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);
+        return 0;
+    }
+    int polishing;
+    int phase = enter_phase(o, dim, &X, &y, &n, m, seed, &r, &polishing, out);
+    if (phase != 0) return phase > 0 ? 0 : -1;
+
+    bo_ws b;
+    int rc = -1;
+    if (bo_ws_init(&b, o, dim, X, n, m) != 0) goto done;
+    fit_hyperparameters(o, &b, y, &r);
+    double best = INFINITY;
+    int ibest = 0;
+    for (int i = 0; i < n; i++)
+        if (b.ys[i] < best) {
+            best = b.ys[i];
+            ibest = i;
+        }
+    int S_ok = build_models(o, &b, X, pending, best);
+    if (S_ok == 0) { /* no sample gave a positive definite K: fall back to the design */
+        dpt_gp_sobol(dim, (uint64_t)b.N, 1, seed | 1, out);
+        rc = 0;
+        goto done;
+    }
+    ei_ctx ctx = {S_ok, dim, b.gps, best, 1.0};
+    double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
+    int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
+    maximize_ei(o, &b, &ctx, total, lo, hi, out);
     rc = 0;
 done:
-    if (rc != 0) dpt_gp_sobol(dim, (uint64_t)N, 1, seed | 1, out);
-    if (gps)
-        for (int s = 0; s < S; s++) dpt_gp_free(gps[s]);
-    free(gps);
-    lml_ws_free(&w);
-    free(ys);
-    free(ys2);
-    free(Xa);
-    free(thetas);
-    free(cand);
-    free(score);
+    if (rc != 0) dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);
+    bo_ws_free(&b);
     return rc;
 }

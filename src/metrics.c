@@ -1,17 +1,11 @@
-/* metrics.jsonl lines and the epoch table. */
+/* metrics.jsonl lines (through the JSON writer of src/json.c) and the epoch table. */
 #include "metrics.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
-static void num(FILE *f, const char *key, double v, int last)
-{
-    if (isfinite(v))
-        fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
-    else
-        fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
-}
+#include "json.h"
 
 double dpt_metrics_rss_mb(void)
 {
@@ -23,26 +17,34 @@ double dpt_metrics_rss_mb(void)
     return ok ? (double)pages_resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0 : NAN;
 }
 
+/* Nine significant digits: enough for a float (a loss, an accuracy) to read back exactly. */
 int dpt_metrics_append(FILE *f, const dpt_epoch_metrics *m)
 {
-    fprintf(f, "{\"epoch\": %d, \"step\": %lld, ", m->epoch, (long long)m->step);
-    num(f, "lr", m->lr, 0);
-    num(f, "train_loss", m->train_loss, 0);
-    num(f, "train_accuracy", m->train_accuracy, 0);
-    num(f, "val_loss", m->val_loss, 0);
-    num(f, "val_accuracy", m->val_accuracy, 0);
+    char line[1024];
+    dpt_json j;
+    dpt_json_init(&j, line, sizeof line, 1);
+    dpt_json_object(&j, NULL);
+    dpt_json_int(&j, "epoch", m->epoch);
+    dpt_json_int(&j, "step", m->step);
+    dpt_json_double_g(&j, "lr", m->lr, 9);
+    dpt_json_double_g(&j, "train_loss", m->train_loss, 9);
+    dpt_json_double_g(&j, "train_accuracy", m->train_accuracy, 9);
+    dpt_json_double_g(&j, "val_loss", m->val_loss, 9);
+    dpt_json_double_g(&j, "val_accuracy", m->val_accuracy, 9);
     if (!isnan(m->test_accuracy)) {
-        num(f, "test_loss", m->test_loss, 0);
-        num(f, "test_accuracy", m->test_accuracy, 0);
+        dpt_json_double_g(&j, "test_loss", m->test_loss, 9);
+        dpt_json_double_g(&j, "test_accuracy", m->test_accuracy, 9);
     }
-    num(f, "samples_per_s", m->samples_per_s, 0);
-    num(f, "time_s", m->time_s, 0);
-    num(f, "compute_s", m->compute_s, 0);
-    num(f, "comm_s", m->comm_s, 0);
-    num(f, "data_s", m->data_s, 0);
-    num(f, "rss_mb", m->rss_mb, 0);
-    fprintf(f, "\"ranks\": %d}\n", m->ranks);
-    if (fflush(f) != 0)
+    dpt_json_double_g(&j, "samples_per_s", m->samples_per_s, 9);
+    dpt_json_double_g(&j, "time_s", m->time_s, 9);
+    dpt_json_double_g(&j, "compute_s", m->compute_s, 9);
+    dpt_json_double_g(&j, "comm_s", m->comm_s, 9);
+    dpt_json_double_g(&j, "data_s", m->data_s, 9);
+    dpt_json_double_g(&j, "rss_mb", m->rss_mb, 9);
+    dpt_json_int(&j, "ranks", m->ranks);
+    dpt_json_end(&j);
+    dpt_json_tail(&j, "\n");
+    if (j.len >= sizeof line || fputs(line, f) == EOF || fflush(f) != 0)
         return -1;
     fsync(fileno(f));
     return ferror(f) ? -1 : 0;

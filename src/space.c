@@ -1,7 +1,8 @@
 /* The search space: unit-cube encoding for the Gaussian process (Snoek, Larochelle & Adams 2012,
  * as Spearmint does it: log scales for log parameters, rounding of integers after the proposal,
  * one-hot blocks for categoricals), random and grid points, and applying a trial's values to a
- * config through the same --set path users have, so a trial's config is validated like theirs. */
+ * config through the config's typed setter, the one YAML files go through, so a trial's config
+ * is validated like the user's. */
 #include "space.h"
 
 #include <math.h>
@@ -202,6 +203,17 @@ int dpt_space_parse(const dpt_config *cfg, int i, const char *text, int is_strin
     return 0;
 }
 
+/* Parameter i's value of a trial as the config's typed setter takes it: a categorical choice is
+ * YAML text (it may be a list), numbers stay numbers. */
+static dpt_value trial_value(const dpt_space_param *p, const dpt_space_value *v)
+{
+    if (p->type == DPT_SPACE_CATEGORICAL)
+        return (dpt_value){.kind = DPT_VALUE_YAML, .s = p->choices[v->choice]};
+    if (p->type == DPT_SPACE_INT)
+        return (dpt_value){.kind = DPT_VALUE_INT, .i = (int64_t)v->num};
+    return (dpt_value){.kind = DPT_VALUE_DOUBLE, .d = v->num};
+}
+
 int dpt_space_apply(const dpt_config *base, const dpt_space_value *v, dpt_config *out,
                     dpt_error *err)
 {
@@ -216,13 +228,15 @@ int dpt_space_apply(const dpt_config *base, const dpt_space_value *v, dpt_config
                                                                 : 1;
             if (when != pass)
                 continue;
-            char value[DPT_SEARCH_CHOICE_MAX + 32], assignment[DPT_SEARCH_KEY_MAX + 128];
-            int is_string;
-            dpt_space_format(c, i, v, value, sizeof value, &is_string);
-            snprintf(assignment, sizeof assignment, "%s=%s", key, value);
-            int rc = dpt_config_set(out, assignment, err);
-            if (rc != DPT_OK)
-                return rc;
+            dpt_value value = trial_value(&c->search.params[i], &v[i]);
+            dpt_error inner;
+            if (dpt_config_set_value(out, key, &value, &inner) != DPT_OK) {
+                /* a trial's message names the value as an override would: --set KEY=VALUE */
+                char text[DPT_SEARCH_CHOICE_MAX + 32];
+                int is_string;
+                dpt_space_format(c, i, v, text, sizeof text, &is_string);
+                return dpt_error_set(err, inner.code, "--set %s=%s: %s", key, text, inner.msg);
+            }
         }
     }
     return dpt_config_validate(out, err);

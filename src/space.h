@@ -53,9 +53,10 @@ int dpt_space_parse(const dpt_config *cfg, int i, const char *text, int is_strin
  * model.hidden_width). Returns 0, or -1 with the reason in why when one is outside the space. */
 int dpt_space_from_config(const dpt_config *cfg, dpt_space_value *v, char *why, size_t n);
 
-/* out = base with every parameter set (through dpt_config_set, so with the same validation;
- * model.hidden_layers before model.hidden_width), then dpt_config_validate. DPT_EUSAGE with the
- * reason when the combination is not a valid config. out may not alias base. */
+/* out = base with every parameter set (through dpt_config_set_value, so with the same validation
+ * as a YAML file; model.hidden_layers before model.hidden_width), then dpt_config_validate.
+ * DPT_EUSAGE with the reason ("--set KEY=VALUE: ..." when one value is refused) when the
+ * combination is not a valid config. out may not alias base. */
 int dpt_space_apply(const dpt_config *base, const dpt_space_value *v, dpt_config *out,
                     dpt_error *err);
 

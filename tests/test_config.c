@@ -665,3 +665,98 @@ Test(config, enum_names)
     cr_assert_str_eq(dpt_compress_name(DPT_COMPRESS_BF16), "bf16");
     cr_assert_str_eq(dpt_optimizer_name((dpt_optimizer)99), "unknown");
 }
+
+/* ---- dpt_config_set_value: the typed setter YAML loading and the search share ---------------- */
+
+/* Asserts that setting key to v fails with exactly msg and leaves the config unchanged. */
+static void expect_value_error(const char *key, dpt_value v, const char *msg)
+{
+    dpt_config cfg, before;
+    dpt_error err;
+    dpt_config_defaults(&cfg);
+    memcpy(&before, &cfg, sizeof cfg);
+    cr_assert_eq(dpt_config_set_value(&cfg, key, &v, &err), DPT_EUSAGE, "%s was accepted", key);
+    cr_assert_str_eq(err.msg, msg);
+    cr_assert(memcmp(&cfg, &before, sizeof cfg) == 0, "a failed set changed the config");
+}
+
+Test(config, set_value_stores_numbers_as_they_are)
+{
+    dpt_config c;
+    dpt_error err;
+    dpt_config_defaults(&c);
+    /* a double that text with few digits would not give back exactly */
+    double lr = 0.1 + 0.2;
+    dpt_value v = {.kind = DPT_VALUE_DOUBLE, .d = lr};
+    cr_assert_eq(dpt_config_set_value(&c, "train.lr", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert(c.train.lr == lr);
+    v = (dpt_value){.kind = DPT_VALUE_INT, .i = 7};
+    cr_assert_eq(dpt_config_set_value(&c, "train.epochs", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(c.train.epochs, 7);
+    /* an integer for a number key, and for a 64-bit key */
+    cr_assert_eq(dpt_config_set_value(&c, "train.clip_grad_norm", &v, &err), DPT_OK);
+    cr_assert(c.train.clip_grad_norm == 7.0);
+    v.i = 123456789012;
+    cr_assert_eq(dpt_config_set_value(&c, "train.max_steps", &v, &err), DPT_OK);
+    cr_assert_eq(c.train.max_steps, 123456789012);
+    cr_assert_eq(dpt_config_set_value(&c, "run.seed", &v, &err), DPT_OK);
+    cr_assert_eq(c.run.seed, 123456789012u);
+}
+
+Test(config, set_value_reads_text_and_yaml)
+{
+    dpt_config c;
+    dpt_error err;
+    dpt_config_defaults(&c);
+    dpt_value v = {.kind = DPT_VALUE_STRING, .s = "tanh", .len = 4, .plain = 1};
+    cr_assert_eq(dpt_config_set_value(&c, "model.activation", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(c.model.activation, DPT_ACT_TANH);
+    v = (dpt_value){.kind = DPT_VALUE_STRING, .s = "null", .len = 4, .plain = 1};
+    cr_assert_eq(dpt_config_set_value(&c, "data.test_csv", &v, &err), DPT_OK);
+    cr_assert_str_eq(c.data.test_csv, "");
+    v.plain = 0;  /* quoted: the text itself */
+    cr_assert_eq(dpt_config_set_value(&c, "data.test_csv", &v, &err), DPT_OK);
+    cr_assert_str_eq(c.data.test_csv, "null");
+    v = (dpt_value){.kind = DPT_VALUE_YAML, .s = "[32, 16, 8, 4]"};
+    cr_assert_eq(dpt_config_set_value(&c, "model.layers", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(c.model.n_layers, 3);
+    cr_assert_eq(c.model.widths[2], 8);
+}
+
+Test(config, set_value_derived_and_indexed_keys)
+{
+    dpt_config c;
+    dpt_error err;
+    dpt_config_defaults(&c);  /* [784, 512, 512, 10] */
+    dpt_value v = {.kind = DPT_VALUE_INT, .i = 3};
+    cr_assert_eq(dpt_config_set_value(&c, "model.hidden_layers", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(c.model.n_layers, 4);
+    v.i = 64;
+    cr_assert_eq(dpt_config_set_value(&c, "model.hidden_width", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(c.model.widths[3], 64);
+    v.i = 99;
+    cr_assert_eq(dpt_config_set_value(&c, "model.layers[1]", &v, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(c.model.widths[1], 99);
+    cr_assert_eq(c.model.widths[2], 64);
+}
+
+Test(config, set_value_errors_name_the_key)
+{
+    expect_value_error("train.epochs", (dpt_value){.kind = DPT_VALUE_INT, .i = 0},
+                       "train.epochs: must be >= 1 (got 0)");
+    expect_value_error("train.lr", (dpt_value){.kind = DPT_VALUE_DOUBLE, .d = 20.0},
+                       "train.lr: must be <= 10 (got 20.0)");
+    expect_value_error("run.seed", (dpt_value){.kind = DPT_VALUE_INT, .i = -1},
+                       "run.seed: must be >= 0 (got -1)");
+    expect_value_error("model.activation", (dpt_value){.kind = DPT_VALUE_INT, .i = 1},
+                       "model.activation: expected one of relu, tanh, sigmoid, gelu, identity; "
+                       "got '1'");
+    expect_value_error("model.hidden_width", (dpt_value){.kind = DPT_VALUE_INT, .i = 0},
+                       "model.hidden_width: must be >= 1 (got 0)");
+    expect_value_error("model.layers[7]", (dpt_value){.kind = DPT_VALUE_INT, .i = 3},
+                       "model.layers[7]: index out of range (the list has 4 entries)");
+    expect_value_error("train.lrr", (dpt_value){.kind = DPT_VALUE_DOUBLE, .d = 0.1},
+                       "unknown key 'train.lrr' (did you mean 'train.lr'?)");
+    expect_value_error("model.layers", (dpt_value){.kind = DPT_VALUE_YAML, .s = "[1, x]"},
+                       "model.layers[1]: expected an integer, got 'x'");
+}

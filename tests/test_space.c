@@ -1,7 +1,8 @@
 /* Tests of the search space (src/space.c) and the search sections of the config (src/config.c):
  * encode/decode round trips for every parameter type, the scales (log, integer rounding,
  * one-hot), random and grid points, text round trips for resuming, applying values to a config
- * (derived depth/width keys included), and the error messages of search.space. */
+ * (derived depth/width keys included), the error messages of search.space, and the trial log's
+ * lines (src/trial_log.c, written with src/json.c) read back to the same record. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -11,7 +12,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "json.h"
 #include "space.h"
+#include "trial_log.h"
 
 /* A config with the given space (YAML mapping text) on the defaults. */
 static void with_space(dpt_config *cfg, const char *space)
@@ -318,4 +321,80 @@ Test(space, values_from_the_config)
     cr_assert_eq(dpt_config_set(&cfg, "train.lr=0.1", &err), DPT_OK);
     cr_assert_eq(dpt_space_from_config(&cfg, v, why, sizeof why), -1);
     cr_assert_str_eq(why, "model.activation is gelu in the config, not one of the choices");
+}
+
+Test(trial_log, a_record_reads_back_as_written)
+{
+    dpt_config cfg;
+    with_space(&cfg, every_type);
+    dpt_trial r, back;
+    memset(&r, 0, sizeof r);
+    r.trial = 12;
+    r.status = DPT_TRIAL_STOPPED_EARLY;
+    r.group = 1;
+    r.epochs = 3;
+    r.objective = 0.25;
+    r.val_accuracy = NAN;
+    r.time_s = 1.5;
+    r.propose_s = 0.002;
+    r.n_curve = 3;
+    r.curve[0] = 0.5;
+    r.curve[1] = NAN;
+    r.curve[2] = 0.25;
+    r.values[0].num = 0.0123457;
+    r.values[1].num = 0.75;
+    r.values[2].num = 256;
+    r.values[3].num = 4;
+    r.values[4].choice = 2;
+    snprintf(r.message, sizeof r.message, "a \"quoted\"\\ message\twith\x01 controls");
+    char line[16384], why[256];
+    size_t len = dpt_trial_format(&cfg, &r, line, sizeof line);
+    cr_assert(len < sizeof line && line[len - 1] == '\n');
+    cr_assert(strstr(line, "\"val_accuracy\":null") != NULL, "%s", line);
+    cr_assert(strstr(line, "\"curve\":[0.5,null,0.25]") != NULL, "%s", line);
+    cr_assert(strstr(line, "\\\"quoted\\\"\\\\ message\\u0009with\\u0001") != NULL, "%s", line);
+    cr_assert_eq(dpt_trial_parse(&cfg, line, len - 1, &back, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(back.trial, 12);
+    cr_assert_eq(back.status, DPT_TRIAL_STOPPED_EARLY);
+    cr_assert_eq(back.group, 1);
+    cr_assert_eq(back.epochs, 3);
+    cr_assert(back.objective == 0.25 && isnan(back.val_accuracy));
+    cr_assert_eq(back.n_curve, 3);
+    cr_assert(isnan(back.curve[1]) && back.curve[2] == 0.25);
+    cr_assert_str_eq(back.message, r.message);
+    cr_assert(memcmp(back.values, r.values, sizeof r.values) == 0);
+    /* cut anywhere before its end, the line is refused (resume then drops it) */
+    for (size_t cut = 0; cut < len - 1; cut += 7)
+        cr_assert_neq(dpt_trial_parse(&cfg, line, cut, &back, why, sizeof why), 0, "cut %zu", cut);
+}
+
+Test(json, members_escapes_and_styles)
+{
+    char buf[256];
+    dpt_json j;
+    dpt_json_init(&j, buf, sizeof buf, 1);
+    dpt_json_object(&j, NULL);
+    dpt_json_int(&j, "n", -3);
+    dpt_json_double(&j, "x", 0.1);
+    dpt_json_double_g(&j, "g", 1.0 / 3.0, 9);
+    dpt_json_double(&j, "nan", NAN);
+    dpt_json_bool(&j, "b", 1);
+    dpt_json_string(&j, "s", "a\"b\\c\n");
+    dpt_json_array(&j, "a");
+    dpt_json_int(&j, NULL, 1);
+    dpt_json_raw(&j, NULL, "2");
+    dpt_json_end(&j);
+    dpt_json_object(&j, "o");
+    dpt_json_end(&j);
+    dpt_json_end(&j);
+    cr_assert_str_eq(buf, "{\"n\": -3, \"x\": 0.1, \"g\": 0.333333333, \"nan\": null, \"b\": true, "
+                          "\"s\": \"a\\\"b\\\\c\\u000a\", \"a\": [1, 2], \"o\": {}}");
+    /* too small a buffer: cut short, still terminated, and len says how much was needed */
+    char small[8];
+    dpt_json_init(&j, small, sizeof small, 0);
+    dpt_json_object(&j, NULL);
+    dpt_json_string(&j, "key", "value");
+    dpt_json_end(&j);
+    cr_assert_eq(j.len, strlen("{\"key\":\"value\"}"));
+    cr_assert_eq(strlen(small), sizeof small - 1);
 }

@@ -1,5 +1,6 @@
 /* libFuzzer target: the config loader. The input is a YAML config file (dpt_config_load_file,
- * then dpt_config_validate) and, separately, one --set "KEY=VALUE" string (dpt_config_set).
+ * then dpt_config_validate), separately one --set "KEY=VALUE" string (dpt_config_set), and the
+ * typed setter (dpt_config_set_value) with the first line as the key and the rest as the value.
  * Properties checked beyond "no crash": a refused input leaves the config untouched, and a
  * config that loads is written (dpt_config_write) to text that reads back to the same struct
  * and writes again to the same bytes. */
@@ -105,6 +106,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assignment[size] = '\0';
     memcpy(&cfg, &defaults, sizeof cfg);
     after(dpt_config_set(&cfg, assignment, &err), &cfg, &err, "dpt_config_set");
+
+    /* the typed setter, as a search trial calls it: the input's first line is the key, the rest
+     * the value, as YAML text and as a number read from it */
+    char *nl = strchr(assignment, '\n');
+    if (nl) {
+        *nl = '\0';
+        dpt_value yaml = {.kind = DPT_VALUE_YAML, .s = nl + 1};
+        memcpy(&cfg, &defaults, sizeof cfg);
+        after(dpt_config_set_value(&cfg, assignment, &yaml, &err), &cfg, &err,
+              "dpt_config_set_value");
+        dpt_value num = {.kind = DPT_VALUE_DOUBLE, .d = strtod(nl + 1, NULL)};
+        memcpy(&cfg, &defaults, sizeof cfg);
+        after(dpt_config_set_value(&cfg, assignment, &num, &err), &cfg, &err,
+              "dpt_config_set_value");
+        num = (dpt_value){.kind = DPT_VALUE_INT, .i = strtoll(nl + 1, NULL, 10)};
+        memcpy(&cfg, &defaults, sizeof cfg);
+        after(dpt_config_set_value(&cfg, assignment, &num, &err), &cfg, &err,
+              "dpt_config_set_value");
+    }
     free(assignment);
     return 0;
 }

@@ -1,0 +1,168 @@
+/* The search's policy: proposals (random, grid, the GP's Expected Improvement, the config's own
+ * values first when asked) and the median stopping rule. */
+#include "policy.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gp.h"
+#include "rng.h"
+
+int dpt_policy_budget(const dpt_config *cfg)
+{
+    int trials = cfg->search.trials;
+    if (cfg->search.algorithm == DPT_SEARCH_GRID && dpt_space_grid_size(cfg) < trials)
+        trials = (int)dpt_space_grid_size(cfg);
+    return trials;
+}
+
+int dpt_policy_check(const dpt_config *cfg, dpt_error *err)
+{
+    const dpt_config *c = cfg;
+    dpt_space_value base[DPT_SEARCH_MAX_PARAMS];
+    char why[256];
+    if (c->search.start_from_config && dpt_space_from_config(c, base, why, sizeof why) != 0)
+        return dpt_error_set(err, DPT_EUSAGE, "search.start_from_config: %s", why);
+    int dim = dpt_space_dim(c);
+    if (c->search.algorithm == DPT_SEARCH_BAYES && dim > DPT_GP_MAX_DIM)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.space spans %d dimensions (a categorical counts one per "
+                             "choice); the GP takes at most %d: drop parameters or choices, or "
+                             "use algorithm random",
+                             dim, DPT_GP_MAX_DIM);
+    return DPT_OK;
+}
+
+/* ---- proposals ------------------------------------------------------------------------------ */
+
+/* The observations the GP fits, encoded into X (rows of dim) and y; returns how many. Diverged
+ * and failed trials enter as the worst objective seen, so the GP steers away from them without
+ * a NaN (Spearmint models them with a separate classifier; the worst value is the simpler,
+ * common substitute). */
+static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int dim,
+                        double *X, double *y)
+{
+    double worst = -INFINITY;
+    for (int k = 0; k < n_hist; k++)
+        if (dpt_trial_has_result(&hist[k]) && hist[k].objective > worst)
+            worst = hist[k].objective;
+    int n = 0;
+    for (int k = 0; k < n_hist; k++) {
+        double v = dpt_trial_has_result(&hist[k])          ? hist[k].objective
+                   : (hist[k].status == DPT_TRIAL_DIVERGED ||
+                      hist[k].status == DPT_TRIAL_FAILED) && isfinite(worst) ? worst
+                                                                             : NAN;
+        if (!isfinite(v))
+            continue;
+        dpt_space_encode(cfg, hist[k].values, X + (size_t)n * (size_t)dim);
+        y[n++] = v;
+    }
+    return n;
+}
+
+/* Bayesian optimization: the GP's Expected Improvement over the history, the pending trials
+ * fantasized; random until two observations exist. */
+static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                          const dpt_space_value (*pending)[DPT_SEARCH_MAX_PARAMS], int n_pending,
+                          int id, dpt_space_value *out)
+{
+    uint64_t seed = cfg->run.seed;
+    int dim = dpt_space_dim(cfg);
+    double *X = malloc(((size_t)n_hist + (size_t)n_pending + 1) * (size_t)dim * sizeof(double));
+    double *y = malloc(((size_t)n_hist + 1) * sizeof(double));
+    double *P = X ? X + (size_t)n_hist * (size_t)dim : NULL;
+    if (!X || !y) {
+        free(X);
+        free(y);
+        dpt_space_random(cfg, seed, (uint64_t)id, out);
+        return;
+    }
+    int n = observations(cfg, hist, n_hist, dim, X, y);
+    for (int m = 0; m < n_pending; m++)
+        dpt_space_encode(cfg, pending[m], P + (size_t)m * (size_t)dim);
+    if (n < 2) {
+        dpt_space_random(cfg, seed, (uint64_t)id, out);
+    } else {
+        /* the pending rows follow the observed ones in X; move them up to follow row n */
+        memmove(X + (size_t)n * (size_t)dim, P, (size_t)n_pending * (size_t)dim * sizeof(double));
+        dpt_bo_opts o;
+        dpt_bo_opts_default(&o);
+        /* the GP's matrices are at most a few hundred rows: threads only add overhead (the
+         * trainer sets its own thread count when the next trial starts) */
+        openblas_set_num_threads(1);
+        double u[DPT_SEARCH_MAX_PARAMS * DPT_SEARCH_MAX_CHOICES];
+        uint64_t s = dpt_rng_u64(seed, DPT_RNG_SEARCH, (1ULL << 40) | (uint64_t)id);
+        dpt_bo_propose(&o, dim, X, y, n, X + (size_t)n * (size_t)dim, n_pending, s, u);
+        dpt_space_decode(cfg, u, out);
+    }
+    free(X);
+    free(y);
+}
+
+void dpt_policy_propose(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                        const dpt_space_value (*pending)[DPT_SEARCH_MAX_PARAMS], int n_pending,
+                        int id, dpt_space_value *out)
+{
+    if (cfg->search.algorithm == DPT_SEARCH_GRID) {
+        dpt_space_grid_point(cfg, id, out);
+        return;
+    }
+    if (id == 0 && cfg->search.start_from_config) {
+        char why[256];
+        if (dpt_space_from_config(cfg, out, why, sizeof why) == 0)  /* checked at the start */
+            return;
+    }
+    if (cfg->search.algorithm == DPT_SEARCH_RANDOM || id < cfg->search.initial_random) {
+        dpt_space_random(cfg, cfg->run.seed, (uint64_t)id, out);
+        return;
+    }
+    propose_bayes(cfg, hist, n_hist, pending, n_pending, id, out);
+}
+
+/* ---- early stopping ------------------------------------------------------------------------ */
+
+/* The median stopping rule (Golovin et al. 2017, "Google Vizier", section 3.2.2): after epoch e
+ * (past the grace epochs), stop a trial whose best objective so far is worse than the median of
+ * the best objectives the finished trials had reached by epoch e. It needs no model of learning
+ * curves and no tuning beyond the grace period, and comparing best-so-far with best-so-far keeps
+ * one noisy epoch from stopping a trial. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double best_prefix(const double *curve, int e)
+{
+    double b = INFINITY;
+    for (int k = 0; k < e; k++)
+        if (isfinite(curve[k]) && curve[k] < b)
+            b = curve[k];
+    return b;
+}
+
+int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                           const dpt_trial *run)
+{
+    int e = run->n_curve;
+    if (cfg->search.stop_rule != DPT_STOP_MEDIAN || e <= cfg->search.stop_grace_epochs ||
+        e > DPT_TRIAL_MAX_CURVE)
+        return 0;
+    double *v = malloc((size_t)(n_hist + 1) * sizeof(double));
+    if (!v)
+        return 0;
+    int m = 0;
+    for (int k = 0; k < n_hist; k++)
+        if (dpt_trial_has_result(&hist[k]) && hist[k].n_curve >= e)
+            v[m++] = best_prefix(hist[k].curve, e);
+    int stop = 0;
+    if (m >= cfg->search.stop_min_trials) {
+        qsort(v, (size_t)m, sizeof *v, cmp_double);
+        double median = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+        stop = best_prefix(run->curve, e) > median;
+    }
+    free(v);
+    return stop;
+}

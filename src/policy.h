@@ -1,0 +1,30 @@
+/* The search's policy: which configuration a trial tries (random, grid, or Bayesian optimization
+ * through the GP of src/gp.h) and when a running trial stops (the median rule). Pure functions
+ * of the config, the seed, the trial id and the history, so a resumed search decides what the
+ * uninterrupted one would have. */
+#ifndef DPT_POLICY_H
+#define DPT_POLICY_H
+
+#include "config.h"
+#include "error.h"
+#include "space.h"
+#include "trial_log.h"
+
+/* Trials the search runs: search.trials, or the grid's size when that is smaller. */
+int dpt_policy_budget(const dpt_config *cfg);
+
+/* What the policy needs of the config, checked before the search starts: the config's own values
+ * inside the space (search.start_from_config), a space the GP can model (bayes). DPT_EUSAGE. */
+int dpt_policy_check(const dpt_config *cfg, dpt_error *err);
+
+/* Rank 0: the values of trial `id`, given the history and the n_pending trials of this round
+ * proposed before it (the GP fantasizes their outcomes). */
+void dpt_policy_propose(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                        const dpt_space_value (*pending)[DPT_SEARCH_MAX_PARAMS], int n_pending,
+                        int id, dpt_space_value *out);
+
+/* After an epoch of trial `run` (its curve so far): 1 when the median rule stops it. */
+int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                           const dpt_trial *run);
+
+#endif
