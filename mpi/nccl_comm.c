@@ -43,15 +43,11 @@ static double monotonic_s(void)
 
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
 {
-    dpt_nccl_init_on(n, c->world, c->device);
-}
-
-void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
-{
+    MPI_Comm comm = c->world;
     memset(n, 0, sizeof *n);
     DPT_MPI_CHECK(MPI_Comm_rank(comm, &n->rank));
     DPT_MPI_CHECK(MPI_Comm_size(comm, &n->size));
-    n->local_rank = local_rank;
+    n->local_rank = c->device;
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     if (n->rank == 0)
@@ -101,13 +97,6 @@ void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStr
         fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
     n->pending += count;
     n->started++;
-}
-
-void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
-                            double timeout_s)
-{
-    dpt_nccl_allreduce_start(n, dev_buf, count, stream);
-    dpt_nccl_allreduce_finish(n, stream, timeout_s);
 }
 
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)
