@@ -1,8 +1,9 @@
-/* dptrain bench allreduce: times dptrain's gradient allreduce (the call the trainer makes) over
- * a sweep of message sizes on three communicators (all ranks, within each node, across node
- * leaders), checks every element of the result against the exact sum, optionally times plain
- * MPI_Allreduce beside it, fits the alpha-beta model of a ring allreduce to each sweep, and prints
- * it all in the format of nccl-tests' all_reduce_perf so that the numbers read like the field's.
+/* dptrain bench allreduce: times dptrain's gradient allreduce, the trainer's own reducer
+ * (mpi/reducer.h) called as a training step calls it, over a sweep of message sizes on three
+ * sets of ranks (all ranks, within each node, across node leaders), checks every element of the
+ * result against the exact sum, optionally times plain MPI_Allreduce beside it, fits the
+ * alpha-beta model of a ring allreduce to each sweep, and prints it all in the format of
+ * nccl-tests' all_reduce_perf so that the numbers read like the field's.
  *
  * Shapes: `count` floats per message (size = 4 * count bytes); one host buffer (max_count) and,
  * with --device cuda, one device buffer (max_count) per rank, reused by every size and table. */
