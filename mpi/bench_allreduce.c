@@ -1,8 +1,9 @@
-/* dptrain bench allreduce: times dptrain's gradient allreduce (the call the trainer makes) over
- * a sweep of message sizes on three communicators (all ranks, within each node, across node
- * leaders), checks every element of the result against the exact sum, optionally times plain
- * MPI_Allreduce beside it, fits the alpha-beta model of a ring allreduce to each sweep, and prints
- * it all in the format of nccl-tests' all_reduce_perf so that the numbers read like the field's.
+/* dptrain bench allreduce: times dptrain's gradient allreduce, the trainer's own reducer
+ * (mpi/reducer.h) called as a training step calls it, over a sweep of message sizes on three
+ * sets of ranks (all ranks, within each node, across node leaders), checks every element of the
+ * result against the exact sum, optionally times plain MPI_Allreduce beside it, fits the
+ * alpha-beta model of a ring allreduce to each sweep, and prints it all in the format of
+ * nccl-tests' all_reduce_perf so that the numbers read like the field's.
  *
  * Shapes: `count` floats per message (size = 4 * count bytes); one host buffer (max_count) and,
  * with --device cuda, one device buffer (max_count) per rank, reused by every size and table. */
@@ -18,13 +19,12 @@
 
 #include <lapacke.h>
 
-#include "ring.h"
+#include "device.h"
+#include "reducer.h"
 #include "util.h"
 
 #ifdef DPT_HAVE_NCCL
-#include "../cuda/check.h"
-#include "cuda_backend.h"
-#include "nccl_comm.h"
+#include <cuda_runtime.h> /* the GPU's PCI bus id for the header */
 #endif
 
 /* The largest -e: one MPI call carries at most INT_MAX elements (8 GiB of floats); 4 GiB keeps
@@ -41,8 +41,8 @@ void dpt_bench_allreduce_defaults(dpt_bench_allreduce_opts *o)
     o->factor = 2;
     o->iters = 20;
     o->warmup = 5;
-    o->device = DPT_BENCH_DEVICE_CPU;
-    o->algorithm = DPT_ALLREDUCE_FLAT;
+    o->device = DPT_DEVICE_CPU;
+    o->algorithm = DPT_COMM_FLAT;
 }
 
 int dpt_bench_parse_bytes(const char *s, size_t *bytes)
@@ -79,6 +79,93 @@ static long parse_count(const char *s, long max)
     return *end || errno == ERANGE || v > max ? -1 : v;
 }
 
+/* -b, -e: a byte count; *arg keeps the text for the messages of check_sizes. */
+static int parse_size_flag(const char *a, const char *v, dpt_bench_allreduce_opts *o,
+                           const char **arg, dpt_error *err)
+{
+    size_t bytes;
+    if (dpt_bench_parse_bytes(v, &bytes) != 0)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "bench allreduce: %s must be a byte count such as 8, 64K, "
+                             "1M or 2G (K, M, G = powers of 1024), got '%s'", a, v);
+    *(a[1] == 'b' ? &o->min_bytes : &o->max_bytes) = bytes;
+    *arg = v;
+    return DPT_OK;
+}
+
+/* -f, -n, -w: an integer. */
+static int parse_count_flag(const char *a, const char *v, dpt_bench_allreduce_opts *o,
+                            dpt_error *err)
+{
+    if (a[1] == 'f') {
+        long f = parse_count(v, 1L << 30);
+        if (f < 2)
+            return dpt_error_set(err, DPT_EUSAGE,
+                                 "bench allreduce: -f must be an integer factor >= 2 "
+                                 "between successive sizes, got '%s'", v);
+        o->factor = (size_t)f;
+        return DPT_OK;
+    }
+    long n = parse_count(v, 100000000);
+    int is_n = a[1] == 'n';
+    if (n < (is_n ? 1 : 0))
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: %s must be a %s integer, "
+                             "got '%s'", a, is_n ? "positive" : "non-negative", v);
+    *(is_n ? &o->iters : &o->warmup) = (int)n;
+    return DPT_OK;
+}
+
+/* --algorithm: comm.algorithm's names; --device: cpu or cuda. */
+static int parse_name_flag(const char *a, const char *v, dpt_bench_allreduce_opts *o,
+                           dpt_error *err)
+{
+    if (strcmp(a, "--algorithm") == 0) {
+        for (int k = DPT_COMM_FLAT; k <= DPT_COMM_RING; k++)
+            if (strcmp(v, dpt_comm_algorithm_name((dpt_comm_algorithm)k)) == 0) {
+                o->algorithm = (dpt_comm_algorithm)k;
+                return DPT_OK;
+            }
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: --algorithm must be flat, "
+                             "hierarchical or ring, got '%s'", v);
+    }
+    if (strcmp(v, "cpu") == 0) {
+        o->device = DPT_DEVICE_CPU;
+        return DPT_OK;
+    }
+    if (strcmp(v, "cuda") != 0)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "bench allreduce: --device must be cpu or cuda, got '%s'", v);
+#ifdef DPT_HAVE_NCCL
+    o->device = DPT_DEVICE_CUDA;
+    return DPT_OK;
+#else
+    return dpt_error_set(err, DPT_EUSAGE,
+                         "bench allreduce: --device cuda needs the CUDA backend with "
+                         "NCCL, which this build lacks (`dptrain version` says what it "
+                         "has); use --device cpu");
+#endif
+}
+
+/* What the flags say together. */
+static int check_opts(const dpt_bench_allreduce_opts *o, const char *b_arg, const char *e_arg,
+                      dpt_error *err)
+{
+    if (o->algorithm != DPT_COMM_FLAT && o->device == DPT_DEVICE_CUDA)
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: --algorithm %s is dptrain's MPI "
+                             "path on host buffers; with --device cuda NCCL picks its own rings",
+                             dpt_comm_algorithm_name(o->algorithm));
+    if (o->min_bytes < sizeof(float))
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -b must be at least 4 bytes "
+                             "(one float), got '%s'", b_arg);
+    if (o->max_bytes > MAX_BYTES)
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -e must be at most 4G, got '%s'",
+                             e_arg);
+    if (o->max_bytes < o->min_bytes)
+        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -e %s (%zu bytes) is smaller "
+                             "than -b %s (%zu bytes)", e_arg, o->max_bytes, b_arg, o->min_bytes);
+    return DPT_OK;
+}
+
 int dpt_bench_allreduce_parse(int argc, char **argv, int first, dpt_bench_allreduce_opts *o,
                               dpt_error *err)
 {
@@ -90,83 +177,22 @@ int dpt_bench_allreduce_parse(int argc, char **argv, int first, dpt_bench_allred
             o->baseline = 1;
             continue;
         }
-        int takes_value = strcmp(a, "-b") == 0 || strcmp(a, "-e") == 0 || strcmp(a, "-f") == 0 ||
-                          strcmp(a, "-n") == 0 || strcmp(a, "-w") == 0 ||
-                          strcmp(a, "--device") == 0 || strcmp(a, "--algorithm") == 0;
-        if (!takes_value)
+        int size = strcmp(a, "-b") == 0 || strcmp(a, "-e") == 0;
+        int count = strcmp(a, "-f") == 0 || strcmp(a, "-n") == 0 || strcmp(a, "-w") == 0;
+        int name = strcmp(a, "--device") == 0 || strcmp(a, "--algorithm") == 0;
+        if (!size && !count && !name)
             return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: %s '%s'",
                                  a[0] == '-' ? "unknown option" : "unexpected argument", a);
         if (i + 1 >= argc)
             return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: %s needs a value", a);
         const char *v = argv[++i];
-        if (strcmp(a, "-b") == 0 || strcmp(a, "-e") == 0) {
-            size_t bytes;
-            if (dpt_bench_parse_bytes(v, &bytes) != 0)
-                return dpt_error_set(err, DPT_EUSAGE,
-                                     "bench allreduce: %s must be a byte count such as 8, 64K, "
-                                     "1M or 2G (K, M, G = powers of 1024), got '%s'", a, v);
-            if (a[1] == 'b') {
-                o->min_bytes = bytes;
-                b_arg = v;
-            } else {
-                o->max_bytes = bytes;
-                e_arg = v;
-            }
-        } else if (strcmp(a, "-f") == 0) {
-            long f = parse_count(v, 1L << 30);
-            if (f < 2)
-                return dpt_error_set(err, DPT_EUSAGE,
-                                     "bench allreduce: -f must be an integer factor >= 2 "
-                                     "between successive sizes, got '%s'", v);
-            o->factor = (size_t)f;
-        } else if (strcmp(a, "-n") == 0 || strcmp(a, "-w") == 0) {
-            long n = parse_count(v, 100000000);
-            int is_n = a[1] == 'n';
-            if (n < (is_n ? 1 : 0))
-                return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: %s must be a %s integer, "
-                                     "got '%s'", a, is_n ? "positive" : "non-negative", v);
-            if (is_n)
-                o->iters = (int)n;
-            else
-                o->warmup = (int)n;
-        } else if (strcmp(a, "--algorithm") == 0) {
-            if (strcmp(v, "flat") == 0)
-                o->algorithm = DPT_ALLREDUCE_FLAT;
-            else if (strcmp(v, "ring") == 0)
-                o->algorithm = DPT_ALLREDUCE_RING;
-            else
-                return dpt_error_set(err, DPT_EUSAGE,
-                                     "bench allreduce: --algorithm must be flat or ring, got '%s'",
-                                     v);
-        } else if (strcmp(v, "cpu") == 0) {
-            o->device = DPT_BENCH_DEVICE_CPU;
-        } else if (strcmp(v, "cuda") == 0) {
-#ifdef DPT_HAVE_NCCL
-            o->device = DPT_BENCH_DEVICE_CUDA;
-#else
-            return dpt_error_set(err, DPT_EUSAGE,
-                                 "bench allreduce: --device cuda needs the CUDA backend with "
-                                 "NCCL, which this build lacks (`dptrain version` says what it "
-                                 "has); use --device cpu");
-#endif
-        } else {
-            return dpt_error_set(err, DPT_EUSAGE,
-                                 "bench allreduce: --device must be cpu or cuda, got '%s'", v);
-        }
+        int rc = size    ? parse_size_flag(a, v, o, a[1] == 'b' ? &b_arg : &e_arg, err)
+                 : count ? parse_count_flag(a, v, o, err)
+                         : parse_name_flag(a, v, o, err);
+        if (rc != DPT_OK)
+            return rc;
     }
-    if (o->algorithm == DPT_ALLREDUCE_RING && o->device == DPT_BENCH_DEVICE_CUDA)
-        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: --algorithm ring is dptrain's MPI "
-                             "path on host buffers; with --device cuda NCCL picks its own rings");
-    if (o->min_bytes < sizeof(float))
-        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -b must be at least 4 bytes "
-                             "(one float), got '%s'", b_arg);
-    if (o->max_bytes > MAX_BYTES)
-        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -e must be at most 4G, got '%s'",
-                             e_arg);
-    if (o->max_bytes < o->min_bytes)
-        return dpt_error_set(err, DPT_EUSAGE, "bench allreduce: -e %s (%zu bytes) is smaller "
-                             "than -b %s (%zu bytes)", e_arg, o->max_bytes, b_arg, o->min_bytes);
-    return DPT_OK;
+    return check_opts(o, b_arg, e_arg, err);
 }
 
 double dpt_bench_ring_time_us(int R, double bytes, double alpha_us, double beta_gbs)
@@ -252,10 +278,13 @@ int dpt_bench_fit_alpha_beta(int R, const double *bytes, const double *time_us, 
 
 /* ---- the benchmark ---- */
 
-/* One communicator a table is measured on. */
+/* One set of ranks a table is measured on. */
 typedef struct {
     const char *name;  /* "world", "intra", "inter" */
-    MPI_Comm comm;     /* this rank's; MPI_COMM_NULL when it is not a member */
+    int split;         /* 0: all ranks (the world); 1: the ranks of this rank's color */
+    int color;         /* split: the group this rank joins */
+    int member;        /* this rank measures (inter: node leaders only) */
+    int size;          /* ranks in this rank's group (0 when not a member) */
     int R;             /* ranks the busbw factor and the model use (intra: the most on a node) */
 } bench_group;
 
@@ -269,69 +298,44 @@ typedef void (*bench_allreduce_fn)(bench *b, float *buf, size_t n);
 struct bench {
     const dpt_bench_allreduce_opts *o;
     dpt_comm *c;
-    MPI_Comm comm;             /* the current table's communicator */
-    bench_allreduce_fn path;   /* dptrain's allreduce for o->algorithm and o->device */
+    MPI_Comm comm;             /* the current table's ranks */
+    dpt_reducer *world;        /* the trainer's reducer over all ranks (the world table) */
+    dpt_reducer *reducer;      /* the current table's, on its members */
     float *host;               /* (max_count) host floats: the MPI paths and the staging area */
     float *dev;                /* (max_count) device floats (--device cuda), else NULL */
-    dpt_ring ring;             /* --algorithm ring: set up for ring_comm with max_count floats */
-    MPI_Comm ring_comm;
-#ifdef DPT_HAVE_NCCL
-    dpt_nccl nccl;             /* over the current table's communicator */
-    cudaStream_t stream;       /* stands for the trainer's compute stream */
-#endif
+    dpt_backend be;            /* --device cuda: the CUDA backend, started as training starts it */
+    int gpu;                   /* --device cuda: this rank's GPU; -1 on the CPU */
 };
 
-/* dptrain's flat path on the CPU: the trainer's own MPI_Allreduce (dpt_comm_allreduce_sum). */
-static void allreduce_flat_mpi(bench *b, float *buf, size_t n)
+/* The trainer's reducer over the ranks of tc, with the settings of o: one allreduce of the
+ * whole buffer after backward, as a training step without overlap calls it. Collective. */
+static dpt_reducer *make_reducer(bench *b, dpt_comm *tc)
 {
-    dpt_comm_allreduce_sum_on(b->comm, buf, n);
+    dpt_reducer_settings rs = {
+        .algorithm = b->o->algorithm,
+        .compress = DPT_COMPRESS_NONE,
+        .timeout_s = NCCL_TIMEOUT_S,
+        .device_buffers = b->dev != NULL,
+        .stream = b->dev ? dpt_device_stream(&b->be) : NULL,
+    };
+    dpt_reducer *r = NULL;
+    dpt_error e;
+    /* what the reducer would refuse (an algorithm with NCCL), the flags have refused */
+    DPT_CHECK(dpt_reducer_create(&r, tc, &rs, &e) == DPT_OK, e.msg);
+    return r;
 }
 
-/* dptrain's ring (comm.algorithm: ring): one ring set up per communicator and reused, as the
- * trainer keeps one per gradient bucket. */
-static void allreduce_ring_mpi(bench *b, float *buf, size_t n)
+/* dptrain's path: the reducer's call of a training step, on a plan of one bucket of n floats. */
+static void allreduce_reducer(bench *b, float *buf, size_t n)
 {
-    if (b->ring_comm != b->comm) {
-        if (b->ring_comm != MPI_COMM_NULL)
-            dpt_ring_free(&b->ring);
-        dpt_ring_init(&b->ring, b->comm, MPI_FLOAT, sizeof(float), dpt_ring_sum_float,
-                      b->o->max_bytes / sizeof(float), 0);
-        b->ring_comm = b->comm;
-    }
-    dpt_ring_start(&b->ring, buf, n);
-    dpt_ring_wait(&b->ring);
+    (void)n;
+    dpt_reducer_finish(b->reducer, buf);
 }
-
-#ifdef DPT_HAVE_NCCL
-/* dptrain's flat path on GPUs: the trainer's NCCL allreduce, queued behind the compute stream
- * and waited for with the watchdog, as every training step does. */
-static void allreduce_flat_nccl(bench *b, float *buf, size_t n)
-{
-    dpt_nccl_allreduce_sum(&b->nccl, buf, n, b->stream, NCCL_TIMEOUT_S);
-}
-#endif
 
 /* The baseline: one plain MPI_Allreduce in place, on host memory. */
 static void allreduce_plain_mpi(bench *b, float *buf, size_t n)
 {
     DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, b->comm));
-}
-
-/* dptrain's allreduce for an algorithm and a device. */
-static bench_allreduce_fn dptrain_path(dpt_allreduce_algorithm a, dpt_bench_device d)
-{
-    switch (a) {
-    case DPT_ALLREDUCE_RING:
-        return allreduce_ring_mpi;
-    case DPT_ALLREDUCE_FLAT:
-#ifdef DPT_HAVE_NCCL
-        if (d == DPT_BENCH_DEVICE_CUDA)
-            return allreduce_flat_nccl;
-#endif
-        (void)d;
-        return allreduce_flat_mpi;
-    }
-    return allreduce_flat_mpi;
 }
 
 /* The check's data: a(i) in [-11, 11] with period 23, b(r) in [1, 7]; a rank left out or
@@ -376,7 +380,7 @@ static double time_calls(bench *b, bench_allreduce_fn fn, float *buf, size_t cou
  * seen to differ by 3x under such load. Means per call in us, on this rank, in t[0] and t[1]. */
 static void time_calls_paired(bench *b, float *buf, size_t count, double t[2])
 {
-    bench_allreduce_fn fn[2] = {b->path, allreduce_plain_mpi};
+    bench_allreduce_fn fn[2] = {allreduce_reducer, allreduce_plain_mpi};
     float *bufs[2] = {buf, b->host};
     for (int i = 0; i < b->o->warmup; i++)
         for (int k = 0; k < 2; k++)
@@ -399,12 +403,8 @@ static void fill(bench *b, float *buf, size_t count, int rank)
 {
     for (size_t i = 0; i < count; i++)
         b->host[i] = dpt_bench_allreduce_fill_value(i, rank);
-#ifdef DPT_HAVE_NCCL
-    if (buf == b->dev)
-        DPT_CUDA_CHECK(cudaMemcpy(b->dev, b->host, count * sizeof(float), cudaMemcpyHostToDevice));
-#else
-    (void)buf;
-#endif
+    if (buf == b->dev) /* queued on the compute stream, before the allreduce */
+        b->be.upload(&b->be, b->dev, b->host, count * sizeof(float));
 }
 
 /* As nccl-tests validates: fresh data, one more call of the timed path on the same buffer,
@@ -417,10 +417,8 @@ static long long check_call(bench *b, bench_allreduce_fn fn, float *buf, size_t 
     double sum_b = pattern_sum_b(R);
     fill(b, buf, count, rank);
     fn(b, buf, count);
-#ifdef DPT_HAVE_NCCL
     if (buf == b->dev)
-        DPT_CUDA_CHECK(cudaMemcpy(b->host, b->dev, count * sizeof(float), cudaMemcpyDeviceToHost));
-#endif
+        b->be.download(&b->be, b->host, b->dev, count * sizeof(float));
     long long wrong = 0;
     for (size_t i = 0; i < count; i++)
         wrong += b->host[i] != (float)(R * pattern_a(i) + sum_b);
@@ -527,17 +525,34 @@ static void print_table(const dpt_bench_allreduce_opts *o, const bench_group *g,
     }
 }
 
+/* One size on the members of a table: the reducer planned for count floats, timed (with the
+ * baseline beside it under --baseline) and checked. t[0], t[1]: this rank's mean times. */
+static long long run_size(bench *b, size_t count, double t[2])
+{
+    float *buf = b->dev ? b->dev : b->host;
+    const size_t whole = 0; /* one piece from float 0: one bucket, as without overlap */
+    dpt_reducer_plan(b->reducer, count, 0, &whole, 1);
+    if (b->o->baseline)
+        time_calls_paired(b, buf, count, t);
+    else
+        t[0] = time_calls(b, allreduce_reducer, buf, count);
+    return check_call(b, allreduce_reducer, buf, count);
+}
+
 /* Runs one table on every rank of the world (members measure; the others take part in the
  * reductions to rank 0 only); rank 0 prints it. Returns the table's wrong elements on rank 0. */
 static long long run_table(bench *b, const bench_group *g)
 {
     const dpt_bench_allreduce_opts *o = b->o;
-    int root = b->c->rank == 0, member = g->comm != MPI_COMM_NULL;
-    b->comm = g->comm;
-#ifdef DPT_HAVE_NCCL
-    if (member && o->device == DPT_BENCH_DEVICE_CUDA)
-        dpt_nccl_init_on(&b->nccl, g->comm, b->c->local_rank);
-#endif
+    int root = b->c->rank == 0;
+    dpt_comm sub, *tc = b->c;
+    b->reducer = b->world;
+    if (g->split) { /* collective over the world: every rank joins its group */
+        dpt_comm_split(b->c, g->color, &sub);
+        tc = &sub;
+        b->reducer = g->member ? make_reducer(b, tc) : NULL;
+    }
+    b->comm = tc->world;
     int cap = 1;
     for (size_t s = o->min_bytes; s <= o->max_bytes / o->factor; s *= o->factor)
         cap++;
@@ -546,27 +561,22 @@ static long long run_table(bench *b, const bench_group *g)
     int n_rows = 0;
     for (size_t size = o->min_bytes;; size *= o->factor) {
         size_t count = size / sizeof(float);
-        float *buf = b->dev ? b->dev : b->host;
         double t[2] = {0, 0}, t_max[2] = {0, 0}; /* dptrain's path, baseline */
         long long wrong = 0, wrong_all = 0;
         DPT_MPI_CHECK(MPI_Barrier(b->c->world));
-        if (member) {
-            if (o->baseline)
-                time_calls_paired(b, buf, count, t);
-            else
-                t[0] = time_calls(b, b->path, buf, count);
-            wrong = check_call(b, b->path, buf, count);
-        }
+        if (g->member)
+            wrong = run_size(b, count, t);
         DPT_MPI_CHECK(MPI_Reduce(t, t_max, 2, MPI_DOUBLE, MPI_MAX, 0, b->c->world));
         DPT_MPI_CHECK(MPI_Reduce(&wrong, &wrong_all, 1, MPI_LONG_LONG, MPI_SUM, 0, b->c->world));
         rows[n_rows++] = (bench_row){count * sizeof(float), count, t_max[0], t_max[1], wrong_all};
         if (size > o->max_bytes / o->factor)
             break;
     }
-#ifdef DPT_HAVE_NCCL
-    if (member && o->device == DPT_BENCH_DEVICE_CUDA)
-        dpt_nccl_free(&b->nccl);
-#endif
+    if (g->split) {
+        dpt_reducer_free(b->reducer);
+        dpt_comm_free(&sub);
+    }
+    b->reducer = NULL;
     long long wrong = 0;
     if (root) {
         print_table(o, g, rows, n_rows);
@@ -584,28 +594,37 @@ typedef struct {
     char where[32]; /* "cpu", or the GPU's PCI bus id */
 } rank_info;
 
+/* This rank's line of the header. */
+static void rank_info_of(const bench *b, rank_info *me)
+{
+    const dpt_comm *c = b->c;
+    memset(me, 0, sizeof *me);
+    me->pid = (int)getpid();
+    me->device = b->gpu;
+    me->local_rank = c->local_rank;
+    me->local_size = c->local_size;
+    me->node = c->node;
+    me->n_nodes = c->n_nodes;
+    memcpy(me->host, c->host, sizeof me->host - 1); /* longer host names are cut */
+    snprintf(me->where, sizeof me->where, "cpu");
+#ifdef DPT_HAVE_NCCL
+    if (b->gpu >= 0) {
+        struct cudaDeviceProp prop; /* "struct": the real header is C++-first */
+        cudaError_t e = cudaGetDeviceProperties(&prop, b->gpu);
+        if (e != cudaSuccess)
+            dpt_fatal(__FILE__, __LINE__, "cudaGetDeviceProperties(&prop, b->gpu)",
+                      cudaGetErrorString(e));
+        snprintf(me->where, sizeof me->where, "0x%02x", prop.pciBusID);
+    }
+#endif
+}
+
 static void print_header(bench *b)
 {
     const dpt_bench_allreduce_opts *o = b->o;
     dpt_comm *c = b->c;
     rank_info me;
-    memset(&me, 0, sizeof me);
-    me.pid = (int)getpid();
-    me.device = -1;
-    me.local_rank = c->local_rank;
-    me.local_size = c->local_size;
-    me.node = c->node;
-    me.n_nodes = c->n_nodes;
-    memcpy(me.host, c->host, sizeof me.host - 1); /* longer host names are cut */
-    snprintf(me.where, sizeof me.where, "cpu");
-#ifdef DPT_HAVE_NCCL
-    if (o->device == DPT_BENCH_DEVICE_CUDA) {
-        struct cudaDeviceProp prop; /* "struct": the real header is C++-first */
-        me.device = c->local_rank;
-        DPT_CUDA_CHECK(cudaGetDeviceProperties(&prop, me.device));
-        snprintf(me.where, sizeof me.where, "0x%02x", prop.pciBusID);
-    }
-#endif
+    rank_info_of(b, &me);
     rank_info *all = c->rank == 0 ? calloc((size_t)c->size, sizeof *all) : NULL;
     if (c->rank == 0)
         DPT_CHECK(all != NULL, "out of memory");
@@ -613,20 +632,16 @@ static void print_header(bench *b)
                              c->world));
     if (c->rank != 0)
         return;
+    char path[320];
+    dpt_reducer_describe(b->world, path, sizeof path);
     printf("# dptrain bench allreduce (the format of nccl-tests' all_reduce_perf)\n");
     printf("# nRanks %d nNodes %d minBytes %zu maxBytes %zu step: %zu(factor) warmup iters: %d "
            "iters: %d validation: 1 device: %s\n", c->size, c->n_nodes, o->min_bytes,
            o->max_bytes, o->factor, o->warmup, o->iters,
-           o->device == DPT_BENCH_DEVICE_CUDA ? "cuda" : "cpu");
-    if (o->algorithm == DPT_ALLREDUCE_RING)
-        printf("# dptrain path: ring, reduce-scatter + allgather in %d KiB messages sent eagerly "
-               "on host buffers (mpi/ring.c, comm.algorithm ring)\n", DPT_RING_CHUNK_BYTES / 1024);
-    else
-        printf("# dptrain path: flat, %s\n", o->device == DPT_BENCH_DEVICE_CUDA
-                   ? "ncclAllReduce in place on device buffers (dpt_nccl_allreduce_sum, as "
-                     "training)"
-                   : "MPI_Allreduce in place on host buffers (dpt_comm_allreduce_sum, as "
-                     "training)");
+           o->device == DPT_DEVICE_CUDA ? "cuda" : "cpu");
+    printf("# dptrain path: --algorithm %s through the trainer's reducer (dpt_reducer, "
+           "mpi/reducer.h), the call a training step makes: %s\n",
+           dpt_comm_algorithm_name(o->algorithm), path);
     if (o->baseline)
         printf("# baseline: plain MPI_Allreduce in place on host buffers, in alternation with "
                "dptrain's path call by call,\n# each call timed on its own; ratio = dptrain busbw "
@@ -645,39 +660,30 @@ static void print_header(bench *b)
     free(all);
 }
 
-/* Allocates the buffers and, with --device cuda, selects this rank's GPU. A missing GPU or a
- * failed allocation is reported (every rank agrees on the outcome) rather than aborting. */
+/* Allocates the buffers and, with --device cuda, chooses this rank's GPU and starts the CUDA
+ * backend on it as training does (src/device.c). A missing GPU or a failed allocation is
+ * reported (every rank agrees on the outcome) rather than aborting. */
 static int bench_start(bench *b, dpt_error *err)
 {
     const dpt_bench_allreduce_opts *o = b->o;
     dpt_comm *c = b->c;
     size_t max_count = o->max_bytes / sizeof(float);
     int rc = DPT_OK;
-#ifdef DPT_HAVE_NCCL
-    if (o->device == DPT_BENCH_DEVICE_CUDA) {
-        int ndev = dpt_cuda_device_count();
-        const char *visible = getenv("CUDA_VISIBLE_DEVICES");
-        if (ndev == 0)
-            rc = dpt_error_set(err, DPT_ERUNTIME, "--device cuda: no GPU is visible on %s "
-                               "(CUDA_VISIBLE_DEVICES=%s); use --device cpu", c->host,
-                               visible ? visible : "unset");
-        else if (c->local_rank >= ndev)
-            rc = dpt_error_set(err, DPT_ERUNTIME,
-                               "--device cuda: %d ranks on %s but %d GPU%s visible: one rank per "
-                               "GPU (start at most %d ranks per host, or use --device cpu)",
-                               c->local_size, c->host, ndev, ndev == 1 ? "" : "s", ndev);
+    b->gpu = -1;
+    if (o->device == DPT_DEVICE_CUDA) {
+        dpt_device d;
+        rc = dpt_device_choose(DPT_DEVICE_CUDA, c, DPT_DEVICE_FOR_BENCH, &d, err);
+        if (rc == DPT_OK)
+            rc = dpt_device_start(&d, 1, 0, &b->be, err);
         if (rc == DPT_OK) {
-            DPT_CUDA_CHECK(cudaSetDevice(c->local_rank));
-            DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking));
-            if (cudaMalloc((void **)&b->dev, max_count * sizeof(float)) != cudaSuccess) {
-                b->dev = NULL;
+            b->gpu = d.gpu;
+            b->dev = b->be.alloc(&b->be, max_count * sizeof(float));
+            if (!b->dev)
                 rc = dpt_error_set(err, DPT_ERUNTIME, "-e %zu: cannot allocate %zu bytes of "
                                    "device memory on %s; lower -e", o->max_bytes,
                                    max_count * sizeof(float), c->host);
-            }
         }
     }
-#endif
     if (rc == DPT_OK) {
         b->host = malloc(max_count * sizeof(float));
         if (!b->host)
@@ -690,15 +696,63 @@ static int bench_start(bench *b, dpt_error *err)
 
 static void bench_stop(bench *b)
 {
-    if (b->ring_comm != MPI_COMM_NULL)
-        dpt_ring_free(&b->ring);
+    dpt_reducer_free(b->world);
     free(b->host);
-#ifdef DPT_HAVE_NCCL
     if (b->dev)
-        DPT_CUDA_CHECK(cudaFree(b->dev));
-    if (b->stream)
-        DPT_CUDA_CHECK(cudaStreamDestroy(b->stream));
+        b->be.free(&b->be, b->dev);
+    if (b->be.destroy)
+        b->be.destroy(&b->be);
+}
+
+/* The three tables' groups: all ranks, the ranks of each node, one rank per node. */
+static void make_groups(dpt_comm *c, bench_group groups[3])
+{
+    int max_local = c->local_size;
+    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &max_local, 1, MPI_INT, MPI_MAX, c->world));
+    int leader = c->local_rank == 0;
+    groups[0] = (bench_group){"world", 0, 0, 1, c->size, c->size};
+    groups[1] = (bench_group){"intra", 1, c->node, 1, c->local_size, max_local};
+    groups[2] = (bench_group){"inter", 1, leader ? 0 : 1, leader, leader ? c->n_nodes : 0,
+                              c->n_nodes};
+}
+
+/* Why table k is not run (the same on every rank), or NULL. */
+static const char *table_skip(const bench *b, int k, const bench_group *g)
+{
+    const dpt_comm *c = b->c;
+    if (k == 2 && c->n_nodes == 1)
+        return "one node: there is no inter-node communicator";
+#if defined(DPT_HAVE_NCCL) && defined(DPT_CUDA_EMU_RUNTIME)
+    /* the emulated NCCL (tests/cuda_emu) makes communicators over all of MPI_COMM_WORLD only */
+    int partial = !g->member || g->size != c->size; /* whether g leaves out some rank */
+    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &partial, 1, MPI_INT, MPI_MAX, c->world));
+    if (b->o->device == DPT_DEVICE_CUDA && partial)
+        return "the NCCL host emulation makes communicators over all ranks only";
+#else
+    (void)g;
 #endif
+    return NULL;
+}
+
+/* Rank 0: the title of table k. */
+static void print_title(const dpt_comm *c, int k, const bench_group *g, const char *skip)
+{
+    int min_local = c->local_size;
+    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &min_local, 1, MPI_INT, MPI_MIN, c->world));
+    if (c->rank != 0)
+        return;
+    if (k == 0)
+        printf("#\n# == world: all %d ranks, R = %d\n", c->size, g->R);
+    else if (k == 1)
+        printf("#\n# == intra: within each node, all %d node%s at once; R = %d ranks per "
+               "node%s; time of the slowest node, #wrong over all nodes\n",
+               c->n_nodes, c->n_nodes == 1 ? "" : "s", g->R,
+               min_local != g->R ? " (the most on any node: nodes differ)" : "");
+    else
+        printf("#\n# == inter: across nodes, local rank 0 of each, R = %d\n", g->R);
+    if (skip)
+        printf("# skipped: %s\n", skip);
+    fflush(stdout);
 }
 
 int dpt_bench_allreduce(dpt_comm *c, const dpt_bench_allreduce_opts *o, dpt_error *err)
@@ -707,8 +761,6 @@ int dpt_bench_allreduce(dpt_comm *c, const dpt_bench_allreduce_opts *o, dpt_erro
     memset(&b, 0, sizeof b);
     b.o = o;
     b.c = c;
-    b.ring_comm = MPI_COMM_NULL;
-    b.path = dptrain_path(o->algorithm, o->device);
     int rc = bench_start(&b, err);
     /* a rank that failed speaks for itself; the rest only learn the code */
     int all = dpt_comm_agree(c, rc);
@@ -716,50 +768,16 @@ int dpt_bench_allreduce(dpt_comm *c, const dpt_bench_allreduce_opts *o, dpt_erro
         bench_stop(&b);
         return rc != DPT_OK ? rc : dpt_error_echo(err, all);
     }
+    b.world = make_reducer(&b, c);
     print_header(&b);
-
-    int max_local = c->local_size;
-    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &max_local, 1, MPI_INT, MPI_MAX, c->world));
-    int min_local = c->local_size;
-    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &min_local, 1, MPI_INT, MPI_MIN, c->world));
-    bench_group groups[3] = {
-        {"world", c->world, c->size},
-        {"intra", c->local, max_local},
-        {"inter", c->leaders, c->n_nodes},
-    };
+    bench_group groups[3];
+    make_groups(c, groups);
     long long wrong = 0;
     for (int k = 0; k < 3; k++) {
-        const bench_group *g = &groups[k];
-        const char *skip = NULL;
-        if (k == 2 && c->n_nodes == 1)
-            skip = "one node: there is no inter-node communicator";
-#if defined(DPT_HAVE_NCCL) && defined(DPT_CUDA_EMU_RUNTIME)
-        /* the emulated NCCL (tests/cuda_emu) makes communicators over all of MPI_COMM_WORLD only */
-        int g_size = 0, partial = 1; /* whether g leaves out some rank */
-        if (g->comm != MPI_COMM_NULL) {
-            DPT_MPI_CHECK(MPI_Comm_size(g->comm, &g_size));
-            partial = g_size != c->size;
-        }
-        DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &partial, 1, MPI_INT, MPI_MAX, c->world));
-        if (!skip && o->device == DPT_BENCH_DEVICE_CUDA && partial)
-            skip = "the NCCL host emulation makes communicators over all ranks only";
-#endif
-        if (c->rank == 0) {
-            if (k == 0)
-                printf("#\n# == world: all %d ranks, R = %d\n", c->size, g->R);
-            else if (k == 1)
-                printf("#\n# == intra: within each node, all %d node%s at once; R = %d ranks per "
-                       "node%s; time of the slowest node, #wrong over all nodes\n",
-                       c->n_nodes, c->n_nodes == 1 ? "" : "s", g->R,
-                       min_local != max_local ? " (the most on any node: nodes differ)" : "");
-            else
-                printf("#\n# == inter: across nodes, local rank 0 of each, R = %d\n", g->R);
-            if (skip)
-                printf("# skipped: %s\n", skip);
-            fflush(stdout);
-        }
+        const char *skip = table_skip(&b, k, &groups[k]);
+        print_title(c, k, &groups[k], skip);
         if (!skip)
-            wrong += run_table(&b, g);
+            wrong += run_table(&b, &groups[k]);
         if (c->rank == 0)
             fflush(stdout);
     }

@@ -1,7 +1,8 @@
-/* `dptrain bench allreduce`: the gradient allreduce timed over a sweep of message sizes, in the
- * format of nccl-tests' all_reduce_perf, on three communicators (all ranks, within each node,
- * across node leaders), with a correctness count, plain MPI_Allreduce as an optional baseline and
- * the alpha-beta model of a ring allreduce fitted to each sweep. Exists so that scaling work
+/* `dptrain bench allreduce`: the gradient allreduce timed over a sweep of message sizes through
+ * the trainer's own reducer (mpi/reducer.h), in the format of nccl-tests' all_reduce_perf, on
+ * three communicators (all ranks, within each node, across node leaders), with a correctness
+ * count, plain MPI_Allreduce as an optional baseline and the alpha-beta model of a ring
+ * allreduce fitted to each sweep. Exists so that scaling work
  * (bucketing, hierarchical allreduce) is measured against the network, not guessed. */
 #ifndef DPT_BENCH_ALLREDUCE_H
 #define DPT_BENCH_ALLREDUCE_H
@@ -9,28 +10,21 @@
 #include <stddef.h>
 
 #include "comm.h"
+#include "comm_types.h"
 #include "error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* How dptrain sums gradients across ranks: the path the benchmark times (--algorithm, as
- * comm.algorithm in a config). */
-typedef enum {
-    DPT_ALLREDUCE_FLAT = 0, /* one allreduce over the whole communicator (MPI_Allreduce / NCCL) */
-    DPT_ALLREDUCE_RING = 1, /* dptrain's pipelined ring of eager messages (mpi/ring.h), host only */
-} dpt_allreduce_algorithm;
-
-typedef enum { DPT_BENCH_DEVICE_CPU = 0, DPT_BENCH_DEVICE_CUDA = 1 } dpt_bench_device;
-
 typedef struct {
     size_t min_bytes, max_bytes; /* -b, -e: message sizes in bytes, rounded down to whole floats */
     size_t factor;               /* -f: each size is the previous one times this (>= 2) */
     int iters, warmup;           /* -n timed iterations per size, -w untimed ones before them */
-    dpt_bench_device device;     /* --device: host buffers (MPI) or device buffers (NCCL) */
+    dpt_device_kind device;      /* --device: host buffers (cpu: MPI) or device buffers (cuda:
+                                  * NCCL) */
     int baseline;                /* --baseline: also time plain MPI_Allreduce on host buffers */
-    dpt_allreduce_algorithm algorithm;
+    dpt_comm_algorithm algorithm; /* --algorithm, as comm.algorithm: the trainer's reducer */
 } dpt_bench_allreduce_opts;
 
 /* nccl-tests' defaults: -b 8 -e 64M -f 2 -n 20 -w 5, on the CPU, no baseline. */

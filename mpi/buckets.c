@@ -75,7 +75,7 @@ void dpt_buckets_unlock(dpt_buckets *g)
         pthread_mutex_unlock(&g->mu);
 }
 
-void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16,
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_comm_algorithm algorithm, int bf16,
                       int progress_thread)
 {
     memset(g, 0, sizeof *g);
@@ -165,7 +165,7 @@ void dpt_buckets_add(dpt_buckets *g, size_t off, size_t n, size_t n_stats)
         DPT_CHECK(b->half != NULL, "out of memory");
     }
     g->req[2 * k] = g->req[2 * k + 1] = MPI_REQUEST_NULL;
-    if (g->algorithm == DPT_BUCKETS_RING && g->leaders != MPI_COMM_NULL && g->c->n_nodes > 1) {
+    if (g->algorithm == DPT_COMM_RING && g->leaders != MPI_COMM_NULL && g->c->n_nodes > 1) {
         /* the pieces' sizes and types, as pieces() will give them */
         size_t ng = g->bf16 ? n - n_stats : n, ns = g->bf16 ? n_stats : 0;
         if (g->bf16)
@@ -210,8 +210,8 @@ static void post(dpt_buckets *g, int k, int phase)
     int np = pieces(g, b, pc);
     MPI_Request *req = &g->req[2 * k];
     /* ring: hierarchical, with dptrain's ring as the leaders' allreduce; on one node, flat */
-    int hierarchical = g->algorithm == DPT_BUCKETS_HIERARCHICAL ||
-                       (g->algorithm == DPT_BUCKETS_RING && c->n_nodes > 1);
+    int hierarchical = g->algorithm == DPT_COMM_HIERARCHICAL ||
+                       (g->algorithm == DPT_COMM_RING && c->n_nodes > 1);
     for (int i = 0; i < np; i++) {
         piece *p = &pc[i];
         switch (phase) {
@@ -231,7 +231,7 @@ static void post(dpt_buckets *g, int k, int phase)
                                              g->world, &req[i]));
             else if (i < b->n_rings) /* ring, on the leaders of 2 or more nodes */
                 dpt_ring_start(&b->ring[i], p->p, (size_t)p->count);
-            else if (g->algorithm == DPT_BUCKETS_HIERARCHICAL && g->leaders != MPI_COMM_NULL &&
+            else if (g->algorithm == DPT_COMM_HIERARCHICAL && g->leaders != MPI_COMM_NULL &&
                      c->n_nodes > 1)
                 DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p->p, p->count, p->type, p->op,
                                              g->leaders, &req[i]));
@@ -377,7 +377,7 @@ void dpt_buckets_wait(dpt_buckets *g)
         }
         if (!pending)
             break;
-        if (g->algorithm == DPT_BUCKETS_RING) { /* rings make no request MPI_Waitsome sees */
+        if (g->algorithm == DPT_COMM_RING) { /* rings make no request MPI_Waitsome sees */
             progress_locked(g);
             /* while only rings are in flight, polled rather than spun: a spinning wait made
              * hundreds of thousands of poll() calls a second, on a core that the ranks still

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "comm.h"
+#include "comm_types.h"
 #include "ring.h"
 
 #ifdef __cplusplus
@@ -31,13 +32,6 @@ enum {
     DPT_BUCKET_DONE
 };
 
-typedef enum {
-    DPT_BUCKETS_FLAT,         /* MPI_Iallreduce over all ranks */
-    DPT_BUCKETS_HIERARCHICAL, /* MPI_Ireduce in the node, MPI_Iallreduce of leaders, MPI_Ibcast */
-    DPT_BUCKETS_RING          /* as hierarchical, with dpt_ring among the leaders: shared
-                               * memory within a node, the ring between nodes */
-} dpt_buckets_algorithm;
-
 typedef struct {
     size_t off, n;         /* the bucket is floats [off, off + n) of the buffer */
     size_t n_stats;        /* its last n_stats floats are statistics: always summed in fp32 */
@@ -50,7 +44,10 @@ typedef struct {
 
 typedef struct {
     dpt_comm *c;
-    dpt_buckets_algorithm algorithm;
+    dpt_comm_algorithm algorithm; /* flat: MPI_Iallreduce over all ranks; hierarchical:
+                                   * MPI_Ireduce in the node, MPI_Iallreduce of leaders,
+                                   * MPI_Ibcast; ring: as hierarchical, with dpt_ring among the
+                                   * leaders (shared memory within a node, the ring between) */
     int bf16;              /* 1: the gradients travel as bfloat16 */
     MPI_Comm world;        /* dups, so that these collectives never meet the trainer's, and */
     MPI_Comm local_reduce; /* one per phase: ranks reach a bucket's phases at different times, */
@@ -77,7 +74,7 @@ typedef struct {
  * allows calls from another thread, c->thread_serialized), a thread polls the buckets in flight
  * every DPT_BUCKETS_POLL_US while the caller computes: Open MPI only moves non-blocking
  * operations inside MPI calls, and a layer's GEMM is tens of milliseconds without one. */
-void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_buckets_algorithm algorithm, int bf16,
+void dpt_buckets_init(dpt_buckets *g, dpt_comm *c, dpt_comm_algorithm algorithm, int bf16,
                       int progress_thread);
 void dpt_buckets_free(dpt_buckets *g);
 

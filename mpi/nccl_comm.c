@@ -9,7 +9,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "../cuda/check.h"
+#include "error.h"
+
+/* CUDA runtime calls: a failure ends the job (dpt_fatal). Its own macro rather than the CUDA
+ * backend's cuda/check.h, so that the backend and this file depend on each other in no way. */
+#define DPT_NCCL_CUDA_CHECK(stmt)                                                           \
+    do {                                                                                    \
+        cudaError_t dpt_ce_ = (stmt);                                                       \
+        if (dpt_ce_ != cudaSuccess)                                                         \
+            dpt_fatal(__FILE__, __LINE__, #stmt, cudaGetErrorString(dpt_ce_));              \
+    } while (0)
 
 /* NCCL calls: a failure ends the job (dpt_fatal), with where to look next. */
 #define DPT_NCCL_CHECK(stmt)                                                                \
@@ -34,15 +43,11 @@ static double monotonic_s(void)
 
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
 {
-    dpt_nccl_init_on(n, c->world, c->device);
-}
-
-void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
-{
+    MPI_Comm comm = c->world;
     memset(n, 0, sizeof *n);
     DPT_MPI_CHECK(MPI_Comm_rank(comm, &n->rank));
     DPT_MPI_CHECK(MPI_Comm_size(comm, &n->size));
-    n->local_rank = local_rank;
+    n->local_rank = c->device;
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     if (n->rank == 0)
@@ -54,9 +59,9 @@ void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank)
     dptEmuNcclSetMpiComm(comm);
 #endif
     DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, n->size, id, n->rank));
-    DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
-    DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));
-    DPT_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));
+    DPT_NCCL_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
+    DPT_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));
+    DPT_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));
 }
 
 /* Ends the job after aborting the communicator (so no NCCL kernel keeps this rank's GPU busy
@@ -81,8 +86,8 @@ void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStr
         return;
     /* the bucket's gradients are complete once the compute stream reaches this point; the comm
      * stream waits for that, not for the compute queued later (the rest of backward) */
-    DPT_CUDA_CHECK(cudaEventRecord(n->ready, stream));
-    DPT_CUDA_CHECK(cudaStreamWaitEvent(n->stream, n->ready, 0));
+    DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->ready, stream));
+    DPT_NCCL_CUDA_CHECK(cudaStreamWaitEvent(n->stream, n->ready, 0));
     /* ncclSum, not ncclAvg: every rank scaled its loss by 1/(global batch), so the sum is the
      * mean over the global batch even when R does not divide it (shards of B/R and B/R + 1
      * rows), where ncclAvg's 1/R weighting would be wrong. */
@@ -94,13 +99,6 @@ void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStr
     n->started++;
 }
 
-void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
-                            double timeout_s)
-{
-    dpt_nccl_allreduce_start(n, dev_buf, count, stream);
-    dpt_nccl_allreduce_finish(n, stream, timeout_s);
-}
-
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)
 {
     if (n->started == 0)
@@ -108,9 +106,9 @@ void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_
     size_t count = n->pending;
     /* the comm stream runs its allreduces in the order they were queued: an event behind the
      * last one marks them all done */
-    DPT_CUDA_CHECK(cudaEventRecord(n->done, n->stream));
+    DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->done, n->stream));
     /* the optimizer, queued next on the compute stream, reads the summed gradients */
-    DPT_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
+    DPT_NCCL_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
 
     /* Poll: yield the core for the first millisecond (small messages finish within it), then
      * sleep 100 us between polls so a long wait does not burn a core the data loader may want. */
@@ -151,11 +149,11 @@ void dpt_nccl_free(dpt_nccl *n)
     if (n->comm)
         DPT_NCCL_CHECK(ncclCommDestroy(n->comm));
     if (n->done)
-        DPT_CUDA_CHECK(cudaEventDestroy(n->done));
+        DPT_NCCL_CUDA_CHECK(cudaEventDestroy(n->done));
     if (n->ready)
-        DPT_CUDA_CHECK(cudaEventDestroy(n->ready));
+        DPT_NCCL_CUDA_CHECK(cudaEventDestroy(n->ready));
     if (n->stream)
-        DPT_CUDA_CHECK(cudaStreamDestroy(n->stream));
+        DPT_NCCL_CUDA_CHECK(cudaStreamDestroy(n->stream));
     memset(n, 0, sizeof *n);
 }
 

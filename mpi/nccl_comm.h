@@ -32,27 +32,16 @@ typedef struct {
  * (cudaSetDevice, done by dpt_cuda_backend_init); each rank must own a different GPU. */
 void dpt_nccl_init(dpt_nccl *n, dpt_comm *c);
 
-/* The same over any MPI communicator (c->local, c->leaders: `dptrain bench allreduce`), collective
- * over its ranks; local_rank is for messages. NCCL numbers the ranks as comm does. */
-void dpt_nccl_init_on(dpt_nccl *n, MPI_Comm comm, int local_rank);
-
-/* Sums count floats of dev_buf in place across all ranks on the communication stream, ordered
- * after the work queued so far on `stream` (the compute stream) by an event, and returns when the
- * result is in dev_buf; later work on `stream` is ordered after it by a second event.
- * timeout_s <= 0 waits forever. On an NCCL error or the timeout the communicator is aborted and
- * the job ends through dpt_fatal. Equivalent to one dpt_nccl_allreduce_start and
- * dpt_nccl_allreduce_finish. */
-void dpt_nccl_allreduce_sum(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream,
-                            double timeout_s);
-
-/* Bucketed allreduce (overlapped with backward): queues the sum of count floats of dev_buf on
- * the communication stream behind an event recorded now on `stream`, so it runs as soon as the
+/* The allreduce of the reducer's NCCL path, whole or bucket by bucket during backward: queues
+ * the sum of count floats of dev_buf in place across all ranks on the communication stream
+ * behind an event recorded now on `stream` (the compute stream), so it runs as soon as the
  * compute work queued so far (this bucket's gradients) is done, while later compute goes on.
  * Returns at once. Buckets must be started in the same order on every rank. */
 void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream);
 
 /* Orders later work on `stream` after every allreduce started so far (the optimizer reads the
- * sums) and waits for them on the host, with the timeout and error checks above. */
+ * sums) and waits for them on the host. timeout_s <= 0 waits forever. On an NCCL error or the
+ * timeout the communicator is aborted and the job ends through dpt_fatal. */
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s);
 
 /* "NCCL 2.28.3" (the library's version, no device needed), for `dptrain --version`. */

@@ -12,7 +12,7 @@
 #define DPT_MAX_LAYERS 16  /* at most 16 weight layers, so 17 widths */
 #define DPT_PATH_MAX 1024
 
-typedef enum { DPT_DEVICE_AUTO, DPT_DEVICE_CPU, DPT_DEVICE_CUDA } dpt_device_kind;
+#include "comm_types.h" /* dpt_device_kind, dpt_comm_algorithm, dpt_compress */
 typedef enum { DPT_FORMAT_IDX, DPT_FORMAT_CSV, DPT_FORMAT_SYNTHETIC } dpt_data_format;
 typedef enum { DPT_SHARDING_REPLICATED, DPT_SHARDING_SHARDED } dpt_sharding;
 typedef enum { DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE, DPT_SCALING_NONE } dpt_scaling;
@@ -24,8 +24,6 @@ typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
 typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
-typedef enum { DPT_COMM_FLAT, DPT_COMM_HIERARCHICAL, DPT_COMM_RING } dpt_comm_algorithm;
-typedef enum { DPT_COMPRESS_NONE, DPT_COMPRESS_BF16 } dpt_compress;
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN } dpt_stop_rule;

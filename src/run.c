@@ -144,7 +144,7 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
     else
         printf("  %-9s %s: one GPU per rank (local rank = device index), gradients through %s, "
                "training rows %s\n",
-               "device", t->be.name, t->nccl ? "NCCL" : "MPI",
+               "device", t->be.name, dpt_reducer_path(t->reducer),
                t->batch.staged ? "staged through pinned memory" : "resident on the device");
     char comm_line[320];
     dpt_trainer_describe_comm(t, comm_line, sizeof comm_line);

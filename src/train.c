@@ -13,12 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef DPT_HAVE_CUDA
-#include "cuda_backend.h"
-#endif
-#ifdef DPT_HAVE_NCCL
-#include "nccl_comm.h"
-#endif
+#include "device.h"
 #include "signals.h"
 #include "util.h"
 
@@ -40,226 +35,96 @@ int dpt_train_threads(const dpt_config *cfg, const dpt_comm *comm)
     return t > 0 ? t : 1;
 }
 
-/* One GPU per rank, chosen by the rank's index on its node (CUDA_VISIBLE_DEVICES is honoured by
- * the runtime), the CPU backend otherwise. --device auto takes the GPU when one is visible. */
+/* The device (src/device.c, shared with `dptrain bench allreduce`) and its backend. */
 static int start_backend(dpt_trainer *t, dpt_error *err)
 {
-    const dpt_config *cfg = t->cfg;
-    int want_cuda = cfg->run.device == DPT_DEVICE_CUDA;
-#ifdef DPT_HAVE_CUDA
-    int ndev = cfg->run.device == DPT_DEVICE_CPU ? 0 : dpt_cuda_device_count();
-    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
-    if (want_cuda && ndev == 0)
-        return dpt_error_set(err, DPT_ERUNTIME,
-                             "--device cuda: no GPU is visible on %s (CUDA_VISIBLE_DEVICES=%s); "
-                             "use --device cpu or auto",
-                             t->comm->host, visible ? visible : "unset");
-    if (cfg->run.device == DPT_DEVICE_AUTO && ndev > 0)
-        want_cuda = 1;
-    if (cfg->run.device == DPT_DEVICE_AUTO && ndev == 0)
-        t->device_note = "auto: no GPU visible";
-    if (want_cuda) {
-        if (t->comm->device >= ndev)
-            return dpt_error_set(err, DPT_ERUNTIME,
-                                 "%d ranks on %s but %d GPU%s visible: dptrain runs one rank per "
-                                 "GPU (NCCL refuses two ranks on one GPU: \"Duplicate GPU "
-                                 "detected\"); start at most %d ranks per host",
-                                 t->comm->node_ranks, t->comm->host, ndev, ndev == 1 ? "" : "s",
-                                 ndev);
-        /* NCCL starts in dpt_trainer_init, once every rank's device is known to be good:
-         * its set-up is collective, and a rank that failed here would leave the others in it */
-        return dpt_cuda_backend_init(&t->be, t->comm->device,
-                                     cfg->train.precision == DPT_PREC_TF32, err);
-    }
-#else
-    if (want_cuda)
-        return dpt_error_set(err, DPT_ERUNTIME,
-                             "--device cuda: this build of dptrain has no CUDA backend "
-                             "(rebuild with the CUDA toolkit, or use --device cpu)");
-#endif
-    return dpt_cpu_backend_init(&t->be, t->threads);
+    dpt_device d;
+    int rc = dpt_device_choose(t->cfg->run.device, t->comm, DPT_DEVICE_FOR_TRAINING, &d, err);
+    if (rc != DPT_OK)
+        return rc;
+    t->device_note = d.note;
+    /* NCCL starts in dpt_trainer_init, once every rank's device is known to be good: its
+     * set-up is collective, and a rank that failed here would leave the others in it */
+    return dpt_device_start(&d, t->threads, t->cfg->train.precision == DPT_PREC_TF32, &t->be,
+                            err);
 }
 
-/* Sums the gradient buffer across ranks after backward, in one piece (comm.overlap false):
- * NCCL on device memory, MPI on host memory (and, for a device backend built without NCCL,
- * through a host copy); hierarchical or compressed through the one-bucket dpt_buckets. */
-static void allreduce_grads(dpt_trainer *t, float *grads, size_t n)
-{
-#ifdef DPT_HAVE_NCCL
-    if (t->nccl) {
-        dpt_nccl_allreduce_sum(t->nccl, grads, n, (cudaStream_t)dpt_cuda_backend_stream(&t->be),
-                               t->cfg->run.comm_timeout_s);
-        return;
-    }
-#endif
-    if (t->comm->size == 1)
-        return;
-    float *host = grads;
-    if (!t->be.host_memory) {
-        host = malloc(n * sizeof(float));
-        DPT_CHECK(host != NULL, "out of memory");
-        t->be.download(&t->be, host, grads, n * sizeof(float));
-    }
-    if (t->buckets) {
-        dpt_buckets_start(t->buckets, host, 0);
-        dpt_buckets_wait(t->buckets);
-    } else {
-        dpt_comm_allreduce_sum(t->comm, host, n);
-    }
-    if (!t->be.host_memory) {
-        t->be.upload(&t->be, grads, host, n * sizeof(float));
-        t->be.sync(&t->be);
-        free(host);
-    }
-}
-
-/* The layer hook of backward with comm.overlap: a piece of layer `layer`'s gradients is final.
- * Starts the bucket that piece completes and, on the MPI path, moves the buckets in flight
- * along (Open MPI progresses non-blocking collectives only inside MPI calls). */
+/* The layer hook of backward with overlapped buckets: block `block` of layer `layer`'s
+ * gradients is final; the reducer starts the bucket it completes. */
 static void on_layer_grads(int layer, int block, void *ctx)
 {
     dpt_trainer *t = ctx;
-    int k = t->bucket_of_piece[t->piece0[layer] + block];
-    float *grads = t->model.grads;
-#ifdef DPT_HAVE_NCCL
-    if (t->nccl) {
-        if (k == 0)
-            t->comm_start = dpt_now();
-        if (k >= 0)
-            dpt_nccl_allreduce_start(t->nccl, grads + t->bucket_off[k], t->bucket_n[k],
-                                     (cudaStream_t)dpt_cuda_backend_stream(&t->be));
-        return;
-    }
-#endif
-    if (k >= 0)
-        dpt_buckets_start(t->buckets, grads, k);
-    dpt_buckets_progress(t->buckets);
+    int piece = t->piece0[layer] + t->model.grad_blocks[layer] - 1 - block;
+    dpt_reducer_piece_done(t->reducer, t->model.grads, piece);
 }
 
-/* After backward with comm.overlap: waits for every bucket (the exposed communication). */
-static void finish_buckets(dpt_trainer *t)
-{
-#ifdef DPT_HAVE_NCCL
-    if (t->nccl) {
-        dpt_nccl_allreduce_finish(t->nccl, (cudaStream_t)dpt_cuda_backend_stream(&t->be),
-                                  t->cfg->run.comm_timeout_s);
-        return;
-    }
-#endif
-    dpt_buckets_wait(t->buckets);
-}
-
-/* Gradient buckets: pieces of the gradient taken last first (the order in which backward
- * finishes them) until a bucket holds comm.bucket_mb MiB, as PyTorch DDP closes a bucket once it
- * reaches bucket_cap_mb (compute_bucket_assignment_by_size; Li et al., VLDB 2020). Unlike DDP,
- * with overlap a layer larger than a bucket is cut into blocks of output rows of about a
- * bucket each (model.grad_blocks), which backward finishes one by one: the first bucket of a
- * large layer leaves after a fraction of that layer's weight-gradient GEMM instead of all of it.
- * Bucket 0 ends with the step's statistics (they travel with the first allreduce). Without
- * overlap: one bucket, the whole buffer, layers whole. */
+/* The gradient buffer's pieces in the order backward finishes them (layers last first, a large
+ * layer's blocks of rows last first, as the reducer cuts them: the first bucket of a large layer
+ * leaves after a fraction of that layer's weight-gradient GEMM instead of all of it), handed to
+ * the reducer to group into buckets. The step's statistics sit at the end of the buffer. */
 static void plan_buckets(dpt_trainer *t)
 {
     dpt_model *m = &t->model;
-    size_t end = m->n_params + DPT_GRAD_STATS;
-    double cap_floats = t->cfg->comm.bucket_mb * 1048576.0 / sizeof(float);
+    size_t start[DPT_REDUCER_MAX_PIECES];
     int pieces = 0;
-    t->n_buckets = 0;
     for (int l = m->n_layers - 1; l >= 0; l--) {
         int O = m->widths[l + 1], I = m->widths[l];
-        double layer = (double)O * I + O;
-        int blocks = 1, budget = DPT_MAX_BUCKETS - pieces - l; /* >= 1 piece per layer below */
-        if (t->overlap && layer > cap_floats) {
-            double b = ceil(layer / cap_floats);
-            blocks = b > O ? O : (int)b;
-            if (blocks > budget)
-                blocks = budget;
-        }
+        /* at least one piece is left for each layer below */
+        int blocks = dpt_reducer_blocks(t->reducer, (double)O * I + O, O,
+                                        DPT_REDUCER_MAX_PIECES - pieces - l);
         m->grad_blocks[l] = blocks;
         t->piece0[l] = pieces;
         for (int j = blocks - 1; j >= 0; j--) {
             int r0, r1;
             dpt_model_grad_block(m, l, j, &r0, &r1);
-            int p = pieces + j;
-            size_t start = m->w_off[l] + (size_t)r0 * I;
-            t->bucket_of_piece[p] = -1;
-            if ((l == 0 && j == 0) || (t->overlap && (double)(end - start) >= cap_floats)) {
-                int k = t->n_buckets++;
-                t->bucket_of_piece[p] = k;
-                t->bucket_off[k] = start;
-                t->bucket_n[k] = end - start;
-                end = start;
-            }
+            start[pieces++] = m->w_off[l] + (size_t)r0 * I;
         }
-        pieces += blocks;
     }
+    dpt_reducer_plan(t->reducer, m->n_params + DPT_GRAD_STATS, DPT_GRAD_STATS, start, pieces);
 }
 
-/* comm.*: which path the gradients take. Collective (dpt_buckets_init duplicates communicators). */
-static void start_comm(dpt_trainer *t)
+static void be_download(void *ctx, void *host, const void *dev, size_t bytes)
+{
+    dpt_backend *be = ctx;
+    be->download(be, host, dev, bytes);
+}
+
+static void be_upload(void *ctx, void *dev, const void *host, size_t bytes)
+{
+    dpt_backend *be = ctx;
+    be->upload(be, dev, host, bytes);
+    be->sync(be);
+}
+
+/* comm.*: the reducer that averages the gradients (mpi/reducer.h), which also refuses what
+ * the backend cannot do. Collective (NCCL's set-up). */
+static int start_comm(dpt_trainer *t, dpt_error *err)
 {
     const dpt_config *cfg = t->cfg;
-    dpt_comm *comm = t->comm;
-    t->overlap = cfg->comm.overlap && comm->size > 1 && (t->be.host_memory || t->nccl);
-    plan_buckets(t);
-    /* a single bucket would start when backward ends: nothing to overlap, so the plain
-     * blocking allreduce after backward (MPI's tuned algorithms, no polling) */
-    if (t->n_buckets == 1)
-        t->overlap = 0;
-    if (comm->size > 1 && !t->nccl &&
-        (t->overlap || cfg->comm.algorithm != DPT_COMM_FLAT ||
-         cfg->comm.compress != DPT_COMPRESS_NONE)) {
-        t->buckets = calloc(1, sizeof *t->buckets);
-        DPT_CHECK(t->buckets != NULL, "out of memory");
-        dpt_buckets_algorithm a = cfg->comm.algorithm == DPT_COMM_HIERARCHICAL
-                                      ? DPT_BUCKETS_HIERARCHICAL
-                                  : cfg->comm.algorithm == DPT_COMM_RING ? DPT_BUCKETS_RING
-                                                                         : DPT_BUCKETS_FLAT;
-        /* overlapped buckets are polled by a progress thread while backward computes;
-         * DPT_PROGRESS_THREAD=0 turns it off (polls between layers only), for comparison */
-        const char *pt = getenv("DPT_PROGRESS_THREAD");
-        dpt_buckets_init(t->buckets, comm, a, cfg->comm.compress == DPT_COMPRESS_BF16,
-                         t->overlap && !(pt && strcmp(pt, "0") == 0));
-        for (int k = 0; k < t->n_buckets; k++)
-            dpt_buckets_add(t->buckets, t->bucket_off[k], t->bucket_n[k],
-                            k == 0 ? DPT_GRAD_STATS : 0);
-    }
+    /* overlapped MPI buckets are polled by a progress thread while backward computes;
+     * DPT_PROGRESS_THREAD=0 turns it off (polls between layers only), for comparison */
+    const char *pt = getenv("DPT_PROGRESS_THREAD");
+    dpt_reducer_settings rs = {
+        .algorithm = cfg->comm.algorithm,
+        .compress = cfg->comm.compress,
+        .bucket_mb = cfg->comm.bucket_mb,
+        .overlap = cfg->comm.overlap,
+        .progress_thread = !(pt && strcmp(pt, "0") == 0),
+        .timeout_s = cfg->run.comm_timeout_s,
+        .device_buffers = !t->be.host_memory,
+        .stream = dpt_device_stream(&t->be),
+        .copy = {&t->be, be_download, be_upload},
+    };
+    return dpt_reducer_create(&t->reducer, t->comm, &rs, err);
 }
 
 static void sum_doubles(double *buf, int n, void *ctx) { dpt_comm_allreduce_sum_double(ctx, buf, n); }
 
 void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n)
 {
-    const dpt_config *cfg = t->cfg;
-    const char *prec = cfg->comm.compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32";
-    if (t->comm->size == 1) {
-        snprintf(out, n, "none (one rank)");
-        return;
-    }
-    char how[160];
-    if (t->overlap)
-        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward%s",
-                 t->n_buckets, t->n_buckets == 1 ? "" : "s", cfg->comm.bucket_mb,
-                 t->buckets && t->buckets->thread_on ? " (progress thread)" : "");
-    else if (cfg->comm.overlap && t->n_buckets == 1)
-        snprintf(how, sizeof how, "one allreduce after backward (the model fits one bucket of "
-                 "comm.bucket_mb %g: nothing to overlap)", cfg->comm.bucket_mb);
-    else
-        snprintf(how, sizeof how, "one allreduce after backward");
-    if (t->nccl)
-        snprintf(out, n, "NCCL sum, %s", how);
-    else if (cfg->comm.algorithm == DPT_COMM_HIERARCHICAL)
-        snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
-                 "leaders, broadcast), %s, %s", t->comm->n_nodes, how, prec);
-    else if (cfg->comm.algorithm == DPT_COMM_RING && t->comm->n_nodes == 1)
-        snprintf(out, n, "MPI ring between nodes (one node here: flat allreduce), %s, %s", how,
-                 prec);
-    else if (cfg->comm.algorithm == DPT_COMM_RING)
-        snprintf(out, n, "MPI ring between nodes (reduce in the node, ring of %d KiB eager "
-                 "messages among %d node leaders, broadcast), %s, %s",
-                 DPT_RING_CHUNK_BYTES / 1024, t->comm->n_nodes, how, prec);
-    else
-        snprintf(out, n, "MPI flat allreduce, %s, %s", how, prec);
+    dpt_reducer_describe(t->reducer, out, n);
 }
+
 
 /* One backend for all: with run.device auto, hosts with and without GPUs would otherwise reduce
  * gradients through different paths and never meet. Collective; the same verdict on every rank. */
@@ -342,29 +207,8 @@ int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, d
         goto fail;
     if ((rc = check_one_backend(t, &mine)) != DPT_OK) /* every rank, and again at fail */
         goto fail;
-#ifdef DPT_HAVE_NCCL
-    if (!t->be.host_memory && comm->size > 1 && cfg->comm.algorithm != DPT_COMM_FLAT) {
-        rc = dpt_error_set(&mine, DPT_EUSAGE,
-                           "comm.algorithm: %s is for the MPI path (run.device cpu); "
-                           "with the CUDA backend NCCL reduces the gradients and picks its own "
-                           "rings and trees within and across nodes: use comm.algorithm flat",
-                           dpt_comm_algorithm_name(cfg->comm.algorithm));
+    if ((rc = start_comm(t, &mine)) != DPT_OK)
         goto fail;
-    }
-    if (!t->be.host_memory && comm->size > 1 && cfg->comm.compress != DPT_COMPRESS_NONE) {
-        rc = dpt_error_set(&mine, DPT_EUSAGE,
-                           "comm.compress: bf16 is not supported with the CUDA backend (the "
-                           "host emulation of NCCL that CI tests it against has no "
-                           "ncclBfloat16): use comm.compress none, or run.device cpu");
-        goto fail;
-    }
-    if (!t->be.host_memory && comm->size > 1) {
-        dpt_nccl *n = calloc(1, sizeof *n);
-        DPT_CHECK(n != NULL, "out of memory");
-        dpt_nccl_init(n, comm);
-        t->nccl = n;
-    }
-#endif
 
     rc = dpt_data_load(cfg, comm->rank, R, sum_doubles, comm, &t->data, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
@@ -374,7 +218,7 @@ int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, d
     rc = build_model(t, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
-    start_comm(t);
+    plan_buckets(t);
     *out = t;
     return DPT_OK;
 
@@ -389,22 +233,13 @@ void dpt_trainer_free(dpt_trainer *t)
 {
     if (!t)
         return;
-    if (t->buckets) {
-        dpt_buckets_free(t->buckets);
-        free(t->buckets);
-    }
+    dpt_reducer_free(t->reducer);
     dpt_batch_free(&t->batch);
     if (t->be.free) {
         t->be.free(&t->be, t->xb);
         t->be.free(&t->be, t->yb);
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
-#ifdef DPT_HAVE_NCCL
-        if (t->nccl) {
-            dpt_nccl_free(t->nccl);
-            free(t->nccl);
-        }
-#endif
         if (t->be.destroy)
             t->be.destroy(&t->be);
     }
@@ -439,38 +274,23 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     stats[2] = (float)t->rows;
     stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
     be->upload(be, m->grads + m->n_params, stats, sizeof stats);
-    dpt_model_backward(m, xb, dlogits, t->rows, &drop, t->overlap ? on_layer_grads : NULL, t);
+    dpt_model_backward(m, xb, dlogits, t->rows, &drop,
+                       dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
     be->sync(be);
     double t2 = dpt_now();
 
     if (t->split_wait && t->comm->size > 1) {
-        if (t->overlap && t->buckets) { /* buckets in flight: they move on while it waits */
-            dpt_buckets_barrier(t->buckets, t->comm->world);
-        } else {
-            if (t->buckets)
-                dpt_buckets_lock(t->buckets);
-            DPT_MPI_CHECK(MPI_Barrier(t->comm->world));
-            if (t->buckets)
-                dpt_buckets_unlock(t->buckets);
-        }
+        dpt_reducer_barrier(t->reducer); /* buckets in flight move on while it waits */
         double tw = dpt_now();
         t->t_wait += tw - t2;
         t2 = tw;
     }
     /* gradients and the step's statistics: in buckets already under way (overlap), or in one
      * allreduce now */
-    if (t->overlap)
-        finish_buckets(t);
-    else
-        allreduce_grads(t, m->grads, m->n_params + DPT_GRAD_STATS);
+    dpt_reducer_finish(t->reducer, m->grads);
     double t3 = dpt_now();
-    if (t->overlap && t->buckets)
-        t->t_comm_total += dpt_buckets_busy_s(t->buckets);
-    else if (t->overlap)
-        t->t_comm_total += t3 - t->comm_start; /* NCCL: queued to done, seen from the host */
-    else
-        t->t_comm_total += t3 - t2;
+    t->t_comm_total += dpt_reducer_last_stats(t->reducer).total_s;
 
     be->download(be, stats, m->grads + m->n_params, sizeof stats);
     t->last_loss = stats[0];

@@ -8,17 +8,13 @@
 
 #include "backend.h"
 #include "batch.h"
-#include "buckets.h"
 #include "comm.h"
 #include "config.h"
 #include "data.h"
 #include "model.h"
 #include "optim.h"
+#include "reducer.h"
 #include "train.h"
-
-/* At most this many gradient buckets (and pieces of layers: comm.bucket_mb cuts a layer larger
- * than a bucket into blocks of rows). */
-#define DPT_MAX_BUCKETS 256
 
 struct dpt_trainer {
     const dpt_config *cfg;
@@ -34,20 +30,11 @@ struct dpt_trainer {
     int64_t steps_per_epoch;
     float *xb;                  /* (max_rows, I) backend memory: gathered batches, evaluation */
     int32_t *yb;                /* (max_rows) backend memory */
-    void *nccl;                 /* dpt_nccl when the CUDA backend reduces through NCCL */
     const char *device_note;    /* why this device was chosen, for the start-up table */
-    /* gradient buckets (comm.*): pieces of the gradient (whole layers, or blocks of a large
-     * layer's rows) grouped last first, as backward produces them; bucket k is floats
-     * [bucket_off[k], bucket_off[k] + bucket_n[k]) of the gradient buffer, bucket 0 ends with
-     * the DPT_GRAD_STATS statistics */
-    int overlap;                /* 1: each bucket's allreduce starts during backward */
-    int n_buckets;
-    int piece0[DPT_MAX_LAYERS]; /* layer l's block j is piece piece0[l] + j */
-    int bucket_of_piece[DPT_MAX_BUCKETS]; /* the bucket that piece's hook starts, -1: none */
-    size_t bucket_off[DPT_MAX_BUCKETS], bucket_n[DPT_MAX_BUCKETS];
-    dpt_buckets *buckets;       /* the MPI path's allreduce when it is bucketed, hierarchical
-                                 * or compressed; NULL: one MPI_Allreduce */
-    double comm_start;          /* NCCL: when this step's first bucket was queued */
+    /* the gradients' allreduce (comm.*): pieces of the gradient (whole layers, or blocks of a
+     * large layer's rows) in the order backward finishes them, grouped into buckets by it */
+    dpt_reducer *reducer;
+    int piece0[DPT_MAX_LAYERS]; /* layer l's last block is piece piece0[l] */
     double t_data, t_compute, t_comm;   /* seconds accumulated by dpt_trainer_step; t_comm is
                                          * the EXPOSED communication: after backward, waiting
                                          * for the allreduce(s) */

@@ -60,9 +60,9 @@ Test(bench_allreduce_flags, defaults_are_nccl_tests)
     cr_expect_eq(o.factor, 2);
     cr_expect_eq(o.iters, 20);
     cr_expect_eq(o.warmup, 5);
-    cr_expect_eq(o.device, DPT_BENCH_DEVICE_CPU);
+    cr_expect_eq(o.device, DPT_DEVICE_CPU);
     cr_expect_eq(o.baseline, 0);
-    cr_expect_eq(o.algorithm, DPT_ALLREDUCE_FLAT);
+    cr_expect_eq(o.algorithm, DPT_COMM_FLAT);
 }
 
 Test(bench_allreduce_flags, all_set)
@@ -81,6 +81,20 @@ Test(bench_allreduce_flags, all_set)
     /* equal ends: one size */
     const char *same[] = {"-b", "4K", "-e", "4096", NULL};
     cr_expect_eq(parse(&o, &e, same), DPT_OK, "%s", e.msg);
+}
+
+/* --algorithm takes comm.algorithm's names: the trainer's reducer runs each. */
+Test(bench_allreduce_flags, algorithms)
+{
+    dpt_bench_allreduce_opts o;
+    dpt_error e;
+    const char *names[] = {"flat", "hierarchical", "ring"};
+    dpt_comm_algorithm want[] = {DPT_COMM_FLAT, DPT_COMM_HIERARCHICAL, DPT_COMM_RING};
+    for (int k = 0; k < 3; k++) {
+        const char *args[] = {"--algorithm", names[k], NULL};
+        cr_assert_eq(parse(&o, &e, args), DPT_OK, "%s: %s", names[k], e.msg);
+        cr_expect_eq(o.algorithm, want[k], "%s", names[k]);
+    }
 }
 
 /* Each mistake: DPT_EUSAGE, and the message names the flag (and the value where one was given). */
@@ -102,6 +116,7 @@ Test(bench_allreduce_flags, mistakes_name_the_flag)
         {{"-x"}, {"unknown option", "'-x'"}},
         {{"extra"}, {"unexpected argument", "'extra'"}},
         {{"-n"}, {"-n", "needs a value"}},
+        {{"--algorithm", "tree"}, {"--algorithm", "'tree'"}},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         dpt_bench_allreduce_opts o;

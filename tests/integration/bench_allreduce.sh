@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `dptrain bench allreduce` under mpirun with 2 and 3 ranks and alone: one header line per rank in
-# the contract's format (other tests grep it), a table per communicator whose sizes follow -b, -e
-# and -f, #wrong 0 on every row, the alpha-beta line, the Out of bounds and Avg bus bandwidth
-# lines, exit 0; bad flags exit 2 naming the flag; --device cuda on the NCCL emulation when this
+# `dptrain bench allreduce` under mpirun with 2, 3 and 4 ranks and alone, through the trainer's
+# reducer with --algorithm flat, hierarchical and ring (also on "nodes" of the test hook): one
+# header line per rank in the contract's format (other tests grep it), the header naming the
+# reducer, a table per communicator whose sizes follow -b, -e and -f, #wrong 0 on every row, the
+# alpha-beta line, the Out of bounds and Avg bus bandwidth lines, exit 0; bad flags exit 2 naming the flag; --device cuda on the NCCL emulation when this
 # is the emulated build.
 #   usage: bench_allreduce.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
@@ -90,13 +91,53 @@ grep -q '^# dptrain busbw / MPI_Allreduce busbw' "$TMP/np2.out" ||
 run np3 3 -b 8 -e 100 -f 3 -n 2 -w 0
 check_run np3 3 3 "8 24 72" 9
 
-# dptrain's ring (--algorithm ring): 3 and 4 ranks, sizes from one float (empty segments) to
-# 1 MiB (several 32 KiB messages per segment), with the baseline beside it
+# says NAME ALGORITHM: the header says the timings go through the trainer's reducer
+says_reducer() {
+    local re="^# dptrain path: --algorithm $2 through the trainer's reducer \\(dpt_reducer, [^)]*\\),"
+    re+=" the call a training step makes: MPI "
+    grep -Eq "$re" "$TMP/$1.out" ||
+        fail "$1: the header does not say the timings go through the trainer's reducer"
+}
+
+# dptrain's ring (--algorithm ring) and hierarchical allreduce through the trainer's reducer, on
+# one node (where the ring is the flat allreduce, as in training): 3 and 4 ranks, sizes from
+# one float to 1 MiB, with the baseline beside them
 for np in 3 4; do
     run "ring$np" $np --algorithm ring -b 4 -e 1M -f 16 -n 2 -w 1 --baseline
     check_run "ring$np" $np $np "4 64 1024 16384 262144" 12
-    grep -q '^# dptrain path: ring, ' "$TMP/ring$np.out" || fail "ring$np: the header does not name the ring"
+    says_reducer "ring$np" ring
 done
+for np in 2 4; do
+    run "hier$np" $np --algorithm hierarchical -b 4 -e 1M -f 16 -n 2 -w 1
+    check_run "hier$np" $np $np "4 64 1024 16384 262144" 9
+    says_reducer "hier$np" hierarchical
+done
+
+# on "nodes" of K ranks (the DPT_TEST_RANKS_PER_NODE test hook): the leaders' allreduce and
+# dptrain's ring between nodes (K = 1: empty segments, several 32 KiB messages per segment)
+# run, all three tables are measured and every element is right
+multi_node() { # NAME NP K ALGORITHM
+    local name=$1 np=$2 k=$3 algorithm=$4 n bad
+    RC=0
+    DPT_TEST_RANKS_PER_NODE=$k "${MPIRUN[@]}" -np "$np" -x DPT_TEST_RANKS_PER_NODE "$DPTRAIN" \
+        bench allreduce --algorithm "$algorithm" -b 4 -e 1M -f 16 -n 2 -w 1 \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" || RC=$?
+    n=$(grep -c '^# Out of bounds values : 0 OK$' "$TMP/$name.out" || true)
+    bad=$(awk '!/^#/ && $8 != 0' "$TMP/$name.out")
+    if [ "$RC" -ne 0 ] || [ "$n" -ne 3 ] || [ -n "$bad" ] ||
+        ! grep -q "^# nRanks $np nNodes $((np / k)) " "$TMP/$name.out"; then
+        fail "$name: exit $RC, $n correct tables (expected 0 and 3, on $((np / k)) nodes)"
+        show "$name"
+    else
+        echo "ok: $name: $np ranks on $((np / k)) nodes, $algorithm, #wrong 0 in 3 tables"
+    fi
+    says_reducer "$name" "$algorithm"
+}
+multi_node ring_nodes4 4 1 ring
+multi_node ring_nodes2x2 4 2 ring
+multi_node hier_nodes2x2 4 2 hierarchical
+grep -q 'ring of 32 KiB eager messages among 4 node leaders' "$TMP/ring_nodes4.out" ||
+    fail "ring_nodes4: the reducer's description does not name the ring among 4 leaders"
 
 # one rank without mpirun: nothing is communicated, no fit, still correct
 run single 0 -b 4 -e 64 -n 2
@@ -125,7 +166,7 @@ bad bad_f 0 "-f must be an integer factor >= 2" -f 1
 bad bad_n 0 "-n must be a positive integer" -n 0
 bad bad_device 0 "--device must be cpu or cuda" --device gpu
 bad bad_option 0 "unknown option '--bogus'" --bogus
-bad bad_algorithm 0 "--algorithm must be flat or ring" --algorithm tree
+bad bad_algorithm 0 "--algorithm must be flat, hierarchical or ring" --algorithm tree
 
 # --device cuda: the emulated build must run it (NCCL carried over MPI, DPT_EMU_DEVICES GPUs);
 # a build with real CUDA and no GPU must say so and exit 1; a build without NCCL exits 2.
@@ -135,8 +176,10 @@ if grep -q 'host emulation' <<<"$version"; then
     bad_rows=$(rows cuda world | awk '$8 != 0' || true)
     if [ "$RC" -ne 0 ] || [ -n "$bad_rows" ] ||
         ! grep -Eq '^#  Rank   1 Pid [ 0-9]+ on [ ]*[^ ]+ device  1 \[[^]]+\] local 1/2 node 0/1$' "$TMP/cuda.out" ||
-        [ "$(rows cuda world | wc -l)" -ne 3 ]; then
-        fail "cuda (emulated NCCL): exit $RC, expected 0 with 3 correct world rows and device 1 on rank 1"
+        [ "$(rows cuda world | wc -l)" -ne 3 ] ||
+        ! grep -q "through the trainer's reducer (dpt_reducer, .*: NCCL sum" "$TMP/cuda.out"; then
+        fail "cuda (emulated NCCL): exit $RC, expected 0 with 3 correct world rows, device 1 on" \
+            "rank 1 and the reducer's NCCL path in the header"
         show cuda
     else
         echo "ok: cuda: NCCL path on the emulation, #wrong 0"

@@ -1,0 +1,221 @@
+/* The reducer's factory and everything both of its paths share: the refusals, the bucket plan,
+ * the mapping from backward's pieces to buckets, the step's times and the one-line description.
+ * The paths themselves are function tables (reducer_impl.h): MPI in reducer_mpi.c, NCCL in
+ * reducer_nccl.c; this file is the only one that chooses between them. */
+#include "reducer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reducer_impl.h"
+#include "ring.h"
+#include "util.h"
+
+struct dpt_reducer {
+    dpt_comm *c;
+    dpt_reducer_settings s;
+    const dpt_reducer_ops *ops;
+    void *impl;
+    int may_overlap;       /* overlap asked for and possible on this path */
+    int overlap;           /* the plan's buckets start during backward */
+    int n_buckets, n_pieces;
+    size_t n;              /* floats in the planned buffer */
+    int *bucket_of_piece;  /* (n_pieces) the bucket a piece completes; -1: none */
+    size_t *off, *len;     /* (n_buckets) bucket k is floats [off[k], off[k] + len[k]) */
+    double t_start;        /* this step: when bucket 0 started */
+    dpt_reducer_stats last;
+};
+
+#ifdef DPT_HAVE_NCCL
+/* The combinations the NCCL path cannot run: user errors, reported like a bad config key. */
+static int refuse_for_nccl(const dpt_reducer_settings *s, dpt_error *err)
+{
+    if (s->algorithm != DPT_COMM_FLAT)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "comm.algorithm: %s is for the MPI path (run.device cpu); "
+                             "with the CUDA backend NCCL reduces the gradients and picks its own "
+                             "rings and trees within and across nodes: use comm.algorithm flat",
+                             dpt_comm_algorithm_name(s->algorithm));
+    if (s->compress != DPT_COMPRESS_NONE)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "comm.compress: bf16 is not supported with the CUDA backend (the "
+                             "host emulation of NCCL that CI tests it against has no "
+                             "ncclBfloat16): use comm.compress none, or run.device cpu");
+    return DPT_OK;
+}
+#endif
+
+int dpt_reducer_create(dpt_reducer **out, dpt_comm *c, const dpt_reducer_settings *s,
+                       dpt_error *err)
+{
+    *out = NULL;
+    int nccl = 0;
+#ifdef DPT_HAVE_NCCL
+    /* device buffers on 2 or more ranks: NCCL (one rank has nothing to sum) */
+    nccl = s->device_buffers && c->size > 1;
+    if (nccl) {
+        int rc = refuse_for_nccl(s, err);
+        if (rc != DPT_OK)
+            return rc;
+    }
+#else
+    (void)err; /* nothing to refuse: device buffers go through a host copy */
+#endif
+    dpt_reducer *r = calloc(1, sizeof *r);
+    DPT_CHECK(r != NULL, "out of memory");
+    r->c = c;
+    r->s = *s;
+    /* device buffers without NCCL go through a host copy, after backward */
+    r->may_overlap = s->overlap && c->size > 1 && (!s->device_buffers || nccl);
+#ifdef DPT_HAVE_NCCL
+    if (nccl)
+        r->impl = dpt_reducer_nccl_create(c, s, &r->ops);
+#endif
+    if (!r->impl)
+        r->impl = dpt_reducer_mpi_create(c, s, &r->ops);
+    *out = r;
+    return DPT_OK;
+}
+
+void dpt_reducer_free(dpt_reducer *r)
+{
+    if (!r)
+        return;
+    r->ops->free(r->impl);
+    free(r->bucket_of_piece);
+    free(r->off);
+    free(r->len);
+    free(r);
+}
+
+static double cap_floats(const dpt_reducer *r)
+{
+    return r->s.bucket_mb * 1048576.0 / sizeof(float);
+}
+
+int dpt_reducer_blocks(const dpt_reducer *r, double floats, int rows, int budget)
+{
+    int blocks = 1;
+    if (r->may_overlap && floats > cap_floats(r)) {
+        double b = ceil(floats / cap_floats(r));
+        blocks = b > rows ? rows : (int)b;
+        if (blocks > budget)
+            blocks = budget;
+    }
+    return blocks;
+}
+
+void dpt_reducer_plan(dpt_reducer *r, size_t n, size_t n_stats, const size_t *start,
+                      int n_pieces)
+{
+    DPT_CHECK(n_pieces >= 1 && n_pieces <= DPT_REDUCER_MAX_PIECES, "bucket plan: 1 to "
+              "DPT_REDUCER_MAX_PIECES pieces");
+    free(r->bucket_of_piece);
+    free(r->off);
+    free(r->len);
+    r->bucket_of_piece = malloc((size_t)n_pieces * sizeof *r->bucket_of_piece);
+    r->off = malloc((size_t)n_pieces * sizeof *r->off);
+    r->len = malloc((size_t)n_pieces * sizeof *r->len);
+    DPT_CHECK(r->bucket_of_piece && r->off && r->len, "out of memory");
+    r->n = n;
+    r->n_pieces = n_pieces;
+    r->n_buckets = 0;
+    size_t end = n;
+    double cap = cap_floats(r);
+    for (int i = 0; i < n_pieces; i++) {
+        r->bucket_of_piece[i] = -1;
+        if (i == n_pieces - 1 || (r->may_overlap && (double)(end - start[i]) >= cap)) {
+            int k = r->n_buckets++;
+            r->bucket_of_piece[i] = k;
+            r->off[k] = start[i];
+            r->len[k] = end - start[i];
+            end = start[i];
+        }
+    }
+    /* a single bucket would start when backward ends: nothing to overlap, so the plain
+     * allreduce after backward (MPI's tuned algorithms, no polling) */
+    r->overlap = r->may_overlap && r->n_buckets > 1;
+    if (r->ops->plan)
+        r->ops->plan(r->impl, r->off, r->len, r->n_buckets, n_stats, r->overlap);
+}
+
+int dpt_reducer_overlaps(const dpt_reducer *r) { return r->overlap; }
+
+int dpt_reducer_n_buckets(const dpt_reducer *r) { return r->n_buckets; }
+
+static void start_bucket(dpt_reducer *r, float *buf, int k)
+{
+    if (k == 0)
+        r->t_start = dpt_now();
+    r->ops->start(r->impl, buf, k, r->off[k], r->len[k]);
+}
+
+void dpt_reducer_piece_done(dpt_reducer *r, float *buf, int piece)
+{
+    DPT_CHECK(piece >= 0 && piece < r->n_pieces, "piece index out of range");
+    int k = r->bucket_of_piece[piece];
+    if (k >= 0)
+        start_bucket(r, buf, k);
+    if (r->ops->progress)
+        r->ops->progress(r->impl);
+}
+
+void dpt_reducer_barrier(dpt_reducer *r) { r->ops->barrier(r->impl); }
+
+void dpt_reducer_finish(dpt_reducer *r, float *buf)
+{
+    double t0 = dpt_now();
+    if (!r->overlap) {
+        DPT_CHECK(r->n_buckets == 1, "one allreduce after backward needs a plan of one bucket");
+        start_bucket(r, buf, 0);
+    }
+    r->ops->wait(r->impl, buf);
+    double t1 = dpt_now();
+    r->last.exposed_s = t1 - t0;
+    if (r->overlap)
+        r->last.total_s = r->ops->busy_s ? r->ops->busy_s(r->impl) : t1 - r->t_start;
+    else
+        r->last.total_s = t1 - t0;
+}
+
+dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r) { return r->last; }
+
+const char *dpt_reducer_path(const dpt_reducer *r) { return r->ops->name; }
+
+void dpt_reducer_describe(const dpt_reducer *r, char *out, size_t n)
+{
+    const dpt_reducer_settings *s = &r->s;
+    const dpt_comm *c = r->c;
+    const char *prec = s->compress == DPT_COMPRESS_BF16 ? "bfloat16" : "fp32";
+    if (c->size == 1) {
+        snprintf(out, n, "none (one rank)");
+        return;
+    }
+    char how[160];
+    int thread = r->ops->polled_by_thread && r->ops->polled_by_thread(r->impl);
+    if (r->overlap)
+        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward%s",
+                 r->n_buckets, r->n_buckets == 1 ? "" : "s", s->bucket_mb,
+                 thread ? " (progress thread)" : "");
+    else if (s->overlap && r->n_buckets == 1)
+        snprintf(how, sizeof how, "one allreduce after backward (the model fits one bucket of "
+                 "comm.bucket_mb %g: nothing to overlap)", s->bucket_mb);
+    else
+        snprintf(how, sizeof how, "one allreduce after backward");
+    if (strcmp(dpt_reducer_path(r), "NCCL") == 0)
+        snprintf(out, n, "NCCL sum, %s", how);
+    else if (s->algorithm == DPT_COMM_HIERARCHICAL)
+        snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
+                 "leaders, broadcast), %s, %s", c->n_nodes, how, prec);
+    else if (s->algorithm == DPT_COMM_RING && c->n_nodes == 1)
+        snprintf(out, n, "MPI ring between nodes (one node here: flat allreduce), %s, %s", how,
+                 prec);
+    else if (s->algorithm == DPT_COMM_RING)
+        snprintf(out, n, "MPI ring between nodes (reduce in the node, ring of %d KiB eager "
+                 "messages among %d node leaders, broadcast), %s, %s",
+                 DPT_RING_CHUNK_BYTES / 1024, c->n_nodes, how, prec);
+    else
+        snprintf(out, n, "MPI flat allreduce, %s, %s", how, prec);
+}

@@ -1,0 +1,34 @@
+/* Private to mpi/reducer*.c: what one implementation of the reducer (MPI in reducer_mpi.c, NCCL
+ * in reducer_nccl.c) gives reducer.c, which plans, times and describes for both. A function
+ * table, so that the caller's step reads the same whichever path sums the gradients. */
+#ifndef DPT_REDUCER_IMPL_H
+#define DPT_REDUCER_IMPL_H
+
+#include "reducer.h"
+
+typedef struct {
+    const char *name; /* "MPI", "NCCL" */
+    /* A new plan: bucket k is floats [off[k], off[k] + len[k]), bucket 0 ends with n_stats
+     * statistics; overlap: the buckets start during backward. NULL: nothing to prepare. */
+    void (*plan)(void *impl, const size_t *off, const size_t *len, int n_buckets,
+                 size_t n_stats, int overlap);
+    /* Bucket k (floats [off, off + len) of buf) is final: its sum starts. */
+    void (*start)(void *impl, float *buf, int k, size_t off, size_t len);
+    void (*progress)(void *impl); /* NULL: nothing to poll */
+    void (*wait)(void *impl, float *buf); /* until every started bucket is summed into buf */
+    void (*barrier)(void *impl);
+    /* Overlapped buckets: seconds from the first start to the last end, as the
+     * implementation saw them; NULL: as seen from the caller (until wait returns). */
+    double (*busy_s)(void *impl);
+    int (*polled_by_thread)(const void *impl); /* NULL: never */
+    void (*free)(void *impl);
+} dpt_reducer_ops;
+
+/* The MPI path (host buffers, or device buffers through a host copy). */
+void *dpt_reducer_mpi_create(dpt_comm *c, const dpt_reducer_settings *s,
+                             const dpt_reducer_ops **ops);
+/* The NCCL path (device buffers), collective over c->world. Built only with NCCL. */
+void *dpt_reducer_nccl_create(dpt_comm *c, const dpt_reducer_settings *s,
+                              const dpt_reducer_ops **ops);
+
+#endif

@@ -1,0 +1,35 @@
+/* Which device a rank computes on, decided in one place for the trainer and `dptrain bench
+ * allreduce`: run.device (--device) against the GPUs visible on the rank's node, one GPU per
+ * rank by its index on the node; and starting the backend for that device. */
+#ifndef DPT_DEVICE_H
+#define DPT_DEVICE_H
+
+#include "backend.h"
+#include "comm.h"
+#include "comm_types.h"
+#include "error.h"
+
+/* Who asks: the refusals name the remedies each command offers. */
+typedef enum { DPT_DEVICE_FOR_TRAINING, DPT_DEVICE_FOR_BENCH } dpt_device_caller;
+
+typedef struct {
+    dpt_device_kind kind; /* DPT_DEVICE_CPU or DPT_DEVICE_CUDA, never AUTO */
+    int gpu;              /* CUDA: the GPU, this rank's index among the job's ranks on its node */
+    const char *note;     /* why this device, for the start-up table; NULL: nothing to say */
+} dpt_device;
+
+/* Chooses this rank's device for `want`: auto takes the GPU when one is visible. Returns DPT_OK,
+ * or DPT_ERUNTIME with a message (no GPU visible, more ranks on the node than GPUs, a build
+ * without CUDA). Not collective: the caller agrees on the outcome across ranks. */
+int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_caller who,
+                      dpt_device *out, dpt_error *err);
+
+/* Starts the backend of the chosen device: the CPU backend with `threads` BLAS threads, or the
+ * CUDA backend on d->gpu (TF32 GEMMs when tf32). */
+int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,
+                     dpt_error *err);
+
+/* The backend's compute stream (a cudaStream_t) for the NCCL reducer; NULL for the CPU. */
+void *dpt_device_stream(dpt_backend *be);
+
+#endif
