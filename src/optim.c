@@ -4,11 +4,35 @@
 #include <math.h>
 #include <string.h>
 
-int dpt_optim_init(dpt_optim *o, const dpt_config *cfg, dpt_backend *be, size_t n_params,
+dpt_optim_params dpt_optim_params_from_config(const dpt_config *cfg)
+{
+    dpt_optim_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = cfg->train.optimizer;
+    p.lr = cfg->train.lr;
+    p.momentum = cfg->train.momentum;
+    p.nesterov = cfg->train.nesterov;
+    p.weight_decay = cfg->train.weight_decay;
+    p.beta1 = cfg->train.beta1;
+    p.beta2 = cfg->train.beta2;
+    p.eps = cfg->train.eps;
+    p.clip_grad_norm = cfg->train.clip_grad_norm;
+    p.schedule = cfg->train.schedule;
+    p.step_epochs = cfg->train.step_epochs;
+    p.step_gamma = cfg->train.step_gamma;
+    p.min_lr = cfg->train.min_lr;
+    p.warmup_epochs = cfg->train.warmup_epochs;
+    p.epochs = cfg->train.epochs;
+    p.max_steps = cfg->train.max_steps;
+    return p;
+}
+
+int dpt_optim_init(dpt_optim *o, const dpt_optim_params *p, dpt_backend *be, size_t n_params,
                    dpt_error *err)
 {
     memset(o, 0, sizeof *o);
-    o->kind = cfg->train.optimizer;
+    o->kind = p->kind;
+    o->params = *p;
     o->n_state = o->kind == DPT_OPT_SGD ? 1 : 2;
     o->n_params = n_params;
     o->be = be;
@@ -25,26 +49,26 @@ void dpt_optim_free(dpt_optim *o)
     memset(o, 0, sizeof *o);
 }
 
-double dpt_optim_lr(const dpt_config *cfg, int64_t step, int64_t steps_per_epoch)
+double dpt_optim_lr(const dpt_optim_params *p, int64_t step, int64_t steps_per_epoch)
 {
-    double base = cfg->train.lr;
-    int64_t warm = (int64_t)cfg->train.warmup_epochs * steps_per_epoch;
-    int64_t total = (int64_t)cfg->train.epochs * steps_per_epoch;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
+    double base = p->lr;
+    int64_t warm = (int64_t)p->warmup_epochs * steps_per_epoch;
+    int64_t total = (int64_t)p->epochs * steps_per_epoch;
+    if (p->max_steps > 0 && p->max_steps < total)
+        total = p->max_steps;
     if (step < warm) /* linear warmup from base/warm to base */
         return base * (double)(step + 1) / (double)warm;
-    switch (cfg->train.schedule) {
+    switch (p->schedule) {
     case DPT_SCHED_STEP: {
         int64_t epoch = step / (steps_per_epoch > 0 ? steps_per_epoch : 1);
-        return base * pow(cfg->train.step_gamma, (double)(epoch / cfg->train.step_epochs));
+        return base * pow(p->step_gamma, (double)(epoch / p->step_epochs));
     }
     case DPT_SCHED_COSINE: {
         /* Loshchilov & Hutter 2017 (SGDR) without restarts, per step, after warmup */
         double span = (double)(total - warm);
         double t = span > 0 ? (double)(step - warm) / span : 1.0;
         if (t > 1.0) t = 1.0;
-        double lo = cfg->train.min_lr;
+        double lo = p->min_lr;
         return lo + (base - lo) * 0.5 * (1.0 + cos(M_PI * t));
     }
     default:
@@ -52,28 +76,28 @@ double dpt_optim_lr(const dpt_config *cfg, int64_t step, int64_t steps_per_epoch
     }
 }
 
-double dpt_optim_step(dpt_optim *o, const dpt_config *cfg, float *params, float *grads,
-                      int64_t step, double lr)
+double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, double lr)
 {
+    const dpt_optim_params *p = &o->params;
     dpt_backend *be = o->be;
     size_t n = o->n_params;
     double norm = -1.0;
-    if (cfg->train.clip_grad_norm > 0) {
+    if (p->clip_grad_norm > 0) {
         /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
         norm = sqrt(be->sum_squares(be, grads, n));
-        if (norm > cfg->train.clip_grad_norm)
-            be->scale(be, grads, n, (float)(cfg->train.clip_grad_norm / (norm + 1e-6)));
+        if (norm > p->clip_grad_norm)
+            be->scale(be, grads, n, (float)(p->clip_grad_norm / (norm + 1e-6)));
     }
     if (o->kind == DPT_OPT_SGD) {
-        be->sgd_step(be, params, grads, o->state, n, (float)lr, (float)cfg->train.momentum,
-                     cfg->train.nesterov, (float)cfg->train.weight_decay);
+        be->sgd_step(be, params, grads, o->state, n, (float)lr, (float)p->momentum,
+                     p->nesterov, (float)p->weight_decay);
     } else {
         double t = (double)(step + 1);
-        float bc1 = (float)(1.0 - pow(cfg->train.beta1, t));
-        float bc2 = (float)(1.0 - pow(cfg->train.beta2, t));
+        float bc1 = (float)(1.0 - pow(p->beta1, t));
+        float bc2 = (float)(1.0 - pow(p->beta2, t));
         be->adam_step(be, params, grads, o->state, o->state + n, n, (float)lr,
-                      (float)cfg->train.beta1, (float)cfg->train.beta2, (float)cfg->train.eps,
-                      (float)cfg->train.weight_decay, o->kind == DPT_OPT_ADAMW, bc1, bc2);
+                      (float)p->beta1, (float)p->beta2, (float)p->eps,
+                      (float)p->weight_decay, o->kind == DPT_OPT_ADAMW, bc1, bc2);
     }
     return norm;
 }

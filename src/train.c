@@ -320,7 +320,8 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
     }
 #endif
 
-    rc = dpt_data_load(cfg, r, R, sum_doubles, comm, &t->data, &mine);
+    const dpt_data_spec data_spec = dpt_data_spec_from_config(cfg);
+    rc = dpt_data_load(&data_spec, r, R, sum_doubles, comm, &t->data, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
 
@@ -338,9 +339,11 @@ int dpt_trainer_init(dpt_trainer *t, const dpt_config *cfg, dpt_comm *comm, dpt_
 
     int max_rows = t->rows > EVAL_CHUNK ? t->rows : EVAL_CHUNK;
     int I = cfg->model.widths[0];
-    rc = dpt_model_init(&t->model, cfg, &t->be, max_rows, &mine);
+    const dpt_model_spec model_spec = dpt_model_spec_from_config(cfg);
+    const dpt_optim_params optim_params = dpt_optim_params_from_config(cfg);
+    rc = dpt_model_init(&t->model, &model_spec, &t->be, max_rows, &mine);
     if (rc == DPT_OK)
-        rc = dpt_optim_init(&t->opt, cfg, &t->be, t->model.n_params, &mine);
+        rc = dpt_optim_init(&t->opt, &optim_params, &t->be, t->model.n_params, &mine);
     if (rc == DPT_OK) {
         t->perm = malloc((size_t)(t->data.train.n > 0 ? t->data.train.n : 1) * sizeof(int64_t));
         t->idx = t->be.alloc(&t->be, (size_t)t->rows * sizeof(int64_t));
@@ -566,7 +569,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     t->stop_requested = stats[3] > 0.0f;
     int diverged = !isfinite(stats[0]);
     if (!diverged)
-        dpt_optim_step(&t->opt, cfg, m->params, m->grads, step, lr);
+        dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
     be->sync(be);
     double t4 = dpt_now();
 
@@ -867,6 +870,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     long step_sleep_us = sleep_env ? strtol(sleep_env, NULL, 10) : 0;
     int wrote_ckpt = opts->resume && step > 0;
     int epoch = (int)(step / spe);
+    const dpt_optim_params schedule = dpt_optim_params_from_config(cfg);
 
     for (; epoch < cfg->train.epochs && step < total_steps; epoch++) {
         t.t_data = t.t_compute = t.t_comm = 0.0;
@@ -874,7 +878,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         double ep_start = dpt_now();
         int64_t first = step - (int64_t)epoch * spe;
         for (int64_t s = first; s < spe && step < total_steps; s++) {
-            lr = dpt_optim_lr(cfg, step, spe);
+            lr = dpt_optim_lr(&schedule, step, spe);
             if (dpt_trainer_step(&t, epoch, s, step, lr) == DPT_STEP_DIVERGED) {
                 if (tty) printf("\r\033[K");
                 res->diverged = 1;

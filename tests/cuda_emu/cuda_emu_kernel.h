@@ -1,4 +1,5 @@
-/* The kernel side of the host emulation (C++ only; forced ahead of cuda/*.cu by the emulated build):
+/* The kernel side of the host emulation (C++ only; forced ahead of the cuda/ sources by the
+ * emulated build):
  * the built-in variables and DPT_EMU_LAUNCH, which checks the launch configuration as CUDA does
  * and then runs the kernel once for every thread of every block, one at a time, to completion.
  * So a grid one block short really leaves elements unwritten, and ASan sees every access.
