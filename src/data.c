@@ -828,28 +828,22 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
 
 dpt_data_spec dpt_data_spec_from_config(const dpt_config *cfg)
 {
-    dpt_data_spec s;
-    memset(&s, 0, sizeof s);
-    s.format = cfg->data.format;
-    s.train_images = cfg->data.train_images;
-    s.train_labels = cfg->data.train_labels;
-    s.test_images = cfg->data.test_images;
-    s.test_labels = cfg->data.test_labels;
-    s.train_csv = cfg->data.train_csv;
-    s.test_csv = cfg->data.test_csv;
-    s.csv_header = cfg->data.csv_header;
-    s.synthetic_train = cfg->data.synthetic_train;
-    s.synthetic_test = cfg->data.synthetic_test;
-    s.synthetic_teacher_width = cfg->data.synthetic_teacher_width;
-    s.validation_fraction = cfg->data.validation_fraction;
-    s.sharding = cfg->data.sharding;
-    s.scaling = cfg->data.scaling;
+    const __typeof__(cfg->data) *d = &cfg->data;
+    dpt_data_spec s = {
+        .format = d->format, .csv_header = d->csv_header,
+        .train_images = d->train_images, .train_labels = d->train_labels,
+        .test_images = d->test_images, .test_labels = d->test_labels,
+        .train_csv = d->train_csv, .test_csv = d->test_csv,
+        .synthetic_train = d->synthetic_train, .synthetic_test = d->synthetic_test,
+        .synthetic_teacher_width = d->synthetic_teacher_width,
+        .validation_fraction = d->validation_fraction, .sharding = d->sharding,
+        .scaling = d->scaling, .seed = cfg->run.seed,
+    };
     const int L = cfg->model.n_layers;
     if (L >= 1 && L <= DPT_MAX_LAYERS) { /* else 0: dpt_data_load reports model.layers */
         s.features = cfg->model.widths[0];
         s.classes = cfg->model.widths[L];
     }
-    s.seed = cfg->run.seed;
     return s;
 }
 

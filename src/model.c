@@ -10,15 +10,12 @@
 
 dpt_model_spec dpt_model_spec_from_config(const dpt_config *cfg)
 {
-    dpt_model_spec s;
-    memset(&s, 0, sizeof s);
-    s.n_layers = cfg->model.n_layers;
+    dpt_model_spec s = {
+        .n_layers = cfg->model.n_layers, .activation = cfg->model.activation,
+        .dropout = cfg->model.dropout, .loss = cfg->model.loss, .init = cfg->model.init,
+        .seed = cfg->run.seed,
+    };
     memcpy(s.widths, cfg->model.widths, sizeof s.widths);
-    s.activation = cfg->model.activation;
-    s.dropout = cfg->model.dropout;
-    s.loss = cfg->model.loss;
-    s.init = cfg->model.init;
-    s.seed = cfg->run.seed;
     return s;
 }
 

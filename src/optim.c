@@ -6,25 +6,15 @@
 
 dpt_optim_params dpt_optim_params_from_config(const dpt_config *cfg)
 {
-    dpt_optim_params p;
-    memset(&p, 0, sizeof p);
-    p.kind = cfg->train.optimizer;
-    p.lr = cfg->train.lr;
-    p.momentum = cfg->train.momentum;
-    p.nesterov = cfg->train.nesterov;
-    p.weight_decay = cfg->train.weight_decay;
-    p.beta1 = cfg->train.beta1;
-    p.beta2 = cfg->train.beta2;
-    p.eps = cfg->train.eps;
-    p.clip_grad_norm = cfg->train.clip_grad_norm;
-    p.schedule = cfg->train.schedule;
-    p.step_epochs = cfg->train.step_epochs;
-    p.step_gamma = cfg->train.step_gamma;
-    p.min_lr = cfg->train.min_lr;
-    p.warmup_epochs = cfg->train.warmup_epochs;
-    p.epochs = cfg->train.epochs;
-    p.max_steps = cfg->train.max_steps;
-    return p;
+    const __typeof__(cfg->train) *t = &cfg->train;
+    return (dpt_optim_params){
+        .kind = t->optimizer, .lr = t->lr, .momentum = t->momentum, .nesterov = t->nesterov,
+        .weight_decay = t->weight_decay, .beta1 = t->beta1, .beta2 = t->beta2, .eps = t->eps,
+        .clip_grad_norm = t->clip_grad_norm,
+        .schedule = t->schedule, .step_epochs = t->step_epochs, .step_gamma = t->step_gamma,
+        .min_lr = t->min_lr, .warmup_epochs = t->warmup_epochs, .epochs = t->epochs,
+        .max_steps = t->max_steps,
+    };
 }
 
 int dpt_optim_init(dpt_optim *o, const dpt_optim_params *p, dpt_backend *be, size_t n_params,
