@@ -38,8 +38,7 @@ typedef struct dpt_backend dpt_backend;
     X(bias_act_forward, void, (dpt_backend *be, float *z, float *a, const float *b, int rows,  \
                                int cols, dpt_activation act, const dpt_dropout *drop,          \
                                int layer))                                                     \
-    /* In place: d(B,O) holds dL/da on entry and dL/dz on return: d * dropout scale * act'(z). \
-     */                                                                                        \
+    /* In place: d(B,O) holds dL/da on entry, dL/dz = d * dropout scale * act'(z) on return. */ \
     X(act_backward, void, (dpt_backend *be, float *d, const float *z, const float *a, int rows, \
                            int cols, dpt_activation act, const dpt_dropout *drop, int layer))  \
     /* db(O) = sum over rows of dz(B,O) (overwrites). */                                       \
