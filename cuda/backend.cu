@@ -216,6 +216,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     be->release_slot = cuda_release_slot;
     be->host_wait_slot = cuda_host_wait_slot;
     be->destroy = cuda_destroy;
+    dpt_backend_check_complete(be);
     return DPT_OK;
 }
 

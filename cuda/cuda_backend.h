@@ -28,9 +28,9 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
 /* Visible devices; 0 when there is no driver or no device (never fails). */
 int dpt_cuda_device_count(void);
 
-/* For `dptrain version`: CUDA driver and runtime, cuBLAS and NCCL versions, then one line per
- * visible device (name, compute capability, SMs, memory). Lines separated by '\n', no trailing
- * newline. */
+/* For `dptrain version`: CUDA driver, runtime and cuBLAS versions (NCCL's is the NCCL code's:
+ * the backend does not use it), then one line per visible device (name, compute capability,
+ * SMs, memory). Lines separated by '\n', no trailing newline. */
 void dpt_cuda_describe(char *out, size_t n);
 
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued

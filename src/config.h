@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "ops.h" /* dpt_activation, dpt_loss, dpt_precision: the backends' enums */
 
 #define DPT_MAX_LAYERS 16  /* at most 16 weight layers, so 17 widths */
 #define DPT_PATH_MAX 1024
@@ -17,12 +18,9 @@ typedef enum { DPT_FORMAT_IDX, DPT_FORMAT_CSV, DPT_FORMAT_SYNTHETIC } dpt_data_f
 typedef enum { DPT_SHARDING_REPLICATED, DPT_SHARDING_SHARDED } dpt_sharding;
 typedef enum { DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE, DPT_SCALING_NONE } dpt_scaling;
 typedef enum { DPT_RESIDENT_AUTO, DPT_RESIDENT_ON, DPT_RESIDENT_OFF } dpt_resident;
-typedef enum { DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_IDENTITY } dpt_activation;
-typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE } dpt_loss;
 typedef enum { DPT_INIT_AUTO, DPT_INIT_HE, DPT_INIT_XAVIER } dpt_init;
 typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
-typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;

@@ -211,6 +211,7 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->release_slot = cpu_slot_noop;
     be->host_wait_slot = cpu_slot_noop;
     be->destroy = cpu_destroy;
+    dpt_backend_check_complete(be);
     openblas_set_num_threads(threads > 0 ? threads : 1);
     return 0;
 }

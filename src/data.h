@@ -29,12 +29,34 @@ typedef struct {
 /* Sums n doubles in place across all ranks (MPI_Allreduce in the trainer); NULL = one rank. */
 typedef void (*dpt_sum_fn)(double *buf, int n, void *ctx);
 
-/* Loads what cfg->data describes. features must equal model.widths[0] and every label must be
- * below the last width: otherwise DPT_EUSAGE naming the file and the mismatch. Malformed files
- * (missing, bad magic, truncated, bad gzip, counts that disagree, bad CSV field) are DPT_EUSAGE
- * naming the file and, for CSV, the line. */
-int dpt_data_load(const dpt_config *cfg, int rank, int n_ranks, dpt_sum_fn sum, void *sum_ctx,
-                  dpt_data *out, dpt_error *err);
+/* What the loader reads: the data.* keys, the model's input and output widths the rows must
+ * match, and the seed of the validation split and the synthetic teacher. The strings point into
+ * the config they came from ("" = not set). */
+typedef struct {
+    dpt_data_format format;
+    const char *train_images, *train_labels;  /* idx */
+    const char *test_images, *test_labels;    /* idx; both "" = no test set */
+    const char *train_csv, *test_csv;         /* csv; test "" = no test set */
+    int csv_header;
+    int64_t synthetic_train, synthetic_test;  /* synthetic: rows; test 0 = no test set */
+    int synthetic_teacher_width;
+    double validation_fraction;
+    dpt_sharding sharding;
+    dpt_scaling scaling;
+    int features;                             /* I: model.widths[0] */
+    int classes;                              /* C: the last of model.widths */
+    uint64_t seed;                            /* run.seed */
+} dpt_data_spec;
+
+/* The spec of cfg's data.* keys, model.layers and run.seed (pointing into cfg). */
+dpt_data_spec dpt_data_spec_from_config(const dpt_config *cfg);
+
+/* Loads what spec describes. features must match the files' and every label must be below
+ * classes: otherwise DPT_EUSAGE naming the file and the mismatch. Malformed files (missing, bad
+ * magic, truncated, bad gzip, counts that disagree, bad CSV field) are DPT_EUSAGE naming the
+ * file and, for CSV, the line. */
+int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn sum,
+                  void *sum_ctx, dpt_data *out, dpt_error *err);
 
 void dpt_data_free(dpt_data *d);
 

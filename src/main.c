@@ -291,7 +291,7 @@ int main(int argc, char **argv)
 
     if (strcmp(argv[1], "selftest") == 0) {
         /* one process's check of its own GPU; rank 0 speaks for a job of several */
-        int rc = comm.rank == 0 ? dpt_selftest_main(stdout) : 0;
+        int rc = dpt_selftest_main(stdout, &comm);
         rc = dpt_comm_agree(&comm, rc == 77 ? 0 : rc);
         dpt_comm_finalize(&comm);
         return rc;

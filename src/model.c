@@ -8,15 +8,26 @@
 
 #include "rng.h"
 
-int dpt_model_init(dpt_model *m, const dpt_config *cfg, dpt_backend *be, int max_rows,
+dpt_model_spec dpt_model_spec_from_config(const dpt_config *cfg)
+{
+    dpt_model_spec s = {
+        .n_layers = cfg->model.n_layers, .activation = cfg->model.activation,
+        .dropout = cfg->model.dropout, .loss = cfg->model.loss, .init = cfg->model.init,
+        .seed = cfg->run.seed,
+    };
+    memcpy(s.widths, cfg->model.widths, sizeof s.widths);
+    return s;
+}
+
+int dpt_model_init(dpt_model *m, const dpt_model_spec *spec, dpt_backend *be, int max_rows,
                    dpt_error *err)
 {
     memset(m, 0, sizeof *m);
-    m->n_layers = cfg->model.n_layers;
-    memcpy(m->widths, cfg->model.widths, sizeof m->widths);
-    m->act = cfg->model.activation;
-    m->loss = cfg->model.loss;
-    m->dropout = (float)cfg->model.dropout;
+    m->n_layers = spec->n_layers;
+    memcpy(m->widths, spec->widths, sizeof m->widths);
+    m->act = spec->activation;
+    m->loss = spec->loss;
+    m->dropout = (float)spec->dropout;
     m->be = be;
     m->max_rows = max_rows;
 
@@ -52,7 +63,7 @@ int dpt_model_init(dpt_model *m, const dpt_config *cfg, dpt_backend *be, int max
                              "out of %s memory for a model of %zu parameters and %d rows",
                              be->name, off, max_rows);
     }
-    dpt_model_init_params(m, cfg);
+    dpt_model_init_params(m, spec);
     return DPT_OK;
 }
 
@@ -72,12 +83,12 @@ void dpt_model_free(dpt_model *m)
     memset(m, 0, sizeof *m);
 }
 
-void dpt_model_init_params(dpt_model *m, const dpt_config *cfg)
+void dpt_model_init_params(dpt_model *m, const dpt_model_spec *spec)
 {
     /* He et al. 2015 (std sqrt(2/fan_in)) suits relu-like units; Glorot & Bengio 2010
      * (std sqrt(2/(fan_in+fan_out))) suits saturating ones. */
-    int he = cfg->model.init == DPT_INIT_HE ||
-             (cfg->model.init == DPT_INIT_AUTO &&
+    int he = spec->init == DPT_INIT_HE ||
+             (spec->init == DPT_INIT_AUTO &&
               (m->act == DPT_ACT_RELU || m->act == DPT_ACT_GELU));
     float *host = calloc(m->n_params, sizeof(float));
     if (!host)
@@ -88,7 +99,7 @@ void dpt_model_init_params(dpt_model *m, const dpt_config *cfg)
         size_t n = (size_t)out * in;
         for (size_t i = 0; i < n; i++)
             host[m->w_off[l] + i] =
-                (float)(std * dpt_rng_normal(cfg->run.seed, DPT_RNG_INIT, ((uint64_t)l << 40) | i));
+                (float)(std * dpt_rng_normal(spec->seed, DPT_RNG_INIT, ((uint64_t)l << 40) | i));
     }
     m->be->upload(m->be, m->params, host, m->n_params * sizeof(float));
     free(host);

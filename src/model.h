@@ -6,6 +6,7 @@
 #define DPT_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "backend.h"
 #include "config.h"
@@ -37,15 +38,30 @@ typedef struct {
  * sums the step's statistics and tells every rank whether to stop after this step. */
 #define DPT_GRAD_STATS 4
 
-/* Sets the layout from cfg->model and allocates parameters, gradients and activations for up to
+/* What the model reads: the model.* keys and the seed of the initialization. */
+typedef struct {
+    int n_layers;                        /* L weight layers: widths has L + 1 entries */
+    int widths[DPT_MAX_LAYERS + 1];
+    dpt_activation activation;
+    double dropout;                      /* [0, 1) on hidden activations */
+    dpt_loss loss;
+    dpt_init init;
+    uint64_t seed;                       /* run.seed */
+} dpt_model_spec;
+
+/* The spec of cfg's model.* keys and run.seed. */
+dpt_model_spec dpt_model_spec_from_config(const dpt_config *cfg);
+
+/* Sets the layout from spec and allocates parameters, gradients and activations for up to
  * max_rows rows. Parameters are initialized (dpt_model_init_params). */
-int dpt_model_init(dpt_model *m, const dpt_config *cfg, dpt_backend *be, int max_rows,
+int dpt_model_init(dpt_model *m, const dpt_model_spec *spec, dpt_backend *be, int max_rows,
                    dpt_error *err);
 void dpt_model_free(dpt_model *m);
 
-/* He (relu, gelu) or Xavier (tanh, sigmoid) normal initialization, or as cfg says, from the
- * counter-based RNG keyed by (seed, layer, index): every rank draws identical weights. Biases 0. */
-void dpt_model_init_params(dpt_model *m, const dpt_config *cfg);
+/* He (relu, gelu) or Xavier (tanh, sigmoid) normal initialization, or as spec->init says, from
+ * the counter-based RNG keyed by (seed, layer, index): every rank draws identical weights.
+ * Biases 0. */
+void dpt_model_init_params(dpt_model *m, const dpt_model_spec *spec);
 
 /* Forward over x (rows, widths[0]) in backend memory; returns the logits (rows, widths[L]),
  * valid until the next forward. drop: NULL for evaluation. */

@@ -7,8 +7,13 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "rng.h"
+
+/* The enums the backends and kernels take, here rather than in config.h so that a backend sees
+ * these and not the configuration's schema (config.h includes this header for them). */
+typedef enum { DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_IDENTITY } dpt_activation;
+typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE } dpt_loss;
+typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 
 /* GELU is the exact erf form, as PyTorch's nn.GELU() default: x * Phi(x). */
 static inline DPT_HD float dpt_op_act(float z, dpt_activation act)

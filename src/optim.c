@@ -4,11 +4,25 @@
 #include <math.h>
 #include <string.h>
 
-int dpt_optim_init(dpt_optim *o, const dpt_config *cfg, dpt_backend *be, size_t n_params,
+dpt_optim_params dpt_optim_params_from_config(const dpt_config *cfg)
+{
+    const __typeof__(cfg->train) *t = &cfg->train;
+    return (dpt_optim_params){
+        .kind = t->optimizer, .lr = t->lr, .momentum = t->momentum, .nesterov = t->nesterov,
+        .weight_decay = t->weight_decay, .beta1 = t->beta1, .beta2 = t->beta2, .eps = t->eps,
+        .clip_grad_norm = t->clip_grad_norm,
+        .schedule = t->schedule, .step_epochs = t->step_epochs, .step_gamma = t->step_gamma,
+        .min_lr = t->min_lr, .warmup_epochs = t->warmup_epochs, .epochs = t->epochs,
+        .max_steps = t->max_steps,
+    };
+}
+
+int dpt_optim_init(dpt_optim *o, const dpt_optim_params *p, dpt_backend *be, size_t n_params,
                    dpt_error *err)
 {
     memset(o, 0, sizeof *o);
-    o->kind = cfg->train.optimizer;
+    o->kind = p->kind;
+    o->params = *p;
     o->n_state = o->kind == DPT_OPT_SGD ? 1 : 2;
     o->n_params = n_params;
     o->be = be;
@@ -25,26 +39,26 @@ void dpt_optim_free(dpt_optim *o)
     memset(o, 0, sizeof *o);
 }
 
-double dpt_optim_lr(const dpt_config *cfg, int64_t step, int64_t steps_per_epoch)
+double dpt_optim_lr(const dpt_optim_params *p, int64_t step, int64_t steps_per_epoch)
 {
-    double base = cfg->train.lr;
-    int64_t warm = (int64_t)cfg->train.warmup_epochs * steps_per_epoch;
-    int64_t total = (int64_t)cfg->train.epochs * steps_per_epoch;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
+    double base = p->lr;
+    int64_t warm = (int64_t)p->warmup_epochs * steps_per_epoch;
+    int64_t total = (int64_t)p->epochs * steps_per_epoch;
+    if (p->max_steps > 0 && p->max_steps < total)
+        total = p->max_steps;
     if (step < warm) /* linear warmup from base/warm to base */
         return base * (double)(step + 1) / (double)warm;
-    switch (cfg->train.schedule) {
+    switch (p->schedule) {
     case DPT_SCHED_STEP: {
         int64_t epoch = step / (steps_per_epoch > 0 ? steps_per_epoch : 1);
-        return base * pow(cfg->train.step_gamma, (double)(epoch / cfg->train.step_epochs));
+        return base * pow(p->step_gamma, (double)(epoch / p->step_epochs));
     }
     case DPT_SCHED_COSINE: {
         /* Loshchilov & Hutter 2017 (SGDR) without restarts, per step, after warmup */
         double span = (double)(total - warm);
         double t = span > 0 ? (double)(step - warm) / span : 1.0;
         if (t > 1.0) t = 1.0;
-        double lo = cfg->train.min_lr;
+        double lo = p->min_lr;
         return lo + (base - lo) * 0.5 * (1.0 + cos(M_PI * t));
     }
     default:
@@ -52,28 +66,28 @@ double dpt_optim_lr(const dpt_config *cfg, int64_t step, int64_t steps_per_epoch
     }
 }
 
-double dpt_optim_step(dpt_optim *o, const dpt_config *cfg, float *params, float *grads,
-                      int64_t step, double lr)
+double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, double lr)
 {
+    const dpt_optim_params *p = &o->params;
     dpt_backend *be = o->be;
     size_t n = o->n_params;
     double norm = -1.0;
-    if (cfg->train.clip_grad_norm > 0) {
+    if (p->clip_grad_norm > 0) {
         /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
         norm = sqrt(be->sum_squares(be, grads, n));
-        if (norm > cfg->train.clip_grad_norm)
-            be->scale(be, grads, n, (float)(cfg->train.clip_grad_norm / (norm + 1e-6)));
+        if (norm > p->clip_grad_norm)
+            be->scale(be, grads, n, (float)(p->clip_grad_norm / (norm + 1e-6)));
     }
     if (o->kind == DPT_OPT_SGD) {
-        be->sgd_step(be, params, grads, o->state, n, (float)lr, (float)cfg->train.momentum,
-                     cfg->train.nesterov, (float)cfg->train.weight_decay);
+        be->sgd_step(be, params, grads, o->state, n, (float)lr, (float)p->momentum,
+                     p->nesterov, (float)p->weight_decay);
     } else {
         double t = (double)(step + 1);
-        float bc1 = (float)(1.0 - pow(cfg->train.beta1, t));
-        float bc2 = (float)(1.0 - pow(cfg->train.beta2, t));
+        float bc1 = (float)(1.0 - pow(p->beta1, t));
+        float bc2 = (float)(1.0 - pow(p->beta2, t));
         be->adam_step(be, params, grads, o->state, o->state + n, n, (float)lr,
-                      (float)cfg->train.beta1, (float)cfg->train.beta2, (float)cfg->train.eps,
-                      (float)cfg->train.weight_decay, o->kind == DPT_OPT_ADAMW, bc1, bc2);
+                      (float)p->beta1, (float)p->beta2, (float)p->eps,
+                      (float)p->weight_decay, o->kind == DPT_OPT_ADAMW, bc1, bc2);
     }
     return norm;
 }

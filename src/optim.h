@@ -10,25 +10,47 @@
 #include "backend.h"
 #include "config.h"
 
+/* What the optimizer reads: the update's hyper-parameters, clipping and the schedule. */
 typedef struct {
     dpt_optimizer kind;
+    double lr;                  /* base learning rate */
+    double momentum;            /* sgd */
+    int nesterov;               /* sgd */
+    double weight_decay;        /* L2 for sgd and adam, decoupled for adamw */
+    double beta1, beta2, eps;   /* adam, adamw */
+    double clip_grad_norm;      /* 0 = off */
+    dpt_schedule schedule;
+    int step_epochs;            /* step schedule: multiply by step_gamma every step_epochs */
+    double step_gamma;
+    double min_lr;              /* cosine: floor */
+    int warmup_epochs;
+    int epochs;                 /* cosine: the schedule spans epochs ... */
+    int64_t max_steps;          /* ... or max_steps when smaller (0 = no limit) */
+} dpt_optim_params;
+
+/* The optimizer's parameters from cfg->train. */
+dpt_optim_params dpt_optim_params_from_config(const dpt_config *cfg);
+
+typedef struct {
+    dpt_optimizer kind;
+    dpt_optim_params params;
     int n_state;            /* state copies of the parameter layout: sgd 1, adam/adamw 2 */
     size_t n_params;
     float *state;           /* (n_state, n_params) backend memory: momentum | adam m, v */
     dpt_backend *be;
 } dpt_optim;
 
-int dpt_optim_init(dpt_optim *o, const dpt_config *cfg, dpt_backend *be, size_t n_params,
+int dpt_optim_init(dpt_optim *o, const dpt_optim_params *p, dpt_backend *be, size_t n_params,
                    dpt_error *err);
 void dpt_optim_free(dpt_optim *o);
 
 /* Learning rate for optimizer step `step` (0-based) with steps_per_epoch steps in an epoch. */
-double dpt_optim_lr(const dpt_config *cfg, int64_t step, int64_t steps_per_epoch);
+double dpt_optim_lr(const dpt_optim_params *p, int64_t step, int64_t steps_per_epoch);
 
-/* One step: clips grads to train.clip_grad_norm when set, then updates params in place.
- * step is 0-based (Adam's bias correction uses step + 1). Returns the gradient norm before
- * clipping when clipping is on, else -1 (not computed: it costs a pass over the buffer). */
-double dpt_optim_step(dpt_optim *o, const dpt_config *cfg, float *params, float *grads,
-                      int64_t step, double lr);
+/* One step with the parameters given to dpt_optim_init: clips grads to clip_grad_norm when set,
+ * then updates params in place. step is 0-based (Adam's bias correction uses step + 1). Returns
+ * the gradient norm before clipping when clipping is on, else -1 (not computed: it costs a pass
+ * over the buffer). */
+double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, double lr);
 
 #endif

@@ -29,6 +29,7 @@ typedef struct {
     FILE *mf;                   /* metrics.jsonl, rank 0 */
     int tty;                    /* rank 0 draws a live progress line */
     int64_t spe;                /* steps per epoch */
+    dpt_optim_params schedule;  /* the learning-rate schedule's parameters */
     int64_t step;               /* global steps done */
     int64_t total_steps;        /* where the run ends: the epochs, or train.max_steps */
     int64_t run_start_step;
@@ -382,7 +383,7 @@ static int train_epoch(run_state *r, int epoch, epoch_sums *e, dpt_error *err)
     e->start = dpt_now();
     for (int64_t s = r->step - (int64_t)epoch * r->spe; s < r->spe && r->step < r->total_steps;
          s++) {
-        e->lr = dpt_optim_lr(cfg, r->step, r->spe);
+        e->lr = dpt_optim_lr(&r->schedule, r->step, r->spe);
         if (dpt_trainer_step(r->t, epoch, s, r->step, e->lr) == DPT_STEP_DIVERGED)
             return report_divergence(r, epoch, e->lr, err);
         r->step++;
@@ -527,6 +528,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     if ((rc = dpt_trainer_init(&r.t, cfg, comm, err)) != DPT_OK)
         return rc;
     r.spe = dpt_trainer_steps_per_epoch(r.t);
+    r.schedule = dpt_optim_params_from_config(cfg);
 
     if (opts->resume)
         rc = resume(&r, err);

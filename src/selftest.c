@@ -1,8 +1,9 @@
 /* The backend parity self-test: every op of the backend table run on a reference backend and a
  * device backend with the same random inputs and compared with a tolerance whose size is argued
- * beside it, then a small MLP trained for 100 SGD steps on both (docs/design.md, "Style",
- * rule 7). The CUDA backend is only trustworthy as far as this test reaches; it runs wherever
- * a GPU is visible. */
+ * beside it, then the real training step (src/train.h) for 100 steps on run.device cpu and on the
+ * device (docs/design.md, "Style"); and the coverage report that walks the op list of
+ * src/backend.h and names any op no check covers. The CUDA backend is only trustworthy
+ * as far as this test reaches; it runs wherever a GPU is visible. */
 #include "selftest.h"
 
 #include <float.h>
@@ -12,10 +13,10 @@
 #include <string.h>
 
 #include "config.h"
-#include "model.h"
+#include "data.h"
 #include "ops.h"
-#include "optim.h"
 #include "rng.h"
+#include "train.h"
 #ifdef DPT_HAVE_CUDA
 #include "cuda_backend.h"
 #endif
@@ -45,8 +46,8 @@
  * been fed back through forward, backward and the update 100 times; 1e-4 relative on the loss
  * allows that growth by three orders and is still far below what one wrong op does (a missing
  * row or dropout mask moves it by 30-40 %). With TF32 GEMMs every product already carries up to
- * 2^-10 relative error, so the same argument gives 1e-2. Measured under tests/cuda_emu (whose
- * cuBLAS rounds to TF32 as the tensor cores do): 1.1e-6 (FP32) and 6.3e-4 (TF32). */
+ * 2^-10 relative error, so the same argument gives 1e-2 (tests/cuda_emu's cuBLAS rounds to
+ * TF32 as the tensor cores do, so CI exercises this bound too). */
 #define ST_TOL_TRAIN 1e-4
 #define ST_TOL_TRAIN_TF32 1e-2
 
@@ -681,192 +682,189 @@ static void st_optim(st_run *st, const char *name, float momentum, int nesterov,
     free(v);
 }
 
-/* ---- end to end: 100 SGD steps of a small MLP on both backends ---- */
+/* ---- the staged-batch path ---- */
+
+/* One staged copy as the trainer makes it: release the slot, queue the copy from pinned memory,
+ * make compute wait for it, and wait on the host before the pinned buffer may be refilled. */
+static void st_stage(dpt_backend *be, void *dst, void *pinned, const float *x, size_t bytes)
+{
+    const int slot = 1;
+    memcpy(pinned, x, bytes);
+    be->release_slot(be, slot);
+    be->upload_async(be, dst, pinned, bytes, slot);
+    be->wait_slot(be, slot);
+    be->host_wait_slot(be, slot);
+    memset(pinned, 0, bytes); /* refilled: must not reach the copy any more */
+}
+
+/* alloc_pinned, upload_async, the slot ops and free_pinned: the copy must arrive whole (exact). */
+static void st_staging(st_run *st)
+{
+    const char *op = "upload_async (staged)";
+    const size_t n = 4099, bytes = n * sizeof(float);
+    char shape[48];
+    snprintf(shape, sizeof shape, "%zu", n);
+    float *x = st_xmalloc(bytes);
+    st_fill_normal(st, x, n, 1.0f);
+    void *pr = st->ref->alloc_pinned(st->ref, bytes), *pd = st->dev->alloc_pinned(st->dev, bytes);
+    st_buf b = {0};
+    if (!pr || !pd) {
+        st_setup_failed(st, op, "could not allocate pinned memory on both backends");
+    } else if (st_buf_init(st, &b, NULL, bytes, op) == 0) {
+        st_stage(st->ref, b.r, pr, x, bytes);
+        st_stage(st->dev, b.d, pd, x, bytes);
+        st_check_buf(st, op, shape, &b, n, 0, -1.0, ST_TOL_EXACT);
+    }
+    st_buf_free(st, &b);
+    if (pr)
+        st->ref->free_pinned(st->ref, pr);
+    if (pd)
+        st->dev->free_pinned(st->dev, pd);
+    free(x);
+}
+
+/* ---- coverage: which check compares each op of the table ---- */
+
+/* Indexed by DPT_BACKEND_OP_*: the parity check that covers the op. An op added to
+ * DPT_BACKEND_OPS (src/backend.h) without a row here is NULL and named by the report. */
+static const char *const st_op_checks[DPT_BACKEND_N_OPS] = {
+    [DPT_BACKEND_OP_alloc] = "every check (its buffers)",
+    [DPT_BACKEND_OP_free] = "every check (its buffers)",
+    [DPT_BACKEND_OP_upload] = "every check (its inputs)",
+    [DPT_BACKEND_OP_download] = "every check (its outputs)",
+    [DPT_BACKEND_OP_sync] = "every check (before its outputs)",
+    [DPT_BACKEND_OP_zero] = "zero",
+    [DPT_BACKEND_OP_gemm] = "gemm",
+    [DPT_BACKEND_OP_gather] = "gather",
+    [DPT_BACKEND_OP_bias_act_forward] = "bias_act_forward",
+    [DPT_BACKEND_OP_act_backward] = "act_backward",
+    [DPT_BACKEND_OP_bias_grad] = "bias_grad",
+    [DPT_BACKEND_OP_loss] = "loss",
+    [DPT_BACKEND_OP_sum_squares] = "sum_squares",
+    [DPT_BACKEND_OP_scale] = "scale",
+    [DPT_BACKEND_OP_sgd_step] = "sgd_step",
+    [DPT_BACKEND_OP_adam_step] = "adam_step",
+    [DPT_BACKEND_OP_alloc_pinned] = "upload_async (staged)",
+    [DPT_BACKEND_OP_free_pinned] = "upload_async (staged)",
+    [DPT_BACKEND_OP_upload_async] = "upload_async (staged)",
+    [DPT_BACKEND_OP_wait_slot] = "upload_async (staged)",
+    [DPT_BACKEND_OP_release_slot] = "upload_async (staged)",
+    [DPT_BACKEND_OP_host_wait_slot] = "upload_async (staged)",
+    [DPT_BACKEND_OP_destroy] = "train (dpt_trainer_free destroys its backend)",
+};
+
+const char *const *dpt_selftest_op_checks(void) { return st_op_checks; }
+
+int dpt_selftest_uncovered(const char *const checks[], FILE *out)
+{
+    int missing = 0;
+    for (int op = 0; op < DPT_BACKEND_N_OPS; op++) {
+        if (checks[op])
+            continue;
+        missing++;
+        if (out)
+            fprintf(out, "UNCOVERED  op %s of the backend table has no parity check\n",
+                    dpt_backend_op_name(op));
+    }
+    if (out && missing == 0)
+        fprintf(out, "# coverage: every op of the backend table (%d) has a parity check\n",
+                (int)DPT_BACKEND_N_OPS);
+    return missing;
+}
+
+/* ---- end to end: the real training step on two devices ---- */
 
 enum { ST_TRAIN_N = 256, ST_TRAIN_B = 32, ST_TRAIN_STEPS = 100 };
 
-typedef struct {
-    dpt_backend *be;
-    dpt_model m;
-    dpt_optim o;
-    float *x, *xb, *dlogits;   /* (N, I), (B, I), (N, C) backend memory */
-    int32_t *y, *yb;           /* (N), (B) */
-    int64_t *idx;              /* (N) sample order, one epoch */
-} st_trainer;
-
-static void st_trainer_free(st_trainer *t)
+/* A small MLP on a synthetic data set, one rank, constant learning rate, with the parts of the
+ * step that each backend does on its own: dropout (the mask both must agree on), momentum, weight
+ * decay and clipping (sum_squares and scale inside the step). */
+static void st_training_config(dpt_config *cfg, dpt_device_kind device, int tf32)
 {
-    dpt_backend *be = t->be;
-    if (!be)
-        return;
-    dpt_optim_free(&t->o);
-    dpt_model_free(&t->m);
-    be->free(be, t->x);
-    be->free(be, t->xb);
-    be->free(be, t->dlogits);
-    be->free(be, t->y);
-    be->free(be, t->yb);
-    be->free(be, t->idx);
-    memset(t, 0, sizeof *t);
+    dpt_config_defaults(cfg);
+    cfg->run.seed = 20240601;
+    cfg->run.device = device;
+    cfg->run.threads = 1;
+    cfg->data.format = DPT_FORMAT_SYNTHETIC;
+    cfg->data.synthetic_train = ST_TRAIN_N;
+    cfg->data.synthetic_test = 0;
+    cfg->data.validation_fraction = 0.0;
+    /* the CUDA backend then runs the staged path (pinned memory, copy stream) as well */
+    cfg->data.device_resident = DPT_RESIDENT_OFF;
+    const int widths[4] = {32, 64, 64, 4};
+    cfg->model.n_layers = 3;
+    memset(cfg->model.widths, 0, sizeof cfg->model.widths);
+    memcpy(cfg->model.widths, widths, sizeof widths);
+    cfg->model.activation = DPT_ACT_GELU;
+    cfg->model.dropout = 0.1;
+    cfg->model.loss = DPT_LOSS_SOFTMAX_CE;
+    cfg->train.batch_size = ST_TRAIN_B;
+    cfg->train.optimizer = DPT_OPT_SGD;
+    cfg->train.lr = 0.05;
+    cfg->train.momentum = 0.9;
+    cfg->train.weight_decay = 1e-4;
+    cfg->train.clip_grad_norm = 1.0;
+    cfg->train.precision = tf32 ? DPT_PREC_TF32 : DPT_PREC_FP32;
 }
 
-static int st_trainer_init(st_trainer *t, dpt_backend *be, const dpt_config *cfg, const float *x,
-                           const int32_t *y, const int64_t *idx, dpt_error *err)
+/* Trains ST_TRAIN_STEPS steps through dpt_trainer_init / dpt_trainer_step and returns the mean
+ * loss over the training rows (dpt_trainer_evaluate), or NAN with err set. */
+static double st_train_on(dpt_comm *self, const dpt_config *cfg, const dpt_dataset *rows,
+                          dpt_error *err)
 {
-    memset(t, 0, sizeof *t);
-    t->be = be;
-    int I = cfg->model.widths[0], C = cfg->model.widths[cfg->model.n_layers];
-    if (dpt_model_init(&t->m, cfg, be, ST_TRAIN_N, err) != DPT_OK)
-        return -1;
-    if (dpt_optim_init(&t->o, cfg, be, t->m.n_params, err) != DPT_OK)
-        return -1;
-    t->x = be->alloc(be, (size_t)ST_TRAIN_N * I * sizeof(float));
-    t->xb = be->alloc(be, (size_t)ST_TRAIN_B * I * sizeof(float));
-    t->dlogits = be->alloc(be, (size_t)ST_TRAIN_N * C * sizeof(float));
-    t->y = be->alloc(be, (size_t)ST_TRAIN_N * sizeof(int32_t));
-    t->yb = be->alloc(be, (size_t)ST_TRAIN_B * sizeof(int32_t));
-    t->idx = be->alloc(be, (size_t)ST_TRAIN_N * sizeof(int64_t));
-    if (!t->x || !t->xb || !t->dlogits || !t->y || !t->yb || !t->idx) {
-        dpt_error_set(err, DPT_ERUNTIME, "out of %s memory for the training data", be->name);
-        return -1;
-    }
-    be->upload(be, t->x, x, (size_t)ST_TRAIN_N * I * sizeof(float));
-    be->upload(be, t->y, y, (size_t)ST_TRAIN_N * sizeof(int32_t));
-    be->upload(be, t->idx, idx, (size_t)ST_TRAIN_N * sizeof(int64_t));
-    return 0;
+    dpt_trainer *t = NULL;
+    if (dpt_trainer_init(&t, cfg, self, err) != DPT_OK)
+        return NAN;
+    const int64_t spe = ST_TRAIN_N / ST_TRAIN_B;
+    double loss = NAN, accuracy = NAN;
+    int rc = DPT_STEP_OK;
+    for (int64_t s = 0; s < ST_TRAIN_STEPS && rc == DPT_STEP_OK; s++)
+        rc = dpt_trainer_step(t, (int)(s / spe), s % spe, s, cfg->train.lr);
+    if (rc == DPT_STEP_OK)
+        dpt_trainer_evaluate(t, rows, &loss, &accuracy);
+    else
+        dpt_error_set(err, DPT_ERUNTIME, "the loss diverged on run.device %s",
+                      cfg->run.device == DPT_DEVICE_CPU ? "cpu" : "cuda");
+    dpt_trainer_free(t);
+    return loss;
 }
 
-/* One training step as train.c does it on one rank: gather, forward, loss with grad_scale 1/B,
- * backward, optimizer. Returns the batch's mean loss. */
-static double st_trainer_step(st_trainer *t, const dpt_config *cfg, int64_t step)
-{
-    dpt_backend *be = t->be;
-    int I = cfg->model.widths[0], C = cfg->model.widths[cfg->model.n_layers];
-    int batch = (int)(step % (ST_TRAIN_N / ST_TRAIN_B));
-    dpt_dropout drop;
-    memset(&drop, 0, sizeof drop);
-    drop.p = (float)cfg->model.dropout;
-    drop.seed = cfg->run.seed;
-    drop.step = (uint64_t)step;
-    drop.row0 = 0;
-    be->gather(be, t->x, t->y, t->idx + (size_t)batch * ST_TRAIN_B, ST_TRAIN_B, I, t->xb, t->yb);
-    const float *logits = dpt_model_forward(&t->m, t->xb, ST_TRAIN_B, &drop);
-    double loss_sum = 0.0, correct = 0.0;
-    be->loss(be, logits, t->yb, ST_TRAIN_B, C, cfg->model.loss, 1.0f / ST_TRAIN_B, t->dlogits,
-             &loss_sum, &correct);
-    dpt_model_backward(&t->m, t->xb, t->dlogits, ST_TRAIN_B, &drop, NULL, NULL);
-    dpt_optim_step(&t->o, cfg, t->m.params, t->m.grads, step, cfg->train.lr);
-    return loss_sum / ST_TRAIN_B;
-}
-
-/* Mean loss over all N samples without dropout (evaluation). */
-static double st_trainer_eval(st_trainer *t, const dpt_config *cfg)
-{
-    dpt_backend *be = t->be;
-    int C = cfg->model.widths[cfg->model.n_layers];
-    const float *logits = dpt_model_forward(&t->m, t->x, ST_TRAIN_N, NULL);
-    double loss_sum = 0.0, correct = 0.0;
-    be->loss(be, logits, t->y, ST_TRAIN_N, C, cfg->model.loss, 0.0f, NULL, &loss_sum, &correct);
-    return loss_sum / ST_TRAIN_N;
-}
-
-static void st_training(st_run *st)
+int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FILE *out,
+                          int verbose, int *n_checks)
 {
     const char *op = "train: loss after 100 steps";
     const char *shape = "32-64-64-4 B=32";
-    dpt_config cfg;
-    dpt_config_defaults(&cfg);
-    cfg.run.seed = 20240601;
-    cfg.model.n_layers = 3;
-    const int widths[4] = {32, 64, 64, 4};
-    memset(cfg.model.widths, 0, sizeof cfg.model.widths);
-    for (int l = 0; l < 4; l++)
-        cfg.model.widths[l] = widths[l];
-    cfg.model.activation = DPT_ACT_GELU;
-    cfg.model.dropout = 0.1;      /* the mask is part of what both must agree on */
-    cfg.model.loss = DPT_LOSS_SOFTMAX_CE;
-    cfg.model.init = DPT_INIT_AUTO;
-    cfg.train.optimizer = DPT_OPT_SGD;
-    cfg.train.lr = 0.05;
-    cfg.train.momentum = 0.9;
-    cfg.train.nesterov = 0;
-    cfg.train.weight_decay = 1e-4;
-    cfg.train.clip_grad_norm = 1.0; /* exercises sum_squares and scale inside the step */
-
-    /* x ~ N(0,1); labels from a random linear teacher (argmax of x T^T), so there is a signal
-     * to learn and the loss moves; idx walks the samples with stride 37 (coprime with 256). */
-    const int I = widths[0], C = widths[3];
-    float *x = st_xmalloc((size_t)ST_TRAIN_N * I * sizeof(float));
-    float *teacher = st_xmalloc((size_t)C * I * sizeof(float));
-    int32_t *y = st_xmalloc((size_t)ST_TRAIN_N * sizeof(int32_t));
-    int64_t *idx = st_xmalloc((size_t)ST_TRAIN_N * sizeof(int64_t));
-    st_fill_normal(st, x, (size_t)ST_TRAIN_N * I, 1.0f);
-    st_fill_normal(st, teacher, (size_t)C * I, 1.0f);
-    for (int r = 0; r < ST_TRAIN_N; r++) {
-        double best = -INFINITY;
-        for (int c = 0; c < C; c++) {
-            double s = 0.0;
-            for (int i = 0; i < I; i++)
-                s += (double)x[(size_t)r * I + i] * teacher[(size_t)c * I + i];
-            if (s > best) {
-                best = s;
-                y[r] = c;
-            }
-        }
-        idx[r] = (int64_t)(((size_t)r * 37) % ST_TRAIN_N);
-    }
-
-    st_trainer tr, td;
+    st_run st;
+    memset(&st, 0, sizeof st);
+    st.out = out;
+    st.verbose = verbose;
+    dpt_config cref, cdev;
+    st_training_config(&cref, DPT_DEVICE_CPU, 0);
+    st_training_config(&cdev, dev, dev_tf32);
+    /* the training rows, loaded as the trainers load them, to evaluate both on */
+    dpt_data rows;
     dpt_error err = {0};
-    memset(&tr, 0, sizeof tr);
-    memset(&td, 0, sizeof td);
-    if (st_trainer_init(&tr, st->ref, &cfg, x, y, idx, &err) != 0 ||
-        st_trainer_init(&td, st->dev, &cfg, x, y, idx, &err) != 0) {
-        st_setup_failed(st, op, err.msg);
-    } else {
-        double first_r = 0.0, first_d = 0.0;
-        for (int64_t s = 0; s < ST_TRAIN_STEPS; s++) {
-            double lr_ = st_trainer_step(&tr, &cfg, s);
-            double ld_ = st_trainer_step(&td, &cfg, s);
-            if (s == 0) {
-                first_r = lr_;
-                first_d = ld_;
-            }
-        }
-        double loss_r = st_trainer_eval(&tr, &cfg), loss_d = st_trainer_eval(&td, &cfg);
-        double tol = st->dev_tf32 ? ST_TOL_TRAIN_TF32 : ST_TOL_TRAIN;
-        int ok = st_compare(st, op, shape, &loss_r, &loss_d, ST_F64, 1, 0, -1.0, tol);
-
-        /* for the record: how far the parameters drifted apart (not a check: chaotic in
-         * general, and the loss is what the user sees) */
-        size_t np = tr.m.n_params;
-        float *pr = st_xmalloc(np * sizeof(float)), *pd = st_xmalloc(np * sizeof(float));
-        st->ref->sync(st->ref);
-        st->dev->sync(st->dev);
-        st->ref->download(st->ref, pr, tr.m.params, np * sizeof(float));
-        st->dev->download(st->dev, pd, td.m.params, np * sizeof(float));
-        double pmax = 0.0, pdiff = 0.0;
-        for (size_t i = 0; i < np; i++) {
-            if (fabs((double)pr[i]) > pmax)
-                pmax = fabs((double)pr[i]);
-            if (fabs((double)pd[i] - pr[i]) > pdiff)
-                pdiff = fabs((double)pd[i] - pr[i]);
-        }
-        if (st->out && (st->verbose || !ok))
-            fprintf(st->out,
-                    "        loss %s %.9f -> %.9f, %s %.9f -> %.9f (first batch -> all %d "
-                    "samples after %d steps); params max|diff| %.3e of max|p| %.3e\n",
-                    st->ref->name, first_r, loss_r, st->dev->name, first_d, loss_d, ST_TRAIN_N,
-                    ST_TRAIN_STEPS, pdiff, pmax);
-        free(pr);
-        free(pd);
+    dpt_data_spec spec = dpt_data_spec_from_config(&cref);
+    double loss_r = NAN, loss_d = NAN;
+    if (dpt_data_load(&spec, 0, 1, NULL, NULL, &rows, &err) == DPT_OK) {
+        loss_r = st_train_on(self, &cref, &rows.train, &err);
+        if (!isnan(loss_r))
+            loss_d = st_train_on(self, &cdev, &rows.train, &err);
+        dpt_data_free(&rows);
     }
-    st_trainer_free(&tr);
-    st_trainer_free(&td);
-    free(x);
-    free(teacher);
-    free(y);
-    free(idx);
+    if (isnan(loss_r) || isnan(loss_d)) {
+        st_setup_failed(&st, op, err.msg);
+    } else {
+        double tol = dev_tf32 ? ST_TOL_TRAIN_TF32 : ST_TOL_TRAIN;
+        int ok = st_compare(&st, op, shape, &loss_r, &loss_d, ST_F64, 1, 0, -1.0, tol);
+        if (out && (verbose || !ok))
+            fprintf(out, "        loss over all %d rows after %d steps of dpt_trainer_step: "
+                         "cpu %.9f, %s %.9f\n", ST_TRAIN_N, ST_TRAIN_STEPS, loss_r,
+                    dev == DPT_DEVICE_CPU ? "cpu" : "cuda", loss_d);
+    }
+    if (n_checks)
+        *n_checks = st.checks;
+    return st.failed;
 }
 
 /* ---- entry points ---- */
@@ -914,7 +912,7 @@ int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, int dev_tf32, FILE *out
     st_optim(&st, "sgd_step nesterov wd", 0.9f, 1, 1e-2f, 0, 0);
     st_optim(&st, "adam_step wd", 0.0f, 0, 1e-2f, 1, 0);
     st_optim(&st, "adam_step adamw", 0.0f, 0, 1e-2f, 1, 1);
-    st_training(&st);
+    st_staging(&st);
 
     if (out && verbose)
         fprintf(out, "# parity %s vs %s: %d checks, %d failed\n", ref->name, dev->name,
@@ -929,34 +927,62 @@ int dpt_selftest_backends(dpt_backend *ref, dpt_backend *dev, FILE *out, int ver
     return dpt_selftest_run(ref, dev, 0, out, verbose, NULL);
 }
 
-int dpt_selftest_main(FILE *out)
-{
 #ifdef DPT_HAVE_CUDA
-    if (dpt_cuda_device_count() > 0) {
-        int checks = 0, failed = 0;
-        /* FP32 first (must match the CPU closely), then TF32 GEMMs, which training uses with
-         * train.precision: tf32; on GPUs before Ampere the TF32 mode is full FP32 anyway. */
-        for (int tf32 = 0; tf32 <= 1; tf32++) {
-            dpt_backend cpu, gpu;
-            dpt_error err = {0};
-            dpt_cpu_backend_init(&cpu, 1);
-            if (dpt_cuda_backend_init(&gpu, 0, tf32, &err) != DPT_OK) {
-                fprintf(out, "selftest: the CUDA backend did not start: %s\n", err.msg);
-                cpu.destroy(&cpu);
-                return 1;
-            }
-            int n = 0;
-            failed += dpt_selftest_run(&cpu, &gpu, tf32, out, 1, &n);
-            checks += n;
-            gpu.destroy(&gpu);
+/* The CUDA part of `dptrain selftest` on rank 0: FP32 first (must match the CPU closely), then
+ * TF32 GEMMs, which training uses with train.precision: tf32; on GPUs before Ampere the TF32
+ * mode is full FP32 anyway. */
+static int st_main_cuda(FILE *out, dpt_comm *self)
+{
+    int checks = 0, failed = 0;
+    for (int tf32 = 0; tf32 <= 1; tf32++) {
+        dpt_backend cpu, gpu;
+        dpt_error err = {0};
+        dpt_cpu_backend_init(&cpu, 1);
+        if (dpt_cuda_backend_init(&gpu, self->device, tf32, &err) != DPT_OK) {
+            fprintf(out, "selftest: the CUDA backend did not start: %s\n", err.msg);
             cpu.destroy(&cpu);
+            return 1;
         }
-        fprintf(out, "selftest: %d checks, %d failed\n", checks, failed);
-        return failed ? 1 : 0;
+        int n = 0;
+        failed += dpt_selftest_run(&cpu, &gpu, tf32, out, 1, &n);
+        checks += n;
+        gpu.destroy(&gpu);
+        cpu.destroy(&cpu);
+        failed += dpt_selftest_training(self, DPT_DEVICE_CUDA, tf32, out, 1, &n);
+        checks += n;
     }
+    fprintf(out, "selftest: %d checks, %d failed\n", checks, failed);
+    return failed ? 1 : 0;
+}
+#endif
+
+/* Rank 0's part: the coverage report, then the checks when there is a device to check. */
+static int st_main(FILE *out, dpt_comm *self)
+{
+    dpt_selftest_uncovered(st_op_checks, out);
+#ifdef DPT_HAVE_CUDA
+    if (self && dpt_cuda_device_count() > 0)
+        return st_main_cuda(out, self);
 #else
+    (void)self;
     fprintf(out, "# built without CUDA (DPT_HAVE_CUDA unset)\n");
 #endif
     fprintf(out, "selftest: no CUDA device visible: nothing to test (skipped)\n");
     return 77;
+}
+
+int dpt_selftest_main(FILE *out, dpt_comm *comm)
+{
+    dpt_comm self;
+    int split = 0;
+#ifdef DPT_HAVE_CUDA
+    if (comm) { /* collective: every rank, whatever it sees, so none is left waiting */
+        dpt_comm_split(comm, comm->rank, &self);
+        split = 1;
+    }
+#endif
+    int rc = comm && comm->rank != 0 ? 0 : st_main(out, split ? &self : NULL);
+    if (split)
+        dpt_comm_free(&self);
+    return rc;
 }

@@ -1,32 +1,55 @@
 /* The backend parity self-test behind `dptrain selftest` and tests/test_parity.c: every op of the
  * backend table (src/backend.h) run on two backends with the same inputs and compared with stated
- * tolerances, then 100 SGD steps of a small MLP on both. Needs no MPI; a GPU only for main. */
+ * tolerances; the real training step (src/train.h) for 100 steps on two devices; and the report
+ * of the ops of the table that no check covers. The op checks need no MPI; a GPU only for main. */
 #ifndef DPT_SELFTEST_H
 #define DPT_SELFTEST_H
 
 #include <stdio.h>
 
 #include "backend.h"
+#include "comm.h"
+#include "config.h"
 
 /* Runs every op of the table on ref (the reference, normally the CPU backend) and dev with the
- * same inputs (counter-based RNG, fixed seed), then the end-to-end training check. Prints one
- * fixed-width line per check to out (NULL: silent): "OK" or "NOT OK", the op, the shape, the
- * scale the difference is measured against, the largest absolute and relative difference and
- * the tolerance; a failed check adds its first mismatches. verbose = 0 prints only the failed
- * checks, verbose != 0 every check and a header. Returns the number of failed checks. GEMM
- * tolerances are those of full FP32 on both backends. */
+ * same inputs (counter-based RNG, fixed seed). Prints one fixed-width line per check to out
+ * (NULL: silent): "OK" or "NOT OK", the op, the shape, the scale the difference is measured
+ * against, the largest absolute and relative difference and the tolerance; a failed check adds
+ * its first mismatches. verbose = 0 prints only the failed checks, verbose != 0 every check and
+ * a header. Returns the number of failed checks. GEMM tolerances are those of full FP32 on both
+ * backends. */
 int dpt_selftest_backends(dpt_backend *ref, dpt_backend *dev, FILE *out, int verbose);
 
 /* As dpt_selftest_backends, with dev_tf32 != 0 when dev's GEMMs round their inputs to TF32
- * (the CUDA backend started with tf32 = 1): GEMM and end-to-end tolerances widen to what TF32
- * allows. When n_checks is not NULL it receives the number of checks run. */
+ * (the CUDA backend started with tf32 = 1): GEMM tolerances widen to what TF32 allows. When
+ * n_checks is not NULL it receives the number of checks run. */
 int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, int dev_tf32, FILE *out, int verbose,
                      int *n_checks);
 
-/* `dptrain selftest`: the CPU backend (1 thread) against the CUDA backend on device 0, in FP32
- * and in TF32 GEMM mode, then "selftest: N checks, M failed". Returns 0 when all passed, 1 when
- * any failed or a backend could not start, 77 when built without CUDA or no device is visible
- * (nothing to test: the caller maps it to its "skipped" status). */
-int dpt_selftest_main(FILE *out);
+/* The end-to-end check: a small MLP on a synthetic data set trained for 100 steps through the
+ * real step (dpt_trainer_init, dpt_trainer_step, dpt_trainer_evaluate, dpt_trainer_free) with
+ * run.device cpu (the reference) and with run.device dev (train.precision tf32 when dev_tf32),
+ * on `self`, a communicator of one rank; compares the final loss over the training rows. Prints
+ * as dpt_selftest_run; returns the failed checks, *n_checks (when not NULL) the checks run. */
+int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FILE *out,
+                          int verbose, int *n_checks);
+
+/* Coverage, as ggml's test-backend-ops lists untested ops: for each op of DPT_BACKEND_OPS (index
+ * DPT_BACKEND_OP_*), the name of the parity check that covers it, or NULL. */
+const char *const *dpt_selftest_op_checks(void);
+
+/* Walks the op list and prints "UNCOVERED  op NAME ..." to out (NULL: silent) for each op whose
+ * entry in checks (DPT_BACKEND_N_OPS entries) is NULL, or one line saying every op is covered.
+ * Returns the number of uncovered ops. */
+int dpt_selftest_uncovered(const char *const checks[], FILE *out);
+
+/* `dptrain selftest`, called on every rank of comm (collective: it splits comm into one-rank
+ * groups); rank 0 runs it, the other ranks return 0 at once. The coverage report, then the CPU
+ * backend (1 thread) against the CUDA backend on this rank's device, op by op and through the
+ * training step, in FP32 and in TF32 GEMM mode, then "selftest: N checks, M failed". Returns 0
+ * when all passed, 1 when any failed or a backend could not start, 77 when built without CUDA or
+ * no device is visible (nothing to test: the caller maps it to its "skipped" status). comm may
+ * be NULL in a build without CUDA. */
+int dpt_selftest_main(FILE *out, dpt_comm *comm);
 
 #endif

@@ -166,9 +166,11 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
     const dpt_config *cfg = t->cfg;
     int max_rows = t->rows > EVAL_CHUNK ? t->rows : EVAL_CHUNK;
     int I = cfg->model.widths[0];
-    int rc = dpt_model_init(&t->model, cfg, &t->be, max_rows, mine);
+    const dpt_model_spec model_spec = dpt_model_spec_from_config(cfg);
+    const dpt_optim_params optim_params = dpt_optim_params_from_config(cfg);
+    int rc = dpt_model_init(&t->model, &model_spec, &t->be, max_rows, mine);
     if (rc == DPT_OK)
-        rc = dpt_optim_init(&t->opt, cfg, &t->be, t->model.n_params, mine);
+        rc = dpt_optim_init(&t->opt, &optim_params, &t->be, t->model.n_params, mine);
     if (rc != DPT_OK)
         return rc;
     t->xb = t->be.alloc(&t->be, (size_t)max_rows * I * sizeof(float));
@@ -210,7 +212,8 @@ int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, d
     if ((rc = start_comm(t, &mine)) != DPT_OK)
         goto fail;
 
-    rc = dpt_data_load(cfg, comm->rank, R, sum_doubles, comm, &t->data, &mine);
+    const dpt_data_spec data_spec = dpt_data_spec_from_config(cfg);
+    rc = dpt_data_load(&data_spec, comm->rank, R, sum_doubles, comm, &t->data, &mine);
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
     if ((rc = slice_batches(t, &mine)) != DPT_OK)
@@ -298,7 +301,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     t->stop_requested = stats[3] > 0.0f;
     int diverged = !isfinite(stats[0]);
     if (!diverged)
-        dpt_optim_step(&t->opt, cfg, m->params, m->grads, step, lr);
+        dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
     be->sync(be);
     double t4 = dpt_now();
 

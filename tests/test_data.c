@@ -169,7 +169,8 @@ static void expect_fail(const dpt_config *cfg, int code, dpt_error *err)
     dpt_data d;
     memset(&d, 0xab, sizeof d); /* the loader must zero it even on failure */
     memset(err, 0, sizeof *err);
-    int rc = dpt_data_load(cfg, 0, 1, NULL, NULL, &d, err);
+    const dpt_data_spec spec = dpt_data_spec_from_config(cfg);
+    int rc = dpt_data_load(&spec, 0, 1, NULL, NULL, &d, err);
     cr_assert_eq(rc, code, "rc %d (expected %d): %s", rc, code, err->msg);
     cr_assert_eq(err->code, code);
     assert_zeroed(&d);
@@ -179,7 +180,8 @@ static void load_ok(const dpt_config *cfg, int rank, int n_ranks, dpt_sum_fn sum
                     dpt_data *d)
 {
     dpt_error err = {0};
-    int rc = dpt_data_load(cfg, rank, n_ranks, sum, ctx, d, &err);
+    const dpt_data_spec spec = dpt_data_spec_from_config(cfg);
+    int rc = dpt_data_load(&spec, rank, n_ranks, sum, ctx, d, &err);
     cr_assert_eq(rc, DPT_OK, "load failed: %s", err.msg);
 }
 

@@ -38,7 +38,8 @@ static void fixture_init(fixture *f, const int *widths, int n_widths, dpt_activa
     f->cfg.model.activation = act;
     f->cfg.model.loss = loss;
     dpt_error err = {0};
-    cr_assert_eq(dpt_model_init(&f->m, &f->cfg, &f->be, rows, &err), DPT_OK, "%s", err.msg);
+    const dpt_model_spec spec = dpt_model_spec_from_config(&f->cfg);
+    cr_assert_eq(dpt_model_init(&f->m, &spec, &f->be, rows, &err), DPT_OK, "%s", err.msg);
     f->rows = rows;
     int in = widths[0], out = widths[n_widths - 1];
     f->x = calloc((size_t)rows * in, sizeof(float));
@@ -458,7 +459,8 @@ Test(layout, offsets_and_forward_in_double)
     memcpy(cfg.model.widths, w, sizeof w);
     dpt_model m;
     dpt_error err = {0};
-    cr_assert_eq(dpt_model_init(&m, &cfg, &be, 2, &err), DPT_OK, "%s", err.msg);
+    const dpt_model_spec spec = dpt_model_spec_from_config(&cfg);
+    cr_assert_eq(dpt_model_init(&m, &spec, &be, 2, &err), DPT_OK, "%s", err.msg);
     size_t off = 0;
     for (int l = 0; l < 3; l++) {
         cr_expect_eq(m.w_off[l], off);
@@ -529,7 +531,8 @@ static void expect_init_spread(dpt_activation act, dpt_init init, int xavier)
     cfg.run.seed = 12345;
     dpt_model m;
     dpt_error err = {0};
-    cr_assert_eq(dpt_model_init(&m, &cfg, &be, 1, &err), DPT_OK, "%s", err.msg);
+    const dpt_model_spec spec = dpt_model_spec_from_config(&cfg);
+    cr_assert_eq(dpt_model_init(&m, &spec, &be, 1, &err), DPT_OK, "%s", err.msg);
     for (int l = 0; l < 2; l++) {
         double n = (double)w[l + 1] * w[l];
         double want = xavier ? sqrt(2.0 / (w[l] + w[l + 1])) : sqrt(2.0 / w[l]);
@@ -580,7 +583,8 @@ Test(init, same_seed_same_params_other_seed_other_params)
     cr_expect_leq(same, 2, "seeds 7 and 8 share %zu of %zu weights", same, weights);
     /* and re-initializing in place reproduces the weights */
     memset(a.m.params, 0, n * sizeof(float));
-    dpt_model_init_params(&a.m, &a.cfg);
+    const dpt_model_spec spec = dpt_model_spec_from_config(&a.cfg);
+    dpt_model_init_params(&a.m, &spec);
     for (int l = 0; l < 2; l++)
         cr_expect_eq(memcmp(a.m.params + a.m.w_off[l], b.m.params + b.m.w_off[l],
                             (size_t)w[l] * w[l + 1] * sizeof(float)), 0);

@@ -223,7 +223,8 @@ static void opt_init(opt_fixture *f, dpt_optimizer kind)
 static void opt_start(opt_fixture *f)
 {
     dpt_error err = {0};
-    cr_assert_eq(dpt_optim_init(&f->o, &f->cfg, &f->be, 4, &err), DPT_OK, "%s", err.msg);
+    const dpt_optim_params params = dpt_optim_params_from_config(&f->cfg);
+    cr_assert_eq(dpt_optim_init(&f->o, &params, &f->be, 4, &err), DPT_OK, "%s", err.msg);
     for (int i = 0; i < f->o.n_state * 4; i++)
         cr_assert_eq(f->o.state[i], 0.0f, "optimizer state must start at 0");
 }
@@ -233,7 +234,7 @@ static void opt_run(opt_fixture *f, double lr)
 {
     for (int t = 0; t < 3; t++) {
         memcpy(f->g, G[t], sizeof G[t]);
-        double norm = dpt_optim_step(&f->o, &f->cfg, f->p, f->g, t, lr);
+        double norm = dpt_optim_step(&f->o, f->p, f->g, t, lr);
         cr_expect_eq(norm, -1.0, "clipping is off: no norm computed");
     }
 }
@@ -319,7 +320,7 @@ static void clip_case(double s, double max_norm, const char *what)
     opt_start(&f);
     const double g[4] = {3 * s, -4 * s, 0, 12 * s};
     for (int i = 0; i < 4; i++) f.g[i] = (float)g[i];
-    double norm = dpt_optim_step(&f.o, &f.cfg, f.p, f.g, 0, 1.0);
+    double norm = dpt_optim_step(&f.o, f.p, f.g, 0, 1.0);
     /* the norm is summed in double from the float gradients: relative error ~1e-7 from the
      * float rounding of g (s is not a power of 2 in every case); 1e-6 leaves room */
     cr_expect_leq(fabs(norm - 13 * s), 1e-6 * 13 * s, "%s: norm %.9g, want %.9g", what, norm,
@@ -354,7 +355,7 @@ Test(clip, below_max_leaves_gradients_alone)
     opt_start(&f);
     const float g[4] = {3, -4, 0, 12};
     memcpy(f.g, g, sizeof g);
-    double norm = dpt_optim_step(&f.o, &f.cfg, f.p, f.g, 0, 1.0);
+    double norm = dpt_optim_step(&f.o, f.p, f.g, 0, 1.0);
     cr_expect_eq(norm, 13.0, "integers: the norm is exact (got %.17g)", norm);
     cr_expect_eq(memcmp(f.g, g, sizeof g), 0, "gradients below max_norm must not change");
     opt_free(&f);
@@ -375,8 +376,9 @@ static void expect_lr(const dpt_config *cfg, int64_t spe, const lr_point *pts, i
                       const char *what)
 {
     double max_rel = 0.0;
+    const dpt_optim_params params = dpt_optim_params_from_config(cfg);
     for (int i = 0; i < n; i++) {
-        double got = dpt_optim_lr(cfg, pts[i].step, spe);
+        double got = dpt_optim_lr(&params, pts[i].step, spe);
         double rel = fabs(got - pts[i].lr) / fmax(fabs(pts[i].lr), 1e-300);
         if (pts[i].lr == 0.0) rel = fabs(got);
         if (rel > max_rel) max_rel = rel;

@@ -1,15 +1,19 @@
 /* Backend parity (src/selftest.c): the CUDA backend against the CPU reference, op by op and over
- * 100 training steps, when the build has a CUDA backend (a real GPU, or the host emulation of
- * tests/cuda_emu); and in every build, proof that the checks can fail: the CPU backend against
- * copies of itself with one op broken the way GPU code breaks (a leading dimension ignored, a
- * launch grid one block short, a dropout mask or a Nesterov term left out). */
+ * 100 steps of the real training step, when the build has a CUDA backend (a real GPU, or the
+ * host emulation of tests/cuda_emu); and in every build, proof that the checks can fail: the CPU
+ * backend against copies of itself with one op broken the way GPU code breaks (a leading
+ * dimension ignored, a launch grid one block short, a dropout mask or a Nesterov term left out);
+ * the training step on the CPU against itself; the op list's completeness check; and the
+ * coverage report, which must name no op today and must name an op whose check is taken away. */
 #include <criterion/criterion.h>
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "comm.h"
 #include "selftest.h"
 #ifdef DPT_HAVE_CUDA
 #include "cuda_backend.h"
@@ -128,6 +132,76 @@ Test(parity, catches_nesterov_missing)
     be.destroy(&be);
 }
 
+/* ---- the op list: completeness and coverage ---- */
+
+Test(parity, backend_table_is_complete)
+{
+    dpt_backend be;
+    fixture_cpu(&be); /* dpt_cpu_backend_init already ended the process if an op were missing */
+    cr_expect_null(dpt_backend_missing_op(&be));
+    dpt_backend holed = be;
+    holed.bias_grad = NULL;
+    const char *missing = dpt_backend_missing_op(&holed);
+    cr_assert_not_null(missing);
+    cr_expect_str_eq(missing, "bias_grad");
+    cr_expect_str_eq(dpt_backend_op_name(DPT_BACKEND_OP_bias_grad), "bias_grad");
+    be.destroy(&be);
+}
+
+/* A table with an op left out of the list ends the process, naming the op. */
+Test(parity, backend_init_refuses_an_incomplete_table, .exit_code = 1)
+{
+    dpt_backend be;
+    fixture_cpu(&be);
+    be.upload_async = NULL;
+    dpt_backend_check_complete(&be);
+}
+
+/* Runs the coverage report into a string; returns the number of uncovered ops. */
+static int coverage_of(const char *const checks[], char **text)
+{
+    size_t len = 0;
+    FILE *f = open_memstream(text, &len);
+    cr_assert_not_null(f);
+    int missing = dpt_selftest_uncovered(checks, f);
+    fclose(f);
+    printf("%s", *text);
+    return missing;
+}
+
+Test(parity, coverage_lists_no_uncovered_op)
+{
+    char *text = NULL;
+    cr_expect_eq(coverage_of(dpt_selftest_op_checks(), &text), 0);
+    cr_expect_null(strstr(text, "UNCOVERED"), "%s", text);
+    free(text);
+}
+
+Test(parity, coverage_names_an_unmarked_op)
+{
+    const char *checks[DPT_BACKEND_N_OPS];
+    memcpy(checks, dpt_selftest_op_checks(), sizeof checks);
+    checks[DPT_BACKEND_OP_sum_squares] = NULL;
+    char *text = NULL;
+    cr_expect_eq(coverage_of(checks, &text), 1);
+    cr_expect_not_null(strstr(text, "op sum_squares"), "%s", text);
+    free(text);
+}
+
+/* ---- the real training step (needs MPI: a singleton here) ---- */
+
+Test(parity, training_step_cpu_against_itself, .timeout = 300)
+{
+    dpt_comm comm;
+    dpt_comm_init(&comm, NULL, NULL);
+    int n = 0;
+    int failed = dpt_selftest_training(&comm, DPT_DEVICE_CPU, 0, stdout, 1, &n);
+    fflush(stdout);
+    cr_expect_eq(n, 1);
+    cr_expect_eq(failed, 0, "the training step on the CPU differs from itself");
+    dpt_comm_finalize(&comm);
+}
+
 #ifdef DPT_HAVE_CUDA
 /* The CUDA backend on device 0 against the CPU reference, FP32 and TF32 GEMMs. Skipped where no
  * device is visible (an nvcc build on a machine without a GPU); the emulated build shows one. */
@@ -162,11 +236,14 @@ Test(parity, selftest_main_passes, .timeout = 600)
 {
     if (dpt_cuda_device_count() == 0)
         cr_skip_test("no CUDA device visible");
-    cr_expect_eq(dpt_selftest_main(stdout), 0);
+    dpt_comm comm;
+    dpt_comm_init(&comm, NULL, NULL);
+    cr_expect_eq(dpt_selftest_main(stdout, &comm), 0);
+    dpt_comm_finalize(&comm);
 }
 #else
 Test(parity, selftest_main_skips_without_cuda)
 {
-    cr_expect_eq(dpt_selftest_main(stdout), 77);
+    cr_expect_eq(dpt_selftest_main(stdout, NULL), 77);
 }
 #endif

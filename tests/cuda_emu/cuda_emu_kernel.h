@@ -1,4 +1,5 @@
-/* The kernel side of the host emulation (C++ only; included by cuda/launch.h under DPT_CUDA_EMU):
+/* The kernel side of the host emulation (C++ only; forced ahead of the cuda/ sources by the
+ * emulated build):
  * the built-in variables and DPT_EMU_LAUNCH, which checks the launch configuration as CUDA does
  * and then runs the kernel once for every thread of every block, one at a time, to completion.
  * So a grid one block short really leaves elements unwritten, and ASan sees every access.
@@ -163,5 +164,9 @@ launcher<P...> launcher_for(void (*kernel)(P...), dim3 grid, dim3 block, cudaStr
 #define DPT_EMU_LAUNCH(kernel, grid, block, stream, ...)                                       \
     ::dpt_emu::launcher_for(kernel, ::dim3(grid), ::dim3(block), (stream), #kernel, __FILE__,  \
                             __LINE__)(__VA_ARGS__)
+
+/* The launch of cuda/launch.h, defined here first so that header keeps it. */
+#define DPT_LAUNCH(kernel, grid, block, stream, ...) \
+    DPT_EMU_LAUNCH(kernel, grid, block, stream, __VA_ARGS__)
 
 #endif

@@ -16,7 +16,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "../../cuda/launch.h"
+#include "cuda_emu_kernel.h" /* DPT_LAUNCH, as the emulated build forces it ahead of cuda/ */
 
 /* ---- kernels ---- */
 

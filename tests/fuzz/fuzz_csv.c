@@ -64,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     dpt_data d;
     dpt_error err;
-    int rc = dpt_data_load(&cfg, sharded ? (mode >> 2) & 1 : 0, sharded ? 2 : 1, NULL, NULL, &d,
+    const dpt_data_spec spec = dpt_data_spec_from_config(&cfg);
+    int rc = dpt_data_load(&spec, sharded ? (mode >> 2) & 1 : 0, sharded ? 2 : 1, NULL, NULL, &d,
                            &err);
     fuzz_check_error(rc, &err, "dpt_data_load");
     if (rc == DPT_OK) {

@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     dpt_data d;
     dpt_error err;
-    int rc = dpt_data_load(&cfg, ranks == 2 ? rank : 0, ranks, NULL, NULL, &d, &err);
+    const dpt_data_spec spec = dpt_data_spec_from_config(&cfg);
+    int rc = dpt_data_load(&spec, ranks == 2 ? rank : 0, ranks, NULL, NULL, &d, &err);
     fuzz_check_error(rc, &err, "dpt_data_load");
     if (rc == DPT_OK) {
         fuzz_check_split("fuzz_idx", &d.train, "train", FEATURES, CLASSES, 1);
