@@ -321,6 +321,48 @@ double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd
     return ei > 0.0 ? ei : 0.0;
 }
 
+/* log h(z), h(z) = phi(z) + z Phi(z) (EI = sd h(z)), and *dlog = d log h / dz = Phi(z) / h(z).
+ * Below z = -1 the sum cancels, so h = phi(z) q with q = 1 - x M(x), x = -z and M(x) =
+ * Phi(-x) / phi(x) the Mills ratio (Ament et al. 2023, "Unexpected improvements to expected
+ * improvement", eq. 9): through erfc up to x = 30, where erfc(x / sqrt 2) is still far from
+ * underflow, then through M's asymptotic series (Abramowitz & Stegun 26.2.12), whose next term
+ * is below 3e-10 of q there. */
+static double log_h(double z, double *dlog)
+{
+    if (z > -1.0) {
+        double cdf = 0.5 * erfc(-z * 0.70710678118654752440);
+        double h = 0.39894228040143267794 * exp(-0.5 * z * z) + z * cdf;
+        *dlog = cdf / h;
+        return log(h);
+    }
+    double x = -z, mills, q;
+    if (x <= 30.0) {
+        mills = 0.5 * erfc(x * 0.70710678118654752440) * 2.50662827463100050242 * exp(0.5 * x * x);
+        q = 1.0 - x * mills;
+    } else {
+        double u = 1.0 / (x * x);
+        q = u * (1.0 - u * (3.0 - u * (15.0 - u * (105.0 - u * (945.0 - u * 10395.0)))));
+        mills = (1.0 - q) / x;
+    }
+    *dlog = mills / q;
+    return -0.5 * x * x - 0.91893853320467274178 + log(q);
+}
+
+double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd)
+{
+    double imp = best - mean;
+    if (!(sd > 1e-300)) { /* the sd -> 0 limit: log max(imp, 0) */
+        if (dmean) *dmean = imp > 0.0 ? -1.0 / imp : 0.0;
+        if (dsd) *dsd = 0.0;
+        return imp > 0.0 ? log(imp) : -INFINITY;
+    }
+    double z = imp / sd, dlog;
+    double lh = log_h(z, &dlog);
+    if (dmean) *dmean = -dlog / sd;
+    if (dsd) *dsd = (1.0 - z * dlog) / sd;
+    return log(sd) + lh;
+}
+
 /* ---- Sobol sequence ---------------------------------------------------------------------- */
 
 /* Joe & Kuo (2008), new-joe-kuo-6.21201, dimensions 2..21: degree s, coefficients a, initial
@@ -667,40 +709,49 @@ static double transform_y(const double *y, int n, int warp, double *ys)
     return lj - n * log(sd);
 }
 
+#define MAX_SAMPLES 64 /* hyperparameter samples a proposal averages over, at most */
+
 typedef struct {
     int S, dim;
     dpt_gp_t **gps; /* (S) one GP per hyperparameter sample */
     double best;    /* best standardized observation */
-    double scale;   /* objective scale for the local optimizer */
 } ei_ctx;
 
-/* EI averaged over the hyperparameter samples (Snoek et al. 2012, eq. 4) and its gradient. */
-static double avg_ei(ei_ctx *c, const double *x, double *grad)
+/* log of EI averaged over the hyperparameter samples (Snoek et al. 2012, eq. 4), a log-sum-exp of
+ * the samples' LogEI, and its gradient: finite far below the incumbent, where EI itself
+ * underflows to 0 with a zero gradient and leaves the optimizer nothing to follow. */
+static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
 {
-    double total = 0.0, dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM];
-    if (grad)
-        for (int d = 0; d < c->dim; d++) grad[d] = 0.0;
-    for (int s = 0; s < c->S; s++) {
-        double mu, var, ei_dm, ei_ds;
+    double l[MAX_SAMPLES], g[MAX_SAMPLES][DPT_GP_MAX_DIM], dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM];
+    int S = c->S;
+    double lmax = -INFINITY;
+    for (int s = 0; s < S; s++) {
+        double mu, var, l_dm, l_ds;
         dpt_gp_predict(c->gps[s], x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
         double sd = sqrt(var);
-        total += dpt_gp_ei(mu, sd, c->best, &ei_dm, &ei_ds);
-        if (grad && sd > 1e-12)
-            for (int d = 0; d < c->dim; d++) grad[d] += ei_dm * dm[d] + ei_ds * dv[d] / (2.0 * sd);
-        else if (grad)
-            for (int d = 0; d < c->dim; d++) grad[d] += ei_dm * dm[d];
+        l[s] = dpt_gp_log_ei(mu, sd, c->best, &l_dm, &l_ds);
+        lmax = fmax(lmax, l[s]);
+        for (int d = 0; grad && d < c->dim; d++)
+            g[s][d] = l_dm * dm[d] + (sd > 1e-12 ? l_ds * dv[d] / (2.0 * sd) : 0.0);
     }
     if (grad)
-        for (int d = 0; d < c->dim; d++) grad[d] /= c->S;
-    return total / c->S;
+        for (int d = 0; d < c->dim; d++) grad[d] = 0.0;
+    if (!isfinite(lmax)) return lmax;
+    double sum = 0.0;
+    for (int s = 0; s < S; s++) sum += exp(l[s] - lmax);
+    for (int s = 0; grad && s < S; s++) {
+        double w = exp(l[s] - lmax) / sum;
+        for (int d = 0; d < c->dim; d++) grad[d] += w * g[s][d];
+    }
+    return lmax + log(sum / S);
 }
 
-static double neg_ei(void *ctx, const double *x, double *g)
+static double neg_log_ei(void *ctx, const double *x, double *g)
 {
     ei_ctx *c = ctx;
-    double v = avg_ei(c, x, g);
-    for (int d = 0; d < c->dim; d++) g[d] = -g[d] / c->scale;
-    return -v / c->scale;
+    double v = avg_log_ei(c, x, g);
+    for (int d = 0; d < c->dim; d++) g[d] = -g[d];
+    return isfinite(v) ? -v : INFINITY;
 }
 
 /* The buffers of one proposal: n observations (the current phase), m pending, S hyperparameter
@@ -726,6 +777,7 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
     b->N = n + m;
     b->nt = DPT_GP_NTHETA(dim);
     b->S = o->hyper == DPT_BO_HYPER_SLICE ? (o->samples > 0 ? o->samples : 1) : 1;
+    if (b->S > MAX_SAMPLES) b->S = MAX_SAMPLES;
     b->C = o->candidates > 0 ? o->candidates : 1;
     b->nloc = 3 * 20; /* perturbations of the best observation, see make_candidates */
     int N = b->N, S = b->S, C = b->C, nloc = b->nloc;
@@ -872,27 +924,26 @@ static int make_candidates(const dpt_bo_opts *o, bo_ws *b, const double *xbest, 
     return C + b->nloc;
 }
 
-/* The best candidate by EI, then L-BFGS on EI from the best few; out gets the best result. */
+/* The best candidate by LogEI, then L-BFGS on LogEI from the best few; out gets the best. */
 static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, const double *lo,
                         const double *hi, double *out)
 {
     int dim = b->dim;
     double *cand = b->cand, *score = b->score, xb[DPT_GP_MAX_DIM];
-    for (int k = 0; k < total; k++) score[k] = avg_ei(ctx, cand + (size_t)k * dim, NULL);
+    for (int k = 0; k < total; k++) score[k] = avg_log_ei(ctx, cand + (size_t)k * dim, NULL);
     int kbest = 0;
     for (int k = 1; k < total; k++)
         if (score[k] > score[kbest]) kbest = k;
     memcpy(out, cand + (size_t)kbest * dim, sizeof(double) * dim);
     double out_ei = score[kbest];
-    for (int l = 0; l < o->local_starts && out_ei > 0.0; l++) {
+    for (int l = 0; l < o->local_starts; l++) {
         int k = 0;
         for (int j = 1; j < total; j++)
             if (score[j] > score[k]) k = j;
-        if (!(score[k] > 0.0)) break;
+        if (!isfinite(score[k])) break;
         memcpy(xb, cand + (size_t)k * dim, sizeof(double) * dim);
-        ctx->scale = score[k];
-        score[k] = -1.0; /* taken */
-        double f = -lbfgs_box(dim, xb, neg_ei, ctx, lo, hi, 50) * ctx->scale;
+        score[k] = -INFINITY; /* taken */
+        double f = -lbfgs_box(dim, xb, neg_log_ei, ctx, lo, hi, 50);
         if (f > out_ei) {
             out_ei = f;
             memcpy(out, xb, sizeof(double) * dim);
@@ -931,7 +982,7 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
         rc = 0;
         goto done;
     }
-    ei_ctx ctx = {S_ok, dim, b.gps, best, 1.0};
+    ei_ctx ctx = {S_ok, dim, b.gps, best};
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
     maximize_ei(o, &b, &ctx, total, lo, hi, out);

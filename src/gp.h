@@ -55,6 +55,12 @@ void dpt_gp_theta_box(int dim, double *lo /* (dim + 3) */, double *hi /* (dim + 
  * dmean, dsd (may be NULL) receive its partial derivatives: -Phi(z) and phi(z). */
 double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd);
 
+/* log EI, computed stably far below the incumbent (Ament et al. 2023): finite, with a non-zero
+ * gradient, where EI itself underflows to 0; -INFINITY only in the sd -> 0 limit with
+ * mean >= best. dmean, dsd (may be NULL) receive its partial derivatives. The proposal maximizes
+ * it (averaged over hyperparameter samples in EI's space, not log space). */
+double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd);
+
 /* Points index .. index + count - 1 of a Sobol sequence (Joe & Kuo 2008 direction numbers) in
  * dim <= DPT_GP_MAX_DIM dimensions, randomized by a digital shift drawn from seed (seed 0: no
  * shift). out (count, dim), every coordinate in (0, 1). */
