@@ -26,6 +26,7 @@ typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN } dpt_stop_rule;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
+typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
 typedef enum { DPT_FUNCTION_NONE, DPT_FUNCTION_BRANIN, DPT_FUNCTION_HARTMANN6 } dpt_function;
 typedef enum {
     DPT_SPACE_UNIFORM,      /* double in [low, high] */
@@ -131,6 +132,8 @@ typedef struct {
         int parallel;                      /* G: groups of ranks training trials at once */
         dpt_search_schedule schedule;      /* async: a group gets its next trial as it
                                             * finishes; sync: rounds of G trials */
+        dpt_search_feasibility feasibility; /* diverged/failed trials: a classifier of
+                                            * P(feasible), or the worst value in the GP */
         dpt_stop_rule stop_rule;           /* early_stopping.rule */
         int stop_grace_epochs;             /* early_stopping.grace_epochs: never stop before */
         int stop_min_trials;               /* early_stopping.min_trials: finished trials the
@@ -146,6 +149,7 @@ typedef struct {
         double x[DPT_OBJECTIVE_MAX_X];     /* its arguments x1..x6, natural coordinates */
         double duration;                   /* median seconds an evaluation waits (lognormal,
                                             * scaled by x1), to measure schedules; 0: none */
+        int diverge_corner;                /* Branin diverges where x1 > 5 and x2 < 5 */
     } objective;
 } dpt_config;
 

@@ -327,6 +327,19 @@ double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd
  * improvement", eq. 9): through erfc up to x = 30, where erfc(x / sqrt 2) is still far from
  * underflow, then through M's asymptotic series (Abramowitz & Stegun 26.2.12), whose next term
  * is below 3e-10 of q there. */
+static double mills_ratio(double x /* >= 1 */, double *q /* 1 - x M(x) */)
+{
+    if (x <= 30.0) {
+        double mills =
+            0.5 * erfc(x * 0.70710678118654752440) * 2.50662827463100050242 * exp(0.5 * x * x);
+        *q = 1.0 - x * mills;
+        return mills;
+    }
+    double u = 1.0 / (x * x);
+    *q = u * (1.0 - u * (3.0 - u * (15.0 - u * (105.0 - u * (945.0 - u * 10395.0)))));
+    return (1.0 - *q) / x;
+}
+
 static double log_h(double z, double *dlog)
 {
     if (z > -1.0) {
@@ -335,17 +348,22 @@ static double log_h(double z, double *dlog)
         *dlog = cdf / h;
         return log(h);
     }
-    double x = -z, mills, q;
-    if (x <= 30.0) {
-        mills = 0.5 * erfc(x * 0.70710678118654752440) * 2.50662827463100050242 * exp(0.5 * x * x);
-        q = 1.0 - x * mills;
-    } else {
-        double u = 1.0 / (x * x);
-        q = u * (1.0 - u * (3.0 - u * (15.0 - u * (105.0 - u * (945.0 - u * 10395.0)))));
-        mills = (1.0 - q) / x;
-    }
+    double x = -z, q, mills = mills_ratio(x, &q);
     *dlog = mills / q;
     return -0.5 * x * x - 0.91893853320467274178 + log(q);
+}
+
+/* log Phi(a) and *dlog = phi(a) / Phi(a), finite for every a (Phi(a) = phi(a) M(-a) below -1). */
+static double log_cdf(double a, double *dlog)
+{
+    if (a > -1.0) {
+        double cdf = 0.5 * erfc(-a * 0.70710678118654752440);
+        *dlog = 0.39894228040143267794 * exp(-0.5 * a * a) / cdf;
+        return log(cdf);
+    }
+    double q, mills = mills_ratio(-a, &q);
+    *dlog = 1.0 / mills;
+    return -0.5 * a * a - 0.91893853320467274178 + log(mills);
 }
 
 double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd)
@@ -715,7 +733,67 @@ typedef struct {
     int S, dim;
     dpt_gp_t **gps; /* (S) one GP per hyperparameter sample */
     double best;    /* best standardized observation */
+    dpt_gp_t *feas; /* the feasibility classifier, NULL when no trial diverged */
 } ei_ctx;
+
+/* The feasibility classifier: a GP fitted by least squares to labels +1 (a result) and -1
+ * (diverged or failed), R&W 2006 section 6.5, read through a probit with the latent variance,
+ * P(feasible) = Phi(k mu / sqrt(1 + k^2 var)) (the form of R&W eq. 3.80, latent scaled by k =
+ * FEAS_SHARPNESS so that an observed divergence counts: Phi(-5) = 3e-7). Spearmint samples a
+ * probit GP classifier; least squares keeps one Cholesky and the objective GP's hyperparameter
+ * fit. Its mean is set to 0 (far from every trial: undecided, not "mostly feasible") and no
+ * lengthscale is below FEAS_MIN_LS (a region that diverges is a region, not scattered points).
+ * docs/search.md has what it achieves, and does not. */
+#define FEAS_SHARPNESS 5.0
+#define FEAS_MIN_LS 0.2
+
+static dpt_gp_t *fit_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                                draws *r)
+{
+    int N = nok + nbad;
+    double *X = malloc(sizeof(double) * (size_t)N * dim), *t = malloc(sizeof(double) * N);
+    dpt_gp_t *g = NULL;
+    lml_ws w = {0};
+    if (!X || !t || lml_ws_init(&w, dim, X, t, N) != 0) goto done;
+    memcpy(X, Xok, sizeof(double) * (size_t)nok * dim);
+    memcpy(X + (size_t)nok * dim, Xbad, sizeof(double) * (size_t)nbad * dim);
+    for (int i = 0; i < N; i++) t[i] = i < nok ? 1.0 : -1.0;
+    double th[DPT_GP_MAX_DIM + 3];
+    fit_map(&w, 2, r, th);
+    th[DPT_GP_MEAN(dim)] = 0.0;
+    for (int d = 0; d < dim; d++) th[d] = fmax(th[d], log(FEAS_MIN_LS));
+    g = dpt_gp_init(dim, X, t, N, th);
+    for (int k = 0; !g && k < 4; k++) { /* duplicates at the noise floor: jitter, as for y */
+        th[DPT_GP_LOG_NOISE(dim)] += log(100.0);
+        g = dpt_gp_init(dim, X, t, N, th);
+    }
+done:
+    lml_ws_free(&w);
+    free(X);
+    free(t);
+    return g;
+}
+
+dpt_gp_t *dpt_gp_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                            uint64_t seed)
+{
+    if (dim < 1 || dim > DPT_GP_MAX_DIM || nok < 0 || nbad < 0 || nok + nbad < 1) return NULL;
+    draws r = {dpt_rng_mix(seed ^ 0xfea5ULL), 0};
+    return fit_classifier(dim, Xok, nok, Xbad, nbad, &r);
+}
+
+double dpt_gp_log_feasible(dpt_gp_t *g, const double *x, double *grad)
+{
+    int dim = g->dim;
+    double mu, var, dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM], dl;
+    dpt_gp_predict(g, x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
+    const double k = FEAS_SHARPNESS;
+    double sc = sqrt(1.0 + k * k * var);
+    double l = log_cdf(k * mu / sc, &dl);
+    for (int d = 0; grad && d < dim; d++)
+        grad[d] = dl * k * (dm[d] / sc - 0.5 * mu * k * k * dv[d] / (sc * sc * sc));
+    return l;
+}
 
 /* log of EI averaged over the hyperparameter samples (Snoek et al. 2012, eq. 4), a log-sum-exp of
  * the samples' LogEI, and its gradient: finite far below the incumbent, where EI itself
@@ -743,7 +821,12 @@ static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
         double w = exp(l[s] - lmax) / sum;
         for (int d = 0; d < c->dim; d++) grad[d] += w * g[s][d];
     }
-    return lmax + log(sum / S);
+    double lf = 0.0, gf[DPT_GP_MAX_DIM];
+    if (c->feas) {
+        lf = dpt_gp_log_feasible(c->feas, x, grad ? gf : NULL);
+        for (int d = 0; grad && d < c->dim; d++) grad[d] += gf[d];
+    }
+    return lmax + log(sum / S) + lf;
 }
 
 static double neg_log_ei(void *ctx, const double *x, double *g)
@@ -951,10 +1034,30 @@ static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, 
     }
 }
 
+/* A new phase's random design point, redrawn (up to 20 times) while the classifier says it is
+ * more likely to diverge than not: restarts explore, but not where training is known to fail. */
+static void feasible_design(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                            draws *r, double *out)
+{
+    dpt_gp_t *g = fit_classifier(dim, Xok, nok, Xbad, nbad, r);
+    for (int k = 0; g && k < 20 && dpt_gp_log_feasible(g, out, NULL) < log(0.5); k++)
+        for (int d = 0; d < dim; d++) out[d] = draw_u(r);
+    dpt_gp_free(g);
+}
+
 int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
                    const double *pending, int m, uint64_t seed, double *out)
 {
-    if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0) return -1;
+    return dpt_bo_propose_feasible(o, dim, X, y, n, NULL, 0, pending, m, seed, out);
+}
+
+int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
+                            int n, const double *Xbad, int nbad, const double *pending, int m,
+                            uint64_t seed, double *out)
+{
+    if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0 || nbad < 0) return -1;
+    const double *Xall = X;
+    int nall = n;
     /* the key differs for every (seed, n, m), so a caller that reuses a seed still moves on */
     draws r = {dpt_rng_mix(seed ^ dpt_rng_mix(((uint64_t)n << 32) | (uint64_t)m)), 1000};
     if (n < (o->n_initial > 2 ? o->n_initial : 2)) {
@@ -963,6 +1066,7 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
     }
     int polishing;
     int phase = enter_phase(o, dim, &X, &y, &n, m, seed, &r, &polishing, out);
+    if (phase > 0 && nbad > 0) feasible_design(dim, Xall, nall, Xbad, nbad, &r, out);
     if (phase != 0) return phase > 0 ? 0 : -1;
 
     bo_ws b;
@@ -982,10 +1086,13 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
         rc = 0;
         goto done;
     }
-    ei_ctx ctx = {S_ok, dim, b.gps, best};
+    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL};
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
+    if (nbad > 0) /* every phase's observations: where training diverges does not restart */
+        ctx.feas = fit_classifier(dim, Xall, nall, Xbad, nbad, &r);
     maximize_ei(o, &b, &ctx, total, lo, hi, out);
+    dpt_gp_free(ctx.feas);
     rc = 0;
 done:
     if (rc != 0) dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);

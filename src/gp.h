@@ -61,6 +61,16 @@ double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd
  * it (averaged over hyperparameter samples in EI's space, not log space). */
 double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd);
 
+/* The feasibility classifier: a GP fitted by least squares to labels + (the nok points Xok,
+ * which gave a result) and - (the nbad points Xbad, which diverged or failed), rows of dim;
+ * NULL on bad arguments or when no fit is positive definite. Free with dpt_gp_free. */
+dpt_gp_t *dpt_gp_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                            uint64_t seed);
+
+/* log P(feasible) at x (dim) under a classifier, Phi(mu / sqrt(1 + var)); its gradient w.r.t. x
+ * into grad (dim) when not NULL. */
+double dpt_gp_log_feasible(dpt_gp_t *g, const double *x, double *grad);
+
 /* Points index .. index + count - 1 of a Sobol sequence (Joe & Kuo 2008 direction numbers) in
  * dim <= DPT_GP_MAX_DIM dimensions, randomized by a digital shift drawn from seed (seed 0: no
  * shift). out (count, dim), every coordinate in (0, 1). */
@@ -113,5 +123,13 @@ void dpt_bo_opts_default(dpt_bo_opts *o);
  * Returns 0, or -1 on bad arguments or allocation failure (out then holds a Sobol point). */
 int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
                    const double *pending, int m, uint64_t seed, double *out);
+
+/* The same, with nbad points Xbad (nbad, dim) where the objective could not be measured
+ * (diverged or failed trials): they do not enter the objective's GP; a classifier of them
+ * against X gives P(feasible), and the acquisition is log EI + log P(feasible). nbad = 0 is
+ * dpt_bo_propose. */
+int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
+                            int n, const double *Xbad, int nbad, const double *pending, int m,
+                            uint64_t seed, double *out);
 
 #endif

@@ -152,6 +152,10 @@ static void evaluate_function(const dpt_config *cfg, const dpt_config *tcfg, dpt
                                   : DPT_OBJECTIVE_HARTMANN6;
     wait_duration(cfg, kind, tcfg->objective.x, rec->trial, env);
     rec->objective = dpt_objective_eval_natural(kind, tcfg->objective.x);
+    /* the feasibility benchmark's divergent region: one of Branin's three minima lies in it */
+    if (cfg->objective.diverge_corner && kind == DPT_OBJECTIVE_BRANIN &&
+        tcfg->objective.x[0] > 5.0 && tcfg->objective.x[1] < 5.0)
+        rec->objective = NAN;
     rec->curve[0] = rec->objective;
     rec->n_curve = 1;
     rec->epochs = 1;

@@ -310,6 +310,47 @@ Test(gp, log_ei_far_below_incumbent)
     }
 }
 
+/* The feasibility classifier on a separable case: results on one side of u0 = 0.5 in 2-D,
+ * divergences on the other. P(feasible) must be high deep on the good side, low deep on the
+ * bad side, about undecided near the boundary, and its gradient must match central differences. */
+Test(gp, feasibility_classifier_separable)
+{
+    enum { N = 24 };
+    double ok[2 * N], bad[2 * N];
+    int nok = 0, nbad = 0;
+    for (int i = 0; i < N; i++) {
+        double u[2];
+        dpt_gp_sobol(2, (uint64_t)i, 1, 7, u);
+        double *dst = u[0] < 0.5 ? ok + 2 * nok++ : bad + 2 * nbad++;
+        dst[0] = u[0];
+        dst[1] = u[1];
+    }
+    cr_assert(nok >= 8 && nbad >= 8, "design: %d ok, %d bad", nok, nbad);
+    dpt_gp_t *g = dpt_gp_classifier(2, ok, nok, bad, nbad, 3);
+    cr_assert(g != NULL);
+    for (double v = 0.1; v < 1.0; v += 0.2) {
+        double good[2] = {0.1, v}, poor[2] = {0.9, v};
+        double pg = exp(dpt_gp_log_feasible(g, good, NULL));
+        double pb = exp(dpt_gp_log_feasible(g, poor, NULL));
+        /* labels +-2 through a probit: Phi(2) = 0.977 at an observed point, less between */
+        cr_expect(pg > 0.8, "P(feasible) at (0.1, %g) = %g", v, pg);
+        cr_expect(pb < 0.2, "P(feasible) at (0.9, %g) = %g", v, pb);
+        cr_expect(pg > exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) &&
+                      exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) > pb,
+                  "not monotone across the boundary at u1 = %g", v);
+    }
+    double x[2] = {0.55, 0.4}, gr[2], e = 1e-6;
+    dpt_gp_log_feasible(g, x, gr);
+    for (int d = 0; d < 2; d++) {
+        double xp[2] = {x[0], x[1]}, xm[2] = {x[0], x[1]};
+        xp[d] += e;
+        xm[d] -= e;
+        double fd = (dpt_gp_log_feasible(g, xp, NULL) - dpt_gp_log_feasible(g, xm, NULL)) / (2 * e);
+        cr_expect(fabs(gr[d] - fd) < 1e-5 * (1 + fabs(fd)), "d%d: %g fd %g", d, gr[d], fd);
+    }
+    dpt_gp_free(g);
+}
+
 /* ---- Sobol and objectives ------------------------------------------------------------------ */
 
 Test(gp, sobol_stratifies_each_axis)
