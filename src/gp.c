@@ -544,7 +544,8 @@ static double lbfgs_box(int n, double *x, obj_fn f, void *ctx, const double *lo,
 void dpt_bo_opts_default(dpt_bo_opts *o)
 {
     o->hyper = DPT_BO_HYPER_MAP;
-    o->pending = DPT_BO_PENDING_BELIEVER;
+    o->pending = DPT_BO_PENDING_SAMPLED;
+    o->fantasies = 8;
     o->n_initial = 2;
     o->restarts = 4;
     o->burn_in = 10;
@@ -734,6 +735,7 @@ typedef struct {
     dpt_gp_t **gps; /* (S) one GP per hyperparameter sample */
     double best;    /* best standardized observation */
     dpt_gp_t *feas; /* the feasibility classifier, NULL when no trial diverged */
+    const double *bests; /* (S) per model: best of observations and fantasies; NULL: best */
 } ei_ctx;
 
 /* The feasibility classifier: a GP fitted by least squares to labels +1 (a result) and -1
@@ -807,7 +809,7 @@ static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
         double mu, var, l_dm, l_ds;
         dpt_gp_predict(c->gps[s], x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
         double sd = sqrt(var);
-        l[s] = dpt_gp_log_ei(mu, sd, c->best, &l_dm, &l_ds);
+        l[s] = dpt_gp_log_ei(mu, sd, c->bests ? c->bests[s] : c->best, &l_dm, &l_ds);
         lmax = fmax(lmax, l[s]);
         for (int d = 0; grad && d < c->dim; d++)
             g[s][d] = l_dm * dm[d] + (sd > 1e-12 ? l_ds * dv[d] / (2.0 * sd) : 0.0);
@@ -841,13 +843,16 @@ static double neg_log_ei(void *ctx, const double *x, double *g)
  * samples, C + nloc candidates. */
 typedef struct {
     int dim, n, m, N, nt, S, C, nloc;
+    int J;           /* models per hyperparameter sample: sampled fantasies of the pending */
     double *ys;      /* (N) standardized observations, then the pending points' fantasies */
     double *ys2;     /* (n) the warped alternative */
     double *Xa;      /* (N, dim) observations, then the pending points */
     double *thetas;  /* (S, nt) hyperparameter samples */
     double *cand;    /* (C + nloc, dim) candidates */
     double *score;   /* (C + nloc) their EI */
-    dpt_gp_t **gps;  /* (S) */
+    double *bests;   /* (S J) the incumbent of each model: with sampled fantasies, the best of
+                      * the observations and that model's pending outcomes */
+    dpt_gp_t **gps;  /* (S J) */
     lml_ws w;
 } bo_ws;
 
@@ -861,6 +866,8 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
     b->nt = DPT_GP_NTHETA(dim);
     b->S = o->hyper == DPT_BO_HYPER_SLICE ? (o->samples > 0 ? o->samples : 1) : 1;
     if (b->S > MAX_SAMPLES) b->S = MAX_SAMPLES;
+    b->J = m > 0 && o->pending == DPT_BO_PENDING_SAMPLED && o->fantasies > 1 ? o->fantasies : 1;
+    if (b->S * b->J > MAX_SAMPLES) b->J = MAX_SAMPLES / b->S;
     b->C = o->candidates > 0 ? o->candidates : 1;
     b->nloc = 3 * 20; /* perturbations of the best observation, see make_candidates */
     int N = b->N, S = b->S, C = b->C, nloc = b->nloc;
@@ -870,8 +877,10 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
     b->thetas = malloc(sizeof(double) * S * b->nt);
     b->cand = malloc(sizeof(double) * (C + nloc) * dim);
     b->score = malloc(sizeof(double) * (C + nloc));
-    b->gps = calloc(S, sizeof *b->gps);
-    if (!b->ys || !b->ys2 || !b->Xa || !b->thetas || !b->cand || !b->score || !b->gps)
+    b->gps = calloc((size_t)S * b->J, sizeof *b->gps);
+    b->bests = calloc((size_t)S * b->J, sizeof *b->bests);
+    if (!b->ys || !b->ys2 || !b->Xa || !b->thetas || !b->cand || !b->score || !b->gps ||
+        !b->bests)
         return -1;
     return lml_ws_init(&b->w, dim, X, b->ys, n);
 }
@@ -879,8 +888,9 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
 static void bo_ws_free(bo_ws *b)
 {
     if (b->gps)
-        for (int s = 0; s < b->S; s++) dpt_gp_free(b->gps[s]);
+        for (int s = 0; s < b->S * b->J; s++) dpt_gp_free(b->gps[s]);
     free(b->gps);
+    free(b->bests);
     lml_ws_free(&b->w);
     free(b->ys);
     free(b->ys2);
@@ -949,10 +959,43 @@ static void fit_hyperparameters(const dpt_bo_opts *o, bo_ws *b, const double *y,
     }
 }
 
-/* One GP per hyperparameter sample, the pending points fantasized into it (their predicted
- * mean, or the best value for the constant liar). Returns how many could be built. */
+/* The J models of one hyperparameter sample th, whose GP of the observations is g (taken): the
+ * pending points' outcomes drawn one after another, each from the predictive (latent plus noise)
+ * of the GP conditioned on the draws before it, so they are a joint sample (Snoek et al. 2012,
+ * section 3.3: EI integrated over the pending outcomes, here by Monte Carlo). Stores the models
+ * in out; returns how many. */
+static int sample_fantasies(bo_ws *b, dpt_gp_t *g, double *th, const double *pending,
+                            double best, draws *r, dpt_gp_t **out, double *bests)
+{
+    int dim = b->dim, n = b->n, m = b->m, k = 0;
+    double noise = exp(th[DPT_GP_LOG_NOISE(dim)]);
+    for (int f = 0; f < b->J; f++) {
+        dpt_gp_t *c = g;
+        double inc = best;
+        for (int j = 0; j < m && c; j++) {
+            double pm, pv;
+            dpt_gp_predict(c, pending + (size_t)j * dim, &pm, &pv, NULL, NULL);
+            b->ys[n + j] = pm + sqrt(pv + noise) * draw_normal(r);
+            inc = fmin(inc, b->ys[n + j]);
+            if (c != g) dpt_gp_free(c);
+            c = dpt_gp_init(dim, b->Xa, b->ys, n + j + 1, th);
+        }
+        /* the improvement is over the pending outcomes too: else a point the GP expects to beat
+         * the incumbent keeps its EI while it runs, and every group is sent to it */
+        if (c) {
+            bests[k] = inc;
+            out[k++] = c;
+        }
+    }
+    dpt_gp_free(g);
+    return k;
+}
+
+/* The models EI is averaged over: per hyperparameter sample, one GP with the pending points
+ * fantasized at their predicted mean (believer) or the best value (liar), or J with sampled
+ * outcomes. Returns how many could be built. */
 static int build_models(const dpt_bo_opts *o, bo_ws *b, const double *X, const double *pending,
-                        double best)
+                        double best, draws *r)
 {
     int dim = b->dim, n = b->n, m = b->m;
     memcpy(b->Xa, X, sizeof(double) * n * dim);
@@ -967,6 +1010,10 @@ static int build_models(const dpt_bo_opts *o, bo_ws *b, const double *X, const d
             g = dpt_gp_init(dim, X, b->ys, n, th);
         }
         if (!g) continue;
+        if (m > 0 && o->pending == DPT_BO_PENDING_SAMPLED) {
+            S_ok += sample_fantasies(b, g, th, pending, best, r, b->gps + S_ok, b->bests + S_ok);
+            continue;
+        }
         if (m > 0) {
             for (int j = 0; j < m; j++) {
                 double pm, pv;
@@ -1080,13 +1127,14 @@ int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, cons
             best = b.ys[i];
             ibest = i;
         }
-    int S_ok = build_models(o, &b, X, pending, best);
+    int S_ok = build_models(o, &b, X, pending, best, &r);
     if (S_ok == 0) { /* no sample gave a positive definite K: fall back to the design */
         dpt_gp_sobol(dim, (uint64_t)b.N, 1, seed | 1, out);
         rc = 0;
         goto done;
     }
-    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL};
+    int sampled = m > 0 && o->pending == DPT_BO_PENDING_SAMPLED;
+    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL, sampled ? b.bests : NULL};
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
     if (nbad > 0) /* every phase's observations: where training diverges does not restart */

@@ -1,7 +1,7 @@
 /* Gaussian-process regression and Bayesian optimization for the hyperparameter search (Spearmint's
  * recipe: Snoek, Larochelle & Adams 2012): a Matern 5/2 ARD kernel with constant mean and noise,
  * hyperparameters fitted by maximum a posteriori or integrated by slice sampling, Expected
- * Improvement averaged over them, pending trials fantasized, and a restart from fresh points once
+ * Improvement averaged over them and over sampled outcomes of the pending trials, and a restart from fresh points once
  * a minimum is found and polished (a stationary kernel fitted around one minimum can be sure,
  * wrongly, that no better one exists: docs/search.md). Inputs live in the unit cube and the
  * caller maps its search space onto it; outputs are minimized.
@@ -85,7 +85,9 @@ typedef enum {
 
 typedef enum {
     DPT_BO_PENDING_BELIEVER = 0, /* kriging believer: a pending point "returns" its GP mean */
-    DPT_BO_PENDING_LIAR = 1      /* constant liar: a pending point returns the best y so far */
+    DPT_BO_PENDING_LIAR = 1,     /* constant liar: a pending point returns the best y so far */
+    DPT_BO_PENDING_SAMPLED = 2   /* Spearmint's: EI averaged over `fantasies` outcomes of the
+                                  * pending points drawn jointly from the GP's predictive */
 } dpt_bo_pending;
 
 typedef enum {
@@ -97,6 +99,7 @@ typedef enum {
 typedef struct {
     dpt_bo_hyper hyper;
     dpt_bo_pending pending;
+    int fantasies;        /* SAMPLED: outcomes drawn per hyperparameter sample (S x this <= 64) */
     int n_initial;        /* below this many observations, propose the next Sobol point */
     int restarts;         /* MAP: optimizer starts (the first from a fixed default) */
     int burn_in;          /* SLICE: sweeps discarded after starting from the MAP estimate */

@@ -437,8 +437,10 @@ Test(bo, pending_point_changes_the_proposal)
     dpt_bo_opts_default(&o);
     random_points(N, D, 3, X);
     for (int i = 0; i < N; i++) y[i] = dpt_objective_branin(X + i * D);
-    for (int pend = 0; pend < 2; pend++) {
-        o.pending = pend ? DPT_BO_PENDING_LIAR : DPT_BO_PENDING_BELIEVER;
+    const dpt_bo_pending modes[] = {DPT_BO_PENDING_BELIEVER, DPT_BO_PENDING_LIAR,
+                                    DPT_BO_PENDING_SAMPLED};
+    for (int pend = 0; pend < 3; pend++) {
+        o.pending = modes[pend];
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, 42, p1), 0);
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, 42, p1b), 0);
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, p1, 1, 42, p2), 0);

@@ -74,16 +74,7 @@ EOF
 # --- resume of an async search after SIGKILL of a rank
 args=(search "$BRANIN" "${COMMON[@]}" --set search.trials=14 --set objective.duration=0.1)
 out=$TMP/killed
-"${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$out" >"$TMP/killed.log" 2>&1 &
-job=$!
-for _ in $(seq 1 1000); do
-    [ -f "$out/trials.jsonl" ] && [ "$(wc -l <"$out/trials.jsonl")" -ge 4 ] && break
-    sleep 0.01
-done
-victim=$(pgrep -f -n "dptrain search .*--out $out" || true)
-if [ -n "$victim" ] && [ "$(wc -l <"$out/trials.jsonl")" -lt 14 ]; then
-    kill -9 "$victim"
-    wait "$job" && fail "the killed async search exited 0"
+if kill_search_after "$out" 4 2 "${args[@]}" && [ "$(wc -l <"$out/trials.jsonl")" -lt 14 ]; then
     cp "$out/trials.jsonl" "$TMP/before.jsonl"
     before=$(wc -l <"$TMP/before.jsonl")
     "${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$out" --resume >"$TMP/resume.log" 2>&1 ||
@@ -108,7 +99,6 @@ print(f"async resume: {len(before)} trials before the kill, {len(after)} after")
 EOF
         fail "the resumed async search is not the interrupted one completed"
 else
-    wait "$job" || true
     fail "could not kill the async search mid-way (it finished first or never started)"
 fi
 
