@@ -1,9 +1,10 @@
 /* Gaussian-process regression and Bayesian optimization for the hyperparameter search (Spearmint's
  * recipe: Snoek, Larochelle & Adams 2012): a Matern 5/2 ARD kernel with constant mean and noise,
  * hyperparameters fitted by maximum a posteriori or integrated by slice sampling, Expected
- * Improvement averaged over them and over sampled outcomes of the pending trials, and a restart from fresh points once
- * a minimum is found and polished (a stationary kernel fitted around one minimum can be sure,
- * wrongly, that no better one exists: docs/search.md). Inputs live in the unit cube and the
+ * Improvement (maximized as its log) averaged over them and over sampled outcomes of the pending
+ * trials, and a restart from fresh points once a minimum is found and polished (a stationary
+ * kernel fitted around one minimum can be sure, wrongly, that no better one exists:
+ * docs/search.md). Inputs live in the unit cube and the
  * caller maps its search space onto it; outputs are minimized.
  *
  * Shape letters: D input dimensions, N observations, M pending points, S hyperparameter samples.
