@@ -89,6 +89,8 @@ static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
 static const char *const objective_names[] = {"val_error", "val_loss", NULL};
 static const char *const stop_rule_names[] = {"none", "median", NULL};
+static const char *const search_schedule_names[] = {"async", "sync", NULL};
+static const char *const feasibility_names[] = {"model", "worst", NULL};
 static const char *const function_names[] = {"none", "branin", "hartmann6", NULL};
 static const char *const space_type_names[] = {"uniform", "log_uniform", "int", "categorical",
                                                NULL};
@@ -109,6 +111,8 @@ _Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
 _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective names");
 _Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_MEDIAN + 1, "stop rule names");
+_Static_assert(N_NAMES(search_schedule_names) == DPT_SCHEDULE_SYNC + 1, "schedule names");
+_Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_WORST + 1, "feasibility names");
 _Static_assert(N_NAMES(function_names) == DPT_FUNCTION_HARTMANN6 + 1, "function names");
 _Static_assert(N_NAMES(space_type_names) == DPT_SPACE_CATEGORICAL + 1, "space type names");
 
@@ -180,6 +184,8 @@ static const config_key keys[] = {
     ROW_INT("search.initial_random", search.initial_random, "5", 0, 10000),
     ROW_ENUM("search.objective", search.objective, "val_error", objective_names),
     ROW_INT("search.parallel", search.parallel, "1", 1, 4096),
+    ROW_ENUM("search.schedule", search.schedule, "async", search_schedule_names),
+    ROW_ENUM("search.feasibility", search.feasibility, "worst", feasibility_names),
     ROW_ENUM("search.early_stopping.rule", search.stop_rule, "median", stop_rule_names),
     ROW_INT("search.early_stopping.grace_epochs", search.stop_grace_epochs, "2", 0, INT_MAX),
     ROW_INT("search.early_stopping.min_trials", search.stop_min_trials, "3", 1, INT_MAX),
@@ -193,6 +199,8 @@ static const config_key keys[] = {
     ROW_DOUBLE("objective.x4", objective.x[3], "0.0", -1e300, 1e300, 0),
     ROW_DOUBLE("objective.x5", objective.x[4], "0.0", -1e300, 1e300, 0),
     ROW_DOUBLE("objective.x6", objective.x[5], "0.0", -1e300, 1e300, 0),
+    ROW_DOUBLE("objective.duration", objective.duration, "0.0", 0.0, 3600.0, 0),
+    ROW_BOOL("objective.diverge_corner", objective.diverge_corner, "false"),
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

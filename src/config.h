@@ -25,6 +25,8 @@ typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progre
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN } dpt_stop_rule;
+typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
+typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
 typedef enum { DPT_FUNCTION_NONE, DPT_FUNCTION_BRANIN, DPT_FUNCTION_HARTMANN6 } dpt_function;
 typedef enum {
     DPT_SPACE_UNIFORM,      /* double in [low, high] */
@@ -128,6 +130,10 @@ typedef struct {
         int initial_random;                /* bayes: random trials before the GP proposes */
         dpt_search_objective objective;    /* minimized: 1 - val accuracy, or val loss */
         int parallel;                      /* G: groups of ranks training trials at once */
+        dpt_search_schedule schedule;      /* async: a group gets its next trial as it
+                                            * finishes; sync: rounds of G trials */
+        dpt_search_feasibility feasibility; /* diverged/failed trials: a classifier of
+                                            * P(feasible), or the worst value in the GP */
         dpt_stop_rule stop_rule;           /* early_stopping.rule */
         int stop_grace_epochs;             /* early_stopping.grace_epochs: never stop before */
         int stop_min_trials;               /* early_stopping.min_trials: finished trials the
@@ -141,6 +147,9 @@ typedef struct {
     struct {
         dpt_function function;             /* none: train; else evaluate this test function */
         double x[DPT_OBJECTIVE_MAX_X];     /* its arguments x1..x6, natural coordinates */
+        double duration;                   /* median seconds an evaluation waits (lognormal,
+                                            * scaled by x1), to measure schedules; 0: none */
+        int diverge_corner;                /* Branin diverges where x1 > 5 and x2 < 5 */
     } objective;
 } dpt_config;
 

@@ -321,6 +321,66 @@ double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd
     return ei > 0.0 ? ei : 0.0;
 }
 
+/* log h(z), h(z) = phi(z) + z Phi(z) (EI = sd h(z)), and *dlog = d log h / dz = Phi(z) / h(z).
+ * Below z = -1 the sum cancels, so h = phi(z) q with q = 1 - x M(x), x = -z and M(x) =
+ * Phi(-x) / phi(x) the Mills ratio (Ament et al. 2023, "Unexpected improvements to expected
+ * improvement", eq. 9): through erfc up to x = 30, where erfc(x / sqrt 2) is still far from
+ * underflow, then through M's asymptotic series (Abramowitz & Stegun 26.2.12), whose next term
+ * is below 3e-10 of q there. */
+static double mills_ratio(double x /* >= 1 */, double *q /* 1 - x M(x) */)
+{
+    if (x <= 30.0) {
+        double mills =
+            0.5 * erfc(x * 0.70710678118654752440) * 2.50662827463100050242 * exp(0.5 * x * x);
+        *q = 1.0 - x * mills;
+        return mills;
+    }
+    double u = 1.0 / (x * x);
+    *q = u * (1.0 - u * (3.0 - u * (15.0 - u * (105.0 - u * (945.0 - u * 10395.0)))));
+    return (1.0 - *q) / x;
+}
+
+static double log_h(double z, double *dlog)
+{
+    if (z > -1.0) {
+        double cdf = 0.5 * erfc(-z * 0.70710678118654752440);
+        double h = 0.39894228040143267794 * exp(-0.5 * z * z) + z * cdf;
+        *dlog = cdf / h;
+        return log(h);
+    }
+    double x = -z, q, mills = mills_ratio(x, &q);
+    *dlog = mills / q;
+    return -0.5 * x * x - 0.91893853320467274178 + log(q);
+}
+
+/* log Phi(a) and *dlog = phi(a) / Phi(a), finite for every a (Phi(a) = phi(a) M(-a) below -1). */
+static double log_cdf(double a, double *dlog)
+{
+    if (a > -1.0) {
+        double cdf = 0.5 * erfc(-a * 0.70710678118654752440);
+        *dlog = 0.39894228040143267794 * exp(-0.5 * a * a) / cdf;
+        return log(cdf);
+    }
+    double q, mills = mills_ratio(-a, &q);
+    *dlog = 1.0 / mills;
+    return -0.5 * a * a - 0.91893853320467274178 + log(mills);
+}
+
+double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd)
+{
+    double imp = best - mean;
+    if (!(sd > 1e-300)) { /* the sd -> 0 limit: log max(imp, 0) */
+        if (dmean) *dmean = imp > 0.0 ? -1.0 / imp : 0.0;
+        if (dsd) *dsd = 0.0;
+        return imp > 0.0 ? log(imp) : -INFINITY;
+    }
+    double z = imp / sd, dlog;
+    double lh = log_h(z, &dlog);
+    if (dmean) *dmean = -dlog / sd;
+    if (dsd) *dsd = (1.0 - z * dlog) / sd;
+    return log(sd) + lh;
+}
+
 /* ---- Sobol sequence ---------------------------------------------------------------------- */
 
 /* Joe & Kuo (2008), new-joe-kuo-6.21201, dimensions 2..21: degree s, coefficients a, initial
@@ -484,7 +544,8 @@ static double lbfgs_box(int n, double *x, obj_fn f, void *ctx, const double *lo,
 void dpt_bo_opts_default(dpt_bo_opts *o)
 {
     o->hyper = DPT_BO_HYPER_MAP;
-    o->pending = DPT_BO_PENDING_BELIEVER;
+    o->pending = DPT_BO_PENDING_SAMPLED;
+    o->fantasies = 8;
     o->n_initial = 2;
     o->restarts = 4;
     o->burn_in = 10;
@@ -667,53 +728,131 @@ static double transform_y(const double *y, int n, int warp, double *ys)
     return lj - n * log(sd);
 }
 
+#define MAX_SAMPLES 64 /* hyperparameter samples a proposal averages over, at most */
+
 typedef struct {
     int S, dim;
     dpt_gp_t **gps; /* (S) one GP per hyperparameter sample */
     double best;    /* best standardized observation */
-    double scale;   /* objective scale for the local optimizer */
+    dpt_gp_t *feas; /* the feasibility classifier, NULL when no trial diverged */
+    const double *bests; /* (S) per model: best of observations and fantasies; NULL: best */
 } ei_ctx;
 
-/* EI averaged over the hyperparameter samples (Snoek et al. 2012, eq. 4) and its gradient. */
-static double avg_ei(ei_ctx *c, const double *x, double *grad)
+/* The feasibility classifier: a GP fitted by least squares to labels +1 (a result) and -1
+ * (diverged or failed), R&W 2006 section 6.5, read through a probit with the latent variance,
+ * P(feasible) = Phi(k mu / sqrt(1 + k^2 var)) (the form of R&W eq. 3.80, latent scaled by k =
+ * FEAS_SHARPNESS so that an observed divergence counts: Phi(-5) = 3e-7). Spearmint samples a
+ * probit GP classifier; least squares keeps one Cholesky and the objective GP's hyperparameter
+ * fit. Its mean is set to 0 (far from every trial: undecided, not "mostly feasible") and no
+ * lengthscale is below FEAS_MIN_LS (a region that diverges is a region, not scattered points).
+ * docs/search.md has what it achieves, and does not. */
+#define FEAS_SHARPNESS 5.0
+#define FEAS_MIN_LS 0.2
+
+static dpt_gp_t *fit_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                                draws *r)
 {
-    double total = 0.0, dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM];
-    if (grad)
-        for (int d = 0; d < c->dim; d++) grad[d] = 0.0;
-    for (int s = 0; s < c->S; s++) {
-        double mu, var, ei_dm, ei_ds;
-        dpt_gp_predict(c->gps[s], x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
-        double sd = sqrt(var);
-        total += dpt_gp_ei(mu, sd, c->best, &ei_dm, &ei_ds);
-        if (grad && sd > 1e-12)
-            for (int d = 0; d < c->dim; d++) grad[d] += ei_dm * dm[d] + ei_ds * dv[d] / (2.0 * sd);
-        else if (grad)
-            for (int d = 0; d < c->dim; d++) grad[d] += ei_dm * dm[d];
+    int N = nok + nbad;
+    double *X = malloc(sizeof(double) * (size_t)N * dim), *t = malloc(sizeof(double) * N);
+    dpt_gp_t *g = NULL;
+    lml_ws w = {0};
+    if (!X || !t || lml_ws_init(&w, dim, X, t, N) != 0) goto done;
+    memcpy(X, Xok, sizeof(double) * (size_t)nok * dim);
+    memcpy(X + (size_t)nok * dim, Xbad, sizeof(double) * (size_t)nbad * dim);
+    for (int i = 0; i < N; i++) t[i] = i < nok ? 1.0 : -1.0;
+    double th[DPT_GP_MAX_DIM + 3];
+    fit_map(&w, 2, r, th);
+    th[DPT_GP_MEAN(dim)] = 0.0;
+    for (int d = 0; d < dim; d++) th[d] = fmax(th[d], log(FEAS_MIN_LS));
+    g = dpt_gp_init(dim, X, t, N, th);
+    for (int k = 0; !g && k < 4; k++) { /* duplicates at the noise floor: jitter, as for y */
+        th[DPT_GP_LOG_NOISE(dim)] += log(100.0);
+        g = dpt_gp_init(dim, X, t, N, th);
     }
-    if (grad)
-        for (int d = 0; d < c->dim; d++) grad[d] /= c->S;
-    return total / c->S;
+done:
+    lml_ws_free(&w);
+    free(X);
+    free(t);
+    return g;
 }
 
-static double neg_ei(void *ctx, const double *x, double *g)
+dpt_gp_t *dpt_gp_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                            uint64_t seed)
+{
+    if (dim < 1 || dim > DPT_GP_MAX_DIM || nok < 0 || nbad < 0 || nok + nbad < 1) return NULL;
+    draws r = {dpt_rng_mix(seed ^ 0xfea5ULL), 0};
+    return fit_classifier(dim, Xok, nok, Xbad, nbad, &r);
+}
+
+double dpt_gp_log_feasible(dpt_gp_t *g, const double *x, double *grad)
+{
+    int dim = g->dim;
+    double mu, var, dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM], dl;
+    dpt_gp_predict(g, x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
+    const double k = FEAS_SHARPNESS;
+    double sc = sqrt(1.0 + k * k * var);
+    double l = log_cdf(k * mu / sc, &dl);
+    for (int d = 0; grad && d < dim; d++)
+        grad[d] = dl * k * (dm[d] / sc - 0.5 * mu * k * k * dv[d] / (sc * sc * sc));
+    return l;
+}
+
+/* log of EI averaged over the hyperparameter samples (Snoek et al. 2012, eq. 4), a log-sum-exp of
+ * the samples' LogEI, and its gradient: finite far below the incumbent, where EI itself
+ * underflows to 0 with a zero gradient and leaves the optimizer nothing to follow. */
+static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
+{
+    double l[MAX_SAMPLES], g[MAX_SAMPLES][DPT_GP_MAX_DIM], dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM];
+    int S = c->S;
+    double lmax = -INFINITY;
+    for (int s = 0; s < S; s++) {
+        double mu, var, l_dm, l_ds;
+        dpt_gp_predict(c->gps[s], x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
+        double sd = sqrt(var);
+        l[s] = dpt_gp_log_ei(mu, sd, c->bests ? c->bests[s] : c->best, &l_dm, &l_ds);
+        lmax = fmax(lmax, l[s]);
+        for (int d = 0; grad && d < c->dim; d++)
+            g[s][d] = l_dm * dm[d] + (sd > 1e-12 ? l_ds * dv[d] / (2.0 * sd) : 0.0);
+    }
+    if (grad)
+        for (int d = 0; d < c->dim; d++) grad[d] = 0.0;
+    if (!isfinite(lmax)) return lmax;
+    double sum = 0.0;
+    for (int s = 0; s < S; s++) sum += exp(l[s] - lmax);
+    for (int s = 0; grad && s < S; s++) {
+        double w = exp(l[s] - lmax) / sum;
+        for (int d = 0; d < c->dim; d++) grad[d] += w * g[s][d];
+    }
+    double lf = 0.0, gf[DPT_GP_MAX_DIM];
+    if (c->feas) {
+        lf = dpt_gp_log_feasible(c->feas, x, grad ? gf : NULL);
+        for (int d = 0; grad && d < c->dim; d++) grad[d] += gf[d];
+    }
+    return lmax + log(sum / S) + lf;
+}
+
+static double neg_log_ei(void *ctx, const double *x, double *g)
 {
     ei_ctx *c = ctx;
-    double v = avg_ei(c, x, g);
-    for (int d = 0; d < c->dim; d++) g[d] = -g[d] / c->scale;
-    return -v / c->scale;
+    double v = avg_log_ei(c, x, g);
+    for (int d = 0; d < c->dim; d++) g[d] = -g[d];
+    return isfinite(v) ? -v : INFINITY;
 }
 
 /* The buffers of one proposal: n observations (the current phase), m pending, S hyperparameter
  * samples, C + nloc candidates. */
 typedef struct {
     int dim, n, m, N, nt, S, C, nloc;
+    int J;           /* models per hyperparameter sample: sampled fantasies of the pending */
     double *ys;      /* (N) standardized observations, then the pending points' fantasies */
     double *ys2;     /* (n) the warped alternative */
     double *Xa;      /* (N, dim) observations, then the pending points */
     double *thetas;  /* (S, nt) hyperparameter samples */
     double *cand;    /* (C + nloc, dim) candidates */
     double *score;   /* (C + nloc) their EI */
-    dpt_gp_t **gps;  /* (S) */
+    double *bests;   /* (S J) the incumbent of each model: with sampled fantasies, the best of
+                      * the observations and that model's pending outcomes */
+    dpt_gp_t **gps;  /* (S J) */
     lml_ws w;
 } bo_ws;
 
@@ -726,6 +865,9 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
     b->N = n + m;
     b->nt = DPT_GP_NTHETA(dim);
     b->S = o->hyper == DPT_BO_HYPER_SLICE ? (o->samples > 0 ? o->samples : 1) : 1;
+    if (b->S > MAX_SAMPLES) b->S = MAX_SAMPLES;
+    b->J = m > 0 && o->pending == DPT_BO_PENDING_SAMPLED && o->fantasies > 1 ? o->fantasies : 1;
+    if (b->S * b->J > MAX_SAMPLES) b->J = MAX_SAMPLES / b->S;
     b->C = o->candidates > 0 ? o->candidates : 1;
     b->nloc = 3 * 20; /* perturbations of the best observation, see make_candidates */
     int N = b->N, S = b->S, C = b->C, nloc = b->nloc;
@@ -735,8 +877,10 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
     b->thetas = malloc(sizeof(double) * S * b->nt);
     b->cand = malloc(sizeof(double) * (C + nloc) * dim);
     b->score = malloc(sizeof(double) * (C + nloc));
-    b->gps = calloc(S, sizeof *b->gps);
-    if (!b->ys || !b->ys2 || !b->Xa || !b->thetas || !b->cand || !b->score || !b->gps)
+    b->gps = calloc((size_t)S * b->J, sizeof *b->gps);
+    b->bests = calloc((size_t)S * b->J, sizeof *b->bests);
+    if (!b->ys || !b->ys2 || !b->Xa || !b->thetas || !b->cand || !b->score || !b->gps ||
+        !b->bests)
         return -1;
     return lml_ws_init(&b->w, dim, X, b->ys, n);
 }
@@ -744,8 +888,9 @@ static int bo_ws_init(bo_ws *b, const dpt_bo_opts *o, int dim, const double *X, 
 static void bo_ws_free(bo_ws *b)
 {
     if (b->gps)
-        for (int s = 0; s < b->S; s++) dpt_gp_free(b->gps[s]);
+        for (int s = 0; s < b->S * b->J; s++) dpt_gp_free(b->gps[s]);
     free(b->gps);
+    free(b->bests);
     lml_ws_free(&b->w);
     free(b->ys);
     free(b->ys2);
@@ -814,10 +959,43 @@ static void fit_hyperparameters(const dpt_bo_opts *o, bo_ws *b, const double *y,
     }
 }
 
-/* One GP per hyperparameter sample, the pending points fantasized into it (their predicted
- * mean, or the best value for the constant liar). Returns how many could be built. */
+/* The J models of one hyperparameter sample th, whose GP of the observations is g (taken): the
+ * pending points' outcomes drawn one after another, each from the predictive (latent plus noise)
+ * of the GP conditioned on the draws before it, so they are a joint sample (Snoek et al. 2012,
+ * section 3.3: EI integrated over the pending outcomes, here by Monte Carlo). Stores the models
+ * in out; returns how many. */
+static int sample_fantasies(bo_ws *b, dpt_gp_t *g, double *th, const double *pending,
+                            double best, draws *r, dpt_gp_t **out, double *bests)
+{
+    int dim = b->dim, n = b->n, m = b->m, k = 0;
+    double noise = exp(th[DPT_GP_LOG_NOISE(dim)]);
+    for (int f = 0; f < b->J; f++) {
+        dpt_gp_t *c = g;
+        double inc = best;
+        for (int j = 0; j < m && c; j++) {
+            double pm, pv;
+            dpt_gp_predict(c, pending + (size_t)j * dim, &pm, &pv, NULL, NULL);
+            b->ys[n + j] = pm + sqrt(pv + noise) * draw_normal(r);
+            inc = fmin(inc, b->ys[n + j]);
+            if (c != g) dpt_gp_free(c);
+            c = dpt_gp_init(dim, b->Xa, b->ys, n + j + 1, th);
+        }
+        /* the improvement is over the pending outcomes too: else a point the GP expects to beat
+         * the incumbent keeps its EI while it runs, and every group is sent to it */
+        if (c) {
+            bests[k] = inc;
+            out[k++] = c;
+        }
+    }
+    dpt_gp_free(g);
+    return k;
+}
+
+/* The models EI is averaged over: per hyperparameter sample, one GP with the pending points
+ * fantasized at their predicted mean (believer) or the best value (liar), or J with sampled
+ * outcomes. Returns how many could be built. */
 static int build_models(const dpt_bo_opts *o, bo_ws *b, const double *X, const double *pending,
-                        double best)
+                        double best, draws *r)
 {
     int dim = b->dim, n = b->n, m = b->m;
     memcpy(b->Xa, X, sizeof(double) * n * dim);
@@ -832,6 +1010,10 @@ static int build_models(const dpt_bo_opts *o, bo_ws *b, const double *X, const d
             g = dpt_gp_init(dim, X, b->ys, n, th);
         }
         if (!g) continue;
+        if (m > 0 && o->pending == DPT_BO_PENDING_SAMPLED) {
+            S_ok += sample_fantasies(b, g, th, pending, best, r, b->gps + S_ok, b->bests + S_ok);
+            continue;
+        }
         if (m > 0) {
             for (int j = 0; j < m; j++) {
                 double pm, pv;
@@ -872,27 +1054,26 @@ static int make_candidates(const dpt_bo_opts *o, bo_ws *b, const double *xbest, 
     return C + b->nloc;
 }
 
-/* The best candidate by EI, then L-BFGS on EI from the best few; out gets the best result. */
+/* The best candidate by LogEI, then L-BFGS on LogEI from the best few; out gets the best. */
 static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, const double *lo,
                         const double *hi, double *out)
 {
     int dim = b->dim;
     double *cand = b->cand, *score = b->score, xb[DPT_GP_MAX_DIM];
-    for (int k = 0; k < total; k++) score[k] = avg_ei(ctx, cand + (size_t)k * dim, NULL);
+    for (int k = 0; k < total; k++) score[k] = avg_log_ei(ctx, cand + (size_t)k * dim, NULL);
     int kbest = 0;
     for (int k = 1; k < total; k++)
         if (score[k] > score[kbest]) kbest = k;
     memcpy(out, cand + (size_t)kbest * dim, sizeof(double) * dim);
     double out_ei = score[kbest];
-    for (int l = 0; l < o->local_starts && out_ei > 0.0; l++) {
+    for (int l = 0; l < o->local_starts; l++) {
         int k = 0;
         for (int j = 1; j < total; j++)
             if (score[j] > score[k]) k = j;
-        if (!(score[k] > 0.0)) break;
+        if (!isfinite(score[k])) break;
         memcpy(xb, cand + (size_t)k * dim, sizeof(double) * dim);
-        ctx->scale = score[k];
-        score[k] = -1.0; /* taken */
-        double f = -lbfgs_box(dim, xb, neg_ei, ctx, lo, hi, 50) * ctx->scale;
+        score[k] = -INFINITY; /* taken */
+        double f = -lbfgs_box(dim, xb, neg_log_ei, ctx, lo, hi, 50);
         if (f > out_ei) {
             out_ei = f;
             memcpy(out, xb, sizeof(double) * dim);
@@ -900,10 +1081,30 @@ static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, 
     }
 }
 
+/* A new phase's random design point, redrawn (up to 20 times) while the classifier says it is
+ * more likely to diverge than not: restarts explore, but not where training is known to fail. */
+static void feasible_design(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                            draws *r, double *out)
+{
+    dpt_gp_t *g = fit_classifier(dim, Xok, nok, Xbad, nbad, r);
+    for (int k = 0; g && k < 20 && dpt_gp_log_feasible(g, out, NULL) < log(0.5); k++)
+        for (int d = 0; d < dim; d++) out[d] = draw_u(r);
+    dpt_gp_free(g);
+}
+
 int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
                    const double *pending, int m, uint64_t seed, double *out)
 {
-    if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0) return -1;
+    return dpt_bo_propose_feasible(o, dim, X, y, n, NULL, 0, pending, m, seed, out);
+}
+
+int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
+                            int n, const double *Xbad, int nbad, const double *pending, int m,
+                            uint64_t seed, double *out)
+{
+    if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0 || nbad < 0) return -1;
+    const double *Xall = X;
+    int nall = n;
     /* the key differs for every (seed, n, m), so a caller that reuses a seed still moves on */
     draws r = {dpt_rng_mix(seed ^ dpt_rng_mix(((uint64_t)n << 32) | (uint64_t)m)), 1000};
     if (n < (o->n_initial > 2 ? o->n_initial : 2)) {
@@ -912,6 +1113,7 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
     }
     int polishing;
     int phase = enter_phase(o, dim, &X, &y, &n, m, seed, &r, &polishing, out);
+    if (phase > 0 && nbad > 0) feasible_design(dim, Xall, nall, Xbad, nbad, &r, out);
     if (phase != 0) return phase > 0 ? 0 : -1;
 
     bo_ws b;
@@ -925,16 +1127,20 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
             best = b.ys[i];
             ibest = i;
         }
-    int S_ok = build_models(o, &b, X, pending, best);
+    int S_ok = build_models(o, &b, X, pending, best, &r);
     if (S_ok == 0) { /* no sample gave a positive definite K: fall back to the design */
         dpt_gp_sobol(dim, (uint64_t)b.N, 1, seed | 1, out);
         rc = 0;
         goto done;
     }
-    ei_ctx ctx = {S_ok, dim, b.gps, best, 1.0};
+    int sampled = m > 0 && o->pending == DPT_BO_PENDING_SAMPLED;
+    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL, sampled ? b.bests : NULL};
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
+    if (nbad > 0) /* every phase's observations: where training diverges does not restart */
+        ctx.feas = fit_classifier(dim, Xall, nall, Xbad, nbad, &r);
     maximize_ei(o, &b, &ctx, total, lo, hi, out);
+    dpt_gp_free(ctx.feas);
     rc = 0;
 done:
     if (rc != 0) dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);

@@ -1,9 +1,10 @@
 /* Gaussian-process regression and Bayesian optimization for the hyperparameter search (Spearmint's
  * recipe: Snoek, Larochelle & Adams 2012): a Matern 5/2 ARD kernel with constant mean and noise,
  * hyperparameters fitted by maximum a posteriori or integrated by slice sampling, Expected
- * Improvement averaged over them, pending trials fantasized, and a restart from fresh points once
- * a minimum is found and polished (a stationary kernel fitted around one minimum can be sure,
- * wrongly, that no better one exists: docs/search.md). Inputs live in the unit cube and the
+ * Improvement (maximized as its log) averaged over them and over sampled outcomes of the pending
+ * trials, and a restart from fresh points once a minimum is found and polished (a stationary
+ * kernel fitted around one minimum can be sure, wrongly, that no better one exists:
+ * docs/search.md). Inputs live in the unit cube and the
  * caller maps its search space onto it; outputs are minimized.
  *
  * Shape letters: D input dimensions, N observations, M pending points, S hyperparameter samples.
@@ -55,6 +56,22 @@ void dpt_gp_theta_box(int dim, double *lo /* (dim + 3) */, double *hi /* (dim + 
  * dmean, dsd (may be NULL) receive its partial derivatives: -Phi(z) and phi(z). */
 double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd);
 
+/* log EI, computed stably far below the incumbent (Ament et al. 2023): finite, with a non-zero
+ * gradient, where EI itself underflows to 0; -INFINITY only in the sd -> 0 limit with
+ * mean >= best. dmean, dsd (may be NULL) receive its partial derivatives. The proposal maximizes
+ * it (averaged over hyperparameter samples in EI's space, not log space). */
+double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd);
+
+/* The feasibility classifier: a GP fitted by least squares to labels + (the nok points Xok,
+ * which gave a result) and - (the nbad points Xbad, which diverged or failed), rows of dim;
+ * NULL on bad arguments or when no fit is positive definite. Free with dpt_gp_free. */
+dpt_gp_t *dpt_gp_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                            uint64_t seed);
+
+/* log P(feasible) at x (dim) under a classifier, Phi(mu / sqrt(1 + var)); its gradient w.r.t. x
+ * into grad (dim) when not NULL. */
+double dpt_gp_log_feasible(dpt_gp_t *g, const double *x, double *grad);
+
 /* Points index .. index + count - 1 of a Sobol sequence (Joe & Kuo 2008 direction numbers) in
  * dim <= DPT_GP_MAX_DIM dimensions, randomized by a digital shift drawn from seed (seed 0: no
  * shift). out (count, dim), every coordinate in (0, 1). */
@@ -69,7 +86,9 @@ typedef enum {
 
 typedef enum {
     DPT_BO_PENDING_BELIEVER = 0, /* kriging believer: a pending point "returns" its GP mean */
-    DPT_BO_PENDING_LIAR = 1      /* constant liar: a pending point returns the best y so far */
+    DPT_BO_PENDING_LIAR = 1,     /* constant liar: a pending point returns the best y so far */
+    DPT_BO_PENDING_SAMPLED = 2   /* Spearmint's: EI averaged over `fantasies` outcomes of the
+                                  * pending points drawn jointly from the GP's predictive */
 } dpt_bo_pending;
 
 typedef enum {
@@ -81,6 +100,7 @@ typedef enum {
 typedef struct {
     dpt_bo_hyper hyper;
     dpt_bo_pending pending;
+    int fantasies;        /* SAMPLED: outcomes drawn per hyperparameter sample (S x this <= 64) */
     int n_initial;        /* below this many observations, propose the next Sobol point */
     int restarts;         /* MAP: optimizer starts (the first from a fixed default) */
     int burn_in;          /* SLICE: sweeps discarded after starting from the MAP estimate */
@@ -107,5 +127,13 @@ void dpt_bo_opts_default(dpt_bo_opts *o);
  * Returns 0, or -1 on bad arguments or allocation failure (out then holds a Sobol point). */
 int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
                    const double *pending, int m, uint64_t seed, double *out);
+
+/* The same, with nbad points Xbad (nbad, dim) where the objective could not be measured
+ * (diverged or failed trials): they do not enter the objective's GP; a classifier of them
+ * against X gives P(feasible), and the acquisition is log EI + log P(feasible). nbad = 0 is
+ * dpt_bo_propose. */
+int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
+                            int n, const double *Xbad, int nbad, const double *pending, int m,
+                            uint64_t seed, double *out);
 
 #endif

@@ -79,3 +79,9 @@ const char *dpt_objective_name(dpt_objective_kind kind)
 {
     return kind == DPT_OBJECTIVE_BRANIN ? "branin" : "hartmann6";
 }
+
+double dpt_objective_duration_scale(dpt_objective_kind kind, const double *x)
+{
+    double u = kind == DPT_OBJECTIVE_BRANIN ? (x[0] + 5.0) / 15.0 : x[0];
+    return 0.5 + fmin(fmax(u, 0.0), 1.0);
+}

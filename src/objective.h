@@ -27,6 +27,11 @@ double dpt_objective_min(dpt_objective_kind kind);
  * them: Branin's x1 in [-5, 10] and x2 in [0, 15], Hartmann6's in [0, 1]^6. */
 double dpt_objective_eval_natural(dpt_objective_kind kind, const double *x);
 
+/* The duration model's scale at x (natural coordinates): 0.5 + u1, u1 the first coordinate
+ * mapped to [0, 1], so evaluations in one half of the space take longer, as wide or deep networks
+ * do in a real search. */
+double dpt_objective_duration_scale(dpt_objective_kind kind, const double *x);
+
 /* "branin" or "hartmann6" -> kind; returns 0, or -1 for an unknown name. */
 int dpt_objective_parse(const char *name, dpt_objective_kind *kind);
 const char *dpt_objective_name(dpt_objective_kind kind);

@@ -38,22 +38,28 @@ int dpt_policy_check(const dpt_config *cfg, dpt_error *err)
 /* ---- proposals ------------------------------------------------------------------------------ */
 
 /* The observations the GP fits, encoded into X (rows of dim) and y; returns how many. Diverged
- * and failed trials enter as the worst objective seen, so the GP steers away from them without
- * a NaN (Spearmint models them with a separate classifier; the worst value is the simpler,
- * common substitute). */
+ * and failed trials: with search.feasibility: model they go to Xbad (*nbad of them), where a
+ * classifier of P(feasible) learns them and the acquisition is log EI + log P(feasible)
+ * (Spearmint's constraint model, Gelbart, Snoek & Adams 2014); with worst they enter y as the
+ * worst objective seen, which the GP then models as a smooth cliff. */
 static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int dim,
-                        double *X, double *y)
+                        double *X, double *y, double *Xbad, int *nbad)
 {
     double worst = -INFINITY;
     for (int k = 0; k < n_hist; k++)
         if (dpt_trial_has_result(&hist[k]) && hist[k].objective > worst)
             worst = hist[k].objective;
-    int n = 0;
+    int n = 0, model = cfg->search.feasibility == DPT_FEASIBILITY_MODEL;
+    *nbad = 0;
     for (int k = 0; k < n_hist; k++) {
-        double v = dpt_trial_has_result(&hist[k])          ? hist[k].objective
-                   : (hist[k].status == DPT_TRIAL_DIVERGED ||
-                      hist[k].status == DPT_TRIAL_FAILED) && isfinite(worst) ? worst
-                                                                             : NAN;
+        int bad = hist[k].status == DPT_TRIAL_DIVERGED || hist[k].status == DPT_TRIAL_FAILED;
+        if (bad && model) {
+            dpt_space_encode(cfg, hist[k].values, Xbad + (size_t)(*nbad)++ * (size_t)dim);
+            continue;
+        }
+        double v = dpt_trial_has_result(&hist[k]) ? hist[k].objective
+                   : bad && isfinite(worst)        ? worst
+                                                   : NAN;
         if (!isfinite(v))
             continue;
         dpt_space_encode(cfg, hist[k].values, X + (size_t)n * (size_t)dim);
@@ -72,14 +78,17 @@ static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hi
     int dim = dpt_space_dim(cfg);
     double *X = malloc(((size_t)n_hist + (size_t)n_pending + 1) * (size_t)dim * sizeof(double));
     double *y = malloc(((size_t)n_hist + 1) * sizeof(double));
+    double *Xbad = malloc(((size_t)n_hist + 1) * (size_t)dim * sizeof(double));
     double *P = X ? X + (size_t)n_hist * (size_t)dim : NULL;
-    if (!X || !y) {
+    int nbad = 0;
+    if (!X || !y || !Xbad) {
         free(X);
         free(y);
+        free(Xbad);
         dpt_space_random(cfg, seed, (uint64_t)id, out);
         return;
     }
-    int n = observations(cfg, hist, n_hist, dim, X, y);
+    int n = observations(cfg, hist, n_hist, dim, X, y, Xbad, &nbad);
     for (int m = 0; m < n_pending; m++)
         dpt_space_encode(cfg, pending[m], P + (size_t)m * (size_t)dim);
     if (n < 2) {
@@ -94,11 +103,13 @@ static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hi
         openblas_set_num_threads(1);
         double u[DPT_SEARCH_MAX_PARAMS * DPT_SEARCH_MAX_CHOICES];
         uint64_t s = dpt_rng_u64(seed, DPT_RNG_SEARCH, (1ULL << 40) | (uint64_t)id);
-        dpt_bo_propose(&o, dim, X, y, n, X + (size_t)n * (size_t)dim, n_pending, s, u);
+        dpt_bo_propose_feasible(&o, dim, X, y, n, Xbad, nbad, X + (size_t)n * (size_t)dim,
+                                n_pending, s, u);
         dpt_space_decode(cfg, u, out);
     }
     free(X);
     free(y);
+    free(Xbad);
 }
 
 void dpt_policy_propose(const dpt_config *cfg, const dpt_trial *hist, int n_hist,

@@ -17,8 +17,9 @@ int dpt_policy_budget(const dpt_config *cfg);
  * inside the space (search.start_from_config), a space the GP can model (bayes). DPT_EUSAGE. */
 int dpt_policy_check(const dpt_config *cfg, dpt_error *err);
 
-/* Rank 0: the values of trial `id`, given the history and the n_pending trials of this round
- * proposed before it (the GP fantasizes their outcomes). */
+/* Rank 0: the values of trial `id`, given the history and the n_pending trials still running
+ * (the earlier ones of a sync round, or the other groups' under async; the GP averages EI over
+ * sampled outcomes of them). */
 void dpt_policy_propose(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
                         const dpt_space_value (*pending)[DPT_SEARCH_MAX_PARAMS], int n_pending,
                         int id, dpt_space_value *out);

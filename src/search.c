@@ -5,9 +5,11 @@
  * trains its trial data-parallel on its own communicator (MPI_Comm_split), the group leaders'
  * results are gathered to rank 0, which appends the round to trials.jsonl in one write and
  * fsync, prints a line per trial, rewrites best.yaml when the best improved, and broadcasts the
- * round's records so every rank holds the same history (early stopping reads it). Trial ids,
- * random draws and proposals depend only on (run.seed, trial id, history), so a resumed search
- * proposes what the uninterrupted one would have. The trial log (trials.jsonl) is src/trial_log.c,
+ * round's records so every rank holds the same history (early stopping reads it). That is
+ * search.schedule: sync; async (the default) has no rounds: see "the asynchronous schedule".
+ * Trial ids, random draws and proposals depend only on (run.seed, trial id, history), so a
+ * resumed sync search proposes what the uninterrupted one would have; an async one depends also
+ * on the order in which groups finish, which no run reproduces. The trial log (trials.jsonl) is src/trial_log.c,
  * the proposals and the stopping rule src/policy.c; here are the loop, the trial runner, the
  * ranks' own logs and rank 0's lines. */
 #include "search.h"
@@ -18,11 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
 #include "objective.h"
 #include "policy.h"
+#include "rng.h"
 #include "signals.h"
 #include "space.h"
 #include "run.h"
@@ -46,10 +50,20 @@ static const char *objective_label(const dpt_config *cfg)
 
 /* ---- early stopping: the group's leader asks the policy, the group follows ------------------ */
 
+/* What a trial's ranks need besides its values: the history the median rule reads (on the
+ * group's leader), this rank's own log, and, on rank 0 under the async schedule, the coordinator's
+ * poll, called between epochs and during an evaluation's wait (NULL elsewhere). */
 typedef struct {
-    const dpt_config *cfg;  /* the search's */
     const dpt_trial *hist;
     int n_hist;
+    int rank_log;
+    void (*poll)(void *ctx);
+    void *poll_ctx;
+} trial_env;
+
+typedef struct {
+    const dpt_config *cfg;  /* the search's */
+    const trial_env *env;
     dpt_comm *group;
     dpt_trial *run;      /* the trial being trained: its curve grows */
 } stop_ctx;
@@ -63,9 +77,12 @@ static double objective_of(const dpt_config *cfg, double val_loss, double val_ac
 static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
 {
     stop_ctx *c = ctx;
+    if (c->env->poll)
+        c->env->poll(c->env->poll_ctx);
     if (c->run->n_curve < DPT_TRIAL_MAX_CURVE)
         c->run->curve[c->run->n_curve++] = objective_of(c->cfg, em->val_loss, em->val_accuracy);
-    int stop = c->group->rank == 0 && dpt_policy_should_stop(c->cfg, c->hist, c->n_hist, c->run);
+    int stop = c->group->rank == 0 &&
+               dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
     dpt_comm_bcast(c->group, &stop, sizeof stop, 0);
     return stop;
 }
@@ -106,13 +123,39 @@ static void log_rank(int fd, const dpt_config *tcfg, const dpt_config *cfg, int 
                 strerror(errno));
 }
 
+/* The duration model (objective.duration): the evaluation waits duration * scale(x) *
+ * exp(0.5 N), N a standard normal drawn from (run.seed, trial id), so every rank of the group
+ * waits alike. Rank 0 waits in 1 ms slices and answers the other groups between them. */
+static void wait_duration(const dpt_config *cfg, dpt_objective_kind kind, const double *x, int id,
+                          const trial_env *env)
+{
+    if (!(cfg->objective.duration > 0.0))
+        return;
+    double z = dpt_rng_normal(cfg->run.seed, DPT_RNG_SEARCH, (5ULL << 40) | (uint64_t)id);
+    double t = cfg->objective.duration * dpt_objective_duration_scale(kind, x) * exp(0.5 * z);
+    double end = dpt_now() + t;
+    for (double left = t; left > 0.0 && !dpt_signals_pending(); left = end - dpt_now()) {
+        double slice = env->poll ? fmin(left, 1e-3) : fmin(left, 0.05);
+        struct timespec ts = {(time_t)slice, (long)((slice - (double)(time_t)slice) * 1e9)};
+        nanosleep(&ts, NULL);
+        if (env->poll)
+            env->poll(env->poll_ctx);
+    }
+}
+
 /* Function mode: the built-in objective at the trial's point, as one epoch. */
-static void evaluate_function(const dpt_config *cfg, const dpt_config *tcfg, dpt_trial *rec)
+static void evaluate_function(const dpt_config *cfg, const dpt_config *tcfg, dpt_trial *rec,
+                              const trial_env *env)
 {
     dpt_objective_kind kind = cfg->objective.function == DPT_FUNCTION_BRANIN
                                   ? DPT_OBJECTIVE_BRANIN
                                   : DPT_OBJECTIVE_HARTMANN6;
+    wait_duration(cfg, kind, tcfg->objective.x, rec->trial, env);
     rec->objective = dpt_objective_eval_natural(kind, tcfg->objective.x);
+    /* the feasibility benchmark's divergent region: one of Branin's three minima lies in it */
+    if (cfg->objective.diverge_corner && kind == DPT_OBJECTIVE_BRANIN &&
+        tcfg->objective.x[0] > 5.0 && tcfg->objective.x[1] < 5.0)
+        rec->objective = NAN;
     rec->curve[0] = rec->objective;
     rec->n_curve = 1;
     rec->epochs = 1;
@@ -122,7 +165,7 @@ static void evaluate_function(const dpt_config *cfg, const dpt_config *tcfg, dpt
 /* Training: the group trains tcfg into OUT/trials/NNNN, the median rule asked after each epoch;
  * the outcome (ok, stopped early, diverged, failed, interrupted, error) into rec. */
 static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group,
-                        const dpt_trial *hist, int n_hist, dpt_trial *rec)
+                        const trial_env *env, dpt_trial *rec)
 {
     if (snprintf(tcfg->run.out_dir, sizeof tcfg->run.out_dir, "%s/trials/%04d", cfg->run.out_dir,
                  rec->trial) >= (int)sizeof tcfg->run.out_dir) {
@@ -131,7 +174,7 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
         return;
     }
     tcfg->run.progress = DPT_PROGRESS_OFF;
-    stop_ctx sc = {cfg, hist, n_hist, group, rec};
+    stop_ctx sc = {cfg, env, group, rec};
     dpt_train_opts to = {.config_path = NULL, .resume = 0, .quiet = 1,
                          .epoch_hook = stop_hook, .hook_ctx = &sc};
     dpt_train_result res;
@@ -161,7 +204,7 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
 /* Every rank of the group: the trial's config (a value combination the config refuses fails the
  * trial, not the search), this rank's log line, then the objective or the training. */
 static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index,
-                      const dpt_trial *hist, int n_hist, int rank_log, dpt_trial *rec)
+                      const trial_env *env, dpt_trial *rec)
 {
     double t0 = dpt_now();
     rec->group = group_index;
@@ -173,11 +216,11 @@ static void run_trial(const dpt_config *cfg, dpt_comm *group, int group_index,
         rec->status = DPT_TRIAL_FAILED;
         copy_text(rec->message, sizeof rec->message, terr.msg);
     } else {
-        log_rank(rank_log, tcfg, cfg, rec->trial, group, group_index);
+        log_rank(env->rank_log, tcfg, cfg, rec->trial, group, group_index);
         if (cfg->objective.function != DPT_FUNCTION_NONE)
-            evaluate_function(cfg, tcfg, rec);
+            evaluate_function(cfg, tcfg, rec, env);
         else
-            train_trial(cfg, tcfg, group, hist, n_hist, rec);
+            train_trial(cfg, tcfg, group, env, rec);
     }
     free(tcfg);
     rec->time_s = dpt_now() - t0;
@@ -215,8 +258,10 @@ static void print_trial(const dpt_config *cfg, const dpt_trial *r, double best, 
     snprintf(t, sizeof t, "%.1fs", r->time_s);
     char id[32];
     snprintf(id, sizeof id, "%d/%d", r->trial + 1, total);
-    printf("%9s  %-13s %12s %12s %6d %8s  %s\n", id, dpt_trial_status_name(r->status), obj, bst, r->epochs,
-           t, params);
+    char start[32];
+    snprintf(start, sizeof start, "%.1fs", r->start_s);
+    printf("%9s  %-13s %12s %12s %6d %8s %5d %8s  %s\n", id, dpt_trial_status_name(r->status), obj,
+           bst, r->epochs, t, r->group, start, params);
     if (r->message[0] && r->status != DPT_TRIAL_OK)
         printf("%9s  %s\n", "", r->message);
     fflush(stdout);
@@ -241,7 +286,10 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
     if (groups == 1)
         printf("all ranks train each trial together\n");
     else
-        printf("%d groups train different trials at once\n", groups);
+        printf("%d groups train different trials at once (%s)\n", groups,
+               c->search.schedule == DPT_SCHEDULE_ASYNC
+                   ? "async: each gets its next trial as it finishes"
+                   : "sync: in rounds");
     if (c->objective.function == DPT_FUNCTION_NONE) {
         if (c->search.stop_rule == DPT_STOP_MEDIAN)
             printf("  %-9s median rule after %d grace epoch%s, once %d trials have finished\n",
@@ -263,8 +311,8 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
     }
     printf("  %-9s %s (trials.jsonl, best.yaml%s)\n", "output", c->run.out_dir,
            c->objective.function == DPT_FUNCTION_NONE ? ", trials/NNNN/" : "");
-    printf("%9s  %-13s %12s %12s %6s %8s  %s\n", "trial", "status", objective_label(c), "best",
-           "epochs", "time", "params");
+    printf("%9s  %-13s %12s %12s %6s %8s %5s %8s  %s\n", "trial", "status", objective_label(c),
+           "best", "epochs", "time", "group", "start", "params");
     fflush(stdout);
 }
 
@@ -289,6 +337,20 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
     return dpt_policy_check(c, err);
 }
 
+/* The async schedule's messages (see "the asynchronous schedule" below). */
+enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103 };
+
+typedef struct {
+    int stop;       /* 1: no more trials for this group */
+    int n_hist;     /* history records that follow (TAG_HIST), for the median rule */
+    dpt_trial rec;  /* the trial: id, values, propose_s, group, start_s */
+} assignment;
+
+typedef struct {
+    dpt_trial rec;  /* the outcome */
+    int sig;        /* a signal the group's leader holds */
+} report;
+
 /* What every rank holds during a search. */
 typedef struct {
     const dpt_config *cfg;
@@ -308,7 +370,28 @@ typedef struct {
     dpt_trial *gathered;      /* rank 0: one record per rank */
     dpt_trial *mine_rec;      /* this rank's record of the round */
     dpt_config *best_cfg;     /* rank 0: best.yaml's config */
+    double t0;                /* rank 0: dpt_now() at this run's start */
+    double clock0;            /* the search's clock then: 0, or the last end_s recorded */
+    int n_hist0;              /* records before this run (utilization counts this run's) */
+    /* rank 0 under the async schedule */
+    dpt_trial *running;       /* (G) each group's trial while active[g] */
+    int *active, n_active;
+    int stopping;             /* a signal's number: hand out no more trials */
+    int fatal;                /* the first error, kept in mine */
+    dpt_error mine;
+    assignment own;           /* group 0's trial, trained by rank 0 */
 } search_state;
+
+/* The search's clock: seconds from its start, continued across --resume. */
+static double search_clock(const search_state *s)
+{
+    return s->clock0 + (dpt_now() - s->t0);
+}
+
+static int group_ranks(const search_state *s, int g)
+{
+    return (g + 1 < s->groups ? s->leader_of[g + 1] : s->comm->size) - s->leader_of[g];
+}
 
 /* Rank 0: the output directory, the earlier trials (--resume), config.yaml and trials.jsonl open
  * for appending; every rank learns whether that worked. */
@@ -472,12 +555,15 @@ static int save_best(search_state *s, dpt_error *err)
 /* Rank 0: the round's records, in group order, into the history (n_new of them), onto the
  * screen, into trials.jsonl in one durable write, and best.yaml when the best improved. Even a
  * round that ends the search appends the trials that finished. */
-static int record_round(search_state *s, int k, int *n_new, dpt_error *mine)
+static int record_round(search_state *s, int k, double round_start, int *n_new,
+                        dpt_error *mine)
 {
     int fatal = DPT_OK, best_before = s->best;
     *n_new = 0;
     for (int j = 0; j < k; j++) {
-        const dpt_trial *r = &s->gathered[s->leader_of[j]];
+        dpt_trial *r = &s->gathered[s->leader_of[j]];
+        r->start_s = round_start;
+        r->end_s = round_start + r->time_s;
         fatal = record_trial(s, r, *n_new, fatal, mine);
         *n_new += r->status != DPT_TRIAL_IDLE && r->status != DPT_TRIAL_INTERRUPTED &&
                   r->status != DPT_TRIAL_ERROR;
@@ -516,6 +602,7 @@ static int run_round(search_state *s, dpt_error *err)
     double *prop_s = calloc((size_t)k, sizeof *prop_s);
     DPT_CHECK(prop && prop_s, "out of memory");
     propose_round(s, k, ids, prop, prop_s);
+    double round_start = s->root ? search_clock(s) : 0.0;
 
     dpt_trial *rec = s->mine_rec;
     memset(rec, 0, sizeof *rec);
@@ -524,7 +611,8 @@ static int run_round(search_state *s, dpt_error *err)
         rec->trial = ids[s->my_group];
         memcpy(rec->values, prop[s->my_group], sizeof rec->values);
         rec->propose_s = prop_s[s->my_group];
-        run_trial(cfg, &s->group, s->my_group, s->hist, s->n_hist, s->rank_log, rec);
+        trial_env env = {s->hist, s->n_hist, s->rank_log, NULL, NULL};
+        run_trial(cfg, &s->group, s->my_group, &env, rec);
     }
     free(prop);
     free(prop_s);
@@ -533,7 +621,7 @@ static int run_round(search_state *s, dpt_error *err)
     dpt_error mine = {0};
     int fatal = DPT_OK, n_new = 0;
     if (s->root)
-        fatal = record_round(s, k, &n_new, &mine);
+        fatal = record_round(s, k, round_start, &n_new, &mine);
     /* a signal between trials (the test functions take no training steps to notice it) */
     int sig = dpt_comm_agree(s->comm, dpt_signals_pending());
     if (s->root && fatal == DPT_OK && sig)
@@ -543,6 +631,192 @@ static int run_round(search_state *s, dpt_error *err)
                               dpt_signals_name(sig), ids[k - 1] + 1, s->trials_path);
     share_round(s, n_new);
     return dpt_comm_agree_error(s->comm, fatal, &mine, err);
+}
+
+/* ---- the asynchronous schedule -------------------------------------------------------------- */
+
+/* As Spearmint dispatched trials through its job queue: a group that finishes reports to rank 0,
+ * which records the trial at once (one fsync'd line of trials.jsonl) and hands that group its
+ * next configuration, proposed with the other groups' running trials pending; no round barrier.
+ * Rank 0 also trains group 0: it answers the others by polling (MPI_Iprobe) between its own
+ * epochs and in 1 ms slices of an evaluation's wait, so a finished group waits for its next trial
+ * at most one epoch of group 0's trial (training) or about 1 ms (the test functions), plus a
+ * proposal. Messages go point to point on the world communicator: a report (TAG_DONE) from a
+ * group's leader; an assignment (TAG_WORK) and the history (TAG_HIST) to it; the leader
+ * broadcasts the assignment in its group. */
+
+/* Rank 0: group g's next trial, or stop (budget spent, a signal, an error); sent to its leader,
+ * or kept in s->own for group 0. */
+static void dispatch(search_state *s, int g)
+{
+    assignment *a = g == 0 ? &s->own : malloc(sizeof *a);
+    DPT_CHECK(a != NULL, "out of memory");
+    memset(a, 0, sizeof *a);
+    a->stop = s->stopping || s->fatal != DPT_OK || s->n_hist + s->n_active >= s->trials;
+    if (!a->stop) {
+        dpt_space_value (*pend)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)s->groups, sizeof *pend);
+        DPT_CHECK(pend != NULL, "out of memory");
+        int m = 0;
+        for (int h = 0; h < s->groups; h++)
+            if (s->active[h])
+                memcpy(pend[m++], s->running[h].values, sizeof *pend);
+        next_ids(s, 1, &a->rec.trial);
+        double t0 = dpt_now();
+        dpt_policy_propose(s->cfg, s->hist, s->n_hist,
+                           (const dpt_space_value(*)[DPT_SEARCH_MAX_PARAMS])pend, m, a->rec.trial,
+                           a->rec.values);
+        free(pend);
+        a->rec.propose_s = dpt_now() - t0;
+        a->rec.group = g;
+        a->rec.start_s = search_clock(s);
+        a->n_hist = s->n_hist;
+        s->running[g] = a->rec;
+        s->active[g] = 1;
+        s->n_active++;
+    }
+    if (g == 0)
+        return;
+    MPI_Comm w = s->comm->world;
+    DPT_MPI_CHECK(MPI_Send(a, (int)sizeof *a, MPI_BYTE, s->leader_of[g], TAG_WORK, w));
+    if (!a->stop && a->n_hist > 0)
+        DPT_MPI_CHECK(MPI_Send(s->hist, (int)((size_t)a->n_hist * sizeof *s->hist), MPI_BYTE,
+                               s->leader_of[g], TAG_HIST, w));
+    free(a);
+}
+
+/* Rank 0: a group's finished trial into the history, onto the screen, into trials.jsonl (one
+ * durable line) and best.yaml; then that group's next trial. */
+static void receive_report(search_state *s, report *rep)
+{
+    dpt_trial *r = &rep->rec;
+    int g = r->group;
+    r->start_s = s->running[g].start_s;
+    r->end_s = search_clock(s);
+    s->active[g] = 0;
+    s->n_active--;
+    int sig = rep->sig ? rep->sig : dpt_signals_pending();
+    if (sig && !s->stopping)
+        s->stopping = sig;
+    int best_before = s->best;
+    int fatal = record_trial(s, r, 0, s->fatal, &s->mine);
+    if (r->status != DPT_TRIAL_INTERRUPTED && r->status != DPT_TRIAL_ERROR) {
+        dpt_error ignored;
+        int rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg, s->hist + s->n_hist,
+                                      1, fatal == DPT_OK ? &s->mine : &ignored);
+        s->n_hist++;
+        if (fatal == DPT_OK)
+            fatal = rc;
+        if (fatal == DPT_OK && s->best != best_before)
+            fatal = save_best(s, &s->mine);
+    }
+    s->fatal = fatal;
+    dispatch(s, g);
+}
+
+/* Rank 0: the reports that have arrived; with wait, blocks (in 0.5 ms sleeps, which leave the
+ * core to the ranks training) until one arrives. */
+static void serve(search_state *s, int wait)
+{
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_DONE, s->comm->world, &flag, &st));
+        if (!flag && !wait)
+            return;
+        if (!flag) {
+            struct timespec ts = {0, 500000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        report *rep = malloc(sizeof *rep);
+        DPT_CHECK(rep != NULL, "out of memory");
+        DPT_MPI_CHECK(MPI_Recv(rep, (int)sizeof *rep, MPI_BYTE, st.MPI_SOURCE, TAG_DONE,
+                               s->comm->world, MPI_STATUS_IGNORE));
+        receive_report(s, rep);
+        free(rep);
+        if (wait)
+            return;
+    }
+}
+
+static void poll_root(void *ctx)
+{
+    serve(ctx, 0);
+}
+
+/* Rank 0: the first trial of every group, then group 0's trials, answering the others between
+ * epochs; then the reports of the groups still running. */
+static void async_root(search_state *s)
+{
+    s->running = calloc((size_t)s->groups, sizeof *s->running);
+    s->active = calloc((size_t)s->groups, sizeof *s->active);
+    DPT_CHECK(s->running && s->active, "out of memory");
+    for (int g = 0; g < s->groups; g++)
+        dispatch(s, g);
+    trial_env env = {s->hist, 0, s->rank_log, poll_root, s};
+    report *rep = malloc(sizeof *rep);
+    DPT_CHECK(rep != NULL, "out of memory");
+    for (;;) {
+        dpt_comm_bcast(&s->group, &s->own, sizeof s->own, 0);
+        if (s->own.stop)
+            break;
+        memset(rep, 0, sizeof *rep);
+        rep->rec = s->own.rec;
+        env.n_hist = s->own.n_hist;
+        run_trial(s->cfg, &s->group, 0, &env, &rep->rec);
+        rep->sig = dpt_signals_pending();
+        receive_report(s, rep);
+    }
+    free(rep);
+    while (s->n_active > 0)
+        serve(s, 1);
+}
+
+/* Every other rank: the group's trials as rank 0 hands them out, until it says stop. */
+static void async_worker(search_state *s)
+{
+    int leader = s->group.rank == 0;
+    trial_env env = {s->hist, 0, s->rank_log, NULL, NULL};
+    assignment *a = malloc(sizeof *a);
+    report *rep = malloc(sizeof *rep);
+    DPT_CHECK(a && rep, "out of memory");
+    MPI_Comm w = s->comm->world;
+    for (;;) {
+        if (leader) {
+            DPT_MPI_CHECK(MPI_Recv(a, (int)sizeof *a, MPI_BYTE, 0, TAG_WORK, w, MPI_STATUS_IGNORE));
+            if (!a->stop && a->n_hist > 0)
+                DPT_MPI_CHECK(MPI_Recv(s->hist, (int)((size_t)a->n_hist * sizeof *s->hist),
+                                       MPI_BYTE, 0, TAG_HIST, w, MPI_STATUS_IGNORE));
+        }
+        dpt_comm_bcast(&s->group, a, sizeof *a, 0);
+        if (a->stop)
+            break;
+        memset(rep, 0, sizeof *rep);
+        rep->rec = a->rec;
+        env.n_hist = leader ? a->n_hist : 0;
+        run_trial(s->cfg, &s->group, s->my_group, &env, &rep->rec);
+        rep->sig = dpt_signals_pending();
+        if (leader)
+            DPT_MPI_CHECK(MPI_Send(rep, (int)sizeof *rep, MPI_BYTE, 0, TAG_DONE, w));
+    }
+    free(a);
+    free(rep);
+}
+
+/* The whole async search. Collective at its end: every rank learns rank 0's outcome. */
+static int run_async(search_state *s, dpt_error *err)
+{
+    if (s->root)
+        async_root(s);
+    else
+        async_worker(s);
+    if (s->root && s->fatal == DPT_OK && s->stopping)
+        s->fatal = dpt_error_set(&s->mine, DPT_ESIGNAL(s->stopping),
+                                 "stopped by %s after %d trial%s: %s has every finished trial; "
+                                 "continue with --resume",
+                                 dpt_signals_name(s->stopping), s->n_hist,
+                                 s->n_hist == 1 ? "" : "s", s->trials_path);
+    return dpt_comm_agree_error(s->comm, s->fatal, &s->mine, err);
 }
 
 /* Rank 0's last lines: how the trials ended and the best one, with its config. */
@@ -558,6 +832,15 @@ static void print_summary(const search_state *s, double seconds)
     printf("done: %d trials in %s (%d ok, %d stopped early, %d diverged, %d failed)\n", s->n_hist,
            dur, counts[DPT_TRIAL_OK], counts[DPT_TRIAL_STOPPED_EARLY], counts[DPT_TRIAL_DIVERGED],
            counts[DPT_TRIAL_FAILED]);
+    /* this run's trials only: a resumed search's earlier ones ran in another wall time */
+    double busy = 0.0;
+    for (int k = s->n_hist0; k < s->n_hist; k++)
+        busy += s->hist[k].time_s * group_ranks(s, s->hist[k].group);
+    if (seconds > 0.0 && s->n_hist > s->n_hist0)
+        printf("utilization: %.1f%% (busy rank-seconds / (%d ranks x %.1f wall seconds)), "
+               "schedule %s\n",
+               100.0 * busy / (s->comm->size * seconds), s->comm->size, seconds,
+               s->groups > 1 && cfg->search.schedule == DPT_SCHEDULE_ASYNC ? "async" : "sync");
     if (s->best >= 0) {
         const dpt_trial *b = &s->hist[s->best];
         char params[2048];
@@ -575,6 +858,8 @@ static void print_summary(const search_state *s, double seconds)
 
 static void search_free(search_state *s)
 {
+    free(s->running);
+    free(s->active);
     free(s->best_cfg);
     free(s->mine_rec);
     free(s->gathered);
@@ -615,11 +900,17 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     s->mine_rec = malloc(sizeof *s->mine_rec);
     s->best_cfg = s->root ? malloc(sizeof *s->best_cfg) : NULL;
     DPT_CHECK(s->mine_rec && (!s->root || (s->gathered && s->best_cfg)), "out of memory");
-    double start = dpt_now();
-    while (rc == DPT_OK && s->n_hist < s->trials)
+    s->t0 = dpt_now();
+    s->n_hist0 = s->n_hist;
+    for (int k = 0; k < s->n_hist; k++)
+        s->clock0 = fmax(s->clock0, s->hist[k].end_s);
+    if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && s->groups > 1)
+        rc = run_async(s, err); /* ends with every trial run, or an error */
+    else
+        while (rc == DPT_OK && s->n_hist < s->trials)
         rc = run_round(s, err);
     if (s->root && rc == DPT_OK)
-        print_summary(s, dpt_now() - start);
+        print_summary(s, dpt_now() - s->t0);
     dpt_comm_free(&s->group);
     search_free(s);
     free(s);

@@ -63,6 +63,8 @@ size_t dpt_trial_format(const dpt_config *cfg, const dpt_trial *r, char *out, si
     dpt_json_double(&j, "val_accuracy", r->val_accuracy);
     dpt_json_double(&j, "propose_s", round(r->propose_s * 1e6) / 1e6);
     dpt_json_int(&j, "group", r->group);
+    dpt_json_double(&j, "start_s", round(r->start_s * 1e3) / 1e3);
+    dpt_json_double(&j, "end_s", round(r->end_s * 1e3) / 1e3);
     dpt_json_array(&j, "curve");
     for (int e = 0; e < r->n_curve; e++)
         dpt_json_double(&j, NULL, r->curve[e]);
@@ -296,6 +298,8 @@ static int parse_member(const dpt_config *cfg, json_in *j, const char *key, dpt_
         {"val_accuracy", offsetof(dpt_trial, val_accuracy), 0},
         {"time_s", offsetof(dpt_trial, time_s), 0},
         {"propose_s", offsetof(dpt_trial, propose_s), 0},
+        {"start_s", offsetof(dpt_trial, start_s), 0},
+        {"end_s", offsetof(dpt_trial, end_s), 0},
     };
     for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
         if (strcmp(key, fields[f].key) != 0)

@@ -1,5 +1,5 @@
 /* The trial log of a search, OUT/trials.jsonl: one JSON line per finished trial, appended a round
- * at a time in one write and fsync, so a killed search leaves whole lines. On --resume it is read
+ * at a time (a trial at a time with search.schedule: async) in one write and fsync, so a killed search leaves whole lines. On --resume it is read
  * back (a last line cut short by the kill is removed) and the search continues from it. */
 #ifndef DPT_TRIAL_LOG_H
 #define DPT_TRIAL_LOG_H
@@ -32,6 +32,9 @@ typedef struct {
     double val_accuracy;  /* NAN in function mode */
     double time_s;        /* wall time of the trial, data loading included */
     double propose_s;     /* rank 0's time to propose it */
+    double start_s;       /* seconds from the search's start (resumed: continuing the recorded
+                           * clock) when rank 0 handed the trial to its group */
+    double end_s;         /* start_s + time_s */
     int n_curve;
     double curve[DPT_TRIAL_MAX_CURVE];  /* objective after each epoch */
     dpt_space_value values[DPT_SEARCH_MAX_PARAMS];

@@ -244,6 +244,113 @@ Test(gp, ei_closed_form)
     cr_expect(dpt_gp_ei(0.4, 0.5, 0.1, NULL, NULL) < dpt_gp_ei(0.3, 0.5, 0.1, NULL, NULL));
 }
 
+/* log EI against log of the closed form where EI is still representable, and its partial
+ * derivatives against central differences of itself */
+Test(gp, log_ei_closed_form)
+{
+    const double sd = 0.7, best = 0.1;
+    for (double z = -8.0; z <= 5.0; z += 0.25) {
+        double mean = best - z * sd, dm, ds;
+        double l = dpt_gp_log_ei(mean, sd, best, &dm, &ds);
+        double ref = log(dpt_gp_ei(mean, sd, best, NULL, NULL));
+        /* at z = -8 the closed form cancels two terms 60x larger than EI: ~1e-14 relative */
+        cr_expect(fabs(l - ref) < 1e-10, "z %g: log_ei %.15g log(ei) %.15g", z, l, ref);
+        double e = 1e-6;
+        double fdm = (dpt_gp_log_ei(mean + e, sd, best, NULL, NULL) -
+                      dpt_gp_log_ei(mean - e, sd, best, NULL, NULL)) / (2 * e);
+        double fds = (dpt_gp_log_ei(mean, sd + e, best, NULL, NULL) -
+                      dpt_gp_log_ei(mean, sd - e, best, NULL, NULL)) / (2 * e);
+        /* central differences: O(e^2) times the third derivative, ~z^3 here: 1e-6 relative */
+        cr_expect(fabs(dm - fdm) < 1e-6 * (1 + fabs(dm)) && fabs(ds - fds) < 1e-6 * (1 + fabs(ds)),
+                  "z %g: d %g %g fd %g %g", z, dm, ds, fdm, fds);
+    }
+    /* sd -> 0: log max(best - mean, 0) */
+    cr_expect(fabs(dpt_gp_log_ei(0.2, 0.0, 0.5, NULL, NULL) - log(0.3)) < 1e-15);
+    cr_expect(isinf(dpt_gp_log_ei(0.7, 0.0, 0.5, NULL, NULL)));
+}
+
+/* Far below the incumbent EI underflows (with a zero gradient); LogEI follows the asymptotic
+ * form log sd - z^2/2 - log(2 pi)/2 - 2 log|z| + log(1 - 3/z^2 + ...) with a finite, non-zero
+ * gradient, and is continuous where its computation changes (z = -1, z = -30). */
+Test(gp, log_ei_far_below_incumbent)
+{
+    const double sd = 0.5, best = 0.0;
+    cr_expect(dpt_gp_ei(best + 40.0 * sd, sd, best, NULL, NULL) == 0.0);
+    for (double z = -40.0; z >= -4000.0; z *= 10.0) {
+        double mean = best - z * sd, dm, ds;
+        double l = dpt_gp_log_ei(mean, sd, best, &dm, &ds);
+        double asym = log(sd) - 0.5 * z * z - 0.5 * log(2.0 * M_PI) - 2.0 * log(fabs(z));
+        /* the first correction is log(1 - 3/z^2) ~ -3/z^2; the next is 15/z^4 - (3/z^2)^2/2 */
+        double corr = l - asym;
+        /* plus the rounding of a value of size z^2/2 */
+        double tol = 20.0 / (z * z * z * z) + 4e-16 * fabs(asym);
+        cr_expect(isfinite(l) && fabs(corr + 3.0 / (z * z)) < tol,
+                  "z %g: log_ei %.15g asymptotic %.15g", z, l, asym);
+        /* d/dmean of the asymptotic form: (z + 2/z + O(z^-3)) / sd, pointing back up */
+        cr_expect(isfinite(dm) && dm < 0.0 &&
+                      fabs(dm - (z + 2.0 / z) / sd) < 20.0 / (fabs(z * z * z) * sd),
+                  "z %g: dmean %.15g expected %.15g", z, dm, (z + 2.0 / z) / sd);
+        cr_expect(isfinite(ds) && ds > 0.0, "z %g: dsd %g", z, ds);
+    }
+    /* at z = -40 the derivatives against central differences of LogEI itself */
+    double mean = best + 40.0 * sd, e = 1e-5, dm, ds;
+    dpt_gp_log_ei(mean, sd, best, &dm, &ds);
+    double fdm = (dpt_gp_log_ei(mean + e, sd, best, NULL, NULL) -
+                  dpt_gp_log_ei(mean - e, sd, best, NULL, NULL)) / (2 * e);
+    double fds = (dpt_gp_log_ei(mean, sd + e, best, NULL, NULL) -
+                  dpt_gp_log_ei(mean, sd - e, best, NULL, NULL)) / (2 * e);
+    cr_expect(fabs(dm - fdm) < 1e-5 * fabs(dm) && fabs(ds - fds) < 1e-5 * fabs(ds),
+              "d %g %g fd %g %g", dm, ds, fdm, fds);
+    /* continuity where the computation switches: the jump is below the methods' error (1e-9) */
+    const double edges[] = {-1.0, -30.0};
+    for (int k = 0; k < 2; k++) {
+        double a = dpt_gp_log_ei(best - (edges[k] + 1e-12) * sd, sd, best, NULL, NULL);
+        double b = dpt_gp_log_ei(best - (edges[k] - 1e-12) * sd, sd, best, NULL, NULL);
+        cr_expect(fabs(a - b) < 1e-8, "z %g: %.15g vs %.15g", edges[k], a, b);
+    }
+}
+
+/* The feasibility classifier on a separable case: results on one side of u0 = 0.5 in 2-D,
+ * divergences on the other. P(feasible) must be high deep on the good side, low deep on the
+ * bad side, about undecided near the boundary, and its gradient must match central differences. */
+Test(gp, feasibility_classifier_separable)
+{
+    enum { N = 24 };
+    double ok[2 * N], bad[2 * N];
+    int nok = 0, nbad = 0;
+    for (int i = 0; i < N; i++) {
+        double u[2];
+        dpt_gp_sobol(2, (uint64_t)i, 1, 7, u);
+        double *dst = u[0] < 0.5 ? ok + 2 * nok++ : bad + 2 * nbad++;
+        dst[0] = u[0];
+        dst[1] = u[1];
+    }
+    cr_assert(nok >= 8 && nbad >= 8, "design: %d ok, %d bad", nok, nbad);
+    dpt_gp_t *g = dpt_gp_classifier(2, ok, nok, bad, nbad, 3);
+    cr_assert(g != NULL);
+    for (double v = 0.1; v < 1.0; v += 0.2) {
+        double good[2] = {0.1, v}, poor[2] = {0.9, v};
+        double pg = exp(dpt_gp_log_feasible(g, good, NULL));
+        double pb = exp(dpt_gp_log_feasible(g, poor, NULL));
+        /* labels +-2 through a probit: Phi(2) = 0.977 at an observed point, less between */
+        cr_expect(pg > 0.8, "P(feasible) at (0.1, %g) = %g", v, pg);
+        cr_expect(pb < 0.2, "P(feasible) at (0.9, %g) = %g", v, pb);
+        cr_expect(pg > exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) &&
+                      exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) > pb,
+                  "not monotone across the boundary at u1 = %g", v);
+    }
+    double x[2] = {0.55, 0.4}, gr[2], e = 1e-6;
+    dpt_gp_log_feasible(g, x, gr);
+    for (int d = 0; d < 2; d++) {
+        double xp[2] = {x[0], x[1]}, xm[2] = {x[0], x[1]};
+        xp[d] += e;
+        xm[d] -= e;
+        double fd = (dpt_gp_log_feasible(g, xp, NULL) - dpt_gp_log_feasible(g, xm, NULL)) / (2 * e);
+        cr_expect(fabs(gr[d] - fd) < 1e-5 * (1 + fabs(fd)), "d%d: %g fd %g", d, gr[d], fd);
+    }
+    dpt_gp_free(g);
+}
+
 /* ---- Sobol and objectives ------------------------------------------------------------------ */
 
 Test(gp, sobol_stratifies_each_axis)
@@ -330,8 +437,10 @@ Test(bo, pending_point_changes_the_proposal)
     dpt_bo_opts_default(&o);
     random_points(N, D, 3, X);
     for (int i = 0; i < N; i++) y[i] = dpt_objective_branin(X + i * D);
-    for (int pend = 0; pend < 2; pend++) {
-        o.pending = pend ? DPT_BO_PENDING_LIAR : DPT_BO_PENDING_BELIEVER;
+    const dpt_bo_pending modes[] = {DPT_BO_PENDING_BELIEVER, DPT_BO_PENDING_LIAR,
+                                    DPT_BO_PENDING_SAMPLED};
+    for (int pend = 0; pend < 3; pend++) {
+        o.pending = modes[pend];
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, 42, p1), 0);
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, 42, p1b), 0);
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, p1, 1, 42, p2), 0);

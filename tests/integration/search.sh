@@ -124,16 +124,7 @@ fi
 args=(search "$SEARCH" --set search.trials=10 --set train.epochs=6)
 "${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$TMP/straight" >/dev/null 2>&1 || fail "reference search failed"
 out=$TMP/killed
-"${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$out" >"$TMP/killed.log" 2>&1 &
-job=$!
-for _ in $(seq 1 600); do
-    [ -f "$out/trials.jsonl" ] && [ "$(wc -l <"$out/trials.jsonl")" -ge 3 ] && break
-    sleep 0.02
-done
-victim=$(pgrep -f -n "dptrain search .*--out $out" || true)
-if [ -n "$victim" ] && [ "$(wc -l <"$out/trials.jsonl")" -lt 10 ]; then
-    kill -9 "$victim"
-    wait "$job" && fail "the killed search exited 0"
+if kill_search_after "$out" 3 2 "${args[@]}" && [ "$(wc -l <"$out/trials.jsonl")" -lt 10 ]; then
     before=$(wc -l <"$out/trials.jsonl")
     python3 -c "import json,sys; [json.loads(l) for l in open(sys.argv[1])]" "$out/trials.jsonl" ||
         fail "after SIGKILL trials.jsonl has an incomplete line"
@@ -151,7 +142,6 @@ for x, y in zip(a, b):
 print(f"resumed search == uninterrupted search over {len(b)} trials")
 EOF
 else
-    wait "$job" || true
     fail "could not kill the search mid-way (it finished first or never started)"
 fi
 # an incomplete last line (a kill while writing) is cut and that trial runs again
