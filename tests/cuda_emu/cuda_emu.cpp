@@ -3,7 +3,12 @@
  * and events as tokens, devices counted from DPT_EMU_DEVICES, the per-thread last error, and
  * the launch check behind DPT_EMU_LAUNCH. Everything runs synchronously on the calling thread.
  *
- * Environment: DPT_EMU_DEVICES (devices shown, default 1; 0 means none), DPT_EMU_DEVICE_MEM_MB
+ * Environment: DPT_EMU_DEVICES (the host's physical devices, default 1; 0 means none), of which
+ * the process sees those CUDA_VISIBLE_DEVICES lists, renumbered from 0 (as the CUDA runtime
+ * does; see visible_devices), DPT_EMU_DRIVER_VERSION (the driver's CUDA version, default the
+ * runtime's 13000; an older major version, or 0 for no driver, makes cudaGetDeviceCount fail
+ * with cudaErrorInsufficientDriver as the static CUDA 13 runtime does on an old driver),
+ * DPT_EMU_DEVICE_MEM_MB
  * (memory per device, default 16384), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
  * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
  * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
@@ -67,7 +72,58 @@ void report(const char *who, const char *fmt, ...)
         fprintf(stderr, "[cuda_emu] %s: %s\n", who, msg);
 }
 
-int device_count() { return (int)env_long("DPT_EMU_DEVICES", 1, 0, 64); }
+static int physical_count() { return (int)env_long("DPT_EMU_DEVICES", 1, 0, 64); }
+
+int driver_version() { return (int)env_long("DPT_EMU_DRIVER_VERSION", CUDART_VERSION, 0, 99999); }
+
+/* CUDA's minor-version compatibility: a driver of the runtime's major version or newer runs it. */
+static bool driver_sufficient() { return driver_version() / 1000 >= CUDART_VERSION / 1000; }
+
+/* The physical devices this process sees, in the order CUDA_VISIBLE_DEVICES lists them (device
+ * i of the process is physical device visible[i]). Unset: all of them. As the CUDA runtime, the
+ * list ends at the first entry that is not a device of the host (a number out of range, a
+ * repeated one, or anything else, GPU UUIDs included: the emulation has none); an empty value
+ * hides every device. Read on every call: cheap, and tests change it between calls. */
+static int visible_devices(int *visible, int max)
+{
+    int n = physical_count();
+    const char *s = getenv("CUDA_VISIBLE_DEVICES");
+    if (!s) {
+        for (int i = 0; i < n && i < max; i++)
+            visible[i] = i;
+        return n < max ? n : max;
+    }
+    int k = 0;
+    while (*s && k < max) {
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (end == s || (*end != ',' && *end != '\0') || v < 0 || v >= n)
+            break;
+        bool repeated = false;
+        for (int i = 0; i < k; i++)
+            repeated = repeated || visible[i] == (int)v;
+        if (repeated)
+            break;
+        visible[k++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    return k;
+}
+
+int device_count()
+{
+    if (!driver_sufficient())
+        return 0;
+    int visible[64];
+    return visible_devices(visible, 64);
+}
+
+int physical_device(int device)
+{
+    int visible[64];
+    int n = visible_devices(visible, 64);
+    return device >= 0 && device < n ? visible[device] : -1;
+}
 
 static size_t device_mem_bytes()
 {
@@ -224,8 +280,9 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
         return fail(cudaErrorNoDevice);
     if (size == 0) /* as CUDA: success, and no pointer */
         return cudaSuccess;
+    const int phys = physical_device(t_device);
     std::lock_guard<std::mutex> g(g_lock);
-    if (kind == MEM_DEVICE && size > device_mem_bytes() - g_used[t_device])
+    if (kind == MEM_DEVICE && size > device_mem_bytes() - g_used[phys])
         return fail(cudaErrorMemoryAllocation);
     char *p = (char *)malloc(size);
     if (!p) {
@@ -235,9 +292,9 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
     const char *poison = getenv("DPT_EMU_POISON");
     if (!poison || strcmp(poison, "0") != 0)
         memset(p, 0xff, size);
-    g_regions[(uintptr_t)p] = region{p, size, kind, t_device};
+    g_regions[(uintptr_t)p] = region{p, size, kind, phys};
     if (kind == MEM_DEVICE)
-        g_used[t_device] += size;
+        g_used[phys] += size;
     *ptr = p;
     return cudaSuccess;
 }
@@ -355,11 +412,15 @@ cudaError_t cudaGetDeviceCount(int *count)
     if (!count)
         return fail(cudaErrorInvalidValue);
     *count = device_count();
+    if (!driver_sufficient())
+        return fail(cudaErrorInsufficientDriver);
     return *count > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
 }
 
 cudaError_t cudaSetDevice(int device)
 {
+    if (!driver_sufficient())
+        return fail(cudaErrorInsufficientDriver);
     int n = device_count();
     if (n == 0)
         return fail(cudaErrorNoDevice);
@@ -403,7 +464,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
     prop->major = 9; /* reported as sm_90; one SM: it is one host thread */
     prop->minor = 0;
     prop->multiProcessorCount = 1;
-    prop->pciBusID = device;
+    prop->pciBusID = physical_device(device); /* tells the host's devices apart across processes */
     return cudaSuccess;
 }
 
@@ -411,7 +472,7 @@ cudaError_t cudaDriverGetVersion(int *version)
 {
     if (!version)
         return fail(cudaErrorInvalidValue);
-    *version = CUDART_VERSION;
+    *version = driver_version();
     return cudaSuccess;
 }
 
@@ -434,9 +495,10 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
         return fail(cudaErrorInvalidValue);
     if (t_device >= device_count())
         return fail(cudaErrorNoDevice);
+    const int phys = physical_device(t_device);
     std::lock_guard<std::mutex> g(g_lock);
     *total_bytes = device_mem_bytes();
-    *free_bytes = *total_bytes - g_used[t_device];
+    *free_bytes = *total_bytes - g_used[phys];
     return cudaSuccess;
 }
 

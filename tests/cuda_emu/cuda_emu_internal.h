@@ -17,7 +17,7 @@ struct region {
     const char *base;
     size_t size;
     mem_kind kind;
-    int device;
+    int device; /* physical (physical_device) */
 };
 
 /* The allocation holding p (any kind), or false. */
@@ -30,9 +30,15 @@ bool check_range(const char *who, const char *what, const void *p, size_t bytes,
 /* Streams: 0 (the default stream) or created and not yet destroyed. */
 bool stream_valid(cudaStream_t s);
 
-/* The calling thread's current device, and how many the emulation shows (DPT_EMU_DEVICES). */
+/* The calling thread's current device, and how many this process sees (DPT_EMU_DEVICES, then
+ * CUDA_VISIBLE_DEVICES; 0 with an insufficient driver). */
 int current_device();
 int device_count();
+/* The host's physical device behind this process's device `device`, -1 when not visible: what
+ * two processes compare to tell whether they share a GPU. */
+int physical_device(int device);
+/* The driver's CUDA version (DPT_EMU_DRIVER_VERSION; default the runtime's). */
+int driver_version();
 
 /* Prints "[cuda_emu rank R] who: message" on stderr (rank when MPI is running). */
 void report(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

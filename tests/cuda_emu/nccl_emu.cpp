@@ -179,7 +179,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
     me.mpi_rank = wrank;
     me.rank = rank;
     me.nranks = nranks;
-    me.device = device;
+    me.device = physical_device(device); /* NCCL compares the GPUs themselves (bus ids) */
     memcpy(me.id, comm_id.internal, sizeof me.id);
     std::vector<peer_info> all((size_t)wsize), here;
     int lsize = 0;
@@ -218,12 +218,12 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
         res = ncclInvalidUsage;
     }
     for (const peer_info &p : here)
-        if (res == ncclSuccess && p.mpi_rank != wrank && p.device == device) {
+        if (res == ncclSuccess && p.mpi_rank != wrank && p.device == me.device) {
             /* NCCL's words, from its transport set-up */
             warn(err, n,
                  "Duplicate GPU detected : rank %d and rank %d both on CUDA device %d "
-                 "(emulated; same host)",
-                 wrank, p.mpi_rank, device);
+                 "(emulated; physical device %d of the host)",
+                 wrank, p.mpi_rank, device, me.device);
             res = ncclInvalidUsage;
         }
     for (const peer_info &p : all) {

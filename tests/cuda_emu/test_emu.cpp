@@ -257,6 +257,72 @@ Test(devices, count_comes_from_DPT_EMU_DEVICES)
     cr_assert_eq(rt, CUDART_VERSION);
 }
 
+/* CUDA_VISIBLE_DEVICES as the CUDA runtime reads it: the listed physical devices renumbered from
+ * 0, the list cut at the first entry that is not a device of the host; the physical device shows
+ * as the PCI bus id, which is what tells two processes' "device 0" apart. */
+Test(devices, CUDA_VISIBLE_DEVICES_selects_and_renumbers_the_hosts_devices)
+{
+    int n = -1;
+    cudaDeviceProp prop;
+    setenv("DPT_EMU_DEVICES", "4", 1);
+    const struct {
+        const char *visible;
+        int count, bus0;
+    } cases[] = {
+        {"3", 1, 3},   {"2,0", 2, 2}, {"1,7,2", 1, 1}, {"1,1", 1, 1},
+        {"0,x", 1, 0}, {"GPU-1", 0, -1}, {"", 0, -1},
+    };
+    for (const auto &c : cases) {
+        setenv("CUDA_VISIBLE_DEVICES", c.visible, 1);
+        cudaError_t want = c.count > 0 ? cudaSuccess : cudaErrorNoDevice;
+        cr_assert_eq(cudaGetDeviceCount(&n), want, "CUDA_VISIBLE_DEVICES=%s", c.visible);
+        cr_assert_eq(n, c.count, "CUDA_VISIBLE_DEVICES=%s: %d devices", c.visible, n);
+        if (c.count > 0) {
+            cr_assert_eq(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+            cr_assert_eq(prop.pciBusID, c.bus0, "CUDA_VISIBLE_DEVICES=%s: device 0 is bus %d",
+                         c.visible, prop.pciBusID);
+        }
+    }
+    (void)cudaGetLastError();
+    /* memory is the physical device's: two names of one device share it */
+    setenv("DPT_EMU_DEVICE_MEM_MB", "1", 1);
+    setenv("CUDA_VISIBLE_DEVICES", "2", 1);
+    void *a = NULL, *b = NULL;
+    cr_assert_eq(cudaSetDevice(0), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&a, 768 << 10), cudaSuccess);
+    setenv("CUDA_VISIBLE_DEVICES", "3,2", 1);
+    cr_assert_eq(cudaSetDevice(1), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&b, 768 << 10), cudaErrorMemoryAllocation);
+    cr_assert_eq(cudaSetDevice(0), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&b, 768 << 10), cudaSuccess);
+    cr_assert_eq(cudaFree(a), cudaSuccess);
+    cr_assert_eq(cudaFree(b), cudaSuccess);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+}
+
+/* The static CUDA 13 runtime on an older driver: counting fails with cudaErrorInsufficientDriver
+ * (not "no device"), and the driver's version is what cudaDriverGetVersion says. */
+Test(devices, an_old_driver_is_insufficient_not_absent)
+{
+    int n = -1, v = -1;
+    setenv("DPT_EMU_DEVICES", "2", 1);
+    setenv("DPT_EMU_DRIVER_VERSION", "12040", 1);
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaErrorInsufficientDriver);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(cudaGetLastError(), cudaErrorInsufficientDriver);
+    cr_assert_eq(cudaSetDevice(0), cudaErrorInsufficientDriver);
+    cr_assert_eq(cudaDriverGetVersion(&v), cudaSuccess);
+    cr_assert_eq(v, 12040);
+    setenv("DPT_EMU_DRIVER_VERSION", "13020", 1); /* a newer minor version runs 13.0 */
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaSuccess);
+    cr_assert_eq(n, 2);
+    setenv("DPT_EMU_DRIVER_VERSION", "0", 1); /* no driver at all */
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaErrorInsufficientDriver);
+    cr_assert_eq(cudaDriverGetVersion(&v), cudaSuccess);
+    cr_assert_eq(v, 0);
+    unsetenv("DPT_EMU_DRIVER_VERSION");
+}
+
 Test(events, record_query_and_wait)
 {
     cudaStream_t s;
