@@ -122,8 +122,10 @@ static void check_injected_fault(void)
     ncclResult_t async = ncclInternalError;
     CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "first");
     CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclSuccess, "async");
-    /* the second is queued fine and fails afterwards, as a remote failure would */
+    /* the second is queued fine and fails afterwards, when the stream runs it, as a remote
+     * failure would */
     CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "second");
+    CHECK(cudaStreamSynchronize(0) == cudaSuccess, "synchronize");
     CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclRemoteError,
           "async error %d after the injected fault", (int)async);
     CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclRemoteError,
