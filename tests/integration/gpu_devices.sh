@@ -68,14 +68,15 @@ refused one_gpu 2 '1' "would both use the GPU at PCI 0000:01:00.0" --device cuda
 refused one_gpu_auto 2 '1' "would both use the GPU at PCI 0000:01:00.0" --device auto
 refused too_few 3 '0,1' "3 ranks on" --device cuda
 refused none 1 '' "no GPU is visible" --device cuda
-DPT_EMU_DRIVER_VERSION=12040 refused old_driver 1 '0' \
-    "the NVIDIA driver supports CUDA 12.4, older than this dptrain's CUDA runtime 13.0 (cudaErrorInsufficientDriver)" \
+OLD="the NVIDIA driver supports CUDA 12.4, older than this dptrain's CUDA runtime 13.0"
+DPT_EMU_DRIVER_VERSION=12040 refused old_driver 1 '0' "$OLD (cudaErrorInsufficientDriver)" \
     --device cuda
 # auto on an old driver trains on the CPU and says why in the start-up table
 if DPT_EMU_DRIVER_VERSION=12040 run old_driver_auto 1 '0' --device auto; then
     grep -q "device *cpu.*auto: the NVIDIA driver supports CUDA 12.4.*cudaErrorInsufficientDriver" \
         "$TMP/old_driver_auto.out" \
-        || fail "old_driver_auto: the device line does not name the driver: $(grep device "$TMP/old_driver_auto.out")"
+        || fail "old_driver_auto: the device line does not name the driver:" \
+                "$(grep device "$TMP/old_driver_auto.out")"
 else
     fail "old_driver_auto exited non-zero"
 fi

@@ -19,7 +19,11 @@ fault() {
         return 0
     fi
     for text in "$@"; do
-        grep -qE -- "$text" "$TMP/$name.out" || { fail "$name: no line says: $text"; sed 's/^/    /' "$TMP/$name.out" >&2; return 0; }
+        if ! grep -qE -- "$text" "$TMP/$name.out"; then
+            fail "$name: no line says: $text"
+            sed 's/^/    /' "$TMP/$name.out" >&2
+            return 0
+        fi
     done
     if grep -q "diverged" "$TMP/$name.out"; then
         fail "$name: reported as a diverged run"
