@@ -36,6 +36,14 @@ echo "== tests 2"
 export DPT_EMU_ASYNC=1
 (cd build-emu && ctest --output-on-failure --timeout 900 -LE slow)
 
+echo "== build 2b: the CUDA backend without NCCL (-DDPT_NCCL=OFF: GPU ranks reduce through MPI)"
+scripts/build.sh build-emu-nonccl -DDPT_CUDA_EMU=ON -DDPT_NCCL=OFF
+# the unit tests and the GPU-path integration tests that do not assume NCCL (buckets and bench
+# allreduce do, in the emulated build)
+(cd build-emu-nonccl && ctest --output-on-failure --timeout 900 -L unit)
+(cd build-emu-nonccl && ctest --output-on-failure --timeout 900 \
+   -R "integration_(equivalence|staged|gpu_devices|gpu_faults)$")
+
 echo "== build 3: build 2 with AddressSanitizer + UndefinedBehaviorSanitizer"
 BUILD_TYPE=Debug scripts/build.sh build-asan -DDPT_CUDA_EMU=ON -DDPT_SANITIZE=ON
 echo "== tests 3"

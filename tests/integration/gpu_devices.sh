@@ -40,7 +40,7 @@ trains() {
         fail "$name exited non-zero"
         return 0
     fi
-    grep -q "gradients through NCCL" "$TMP/$name.out" || fail "$name did not train on the GPUs"
+    grep -q "device *cuda: one GPU per rank" "$TMP/$name.out" || fail "$name did not train on the GPUs"
     "$CKPT_DIFF" "$TMP/cpu/checkpoint.bin" "$TMP/$name/checkpoint.bin" --rtol "$RTOL" \
         > "$TMP/$name.diff" 2>&1 \
         && echo "ok: $name matches the CPU backend: $(tail -n 1 "$TMP/$name.diff")" \

@@ -7,6 +7,10 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export DPT_EMU_DEVICES=4
+if "$DPTRAIN" version | grep -q "NCCL *not built"; then
+    echo "skipped: built without NCCL (-DDPT_NCCL=OFF)"
+    exit 77
+fi
 
 # fault NAME ENV=VALUE TEXT...: 2 ranks on the GPUs with ENV set must exit 1 and say each TEXT
 fault() {
