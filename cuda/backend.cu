@@ -145,24 +145,69 @@ static void cuda_host_wait_slot(dpt_backend *be, int slot)
     DPT_CUDA_CHECK(cudaEventSynchronize(dpt_cuda_ctx_of(be)->copied[slot]));
 }
 
+int dpt_cuda_probe(int *count, char *why, size_t n)
+{
+    int c = 0;
+    cudaError_t e = cudaGetDeviceCount(&c);
+    *count = e == cudaSuccess ? c : 0;
+    if (e == cudaSuccess || e == cudaErrorNoDevice) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    int drv = 0, rt = 0;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess)
+        drv = 0;
+    if (cudaRuntimeGetVersion(&rt) != cudaSuccess)
+        rt = 0;
+    (void)cudaGetLastError();
+    /* the static runtime on an older driver (CUDA 13 on a CUDA 12 cluster): name both versions */
+    if (e == cudaErrorInsufficientDriver && drv == 0)
+        snprintf(why, n, "no NVIDIA driver is installed (cudaErrorInsufficientDriver; this "
+                 "dptrain's CUDA runtime is %d.%d)", rt / 1000, rt % 1000 / 10);
+    else if (e == cudaErrorInsufficientDriver)
+        snprintf(why, n, "the NVIDIA driver supports CUDA %d.%d, older than this dptrain's CUDA "
+                 "runtime %d.%d (cudaErrorInsufficientDriver): update the driver, or build "
+                 "dptrain with a CUDA toolkit of version %d.x", drv / 1000, drv % 1000 / 10,
+                 rt / 1000, rt % 1000 / 10, drv / 1000);
+    else
+        snprintf(why, n, "cudaGetDeviceCount failed: %s (%s); CUDA driver %d.%d, runtime %d.%d",
+                 cudaGetErrorString(e), cudaGetErrorName(e), drv / 1000, drv % 1000 / 10,
+                 rt / 1000, rt % 1000 / 10);
+    return -1;
+}
+
 int dpt_cuda_device_count(void)
 {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        (void)cudaGetLastError(); /* no driver, or no device: not an error here */
-        n = 0;
-    }
+    char why[400];
+    (void)dpt_cuda_probe(&n, why, sizeof why); /* no driver, or no device: 0 here */
     return n;
+}
+
+int dpt_cuda_device_pci(int device, char *out, size_t n)
+{
+    cudaDeviceProp prop;
+    memset(&prop, 0, sizeof prop);
+    if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    snprintf(out, n, "%04x:%02x:%02x.0", (unsigned)prop.pciDomainID, (unsigned)prop.pciBusID,
+             (unsigned)prop.pciDeviceID);
+    return 0;
 }
 
 int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
 {
     memset(be, 0, sizeof *be);
-    int count = dpt_cuda_device_count();
+    int count = 0;
+    char why[320];
+    if (dpt_cuda_probe(&count, why, sizeof why) != 0)
+        return dpt_error_set(err, DPT_ERUNTIME, "%s: run with --device cpu", why);
     if (count == 0)
         return dpt_error_set(err, DPT_ERUNTIME,
-                             "no CUDA device is visible (driver missing, or CUDA_VISIBLE_DEVICES "
-                             "empty): run with --device cpu");
+                             "no CUDA device is visible (CUDA_VISIBLE_DEVICES empty or listing "
+                             "no GPU of this host): run with --device cpu");
     if (device < 0 || device >= count)
         return dpt_error_set(err, DPT_ERUNTIME, "CUDA device %d does not exist (%d visible)",
                              device, count);

@@ -28,6 +28,16 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
 /* Visible devices; 0 when there is no driver or no device (never fails). */
 int dpt_cuda_device_count(void);
 
+/* The visible devices in *count, and 0; or, when the CUDA runtime cannot count them for another
+ * reason than "no device" (a driver older than the runtime: cudaErrorInsufficientDriver), -1
+ * with a sentence in why naming the error and the driver and runtime versions. */
+int dpt_cuda_probe(int *count, char *why, size_t n);
+
+/* The PCI address "domain:bus:device.0" of visible device `device` in out, and 0; -1 when its
+ * properties cannot be read. What tells two processes' devices apart: each process numbers the
+ * GPUs it sees from 0 (CUDA_VISIBLE_DEVICES), so the index does not. */
+int dpt_cuda_device_pci(int device, char *out, size_t n);
+
 /* For `dptrain version`: CUDA driver, runtime and cuBLAS versions (NCCL's is the NCCL code's:
  * the backend does not use it), then one line per visible device (name, compute capability,
  * SMs, memory). Lines separated by '\n', no trailing newline. */

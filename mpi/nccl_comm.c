@@ -115,24 +115,31 @@ void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_
     double start = monotonic_s();
     for (;;) {
         cudaError_t q = cudaEventQuery(n->done);
+        double waited = monotonic_s() - start;
+        char msg[512];
+        if (q != cudaSuccess && q != cudaErrorNotReady) {
+            snprintf(msg, sizeof msg, "CUDA error %s after %.1f s", cudaGetErrorString(q), waited);
+            fail_collective(n, __LINE__, count, msg);
+        }
+        /* also once the event completed: after a remote failure NCCL's kernels end with the
+         * data unreduced, and only the asynchronous error tells (else: NaN, "diverged") */
+        ncclResult_t async = ncclSuccess;
+        ncclResult_t rc = ncclCommGetAsyncError(n->comm, &async);
+        if (rc != ncclSuccess || async != ncclSuccess) {
+            snprintf(msg, sizeof msg, "NCCL error after %.1f s: %s (%s)", waited,
+                     ncclGetErrorString(rc != ncclSuccess ? rc : async),
+                     ncclGetLastError(n->comm));
+            fail_collective(n, __LINE__, count, msg);
+        }
         if (q == cudaSuccess) {
             n->pending = 0;
             n->started = 0;
             return;
         }
-        if (q != cudaErrorNotReady)
-            fail_collective(n, __LINE__, count, cudaGetErrorString(q));
-        ncclResult_t async = ncclSuccess;
-        ncclResult_t rc = ncclCommGetAsyncError(n->comm, &async);
-        if (rc != ncclSuccess)
-            fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
-        if (async != ncclSuccess)
-            fail_collective(n, __LINE__, count, ncclGetErrorString(async));
-        double waited = monotonic_s() - start;
         if (timeout_s > 0 && waited > timeout_s) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "not finished after %.0f s: a peer rank died or stalls "
-                     "(check its log; across machines also NCCL_SOCKET_IFNAME)", waited);
+            snprintf(msg, sizeof msg, "not finished after %.1f s (run.comm_timeout_s %g): a peer "
+                     "rank died or stalls (check its log; across machines also "
+                     "NCCL_SOCKET_IFNAME)", waited, timeout_s);
             fail_collective(n, __LINE__, count, msg);
         }
         if (waited < 1e-3) {

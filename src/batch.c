@@ -45,6 +45,10 @@ static int place_rows(dpt_batch *b, dpt_error *err)
         if (!b->pin_x[k] || !b->pin_y[k] || !b->stage_x[k] || !b->stage_y[k])
             return dpt_error_set(err, DPT_ERUNTIME, "out of memory for the staged batch buffers");
     }
+    /* alloc() zeroes on the compute stream, the uploads write these buffers on the copy stream,
+     * which waits only for a slot's release: without this the first zeroing may land after the
+     * first upload (caught by integration_staged under DPT_EMU_ASYNC=2) */
+    be->sync(be);
     return DPT_OK;
 }
 

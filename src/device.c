@@ -1,52 +1,110 @@
 /* Device selection (device.h): the only place that reads run.device / --device and counts the
  * visible GPUs, so the trainer and the benchmark choose, and refuse, alike. CUDA_VISIBLE_DEVICES
- * is honoured by the CUDA runtime itself. */
+ * is honoured by the CUDA runtime itself; the choice works whether it leaves each rank one GPU
+ * or all of them (pick_gpu). */
 #include "device.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef DPT_HAVE_CUDA
+#include <stdio.h>
+
 #include "cuda_backend.h"
 
 /* More ranks on the node than GPUs: NCCL would refuse two ranks on one GPU later, in a less
  * helpful way. */
 static int too_few_gpus(const dpt_comm *comm, int ndev, dpt_device_caller who, dpt_error *err)
 {
-    if (who == DPT_DEVICE_FOR_BENCH)
-        return dpt_error_set(err, DPT_ERUNTIME,
-                             "--device cuda: %d ranks on %s but %d GPU%s visible: one rank per "
-                             "GPU (start at most %d ranks per host, or use --device cpu)",
-                             comm->node_ranks, comm->host, ndev, ndev == 1 ? "" : "s", ndev);
     return dpt_error_set(err, DPT_ERUNTIME,
-                         "%d ranks on %s but %d GPU%s visible: dptrain runs one rank per "
-                         "GPU (NCCL refuses two ranks on one GPU: \"Duplicate GPU "
-                         "detected\"); start at most %d ranks per host",
-                         comm->node_ranks, comm->host, ndev, ndev == 1 ? "" : "s", ndev);
+                         "%s%d ranks on %s but %d GPUs visible to rank %d: one rank per GPU. "
+                         "Give each rank its own GPU (SLURM --gpus-per-task=1, or a "
+                         "CUDA_VISIBLE_DEVICES per rank), or start at most %d ranks per host%s",
+                         who == DPT_DEVICE_FOR_BENCH ? "--device cuda: " : "", comm->node_ranks,
+                         comm->host, ndev, comm->world_rank, ndev,
+                         who == DPT_DEVICE_FOR_BENCH ? ", or use --device cpu" : "");
+}
+
+/* The rule (docs/gpu.md, "Running"): a rank that sees exactly one GPU takes it (the launcher
+ * gave each rank its own: SLURM --gpus-per-task=1, a CUDA_VISIBLE_DEVICES per rank, or a
+ * one-GPU node); a rank that sees several takes the one at its index among the job's ranks on
+ * its node. */
+static int pick_gpu(int ndev, const dpt_comm *comm, dpt_device_caller who, int *gpu,
+                    dpt_error *err)
+{
+    *gpu = ndev == 1 ? 0 : comm->device;
+    return *gpu < ndev ? DPT_OK : too_few_gpus(comm, ndev, who, err);
+}
+
+/* Collective over the node: two ranks whose choices are one physical GPU (each rank numbers the
+ * GPUs it sees from 0, so only the PCI address tells) are refused here, by name, instead of by
+ * NCCL's "Duplicate GPU detected" or, with MPI gradients, not at all. */
+static int refuse_shared_gpu(const dpt_device *d, int rc, const dpt_comm *comm, dpt_error *err)
+{
+    struct {
+        int rank;
+        char pci[28];
+    } mine = {comm->world_rank, ""}, *all = calloc((size_t)comm->local_size, sizeof mine);
+    DPT_CHECK(all != NULL, "out of memory");
+    if (rc == DPT_OK && d->kind == DPT_DEVICE_CUDA &&
+        dpt_cuda_device_pci(d->gpu, mine.pci, sizeof mine.pci) != 0)
+        mine.pci[0] = '\0';
+    DPT_MPI_CHECK(MPI_Allgather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine,
+                                MPI_BYTE, comm->local));
+    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    for (int r = 0; r < comm->local_size && rc == DPT_OK; r++)
+        if (mine.pci[0] && all[r].rank != mine.rank && strcmp(all[r].pci, mine.pci) == 0)
+            rc = dpt_error_set(err, DPT_ERUNTIME,
+                               "ranks %d and %d on %s would both use the GPU at PCI %s (rank %d "
+                               "sees %d GPU%s, CUDA_VISIBLE_DEVICES=%s): one rank per GPU. Give "
+                               "each rank its own GPU (SLURM --gpus-per-task=1, or a "
+                               "CUDA_VISIBLE_DEVICES per rank) or let every rank see all of the "
+                               "node's GPUs",
+                               r < comm->local_rank ? all[r].rank : mine.rank,
+                               r < comm->local_rank ? mine.rank : all[r].rank, comm->host,
+                               mine.pci, mine.rank, dpt_cuda_device_count(),
+                               dpt_cuda_device_count() == 1 ? "" : "s",
+                               visible ? visible : "unset");
+    free(all);
+    return rc;
+}
+
+/* CUDA's answer to "how many GPUs", or its reason for having none (an old driver) in *why. */
+static int count_gpus(dpt_device_kind want, char *why, size_t n)
+{
+    int ndev = 0;
+    why[0] = '\0';
+    if (want != DPT_DEVICE_CPU && dpt_cuda_probe(&ndev, why, n) != 0)
+        ndev = 0;
+    return ndev;
 }
 
 int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_caller who,
                       dpt_device *out, dpt_error *err)
 {
+    static char note[400]; /* the start-up table prints it after this returns */
     memset(out, 0, sizeof *out);
     out->kind = DPT_DEVICE_CPU;
-    int ndev = want == DPT_DEVICE_CPU ? 0 : dpt_cuda_device_count();
+    if (want == DPT_DEVICE_CPU)
+        return DPT_OK;
+    char why[320];
+    int ndev = count_gpus(want, why, sizeof why), rc = DPT_OK;
     const char *visible = getenv("CUDA_VISIBLE_DEVICES");
-    if (want == DPT_DEVICE_CUDA && ndev == 0)
-        return dpt_error_set(err, DPT_ERUNTIME,
-                             "--device cuda: no GPU is visible on %s (CUDA_VISIBLE_DEVICES=%s); "
-                             "use --device cpu%s",
-                             comm->host, visible ? visible : "unset",
-                             who == DPT_DEVICE_FOR_BENCH ? "" : " or auto");
-    if (want == DPT_DEVICE_AUTO && ndev == 0)
-        out->note = "auto: no GPU visible";
-    if (want == DPT_DEVICE_CUDA || (want == DPT_DEVICE_AUTO && ndev > 0)) {
-        if (comm->device >= ndev)
-            return too_few_gpus(comm, ndev, who, err);
+    if (want == DPT_DEVICE_CUDA && why[0])
+        rc = dpt_error_set(err, DPT_ERUNTIME, "--device cuda on %s: %s; or use --device cpu%s",
+                           comm->host, why, who == DPT_DEVICE_FOR_BENCH ? "" : " or auto");
+    else if (want == DPT_DEVICE_CUDA && ndev == 0)
+        rc = dpt_error_set(err, DPT_ERUNTIME,
+                           "--device cuda: no GPU is visible on %s (CUDA_VISIBLE_DEVICES=%s); "
+                           "use --device cpu%s",
+                           comm->host, visible ? visible : "unset",
+                           who == DPT_DEVICE_FOR_BENCH ? "" : " or auto");
+    else if (ndev == 0) {
+        snprintf(note, sizeof note, "auto: %s", why[0] ? why : "no GPU visible");
+        out->note = note;
+    } else if ((rc = pick_gpu(ndev, comm, who, &out->gpu, err)) == DPT_OK)
         out->kind = DPT_DEVICE_CUDA;
-        out->gpu = comm->device;
-    }
-    return DPT_OK;
+    return refuse_shared_gpu(out, rc, comm, err);
 }
 
 int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,

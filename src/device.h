@@ -1,6 +1,6 @@
 /* Which device a rank computes on, decided in one place for the trainer and `dptrain bench
- * allreduce`: run.device (--device) against the GPUs visible on the rank's node, one GPU per
- * rank by its index on the node; and starting the backend for that device. */
+ * allreduce`: run.device (--device) against the GPUs visible to the rank, one GPU per rank (its
+ * only visible GPU, or the one at its index on the node); and starting the backend for it. */
 #ifndef DPT_DEVICE_H
 #define DPT_DEVICE_H
 
@@ -14,13 +14,16 @@ typedef enum { DPT_DEVICE_FOR_TRAINING, DPT_DEVICE_FOR_BENCH } dpt_device_caller
 
 typedef struct {
     dpt_device_kind kind; /* DPT_DEVICE_CPU or DPT_DEVICE_CUDA, never AUTO */
-    int gpu;              /* CUDA: the GPU, this rank's index among the job's ranks on its node */
+    int gpu;              /* CUDA: the GPU, 0 when the rank sees one, else its index among the
+                           * job's ranks on its node */
     const char *note;     /* why this device, for the start-up table; NULL: nothing to say */
 } dpt_device;
 
-/* Chooses this rank's device for `want`: auto takes the GPU when one is visible. Returns DPT_OK,
- * or DPT_ERUNTIME with a message (no GPU visible, more ranks on the node than GPUs, a build
- * without CUDA). Not collective: the caller agrees on the outcome across ranks. */
+/* Chooses this rank's device for `want`: auto takes the GPU when one is usable. Returns DPT_OK,
+ * or DPT_ERUNTIME with a message (no GPU visible, a driver older than the CUDA runtime, more
+ * ranks on the node than GPUs, two ranks of the node on one physical GPU, a build without
+ * CUDA). Collective over comm->local unless want is CPU (the physical-GPU comparison); the
+ * caller agrees on the outcome across ranks. */
 int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_caller who,
                       dpt_device *out, dpt_error *err);
 

@@ -143,8 +143,8 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
                DPT_BLAS_NAME, t->threads, t->threads > 1 ? "s" : "", t->device_note ? " (" : "",
                t->device_note ? t->device_note : "", t->device_note ? ")" : "");
     else
-        printf("  %-9s %s: one GPU per rank (local rank = device index), gradients through %s, "
-               "training rows %s\n",
+        printf("  %-9s %s: one GPU per rank (its only visible GPU, else its local rank's), "
+               "gradients through %s, training rows %s\n",
                "device", t->be.name, dpt_reducer_path(t->reducer),
                t->batch.staged ? "staged through pinned memory" : "resident on the device");
     char comm_line[320];

@@ -159,6 +159,9 @@ const char *cublasGetStatusString(cublasStatus_t status)
     return "unknown error";
 }
 
+static void gemm(bool ta, bool tb, int m, int n, int k, double al, const float *A, int lda,
+                 const float *B, int ldb, double be, float *C, int ldc, bool reads_ab, bool tf32);
+
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
                            cublasOperation_t transb, int m, int n, int k, const float *alpha,
                            const float *A, int lda, const float *B, int ldb, const float *beta,
@@ -221,6 +224,17 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
     }
 
     const bool tf32 = ((handle_rec *)(void *)handle)->math == CUBLAS_TF32_TENSOR_OP_MATH;
+    /* alpha and beta are host scalars: read now; the matrices when the stream runs it */
+    enqueue(((handle_rec *)(void *)handle)->stream, [=] {
+        gemm(ta, tb, m, n, k, al, A, lda, B, ldb, be, C, ldc, reads_ab, tf32);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* The column-major product, summed over k in order in double for every (i, j). */
+static void gemm(bool ta, bool tb, int m, int n, int k, double al, const float *A, int lda,
+                 const float *B, int ldb, double be, float *C, int ldc, bool reads_ab, bool tf32)
+{
     /* op(A) as a dense column-major (m, k) in double, TF32-rounded when the mode says so */
     std::vector<double> opa(reads_ab ? (size_t)m * k : 0);
     if (reads_ab)
@@ -246,7 +260,6 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
             /* beta = 0: C is not read, so NaN or garbage there is overwritten, as in cuBLAS */
             c[i] = (float)(be == 0.0 ? al * acc[i] : al * acc[i] + be * (double)c[i]);
     }
-    return CUBLAS_STATUS_SUCCESS;
 }
 
 } /* extern "C" */

@@ -1,9 +1,16 @@
 /* The CUDA runtime emulation: device memory from malloc kept in an allocation table (so bad
  * frees and out-of-bounds copies return cudaErrorInvalidValue and say why on stderr), streams
  * and events as tokens, devices counted from DPT_EMU_DEVICES, the per-thread last error, and
- * the launch check behind DPT_EMU_LAUNCH. Everything runs synchronously on the calling thread.
+ * the launch check behind DPT_EMU_LAUNCH. Kernels, copies, sets and event records are queued on
+ * their stream (stream_emu.cpp): run at once by default, when the host needs them with
+ * DPT_EMU_ASYNC=SEED.
  *
- * Environment: DPT_EMU_DEVICES (devices shown, default 1; 0 means none), DPT_EMU_DEVICE_MEM_MB
+ * Environment: DPT_EMU_DEVICES (the host's physical devices, default 1; 0 means none), of which
+ * the process sees those CUDA_VISIBLE_DEVICES lists, renumbered from 0 (as the CUDA runtime
+ * does; see visible_devices), DPT_EMU_DRIVER_VERSION (the driver's CUDA version, default the
+ * runtime's 13000; an older major version, or 0 for no driver, makes cudaGetDeviceCount fail
+ * with cudaErrorInsufficientDriver as the static CUDA 13 runtime does on an old driver),
+ * DPT_EMU_DEVICE_MEM_MB
  * (memory per device, default 16384), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
  * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
  * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
@@ -24,8 +31,10 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "cuda_emu_internal.h"
 #include "cuda_emu_kernel.h"
@@ -67,7 +76,58 @@ void report(const char *who, const char *fmt, ...)
         fprintf(stderr, "[cuda_emu] %s: %s\n", who, msg);
 }
 
-int device_count() { return (int)env_long("DPT_EMU_DEVICES", 1, 0, 64); }
+static int physical_count() { return (int)env_long("DPT_EMU_DEVICES", 1, 0, 64); }
+
+int driver_version() { return (int)env_long("DPT_EMU_DRIVER_VERSION", CUDART_VERSION, 0, 99999); }
+
+/* CUDA's minor-version compatibility: a driver of the runtime's major version or newer runs it. */
+static bool driver_sufficient() { return driver_version() / 1000 >= CUDART_VERSION / 1000; }
+
+/* The physical devices this process sees, in the order CUDA_VISIBLE_DEVICES lists them (device
+ * i of the process is physical device visible[i]). Unset: all of them. As the CUDA runtime, the
+ * list ends at the first entry that is not a device of the host (a number out of range, a
+ * repeated one, or anything else, GPU UUIDs included: the emulation has none); an empty value
+ * hides every device. Read on every call: cheap, and tests change it between calls. */
+static int visible_devices(int *visible, int max)
+{
+    int n = physical_count();
+    const char *s = getenv("CUDA_VISIBLE_DEVICES");
+    if (!s) {
+        for (int i = 0; i < n && i < max; i++)
+            visible[i] = i;
+        return n < max ? n : max;
+    }
+    int k = 0;
+    while (*s && k < max) {
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (end == s || (*end != ',' && *end != '\0') || v < 0 || v >= n)
+            break;
+        bool repeated = false;
+        for (int i = 0; i < k; i++)
+            repeated = repeated || visible[i] == (int)v;
+        if (repeated)
+            break;
+        visible[k++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    return k;
+}
+
+int device_count()
+{
+    if (!driver_sufficient())
+        return 0;
+    int visible[64];
+    return visible_devices(visible, 64);
+}
+
+int physical_device(int device)
+{
+    int visible[64];
+    int n = visible_devices(visible, 64);
+    return device >= 0 && device < n ? visible[device] : -1;
+}
 
 static size_t device_mem_bytes()
 {
@@ -83,7 +143,9 @@ struct stream_rec {
 struct event_rec {
     unsigned flags;
     bool recorded;
-    double when; /* seconds, CLOCK_MONOTONIC, at the last record */
+    double when;         /* seconds, CLOCK_MONOTONIC, when the last record ran */
+    cudaStream_t stream; /* the last record: complete once stream ran through id */
+    uint64_t id;
 };
 
 static std::mutex g_lock;                            /* guards everything below */
@@ -224,8 +286,9 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
         return fail(cudaErrorNoDevice);
     if (size == 0) /* as CUDA: success, and no pointer */
         return cudaSuccess;
+    const int phys = physical_device(t_device);
     std::lock_guard<std::mutex> g(g_lock);
-    if (kind == MEM_DEVICE && size > device_mem_bytes() - g_used[t_device])
+    if (kind == MEM_DEVICE && size > device_mem_bytes() - g_used[phys])
         return fail(cudaErrorMemoryAllocation);
     char *p = (char *)malloc(size);
     if (!p) {
@@ -235,9 +298,9 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
     const char *poison = getenv("DPT_EMU_POISON");
     if (!poison || strcmp(poison, "0") != 0)
         memset(p, 0xff, size);
-    g_regions[(uintptr_t)p] = region{p, size, kind, t_device};
+    g_regions[(uintptr_t)p] = region{p, size, kind, phys};
     if (kind == MEM_DEVICE)
-        g_used[t_device] += size;
+        g_used[phys] += size;
     *ptr = p;
     return cudaSuccess;
 }
@@ -288,8 +351,9 @@ static bool check_host_side(const char *who, const char *what, const void *p, si
     return check_range(who, what, p, bytes, MEM_PINNED);
 }
 
-static cudaError_t copy(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
-                        const char *who)
+/* Checks a copy's operands as CUDA does, before anything is queued. */
+static cudaError_t check_copy(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
+                              const char *who)
 {
     if (count == 0)
         return cudaSuccess;
@@ -328,21 +392,62 @@ static cudaError_t copy(void *dst, const void *src, size_t count, cudaMemcpyKind
                dst, count, src, count);
         return fail(cudaErrorInvalidValue);
     }
-    memcpy(dst, src, count);
     return cudaSuccess;
 }
 
-static cudaError_t set(void *ptr, int value, size_t count, const char *who)
+/* Queues a checked copy on stream as CUDA orders it (the "API synchronization behavior" page):
+ * a pageable host source is taken now (the runtime stages it before returning), pinned memory
+ * and device memory when the copy runs. A pageable host destination, a blocking call from
+ * pinned memory, or any blocking copy to the host returns once the copy ran; a blocking
+ * pageable-to-device copy returns once its source is staged, before the device is written. */
+static cudaError_t copy(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
+                        cudaStream_t stream, bool blocking, const char *who)
+{
+    if (count == 0)
+        return cudaSuccess;
+    cudaError_t e = check_copy(dst, src, count, kind, who);
+    if (e != cudaSuccess)
+        return e;
+    const bool src_pageable = where(src) == MEM_NONE, dst_pageable = where(dst) == MEM_NONE;
+    if (blocking) /* the legacy stream's earlier work first */
+        synchronize_stream(stream);
+    uint64_t id;
+    if (src_pageable) {
+        std::shared_ptr<std::vector<char>> staged =
+            std::make_shared<std::vector<char>>((const char *)src, (const char *)src + count);
+        id = enqueue(stream, [dst, staged] { memcpy(dst, staged->data(), staged->size()); });
+    } else {
+        id = enqueue(stream, [dst, src, count] { memcpy(dst, src, count); });
+    }
+    const bool d2d = where(src) == MEM_DEVICE && where(dst) == MEM_DEVICE;
+    if (dst_pageable || (blocking && !src_pageable && !d2d))
+        run_through(stream, id);
+    return cudaSuccess;
+}
+
+/* Queued like a kernel; on pinned memory the blocking form returns when it ran. */
+static cudaError_t set(void *ptr, int value, size_t count, cudaStream_t stream, bool blocking,
+                       const char *who)
 {
     if (count == 0)
         return cudaSuccess;
     if (!check_range(who, "destination", ptr, count, MEM_DEVICE | MEM_PINNED))
         return fail(cudaErrorInvalidValue);
-    memset(ptr, value, count);
+    uint64_t id = enqueue(stream, [ptr, value, count] { memset(ptr, value, count); });
+    if (blocking && where(ptr) == MEM_PINNED)
+        run_through(stream, id);
     return cudaSuccess;
 }
 
-static bool event_valid_locked(cudaEvent_t e) { return g_events.count((const void *)e) != 0; }
+static bool event_get(cudaEvent_t e, event_rec *out)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    auto it = g_events.find((const void *)e);
+    if (it == g_events.end())
+        return false;
+    *out = it->second;
+    return true;
+}
 
 } // namespace dpt_emu
 
@@ -355,11 +460,15 @@ cudaError_t cudaGetDeviceCount(int *count)
     if (!count)
         return fail(cudaErrorInvalidValue);
     *count = device_count();
+    if (!driver_sufficient())
+        return fail(cudaErrorInsufficientDriver);
     return *count > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
 }
 
 cudaError_t cudaSetDevice(int device)
 {
+    if (!driver_sufficient())
+        return fail(cudaErrorInsufficientDriver);
     int n = device_count();
     if (n == 0)
         return fail(cudaErrorNoDevice);
@@ -403,7 +512,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
     prop->major = 9; /* reported as sm_90; one SM: it is one host thread */
     prop->minor = 0;
     prop->multiProcessorCount = 1;
-    prop->pciBusID = device;
+    prop->pciBusID = physical_device(device); /* tells the host's devices apart across processes */
     return cudaSuccess;
 }
 
@@ -411,7 +520,7 @@ cudaError_t cudaDriverGetVersion(int *version)
 {
     if (!version)
         return fail(cudaErrorInvalidValue);
-    *version = CUDART_VERSION;
+    *version = driver_version();
     return cudaSuccess;
 }
 
@@ -425,7 +534,10 @@ cudaError_t cudaRuntimeGetVersion(int *version)
 
 cudaError_t cudaDeviceSynchronize(void)
 {
-    return t_device < device_count() ? cudaSuccess : fail(cudaErrorNoDevice);
+    if (t_device >= device_count())
+        return fail(cudaErrorNoDevice);
+    synchronize_all();
+    return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
@@ -434,9 +546,10 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
         return fail(cudaErrorInvalidValue);
     if (t_device >= device_count())
         return fail(cudaErrorNoDevice);
+    const int phys = physical_device(t_device);
     std::lock_guard<std::mutex> g(g_lock);
     *total_bytes = device_mem_bytes();
-    *free_bytes = *total_bytes - g_used[t_device];
+    *free_bytes = *total_bytes - g_used[phys];
     return cudaSuccess;
 }
 
@@ -444,16 +557,27 @@ cudaError_t cudaMalloc(void **ptr, size_t size)
 {
     return alloc(ptr, size, MEM_DEVICE, "cudaMalloc");
 }
-cudaError_t cudaFree(void *ptr) { return release(ptr, MEM_DEVICE, "cudaFree"); }
+/* Frees synchronize the device first, as CUDA's do: no queued work outlives its memory. */
+cudaError_t cudaFree(void *ptr)
+{
+    if (ptr)
+        synchronize_all();
+    return release(ptr, MEM_DEVICE, "cudaFree");
+}
 cudaError_t cudaMallocHost(void **ptr, size_t size)
 {
     return alloc(ptr, size, MEM_PINNED, "cudaMallocHost");
 }
-cudaError_t cudaFreeHost(void *ptr) { return release(ptr, MEM_PINNED, "cudaFreeHost"); }
+cudaError_t cudaFreeHost(void *ptr)
+{
+    if (ptr)
+        synchronize_all();
+    return release(ptr, MEM_PINNED, "cudaFreeHost");
+}
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, cudaMemcpyKind kind)
 {
-    return copy(dst, src, count, kind, "cudaMemcpy");
+    return copy(dst, src, count, kind, 0, true, "cudaMemcpy");
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
@@ -461,19 +585,19 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpy
 {
     if (!stream_valid(stream))
         return fail(cudaErrorInvalidResourceHandle);
-    return copy(dst, src, count, kind, "cudaMemcpyAsync");
+    return copy(dst, src, count, kind, stream, false, "cudaMemcpyAsync");
 }
 
 cudaError_t cudaMemset(void *ptr, int value, size_t count)
 {
-    return set(ptr, value, count, "cudaMemset");
+    return set(ptr, value, count, 0, true, "cudaMemset");
 }
 
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream)
 {
     if (!stream_valid(stream))
         return fail(cudaErrorInvalidResourceHandle);
-    return set(ptr, value, count, "cudaMemsetAsync");
+    return set(ptr, value, count, stream, false, "cudaMemsetAsync");
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t *stream)
@@ -488,6 +612,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
     if (t_device >= device_count())
         return fail(cudaErrorNoDevice);
     stream_rec *s = new stream_rec{flags, t_device};
+    stream_created((cudaStream_t)(void *)s, !(flags & cudaStreamNonBlocking));
     std::lock_guard<std::mutex> g(g_lock);
     g_streams.insert(s);
     *stream = (cudaStream_t)(void *)s;
@@ -496,8 +621,11 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream)
 {
+    if (!stream || !stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    stream_destroyed(stream);
     std::lock_guard<std::mutex> g(g_lock);
-    if (!stream || !g_streams.erase((const void *)stream))
+    if (!g_streams.erase((const void *)stream))
         return fail(cudaErrorInvalidResourceHandle);
     delete (stream_rec *)(void *)stream;
     return cudaSuccess;
@@ -505,7 +633,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
-    return stream_valid(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+    if (!stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    synchronize_stream(stream);
+    return cudaSuccess;
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)
@@ -514,8 +645,12 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
         return fail(cudaErrorInvalidValue);
     if (!stream_valid(stream))
         return fail(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::mutex> g(g_lock);
-    return event_valid_locked(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+    event_rec ev;
+    if (!event_get(event, &ev))
+        return fail(cudaErrorInvalidResourceHandle);
+    /* the record most recent at this call; an event never recorded is complete */
+    enqueue_wait(stream, ev.stream, ev.id);
+    return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t *event)
@@ -532,7 +667,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
     /* the token is a unique address; the record lives in the table */
     char *token = new char;
     std::lock_guard<std::mutex> g(g_lock);
-    g_events[token] = event_rec{flags, false, 0.0};
+    g_events[token] = event_rec{flags, false, 0.0, 0, 0};
     *event = (cudaEvent_t)(void *)token;
     return cudaSuccess;
 }
@@ -541,26 +676,47 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
     if (!stream_valid(stream))
         return fail(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::mutex> g(g_lock);
-    auto it = g_events.find((const void *)event);
-    if (it == g_events.end())
+    event_rec ev;
+    if (!event_get(event, &ev))
         return fail(cudaErrorInvalidResourceHandle);
-    it->second.recorded = true;
-    it->second.when = now_seconds();
+    const void *token = (const void *)event;
+    /* complete, with its time, when the stream reaches it */
+    uint64_t id = enqueue(stream, [token] {
+        std::lock_guard<std::mutex> g(g_lock);
+        auto it = g_events.find(token);
+        if (it != g_events.end())
+            it->second.when = now_seconds();
+    });
+    std::lock_guard<std::mutex> g(g_lock);
+    auto it = g_events.find(token);
+    if (it != g_events.end()) {
+        it->second.recorded = true;
+        it->second.stream = stream;
+        it->second.id = id;
+    }
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    std::lock_guard<std::mutex> g(g_lock);
-    return event_valid_locked(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+    event_rec ev;
+    if (!event_get(event, &ev))
+        return fail(cudaErrorInvalidResourceHandle);
+    run_through(ev.stream, ev.id);
+    return cudaSuccess;
 }
 
+/* Not ready until the stream has reached the record: each query moves the queued work one step
+ * on (a GPU runs without the host), so a poll loop ends, and one behind a hang never does. */
 cudaError_t cudaEventQuery(cudaEvent_t event)
 {
-    /* all work is done when the call that queued it returns: never cudaErrorNotReady */
-    std::lock_guard<std::mutex> g(g_lock);
-    return event_valid_locked(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+    event_rec ev;
+    if (!event_get(event, &ev))
+        return fail(cudaErrorInvalidResourceHandle);
+    if (is_done(ev.stream, ev.id))
+        return cudaSuccess;
+    (void)step_toward(ev.stream, ev.id);
+    return cudaErrorNotReady; /* not an error: the last error stays */
 }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
@@ -575,6 +731,8 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
         return fail(cudaErrorInvalidResourceHandle);
     if (!a->second.recorded || !b->second.recorded)
         return fail(cudaErrorInvalidResourceHandle);
+    if (!is_done(a->second.stream, a->second.id) || !is_done(b->second.stream, b->second.id))
+        return cudaErrorNotReady;
     *ms = (float)(1e3 * (b->second.when - a->second.when));
     return cudaSuccess;
 }

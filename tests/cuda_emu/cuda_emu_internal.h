@@ -5,6 +5,9 @@
 #define DPT_CUDA_EMU_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <functional>
 
 #include "cuda_runtime.h"
 
@@ -17,7 +20,7 @@ struct region {
     const char *base;
     size_t size;
     mem_kind kind;
-    int device;
+    int device; /* physical (physical_device) */
 };
 
 /* The allocation holding p (any kind), or false. */
@@ -30,9 +33,35 @@ bool check_range(const char *who, const char *what, const void *p, size_t bytes,
 /* Streams: 0 (the default stream) or created and not yet destroyed. */
 bool stream_valid(cudaStream_t s);
 
-/* The calling thread's current device, and how many the emulation shows (DPT_EMU_DEVICES). */
+/* The calling thread's current device, and how many this process sees (DPT_EMU_DEVICES, then
+ * CUDA_VISIBLE_DEVICES; 0 with an insufficient driver). */
 int current_device();
 int device_count();
+/* The host's physical device behind this process's device `device`, -1 when not visible: what
+ * two processes compare to tell whether they share a GPU. */
+int physical_device(int device);
+/* The driver's CUDA version (DPT_EMU_DRIVER_VERSION; default the runtime's). */
+int driver_version();
+
+/* The stream queues (stream_emu.cpp). Work is identified by the id enqueue returns, increasing
+ * along each stream; stream 0 is the legacy default stream. With DPT_EMU_ASYNC unset or 0 every
+ * enqueue runs its stream to the end before returning. */
+unsigned long long async_seed();
+void stream_created(cudaStream_t s, bool blocking);
+void stream_destroyed(cudaStream_t s);
+uint64_t enqueue(cudaStream_t s, std::function<void()> work);
+/* s waits until `on` ran through `through` (an event wait); nothing when it already has */
+void enqueue_wait(cudaStream_t s, cudaStream_t on, uint64_t through);
+/* work that does not complete while hung() is true (the injected hung collective, until its
+ * communicator is aborted) */
+void enqueue_hang(cudaStream_t s, std::function<bool()> hung);
+/* Runs what s needs to reach id (ends the process, with a message, at a hang). */
+bool run_through(cudaStream_t s, uint64_t id);
+/* One unit of that work, for queries; true when s has reached id. */
+bool step_toward(cudaStream_t s, uint64_t id);
+bool is_done(cudaStream_t s, uint64_t id);
+bool synchronize_stream(cudaStream_t s);
+bool synchronize_all();
 
 /* Prints "[cuda_emu rank R] who: message" on stderr (rank when MPI is running). */
 void report(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

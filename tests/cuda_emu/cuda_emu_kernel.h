@@ -1,7 +1,8 @@
 /* The kernel side of the host emulation (C++ only; forced ahead of the cuda/ sources by the
  * emulated build):
  * the built-in variables and DPT_EMU_LAUNCH, which checks the launch configuration as CUDA does
- * and then runs the kernel once for every thread of every block, one at a time, to completion.
+ * and then queues on the stream a run of the kernel once for every thread of every block, one at
+ * a time, to completion.
  * So a grid one block short really leaves elements unwritten, and ASan sees every access.
  * DPT_EMU_SHUFFLE=1 visits blocks, and threads within a block, in a scrambled order, to catch
  * kernels that depend on an order CUDA does not promise. */
@@ -11,6 +12,10 @@
 #ifndef __cplusplus
 #error "cuda_emu_kernel.h is C++: compile the .cu sources with g++ -x c++ -DDPT_CUDA_EMU"
 #endif
+
+#include <stdint.h>
+
+#include <functional>
 
 #include "cuda_runtime.h"
 
@@ -68,6 +73,8 @@ bool launch_check(dim3 grid, dim3 block, cudaStream_t stream, const char *kernel
                   const char *file, int line);
 /* 0 unless DPT_EMU_SHUFFLE=1; then a different seed for every launch. */
 unsigned long long launch_shuffle_seed();
+/* Queues work on the stream (stream_emu.cpp); returns its id there. */
+uint64_t enqueue(cudaStream_t s, std::function<void()> work);
 
 __extension__ typedef unsigned __int128 u128; /* i * mul below may pass 2^64 */
 
@@ -117,14 +124,25 @@ template <class... P> class launcher {
     {
     }
 
+    /* Checks the launch now (errors belong to the launching call) and queues the grid on the
+     * stream with copies of the arguments, as CUDA takes them at launch. */
     void operator()(typename same<P>::type... args) const
     {
         if (!launch_check(grid_, block_, stream_, name_, file_, line_))
             return;
+        const unsigned long long seed = launch_shuffle_seed();
+        void (*kernel)(P...) = kernel_;
+        const dim3 grid = grid_, block = block_;
+        enqueue(stream_, [=]() { run(kernel, grid, block, seed, args...); });
+    }
+
+  private:
+    static void run(void (*kernel_)(P...), dim3 grid_, dim3 block_, unsigned long long seed,
+                    typename same<P>::type... args)
+    {
         const unsigned long long gx = grid_.x, gy = grid_.y;
         const unsigned long long bx = block_.x, by = block_.y;
         const unsigned long long blocks = gx * gy * grid_.z, threads = bx * by * block_.z;
-        const unsigned long long seed = launch_shuffle_seed();
         const scramble block_order(blocks, seed);
         const scramble thread_order(threads, seed * 0x9E3779B97F4A7C15ull);
         gridDim = grid_;
@@ -142,7 +160,6 @@ template <class... P> class launcher {
         }
     }
 
-  private:
     void (*kernel_)(P...);
     dim3 grid_, block_;
     cudaStream_t stream_;

@@ -5,7 +5,10 @@
  * a failure goes to ncclGetLastError, and to stderr as "NCCL WARN" when NCCL_DEBUG is set.
  * DPT_EMU_NCCL_FAIL_AFTER=N (read at init; set it on every rank): the N-th allreduce of the
  * communicator does not run, returns ncclSuccess, and leaves ncclRemoteError as the
- * asynchronous error, which every later call returns too, as NCCL does after a remote failure. */
+ * asynchronous error, which every later call returns too, as NCCL does after a remote failure.
+ * DPT_EMU_NCCL_HANG_AFTER=N: the N-th allreduce and every later one never complete (a peer that
+ * stalls) until the communicator is aborted. Collectives run when their stream reaches them
+ * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
@@ -37,6 +40,7 @@ struct ncclComm {
     MPI_Comm mpi;
     int rank, nranks;
     long fail_after;          /* 0: no injected fault */
+    long hang_after;          /* 0: no injected hang */
     long allreduces;          /* calls so far */
     ncclResult_t async_error; /* ncclSuccess until a fault */
     char last_error[512];
@@ -179,7 +183,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
     me.mpi_rank = wrank;
     me.rank = rank;
     me.nranks = nranks;
-    me.device = device;
+    me.device = physical_device(device); /* NCCL compares the GPUs themselves (bus ids) */
     memcpy(me.id, comm_id.internal, sizeof me.id);
     std::vector<peer_info> all((size_t)wsize), here;
     int lsize = 0;
@@ -218,12 +222,12 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
         res = ncclInvalidUsage;
     }
     for (const peer_info &p : here)
-        if (res == ncclSuccess && p.mpi_rank != wrank && p.device == device) {
+        if (res == ncclSuccess && p.mpi_rank != wrank && p.device == me.device) {
             /* NCCL's words, from its transport set-up */
             warn(err, n,
                  "Duplicate GPU detected : rank %d and rank %d both on CUDA device %d "
-                 "(emulated; same host)",
-                 wrank, p.mpi_rank, device);
+                 "(emulated; physical device %d of the host)",
+                 wrank, p.mpi_rank, device, me.device);
             res = ncclInvalidUsage;
         }
     for (const peer_info &p : all) {
@@ -253,6 +257,8 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
     c->nranks = wsize;
     const char *fa = getenv("DPT_EMU_NCCL_FAIL_AFTER");
     c->fail_after = fa ? strtol(fa, NULL, 10) : 0;
+    const char *ha = getenv("DPT_EMU_NCCL_HANG_AFTER");
+    c->hang_after = ha ? strtol(ha, NULL, 10) : 0;
     c->allreduces = 0;
     c->async_error = ncclSuccess;
     c->last_error[0] = '\0';
@@ -260,6 +266,48 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
     g_comms.insert(c);
     *comm = c;
     return ncclSuccess;
+}
+
+/* The collective itself, when its stream runs it: over MPI, or the injected asynchronous error
+ * (DPT_EMU_NCCL_FAIL_AFTER). Nothing on a communicator aborted meanwhile. */
+static void run_allreduce(ncclComm_t comm, long nth, const void *sendbuff, void *recvbuff,
+                          size_t count, MPI_Datatype mt, ncclDataType_t datatype, ncclRedOp_t op)
+{
+    if (!comm_valid(comm) || comm->async_error != ncclSuccess)
+        return;
+    char *err = comm->last_error;
+    const size_t n = sizeof comm->last_error;
+    size_t esize = 0;
+    (void)mpi_type(datatype, &esize);
+    const size_t bytes = count * esize;
+    if (comm->fail_after > 0 && nth == comm->fail_after) {
+        /* the injected fault: queued fine, then lost; the result is garbage */
+        memset(recvbuff, 0xff, bytes);
+        warn(err, n, "AllReduce %ld: injected remote error (DPT_EMU_NCCL_FAIL_AFTER)", nth);
+        comm->async_error = ncclRemoteError;
+        return;
+    }
+    static const MPI_Op ops[] = {MPI_SUM, MPI_PROD, MPI_MAX, MPI_MIN, MPI_SUM};
+    int rc = MPI_Allreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, (int)count,
+                           mt, ops[op], comm->mpi);
+    if (rc != MPI_SUCCESS) {
+        warn(err, n, "AllReduce: MPI_Allreduce failed (%d)", rc);
+        comm->async_error = ncclSystemError;
+        return;
+    }
+    if (op == ncclAvg) {
+        switch (datatype) {
+        case ncclInt8: divide<int8_t>(recvbuff, count, comm->nranks); break;
+        case ncclUint8: divide<uint8_t>(recvbuff, count, comm->nranks); break;
+        case ncclInt32: divide<int32_t>(recvbuff, count, comm->nranks); break;
+        case ncclUint32: divide<uint32_t>(recvbuff, count, comm->nranks); break;
+        case ncclInt64: divide<int64_t>(recvbuff, count, comm->nranks); break;
+        case ncclUint64: divide<uint64_t>(recvbuff, count, comm->nranks); break;
+        case ncclFloat32: divide<float>(recvbuff, count, comm->nranks); break;
+        case ncclFloat64: divide<double>(recvbuff, count, comm->nranks); break;
+        default: break;
+        }
+    }
 }
 
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
@@ -309,35 +357,14 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
     }
 
     comm->allreduces++;
-    if (comm->fail_after > 0 && comm->allreduces == comm->fail_after) {
-        /* the injected fault: queued fine, then lost; the result is garbage */
-        memset(recvbuff, 0xff, bytes);
-        warn(err, n, "AllReduce %ld: injected remote error (DPT_EMU_NCCL_FAIL_AFTER)",
-             comm->allreduces);
-        comm->async_error = ncclRemoteError;
+    if (comm->hang_after > 0 && comm->allreduces >= comm->hang_after) {
+        /* the injected hang: queued fine, never completes until the communicator is aborted */
+        enqueue_hang(stream, [comm] { return comm_valid(comm); });
         return ncclSuccess;
     }
-    static const MPI_Op ops[] = {MPI_SUM, MPI_PROD, MPI_MAX, MPI_MIN, MPI_SUM};
-    int rc = MPI_Allreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, (int)count,
-                           mt, ops[op], comm->mpi);
-    if (rc != MPI_SUCCESS) {
-        warn(err, n, "AllReduce: MPI_Allreduce failed (%d)", rc);
-        comm->async_error = ncclSystemError;
-        return ncclSystemError;
-    }
-    if (op == ncclAvg) {
-        switch (datatype) {
-        case ncclInt8: divide<int8_t>(recvbuff, count, comm->nranks); break;
-        case ncclUint8: divide<uint8_t>(recvbuff, count, comm->nranks); break;
-        case ncclInt32: divide<int32_t>(recvbuff, count, comm->nranks); break;
-        case ncclUint32: divide<uint32_t>(recvbuff, count, comm->nranks); break;
-        case ncclInt64: divide<int64_t>(recvbuff, count, comm->nranks); break;
-        case ncclUint64: divide<uint64_t>(recvbuff, count, comm->nranks); break;
-        case ncclFloat32: divide<float>(recvbuff, count, comm->nranks); break;
-        case ncclFloat64: divide<double>(recvbuff, count, comm->nranks); break;
-        default: break;
-        }
-    }
+    const long nth = comm->allreduces;
+    /* runs when the stream reaches it, as NCCL's kernel does */
+    enqueue(stream, [=] { run_allreduce(comm, nth, sendbuff, recvbuff, count, mt, datatype, op); });
     return ncclSuccess;
 }
 
@@ -366,6 +393,7 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm)
 {
     if (!comm)
         return ncclSuccess;
+    synchronize_all(); /* its queued collectives complete first */
     {
         std::lock_guard<std::mutex> g(g_lock);
         if (!g_comms.erase((const void *)comm))

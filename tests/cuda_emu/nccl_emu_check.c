@@ -2,7 +2,8 @@
  * (nccl_emu_check.sh). Written in C, as mpi/nccl_comm.c is, so it also proves the headers are C.
  * Covers: allreduce sum / avg / max in place and out of place in float, double and int32;
  * buffers that are not device memory or too short; a rank or id that does not match; two ranks
- * on one device ("Duplicate GPU detected"); and the injected asynchronous remote error.
+ * on one device ("Duplicate GPU detected"), also when each rank sees its own CUDA_VISIBLE_DEVICES
+ * (the physical device decides, not the index); and the injected asynchronous remote error.
  * Prints one line per failed check and a summary on rank 0; exits non-zero on any failure. */
 #include <math.h>
 #include <mpi.h>
@@ -121,8 +122,10 @@ static void check_injected_fault(void)
     ncclResult_t async = ncclInternalError;
     CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "first");
     CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclSuccess, "async");
-    /* the second is queued fine and fails afterwards, as a remote failure would */
+    /* the second is queued fine and fails afterwards, when the stream runs it, as a remote
+     * failure would */
     CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "second");
+    CHECK(cudaStreamSynchronize(0) == cudaSuccess, "synchronize");
     CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess && async == ncclRemoteError,
           "async error %d after the injected fault", (int)async);
     CHECK(ncclAllReduce(d, d, 16, ncclFloat, ncclSum, comm, 0) == ncclRemoteError,
@@ -167,6 +170,33 @@ static void check_bad_inits(void)
     }
 }
 
+/* Each rank sees one GPU through its own CUDA_VISIBLE_DEVICES, so every rank is on its "device
+ * 0": distinct physical devices are fine, one physical device for all is a duplicate. */
+static void check_visible_devices(void)
+{
+    char mine[16];
+    for (int shared = 0; shared < 2 && g_size > 1; shared++) {
+        snprintf(mine, sizeof mine, "%d", shared ? 0 : g_size - 1 - g_rank);
+        setenv("CUDA_VISIBLE_DEVICES", mine, 1);
+        CHECK(cudaSetDevice(0) == cudaSuccess, "cudaSetDevice(0) with CUDA_VISIBLE_DEVICES=%s",
+              mine);
+        ncclComm_t comm = NULL;
+        ncclResult_t r = ncclCommInitRank(&comm, g_size, shared_id(), g_rank);
+        if (shared) {
+            CHECK(r == ncclInvalidUsage, "one physical device for all: %s",
+                  ncclGetErrorString(r));
+            CHECK(strstr(ncclGetLastError(NULL), "Duplicate GPU detected") != NULL,
+                  "last error: %s", ncclGetLastError(NULL));
+        } else {
+            CHECK(r == ncclSuccess, "own devices: %s (%s)", ncclGetErrorString(r),
+                  ncclGetLastError(NULL));
+            if (r == ncclSuccess)
+                ncclCommDestroy(comm);
+        }
+    }
+    unsetenv("CUDA_VISIBLE_DEVICES");
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -188,6 +218,7 @@ int main(int argc, char **argv)
     }
     check_injected_fault();
     check_bad_inits();
+    check_visible_devices();
 
     int total = 0;
     MPI_Allreduce(&g_failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);

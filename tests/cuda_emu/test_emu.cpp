@@ -89,6 +89,7 @@ Test(launch, every_thread_of_a_2d_grid_of_3d_blocks_runs_exactly_once)
     unsigned long long total = 0;
     DPT_LAUNCH(count_kernel, grid, block, 0, hits.data(), &total);
     cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
     cr_assert_eq(total, (unsigned long long)n);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(hits[i], 1u, "thread slot %zu ran %u times", i, hits[i]);
@@ -101,6 +102,7 @@ Test(launch, shuffle_visits_every_block_once_in_another_order)
     std::vector<unsigned> order(blocks, 0), seen(blocks, 0);
     unsigned next = 0;
     DPT_LAUNCH(order_kernel, blocks, 32, 0, order.data(), &next);
+    cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
     cr_assert_eq(next, blocks);
     int in_order = 1;
     for (unsigned i = 0; i < blocks; i++) {
@@ -130,16 +132,19 @@ Test(launch, invalid_configurations_reach_cudaGetLastError_and_do_not_run)
         cr_assert_eq(cudaPeekAtLastError(), cudaErrorInvalidConfiguration, "case %zu", c);
         cr_assert_eq(cudaGetLastError(), cudaErrorInvalidConfiguration, "case %zu", c);
         cr_assert_eq(cudaGetLastError(), cudaSuccess, "the error is not sticky (case %zu)", c);
+        cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
         cr_assert_eq(sum, 0.0f, "case %zu ran the kernel", c);
     }
     /* the limits themselves are fine: thread x = 0 of every block adds x once */
     DPT_LAUNCH(sum_kernel, dim3(1, 65535), dim3(1), 0, &x, (size_t)1, &sum);
     cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
     cr_assert_eq(sum, 65535.0f);
     DPT_LAUNCH(sum_kernel, 1, dim3(1024), 0, &x, (size_t)1, &sum);
     DPT_LAUNCH(sum_kernel, 1, dim3(16, 16, 4), 0, &x, (size_t)1, &sum);
     DPT_LAUNCH(sum_kernel, 1, dim3(1, 1, 64), 0, &x, (size_t)1, &sum);
     cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
     /* threads with threadIdx.x == 0 add: 1 of (1024), 16 * 4 of (16,16,4), 64 of (1,1,64) */
     cr_assert_eq(sum, 65535.0f + 1.0f + 64.0f + 64.0f, "sum %g", sum);
 }
@@ -257,6 +262,178 @@ Test(devices, count_comes_from_DPT_EMU_DEVICES)
     cr_assert_eq(rt, CUDART_VERSION);
 }
 
+/* CUDA_VISIBLE_DEVICES as the CUDA runtime reads it: the listed physical devices renumbered from
+ * 0, the list cut at the first entry that is not a device of the host; the physical device shows
+ * as the PCI bus id, which is what tells two processes' "device 0" apart. */
+Test(devices, CUDA_VISIBLE_DEVICES_selects_and_renumbers_the_hosts_devices)
+{
+    int n = -1;
+    cudaDeviceProp prop;
+    setenv("DPT_EMU_DEVICES", "4", 1);
+    const struct {
+        const char *visible;
+        int count, bus0;
+    } cases[] = {
+        {"3", 1, 3},   {"2,0", 2, 2}, {"1,7,2", 1, 1}, {"1,1", 1, 1},
+        {"0,x", 1, 0}, {"GPU-1", 0, -1}, {"", 0, -1},
+    };
+    for (const auto &c : cases) {
+        setenv("CUDA_VISIBLE_DEVICES", c.visible, 1);
+        cudaError_t want = c.count > 0 ? cudaSuccess : cudaErrorNoDevice;
+        cr_assert_eq(cudaGetDeviceCount(&n), want, "CUDA_VISIBLE_DEVICES=%s", c.visible);
+        cr_assert_eq(n, c.count, "CUDA_VISIBLE_DEVICES=%s: %d devices", c.visible, n);
+        if (c.count > 0) {
+            cr_assert_eq(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+            cr_assert_eq(prop.pciBusID, c.bus0, "CUDA_VISIBLE_DEVICES=%s: device 0 is bus %d",
+                         c.visible, prop.pciBusID);
+        }
+    }
+    (void)cudaGetLastError();
+    /* memory is the physical device's: two names of one device share it */
+    setenv("DPT_EMU_DEVICE_MEM_MB", "1", 1);
+    setenv("CUDA_VISIBLE_DEVICES", "2", 1);
+    void *a = NULL, *b = NULL;
+    cr_assert_eq(cudaSetDevice(0), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&a, 768 << 10), cudaSuccess);
+    setenv("CUDA_VISIBLE_DEVICES", "3,2", 1);
+    cr_assert_eq(cudaSetDevice(1), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&b, 768 << 10), cudaErrorMemoryAllocation);
+    cr_assert_eq(cudaSetDevice(0), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&b, 768 << 10), cudaSuccess);
+    cr_assert_eq(cudaFree(a), cudaSuccess);
+    cr_assert_eq(cudaFree(b), cudaSuccess);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+}
+
+/* The static CUDA 13 runtime on an older driver: counting fails with cudaErrorInsufficientDriver
+ * (not "no device"), and the driver's version is what cudaDriverGetVersion says. */
+Test(devices, an_old_driver_is_insufficient_not_absent)
+{
+    int n = -1, v = -1;
+    setenv("DPT_EMU_DEVICES", "2", 1);
+    setenv("DPT_EMU_DRIVER_VERSION", "12040", 1);
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaErrorInsufficientDriver);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(cudaGetLastError(), cudaErrorInsufficientDriver);
+    cr_assert_eq(cudaSetDevice(0), cudaErrorInsufficientDriver);
+    cr_assert_eq(cudaDriverGetVersion(&v), cudaSuccess);
+    cr_assert_eq(v, 12040);
+    setenv("DPT_EMU_DRIVER_VERSION", "13020", 1); /* a newer minor version runs 13.0 */
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaSuccess);
+    cr_assert_eq(n, 2);
+    setenv("DPT_EMU_DRIVER_VERSION", "0", 1); /* no driver at all */
+    cr_assert_eq(cudaGetDeviceCount(&n), cudaErrorInsufficientDriver);
+    cr_assert_eq(cudaDriverGetVersion(&v), cudaSuccess);
+    cr_assert_eq(v, 0);
+    unsetenv("DPT_EMU_DRIVER_VERSION");
+}
+
+/* ---- asynchronous streams (DPT_EMU_ASYNC): each test is its own process (Criterion forks), so
+ * setting the seed before the first CUDA call turns them on for it ---- */
+
+static float *pinned_floats(size_t n, float v)
+{
+    float *p = NULL;
+    cr_assert_eq(cudaMallocHost(&p, n * sizeof(float)), cudaSuccess);
+    for (size_t i = 0; i < n; i++)
+        p[i] = v;
+    return p;
+}
+
+/* Work runs when the host synchronizes, not when it is queued: a device result read into pinned
+ * memory before the synchronize is still the old value. */
+Test(async, queued_work_runs_at_the_synchronize)
+{
+    setenv("DPT_EMU_ASYNC", "7", 1);
+    cudaStream_t s;
+    cudaEvent_t e;
+    float *d = NULL, *h = pinned_floats(64, -1.0f);
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&e), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 64 * sizeof(float)), cudaSuccess);
+    DPT_LAUNCH(fill_kernel, 1, 64, s, d, (size_t)64, 3.0f);
+    cr_assert_eq(cudaMemcpyAsync(h, d, 64 * sizeof(float), cudaMemcpyDeviceToHost, s),
+                 cudaSuccess);
+    cr_assert_eq(cudaEventRecord(e, s), cudaSuccess);
+    cr_assert_eq(h[0], -1.0f, "the copy ran before any synchronization");
+    cr_assert_eq(cudaEventQuery(e), cudaErrorNotReady);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess, "not ready is not an error");
+    int polls = 1;
+    while (cudaEventQuery(e) == cudaErrorNotReady)
+        polls++;
+    cr_assert_eq(h[63], 3.0f, "the event completed before the copy ran");
+    cr_assert_geq(polls, 3, "each query moves the stream one step: kernel, copy, record");
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaFreeHost(h), cudaSuccess);
+}
+
+/* Two streams: without an event wait the second does not see the first's writes when only the
+ * second is synchronized (the missing-wait bug); with cudaStreamWaitEvent it does. */
+Test(async, a_stream_sees_another_streams_writes_only_through_an_event_wait)
+{
+    setenv("DPT_EMU_ASYNC", "1", 1); /* as late as possible: other seeds may run a early */
+    cudaStream_t a, b;
+    cudaEvent_t e;
+    float *d = NULL, *h = pinned_floats(16, -1.0f);
+    cr_assert_eq(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 16 * sizeof(float)), cudaSuccess);
+    for (int wait = 0; wait < 2; wait++) {
+        cr_assert_eq(cudaMemset(d, 0, 16 * sizeof(float)), cudaSuccess);
+        cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
+        DPT_LAUNCH(fill_kernel, 1, 16, a, d, (size_t)16, 5.0f);
+        cr_assert_eq(cudaEventRecord(e, a), cudaSuccess);
+        if (wait)
+            cr_assert_eq(cudaStreamWaitEvent(b, e, 0), cudaSuccess);
+        cr_assert_eq(cudaMemcpyAsync(h, d, 16 * sizeof(float), cudaMemcpyDeviceToHost, b),
+                     cudaSuccess);
+        cr_assert_eq(cudaStreamSynchronize(b), cudaSuccess);
+        cr_assert_eq(h[0], wait ? 5.0f : 0.0f, "wait %d: the copy read %g", wait, h[0]);
+        cr_assert_eq(cudaDeviceSynchronize(), cudaSuccess);
+    }
+    cr_assert_eq(cudaStreamDestroy(a), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(b), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaFreeHost(h), cudaSuccess);
+}
+
+/* CUDA's rule for host-to-device copies: a pageable source is read when the copy is queued,
+ * a pinned one when it runs, so a pinned buffer refilled before its copy ran sends the new
+ * contents (the reused-staging-buffer bug). The blocking pageable copy returns before the
+ * device is written, and a non-blocking stream does not wait for it. */
+Test(async, pageable_sources_are_taken_at_the_call_pinned_ones_when_the_copy_runs)
+{
+    setenv("DPT_EMU_ASYNC", "7", 1);
+    cudaStream_t s;
+    float *d = NULL, *h = pinned_floats(4, 1.0f), page[4] = {1.0f, 1.0f, 1.0f, 1.0f}, out[4];
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 8 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(d, page, sizeof page, cudaMemcpyHostToDevice, s), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(d + 4, h, 4 * sizeof(float), cudaMemcpyHostToDevice, s),
+                 cudaSuccess);
+    page[0] = 2.0f;
+    h[0] = 2.0f;
+    cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(out, d, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(out[0], 1.0f, "pageable: the value at the call");
+    cr_assert_eq(cudaMemcpy(out, d + 4, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(out[0], 2.0f, "pinned: the value when the copy ran");
+    /* the legacy stream's pageable upload, then a copy on a non-blocking stream without a wait */
+    page[0] = 9.0f;
+    cr_assert_eq(cudaMemcpy(d, page, sizeof page, cudaMemcpyHostToDevice), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(h, d, 4 * sizeof(float), cudaMemcpyDeviceToHost, s),
+                 cudaSuccess);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+    cr_assert_eq(h[0], 1.0f, "the non-blocking stream waited for the legacy stream's upload");
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaFreeHost(h), cudaSuccess);
+}
+
 Test(events, record_query_and_wait)
 {
     cudaStream_t s;
@@ -267,7 +444,10 @@ Test(events, record_query_and_wait)
     cr_assert_eq(cudaEventCreateWithFlags(&b, cudaEventDisableTiming), cudaSuccess);
     cr_assert_eq(cudaEventRecord(a, s), cudaSuccess);
     cr_assert_eq(cudaEventRecord(b, s), cudaSuccess);
-    cr_assert_eq(cudaEventQuery(a), cudaSuccess);
+    cudaError_t q;
+    while ((q = cudaEventQuery(a)) == cudaErrorNotReady) {
+    }
+    cr_assert_eq(q, cudaSuccess);
     cr_assert_eq(cudaStreamWaitEvent(0, a, 0), cudaSuccess);
     cr_assert_eq(cudaEventSynchronize(b), cudaSuccess);
     cr_assert_eq(cudaEventElapsedTime(&ms, a, a), cudaSuccess);

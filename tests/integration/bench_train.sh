@@ -55,13 +55,14 @@ set -e
 [ $rc = 2 ] && grep -q "scaling must be weak or strong (got 'linear')" "$TMP/bad.err" ||
     fail "bad --scaling: exit $rc, $(head -1 "$TMP/bad.err")"
 
-# a rank that fails alone says why: in the emulated CUDA build, 2 ranks and 1 "GPU" per host
+# a rank that fails alone says why: in the emulated CUDA build, 3 ranks and 2 "GPUs" per host
+# (ranks 0 and 1 take theirs; a rank that sees one GPU would take it: tests gpu_devices.sh)
 if "$DPTRAIN" version | grep -q 'host emulation'; then
     set +e
-    DPT_EMU_DEVICES=1 "${MPIRUN[@]}" -np 2 -x DPT_EMU_DEVICES "$DPTRAIN" bench train "$CONFIG" \
+    DPT_EMU_DEVICES=2 "${MPIRUN[@]}" -np 3 -x DPT_EMU_DEVICES "$DPTRAIN" bench train "$CONFIG" \
         --steps 2 >/dev/null 2>"$TMP/gpus.err"; rc=$?
     set -e
-    [ $rc != 0 ] && grep -q "rank 1 .*2 ranks on .* but 1 GPU visible" "$TMP/gpus.err" ||
-        fail "one GPU for 2 ranks: exit $rc, no reason from rank 1: $(head -3 "$TMP/gpus.err")"
+    [ $rc != 0 ] && grep -q "rank 2 .*3 ranks on .* but 2 GPUs visible to rank 2" "$TMP/gpus.err" ||
+        fail "two GPUs for 3 ranks: exit $rc, no reason from rank 2: $(head -3 "$TMP/gpus.err")"
 fi
 finish
