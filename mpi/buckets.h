@@ -61,6 +61,8 @@ typedef struct {
     int *done_idx;         /* (2 n_buckets) for MPI_Testsome */
     float *buf;            /* the buffer of this step (set by dpt_buckets_start) */
     double t_start, t_end; /* this step: first bucket started, last bucket finished */
+    volatile int first_pending; /* in dpt_buckets_wait: the first bucket not yet summed, read
+                                 * by the watchdog (mpi/watchdog.h) for its report */
     /* the progress thread: polls the buckets in flight while the caller computes */
     int thread_on;
     pthread_t thread;

@@ -12,6 +12,7 @@
 #include "reducer_impl.h"
 #include "ring.h"
 #include "util.h"
+#include "watchdog.h"
 
 struct dpt_reducer {
     dpt_comm *c;
@@ -25,6 +26,8 @@ struct dpt_reducer {
     int *bucket_of_piece;  /* (n_pieces) the bucket a piece completes; -1: none */
     size_t *off, *len;     /* (n_buckets) bucket k is floats [off[k], off[k] + len[k]) */
     double t_start;        /* this step: when bucket 0 started */
+    int64_t step;          /* the caller's step, for the watchdog's report */
+    dpt_watchdog *wd;      /* the MPI path's watchdog (run.comm_timeout_s); NULL: none */
     dpt_reducer_stats last;
 };
 
@@ -73,8 +76,10 @@ int dpt_reducer_create(dpt_reducer **out, dpt_comm *c, const dpt_reducer_setting
     if (nccl)
         r->impl = dpt_reducer_nccl_create(c, s, &r->ops);
 #endif
-    if (!r->impl)
+    if (!r->impl) {
         r->impl = dpt_reducer_mpi_create(c, s, &r->ops);
+        r->wd = dpt_watchdog_create(c, s->timeout_s);
+    }
     *out = r;
     return DPT_OK;
 }
@@ -83,6 +88,7 @@ void dpt_reducer_free(dpt_reducer *r)
 {
     if (!r)
         return;
+    dpt_watchdog_free(r->wd);
     r->ops->free(r->impl);
     free(r->bucket_of_piece);
     free(r->off);
@@ -162,16 +168,31 @@ void dpt_reducer_piece_done(dpt_reducer *r, float *buf, int piece)
         r->ops->progress(r->impl);
 }
 
-void dpt_reducer_barrier(dpt_reducer *r) { r->ops->barrier(r->impl); }
+static const volatile int *pending_bucket(dpt_reducer *r)
+{
+    return r->ops->pending_bucket ? r->ops->pending_bucket(r->impl) : NULL;
+}
+
+void dpt_reducer_set_step(dpt_reducer *r, int64_t step) { r->step = step; }
+
+void dpt_reducer_barrier(dpt_reducer *r)
+{
+    dpt_watchdog_enter(r->wd, "barrier before the gradient allreduce", r->step, NULL, 0);
+    r->ops->barrier(r->impl);
+    dpt_watchdog_leave(r->wd);
+}
 
 void dpt_reducer_finish(dpt_reducer *r, float *buf)
 {
     double t0 = dpt_now();
+    /* watched from here: the one allreduce blocks in start, buckets block in wait */
+    dpt_watchdog_enter(r->wd, "gradient allreduce", r->step, pending_bucket(r), r->n_buckets);
     if (!r->overlap) {
         DPT_CHECK(r->n_buckets == 1, "one allreduce after backward needs a plan of one bucket");
         start_bucket(r, buf, 0);
     }
     r->ops->wait(r->impl, buf);
+    dpt_watchdog_leave(r->wd);
     double t1 = dpt_now();
     r->last.exposed_s = t1 - t0;
     if (r->overlap)

@@ -277,6 +277,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     stats[2] = (float)t->rows;
     stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
     be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+    dpt_reducer_set_step(t->reducer, step);
     dpt_model_backward(m, xb, dlogits, t->rows, &drop,
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
