@@ -33,11 +33,13 @@ run_clean() {
         >"$out" 2>"$err"
 }
 
-for s in "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh"; do
+for s in "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.sh" \
+    "$SCRIPTS/gridengine_one_node.sh"; do
     bash -n "$s" || fail "bash -n $s"
 done
 if command -v shellcheck >/dev/null; then
-    if shellcheck "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" >"$TMP/shellcheck.out"; then
+    if shellcheck "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.sh" \
+        "$SCRIPTS/gridengine_one_node.sh" >"$TMP/shellcheck.out"; then
         echo "ok: shellcheck clean"
     else
         fail "shellcheck:"; sed 's/^/    /' "$TMP/shellcheck.out" >&2
