@@ -281,7 +281,7 @@ static void advance(dpt_buckets *g, int k)
                 for (size_t i = 0; i < b->n - b->n_stats; i++)
                     f[i] = dpt_bf16_to_float(b->half[i]);
             }
-            g->t_end = dpt_now();
+            g->t_end = b->t_done = dpt_now();
             return;
         }
         post(g, k, next);

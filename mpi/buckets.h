@@ -36,6 +36,7 @@ typedef struct {
     size_t off, n;         /* the bucket is floats [off, off + n) of the buffer */
     size_t n_stats;        /* its last n_stats floats are statistics: always summed in fp32 */
     int phase;             /* DPT_BUCKET_* */
+    double t_done;         /* this step: when its sum was complete (seen at a poll) */
     uint16_t *half;        /* (n - n_stats) bfloat16 copy, when compressing */
     int n_rings;           /* ring, on leaders of 2+ nodes: one per piece (gradients;
                             * statistics apart with bf16); 0 elsewhere */

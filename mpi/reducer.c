@@ -25,6 +25,7 @@ struct dpt_reducer {
     size_t n;              /* floats in the planned buffer */
     int *bucket_of_piece;  /* (n_pieces) the bucket a piece completes; -1: none */
     size_t *off, *len;     /* (n_buckets) bucket k is floats [off[k], off[k] + len[k]) */
+    double *t_begin, *t_end; /* (n_buckets) this step: when bucket k started and was summed */
     double t_start;        /* this step: when bucket 0 started */
     int64_t step;          /* the caller's step, for the watchdog's report */
     dpt_watchdog *wd;      /* the MPI path's watchdog (run.comm_timeout_s); NULL: none */
@@ -93,6 +94,8 @@ void dpt_reducer_free(dpt_reducer *r)
     free(r->bucket_of_piece);
     free(r->off);
     free(r->len);
+    free(r->t_begin);
+    free(r->t_end);
     free(r);
 }
 
@@ -121,10 +124,14 @@ void dpt_reducer_plan(dpt_reducer *r, size_t n, size_t n_stats, const size_t *st
     free(r->bucket_of_piece);
     free(r->off);
     free(r->len);
+    free(r->t_begin);
+    free(r->t_end);
     r->bucket_of_piece = malloc((size_t)n_pieces * sizeof *r->bucket_of_piece);
     r->off = malloc((size_t)n_pieces * sizeof *r->off);
     r->len = malloc((size_t)n_pieces * sizeof *r->len);
-    DPT_CHECK(r->bucket_of_piece && r->off && r->len, "out of memory");
+    r->t_begin = calloc((size_t)n_pieces, sizeof *r->t_begin);
+    r->t_end = calloc((size_t)n_pieces, sizeof *r->t_end);
+    DPT_CHECK(r->bucket_of_piece && r->off && r->len && r->t_begin && r->t_end, "out of memory");
     r->n = n;
     r->n_pieces = n_pieces;
     r->n_buckets = 0;
@@ -153,8 +160,9 @@ int dpt_reducer_n_buckets(const dpt_reducer *r) { return r->n_buckets; }
 
 static void start_bucket(dpt_reducer *r, float *buf, int k)
 {
+    r->t_begin[k] = dpt_now();
     if (k == 0)
-        r->t_start = dpt_now();
+        r->t_start = r->t_begin[k];
     r->ops->start(r->impl, buf, k, r->off[k], r->len[k]);
 }
 
@@ -194,6 +202,10 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf)
     r->ops->wait(r->impl, buf);
     dpt_watchdog_leave(r->wd);
     double t1 = dpt_now();
+    for (int k = 0; k < r->n_buckets; k++) {
+        double end = r->ops->bucket_end_s ? r->ops->bucket_end_s(r->impl, k) : 0.0;
+        r->t_end[k] = end > 0.0 ? end : t1;
+    }
     r->last.exposed_s = t1 - t0;
     if (r->overlap)
         r->last.total_s = r->ops->busy_s ? r->ops->busy_s(r->impl) : t1 - r->t_start;
@@ -202,6 +214,12 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf)
 }
 
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r) { return r->last; }
+
+void dpt_reducer_bucket_times(const dpt_reducer *r, int k, double *begin, double *end)
+{
+    *begin = r->t_begin[k];
+    *end = r->t_end[k];
+}
 
 const char *dpt_reducer_path(const dpt_reducer *r) { return r->ops->name; }
 

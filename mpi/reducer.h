@@ -100,6 +100,10 @@ void dpt_reducer_set_step(dpt_reducer *r, int64_t step);
  * order). */
 void dpt_reducer_finish(dpt_reducer *r, float *buf);
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r);
+/* The last finished step's bucket k (0 <= k < dpt_reducer_n_buckets): when it started and
+ * when its sum was complete (dpt_now seconds; the end of dpt_reducer_finish where the path
+ * does not tell buckets apart). For run.trace. */
+void dpt_reducer_bucket_times(const dpt_reducer *r, int k, double *begin, double *end);
 
 /* "NCCL" or "MPI": which library sums the buffer. */
 const char *dpt_reducer_path(const dpt_reducer *r);
