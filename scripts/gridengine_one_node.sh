@@ -14,6 +14,8 @@
 # What it takes (host aliases when the host name resolves to a loopback address named otherwise,
 # min_uid 0 for root's jobs, the scheduling interval): docs/cluster.md "Real schedulers".
 set -Eeuo pipefail
+# shellcheck source-path=SCRIPTDIR source=one_node_lib.sh
+source "$(dirname "$0")/one_node_lib.sh"
 
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 SLOTS=${SLOTS:-4}
@@ -77,16 +79,6 @@ configure() {
 # execd names its spool directory after the host's resolved name (localhost here, not vm)
 execd_pidfile() { find "$SPOOL"/execd -name execd.pid 2>/dev/null | head -n 1 || true; }
 
-stop_pid() { # stop_pid PID: SIGTERM, up to 15 s, then SIGKILL
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 start() {
     have_packages || die "Grid Engine is not installed: scripts/setup.sh --with-schedulers"

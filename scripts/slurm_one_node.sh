@@ -13,6 +13,8 @@
 # SLURM_PORT (slurmctld's port, default 16817; slurmd takes the next one).
 # Notes on what it takes (root, no cgroups, hostnames): docs/cluster.md "Real schedulers".
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=one_node_lib.sh
+source "$(dirname "$0")/one_node_lib.sh"
 
 BASE=${SLURM_BASE:-/tmp/dpt_slurm}
 CPUS=${CPUS:-4}
@@ -62,17 +64,8 @@ EOF
     : >"$BASE/plugstack.conf"
 }
 
-stop_pidfile() { # stop_pidfile FILE: SIGTERM, up to 10 s, then SIGKILL
-    local f=$1 pid
-    [ -s "$f" ] || return 0
-    pid=$(cat "$f")
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+stop_pidfile() { # stop_pidfile FILE: the daemon whose pid FILE holds, 10 s to end
+    [ ! -s "$1" ] || stop_pid "$(cat "$1")" 10
 }
 
 start() {

@@ -9,20 +9,13 @@
 # DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR source=scheduler_lib.sh
+source "$(dirname "$0")/scheduler_lib.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ONE_NODE=$REPO/scripts/gridengine_one_node.sh
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 
-for c in sge_qmaster sge_execd qsub qacct; do
-    if ! command -v "$c" >/dev/null; then
-        echo "SKIPPED: $c not installed (scripts/setup.sh --with-schedulers installs Grid Engine)"
-        exit 77
-    fi
-done
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIPPED: the one-machine Grid Engine is configured and started as root"
-    exit 77
-fi
+skip_unless_ready "Grid Engine" sge_qmaster sge_execd qsub qacct
 pid_file=/var/spool/gridengine/qmaster/qmaster.pid
 if [ -s "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     echo "SKIPPED: a Grid Engine qmaster already runs here (pid $(cat "$pid_file")); Debian's" \
@@ -53,7 +46,7 @@ submit() {
     local name=$1 id status=""
     shift
     if ! id=$(qsub -terse -pe orte 2 -o "$TMP/$name.log" scripts/sge_job.sh "$CONFIG" "$@" \
-        2>"$TMP/$name.qsub"); then
+        2>"$TMP/$name.submit"); then
         echo "qsub-failed"
         return 0
     fi
@@ -73,22 +66,8 @@ EXPECT_STEPS=60 # synthetic_small: 2 epochs of 1800 rows in batches of 60
 train_ranks ref 2 --device cpu
 
 rc=$(submit orte --device cpu --out "$TMP/orte")
-echo "gridengine: qsub -pe orte 2 scripts/sge_job.sh: exit status $rc"
-if [ "$rc" != 0 ]; then
-    fail "the job's exit status is $rc (expected 0); its output:"
-    sed 's/^/    /' "$TMP/orte.qsub" "$TMP/orte.log" >&2 || true
-else
-    grep -q "sge_job.sh: job [0-9]*: 2 ranks, one per slot per host" "$TMP/orte.log" ||
-        fail "no 'job N: 2 ranks, one per slot' line in the job's output"
-    python3 - "$TMP/orte/metrics.jsonl" "$EXPECT_STEPS" <<'PY' || fail "metrics.jsonl"
-import json, sys
-last = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
-if last["ranks"] != 2 or last["step"] != int(sys.argv[2]):
-    sys.exit(f"last row: ranks={last['ranks']} step={last['step']}, expected 2 ranks")
-PY
-    "$CKPT_DIFF" "$TMP/ref/checkpoint.bin" "$TMP/orte/checkpoint.bin" --bitwise >/dev/null ||
-        fail "the checkpoint differs from mpirun -np 2 outside Grid Engine"
-fi
+check_job orte "qsub -pe orte 2 scripts/sge_job.sh" "$rc" \
+    "sge_job.sh: job [0-9]*: 2 ranks, one per slot per host"
 
 rc=$(submit bad --set train.nonsense=1 --out "$TMP/bad")
 echo "gridengine: bad config: exit status $rc"

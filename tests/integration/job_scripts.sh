@@ -38,7 +38,7 @@ for s in "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.
     bash -n "$s" || fail "bash -n $s"
 done
 if command -v shellcheck >/dev/null; then
-    if shellcheck "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.sh" \
+    if shellcheck -x "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.sh" \
         "$SCRIPTS/gridengine_one_node.sh" >"$TMP/shellcheck.out"; then
         echo "ok: shellcheck clean"
     else

@@ -8,19 +8,12 @@
 # (scripts/setup.sh --with-schedulers installs it). Usage: slurm.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
+# shellcheck source-path=SCRIPTDIR source=scheduler_lib.sh
+source "$(dirname "$0")/scheduler_lib.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ONE_NODE=$REPO/scripts/slurm_one_node.sh
 
-for c in slurmctld slurmd munged sbatch srun; do
-    if ! command -v "$c" >/dev/null; then
-        echo "SKIPPED: $c not installed (scripts/setup.sh --with-schedulers installs SLURM)"
-        exit 77
-    fi
-done
-if [ "$(id -u)" != 0 ]; then
-    echo "SKIPPED: the one-machine SLURM runs its daemons as root"
-    exit 77
-fi
+skip_unless_ready SLURM slurmctld slurmd munged sbatch srun
 
 export SLURM_BASE=$TMP/slurm SLURM_PORT=$((20000 + $$ % 20000 * 2))
 export SLURM_CONF=$SLURM_BASE/slurm.conf
@@ -40,7 +33,7 @@ submit() {
     while [ "$1" != -- ]; do vars+=("$1"); shift; done
     shift
     if ! id=$(env "${vars[@]}" sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 \
-        --output="$TMP/$name.log" scripts/slurm_job.sh "$CONFIG" "$@" 2>"$TMP/$name.sbatch"); then
+        --output="$TMP/$name.log" scripts/slurm_job.sh "$CONFIG" "$@" 2>"$TMP/$name.submit"); then
         echo "sbatch-failed"
         return 0
     fi
@@ -63,25 +56,8 @@ EXPECT_STEPS=60 # synthetic_small: 2 epochs of 1800 rows in batches of 60
 train_ranks ref 2 --device cpu
 for launcher in mpirun srun; do
     rc=$(submit "$launcher" LAUNCHER=$launcher -- --device cpu --out "$TMP/$launcher")
-    echo "slurm: LAUNCHER=$launcher: the job exited $rc"
-    if [ "$rc" != 0 ]; then
-        fail "LAUNCHER=$launcher: the job exited $rc (expected 0); its output:"
-        sed 's/^/    /' "$TMP/$launcher.sbatch" "$TMP/$launcher.log" >&2 || true
-        continue
-    fi
-    grep -q "slurm_job.sh: job [0-9]*: 2 ranks, 2 per node on 1 node" "$TMP/$launcher.log" ||
-        fail "LAUNCHER=$launcher: no 'job N: 2 ranks, 2 per node' line in the job's output"
-    if grep -q "warning" "$TMP/$launcher.log"; then
-        fail "LAUNCHER=$launcher: a warning on a CPU node: $(grep warning "$TMP/$launcher.log")"
-    fi
-    python3 - "$TMP/$launcher/metrics.jsonl" "$EXPECT_STEPS" <<'PY' || fail "LAUNCHER=$launcher: metrics.jsonl"
-import json, sys
-last = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
-if last["ranks"] != 2 or last["step"] != int(sys.argv[2]):
-    sys.exit(f"last row: ranks={last['ranks']} step={last['step']}, expected 2 ranks")
-PY
-    "$CKPT_DIFF" "$TMP/ref/checkpoint.bin" "$TMP/$launcher/checkpoint.bin" --bitwise >/dev/null ||
-        fail "LAUNCHER=$launcher: the checkpoint differs from mpirun -np 2 outside SLURM"
+    check_job "$launcher" "slurm LAUNCHER=$launcher" "$rc" \
+        "slurm_job.sh: job [0-9]*: 2 ranks, 2 per node on 1 node"
 done
 
 # a bad config: the job fails with dptrain's exit status 2 and its message
