@@ -531,8 +531,9 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     snprintf(r.metrics_path, sizeof r.metrics_path, "%s/metrics.jsonl", cfg->run.out_dir);
     if ((rc = dpt_trainer_init(&r.t, cfg, comm, err)) != DPT_OK)
         return rc;
-    if ((rc = dpt_trace_open(&r.t->trace, comm, cfg->run.trace, cfg->run.trace_steps, err)) !=
-        DPT_OK) {
+    /* a search's trials (quiet) are not traced: groups of ranks would write one file at once */
+    const char *trace = opts->quiet ? "" : cfg->run.trace;
+    if ((rc = dpt_trace_open(&r.t->trace, comm, trace, cfg->run.trace_steps, err)) != DPT_OK) {
         dpt_trainer_free(r.t);
         return rc;
     }
