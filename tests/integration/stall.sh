@@ -10,6 +10,11 @@ source "$(dirname "$0")/lib.sh" "$@"
 
 TIMEOUT_S=5
 BOUND_S=$((TIMEOUT_S + 15))
+# 1 ms after every step: epochs of about 2 s (1667 steps), so that the stop lands in a step's
+# gradient allreduce, which the watchdog watches, not in the few milliseconds of evaluation and
+# checkpoint at an epoch's end, which it does not
+export DPT_TEST_STEP_SLEEP_US=1000
+MPIRUN+=(-x DPT_TEST_STEP_SLEEP_US)
 
 # rank_pid LAUNCHER RANK: the child of mpirun whose environment says it is RANK
 rank_pid() {
@@ -28,7 +33,7 @@ stall_case() {
     local name=$1 np=$2 victim_rank=$3
     shift 3
     local out=$TMP/$name err=$TMP/$name.err rc=0
-    # epochs of about a second (100000 rows) and many of them: stopped long before the end
+    # 100000 rows, many epochs: stopped long before the end
     "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
         --set data.synthetic_train=100000 --set train.epochs=1000 \
         --set run.comm_timeout_s=$TIMEOUT_S "$@" >"$TMP/$name.out" 2>"$err" &
