@@ -59,6 +59,7 @@ submit() {
         [ -z "$status" ] || break
         sleep 0.2
     done
+    rm -f "/tmp/dptrain_hosts.$id" # sge_job.sh's hostfile ($TMPDIR is unset in these jobs)
     echo "${status:-unknown}"
 }
 
