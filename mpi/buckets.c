@@ -281,7 +281,7 @@ static void advance(dpt_buckets *g, int k)
                 for (size_t i = 0; i < b->n - b->n_stats; i++)
                     f[i] = dpt_bf16_to_float(b->half[i]);
             }
-            g->t_end = dpt_now();
+            g->t_end = b->t_done = dpt_now();
             return;
         }
         post(g, k, next);
@@ -371,9 +371,12 @@ void dpt_buckets_wait(dpt_buckets *g)
     for (;;) {
         advance_all(g);
         int pending = 0;
-        for (int k = 0; k < g->n_buckets; k++) {
+        for (int k = g->n_buckets - 1; k >= 0; k--) {
             DPT_CHECK(g->b[k].phase != DPT_BUCKET_IDLE, "a gradient bucket was never started");
-            pending += g->b[k].phase != DPT_BUCKET_DONE;
+            if (g->b[k].phase != DPT_BUCKET_DONE) {
+                pending++;
+                g->first_pending = k;
+            }
         }
         if (!pending)
             break;

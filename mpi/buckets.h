@@ -36,6 +36,7 @@ typedef struct {
     size_t off, n;         /* the bucket is floats [off, off + n) of the buffer */
     size_t n_stats;        /* its last n_stats floats are statistics: always summed in fp32 */
     int phase;             /* DPT_BUCKET_* */
+    double t_done;         /* this step: when its sum was complete (seen at a poll) */
     uint16_t *half;        /* (n - n_stats) bfloat16 copy, when compressing */
     int n_rings;           /* ring, on leaders of 2+ nodes: one per piece (gradients;
                             * statistics apart with bf16); 0 elsewhere */
@@ -61,6 +62,8 @@ typedef struct {
     int *done_idx;         /* (2 n_buckets) for MPI_Testsome */
     float *buf;            /* the buffer of this step (set by dpt_buckets_start) */
     double t_start, t_end; /* this step: first bucket started, last bucket finished */
+    volatile int first_pending; /* in dpt_buckets_wait: the first bucket not yet summed, read
+                                 * by the watchdog (mpi/watchdog.h) for its report */
     /* the progress thread: polls the buckets in flight while the caller computes */
     int thread_on;
     pthread_t thread;

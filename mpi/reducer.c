@@ -12,6 +12,7 @@
 #include "reducer_impl.h"
 #include "ring.h"
 #include "util.h"
+#include "watchdog.h"
 
 struct dpt_reducer {
     dpt_comm *c;
@@ -24,7 +25,10 @@ struct dpt_reducer {
     size_t n;              /* floats in the planned buffer */
     int *bucket_of_piece;  /* (n_pieces) the bucket a piece completes; -1: none */
     size_t *off, *len;     /* (n_buckets) bucket k is floats [off[k], off[k] + len[k]) */
+    double *t_begin, *t_end; /* (n_buckets) this step: when bucket k started and was summed */
     double t_start;        /* this step: when bucket 0 started */
+    int64_t step;          /* the caller's step, for the watchdog's report */
+    dpt_watchdog *wd;      /* the MPI path's watchdog (run.comm_timeout_s); NULL: none */
     dpt_reducer_stats last;
 };
 
@@ -73,8 +77,10 @@ int dpt_reducer_create(dpt_reducer **out, dpt_comm *c, const dpt_reducer_setting
     if (nccl)
         r->impl = dpt_reducer_nccl_create(c, s, &r->ops);
 #endif
-    if (!r->impl)
+    if (!r->impl) {
         r->impl = dpt_reducer_mpi_create(c, s, &r->ops);
+        r->wd = dpt_watchdog_create(c, s->timeout_s);
+    }
     *out = r;
     return DPT_OK;
 }
@@ -83,10 +89,13 @@ void dpt_reducer_free(dpt_reducer *r)
 {
     if (!r)
         return;
+    dpt_watchdog_free(r->wd);
     r->ops->free(r->impl);
     free(r->bucket_of_piece);
     free(r->off);
     free(r->len);
+    free(r->t_begin);
+    free(r->t_end);
     free(r);
 }
 
@@ -115,10 +124,14 @@ void dpt_reducer_plan(dpt_reducer *r, size_t n, size_t n_stats, const size_t *st
     free(r->bucket_of_piece);
     free(r->off);
     free(r->len);
+    free(r->t_begin);
+    free(r->t_end);
     r->bucket_of_piece = malloc((size_t)n_pieces * sizeof *r->bucket_of_piece);
     r->off = malloc((size_t)n_pieces * sizeof *r->off);
     r->len = malloc((size_t)n_pieces * sizeof *r->len);
-    DPT_CHECK(r->bucket_of_piece && r->off && r->len, "out of memory");
+    r->t_begin = calloc((size_t)n_pieces, sizeof *r->t_begin);
+    r->t_end = calloc((size_t)n_pieces, sizeof *r->t_end);
+    DPT_CHECK(r->bucket_of_piece && r->off && r->len && r->t_begin && r->t_end, "out of memory");
     r->n = n;
     r->n_pieces = n_pieces;
     r->n_buckets = 0;
@@ -147,8 +160,9 @@ int dpt_reducer_n_buckets(const dpt_reducer *r) { return r->n_buckets; }
 
 static void start_bucket(dpt_reducer *r, float *buf, int k)
 {
+    r->t_begin[k] = dpt_now();
     if (k == 0)
-        r->t_start = dpt_now();
+        r->t_start = r->t_begin[k];
     r->ops->start(r->impl, buf, k, r->off[k], r->len[k]);
 }
 
@@ -162,17 +176,36 @@ void dpt_reducer_piece_done(dpt_reducer *r, float *buf, int piece)
         r->ops->progress(r->impl);
 }
 
-void dpt_reducer_barrier(dpt_reducer *r) { r->ops->barrier(r->impl); }
+static const volatile int *pending_bucket(dpt_reducer *r)
+{
+    return r->ops->pending_bucket ? r->ops->pending_bucket(r->impl) : NULL;
+}
+
+void dpt_reducer_set_step(dpt_reducer *r, int64_t step) { r->step = step; }
+
+void dpt_reducer_barrier(dpt_reducer *r)
+{
+    dpt_watchdog_enter(r->wd, "barrier before the gradient allreduce", r->step, NULL, 0);
+    r->ops->barrier(r->impl);
+    dpt_watchdog_leave(r->wd);
+}
 
 void dpt_reducer_finish(dpt_reducer *r, float *buf)
 {
     double t0 = dpt_now();
+    /* watched from here: the one allreduce blocks in start, buckets block in wait */
+    dpt_watchdog_enter(r->wd, "gradient allreduce", r->step, pending_bucket(r), r->n_buckets);
     if (!r->overlap) {
         DPT_CHECK(r->n_buckets == 1, "one allreduce after backward needs a plan of one bucket");
         start_bucket(r, buf, 0);
     }
     r->ops->wait(r->impl, buf);
+    dpt_watchdog_leave(r->wd);
     double t1 = dpt_now();
+    for (int k = 0; k < r->n_buckets; k++) {
+        double end = r->ops->bucket_end_s ? r->ops->bucket_end_s(r->impl, k) : 0.0;
+        r->t_end[k] = end > 0.0 ? end : t1;
+    }
     r->last.exposed_s = t1 - t0;
     if (r->overlap)
         r->last.total_s = r->ops->busy_s ? r->ops->busy_s(r->impl) : t1 - r->t_start;
@@ -181,6 +214,12 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf)
 }
 
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r) { return r->last; }
+
+void dpt_reducer_bucket_times(const dpt_reducer *r, int k, double *begin, double *end)
+{
+    *begin = r->t_begin[k];
+    *end = r->t_end[k];
+}
 
 const char *dpt_reducer_path(const dpt_reducer *r) { return r->ops->name; }
 

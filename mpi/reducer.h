@@ -9,6 +9,7 @@
 #define DPT_REDUCER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "comm.h"
 #include "comm_types.h"
@@ -36,7 +37,8 @@ typedef struct {
     double bucket_mb;             /* comm.bucket_mb: a bucket closes once it holds this much */
     int overlap;                  /* comm.overlap: buckets start during backward */
     int progress_thread;          /* overlapped MPI buckets are polled by a thread meanwhile */
-    double timeout_s;             /* run.comm_timeout_s: NCCL's watchdog; <= 0 waits forever */
+    double timeout_s;             /* run.comm_timeout_s: the watchdog (both paths); <= 0 waits
+                                   * forever */
     int device_buffers;           /* 1: the buffer is device memory (the CUDA backend) */
     void *stream;                 /* device buffers: the compute stream (cudaStream_t) that
                                    * produces the gradients */
@@ -89,11 +91,19 @@ void dpt_reducer_piece_done(dpt_reducer *r, float *buf, int piece);
  * split of waiting for a slower rank from the allreduce itself). */
 void dpt_reducer_barrier(dpt_reducer *r);
 
+/* The caller's step number, named by the watchdog's report if this step's collective stalls
+ * (run.comm_timeout_s on the MPI path: mpi/watchdog.h). */
+void dpt_reducer_set_step(dpt_reducer *r, int64_t step);
+
 /* After backward: sums buf in one piece (no overlap) or waits for every bucket. buf then holds
  * the sums on every rank, as one MPI_Allreduce of the whole buffer would (up to summation
  * order). */
 void dpt_reducer_finish(dpt_reducer *r, float *buf);
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r);
+/* The last finished step's bucket k (0 <= k < dpt_reducer_n_buckets): when it started and
+ * when its sum was complete (dpt_now seconds; the end of dpt_reducer_finish where the path
+ * does not tell buckets apart). For run.trace. */
+void dpt_reducer_bucket_times(const dpt_reducer *r, int k, double *begin, double *end);
 
 /* "NCCL" or "MPI": which library sums the buffer. */
 const char *dpt_reducer_path(const dpt_reducer *r);

@@ -21,6 +21,12 @@ typedef struct {
      * implementation saw them; NULL: as seen from the caller (until wait returns). */
     double (*busy_s)(void *impl);
     int (*polled_by_thread)(const void *impl); /* NULL: never */
+    /* Where the index of the first bucket not yet summed can be read during wait (for the
+     * watchdog's report); NULL: not known. */
+    const volatile int *(*pending_bucket)(void *impl);
+    /* When bucket k's sum was complete this step (dpt_now seconds), for run.trace; NULL or 0:
+     * not known apart from the others (then: when wait returned). */
+    double (*bucket_end_s)(void *impl, int k);
     void (*free)(void *impl);
 } dpt_reducer_ops;
 

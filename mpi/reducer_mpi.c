@@ -106,6 +106,18 @@ static int mpi_polled_by_thread(const void *impl)
     return m->g && m->g->thread_on;
 }
 
+static const volatile int *mpi_pending_bucket(void *impl)
+{
+    mpi_reducer *m = impl;
+    return m->g ? &m->g->first_pending : NULL;
+}
+
+static double mpi_bucket_end_s(void *impl, int k)
+{
+    mpi_reducer *m = impl;
+    return m->g && k < m->g->n_buckets ? m->g->b[k].t_done : 0.0;
+}
+
 static void mpi_free(void *impl)
 {
     mpi_reducer *m = impl;
@@ -123,6 +135,8 @@ static const dpt_reducer_ops mpi_ops = {
     .barrier = mpi_barrier,
     .busy_s = mpi_busy_s,
     .polled_by_thread = mpi_polled_by_thread,
+    .pending_bucket = mpi_pending_bucket,
+    .bucket_end_s = mpi_bucket_end_s,
     .free = mpi_free,
 };
 

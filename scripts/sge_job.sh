@@ -36,7 +36,8 @@
 # through `qrsh -inherit` (control_slaves TRUE), so no ssh between nodes is needed.
 #
 # Environment (all optional):
-#   GPUS_PER_HOST  ranks per host (default: GPUs that nvidia-smi lists on this host, else 1)
+#   GPUS_PER_HOST  ranks per host (default: GPUs that nvidia-smi lists on this host; on a host
+#                  without GPUs, one rank per slot granted: the CPU backend)
 #   DPTRAIN        the binary (default build/dptrain, relative to the submit directory)
 #   BIND           none (default) or socket, see "Binding" below; SOCKETS sockets per host (2)
 #   MPI_IFACE      interface or subnet for Open MPI's TCP traffic (e.g. eth0, 10.0.0.0/16)
@@ -75,15 +76,16 @@ if [ -z "${PE_HOSTFILE:-}" ] || [ ! -r "$PE_HOSTFILE" ]; then
 fi
 
 if [ -z "${GPUS_PER_HOST:-}" ]; then
-    GPUS_PER_HOST=1
     if command -v nvidia-smi >/dev/null && n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU') &&
         [ "$n" -gt 0 ]; then
         GPUS_PER_HOST=$n
-    else
-        warn "no GPU listed by nvidia-smi here: 1 rank per host (set GPUS_PER_HOST)"
+    else # CPU hosts: every slot granted is a rank
+        echo "sge_job.sh: no GPU listed by nvidia-smi here: one rank per slot granted, on the" \
+            "CPU backend (set GPUS_PER_HOST for GPU hosts)" >&2
     fi
 fi
-[[ $GPUS_PER_HOST =~ ^[1-9][0-9]*$ ]] || die "GPUS_PER_HOST=$GPUS_PER_HOST: expected a count"
+[ -z "${GPUS_PER_HOST:-}" ] || [[ $GPUS_PER_HOST =~ ^[1-9][0-9]*$ ]] ||
+    die "GPUS_PER_HOST=$GPUS_PER_HOST: expected a count"
 DPTRAIN=${DPTRAIN:-build/dptrain}
 BIND=${BIND:-none}
 SOCKETS=${SOCKETS:-2}
@@ -100,6 +102,12 @@ partial=0
 while read -r host granted _; do
     [ -n "$host" ] || continue
     [[ $granted =~ ^[0-9]+$ ]] || die "$PE_HOSTFILE: cannot read the slots of '$host'"
+    if [ -z "${GPUS_PER_HOST:-}" ]; then # CPU hosts: one rank per slot
+        echo "$host slots=$granted" >>"$hostfile"
+        np=$((np + granted))
+        granted_total=$((granted_total + granted))
+        continue
+    fi
     slots=$((granted < GPUS_PER_HOST ? granted : GPUS_PER_HOST))
     [ "$granted" -le "$GPUS_PER_HOST" ] ||
         warn "$host: $granted slots granted, $GPUS_PER_HOST GPUs: starting $GPUS_PER_HOST ranks there"
@@ -118,6 +126,7 @@ done <"$PE_HOSTFILE"
 case $BIND in
     none) placement=(--map-by slot --bind-to none) ;;
     socket)
+        [ -n "${GPUS_PER_HOST:-}" ] || die "BIND=socket needs GPUS_PER_HOST (ranks per host)"
         [ $((GPUS_PER_HOST % SOCKETS)) -eq 0 ] || die "BIND=socket: $GPUS_PER_HOST GPUs over $SOCKETS sockets"
         # ppr places G/SOCKETS ranks on every socket of every host: whole hosts only
         [ "$partial" = 0 ] || die "BIND=socket needs $GPUS_PER_HOST slots on every host (allocation_rule $GPUS_PER_HOST)"
@@ -143,7 +152,8 @@ esac
 cmd=("$MPIRUN" -np "$np" --hostfile "$hostfile" "${placement[@]}" "${iface[@]}" "${forward[@]}"
     "$DPTRAIN" "${args[@]}")
 
-echo "sge_job.sh: job ${JOB_ID:-?}: $np ranks, $GPUS_PER_HOST per host; hostfile $hostfile:" >&2
+echo "sge_job.sh: job ${JOB_ID:-?}: $np ranks, ${GPUS_PER_HOST:-one per slot} per host;" \
+    "hostfile $hostfile:" >&2
 sed 's/^/    /' "$hostfile" >&2
 if [ "${DRY_RUN:-0}" = 1 ]; then
     cat "$hostfile"

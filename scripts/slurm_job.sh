@@ -2,7 +2,6 @@
 #SBATCH --job-name=dptrain
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
-#SBATCH --gpus-per-node=4
 #SBATCH --cpus-per-task=8
 #SBATCH --time=02:00:00
 #SBATCH --output=dptrain-%j.out
@@ -13,9 +12,13 @@
 #   sbatch scripts/slurm_job.sh bench allreduce -b 8 -e 128M       (any dptrain command)
 #   LAUNCHER=srun sbatch scripts/slurm_job.sh CONFIG.yaml
 #
-# The directives above ask for 2 nodes with 4 GPUs each and one task (rank) per GPU: keep
-# --ntasks-per-node equal to --gpus-per-node (override both on the sbatch line for other nodes);
-# --cpus-per-task = the node's cores / GPUs, so each rank's threads have cores of their own.
+# The directives above ask for 2 nodes with 4 tasks (ranks) each. On GPU nodes ask for the GPUs
+# on the sbatch line, one task per GPU: `sbatch --gpus-per-node=4 ...`, --ntasks-per-node equal
+# to --gpus-per-node (override both for other nodes). The script asks for no GPUs itself, because
+# sbatch refuses a GPU request on a cluster without GPU gres ("Invalid generic resource"): on
+# CPU-only nodes it runs as it is, the ranks on the CPU backend (e.g. a debug partition:
+# `sbatch --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 scripts/slurm_job.sh CONFIG.yaml`).
+# --cpus-per-task = the node's cores / tasks, so each rank's threads have cores of their own.
 # Do NOT use --gpus-per-task or --gpu-bind: dptrain picks its GPU by its rank on the node among
 # the GPUs it sees (local rank = device index), so every rank must see all of the node's GPUs.
 # sbatch starts the script in the submit directory: build/dptrain and configs/ are relative to it.
@@ -73,8 +76,9 @@ fi
 # --gpus-per-node may carry a type: "a100:4"
 gpus=${SLURM_GPUS_PER_NODE:-}
 gpus=${gpus##*:}
-if [ -z "$gpus" ]; then
-    warn "no --gpus-per-node: the ranks may see no GPU (then they train on the CPU backend)"
+if [ -z "$gpus" ] || [ "$gpus" = 0 ]; then # a CPU partition, or GPUs not requested
+    echo "slurm_job.sh: no GPUs requested (--gpus-per-node): the ranks train on the CPU" \
+        "backend unless they see GPUs" >&2
 elif [ "$gpus" != "$G" ]; then
     warn "$G tasks per node but $gpus GPUs per node: dptrain runs one rank per GPU"
 fi

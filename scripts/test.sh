@@ -10,7 +10,7 @@
 # Exits non-zero on any failure. Usage: scripts/test.sh [--quick]   (--quick: build 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --with-schedulers  # SLURM and Grid Engine for the scheduler tests
 if [ "$(id -u)" = 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi

@@ -128,6 +128,8 @@ static const config_key keys[] = {
     ROW_ENUM("run.progress", run.progress, "auto", progress_names),
     ROW_DOUBLE("run.comm_timeout_s", run.comm_timeout_s, "300", 0.0, 1e9, 0),
     ROW_INT64("run.check_every", run.check_every, "0", 0, INT64_MAX),
+    ROW_STRING("run.trace", run.trace, "\"\""),
+    ROW_INT64("run.trace_steps", run.trace_steps, "20", 1, INT64_MAX),
 
     ROW_ENUM("data.format", data.format, "idx", format_names),
     ROW_STRING("data.train_images", data.train_images, FMNIST "train-images-idx3-ubyte.gz"),

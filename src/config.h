@@ -63,10 +63,13 @@ typedef struct {
         dpt_progress progress;       /* live progress line; auto: when stdout is a terminal and
                                       * dptrain runs without mpirun (whose output forwarding
                                       * makes every rank's stdout look like a terminal) */
-        double comm_timeout_s;       /* NCCL: a collective not done after this long aborts the
-                                      * job naming the collective and rank; 0 = wait forever */
+        double comm_timeout_s;       /* the watchdog (NCCL, MPI): a gradient allreduce not done
+                                      * after this long aborts the job naming the collective
+                                      * and the ranks that did not arrive; 0 = wait forever */
         int64_t check_every;         /* steps between comparisons of the ranks' parameters
                                       * (a hash); 0 = never */
+        char trace[DPT_PATH_MAX];    /* Chrome trace-event JSON of the run's steps; "" = none */
+        int64_t trace_steps;         /* run.trace: the first this many steps of each epoch */
     } run;
     struct {
         dpt_data_format format;

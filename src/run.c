@@ -421,10 +421,12 @@ static void measure_epoch(run_state *r, int epoch, const epoch_sums *e, double e
     em->train_loss = e->rows > 0 ? e->loss / e->rows : NAN;
     em->train_accuracy = e->rows > 0 ? e->correct / e->rows : NAN;
     em->val_loss = em->val_accuracy = em->test_loss = em->test_accuracy = NAN;
+    double t_eval = dpt_now();
     if (t->data.val.n_total > 0)
         dpt_trainer_evaluate(t, &t->data.val, &em->val_loss, &em->val_accuracy);
     if (t->data.test.n_total > 0)
         dpt_trainer_evaluate(t, &t->data.test, &em->test_loss, &em->test_accuracy);
+    dpt_trace_span(t->trace, DPT_SPAN_EVALUATION, t_eval, dpt_now(), r->step, -1);
     em->samples_per_s = e->rows / ep_time;
     em->time_s = ep_time;
     em->compute_s = st.t_compute;
@@ -453,8 +455,10 @@ static int end_epoch(run_state *r, int epoch, const epoch_sums *e, dpt_epoch_met
             dpt_metrics_print_row(stdout, em);
         if (dpt_metrics_append(r->mf, em) != 0)
             rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot append to '%s': %m", r->metrics_path);
+        double t_ckpt = dpt_now();
         if (rc == DPT_OK)
             rc = save_checkpoint(r->t, r->ckpt, (int)(r->step / r->spe), r->step, &mine);
+        dpt_trace_span(r->t->trace, DPT_SPAN_CHECKPOINT, t_ckpt, dpt_now(), r->step, -1);
     }
     if ((rc = dpt_comm_agree_error(r->comm, rc, &mine, err)) != DPT_OK)
         return rc;
@@ -527,6 +531,12 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     snprintf(r.metrics_path, sizeof r.metrics_path, "%s/metrics.jsonl", cfg->run.out_dir);
     if ((rc = dpt_trainer_init(&r.t, cfg, comm, err)) != DPT_OK)
         return rc;
+    /* a search's trials (quiet) are not traced: groups of ranks would write one file at once */
+    const char *trace = opts->quiet ? "" : cfg->run.trace;
+    if ((rc = dpt_trace_open(&r.t->trace, comm, trace, cfg->run.trace_steps, err)) != DPT_OK) {
+        dpt_trainer_free(r.t);
+        return rc;
+    }
     r.spe = dpt_trainer_steps_per_epoch(r.t);
     r.schedule = dpt_optim_params_from_config(cfg);
 
@@ -543,8 +553,11 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         res->time_s = dpt_now() - r.run_start;
         print_summary(&r);
     }
+    if (rc == DPT_OK) /* every rank gets here alike: the errors above are agreed */
+        rc = dpt_trace_write(r.t->trace, err);
     if (r.mf)
         fclose(r.mf);
+    dpt_trace_free(r.t->trace);
     dpt_trainer_free(r.t);
     return rc;
 }

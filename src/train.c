@@ -250,6 +250,25 @@ void dpt_trainer_free(dpt_trainer *t)
     free(t);
 }
 
+/* run.trace: the step's phases from its times at[] = {start, data done, forward done, backward
+ * done, barrier done, allreduce done, optimizer done}, and each bucket's allreduce. */
+static void trace_step(dpt_trainer *t, int64_t step, const double at[7])
+{
+    static const dpt_span_kind phase[] = {DPT_SPAN_DATA, DPT_SPAN_FORWARD, DPT_SPAN_BACKWARD,
+                                          DPT_SPAN_WAIT, DPT_SPAN_ALLREDUCE, DPT_SPAN_OPTIMIZER};
+    dpt_trace_span(t->trace, DPT_SPAN_STEP, at[0], at[6], step, -1);
+    for (int i = 0; i < 6; i++)
+        if (at[i + 1] > at[i] || phase[i] != DPT_SPAN_WAIT)
+            dpt_trace_span(t->trace, phase[i], at[i], at[i + 1], step, -1);
+    if (t->comm->size == 1)
+        return;
+    for (int k = 0; k < dpt_reducer_n_buckets(t->reducer); k++) {
+        double b0, b1;
+        dpt_reducer_bucket_times(t->reducer, k, &b0, &b1);
+        dpt_trace_span(t->trace, DPT_SPAN_BUCKET, b0, b1, step, k);
+    }
+}
+
 int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
 {
     const dpt_config *cfg = t->cfg;
@@ -265,6 +284,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
 
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
     const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
+    double tf = dpt_now(); /* run.trace: forward (with the loss below) and backward apart */
     float stats[DPT_GRAD_STATS] = {0};
     double loss_sum = 0.0, correct = 0.0;
     float *dlogits = m->d[0];
@@ -277,11 +297,12 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     stats[2] = (float)t->rows;
     stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
     be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+    dpt_reducer_set_step(t->reducer, step);
     dpt_model_backward(m, xb, dlogits, t->rows, &drop,
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
     be->sync(be);
-    double t2 = dpt_now();
+    double t2 = dpt_now(), tb = t2; /* tb: backward's end, for run.trace */
 
     if (t->split_wait && t->comm->size > 1) {
         dpt_reducer_barrier(t->reducer); /* buckets in flight move on while it waits */
@@ -304,6 +325,10 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
         dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
     be->sync(be);
     double t4 = dpt_now();
+    if (dpt_trace_wants(t->trace, step_in_epoch)) {
+        const double at[] = {t0, t1, tf, tb, t2, t3, t4};
+        trace_step(t, step, at);
+    }
 
     t->t_data += t1 - t0;
     t->t_compute += (t2 - t1) + (t4 - t3);

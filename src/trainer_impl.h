@@ -14,6 +14,7 @@
 #include "model.h"
 #include "optim.h"
 #include "reducer.h"
+#include "trace.h"
 #include "train.h"
 
 struct dpt_trainer {
@@ -44,6 +45,7 @@ struct dpt_trainer {
                                  * t_comm is the allreduce alone, not waiting for a slower rank */
     double t_wait;
     double last_loss, last_correct;     /* global sums of the last step (all ranks) */
+    dpt_trace *trace;           /* run.trace (owned by the run); NULL: none */
     int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
                                  * allreduce: every rank stops after that step */
 };

@@ -33,11 +33,13 @@ run_clean() {
         >"$out" 2>"$err"
 }
 
-for s in "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh"; do
+for s in "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.sh" \
+    "$SCRIPTS/gridengine_one_node.sh"; do
     bash -n "$s" || fail "bash -n $s"
 done
 if command -v shellcheck >/dev/null; then
-    if shellcheck "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" >"$TMP/shellcheck.out"; then
+    if shellcheck -x "$SGE" "$SLURM" "$SCRIPTS/emulate_cluster.sh" "$SCRIPTS/slurm_one_node.sh" \
+        "$SCRIPTS/gridengine_one_node.sh" >"$TMP/shellcheck.out"; then
         echo "ok: shellcheck clean"
     else
         fail "shellcheck:"; sed 's/^/    /' "$TMP/shellcheck.out" >&2
@@ -136,5 +138,37 @@ grep -q "2 tasks per node but 1 GPUs per node" "$TMP/sl4.err" ||
 rc=0
 run_clean "$TMP/sl5.out" "$TMP/sl5.err" DRY_RUN=1 -- "$SLURM" configs/x.yaml || rc=$?
 expect "slurm: outside an allocation: exit 2" 2 "$rc"
+
+
+# ---- CPU-only nodes (a debug partition, a CPU cluster) -----------------------------------------
+# SLURM without GPUs: SLURM_GPUS_PER_NODE unset, or 0 (--gpus-per-node=0): no warning, same line
+for g in unset 0; do
+    gv=()
+    [ "$g" = unset ] || gv=(SLURM_GPUS_PER_NODE=$g)
+    run_clean "$TMP/slc$g.out" "$TMP/slc$g.err" SLURM_JOB_ID=205 SLURM_JOB_NUM_NODES=1 \
+        SLURM_NTASKS=2 SLURM_NTASKS_PER_NODE=2 "${gv[@]}" DRY_RUN=1 -- "$SLURM" configs/x.yaml ||
+        fail "slurm CPU ($g GPUs): exit $?"
+    expect "slurm: CPU nodes (SLURM_GPUS_PER_NODE $g): mpirun line" \
+        "mpirun -np 2 --map-by ppr:2:node --bind-to none $FORWARD build/dptrain train configs/x.yaml" \
+        "$(cat "$TMP/slc$g.out")"
+    ! grep -q warning "$TMP/slc$g.err" || fail "slurm CPU ($g GPUs): a warning: $(cat "$TMP/slc$g.err")"
+    grep -q "no GPUs requested" "$TMP/slc$g.err" || fail "slurm CPU ($g GPUs): no note on the CPU backend"
+done
+if grep -q '^#SBATCH --gpus' "$SLURM"; then
+    fail "slurm_job.sh asks for GPUs in its directives: sbatch refuses it on clusters without GPU gres"
+fi
+
+# SGE on hosts without GPUs (nvidia-smi lists none): one rank per slot granted, no warning
+mkdir -p "$TMP/nogpu"
+printf '#!/bin/sh\nexit 9\n' >"$TMP/nogpu/nvidia-smi"
+chmod +x "$TMP/nogpu/nvidia-smi"
+run_clean "$TMP/sgec.out" "$TMP/sgec.err" PATH="$TMP/nogpu:$PATH" PE_HOSTFILE="$TMP/pe_rr" \
+    JOB_ID=107 DRY_RUN=1 -- "$SGE" configs/x.yaml || fail "sge CPU hosts: exit $?"
+expect "sge: CPU hosts: one rank per slot" \
+    "node01 slots=3 node02 slots=3 node03 slots=2" "$(head -n 3 "$TMP/sgec.out" | tr '\n' ' ' | sed 's/ $//')"
+expect "sge: CPU hosts: mpirun line" \
+    "mpirun -np 8 --hostfile $TMP/dptrain_hosts.107 --map-by slot --bind-to none $FORWARD build/dptrain train configs/x.yaml" \
+    "$(sed -n 4p "$TMP/sgec.out")"
+! grep -q warning "$TMP/sgec.err" || fail "sge CPU hosts: a warning: $(cat "$TMP/sgec.err")"
 
 finish

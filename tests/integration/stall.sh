@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A stalled rank on the MPI path: a CPU run one of whose ranks is stopped with SIGSTOP mid-
+# training (a hung node, an NFS stall) must end within run.comm_timeout_s + 15 s, non-zero, with
+# a message that names that rank as the one that did not arrive, and leave the last checkpoint
+# intact (loaded, CRC and all, by ckpt_diff). Two cases: 2 ranks with one allreduce after
+# backward, and 3 ranks with overlapped buckets (rank 1 stopped, so the lowest live rank is not
+# its neighbour). Usage: stall.sh DPTRAIN CKPT_DIFF
+set -euo pipefail
+source "$(dirname "$0")/lib.sh" "$@"
+
+TIMEOUT_S=5
+BOUND_S=$((TIMEOUT_S + 15))
+# 1 ms after every step: epochs of about 2 s (1667 steps), so that the stop lands in a step's
+# gradient allreduce, which the watchdog watches, not in the few milliseconds of evaluation and
+# checkpoint at an epoch's end, which it does not
+export DPT_TEST_STEP_SLEEP_US=1000
+MPIRUN+=(-x DPT_TEST_STEP_SLEEP_US)
+
+# rank_pid LAUNCHER RANK: the child of mpirun whose environment says it is RANK
+rank_pid() {
+    local p
+    for p in $(pgrep -P "$1" 2>/dev/null); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# stall_case NAME NP VICTIM [dptrain args]
+stall_case() {
+    local name=$1 np=$2 victim_rank=$3
+    shift 3
+    local out=$TMP/$name err=$TMP/$name.err rc=0
+    # 100000 rows, many epochs: stopped long before the end
+    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
+        --set data.synthetic_train=100000 --set train.epochs=1000 \
+        --set run.comm_timeout_s=$TIMEOUT_S "$@" >"$TMP/$name.out" 2>"$err" &
+    local launcher=$!
+    for _ in $(seq 1 600); do # a checkpoint first (up to 60 s), so there is one to keep intact
+        [ -s "$out/checkpoint.bin" ] && break
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.1
+    done
+    local victim
+    victim=$(rank_pid "$launcher" "$victim_rank" || true)
+    if [ ! -s "$out/checkpoint.bin" ] || [ -z "$victim" ]; then
+        kill "$launcher" 2>/dev/null || true
+        wait "$launcher" || true
+        fail "$name: no checkpoint or no rank $victim_rank to stop; stderr:"
+        sed 's/^/    /' "$err" >&2
+        return 0
+    fi
+    sleep 0.5 # into the next epoch
+    kill -STOP "$victim"
+    local t0
+    t0=$(date +%s)
+    for _ in $(seq 1 $((BOUND_S * 10))); do
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$launcher" 2>/dev/null; then
+        fail "$name: the job still runs ${BOUND_S} s after rank $victim_rank stopped"
+        kill "$launcher" 2>/dev/null || true
+    fi
+    kill -KILL "$victim" 2>/dev/null || true
+    wait "$launcher" || rc=$?
+    echo "$name: job ended $(($(date +%s) - t0)) s after SIGSTOP with exit $rc; watchdog lines:"
+    grep "watchdog" "$err" | sed 's/^/    /' || true
+
+    [ "$rc" -ne 0 ] || fail "$name: the stalled job exited 0"
+    [ "$(grep -c "watchdog: gradient allreduce of step [0-9]*.* not done after" "$err")" \
+        -eq $((np - 1)) ] || fail "$name: not every live rank ($((np - 1))) said what it waits for"
+    grep -q "watchdog: rank $victim_rank (.*) did not arrive" "$err" ||
+        fail "$name: the message does not name rank $victim_rank as the one that did not arrive"
+    if grep "did not arrive" "$err" | grep -qv "rank $victim_rank (.*) did not arrive"; then
+        fail "$name: a rank that was running is named as not arrived"
+    fi
+    "$CKPT_DIFF" "$out/checkpoint.bin" "$out/checkpoint.bin" --bitwise >/dev/null ||
+        fail "$name: the last checkpoint does not load (ckpt_diff)"
+}
+
+stall_case one_allreduce 2 1
+stall_case buckets 3 1 --set comm.bucket_mb=0.005
+finish

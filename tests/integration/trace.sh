@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# run.trace: a 2-rank run with overlapped buckets writes Chrome trace-event JSON that parses,
+# has a traceEvents array with both ranks as processes, every phase of a step (data, forward,
+# backward, the exposed allreduce, the optimizer), each bucket's allreduce, evaluation on both
+# ranks and the checkpoint on rank 0; run.trace_steps bounds it (3 steps of each of 2 epochs);
+# each traced step's phases add up to the step (within 5%); the training is bitwise the same
+# as without the trace; an unwritable path fails naming run.trace. Usage: trace.sh DPTRAIN CKPT_DIFF
+set -euo pipefail
+source "$(dirname "$0")/lib.sh" "$@"
+
+EXPECT_STEPS=60 # synthetic_small: 2 epochs of 1800 rows in batches of 60
+SETS=(--device cpu --set comm.bucket_mb=0.005) # 4 buckets of the 32-64-64-4 MLP
+train_ranks plain 2 "${SETS[@]}"
+train_ranks traced 2 "${SETS[@]}" --set run.trace="$TMP/trace.json" --set run.trace_steps=3
+"$CKPT_DIFF" "$TMP/plain/checkpoint.bin" "$TMP/traced/checkpoint.bin" --bitwise >/dev/null ||
+    fail "the traced run's checkpoint differs from the plain run's"
+
+python3 - "$TMP/trace.json" <<'PY' || fail "trace.json"
+import collections, json, sys
+d = json.load(open(sys.argv[1]))
+ev = d["traceEvents"]
+assert isinstance(ev, list), "traceEvents is not an array"
+spans = [e for e in ev if e["ph"] == "X"]
+names = collections.defaultdict(collections.Counter)
+for e in spans:
+    names[e["pid"]][e["name"]] += 1
+assert sorted(names) == [0, 1], f"processes {sorted(names)}, expected ranks 0 and 1"
+procs = {e["pid"]: e["args"]["name"] for e in ev if e["name"] == "process_name"}
+assert sorted(procs) == [0, 1] and procs[1].startswith("rank 1"), procs
+phases = ["data", "forward", "backward", "allreduce (exposed)", "optimizer"]
+for r in (0, 1):
+    c = names[r]
+    assert c["step"] == 6, f"rank {r}: {c['step']} steps traced, expected 3 of each of 2 epochs"
+    for p in phases:
+        assert c[p] == 6, f"rank {r}: {c[p]} '{p}' spans, expected 6"
+    assert c["bucket allreduce"] == 24, f"rank {r}: {c['bucket allreduce']} bucket spans, expected 4 x 6"
+    assert c["evaluation"] == 2, f"rank {r}: {c['evaluation']} evaluation spans, expected 2"
+assert names[0]["checkpoint"] == 2 and names[1]["checkpoint"] == 0, "checkpoints: rank 0 writes them"
+# the phases of a step tile it: their sum is the step's duration (5%: float microseconds)
+worst = 0.0
+for r in (0, 1):
+    steps = {e["args"]["step"]: e for e in spans if e["pid"] == r and e["name"] == "step"}
+    for s, st in steps.items():
+        total = sum(e["dur"] for e in spans if e["pid"] == r and e["args"].get("step") == s
+                    and e["name"] in phases + ["barrier wait"])
+        worst = max(worst, abs(total - st["dur"]) / st["dur"])
+        for e in spans:
+            if e["pid"] == r and e["args"].get("step") == s and e["name"] in phases:
+                assert st["ts"] - 1e-3 <= e["ts"] and e["ts"] + e["dur"] <= st["ts"] + st["dur"] + 1e-3, \
+                    f"rank {r} step {s}: {e['name']} lies outside its step"
+assert worst <= 0.05, f"a step's phases add up to {100 * worst:.1f}% off its duration"
+print(f"trace: {len(ev)} events, 2 ranks; phases within {100 * worst:.3f}% of each step")
+PY
+
+rc=0
+"${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$TMP/bad" --device cpu \
+    --set run.trace="$TMP/no/such/dir/trace.json" >"$TMP/bad.out" 2>"$TMP/bad.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "an unwritable run.trace path: exit 0"
+grep -q "run.trace: cannot write" "$TMP/bad.err" "$TMP/bad.out" ||
+    fail "an unwritable run.trace path: no message naming run.trace"
+[ ! -s "$TMP/bad/metrics.jsonl" ] || fail "an unwritable run.trace path: it trained first"
+finish
