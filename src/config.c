@@ -1111,7 +1111,13 @@ int dpt_config_load_file(dpt_config *cfg, const char *path, dpt_error *err)
     int rc = load_document(&ctx, &parser, &doc);
     if (rc == DPT_OK) {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
-        if (root)
+        /* An empty file would train every default (Fashion-MNIST) and exit 0: almost always a
+         * wrong path or an unsaved editor buffer, so it is refused. */
+        if (!root || (root->type == YAML_MAPPING_NODE &&
+                      root->data.mapping.pairs.start == root->data.mapping.pairs.top))
+            rc = dpt_error_set(err, DPT_EUSAGE, "%s: the config file is empty (no keys); "
+                               "write at least one key, e.g. 'train: {epochs: 10}'", path);
+        else
             rc = apply_mapping(&ctx, &work, &doc, "", root);
         yaml_document_delete(&doc);
     }
@@ -1385,6 +1391,20 @@ static int validate_space(const dpt_config *c, dpt_error *err)
     }
     free(scratch);
     return rc;
+}
+
+int dpt_config_fit_warmup(dpt_config *cfg, const dpt_config *before, char *note, size_t n)
+{
+    int w = cfg->train.warmup_epochs, e = cfg->train.epochs;
+    if (w == 0 || w < e)
+        return 0;
+    int w0 = before->train.warmup_epochs, e0 = before->train.epochs;
+    if (w0 != 0 && w0 >= e0) /* the file itself is inconsistent: validation refuses it */
+        return 0;
+    cfg->train.warmup_epochs = e - 1;
+    snprintf(note, n, "train.warmup_epochs %d is not less than train.epochs %d after --set: "
+             "warmup shortened to %d epochs", w, e, e - 1);
+    return 1;
 }
 
 int dpt_config_validate(const dpt_config *cfg, dpt_error *err)

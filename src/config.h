@@ -186,6 +186,12 @@ int dpt_config_set_value(dpt_config *cfg, const char *key, const dpt_value *v, d
  * present for the chosen format, warmup < epochs). DPT_EUSAGE naming the keys. */
 int dpt_config_validate(const dpt_config *cfg, dpt_error *err);
 
+/* A warmup that --set made at least as long as the run (`--set train.epochs=1` on a config with
+ * train.warmup_epochs: 1) is shortened to epochs - 1 rather than refused: returns 1 and writes a
+ * notice into note. before is the config as the file left it; a file that is itself
+ * inconsistent is left for dpt_config_validate to refuse (returns 0). */
+int dpt_config_fit_warmup(dpt_config *cfg, const dpt_config *before, char *note, size_t n);
+
 /* Writes the resolved config as YAML that dpt_config_load_file reads back to an equal struct. */
 int dpt_config_write(const dpt_config *cfg, FILE *f);
 

@@ -200,8 +200,15 @@ static int load_config(dpt_comm *comm, const cli *c, dpt_config *cfg, dpt_error 
     if (comm->rank == 0) {
         dpt_config_defaults(cfg);
         rc = dpt_config_load_file(cfg, c->config, err);
+        dpt_config *file_cfg = malloc(sizeof *file_cfg);
+        if (file_cfg)
+            memcpy(file_cfg, cfg, sizeof *cfg);
         for (int i = 0; rc == DPT_OK && i < c->n_sets; i++)
             rc = dpt_config_set(cfg, c->sets[i], err);
+        char note[256];
+        if (rc == DPT_OK && file_cfg && dpt_config_fit_warmup(cfg, file_cfg, note, sizeof note))
+            fprintf(stderr, "dptrain: notice: %s\n", note);
+        free(file_cfg);
         if (rc == DPT_OK && c->out)
             snprintf(cfg->run.out_dir, sizeof cfg->run.out_dir, "%s", c->out);
         if (rc == DPT_OK && c->device)
