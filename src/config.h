@@ -74,7 +74,12 @@ typedef struct {
         char test_labels[DPT_PATH_MAX];
         char train_csv[DPT_PATH_MAX];      /* csv: label column first, then features */
         char test_csv[DPT_PATH_MAX];
-        int csv_header;                    /* csv: skip the first line */
+        int csv_header;                    /* csv: the first line is a header (false: detected
+                                            * when none of its fields is a number) */
+        char label_column[DPT_PATH_MAX];   /* csv: name or index ("" = the first column) */
+        char feature_columns[DPT_PATH_MAX];/* csv: names, indices, ranges ("" = all others) */
+        char class_names[DPT_PATH_MAX];    /* csv: label names in class-id order ("" = integer
+                                            * labels, or the sorted names the file holds) */
         int64_t synthetic_train;           /* synthetic: samples in the training file */
         int64_t synthetic_test;
         int synthetic_teacher_width;       /* hidden width of the random teacher MLP */

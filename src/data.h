@@ -24,6 +24,11 @@ typedef struct {
     dpt_dataset val;    /* n == 0 when validation_fraction == 0 */
     dpt_dataset test;   /* n == 0 when no test set is configured */
     int sharded;        /* 1: every rank holds only its part of each split */
+    /* What inference needs (model.json): NULL where the data has none. */
+    char **feature_names; /* (I) a CSV header's names of the feature columns */
+    char *label_name;     /* a CSV header's name of the label column */
+    char **class_names;   /* (C) CSV class names in class-id order; NULL: integer labels */
+    double *mean, *std;   /* (I) data.scaling standardize: the training statistics */
 } dpt_data;
 
 /* Sums n doubles in place across all ranks (MPI_Allreduce in the trainer); NULL = one rank. */
@@ -37,7 +42,8 @@ typedef struct {
     const char *train_images, *train_labels;  /* idx */
     const char *test_images, *test_labels;    /* idx; both "" = no test set */
     const char *train_csv, *test_csv;         /* csv; test "" = no test set */
-    int csv_header;
+    int csv_header;                           /* 1: declared; 0: detected */
+    const char *label_column, *feature_columns, *class_names; /* csv: "" = defaults */
     int64_t synthetic_train, synthetic_test;  /* synthetic: rows; test 0 = no test set */
     int synthetic_teacher_width;
     double validation_fraction;
