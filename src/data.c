@@ -520,8 +520,15 @@ static int csv_first_record(const dpt_data_spec *spec, csv_file *cf, int64_t lin
                 return -oom(err, cf->path);
         }
     }
-    int rc = dpt_csv_resolve(spec->label_column, spec->feature_columns, cf->n_cols, cf->header,
+    int rc = dpt_csv_resolve(spec->no_labels ? NULL : spec->label_column,
+                             spec->feature_columns, cf->n_cols, cf->header, cf->path, &cf->cols,
+                             err);
+    if (!rc && spec->no_labels && cf->cols.n_features != spec->features) {
+        /* predict's input in the training's layout: its label column is skipped */
+        dpt_csv_columns_free(&cf->cols);
+        rc = dpt_csv_resolve(spec->label_column, spec->feature_columns, cf->n_cols, cf->header,
                              cf->path, &cf->cols, err);
+    }
     if (rc)
         return -rc;
     if (cf->cols.n_features != spec->features)
@@ -627,14 +634,17 @@ static int csv_parse_record(const dpt_data_spec *spec, csv_file *cf, csv_labels 
         return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: row has %d fields but the first row "
                              "has %d", cf->path, (long long)line, cf->f.n, cf->n_cols);
     const int lc = cf->cols.label;
-    const char *ls = cf->f.v[lc];
-    if (lab->mode < 0) {
-        double v;
-        lab->mode = !dpt_csv_number(ls, &v);
-    }
     int32_t id = 0;
-    int rc = lab->mode ? csv_label_name(cf, lab, ls, lc, line, spec->classes, &id, err)
+    int rc = DPT_OK;
+    if (!spec->no_labels) {
+        const char *ls = cf->f.v[lc];
+        if (lab->mode < 0) {
+            double v;
+            lab->mode = !dpt_csv_number(ls, &v);
+        }
+        rc = lab->mode ? csv_label_name(cf, lab, ls, lc, line, spec->classes, &id, err)
                        : csv_label_id(cf, ls, lc, line, row, spec->classes, &id, err);
+    }
     float scratch;
     for (int k = 0; !rc && k < cf->cols.n_features; k++)
         rc = csv_feature(cf, cf->cols.features[k], line, row, x_row ? x_row + k : &scratch, err);
@@ -695,7 +705,7 @@ static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab
         lab->feature_names = calloc((size_t)I, sizeof *lab->feature_names);
         for (int j = 0; lab->feature_names && j < I; j++)
             lab->feature_names[j] = strdup(cf.header[cf.cols.features[j]]);
-        lab->label_name = strdup(cf.header[cf.cols.label]);
+        lab->label_name = cf.cols.label >= 0 ? strdup(cf.header[cf.cols.label]) : NULL;
     }
     free(rec);
     free(lr.buf);
@@ -1122,8 +1132,12 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
         if (!rc && !sharded)
             out->test.n_total = out->test.n;
     }
-    if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE)
+    if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE && spec->mean) {
+        apply_standardize(&out->train, spec->mean, spec->std);
+        apply_standardize(&out->test, spec->mean, spec->std);
+    } else if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE) {
         rc = standardize(out, sharded, sum, sum_ctx, err);
+    }
     if (lab.mode == 1) { /* the names move to out */
         out->class_names = lab.names;
         lab.names = NULL;

@@ -52,6 +52,10 @@ typedef struct {
     int features;                             /* I: model.widths[0] */
     int classes;                              /* C: the last of model.widths */
     uint64_t seed;                            /* run.seed */
+    /* predict and eval (zero in training): */
+    int no_labels;             /* csv: labels are not read (y = 0); label_column only says
+                                * which column to skip when the row has more than I fields */
+    const double *mean, *std;  /* (I) standardize with these instead of the training split's */
 } dpt_data_spec;
 
 /* The spec of cfg's data.* keys, model.layers and run.seed (pointing into cfg). */

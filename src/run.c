@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "checkpoint.h"
+#include "model_info.h"
 #include "signals.h"
 #include "trainer_impl.h"
 #include "util.h"
@@ -265,6 +266,19 @@ static int resume(run_state *r, dpt_error *err)
                (long long)(step / r->spe), r->cfg->train.epochs);
     r->step = step < 0 ? 0 : step;
     return DPT_OK;
+}
+
+/* model.json beside checkpoint.bin: what predict, eval and export need besides the weights. */
+static int save_model_info(run_state *r, dpt_error *err)
+{
+    int rc = DPT_OK;
+    dpt_error mine = {0};
+    if (r->root) {
+        char path[DPT_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/model.json", r->cfg->run.out_dir);
+        rc = dpt_model_info_save(path, r->cfg, &r->t->data, &mine);
+    }
+    return dpt_comm_agree_error(r->comm, rc, &mine, err);
 }
 
 /* Rank 0's start-up table and metrics.jsonl (appended to when resuming). */
@@ -527,6 +541,10 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
     snprintf(r.metrics_path, sizeof r.metrics_path, "%s/metrics.jsonl", cfg->run.out_dir);
     if ((rc = dpt_trainer_init(&r.t, cfg, comm, err)) != DPT_OK)
         return rc;
+    if ((rc = save_model_info(&r, err)) != DPT_OK) {
+        dpt_trainer_free(r.t);
+        return rc;
+    }
     r.spe = dpt_trainer_steps_per_epoch(r.t);
     r.schedule = dpt_optim_params_from_config(cfg);
 
