@@ -12,6 +12,7 @@
 #include "bench_allreduce.h"
 #include "comm.h"
 #include "config.h"
+#include "export.h"
 #include "predict.h"
 #include "run.h"
 #include "search.h"
@@ -34,6 +35,7 @@ static const char usage_text[] =
     "                          [--device cpu|cuda] [--algorithm flat|ring] [--baseline]\n"
     "  dptrain predict RUN_DIR --input FILE [--labels IDX_LABELS] [--output FILE]\n"
     "  dptrain eval    RUN_DIR --input FILE [--labels IDX_LABELS] [--json]\n"
+    "  dptrain export  RUN_DIR --format safetensors --output FILE\n"
     "  dptrain version\n"
     "  dptrain selftest      (on a GPU machine: every op and a short run, CUDA against CPU)\n"
     "  dptrain --help\n"
@@ -268,15 +270,18 @@ static void print_version(dpt_comm *comm)
     printf("  zlib      %s\n", zlibVersion());
 }
 
-/* predict and eval: RUN_DIR and their flags. Returns 0, or 2 with msg filled. */
-static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, char *msg, size_t n)
+/* predict, eval and export: RUN_DIR and their flags. Returns 0, or 2 with msg filled. */
+static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, const char **format,
+                               char *msg, size_t n)
 {
     memset(o, 0, sizeof *o);
+    *format = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = strcmp(a, "--input") == 0    ? &o->input
                            : strcmp(a, "--labels") == 0 ? &o->labels
                            : strcmp(a, "--output") == 0 ? &o->output
+                           : strcmp(a, "--format") == 0 ? format
                                                         : NULL;
         if (dst && !val) {
             snprintf(msg, n, "%s needs a value", a);
@@ -294,23 +299,33 @@ static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, char 
             o->run_dir = a;
         }
     }
+    if (strcmp(argv[1], "export") == 0) {
+        if (!o->run_dir || !o->output || !*format || strcmp(*format, "safetensors") != 0 ||
+            o->input || o->labels) {
+            snprintf(msg, n, "export: needs RUN_DIR --format safetensors --output FILE");
+            return 2;
+        }
+        return 0;
+    }
     if (!o->run_dir || !o->input) {
         snprintf(msg, n, "%s: needs RUN_DIR and --input FILE", argv[1]);
         return 2;
     }
-    if (o->output && strcmp(argv[1], "predict") != 0) {
-        snprintf(msg, n, "--output is an option of predict");
+    if ((o->output && strcmp(argv[1], "predict") != 0) || *format) {
+        snprintf(msg, n, "%s is an option of %s", *format ? "--format" : "--output",
+                 *format ? "export" : "predict");
         return 2;
     }
     return 0;
 }
 
-/* dptrain predict / eval: rank 0 works (one process is the use); others wait for its status. */
+/* dptrain predict / eval / export: rank 0 works (one process is the use); others wait for its status. */
 static int run_model_command(int argc, char **argv, dpt_comm *comm)
 {
     dpt_predict_opts o;
+    const char *format;
     char msg[1024];
-    int rc = parse_model_command(argc, argv, &o, msg, sizeof msg);
+    int rc = parse_model_command(argc, argv, &o, &format, msg, sizeof msg);
     if (rc) {
         if (comm->rank == 0)
             fprintf(stderr, "dptrain: %s\n%s", msg, usage_text);
@@ -318,7 +333,9 @@ static int run_model_command(int argc, char **argv, dpt_comm *comm)
     }
     dpt_error err = {0};
     if (comm->rank == 0) {
-        rc = strcmp(argv[1], "predict") == 0 ? dpt_predict_run(&o, &err) : dpt_eval_run(&o, &err);
+        rc = strcmp(argv[1], "predict") == 0 ? dpt_predict_run(&o, &err)
+             : strcmp(argv[1], "eval") == 0  ? dpt_eval_run(&o, &err)
+                                             : dpt_export_safetensors(o.run_dir, o.output, &err);
         if (rc)
             fprintf(stderr, "dptrain %s: error: %s\n", dpt_error_tag(), err.msg);
     }
@@ -365,7 +382,8 @@ int main(int argc, char **argv)
         return rc;
     }
 
-    if (strcmp(argv[1], "predict") == 0 || strcmp(argv[1], "eval") == 0) {
+    if (strcmp(argv[1], "predict") == 0 || strcmp(argv[1], "eval") == 0 ||
+        strcmp(argv[1], "export") == 0) {
         int rc = run_model_command(argc, argv, &comm);
         dpt_comm_finalize(&comm);
         return rc;
