@@ -32,11 +32,12 @@ int dpt_csv_split(char *rec, dpt_csv_fields *f, const char **why)
     f->n = 0;
     char *p = rec;
     for (;;) {
-        char *q = p;
+        char *q = p, *r, end;
         while (*q == ' ' || *q == '\t')
             q++;
         if (*q == '"') { /* quoted: "" is a quote, anything else up to the closing quote */
-            char *out = p, *r = q + 1;
+            char *out = p;
+            r = q + 1;
             for (;;) {
                 if (*r == '\0') {
                     *why = "unterminated quoted field";
@@ -56,25 +57,20 @@ int dpt_csv_split(char *rec, dpt_csv_fields *f, const char **why)
                 *why = "text after the closing quote";
                 return f->n + 1;
             }
-            char end = *r;
+            end = *r;
             *out = '\0';
-            if (push(f, p))
-                return -1;
-            if (end == '\0')
-                return 0;
-            p = r + 1;
-            continue;
-        }
-        char *r = p;
-        while (*r && *r != ',') {
-            if (*r == '"') {
-                *why = "a quote inside an unquoted field";
-                return f->n + 1;
+        } else {
+            r = p;
+            while (*r && *r != ',') {
+                if (*r == '"') {
+                    *why = "a quote inside an unquoted field";
+                    return f->n + 1;
+                }
+                r++;
             }
-            r++;
+            end = *r;
+            *r = '\0';
         }
-        char end = *r;
-        *r = '\0';
         if (push(f, p))
             return -1;
         if (end == '\0')

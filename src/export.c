@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "json.h"
 #include "model_info.h"
+#include "util.h"
 
 /* The whole of a small text file, NUL-terminated (NULL on failure). */
 static char *read_text(const char *path, size_t *len)
@@ -82,32 +83,21 @@ static void write_header(dpt_json *j, const dpt_model_info *mi, const char *mode
     dpt_json_end(j);
 }
 
-/* The file: length, padded header, data; to a temp file renamed over path. */
-static int write_file(const char *path, const char *header, size_t hlen, const float *params,
-                      uint64_t n_params, dpt_error *err)
+/* The file: length, header padded with spaces, data (float32 little-endian: the host's layout
+ * on every machine dptrain builds for). */
+static int write_file(const char *path, char *header, size_t hlen, size_t cap,
+                      const float *params, uint64_t n_params, dpt_error *err)
 {
-    char tmp[4096 + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return dpt_error_set(err, DPT_EUSAGE, "cannot write '%s': %s", tmp, strerror(errno));
     uint64_t padded = (hlen + 7) / 8 * 8;
+    if (padded > cap)
+        return dpt_error_set(err, DPT_ERUNTIME, "safetensors header too long");
+    memset(header + hlen, ' ', (size_t)(padded - hlen));
     unsigned char le[8];
     for (int k = 0; k < 8; k++)
         le[k] = (unsigned char)(padded >> (8 * k));
-    int bad = fwrite(le, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen;
-    for (uint64_t k = hlen; k < padded; k++)
-        bad |= fputc(' ', f) == EOF;
-    /* float32 little-endian: the host's layout on every machine dptrain builds for */
-    bad |= fwrite(params, sizeof *params, n_params, f) != n_params;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %s", path, strerror(e));
-    }
-    return DPT_OK;
+    const void *parts[3] = {le, header, params};
+    const size_t sizes[3] = {8, (size_t)padded, (size_t)n_params * sizeof *params};
+    return dpt_write_atomic(path, parts, sizes, 3, err);
 }
 
 int dpt_export_safetensors(const char *run_dir, const char *output, dpt_error *err)
@@ -144,7 +134,7 @@ int dpt_export_safetensors(const char *run_dir, const char *output, dpt_error *e
         dpt_json j;
         dpt_json_init(&j, header, cap, 0);
         write_header(&j, &mi, model_json);
-        rc = j.len < cap ? write_file(output, header, j.len, params, h.n_params, err)
+        rc = j.len < cap ? write_file(output, header, j.len, cap, params, h.n_params, err)
                          : dpt_error_set(err, DPT_ERUNTIME, "safetensors header too long");
     }
     free(header);

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "json.h"
+#include "util.h"
 
 /* The JSON text of model.json into j (whose buffer may prove too small: j->len says). */
 static void write_info(dpt_json *j, const dpt_config *cfg, const dpt_data *d)
@@ -78,22 +79,11 @@ int dpt_model_info_save(const char *path, const dpt_config *cfg, const dpt_data 
             break;
         cap = j.len + 1;
     }
-    char tmp[DPT_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int bad = !f;
-    if (f) {
-        bad |= fwrite(buf, 1, j.len, f) != j.len;
-        bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-        bad |= fclose(f) != 0;
-    }
+    const void *parts[1] = {buf};
+    const size_t sizes[1] = {j.len};
+    int rc = dpt_write_atomic(path, parts, sizes, 1, err);
     free(buf);
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %s", path, strerror(e));
-    }
-    return DPT_OK;
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -262,6 +262,21 @@ typedef struct {
     int64_t *confusion; /* (C, C): [true][predicted] */
 } eval_sums;
 
+/* Class c's precision, recall, F1 and support from the confusion matrix. */
+static void class_scores(const eval_sums *e, int C, int c, double *p, double *r, double *f1,
+                         int64_t *support)
+{
+    int64_t tp = e->confusion[(size_t)c * C + c], pred = 0, sup = 0;
+    for (int k = 0; k < C; k++) {
+        pred += e->confusion[(size_t)k * C + c];
+        sup += e->confusion[(size_t)c * C + k];
+    }
+    *p = pred ? (double)tp / pred : 0.0;
+    *r = sup ? (double)tp / sup : 0.0;
+    *f1 = *p + *r > 0 ? 2 * *p * *r / (*p + *r) : 0.0;
+    *support = sup;
+}
+
 static void print_table(const session *s, const dpt_predict_opts *o, const eval_sums *e)
 {
     const int C = s->mi.widths[s->mi.n_layers];
@@ -272,15 +287,11 @@ static void print_table(const session *s, const dpt_predict_opts *o, const eval_
     printf("loss      %.4f\n\n", e->loss / (double)e->n);
     printf("%-20s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
     for (int c = 0; c < C; c++) {
-        int64_t tp = e->confusion[(size_t)c * C + c], pred = 0, sup = 0;
-        for (int k = 0; k < C; k++) {
-            pred += e->confusion[(size_t)k * C + c];
-            sup += e->confusion[(size_t)c * C + k];
-        }
-        double p = pred ? (double)tp / pred : 0.0, r = sup ? (double)tp / sup : 0.0;
+        double p, r, f1;
+        int64_t sup;
+        class_scores(e, C, c, &p, &r, &f1, &sup);
         class_label(&s->mi, c, name, sizeof name);
-        printf("%-20.20s %9.4f %9.4f %9.4f %9lld\n", name, p, r,
-               p + r > 0 ? 2 * p * r / (p + r) : 0.0, (long long)sup);
+        printf("%-20.20s %9.4f %9.4f %9.4f %9lld\n", name, p, r, f1, (long long)sup);
     }
     printf("\nconfusion matrix (rows: true class, columns: predicted class, in the order above)\n");
     for (int c = 0; c < C; c++) {
@@ -306,18 +317,15 @@ static int print_json(const session *s, const eval_sums *e)
     dpt_json_double_g(&j, "loss", e->loss / (double)e->n, 9);
     dpt_json_array(&j, "classes");
     for (int c = 0; c < C; c++) {
-        int64_t tp = e->confusion[(size_t)c * C + c], pred = 0, sup = 0;
-        for (int k = 0; k < C; k++) {
-            pred += e->confusion[(size_t)k * C + c];
-            sup += e->confusion[(size_t)c * C + k];
-        }
-        double p = pred ? (double)tp / pred : 0.0, r = sup ? (double)tp / sup : 0.0;
+        double p, r, f1;
+        int64_t sup;
+        class_scores(e, C, c, &p, &r, &f1, &sup);
         class_label(&s->mi, c, name, sizeof name);
         dpt_json_object(&j, NULL);
         dpt_json_string(&j, "name", name);
         dpt_json_double_g(&j, "precision", p, 6);
         dpt_json_double_g(&j, "recall", r, 6);
-        dpt_json_double_g(&j, "f1", p + r > 0 ? 2 * p * r / (p + r) : 0.0, 6);
+        dpt_json_double_g(&j, "f1", f1, 6);
         dpt_json_int(&j, "support", sup);
         dpt_json_end(&j);
     }

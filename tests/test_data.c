@@ -501,6 +501,16 @@ Test(data, csv_bad_fields)
     }
 }
 
+/* Loading fails (DPT_EUSAGE) with a message holding path followed by tail. */
+static void expect_msg_at(const dpt_config *cfg, const char *path, const char *tail)
+{
+    dpt_error err;
+    expect_fail(cfg, DPT_EUSAGE, &err);
+    char want[DPT_PATH_MAX + 256];
+    snprintf(want, sizeof want, "%s%s", path, tail);
+    assert_msg_has(err, want);
+}
+
 /* The cases of CSV as people write it: a header of names, quoted fields, CRLF, gzip, string
  * labels, the label by name or by a negative index, feature columns by name and range. */
 static void csv_load(dpt_config *cfg, const char *text, int gz, dpt_data *d)
@@ -575,12 +585,8 @@ Test(data, csv_test_file_by_the_training_names)
     dpt_data_free(&d);
     write_text(cfg.data.test_csv, "test.csv", "y,v\nrain,1\nsnow,2\n");
     tmp_path(cfg.data.train_csv, "t.csv");
-    dpt_error err;
-    expect_fail(&cfg, DPT_EUSAGE, &err);
-    char want[DPT_PATH_MAX + 128];
-    snprintf(want, sizeof want, "%s:3: column 1 (y): label \"snow\" is not one of the 2 classes",
-             cfg.data.test_csv);
-    assert_msg_has(err, want);
+    expect_msg_at(&cfg, cfg.data.test_csv,
+                  ":3: column 1 (y): label \"snow\" is not one of the 2 classes");
 }
 
 Test(data, csv_column_errors)
@@ -588,8 +594,6 @@ Test(data, csv_column_errors)
     dpt_config cfg;
     base_cfg(&cfg, 2, 2);
     cfg.data.format = DPT_FORMAT_CSV;
-    dpt_error err;
-    char want[DPT_PATH_MAX + 196];
     static const struct { const char *label, *features, *classes, *text, *msg; } cases[] = {
         {"kind", "", "", "a,b,c\n1,2,0\n", ": data.label_column: no column named 'kind' in "
                                             "the header"},
@@ -616,10 +620,7 @@ Test(data, csv_column_errors)
                  cases[k].features);
         snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "%s", cases[k].classes);
         write_text(cfg.data.train_csv, "bad.csv", cases[k].text);
-        expect_fail(&cfg, DPT_EUSAGE, &err);
-        snprintf(want, sizeof want, "%s%s", cases[k].msg[0] == 'd' ? "" : cfg.data.train_csv,
-                 cases[k].msg);
-        assert_msg_has(err, want);
+        expect_msg_at(&cfg, cases[k].msg[0] == 'd' ? "" : cfg.data.train_csv, cases[k].msg);
     }
 }
 

@@ -123,12 +123,12 @@ static long item(yaml_document_t *doc, yaml_node_t *seq, int k)
 
 Test(export, safetensors_layout)
 {
+    char out[128];
+    dpt_error err = {0};
+    snprintf(out, sizeof out, "%s/model.safetensors", g_dir);
     dpt_config cfg;
     float params[N_PARAMS];
     write_run(&cfg, params);
-    char out[128];
-    snprintf(out, sizeof out, "%s/model.safetensors", g_dir);
-    dpt_error err = {0};
     cr_assert_eq(dpt_export_safetensors(g_dir, out, &err), DPT_OK, "%s", err.msg);
 
     FILE *f = fopen(out, "rb");
