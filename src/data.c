@@ -450,17 +450,18 @@ typedef struct {
     char *label_name;     /* the training file's header name of its label column, or NULL */
 } csv_labels;
 
-static void free_names(char **names, int n)
+/* names: NULL-terminated, so they are freed whatever state a failed load left the widths in */
+static void free_names(char **names)
 {
-    for (int c = 0; names && c < n; c++)
+    for (int c = 0; names && names[c]; c++)
         free(names[c]);
     free(names);
 }
 
-static void csv_labels_free(csv_labels *l, int features)
+static void csv_labels_free(csv_labels *l)
 {
-    free_names(l->names, l->n);
-    free_names(l->feature_names, features);
+    free_names(l->names);
+    free_names(l->feature_names);
     free(l->label_name);
     memset(l, 0, sizeof *l);
 }
@@ -616,10 +617,11 @@ static int csv_label_name(const csv_file *cf, csv_labels *lab, const char *s, in
         return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: label \"%s\" is class %d but "
                              "model.layers[-1] is %d classes", cf->path, (long long)line, col,
                              text, lab->n + 1, C);
-    char **q = realloc(lab->names, (size_t)(lab->n + 1) * sizeof *q);
+    char **q = realloc(lab->names, (size_t)(lab->n + 2) * sizeof *q);
     if (!q)
         return oom(err, cf->path);
     lab->names = q;
+    lab->names[lab->n + 1] = NULL;
     if (!(lab->names[lab->n] = strdup(t)))
         return oom(err, cf->path);
     *y = lab->n++;
@@ -702,7 +704,7 @@ static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab
     if (!rc && row == 0)
         rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", path);
     if (!rc && cf.header && !lab->feature_names) { /* the first file read names the columns */
-        lab->feature_names = calloc((size_t)I, sizeof *lab->feature_names);
+        lab->feature_names = calloc((size_t)I + 1, sizeof *lab->feature_names);
         for (int j = 0; lab->feature_names && j < I; j++)
             lab->feature_names[j] = strdup(cf.header[cf.cols.features[j]]);
         lab->label_name = cf.cols.label >= 0 ? strdup(cf.header[cf.cols.label]) : NULL;
@@ -803,25 +805,28 @@ static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error
             p++, k--;
         while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
             k--;
-        char **q = realloc(lab->names, (size_t)(lab->n + 1) * sizeof *q);
+        char **q = realloc(lab->names, (size_t)(lab->n + 2) * sizeof *q);
+        if (q)
+            q[lab->n + 1] = NULL;
         if (!q || !(q[lab->n] = strndup(p, k))) {
             if (q)
                 lab->names = q;
-            csv_labels_free(lab, 0);
+            csv_labels_free(lab);
             return oom(err, "data.class_names");
         }
         lab->names = q;
-        if (k == 0 || (lab->n++, 0)) {
-            csv_labels_free(lab, 0);
+        if (k == 0) {
+            csv_labels_free(lab);
             return dpt_error_set(err, DPT_EUSAGE, "data.class_names: an empty name in '%s'",
                                  spec->class_names);
         }
+        lab->n++;
         for (int c = 0; c + 1 < lab->n; c++)
             if (strcmp(lab->names[c], lab->names[lab->n - 1]) == 0) {
                 int dup = c;
                 char name[64];
                 snprintf(name, sizeof name, "%s", lab->names[dup]);
-                csv_labels_free(lab, 0);
+                csv_labels_free(lab);
                 return dpt_error_set(err, DPT_EUSAGE, "data.class_names: '%s' is named twice",
                                      name);
             }
@@ -832,7 +837,7 @@ static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error
     lab->fixed = 1;
     if (lab->n != spec->classes) {
         int n = lab->n;
-        csv_labels_free(lab, 0);
+        csv_labels_free(lab);
         return dpt_error_set(err, DPT_EUSAGE, "data.class_names has %d names but "
                              "model.layers[-1] is %d", n, spec->classes);
     }
@@ -1147,7 +1152,7 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
     out->label_name = lab.label_name;
     lab.feature_names = NULL;
     lab.label_name = NULL;
-    csv_labels_free(&lab, 0);
+    csv_labels_free(&lab);
     if (rc) {
         dpt_data_free(out);
         return rc;
@@ -1183,11 +1188,11 @@ void dpt_data_free(dpt_data *d)
 {
     if (!d)
         return;
+    free_names(d->class_names);
+    free_names(d->feature_names);
     dataset_free(&d->train);
     dataset_free(&d->val);
     dataset_free(&d->test);
-    free_names(d->class_names, d->train.classes);
-    free_names(d->feature_names, d->train.features);
     free(d->label_name);
     free(d->mean);
     free(d->std);
