@@ -655,65 +655,99 @@ static int csv_parse_record(const dpt_data_spec *spec, csv_file *cf, csv_labels 
     return rc;
 }
 
+/* A CSV file read record by record: the loader's passes and predict's batches (data.h). */
+struct dpt_csv_stream {
+    const dpt_data_spec *spec;
+    csv_labels *lab;
+    csv_labels own_lab;   /* predict's stream: the spec's class names */
+    reader r;
+    line_reader lr;
+    csv_file cf;
+    char *rec;            /* a record joined from lines (quoted newlines) */
+    size_t rec_cap;
+    int64_t row, line;    /* data rows returned, the line of the last record */
+};
+
+static int stream_init(dpt_csv_stream *s, const dpt_data_spec *spec, const char *path,
+                       csv_labels *lab, dpt_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->spec = spec;
+    s->lab = lab;
+    s->cf.path = path;
+    return reader_open(&s->r, path, err);
+}
+
+static void stream_free(dpt_csv_stream *s)
+{
+    free(s->rec);
+    free(s->lr.buf);
+    csv_file_free(&s->cf);
+    reader_close(&s->r);
+}
+
+/* The next data row into x_row (I) and *y (either NULL: check only). *got: 1, or 0 at the end. */
+static int stream_next(dpt_csv_stream *s, float *x_row, int32_t *y, int *got, dpt_error *err)
+{
+    const char *why = "", *path = s->cf.path;
+    char *rec;
+    int k;
+    *got = 0;
+    while ((k = next_record(&s->r, &s->lr, &s->rec, &s->rec_cap, &rec, &s->line, err)) == 1) {
+        if (is_blank(rec))
+            continue;
+        int col = dpt_csv_split(rec, &s->cf.f, &why);
+        if (col < 0)
+            return oom(err, path);
+        if (col > 0)
+            return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: column %d: %s", path,
+                                 (long long)s->line, col, why);
+        if (s->cf.n_cols == 0) {
+            int h = csv_first_record(s->spec, &s->cf, s->line, err);
+            if (h < 0)
+                return -h;
+            if (h)
+                continue;
+        }
+        int rc = csv_parse_record(s->spec, &s->cf, s->lab, s->line, s->row, x_row, y, err);
+        s->row++;
+        *got = 1;
+        return rc;
+    }
+    return k < 0 ? -k : DPT_OK;
+}
+
 /* One pass over the file: validates every data row, counts them into *n_rows and stores rows
  * [lo, hi) into ds (with store set). With store set and hi beyond the file, stores every row. */
 static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab, int store,
                     int64_t lo, int64_t hi, int64_t *n_rows, dpt_dataset *ds, dpt_error *err)
 {
     const int I = spec->features;
-    reader r;
-    line_reader lr = {0};
-    csv_file cf = {.path = path};
-    int64_t row = 0, cap = 0, cap_y = 0, line = 0;
-    char *rec = NULL, *s = NULL;
-    size_t rec_cap = 0;
-    const char *why = "";
-    int rc = reader_open(&r, path, err), k = 0;
-    while (!rc && (k = next_record(&r, &lr, &rec, &rec_cap, &s, &line, err)) == 1) {
-        if (is_blank(s))
-            continue;
-        int col = dpt_csv_split(s, &cf.f, &why);
-        if (col < 0) {
-            rc = oom(err, path);
-            break;
-        }
-        if (col > 0) {
-            rc = dpt_error_set(err, DPT_EUSAGE, "%s:%lld: column %d: %s", path, (long long)line,
-                               col, why);
-            break;
-        }
-        if (cf.n_cols == 0) {
-            int h = csv_first_record(spec, &cf, line, err);
-            if (h < 0)
-                rc = -h;
-            if (h != 0)
-                continue;
-        }
+    dpt_csv_stream s;
+    int64_t cap = 0, cap_y = 0;
+    int rc = stream_init(&s, spec, path, lab, err), got = 1;
+    while (!rc && got) {
+        const int64_t row = s.row;
         int keep = store && row >= lo && row < hi;
         if (keep && (grow_rows(&ds->x, &cap, row - lo + 1, hi - lo, (size_t)I * sizeof(float)) ||
                      grow_rows(&ds->y, &cap_y, row - lo + 1, hi - lo, sizeof(int32_t)))) {
             rc = oom(err, path);
             break;
         }
-        rc = csv_parse_record(spec, &cf, lab, line, row, keep ? ds->x + (row - lo) * I : NULL,
-                              keep ? ds->y + (row - lo) : NULL, err);
-        row++;
+        rc = stream_next(&s, keep ? ds->x + (row - lo) * I : NULL,
+                         keep ? ds->y + (row - lo) : NULL, &got, err);
     }
-    if (!rc && k < 0)
-        rc = -k;
-    if (!rc && row == 0)
+    if (!rc && s.row == 0)
         rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", path);
-    if (!rc && cf.header && !lab->feature_names) { /* the first file read names the columns */
+    const csv_file *cf = &s.cf;
+    if (!rc && cf->header && !lab->feature_names) { /* the first file read names the columns */
         lab->feature_names = calloc((size_t)I + 1, sizeof *lab->feature_names);
         for (int j = 0; lab->feature_names && j < I; j++)
-            lab->feature_names[j] = strdup(cf.header[cf.cols.features[j]]);
-        lab->label_name = cf.cols.label >= 0 ? strdup(cf.header[cf.cols.label]) : NULL;
+            lab->feature_names[j] = strdup(cf->header[cf->cols.features[j]]);
+        lab->label_name = cf->cols.label >= 0 ? strdup(cf->header[cf->cols.label]) : NULL;
     }
-    free(rec);
-    free(lr.buf);
-    csv_file_free(&cf);
-    reader_close(&r);
-    *n_rows = row;
+    *n_rows = s.row;
+    stream_free(&s);
     return rc;
 }
 
@@ -1034,6 +1068,64 @@ static int standardize(dpt_data *d, int sharded, dpt_sum_fn sum, void *sum_ctx, 
     d->mean = mean; /* kept for model.json: predict applies the same scaling */
     d->std = std;
     return DPT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * predict's stream
+ */
+
+int dpt_csv_stream_open(const dpt_data_spec *spec, const char *path, dpt_csv_stream **out,
+                        dpt_error *err)
+{
+    dpt_csv_stream *s = malloc(sizeof *s);
+    *out = NULL;
+    if (!s)
+        return oom(err, path);
+    csv_labels lab;
+    int rc = csv_labels_init(spec, &lab, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    rc = stream_init(s, spec, path, NULL, err);
+    s->own_lab = lab;
+    s->lab = &s->own_lab;
+    if (rc) {
+        dpt_csv_stream_close(s);
+        return rc;
+    }
+    *out = s;
+    return DPT_OK;
+}
+
+int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *got,
+                        dpt_error *err)
+{
+    const dpt_data_spec *spec = s->spec;
+    const int I = spec->features;
+    int rc = DPT_OK, one = 1;
+    *got = 0;
+    while (!rc && one && *got < max) {
+        rc = stream_next(s, x + (size_t)*got * I, y ? y + *got : NULL, &one, err);
+        *got += !rc && one;
+    }
+    if (!rc && s->own_lab.mode == 1 && !s->own_lab.fixed) /* names, the model knows ids */
+        rc = dpt_error_set(err, DPT_EUSAGE, "%s:%lld: the labels are names but the model was "
+                           "trained on integer class ids", s->cf.path, (long long)s->line);
+    if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE && spec->mean) {
+        dpt_dataset d = {.n = *got, .features = I, .x = x};
+        apply_standardize(&d, spec->mean, spec->std);
+    }
+    return rc;
+}
+
+void dpt_csv_stream_close(dpt_csv_stream *s)
+{
+    if (!s)
+        return;
+    stream_free(s);
+    csv_labels_free(&s->own_lab);
+    free(s);
 }
 
 /* ---------------------------------------------------------------------------------------------

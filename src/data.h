@@ -70,4 +70,18 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
 
 void dpt_data_free(dpt_data *d);
 
+/* predict and eval: a CSV file read a batch of rows at a time exactly as dpt_data_load reads it
+ * (spec's columns, class names, no_labels), so memory stays flat however long the file. */
+typedef struct dpt_csv_stream dpt_csv_stream;
+
+int dpt_csv_stream_open(const dpt_data_spec *spec, const char *path, dpt_csv_stream **out,
+                        dpt_error *err);
+
+/* Up to max rows into x (max, I) and y (max; NULL with spec->no_labels), standardized with
+ * spec->mean and spec->std when spec->scaling says so; *got rows, 0 at the end of the file. */
+int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *got,
+                        dpt_error *err);
+
+void dpt_csv_stream_close(dpt_csv_stream *s);
+
 #endif

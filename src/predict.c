@@ -25,8 +25,13 @@ typedef struct {
     dpt_backend be;
     dpt_model m;
     int be_ready, m_ready;
-    dpt_data d;
+    dpt_data_spec spec;       /* the input as the training read its data */
+    dpt_csv_stream *stream;   /* CSV: read a batch at a time (flat memory) */
+    dpt_data d;               /* IDX: loaded whole, handed out from pos */
+    int64_t pos;
     char *features, *classes; /* the spec's joined names */
+    float *x;                 /* (CHUNK_ROWS, I) host: this batch */
+    int32_t *y;               /* (CHUNK_ROWS) */
     float *logits;            /* (CHUNK_ROWS, C) host */
 } session;
 
@@ -36,8 +41,11 @@ static void session_free(session *s)
         dpt_model_free(&s->m);
     if (s->be_ready)
         s->be.destroy(&s->be);
+    dpt_csv_stream_close(s->stream);
     dpt_data_free(&s->d);
     dpt_model_info_free(&s->mi);
+    free(s->x);
+    free(s->y);
     free(s->features);
     free(s->classes);
     free(s->logits);
@@ -92,7 +100,7 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
     const int I = mi->widths[0], C = mi->widths[mi->n_layers];
     s->features = join(mi->feature_names, I);
     s->classes = join(mi->class_names, C);
-    dpt_data_spec spec = {
+    s->spec = (dpt_data_spec){
         .format = o->labels ? DPT_FORMAT_IDX : DPT_FORMAT_CSV,
         .train_images = o->labels ? o->input : "", .train_labels = o->labels ? o->labels : "",
         .test_images = "", .test_labels = "",
@@ -105,7 +113,13 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
         .scaling = mi->scaling, .features = I, .classes = C,
         .no_labels = !labelled && !o->labels, .mean = mi->mean, .std = mi->std,
     };
-    return dpt_data_load(&spec, 0, 1, NULL, NULL, &s->d, err);
+    s->x = malloc((size_t)CHUNK_ROWS * I * sizeof *s->x);
+    s->y = malloc((size_t)CHUNK_ROWS * sizeof *s->y);
+    if (!s->x || !s->y)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    if (!o->labels)
+        return dpt_csv_stream_open(&s->spec, o->input, &s->stream, err);
+    return dpt_data_load(&s->spec, 0, 1, NULL, NULL, &s->d, err);
 }
 
 static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt_error *err)
@@ -133,13 +147,28 @@ static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt
     return load_weights(s, o->run_dir, err);
 }
 
-/* Logits of rows [r, r + rows) of the input into s->logits; with y, adds the loss and the hits
- * as the trainer's evaluation counts them. */
-static void forward(session *s, int64_t r, int rows, double *loss, double *hits)
+/* The next batch of at most CHUNK_ROWS input rows into s->x and s->y; *rows 0 at the end. */
+static int next_batch(session *s, int *rows, dpt_error *err)
+{
+    if (s->stream)
+        return dpt_csv_stream_read(s->stream, s->x, s->spec.no_labels ? NULL : s->y, CHUNK_ROWS,
+                                   rows, err);
+    const int I = s->mi.widths[0];
+    int64_t left = s->d.train.n - s->pos;
+    *rows = (int)(left < CHUNK_ROWS ? left : CHUNK_ROWS);
+    memcpy(s->x, s->d.train.x + (size_t)s->pos * I, (size_t)*rows * I * sizeof *s->x);
+    memcpy(s->y, s->d.train.y + s->pos, (size_t)*rows * sizeof *s->y);
+    s->pos += *rows;
+    return DPT_OK;
+}
+
+/* Logits of the batch in s->x into s->logits; with loss, adds the loss and the hits as the
+ * trainer's evaluation counts them. */
+static void forward(session *s, int rows, double *loss, double *hits)
 {
     dpt_backend *be = &s->be;
     const int I = s->mi.widths[0], C = s->mi.widths[s->mi.n_layers];
-    const float *x = s->d.train.x + (size_t)r * I; /* (rows, I) */
+    const float *x = s->x; /* (rows, I) */
     float *xb = NULL;
     int32_t *yb = NULL;
     if (!be->host_memory) {
@@ -149,7 +178,7 @@ static void forward(session *s, int64_t r, int rows, double *loss, double *hits)
     }
     const float *lg = dpt_model_forward(&s->m, x, rows, NULL);
     if (loss) {
-        const int32_t *y = s->d.train.y + r;
+        const int32_t *y = s->y;
         if (!be->host_memory) {
             yb = be->alloc(be, (size_t)rows * sizeof *yb);
             be->upload(be, yb, y, (size_t)rows * sizeof *yb);
@@ -224,9 +253,8 @@ int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
         put_field(f, col);
     }
     fputc('\n', f);
-    for (int64_t r = 0; r < s.d.train.n; r += CHUNK_ROWS) {
-        int rows = (int)(s.d.train.n - r < CHUNK_ROWS ? s.d.train.n - r : CHUNK_ROWS);
-        forward(&s, r, rows, NULL, NULL);
+    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
+        forward(&s, rows, NULL, NULL);
         for (int i = 0; i < rows; i++) {
             const float *z = s.logits + (size_t)i * C;
             int a = argmax(z, C);
@@ -245,7 +273,7 @@ int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
         bad |= fclose(f) != 0;
     else
         fflush(f);
-    if (bad)
+    if (bad && !rc)
         rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'",
                            o->output ? o->output : "stdout");
     session_free(&s);
@@ -351,25 +379,25 @@ int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
     session s;
     int rc = open_session(o, 1, &s, err);
     const int C = s.mi.widths[s.mi.n_layers];
-    eval_sums e = {.n = s.d.train.n};
+    eval_sums e = {0};
     if (!rc && !(e.confusion = calloc((size_t)C * C, sizeof *e.confusion)))
         rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
     if (rc) {
         session_free(&s);
         return rc;
     }
-    for (int64_t r = 0; r < s.d.train.n; r += CHUNK_ROWS) {
-        int rows = (int)(s.d.train.n - r < CHUNK_ROWS ? s.d.train.n - r : CHUNK_ROWS);
-        forward(&s, r, rows, &e.loss, &e.hits);
+    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
+        forward(&s, rows, &e.loss, &e.hits);
         for (int i = 0; i < rows; i++)
-            e.confusion[(size_t)s.d.train.y[r + i] * C + argmax(s.logits + (size_t)i * C, C)]++;
+            e.confusion[(size_t)s.y[i] * C + argmax(s.logits + (size_t)i * C, C)]++;
+        e.n += rows;
     }
-    if (o->json) {
-        if (print_json(&s, &e))
-            rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
-    } else {
+    if (!rc && e.n == 0)
+        rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", o->input);
+    if (!rc && o->json && print_json(&s, &e))
+        rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    else if (!rc && !o->json)
         print_table(&s, o, &e);
-    }
     fflush(stdout);
     free(e.confusion);
     session_free(&s);
