@@ -677,11 +677,38 @@ static int apply_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *do
     return DPT_OK;
 }
 
+/* data.feature_columns and data.class_names also take a YAML list of scalars, stored joined by
+ * ", " as the comma-separated text they take (so a name with a comma cannot be listed). */
+static int apply_joined_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                             const config_key *k, yaml_node_t *node)
+{
+    char *dst = field_ptr(cfg, k->offset);
+    size_t len = 0;
+    dst[0] = '\0';
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        if (item->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, item->start_mark, "%s: expected names or indices, got %s",
+                           k->key, node_kind(item));
+        const char *v = (const char *)item->data.scalar.value;
+        int w = snprintf(dst + len, k->size - len, "%s%s", len ? ", " : "", v);
+        if (w < 0 || (size_t)w >= k->size - len)
+            return fail_at(ctx, node->start_mark, "%s: the list is longer than %zu characters",
+                           k->key, k->size - 1);
+        len += (size_t)w;
+    }
+    return DPT_OK;
+}
+
 static int apply_key(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
                      const config_key *k, yaml_node_t *node)
 {
     if (k->type == KEY_INT_LIST)
         return apply_list(ctx, cfg, doc, k, node);
+    if (node->type == YAML_SEQUENCE_NODE && (strcmp(k->key, "data.feature_columns") == 0 ||
+                                             strcmp(k->key, "data.class_names") == 0))
+        return apply_joined_list(ctx, cfg, doc, k, node);
     if (node->type != YAML_SCALAR_NODE) {
         char expect[256];
         expectation(k, expect, sizeof expect);

@@ -287,6 +287,25 @@ Test(config, empty_file_is_refused_naming_it)
     cr_assert(memcmp(&c, &d, sizeof c) == 0);
 }
 
+Test(config, csv_columns_as_text_or_list)
+{
+    dpt_config c;
+    dpt_error err = {0};
+    char path[64];
+    const char *text = "data:\n  label_column: -1\n  feature_columns: [sepal, 2, \"1:3\"]\n"
+                       "  class_names: [setosa, versicolor]\n";
+    cr_assert_eq(load_text(&c, text, &err, path), DPT_OK, "%s", err.msg);
+    cr_assert_str_eq(c.data.label_column, "-1");
+    cr_assert_str_eq(c.data.feature_columns, "sepal, 2, 1:3");
+    cr_assert_str_eq(c.data.class_names, "setosa, versicolor");
+    set_ok(&c, "data.feature_columns=a, b");
+    cr_assert_str_eq(c.data.feature_columns, "a, b");
+    set_ok(&c, "data.class_names=[x, y, z]");
+    cr_assert_str_eq(c.data.class_names, "x, y, z");
+    expect_load_error("data:\n  class_names: [[a]]\n",
+                      "2:17: data.class_names: expected names or indices, got a list");
+}
+
 Test(config, warmup_made_too_long_by_set_is_shortened)
 {
     dpt_config file, c;
