@@ -289,11 +289,11 @@ Test(config, empty_file_is_refused_naming_it)
 
 Test(config, csv_columns_as_text_or_list)
 {
-    dpt_config c;
-    dpt_error err = {0};
-    char path[64];
     const char *text = "data:\n  label_column: -1\n  feature_columns: [sepal, 2, \"1:3\"]\n"
                        "  class_names: [setosa, versicolor]\n";
+    char path[64];
+    dpt_error err = {0};
+    dpt_config c;
     cr_assert_eq(load_text(&c, text, &err, path), DPT_OK, "%s", err.msg);
     cr_assert_str_eq(c.data.label_column, "-1");
     cr_assert_str_eq(c.data.feature_columns, "sepal, 2, 1:3");
