@@ -139,6 +139,9 @@ static const config_key keys[] = {
     ROW_STRING("data.train_csv", data.train_csv, "\"\""),
     ROW_STRING("data.test_csv", data.test_csv, "\"\""),
     ROW_BOOL("data.csv_header", data.csv_header, "false"),
+    ROW_STRING("data.label_column", data.label_column, "\"\""),
+    ROW_STRING("data.feature_columns", data.feature_columns, "\"\""),
+    ROW_STRING("data.class_names", data.class_names, "\"\""),
     ROW_INT64("data.synthetic_train", data.synthetic_train, "60000", 1, INT64_MAX),
     ROW_INT64("data.synthetic_test", data.synthetic_test, "10000", 0, INT64_MAX),
     ROW_INT("data.synthetic_teacher_width", data.synthetic_teacher_width, "64", 1, INT_MAX),
@@ -684,11 +687,38 @@ static int apply_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *do
     return DPT_OK;
 }
 
+/* data.feature_columns and data.class_names also take a YAML list of scalars, stored joined by
+ * ", " as the comma-separated text they take (so a name with a comma cannot be listed). */
+static int apply_joined_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
+                             const config_key *k, yaml_node_t *node)
+{
+    char *dst = field_ptr(cfg, k->offset);
+    size_t len = 0;
+    dst[0] = '\0';
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        if (item->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, item->start_mark, "%s: expected names or indices, got %s",
+                           k->key, node_kind(item));
+        const char *v = (const char *)item->data.scalar.value;
+        int w = snprintf(dst + len, k->size - len, "%s%s", len ? ", " : "", v);
+        if (w < 0 || (size_t)w >= k->size - len)
+            return fail_at(ctx, node->start_mark, "%s: the list is longer than %zu characters",
+                           k->key, k->size - 1);
+        len += (size_t)w;
+    }
+    return DPT_OK;
+}
+
 static int apply_key(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
                      const config_key *k, yaml_node_t *node)
 {
     if (k->type == KEY_INT_LIST)
         return apply_list(ctx, cfg, doc, k, node);
+    if (node->type == YAML_SEQUENCE_NODE && (strcmp(k->key, "data.feature_columns") == 0 ||
+                                             strcmp(k->key, "data.class_names") == 0))
+        return apply_joined_list(ctx, cfg, doc, k, node);
     if (node->type != YAML_SCALAR_NODE) {
         char expect[256];
         expectation(k, expect, sizeof expect);
@@ -1121,7 +1151,13 @@ int dpt_config_load_file(dpt_config *cfg, const char *path, dpt_error *err)
     int rc = load_document(&ctx, &parser, &doc);
     if (rc == DPT_OK) {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
-        if (root)
+        /* An empty file would train every default (Fashion-MNIST) and exit 0: almost always a
+         * wrong path or an unsaved editor buffer, so it is refused. */
+        if (!root || (root->type == YAML_MAPPING_NODE &&
+                      root->data.mapping.pairs.start == root->data.mapping.pairs.top))
+            rc = dpt_error_set(err, DPT_EUSAGE, "%s: the config file is empty (no keys); "
+                               "write at least one key, e.g. 'train: {epochs: 10}'", path);
+        else
             rc = apply_mapping(&ctx, &work, &doc, "", root);
         yaml_document_delete(&doc);
     }
@@ -1395,6 +1431,20 @@ static int validate_space(const dpt_config *c, dpt_error *err)
     }
     free(scratch);
     return rc;
+}
+
+int dpt_config_fit_warmup(dpt_config *cfg, const dpt_config *before, char *note, size_t n)
+{
+    int w = cfg->train.warmup_epochs, e = cfg->train.epochs;
+    if (w == 0 || w < e)
+        return 0;
+    int w0 = before->train.warmup_epochs, e0 = before->train.epochs;
+    if (w0 != 0 && w0 >= e0) /* the file itself is inconsistent: validation refuses it */
+        return 0;
+    cfg->train.warmup_epochs = e - 1;
+    snprintf(note, n, "train.warmup_epochs %d is not less than train.epochs %d after --set: "
+             "warmup shortened to %d epochs", w, e, e - 1);
+    return 1;
 }
 
 int dpt_config_validate(const dpt_config *cfg, dpt_error *err)

@@ -79,7 +79,12 @@ typedef struct {
         char test_labels[DPT_PATH_MAX];
         char train_csv[DPT_PATH_MAX];      /* csv: label column first, then features */
         char test_csv[DPT_PATH_MAX];
-        int csv_header;                    /* csv: skip the first line */
+        int csv_header;                    /* csv: the first line is a header (false: detected
+                                            * when none of its fields is a number) */
+        char label_column[DPT_PATH_MAX];   /* csv: name or index ("" = the first column) */
+        char feature_columns[DPT_PATH_MAX];/* csv: names, indices, ranges ("" = all others) */
+        char class_names[DPT_PATH_MAX];    /* csv: label names in class-id order ("" = integer
+                                            * labels, or the sorted names the file holds) */
         int64_t synthetic_train;           /* synthetic: samples in the training file */
         int64_t synthetic_test;
         int synthetic_teacher_width;       /* hidden width of the random teacher MLP */
@@ -197,6 +202,12 @@ int dpt_config_set_value(dpt_config *cfg, const char *key, const dpt_value *v, d
 /* Checks relations between keys once everything is applied (e.g. widths >= 2 layers, paths
  * present for the chosen format, warmup < epochs). DPT_EUSAGE naming the keys. */
 int dpt_config_validate(const dpt_config *cfg, dpt_error *err);
+
+/* A warmup that --set made at least as long as the run (`--set train.epochs=1` on a config with
+ * train.warmup_epochs: 1) is shortened to epochs - 1 rather than refused: returns 1 and writes a
+ * notice into note. before is the config as the file left it; a file that is itself
+ * inconsistent is left for dpt_config_validate to refuse (returns 0). */
+int dpt_config_fit_warmup(dpt_config *cfg, const dpt_config *before, char *note, size_t n);
 
 /* Writes the resolved config as YAML that dpt_config_load_file reads back to an equal struct. */
 int dpt_config_write(const dpt_config *cfg, FILE *f);

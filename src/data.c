@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "csv.h"
 #include "rng.h"
 
 #define CHUNK_BYTES (1 << 20)     /* bytes read from a file per gzread */
@@ -390,118 +391,410 @@ static int is_blank(const char *s)
     return *s == '\0';
 }
 
-/* Quotes at most 40 characters of the field that starts at s (for messages). */
+/* Quotes at most 40 characters of a field (for messages). */
 static void field_text(const char *s, char *out, size_t cap)
 {
-    size_t k = 0;
-    while (s[k] && s[k] != ',' && k + 1 < cap && k < 40) {
-        out[k] = s[k];
-        k++;
-    }
-    out[k] = '\0';
+    snprintf(out, cap < 41 ? cap : 41, "%s", s);
 }
 
-/* Parses one data line. n_fields: fields per row fixed by the first row (0 before it). Stores
- * into x_row and *y when they are not NULL. */
-static int csv_parse_line(char *s, const char *path, int64_t line, int64_t row, int *n_fields,
-                          int I, int C, float *x_row, int32_t *y, dpt_error *err)
+/* The next record: one line, or several joined with '\n' when a quoted field holds newlines
+ * (in *rec, grown as needed). Returns as next_line; *first is the record's first line. */
+static int next_record(reader *r, line_reader *lr, char **rec, size_t *rec_cap, char **out,
+                       int64_t *first, dpt_error *err)
 {
-    int nf = 1;
-    for (const char *p = s; *p; p++)
-        nf += *p == ',';
-    if (*n_fields == 0) {
-        if (nf - 1 != I)
-            return dpt_error_set(err, DPT_EUSAGE,
-                                 "%s:%lld: data has %d features per row but model.layers[0] is %d",
-                                 path, (long long)line, nf - 1, I);
-        *n_fields = nf;
-    } else if (nf != *n_fields) {
-        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: row has %d fields but the first row has %d",
-                             path, (long long)line, nf, *n_fields);
-    }
-    char text[48];
-    char *p = s, *end;
-    for (int col = 1; col <= nf; col++) {
-        double v = strtod(p, &end);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        /* features are stored as float: 1e39 is a finite double but would become inf */
-        int finite = isfinite(v) && (col == 1 || isfinite((float)v));
-        if (end == p || (*end != ',' && *end != '\0') || !finite) {
-            field_text(p, text, sizeof text);
-            return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: column %d (\"%s\") is not a %s",
-                                 path, (long long)line, col, text,
-                                 end == p || (*end != ',' && *end != '\0') ? "number"
-                                 : isfinite(v) ? "finite number in single precision"
-                                               : "finite number");
+    char *line;
+    int k = next_line(r, lr, &line, err);
+    if (k != 1)
+        return k;
+    *first = lr->line;
+    *out = line;
+    int open = dpt_csv_quote_open(line, 0);
+    if (!open)
+        return 1;
+    size_t len = 0;
+    for (int part = 0; part == 0 || open; part++) {
+        if (part > 0) {
+            k = next_line(r, lr, &line, err);
+            if (k < 0)
+                return k;
+            if (k == 0)
+                return -dpt_error_set(err, DPT_EUSAGE, "%s:%lld: unterminated quoted field (the "
+                                      "file ends inside quotes)", r->path, (long long)*first);
+            open = dpt_csv_quote_open(line, 1);
         }
-        if (col == 1) {
-            field_text(p, text, sizeof text);
-            if (v != floor(v))
-                return dpt_error_set(err, DPT_EUSAGE,
-                                     "%s:%lld: column 1: label \"%s\" is not an integer", path,
-                                     (long long)line, text);
-            if (v < 0)
-                return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: column 1: label %s is negative",
-                                     path, (long long)line, text);
-            if (v >= C)
-                return dpt_error_set(err, DPT_EUSAGE,
-                                     "%s:%lld: label %s at row %lld is out of range for "
-                                     "model.layers[-1] = %d classes",
-                                     path, (long long)line, text, (long long)row, C);
-            if (y)
-                *y = (int32_t)v;
-        } else if (x_row) {
-            x_row[col - 2] = (float)v;
+        size_t m = strlen(line);
+        if (len + m + 2 > *rec_cap) {
+            size_t c = (len + m + 2) * 2;
+            char *q = realloc(*rec, c);
+            if (!q)
+                return -oom(err, r->path);
+            *rec = q;
+            *rec_cap = c;
         }
-        p = *end == ',' ? end + 1 : end;
+        if (part > 0)
+            (*rec)[len++] = '\n';
+        memcpy(*rec + len, line, m + 1);
+        len += m;
     }
+    *out = *rec;
+    return 1;
+}
+
+/* Class labels across the files of one load: integer ids, or names mapped to ids. */
+typedef struct {
+    int mode;      /* -1 undecided (the first label decides), 0 integer ids, 1 names */
+    int fixed;     /* names are final: data.class_names, or the training file was read */
+    char **names;  /* (n) class names, in id order once fixed */
+    int n;
+    char **feature_names; /* (I) the training file's header names of its features, or NULL */
+    char *label_name;     /* the training file's header name of its label column, or NULL */
+} csv_labels;
+
+/* names: NULL-terminated, so they are freed whatever state a failed load left the widths in */
+static void free_names(char **names)
+{
+    for (int c = 0; names && names[c]; c++)
+        free(names[c]);
+    free(names);
+}
+
+static void csv_labels_free(csv_labels *l)
+{
+    free_names(l->names);
+    free_names(l->feature_names);
+    free(l->label_name);
+    memset(l, 0, sizeof *l);
+}
+
+/* The state of one pass over one file. */
+typedef struct {
+    const char *path;
+    dpt_csv_fields f;
+    dpt_csv_columns cols;
+    int n_cols;         /* 0 until the first record is read */
+    char **header;      /* (n_cols) or NULL */
+} csv_file;
+
+static void csv_file_free(csv_file *cf)
+{
+    for (int c = 0; cf->header && c < cf->n_cols; c++)
+        free(cf->header[c]);
+    free(cf->header);
+    dpt_csv_fields_free(&cf->f);
+    dpt_csv_columns_free(&cf->cols);
+}
+
+/* "column 3" or "column 3 (petal_width)", 1-based as editors count. */
+static void column_desc(const csv_file *cf, int c, char *out, size_t n)
+{
+    if (cf->header)
+        snprintf(out, n, "column %d (%.60s)", c + 1, cf->header[c]);
+    else
+        snprintf(out, n, "column %d", c + 1);
+}
+
+/* The first record: a header (declared, or detected as a line without any number), then the
+ * columns resolved against it. Returns 1 when it was a header, 0 when it is data, or -code. */
+static int csv_first_record(const dpt_data_spec *spec, csv_file *cf, int64_t line,
+                            dpt_error *err)
+{
+    cf->n_cols = cf->f.n;
+    int header = spec->csv_header;
+    if (!header) {
+        header = 1;
+        for (int c = 0; c < cf->f.n && header; c++) {
+            double v;
+            header = !dpt_csv_number(cf->f.v[c], &v);
+        }
+    }
+    if (header) {
+        cf->header = calloc(cf->n_cols > 0 ? (size_t)cf->n_cols : 1, sizeof *cf->header);
+        if (!cf->header)
+            return -oom(err, cf->path);
+        for (int c = 0; c < cf->n_cols; c++) {
+            char t[256];
+            snprintf(t, sizeof t, "%s", cf->f.v[c]);
+            size_t a = strspn(t, " \t"), k = strlen(t);
+            while (k > a && (t[k - 1] == ' ' || t[k - 1] == '\t'))
+                t[--k] = '\0';
+            if (!(cf->header[c] = strdup(t + a)))
+                return -oom(err, cf->path);
+        }
+    }
+    int rc = dpt_csv_resolve(spec->no_labels ? NULL : spec->label_column,
+                             spec->feature_columns, cf->n_cols, cf->header, cf->path, &cf->cols,
+                             err);
+    if (!rc && spec->no_labels && cf->cols.n_features != spec->features) {
+        /* predict's input in the training's layout: its label column is skipped */
+        dpt_csv_columns_free(&cf->cols);
+        rc = dpt_csv_resolve(spec->label_column, spec->feature_columns, cf->n_cols, cf->header,
+                             cf->path, &cf->cols, err);
+    }
+    if (rc)
+        return -rc;
+    if (cf->cols.n_features != spec->features)
+        return -dpt_error_set(err, DPT_EUSAGE,
+                              "%s:%lld: data has %d features per row but model.layers[0] is %d",
+                              cf->path, (long long)line + header, cf->cols.n_features,
+                              spec->features);
+    return header;
+}
+
+/* One feature field into *x. */
+static int csv_feature(const csv_file *cf, int c, int64_t line, int64_t row, float *x,
+                       dpt_error *err)
+{
+    const char *s = cf->f.v[c];
+    char col[96], text[48];
+    double v;
+    if (dpt_csv_number(s, &v) && isfinite(v) && isfinite((float)v)) {
+        *x = (float)v;
+        return DPT_OK;
+    }
+    column_desc(cf, c, col, sizeof col);
+    field_text(s, text, sizeof text);
+    if (dpt_csv_is_missing(s))
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: missing value (\"%s\") in data row "
+                             "%lld", cf->path, (long long)line, col, text, (long long)row + 1);
+    if (!dpt_csv_number(s, &v))
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s (\"%s\") is not a number", cf->path,
+                             (long long)line, col, text);
+    return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s (\"%s\") is not a finite number%s",
+                         cf->path, (long long)line, col, text,
+                         isfinite(v) ? " in single precision" : "");
+}
+
+/* An integer class id, as the label column held before class names existed. */
+static int csv_label_id(const csv_file *cf, const char *s, int c, int64_t line, int64_t row,
+                        int C, int32_t *y, dpt_error *err)
+{
+    char col[96], text[48];
+    double v;
+    column_desc(cf, c, col, sizeof col);
+    field_text(s, text, sizeof text);
+    if (!dpt_csv_number(s, &v) || !isfinite(v))
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: label \"%s\" is not a number (the "
+                             "first label was; set data.class_names to use names)", cf->path,
+                             (long long)line, col, text);
+    if (v != floor(v))
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: label \"%s\" is not an integer",
+                             cf->path, (long long)line, col, text);
+    if (v < 0)
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: label %s is negative", cf->path,
+                             (long long)line, col, text);
+    if (v >= C)
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: label %s at row %lld is out of range for "
+                             "model.layers[-1] = %d classes", cf->path, (long long)line, text,
+                             (long long)row, C);
+    *y = (int32_t)v;
     return DPT_OK;
+}
+
+/* A class name: its id, added to the names while they are not fixed. */
+static int csv_label_name(const csv_file *cf, csv_labels *lab, const char *s, int c,
+                          int64_t line, int C, int32_t *y, dpt_error *err)
+{
+    char col[96], text[48], t[256];
+    column_desc(cf, c, col, sizeof col);
+    field_text(s, text, sizeof text);
+    if (dpt_csv_is_missing(s))
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: missing label (\"%s\")", cf->path,
+                             (long long)line, col, text);
+    size_t a = strspn(s, " \t");
+    snprintf(t, sizeof t, "%s", s + a);
+    for (size_t k = strlen(t); k > 0 && (t[k - 1] == ' ' || t[k - 1] == '\t');)
+        t[--k] = '\0';
+    for (int k = 0; k < lab->n; k++)
+        if (strcmp(lab->names[k], t) == 0) {
+            *y = k;
+            return DPT_OK;
+        }
+    if (lab->fixed)
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: label \"%s\" is not one of the %d "
+                             "classes (data.class_names, or the training file's labels)",
+                             cf->path, (long long)line, col, text, lab->n);
+    if (lab->n >= C)
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: %s: label \"%s\" is class %d but "
+                             "model.layers[-1] is %d classes", cf->path, (long long)line, col,
+                             text, lab->n + 1, C);
+    char **q = realloc(lab->names, (size_t)(lab->n + 2) * sizeof *q);
+    if (!q)
+        return oom(err, cf->path);
+    lab->names = q;
+    lab->names[lab->n + 1] = NULL;
+    if (!(lab->names[lab->n] = strdup(t)))
+        return oom(err, cf->path);
+    *y = lab->n++;
+    return DPT_OK;
+}
+
+/* Parses one data record (already split into cf->f) into x_row and *y (NULL: check only). */
+static int csv_parse_record(const dpt_data_spec *spec, csv_file *cf, csv_labels *lab,
+                            int64_t line, int64_t row, float *x_row, int32_t *y, dpt_error *err)
+{
+    if (cf->f.n != cf->n_cols)
+        return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: row has %d fields but the first row "
+                             "has %d", cf->path, (long long)line, cf->f.n, cf->n_cols);
+    const int lc = cf->cols.label;
+    int32_t id = 0;
+    int rc = DPT_OK;
+    if (!spec->no_labels) {
+        const char *ls = cf->f.v[lc];
+        if (lab->mode < 0) {
+            double v;
+            lab->mode = !dpt_csv_number(ls, &v);
+        }
+        rc = lab->mode ? csv_label_name(cf, lab, ls, lc, line, spec->classes, &id, err)
+                       : csv_label_id(cf, ls, lc, line, row, spec->classes, &id, err);
+    }
+    float scratch;
+    for (int k = 0; !rc && k < cf->cols.n_features; k++)
+        rc = csv_feature(cf, cf->cols.features[k], line, row, x_row ? x_row + k : &scratch, err);
+    if (!rc && y)
+        *y = id;
+    return rc;
+}
+
+/* A CSV file read record by record: the loader's passes and predict's batches (data.h). */
+struct dpt_csv_stream {
+    const dpt_data_spec *spec;
+    csv_labels *lab;
+    csv_labels own_lab;   /* predict's stream: the spec's class names */
+    reader r;
+    line_reader lr;
+    csv_file cf;
+    char *rec;            /* a record joined from lines (quoted newlines) */
+    size_t rec_cap;
+    int64_t row, line;    /* data rows returned, the line of the last record */
+};
+
+static int stream_init(dpt_csv_stream *s, const dpt_data_spec *spec, const char *path,
+                       csv_labels *lab, dpt_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->spec = spec;
+    s->lab = lab;
+    s->cf.path = path;
+    return reader_open(&s->r, path, err);
+}
+
+static void stream_free(dpt_csv_stream *s)
+{
+    free(s->rec);
+    free(s->lr.buf);
+    csv_file_free(&s->cf);
+    reader_close(&s->r);
+}
+
+/* The next data row into x_row (I) and *y (either NULL: check only). *got: 1, or 0 at the end. */
+static int stream_next(dpt_csv_stream *s, float *x_row, int32_t *y, int *got, dpt_error *err)
+{
+    const char *why = "", *path = s->cf.path;
+    char *rec;
+    int k;
+    *got = 0;
+    while ((k = next_record(&s->r, &s->lr, &s->rec, &s->rec_cap, &rec, &s->line, err)) == 1) {
+        if (is_blank(rec))
+            continue;
+        int col = dpt_csv_split(rec, &s->cf.f, &why);
+        if (col < 0)
+            return oom(err, path);
+        if (col > 0)
+            return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: column %d: %s", path,
+                                 (long long)s->line, col, why);
+        if (s->cf.n_cols == 0) {
+            int h = csv_first_record(s->spec, &s->cf, s->line, err);
+            if (h < 0)
+                return -h;
+            if (h)
+                continue;
+        }
+        int rc = csv_parse_record(s->spec, &s->cf, s->lab, s->line, s->row, x_row, y, err);
+        s->row++;
+        *got = 1;
+        return rc;
+    }
+    return k < 0 ? -k : DPT_OK;
 }
 
 /* One pass over the file: validates every data row, counts them into *n_rows and stores rows
  * [lo, hi) into ds (with store set). With store set and hi beyond the file, stores every row. */
-static int csv_pass(const dpt_data_spec *spec, const char *path, int store, int64_t lo, int64_t hi,
-                    int64_t *n_rows, dpt_dataset *ds, dpt_error *err)
+static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab, int store,
+                    int64_t lo, int64_t hi, int64_t *n_rows, dpt_dataset *ds, dpt_error *err)
 {
-    const int I = spec->features, C = spec->classes;
-    reader r;
-    line_reader lr = {0};
-    int64_t row = 0, cap = 0, cap_y = 0;
-    int n_fields = 0;
-    char *line = NULL;
-    int rc = reader_open(&r, path, err), k = 0;
-    while (!rc && (k = next_line(&r, &lr, &line, err)) == 1) {
-        if ((lr.line == 1 && spec->csv_header) || is_blank(line))
-            continue;
+    const int I = spec->features;
+    dpt_csv_stream s;
+    int64_t cap = 0, cap_y = 0;
+    int rc = stream_init(&s, spec, path, lab, err), got = 1;
+    while (!rc && got) {
+        const int64_t row = s.row;
         int keep = store && row >= lo && row < hi;
         if (keep && (grow_rows(&ds->x, &cap, row - lo + 1, hi - lo, (size_t)I * sizeof(float)) ||
                      grow_rows(&ds->y, &cap_y, row - lo + 1, hi - lo, sizeof(int32_t)))) {
             rc = oom(err, path);
             break;
         }
-        rc = csv_parse_line(line, path, lr.line, row, &n_fields, I, C,
-                            keep ? ds->x + (row - lo) * I : NULL, keep ? ds->y + (row - lo) : NULL,
-                            err);
-        row++;
+        rc = stream_next(&s, keep ? ds->x + (row - lo) * I : NULL,
+                         keep ? ds->y + (row - lo) : NULL, &got, err);
     }
-    if (!rc && k < 0)
-        rc = -k;
-    if (!rc && row == 0)
+    if (!rc && s.row == 0)
         rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", path);
-    free(lr.buf);
-    reader_close(&r);
-    *n_rows = row;
+    const csv_file *cf = &s.cf;
+    if (!rc && cf->header && !lab->feature_names) { /* the first file read names the columns */
+        lab->feature_names = calloc((size_t)I + 1, sizeof *lab->feature_names);
+        for (int j = 0; lab->feature_names && j < I; j++)
+            lab->feature_names[j] = strdup(cf->header[cf->cols.features[j]]);
+        lab->label_name = cf->cols.label >= 0 ? strdup(cf->header[cf->cols.label]) : NULL;
+    }
+    *n_rows = s.row;
+    stream_free(&s);
     return rc;
 }
 
-static int load_csv(const dpt_data_spec *spec, const char *path, int rank, int n_ranks, int sharded,
-                    dpt_dataset *ds, dpt_error *err)
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* After the training file: class names found in it are sorted (the stated order of class ids)
+ * and the stored labels renumbered; their count must be the model's. */
+static int csv_fix_names(const dpt_data_spec *spec, const char *path, csv_labels *lab,
+                         dpt_dataset *ds, dpt_error *err)
+{
+    if (lab->mode != 1 || lab->fixed)
+        return DPT_OK;
+    lab->fixed = 1;
+    if (lab->n != spec->classes)
+        return dpt_error_set(err, DPT_EUSAGE, "%s: the label column holds %d class names but "
+                             "model.layers[-1] is %d", path, lab->n, spec->classes);
+    char **sorted = malloc((size_t)lab->n * sizeof *sorted);
+    int32_t *newid = malloc((size_t)lab->n * sizeof *newid);
+    if (!sorted || !newid) {
+        free(sorted);
+        free(newid);
+        return oom(err, path);
+    }
+    memcpy(sorted, lab->names, (size_t)lab->n * sizeof *sorted);
+    qsort(sorted, (size_t)lab->n, sizeof *sorted, cmp_names);
+    for (int old = 0; old < lab->n; old++)
+        for (int k = 0; k < lab->n; k++)
+            if (sorted[k] == lab->names[old])
+                newid[old] = k;
+    for (int64_t i = 0; i < ds->n; i++)
+        ds->y[i] = newid[ds->y[i]];
+    memcpy(lab->names, sorted, (size_t)lab->n * sizeof *sorted);
+    free(sorted);
+    free(newid);
+    return DPT_OK;
+}
+
+static int load_csv(const dpt_data_spec *spec, const char *path, csv_labels *lab, int rank,
+                    int n_ranks, int sharded, dpt_dataset *ds, dpt_error *err)
 {
     int64_t n_rows = 0;
     int rc;
     if (!sharded) {
-        rc = csv_pass(spec, path, 1, 0, INT64_MAX, &n_rows, ds, err);
+        rc = csv_pass(spec, path, lab, 1, 0, INT64_MAX, &n_rows, ds, err);
         if (!rc) {
             ds->n = ds->n_total = n_rows;
             if (n_rows > 0) { /* drop the spare capacity of the doubling */
@@ -515,18 +808,74 @@ static int load_csv(const dpt_data_spec *spec, const char *path, int rank, int n
         }
     } else {
         /* The row count decides the shard, so count (and validate every row) first. */
-        rc = csv_pass(spec, path, 0, 0, 0, &n_rows, ds, err);
+        rc = csv_pass(spec, path, lab, 0, 0, 0, &n_rows, ds, err);
         int64_t lo = shard_lo(n_rows, rank, n_ranks), hi = shard_lo(n_rows, rank + 1, n_ranks);
         if (!rc)
-            rc = csv_pass(spec, path, 1, lo, hi, &n_rows, ds, err);
+            rc = csv_pass(spec, path, lab, 1, lo, hi, &n_rows, ds, err);
         if (!rc) {
             ds->n = hi - lo;
             ds->n_total = n_rows;
         }
     }
+    if (!rc)
+        rc = csv_fix_names(spec, path, lab, ds, err);
     if (rc)
         dataset_free(ds);
     return rc;
+}
+
+/* data.class_names: the stated order of class ids ("" = integer labels or sorted names). */
+static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error *err)
+{
+    memset(lab, 0, sizeof *lab);
+    lab->mode = -1;
+    if (!spec->class_names || !spec->class_names[0])
+        return DPT_OK;
+    lab->mode = 1;
+    for (const char *p = spec->class_names;;) {
+        const char *comma = strchr(p, ',');
+        size_t k = comma ? (size_t)(comma - p) : strlen(p);
+        while (k > 0 && (*p == ' ' || *p == '\t'))
+            p++, k--;
+        while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
+            k--;
+        char **q = realloc(lab->names, (size_t)(lab->n + 2) * sizeof *q);
+        if (q)
+            q[lab->n + 1] = NULL;
+        if (!q || !(q[lab->n] = strndup(p, k))) {
+            if (q)
+                lab->names = q;
+            csv_labels_free(lab);
+            return oom(err, "data.class_names");
+        }
+        lab->names = q;
+        if (k == 0) {
+            csv_labels_free(lab);
+            return dpt_error_set(err, DPT_EUSAGE, "data.class_names: an empty name in '%s'",
+                                 spec->class_names);
+        }
+        lab->n++;
+        for (int c = 0; c + 1 < lab->n; c++)
+            if (strcmp(lab->names[c], lab->names[lab->n - 1]) == 0) {
+                int dup = c;
+                char name[64];
+                snprintf(name, sizeof name, "%s", lab->names[dup]);
+                csv_labels_free(lab);
+                return dpt_error_set(err, DPT_EUSAGE, "data.class_names: '%s' is named twice",
+                                     name);
+            }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    lab->fixed = 1;
+    if (lab->n != spec->classes) {
+        int n = lab->n;
+        csv_labels_free(lab);
+        return dpt_error_set(err, DPT_EUSAGE, "data.class_names has %d names but "
+                             "model.layers[-1] is %d", n, spec->classes);
+    }
+    return DPT_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -716,9 +1065,67 @@ static int standardize(dpt_data *d, int sharded, dpt_sum_fn sum, void *sum_ctx, 
     apply_standardize(&d->val, mean, std);
     apply_standardize(&d->test, mean, std);
     free(buf);
-    free(mean);
-    free(std);
+    d->mean = mean; /* kept for model.json: predict applies the same scaling */
+    d->std = std;
     return DPT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * predict's stream
+ */
+
+int dpt_csv_stream_open(const dpt_data_spec *spec, const char *path, dpt_csv_stream **out,
+                        dpt_error *err)
+{
+    dpt_csv_stream *s = malloc(sizeof *s);
+    *out = NULL;
+    if (!s)
+        return oom(err, path);
+    csv_labels lab;
+    int rc = csv_labels_init(spec, &lab, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    rc = stream_init(s, spec, path, NULL, err);
+    s->own_lab = lab;
+    s->lab = &s->own_lab;
+    if (rc) {
+        dpt_csv_stream_close(s);
+        return rc;
+    }
+    *out = s;
+    return DPT_OK;
+}
+
+int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *got,
+                        dpt_error *err)
+{
+    const dpt_data_spec *spec = s->spec;
+    const int I = spec->features;
+    int rc = DPT_OK, one = 1;
+    *got = 0;
+    while (!rc && one && *got < max) {
+        rc = stream_next(s, x + (size_t)*got * I, y ? y + *got : NULL, &one, err);
+        *got += !rc && one;
+    }
+    if (!rc && s->own_lab.mode == 1 && !s->own_lab.fixed) /* names, the model knows ids */
+        rc = dpt_error_set(err, DPT_EUSAGE, "%s:%lld: the labels are names but the model was "
+                           "trained on integer class ids", s->cf.path, (long long)s->line);
+    if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE && spec->mean) {
+        dpt_dataset d = {.n = *got, .features = I, .x = x};
+        apply_standardize(&d, spec->mean, spec->std);
+    }
+    return rc;
+}
+
+void dpt_csv_stream_close(dpt_csv_stream *s)
+{
+    if (!s)
+        return;
+    stream_free(s);
+    csv_labels_free(&s->own_lab);
+    free(s);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -727,8 +1134,8 @@ static int standardize(dpt_data *d, int sharded, dpt_sum_fn sum, void *sum_ctx, 
 
 /* Loads one file (train: which == 0, test: which == 1) into ds: own rows in n, file rows in
  * n_total. Sets *present = 0 when no test set is configured. */
-static int load_file(const dpt_data_spec *spec, int which, int rank, int n_ranks, int sharded,
-                     dpt_dataset *ds, int *present, dpt_error *err)
+static int load_file(const dpt_data_spec *spec, int which, csv_labels *lab, int rank,
+                     int n_ranks, int sharded, dpt_dataset *ds, int *present, dpt_error *err)
 {
     const dpt_data_format f = spec->format;
     *present = 1;
@@ -754,7 +1161,7 @@ static int load_file(const dpt_data_spec *spec, int which, int rank, int n_ranks
             }
             return dpt_error_set(err, DPT_EUSAGE, "data.train_csv must be set for format csv");
         }
-        return load_csv(spec, path, rank, n_ranks, sharded, ds, err);
+        return load_csv(spec, path, lab, rank, n_ranks, sharded, ds, err);
     }
     if (f == DPT_FORMAT_SYNTHETIC) {
         int64_t count = which ? spec->synthetic_test : spec->synthetic_train;
@@ -794,7 +1201,13 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
         splits[s]->features = I;
         splits[s]->classes = C;
     }
-    int present, rc = load_file(spec, 0, rank, n_ranks, sharded, &out->train, &present, err);
+    csv_labels lab;
+    int present, rc = csv_labels_init(spec, &lab, err);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    rc = load_file(spec, 0, &lab, rank, n_ranks, sharded, &out->train, &present, err);
     const int64_t n_file = out->train.n_total;
     /* Sharded: rank r's permutation uses seed + r, so each rank splits its own shard. */
     if (!rc)
@@ -812,12 +1225,26 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
             out->val.n_total = out->val.n;
             out->train.n_total = out->train.n;
         }
-        rc = load_file(spec, 1, rank, n_ranks, sharded, &out->test, &present, err);
+        rc = load_file(spec, 1, &lab, rank, n_ranks, sharded, &out->test, &present, err);
         if (!rc && !sharded)
             out->test.n_total = out->test.n;
     }
-    if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE)
+    if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE && spec->mean) {
+        apply_standardize(&out->train, spec->mean, spec->std);
+        apply_standardize(&out->test, spec->mean, spec->std);
+    } else if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE) {
         rc = standardize(out, sharded, sum, sum_ctx, err);
+    }
+    if (lab.mode == 1) { /* the names move to out */
+        out->class_names = lab.names;
+        lab.names = NULL;
+        lab.n = 0;
+    }
+    out->feature_names = lab.feature_names;
+    out->label_name = lab.label_name;
+    lab.feature_names = NULL;
+    lab.label_name = NULL;
+    csv_labels_free(&lab);
     if (rc) {
         dpt_data_free(out);
         return rc;
@@ -831,6 +1258,8 @@ dpt_data_spec dpt_data_spec_from_config(const dpt_config *cfg)
     const __typeof__(cfg->data) *d = &cfg->data;
     dpt_data_spec s = {
         .format = d->format, .csv_header = d->csv_header,
+        .label_column = d->label_column, .feature_columns = d->feature_columns,
+        .class_names = d->class_names,
         .train_images = d->train_images, .train_labels = d->train_labels,
         .test_images = d->test_images, .test_labels = d->test_labels,
         .train_csv = d->train_csv, .test_csv = d->test_csv,
@@ -851,8 +1280,13 @@ void dpt_data_free(dpt_data *d)
 {
     if (!d)
         return;
+    free_names(d->class_names);
+    free_names(d->feature_names);
     dataset_free(&d->train);
     dataset_free(&d->val);
     dataset_free(&d->test);
+    free(d->label_name);
+    free(d->mean);
+    free(d->std);
     memset(d, 0, sizeof *d);
 }

@@ -24,6 +24,11 @@ typedef struct {
     dpt_dataset val;    /* n == 0 when validation_fraction == 0 */
     dpt_dataset test;   /* n == 0 when no test set is configured */
     int sharded;        /* 1: every rank holds only its part of each split */
+    /* What inference needs (model.json): NULL where the data has none. */
+    char **feature_names; /* (I) a CSV header's names of the feature columns */
+    char *label_name;     /* a CSV header's name of the label column */
+    char **class_names;   /* (C) CSV class names in class-id order; NULL: integer labels */
+    double *mean, *std;   /* (I) data.scaling standardize: the training statistics */
 } dpt_data;
 
 /* Sums n doubles in place across all ranks (MPI_Allreduce in the trainer); NULL = one rank. */
@@ -37,7 +42,8 @@ typedef struct {
     const char *train_images, *train_labels;  /* idx */
     const char *test_images, *test_labels;    /* idx; both "" = no test set */
     const char *train_csv, *test_csv;         /* csv; test "" = no test set */
-    int csv_header;
+    int csv_header;                           /* 1: declared; 0: detected */
+    const char *label_column, *feature_columns, *class_names; /* csv: "" = defaults */
     int64_t synthetic_train, synthetic_test;  /* synthetic: rows; test 0 = no test set */
     int synthetic_teacher_width;
     double validation_fraction;
@@ -46,6 +52,10 @@ typedef struct {
     int features;                             /* I: model.widths[0] */
     int classes;                              /* C: the last of model.widths */
     uint64_t seed;                            /* run.seed */
+    /* predict and eval (zero in training): */
+    int no_labels;             /* csv: labels are not read (y = 0); label_column only says
+                                * which column to skip when the row has more than I fields */
+    const double *mean, *std;  /* (I) standardize with these instead of the training split's */
 } dpt_data_spec;
 
 /* The spec of cfg's data.* keys, model.layers and run.seed (pointing into cfg). */
@@ -59,5 +69,19 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
                   void *sum_ctx, dpt_data *out, dpt_error *err);
 
 void dpt_data_free(dpt_data *d);
+
+/* predict and eval: a CSV file read a batch of rows at a time exactly as dpt_data_load reads it
+ * (spec's columns, class names, no_labels), so memory stays flat however long the file. */
+typedef struct dpt_csv_stream dpt_csv_stream;
+
+int dpt_csv_stream_open(const dpt_data_spec *spec, const char *path, dpt_csv_stream **out,
+                        dpt_error *err);
+
+/* Up to max rows into x (max, I) and y (max; NULL with spec->no_labels), standardized with
+ * spec->mean and spec->std when spec->scaling says so; *got rows, 0 at the end of the file. */
+int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *got,
+                        dpt_error *err);
+
+void dpt_csv_stream_close(dpt_csv_stream *s);
 
 #endif

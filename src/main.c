@@ -12,6 +12,8 @@
 #include "bench_allreduce.h"
 #include "comm.h"
 #include "config.h"
+#include "export.h"
+#include "predict.h"
 #include "run.h"
 #include "search.h"
 #include "signals.h"
@@ -31,6 +33,9 @@ static const char usage_text[] =
     "                      [--scaling weak|strong] [--csv FILE] [--label TEXT]\n"
     "  dptrain bench allreduce [-b MINBYTES] [-e MAXBYTES] [-f FACTOR] [-n ITERS] [-w WARMUP]\n"
     "                          [--device cpu|cuda] [--algorithm flat|ring] [--baseline]\n"
+    "  dptrain predict RUN_DIR --input FILE [--labels IDX_LABELS] [--output FILE]\n"
+    "  dptrain eval    RUN_DIR --input FILE [--labels IDX_LABELS] [--json]\n"
+    "  dptrain export  RUN_DIR --format safetensors --output FILE\n"
     "  dptrain version\n"
     "  dptrain selftest      (on a GPU machine: every op and a short run, CUDA against CPU)\n"
     "  dptrain --help\n"
@@ -200,8 +205,15 @@ static int load_config(dpt_comm *comm, const cli *c, dpt_config *cfg, dpt_error 
     if (comm->rank == 0) {
         dpt_config_defaults(cfg);
         rc = dpt_config_load_file(cfg, c->config, err);
+        dpt_config *file_cfg = malloc(sizeof *file_cfg);
+        if (file_cfg)
+            memcpy(file_cfg, cfg, sizeof *cfg);
         for (int i = 0; rc == DPT_OK && i < c->n_sets; i++)
             rc = dpt_config_set(cfg, c->sets[i], err);
+        char note[256];
+        if (rc == DPT_OK && file_cfg && dpt_config_fit_warmup(cfg, file_cfg, note, sizeof note))
+            fprintf(stderr, "dptrain: notice: %s\n", note);
+        free(file_cfg);
         if (rc == DPT_OK && c->out)
             snprintf(cfg->run.out_dir, sizeof cfg->run.out_dir, "%s", c->out);
         if (rc == DPT_OK && c->device)
@@ -258,6 +270,79 @@ static void print_version(dpt_comm *comm)
     printf("  zlib      %s\n", zlibVersion());
 }
 
+/* predict, eval and export: RUN_DIR and their flags. Returns 0, or 2 with msg filled. */
+static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, const char **format,
+                               char *msg, size_t n)
+{
+    memset(o, 0, sizeof *o);
+    *format = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = strcmp(a, "--input") == 0    ? &o->input
+                           : strcmp(a, "--labels") == 0 ? &o->labels
+                           : strcmp(a, "--output") == 0 ? &o->output
+                           : strcmp(a, "--format") == 0 ? format
+                                                        : NULL;
+        if (dst && !val) {
+            snprintf(msg, n, "%s needs a value", a);
+            return 2;
+        }
+        if (dst) {
+            *dst = val;
+            i++;
+        } else if (strcmp(a, "--json") == 0 && strcmp(argv[1], "eval") == 0) {
+            o->json = 1;
+        } else if (a[0] == '-' || o->run_dir) {
+            snprintf(msg, n, "%s: unexpected argument '%s'", argv[1], a);
+            return 2;
+        } else {
+            o->run_dir = a;
+        }
+    }
+    if (strcmp(argv[1], "export") == 0) {
+        if (!o->run_dir || !o->output || !*format || strcmp(*format, "safetensors") != 0 ||
+            o->input || o->labels) {
+            snprintf(msg, n, "export: needs RUN_DIR --format safetensors --output FILE");
+            return 2;
+        }
+        return 0;
+    }
+    if (!o->run_dir || !o->input) {
+        snprintf(msg, n, "%s: needs RUN_DIR and --input FILE", argv[1]);
+        return 2;
+    }
+    if ((o->output && strcmp(argv[1], "predict") != 0) || *format) {
+        snprintf(msg, n, "%s is an option of %s", *format ? "--format" : "--output",
+                 *format ? "export" : "predict");
+        return 2;
+    }
+    return 0;
+}
+
+/* dptrain predict / eval / export: rank 0 works (one process is the use); others wait for its status. */
+static int run_model_command(int argc, char **argv, dpt_comm *comm)
+{
+    dpt_predict_opts o;
+    const char *format;
+    char msg[1024];
+    int rc = parse_model_command(argc, argv, &o, &format, msg, sizeof msg);
+    if (rc) {
+        if (comm->rank == 0)
+            fprintf(stderr, "dptrain: %s\n%s", msg, usage_text);
+        return rc;
+    }
+    dpt_error err = {0};
+    if (comm->rank == 0) {
+        rc = strcmp(argv[1], "predict") == 0 ? dpt_predict_run(&o, &err)
+             : strcmp(argv[1], "eval") == 0  ? dpt_eval_run(&o, &err)
+                                             : dpt_export_safetensors(o.run_dir, o.output, &err);
+        if (rc)
+            fprintf(stderr, "dptrain %s: error: %s\n", dpt_error_tag(), err.msg);
+    }
+    dpt_comm_bcast(comm, &rc, sizeof rc, 0);
+    return rc;
+}
+
 /* Every rank has failed with the same code. A message every rank shares (a bad config, a
  * diverged loss) is printed once, by rank 0; a rank whose own message differs (its data shard
  * is corrupt) prints it too; a rank that failed only because another did has none. */
@@ -293,6 +378,13 @@ int main(int argc, char **argv)
         /* one process's check of its own GPU; rank 0 speaks for a job of several */
         int rc = dpt_selftest_main(stdout, &comm);
         rc = dpt_comm_agree(&comm, rc == 77 ? 0 : rc);
+        dpt_comm_finalize(&comm);
+        return rc;
+    }
+
+    if (strcmp(argv[1], "predict") == 0 || strcmp(argv[1], "eval") == 0 ||
+        strcmp(argv[1], "export") == 0) {
+        int rc = run_model_command(argc, argv, &comm);
         dpt_comm_finalize(&comm);
         return rc;
     }

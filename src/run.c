@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "checkpoint.h"
+#include "model_info.h"
 #include "signals.h"
 #include "trainer_impl.h"
 #include "util.h"
@@ -265,6 +266,19 @@ static int resume(run_state *r, dpt_error *err)
                (long long)(step / r->spe), r->cfg->train.epochs);
     r->step = step < 0 ? 0 : step;
     return DPT_OK;
+}
+
+/* model.json beside checkpoint.bin: what predict, eval and export need besides the weights. */
+static int save_model_info(run_state *r, dpt_error *err)
+{
+    int rc = DPT_OK;
+    dpt_error mine = {0};
+    if (r->root) {
+        char path[DPT_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/model.json", r->cfg->run.out_dir);
+        rc = dpt_model_info_save(path, r->cfg, &r->t->data, &mine);
+    }
+    return dpt_comm_agree_error(r->comm, rc, &mine, err);
 }
 
 /* Rank 0's start-up table and metrics.jsonl (appended to when resuming). */
@@ -533,7 +547,10 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
         return rc;
     /* a search's trials (quiet) are not traced: groups of ranks would write one file at once */
     const char *trace = opts->quiet ? "" : cfg->run.trace;
-    if ((rc = dpt_trace_open(&r.t->trace, comm, trace, cfg->run.trace_steps, err)) != DPT_OK) {
+    rc = dpt_trace_open(&r.t->trace, comm, trace, cfg->run.trace_steps, err);
+    if (rc == DPT_OK)
+        rc = save_model_info(&r, err);
+    if (rc != DPT_OK) {
         dpt_trainer_free(r.t);
         return rc;
     }

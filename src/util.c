@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -65,4 +66,30 @@ void dpt_format_duration(double s, char *out, size_t n)
         snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
     else
         snprintf(out, n, "%lds", t);
+}
+
+int dpt_write_atomic(const char *path, const void *const *parts, const size_t *sizes, int n,
+                     dpt_error *err)
+{
+    size_t len = strlen(path) + 5;
+    char *tmp = malloc(len);
+    if (!tmp)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory writing '%s'", path);
+    snprintf(tmp, len, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int bad = !f;
+    for (int k = 0; f && k < n; k++)
+        bad |= sizes[k] && fwrite(parts[k], 1, sizes[k], f) != sizes[k];
+    if (f) {
+        bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+        bad |= fclose(f) != 0;
+    }
+    int rc = DPT_OK;
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s': %s", path, strerror(e));
+    }
+    free(tmp);
+    return rc;
 }

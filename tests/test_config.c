@@ -271,16 +271,68 @@ Test(config, full_file_sets_every_section)
     cr_assert_eq(c.train.log_every, 1);
 }
 
-Test(config, empty_file_keeps_defaults)
+Test(config, empty_file_is_refused_naming_it)
 {
+    const char *tail = " the config file is empty (no keys); write at least one key, e.g. "
+                       "'train: {epochs: 10}'";
+    expect_load_error("", tail);
+    expect_load_error("# only a comment\n\n# another\n", tail);
+    expect_load_error("{}\n", tail);
+    /* cfg is untouched by the refusal */
     dpt_config c, d;
     dpt_error err = {0};
     char path[64];
     dpt_config_defaults(&d);
-    cr_assert_eq(load_text(&c, "", &err, path), DPT_OK, "%s", err.msg);
+    cr_assert_eq(load_text(&c, "", &err, path), DPT_EUSAGE);
     cr_assert(memcmp(&c, &d, sizeof c) == 0);
-    cr_assert_eq(load_text(&c, "# only a comment\n", &err, path), DPT_OK, "%s", err.msg);
-    cr_assert(memcmp(&c, &d, sizeof c) == 0);
+}
+
+Test(config, csv_columns_as_text_or_list)
+{
+    const char *text = "data:\n  label_column: -1\n  feature_columns: [sepal, 2, \"1:3\"]\n"
+                       "  class_names: [setosa, versicolor]\n";
+    char path[64];
+    dpt_error err = {0};
+    dpt_config c;
+    cr_assert_eq(load_text(&c, text, &err, path), DPT_OK, "%s", err.msg);
+    cr_assert_str_eq(c.data.label_column, "-1");
+    cr_assert_str_eq(c.data.feature_columns, "sepal, 2, 1:3");
+    cr_assert_str_eq(c.data.class_names, "setosa, versicolor");
+    set_ok(&c, "data.feature_columns=a, b");
+    cr_assert_str_eq(c.data.feature_columns, "a, b");
+    set_ok(&c, "data.class_names=[x, y, z]");
+    cr_assert_str_eq(c.data.class_names, "x, y, z");
+    expect_load_error("data:\n  class_names: [[a]]\n",
+                      "2:17: data.class_names: expected names or indices, got a list");
+}
+
+Test(config, warmup_made_too_long_by_set_is_shortened)
+{
+    dpt_config file, c;
+    char note[256];
+    dpt_config_defaults(&file);
+    file.train.epochs = 10;
+    file.train.warmup_epochs = 2;
+    memcpy(&c, &file, sizeof c);
+    set_ok(&c, "train.epochs=1");
+    cr_assert_eq(dpt_config_fit_warmup(&c, &file, note, sizeof note), 1);
+    cr_assert_eq(c.train.warmup_epochs, 0);
+    cr_assert_str_eq(note, "train.warmup_epochs 2 is not less than train.epochs 1 after --set: "
+                           "warmup shortened to 0 epochs");
+    dpt_error err = {0};
+    cr_assert_eq(dpt_config_validate(&c, &err), DPT_OK, "%s", err.msg);
+    memcpy(&c, &file, sizeof c);
+    set_ok(&c, "train.epochs=2");
+    cr_assert_eq(dpt_config_fit_warmup(&c, &file, note, sizeof note), 1);
+    cr_assert_eq(c.train.warmup_epochs, 1);
+    /* untouched when consistent, and when the file itself is inconsistent (still refused) */
+    memcpy(&c, &file, sizeof c);
+    cr_assert_eq(dpt_config_fit_warmup(&c, &file, note, sizeof note), 0);
+    cr_assert_eq(c.train.warmup_epochs, 2);
+    file.train.warmup_epochs = 10;
+    memcpy(&c, &file, sizeof c);
+    cr_assert_eq(dpt_config_fit_warmup(&c, &file, note, sizeof note), 0);
+    cr_assert_eq(dpt_config_validate(&c, &err), DPT_EUSAGE);
 }
 
 Test(config, unknown_key_names_file_line_column_and_key)

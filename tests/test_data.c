@@ -473,17 +473,24 @@ Test(data, csv_bad_fields)
     dpt_error err;
     char want[DPT_PATH_MAX + 96];
     static const struct { const char *text, *msg; } cases[] = {
-        {"y,a,b,c\n1,1,2,3\n2,1,2,3\n0,1,abc,3\n", ":4: column 3 (\"abc\") is not a number"},
-        {"y,a,b,c\n1,1,2,3\n2,1,,3\n", ":3: column 3 (\"\") is not a number"},
-        {"y,a,b,c\n1,1,2,nan\n", ":2: column 4 (\"nan\") is not a finite number"},
+        {"y,a,b,c\n1,1,2,3\n2,1,2,3\n0,1,abc,3\n", ":4: column 3 (b) (\"abc\") is not a number"},
+        {"y,a,b,c\n1,1,2,3\n2,1,,3\n",
+         ":3: column 3 (b): missing value (\"\") in data row 2"},
+        {"y,a,b,c\n1,1,2,NA\n", ":2: column 4 (c): missing value (\"NA\") in data row 1"},
+        {"y,a,b,c\n1,1,2,nan\n", ":2: column 4 (c): missing value (\"nan\") in data row 1"},
+        {"y,a,b,c\n1,1,2,inf\n", ":2: column 4 (c) (\"inf\") is not a finite number"},
         {"y,a,b,c\n1,1,1e39,3\n",
-         ":2: column 3 (\"1e39\") is not a finite number in single precision"},
-        {"y,a,b,c\n1,1,2,3\nx,1,2,3\n", ":3: column 1 (\"x\") is not a number"},
-        {"y,a,b,c\n2.5,1,2,3\n", ":2: column 1: label \"2.5\" is not an integer"},
-        {"y,a,b,c\n-1,1,2,3\n", ":2: column 1: label -1 is negative"},
+         ":2: column 3 (b) (\"1e39\") is not a finite number in single precision"},
+        {"y,a,b,c\n1,1,2,3\nx,1,2,3\n", ":3: column 1 (y): label \"x\" is not a number (the "
+                                         "first label was; set data.class_names to use names)"},
+        {"y,a,b,c\n2.5,1,2,3\n", ":2: column 1 (y): label \"2.5\" is not an integer"},
+        {"y,a,b,c\n-1,1,2,3\n", ":2: column 1 (y): label -1 is negative"},
         {"y,a,b,c\n1,1,2,3\n5,1,2,3\n",
          ":3: label 5 at row 1 is out of range for model.layers[-1] = 5 classes"},
         {"y,a,b\n1,1,2\n", ":2: data has 2 features per row but model.layers[0] is 3"},
+        {"y,a,b,c\n1,\"1\"x,2,3\n", ":2: column 2: text after the closing quote"},
+        {"y,a,b,c\n1,1\"2,2,3\n", ":2: column 2: a quote inside an unquoted field"},
+        {"y,a,b,c\n1,1,2,\"3\n", ":2: unterminated quoted field (the file ends inside quotes)"},
         {"y,a,b,c\n", ": no data rows"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -491,6 +498,129 @@ Test(data, csv_bad_fields)
         expect_fail(&cfg, DPT_EUSAGE, &err);
         snprintf(want, sizeof want, "%s%s", cfg.data.train_csv, cases[k].msg);
         assert_msg_has(err, want);
+    }
+}
+
+/* Loading fails (DPT_EUSAGE) with a message holding path followed by tail. */
+static void expect_msg_at(const dpt_config *cfg, const char *path, const char *tail)
+{
+    dpt_error err;
+    expect_fail(cfg, DPT_EUSAGE, &err);
+    char want[DPT_PATH_MAX + 256];
+    snprintf(want, sizeof want, "%s%s", path, tail);
+    assert_msg_has(err, want);
+}
+
+/* The cases of CSV as people write it: a header of names, quoted fields, CRLF, gzip, string
+ * labels, the label by name or by a negative index, feature columns by name and range. */
+static void csv_load(dpt_config *cfg, const char *text, int gz, dpt_data *d)
+{
+    tmp_path(cfg->data.train_csv, gz ? "t.csv.gz" : "t.csv");
+    write_bytes(cfg->data.train_csv, text, strlen(text), gz);
+    load_ok(cfg, 0, 1, NULL, NULL, d);
+}
+
+static void csv_expect(const dpt_data *d, int n, const float *x, const int *y)
+{
+    const int I = d->train.features;
+    cr_assert_eq(d->train.n, n);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(d->train.y[i], y[i], "row %d: label %d, expected %d", i, d->train.y[i], y[i]);
+        for (int j = 0; j < I; j++)
+            cr_assert(d->train.x[i * I + j] == x[i * I + j], "row %d col %d: %g, expected %g", i,
+                      j, d->train.x[i * I + j], x[i * I + j]);
+    }
+}
+
+Test(data, csv_header_names_string_labels_last_column)
+{
+    /* the scikit-learn layout: header detected (no number in it), label last, class names;
+     * quoted fields with commas, doubled quotes and a newline in a skipped text column; CRLF */
+    const char *text = "id,\"note, free text\",sepal,petal,species\r\n"
+                       "1,\"a \"\"quoted\"\" note\",5.1,1.4,setosa\r\n"
+                       "2,\"two\nlines\",7.0,4.7,versicolor\r\n"
+                       "3,,6.3,6.0,\"virginica\"\r\n"
+                       "4,x,4.9,1.5,setosa\r\n";
+    static const float x[] = {5.1f, 1.4f, 7.0f, 4.7f, 6.3f, 6.0f, 4.9f, 1.5f};
+    for (int gz = 0; gz <= 1; gz++) {
+        dpt_config cfg;
+        base_cfg(&cfg, 2, 3);
+        cfg.data.format = DPT_FORMAT_CSV;
+        snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "species");
+        snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "sepal, petal");
+        dpt_data d;
+        csv_load(&cfg, text, gz, &d);
+        static const int sorted[] = {0, 1, 2, 0}; /* setosa < versicolor < virginica */
+        csv_expect(&d, 4, x, sorted);
+        cr_assert_str_eq(d.class_names[2], "virginica");
+        cr_assert_str_eq(d.feature_names[0], "sepal");
+        cr_assert_str_eq(d.feature_names[1], "petal");
+        cr_assert_str_eq(d.label_name, "species");
+        dpt_data_free(&d);
+        /* the label by negative index, features by range, the class order stated */
+        snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "-1");
+        snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "2:-1");
+        snprintf(cfg.data.class_names, sizeof cfg.data.class_names,
+                 "virginica, versicolor, setosa");
+        csv_load(&cfg, text, gz, &d);
+        static const int stated[] = {2, 1, 0, 2};
+        csv_expect(&d, 4, x, stated);
+        dpt_data_free(&d);
+    }
+}
+
+Test(data, csv_test_file_by_the_training_names)
+{
+    dpt_config cfg;
+    base_cfg(&cfg, 1, 2);
+    cfg.data.format = DPT_FORMAT_CSV;
+    snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "y");
+    write_text(cfg.data.test_csv, "test.csv", "y,v\nrain,1\nsun,2\n");
+    dpt_data d;
+    csv_load(&cfg, "v,y\n0.5,sun\n1.5,rain\n", 0, &d); /* columns in another order */
+    cr_assert_eq(d.test.n, 2);
+    cr_assert_eq(d.test.y[0], 0); /* rain */
+    cr_assert_eq(d.test.y[1], 1); /* sun */
+    cr_assert(d.test.x[1] == 2.0f);
+    dpt_data_free(&d);
+    write_text(cfg.data.test_csv, "test.csv", "y,v\nrain,1\nsnow,2\n");
+    tmp_path(cfg.data.train_csv, "t.csv");
+    expect_msg_at(&cfg, cfg.data.test_csv,
+                  ":3: column 1 (y): label \"snow\" is not one of the 2 classes");
+}
+
+Test(data, csv_column_errors)
+{
+    dpt_config cfg;
+    base_cfg(&cfg, 2, 2);
+    cfg.data.format = DPT_FORMAT_CSV;
+    static const struct { const char *label, *features, *classes, *text, *msg; } cases[] = {
+        {"kind", "", "", "a,b,c\n1,2,0\n", ": data.label_column: no column named 'kind' in "
+                                            "the header"},
+        {"c", "a,zz", "", "a,b,c\n1,2,0\n", ": data.feature_columns: no column named 'zz'"},
+        {"c", "a,a", "", "a,b,c\n1,2,0\n", ": data.feature_columns: column 0 ('a') is listed "
+                                            "twice"},
+        {"c", "a,c", "", "a,b,c\n1,2,0\n", ": data.feature_columns: 'c' is the label column"},
+        {"5", "", "", "a,b,c\n1,2,0\n", ": data.label_column: column index 5 is out of range "
+                                         "for 3 columns"},
+        {"y", "", "", "1,2,0\n", ": data.label_column: 'y' is a column name but the file has "
+                                 "no header line"},
+        {"-1", "0:x", "", "1,2,0\n", ": data.feature_columns: '0:x' is not a range"},
+        {"-1", "", "", "a,b,c\n1,2,u\n1,2,v\n3,4,w\n",
+         ":4: column 3 (c): label \"w\" is class 3 but model.layers[-1] is 2 classes"},
+        {"-1", "", "", "a,b,c\n1,2,u\n1,2,u\n", ": the label column holds 1 class names but "
+                                                  "model.layers[-1] is 2"},
+        {"-1", "", "u,v,w", "a,b,c\n1,2,u\n", "data.class_names has 3 names but "
+                                              "model.layers[-1] is 2"},
+        {"-1", "", "u,v", "a,b,c\n1,2,u\n3,4,\n", ":3: column 3 (c): missing label (\"\")"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "%s", cases[k].label);
+        snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "%s",
+                 cases[k].features);
+        snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "%s", cases[k].classes);
+        write_text(cfg.data.train_csv, "bad.csv", cases[k].text);
+        expect_msg_at(&cfg, cases[k].msg[0] == 'd' ? "" : cfg.data.train_csv, cases[k].msg);
     }
 }
 

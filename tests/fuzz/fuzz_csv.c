@@ -6,6 +6,11 @@
  *   bit 5     data.validation_fraction 0.5 (else 0)
  *   bit 6     the same file is also the test set
  *   bit 7     gzip the file in memory first
+ * The second byte chooses the columns and labels (CSV as people write it):
+ *   bits 0-1  data.label_column: "" (first), "-1" (last), "y" (by name), "1"
+ *   bits 2-3  data.feature_columns: "", "1:", "a, b, c" (names), "0:3"
+ *   bit 4     data.class_names "u, v, w, x" (string labels in a stated order)
+ *   bit 5     predict's reader: no labels, standardized with preset statistics
  * The model is 3 inputs and 4 classes. A load that succeeds must hold finite features and
  * labels below 4. */
 #include <math.h>
@@ -45,11 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1 || size > 1 << 16)
+    if (size < 2 || size > 1 << 16)
         return 0;
     init_once();
-    const unsigned mode = data[0];
-    fuzz_write_maybe_gzip(csv_path, data + 1, size - 1, (mode >> 7) & 1);
+    const unsigned mode = data[0], cols = data[1];
+    fuzz_write_maybe_gzip(csv_path, data + 2, size - 2, (mode >> 7) & 1);
     dpt_config cfg;
     memcpy(&cfg, &base, sizeof cfg);
     cfg.data.csv_header = mode & 1;
@@ -64,7 +69,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     dpt_data d;
     dpt_error err;
-    const dpt_data_spec spec = dpt_data_spec_from_config(&cfg);
+    static const char *const labels[4] = {"", "-1", "y", "1"};
+    static const char *const features[4] = {"", "1:", "a, b, c", "0:3"};
+    snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "%s", labels[cols & 3]);
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "%s",
+             features[(cols >> 2) & 3]);
+    if ((cols >> 4) & 1)
+        snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "u, v, w, x");
+    dpt_data_spec spec = dpt_data_spec_from_config(&cfg);
+    static const double mean[FEATURES] = {0.5, -1.0, 2.0}, std[FEATURES] = {1.0, 0.5, 3.0};
+    if ((cols >> 5) & 1) {
+        spec.no_labels = 1;
+        spec.mean = mean;
+        spec.std = std;
+    }
     int rc = dpt_data_load(&spec, sharded ? (mode >> 2) & 1 : 0, sharded ? 2 : 1, NULL, NULL, &d,
                            &err);
     fuzz_check_error(rc, &err, "dpt_data_load");

@@ -24,3 +24,11 @@ epochs=$(wc -l < "$TMP/out/metrics.jsonl")
 echo "epochs: $epochs, final test accuracy: $acc (required: >= 0.89)"
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.89) }' || { echo "FAIL: test accuracy $acc < 0.89" >&2; exit 1; }
 [ "$epochs" -eq 15 ] || { echo "FAIL: expected 15 epochs in metrics.jsonl, got $epochs" >&2; exit 1; }
+
+# dptrain eval on the same test set (IDX, through --labels) reports exactly that accuracy
+F=/usr/share/datasets/fashion-mnist
+ev=$("$DPTRAIN" eval "$TMP/out" --input "$F/t10k-images-idx3-ubyte.gz" \
+         --labels "$F/t10k-labels-idx1-ubyte.gz" --json |
+     sed -E 's/.*"accuracy": ([0-9.eE+-]+).*/\1/')
+echo "dptrain eval accuracy: $ev"
+[ "$ev" = "$acc" ] || { echo "FAIL: eval accuracy $ev != metrics.jsonl test_accuracy $acc" >&2; exit 1; }

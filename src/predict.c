@@ -1,0 +1,405 @@
+/* dptrain predict and eval (predict.h): model.json and checkpoint.bin of a run, the input read
+ * by the training's own loader (columns by name, class names, the saved scaling statistics), the
+ * model's forward on the CPU backend in the evaluation's chunks, so eval's accuracy is the one
+ * training reported for the same file. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "predict.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "data.h"
+#include "json.h"
+#include "model.h"
+#include "model_info.h"
+
+enum { CHUNK_ROWS = 256 }; /* rows per forward pass, as the trainer evaluates */
+
+typedef struct {
+    dpt_model_info mi;
+    dpt_backend be;
+    dpt_model m;
+    int be_ready, m_ready;
+    dpt_data_spec spec;       /* the input as the training read its data */
+    dpt_csv_stream *stream;   /* CSV: read a batch at a time (flat memory) */
+    dpt_data d;               /* IDX: loaded whole, handed out from pos */
+    int64_t pos;
+    char *features, *classes; /* the spec's joined names */
+    float *x;                 /* (CHUNK_ROWS, I) host: this batch */
+    int32_t *y;               /* (CHUNK_ROWS) */
+    float *logits;            /* (CHUNK_ROWS, C) host */
+} session;
+
+static void session_free(session *s)
+{
+    if (s->m_ready)
+        dpt_model_free(&s->m);
+    if (s->be_ready)
+        s->be.destroy(&s->be);
+    dpt_csv_stream_close(s->stream);
+    dpt_data_free(&s->d);
+    dpt_model_info_free(&s->mi);
+    free(s->x);
+    free(s->y);
+    free(s->features);
+    free(s->classes);
+    free(s->logits);
+    memset(s, 0, sizeof *s);
+}
+
+/* names joined with ", " (NULL when names is NULL). */
+static char *join(char **names, int n)
+{
+    if (!names)
+        return NULL;
+    size_t len = 1;
+    for (int k = 0; k < n; k++)
+        len += strlen(names[k]) + 2;
+    char *s = malloc(len), *p = s;
+    for (int k = 0; s && k < n; k++)
+        p += sprintf(p, "%s%s", k ? ", " : "", names[k]);
+    if (s && n == 0)
+        s[0] = '\0';
+    return s;
+}
+
+/* The weights of checkpoint.bin into the model, after checking they are the model.json's. */
+static int load_weights(session *s, const char *run_dir, dpt_error *err)
+{
+    char path[DPT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", run_dir);
+    dpt_ckpt_header h;
+    int rc = dpt_checkpoint_load(path, &h, NULL, NULL, err);
+    if (rc)
+        return rc;
+    const dpt_model_info *mi = &s->mi;
+    int same = (int)h.n_layers == mi->n_layers;
+    for (int l = 0; same && l <= mi->n_layers; l++)
+        same = (int)h.widths[l] == mi->widths[l];
+    if (!same || h.n_params != s->m.n_params)
+        return dpt_error_set(err, DPT_EUSAGE, "%s: its layer widths are not model.json's", path);
+    float *params = malloc((size_t)h.n_params * sizeof *params);
+    if (!params)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory reading %s", path);
+    rc = dpt_checkpoint_load(path, &h, params, NULL, err);
+    if (!rc)
+        s->be.upload(&s->be, s->m.params, params, (size_t)h.n_params * sizeof *params);
+    free(params);
+    return rc;
+}
+
+/* The input as the training read its data (labels: eval, and IDX's labels file). */
+static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_error *err)
+{
+    const dpt_model_info *mi = &s->mi;
+    const int I = mi->widths[0], C = mi->widths[mi->n_layers];
+    s->features = join(mi->feature_names, I);
+    s->classes = join(mi->class_names, C);
+    s->spec = (dpt_data_spec){
+        .format = o->labels ? DPT_FORMAT_IDX : DPT_FORMAT_CSV,
+        .train_images = o->labels ? o->input : "", .train_labels = o->labels ? o->labels : "",
+        .test_images = "", .test_labels = "",
+        .train_csv = o->labels ? "" : o->input, .test_csv = "",
+        .csv_header = mi->csv_header,
+        .label_column = mi->label_name ? mi->label_name : mi->label_column,
+        .feature_columns = s->features ? s->features : mi->feature_columns,
+        .class_names = s->classes ? s->classes : "",
+        .validation_fraction = 0.0, .sharding = DPT_SHARDING_REPLICATED,
+        .scaling = mi->scaling, .features = I, .classes = C,
+        .no_labels = !labelled && !o->labels, .mean = mi->mean, .std = mi->std,
+    };
+    s->x = malloc((size_t)CHUNK_ROWS * I * sizeof *s->x);
+    s->y = malloc((size_t)CHUNK_ROWS * sizeof *s->y);
+    if (!s->x || !s->y)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    if (!o->labels)
+        return dpt_csv_stream_open(&s->spec, o->input, &s->stream, err);
+    return dpt_data_load(&s->spec, 0, 1, NULL, NULL, &s->d, err);
+}
+
+static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt_error *err)
+{
+    memset(s, 0, sizeof *s);
+    char path[DPT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/model.json", o->run_dir);
+    int rc = dpt_model_info_load(path, &s->mi, err);
+    if (!rc)
+        rc = load_input(s, o, labelled, err);
+    if (rc)
+        return rc;
+    if ((rc = dpt_cpu_backend_init(&s->be, 0)) != DPT_OK)
+        return dpt_error_set(err, DPT_ERUNTIME, "cannot start the CPU backend");
+    s->be_ready = 1;
+    dpt_model_spec ms = {.n_layers = s->mi.n_layers, .activation = s->mi.activation,
+                         .loss = s->mi.loss, .dropout = 0.0};
+    memcpy(ms.widths, s->mi.widths, sizeof ms.widths);
+    if ((rc = dpt_model_init(&s->m, &ms, &s->be, CHUNK_ROWS, err)) != DPT_OK)
+        return rc;
+    s->m_ready = 1;
+    s->logits = malloc((size_t)CHUNK_ROWS * s->mi.widths[s->mi.n_layers] * sizeof *s->logits);
+    if (!s->logits)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    return load_weights(s, o->run_dir, err);
+}
+
+/* The next batch of at most CHUNK_ROWS input rows into s->x and s->y; *rows 0 at the end. */
+static int next_batch(session *s, int *rows, dpt_error *err)
+{
+    if (s->stream)
+        return dpt_csv_stream_read(s->stream, s->x, s->spec.no_labels ? NULL : s->y, CHUNK_ROWS,
+                                   rows, err);
+    const int I = s->mi.widths[0];
+    int64_t left = s->d.train.n - s->pos;
+    *rows = (int)(left < CHUNK_ROWS ? left : CHUNK_ROWS);
+    memcpy(s->x, s->d.train.x + (size_t)s->pos * I, (size_t)*rows * I * sizeof *s->x);
+    memcpy(s->y, s->d.train.y + s->pos, (size_t)*rows * sizeof *s->y);
+    s->pos += *rows;
+    return DPT_OK;
+}
+
+/* Logits of the batch in s->x into s->logits; with loss, adds the loss and the hits as the
+ * trainer's evaluation counts them. */
+static void forward(session *s, int rows, double *loss, double *hits)
+{
+    dpt_backend *be = &s->be;
+    const int I = s->mi.widths[0], C = s->mi.widths[s->mi.n_layers];
+    const float *x = s->x; /* (rows, I) */
+    float *xb = NULL;
+    int32_t *yb = NULL;
+    if (!be->host_memory) {
+        xb = be->alloc(be, (size_t)rows * I * sizeof *xb);
+        be->upload(be, xb, x, (size_t)rows * I * sizeof *xb);
+        x = xb;
+    }
+    const float *lg = dpt_model_forward(&s->m, x, rows, NULL);
+    if (loss) {
+        const int32_t *y = s->y;
+        if (!be->host_memory) {
+            yb = be->alloc(be, (size_t)rows * sizeof *yb);
+            be->upload(be, yb, y, (size_t)rows * sizeof *yb);
+            y = yb;
+        }
+        be->loss(be, lg, y, rows, C, s->m.loss, 0.0f, NULL, loss, hits);
+    }
+    be->download(be, s->logits, lg, (size_t)rows * C * sizeof *s->logits);
+    be->sync(be);
+    if (xb)
+        be->free(be, xb);
+    if (yb)
+        be->free(be, yb);
+}
+
+/* The first largest output, as the loss's hit counts it. */
+static int argmax(const float *z, int C)
+{
+    int a = 0;
+    for (int j = 1; j < C; j++)
+        if (z[j] > z[a])
+            a = j;
+    return a;
+}
+
+static void class_label(const dpt_model_info *mi, int c, char *out, size_t n)
+{
+    if (mi->class_names)
+        snprintf(out, n, "%s", mi->class_names[c]);
+    else
+        snprintf(out, n, "%d", c);
+}
+
+/* A CSV field: quoted when it holds a comma, quote or newline (RFC 4180). */
+static void put_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
+{
+    session s;
+    int rc = open_session(o, 0, &s, err);
+    FILE *f = NULL;
+    if (!rc) {
+        f = o->output ? fopen(o->output, "w") : stdout;
+        if (!f)
+            rc = dpt_error_set(err, DPT_EUSAGE, "cannot write '%s': %m", o->output);
+    }
+    if (rc) {
+        session_free(&s);
+        return rc;
+    }
+    const int C = s.mi.widths[s.mi.n_layers];
+    const int probs = s.mi.loss == DPT_LOSS_SOFTMAX_CE; /* else the raw outputs */
+    char name[256], col[300];
+    fputs("prediction", f);
+    for (int c = 0; c < C; c++) {
+        class_label(&s.mi, c, name, sizeof name);
+        snprintf(col, sizeof col, "%s%s", probs ? "p_" : "output_", name);
+        fputc(',', f);
+        put_field(f, col);
+    }
+    fputc('\n', f);
+    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
+        forward(&s, rows, NULL, NULL);
+        for (int i = 0; i < rows; i++) {
+            const float *z = s.logits + (size_t)i * C;
+            int a = argmax(z, C);
+            class_label(&s.mi, a, name, sizeof name);
+            put_field(f, name);
+            double sum = 0.0;
+            for (int c = 0; probs && c < C; c++)
+                sum += exp((double)z[c] - z[a]);
+            for (int c = 0; c < C; c++)
+                fprintf(f, ",%.6g", probs ? exp((double)z[c] - z[a]) / sum : (double)z[c]);
+            fputc('\n', f);
+        }
+    }
+    int bad = ferror(f) != 0;
+    if (o->output)
+        bad |= fclose(f) != 0;
+    else
+        fflush(f);
+    if (bad && !rc)
+        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'",
+                           o->output ? o->output : "stdout");
+    session_free(&s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * eval
+ */
+
+typedef struct {
+    int64_t n;
+    double loss, hits;
+    int64_t *confusion; /* (C, C): [true][predicted] */
+} eval_sums;
+
+/* Class c's precision, recall, F1 and support from the confusion matrix. */
+static void class_scores(const eval_sums *e, int C, int c, double *p, double *r, double *f1,
+                         int64_t *support)
+{
+    int64_t tp = e->confusion[(size_t)c * C + c], pred = 0, sup = 0;
+    for (int k = 0; k < C; k++) {
+        pred += e->confusion[(size_t)k * C + c];
+        sup += e->confusion[(size_t)c * C + k];
+    }
+    *p = pred ? (double)tp / pred : 0.0;
+    *r = sup ? (double)tp / sup : 0.0;
+    *f1 = *p + *r > 0 ? 2 * *p * *r / (*p + *r) : 0.0;
+    *support = sup;
+}
+
+static void print_table(const session *s, const dpt_predict_opts *o, const eval_sums *e)
+{
+    const int C = s->mi.widths[s->mi.n_layers];
+    char name[64];
+    printf("# eval %s on %s: %lld rows\n", o->run_dir, o->input, (long long)e->n);
+    printf("accuracy  %.4f  (%.0f of %lld)\n", e->hits / (double)e->n, e->hits,
+           (long long)e->n);
+    printf("loss      %.4f\n\n", e->loss / (double)e->n);
+    printf("%-20s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
+    for (int c = 0; c < C; c++) {
+        double p, r, f1;
+        int64_t sup;
+        class_scores(e, C, c, &p, &r, &f1, &sup);
+        class_label(&s->mi, c, name, sizeof name);
+        printf("%-20.20s %9.4f %9.4f %9.4f %9lld\n", name, p, r, f1, (long long)sup);
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted class, in the order above)\n");
+    for (int c = 0; c < C; c++) {
+        for (int k = 0; k < C; k++)
+            printf("%s%7lld", k ? " " : "", (long long)e->confusion[(size_t)c * C + k]);
+        printf("\n");
+    }
+}
+
+static int print_json(const session *s, const eval_sums *e)
+{
+    const int C = s->mi.widths[s->mi.n_layers];
+    size_t cap = 4096 + (size_t)C * 256 + (size_t)C * C * 24;
+    char *buf = malloc(cap), name[256];
+    if (!buf)
+        return -1;
+    dpt_json j;
+    dpt_json_init(&j, buf, cap, 1);
+    dpt_json_object(&j, NULL);
+    dpt_json_int(&j, "rows", e->n);
+    /* 9 digits, as metrics.jsonl writes test_accuracy and test_loss */
+    dpt_json_double_g(&j, "accuracy", e->hits / (double)e->n, 9);
+    dpt_json_double_g(&j, "loss", e->loss / (double)e->n, 9);
+    dpt_json_array(&j, "classes");
+    for (int c = 0; c < C; c++) {
+        double p, r, f1;
+        int64_t sup;
+        class_scores(e, C, c, &p, &r, &f1, &sup);
+        class_label(&s->mi, c, name, sizeof name);
+        dpt_json_object(&j, NULL);
+        dpt_json_string(&j, "name", name);
+        dpt_json_double_g(&j, "precision", p, 6);
+        dpt_json_double_g(&j, "recall", r, 6);
+        dpt_json_double_g(&j, "f1", f1, 6);
+        dpt_json_int(&j, "support", sup);
+        dpt_json_end(&j);
+    }
+    dpt_json_end(&j);
+    dpt_json_array(&j, "confusion");
+    for (int c = 0; c < C; c++) {
+        dpt_json_array(&j, NULL);
+        for (int k = 0; k < C; k++)
+            dpt_json_int(&j, NULL, e->confusion[(size_t)c * C + k]);
+        dpt_json_end(&j);
+    }
+    dpt_json_end(&j);
+    dpt_json_end(&j);
+    int rc = j.len < cap ? 0 : -1;
+    if (!rc)
+        printf("%s\n", buf);
+    free(buf);
+    return rc;
+}
+
+int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
+{
+    session s;
+    int rc = open_session(o, 1, &s, err);
+    const int C = s.mi.widths[s.mi.n_layers];
+    eval_sums e = {0};
+    if (!rc && !(e.confusion = calloc((size_t)C * C, sizeof *e.confusion)))
+        rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    if (rc) {
+        session_free(&s);
+        return rc;
+    }
+    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
+        forward(&s, rows, &e.loss, &e.hits);
+        for (int i = 0; i < rows; i++)
+            e.confusion[(size_t)s.y[i] * C + argmax(s.logits + (size_t)i * C, C)]++;
+        e.n += rows;
+    }
+    if (!rc && e.n == 0)
+        rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", o->input);
+    if (!rc && o->json && print_json(&s, &e))
+        rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    else if (!rc && !o->json)
+        print_table(&s, o, &e);
+    fflush(stdout);
+    free(e.confusion);
+    session_free(&s);
+    return rc;
+}

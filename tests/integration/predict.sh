@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# dptrain predict and eval on a run trained from a CSV with a header, string labels, quoted
+# fields and CRLF (scripts/make_csv_examples.py): eval's accuracy and loss are metrics.jsonl's
+# test_accuracy and test_loss for the same file, predict's classes agree with eval's confusion
+# matrix, columns are found by name in another order, and bad input is a clear error (exit 2).
+#   usage: predict.sh DPTRAIN CKPT_DIFF
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+
+python3 "$REPO/scripts/make_csv_examples.py" tabular "$TMP/tab" --rows 600 --seed 3
+sed -e "s#data/tabular#$TMP/tab#" -e 's/epochs: 20/epochs: 3/' "$REPO/configs/csv_classes.yaml" \
+    >"$TMP/tab.yaml"
+"$DPTRAIN" train "$TMP/tab.yaml" --out "$TMP/run" >"$TMP/train.out" 2>&1 ||
+    { cat "$TMP/train.out" >&2; fail "training on the CSV failed"; finish; }
+[ -s "$TMP/run/model.json" ] || fail "model.json was not written beside checkpoint.bin"
+
+# eval: the same accuracy and loss as training reported on its test file
+"$DPTRAIN" eval "$TMP/run" --input "$TMP/tab/test.csv" --json >"$TMP/eval.json" ||
+    fail "eval --json failed"
+"$DPTRAIN" eval "$TMP/run" --input "$TMP/tab/test.csv" >"$TMP/eval.txt" || fail "eval failed"
+grep -q '^virginica ' "$TMP/eval.txt" || fail "eval's table lacks the class names"
+# predict on the test file's feature columns in another order, without the label column
+python3 - "$TMP/tab/test.csv" "$TMP/pred_in.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+with open(sys.argv[2], "w", newline="") as f:
+    csv.writer(f).writerows([[r[3], r[4], r[1], r[2]] for r in rows])  # width, note, sepal, petal
+PY
+"$DPTRAIN" predict "$TMP/run" --input "$TMP/pred_in.csv" --output "$TMP/pred.csv" ||
+    fail "predict failed"
+python3 - "$TMP/run/metrics.jsonl" "$TMP/eval.json" "$TMP/pred.csv" <<'PY' || fail "eval/predict disagree"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+ev = json.load(open(sys.argv[2]))
+ok = True
+for k in ("accuracy", "loss"):
+    if ev[k] != last["test_" + k]:
+        print("eval %s %r != metrics.jsonl test_%s %r" % (k, ev[k], k, last["test_" + k]))
+        ok = False
+names = [c["name"] for c in ev["classes"]]
+if names != ["setosa", "versicolor", "virginica"]:
+    print("class names in the stated order expected, got", names); ok = False
+lines = open(sys.argv[3]).read().splitlines()
+if lines[0] != "prediction,p_setosa,p_versicolor,p_virginica":
+    print("predict header:", lines[0]); ok = False
+pred = [l.split(",")[0] for l in lines[1:]]
+if len(pred) != ev["rows"]:
+    print("predict wrote %d rows, eval read %d" % (len(pred), ev["rows"])); ok = False
+col = [sum(ev["confusion"][t][p] for t in range(3)) for p in range(3)]
+got = [pred.count(n) for n in names]
+if got != col:
+    print("predicted counts", got, "!= eval's confusion column sums", col); ok = False
+for l in lines[1:]:
+    p = [float(v) for v in l.split(",")[1:]]
+    if abs(sum(p) - 1) > 1e-4 or names[p.index(max(p))] != l.split(",")[0]:
+        print("bad probabilities:", l); ok = False; break
+print("eval accuracy", ev["accuracy"], "== test_accuracy", last["test_accuracy"])
+sys.exit(0 if ok else 1)
+PY
+
+# bad input: exit 2 and a message naming what is wrong
+RC=0
+bad() { # NAME SUBSTRING ARGS...
+    local name=$1 want=$2 rc=0
+    shift 2
+    "$DPTRAIN" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    if [ "$rc" -ne 2 ] || ! grep -qF -- "$want" "$TMP/$name.err"; then
+        fail "$name: exit $rc (expected 2), stderr lacks '$want':"
+        sed 's/^/    /' "$TMP/$name.err" >&2
+    else
+        echo "ok: $name: $(head -n1 "$TMP/$name.err")"
+    fi
+}
+printf 'width,sepal\n1,2\n' >"$TMP/missing_col.csv"
+bad missing_column "no column named 'petal' in the header" predict "$TMP/run" --input "$TMP/missing_col.csv"
+printf 'id,sepal,petal,width,note,species\n1,1,2,3,x,daisy\n' >"$TMP/unknown_label.csv"
+bad unknown_label 'label "daisy" is not one of the 3 classes' eval "$TMP/run" --input "$TMP/unknown_label.csv"
+printf 'width,sepal,petal\n1,,2\n' >"$TMP/missing_value.csv"
+bad missing_value 'missing_value.csv:2: column 2 (sepal): missing value' predict "$TMP/run" --input "$TMP/missing_value.csv"
+bad no_run_dir "model.json" eval "$TMP/nowhere" --input "$TMP/tab/test.csv"
+bad no_input "needs RUN_DIR and --input FILE" predict "$TMP/run"
+finish
