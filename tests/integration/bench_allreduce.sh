@@ -184,7 +184,7 @@ if grep -q 'host emulation' <<<"$version"; then
     else
         echo "ok: cuda: NCCL path on the emulation, #wrong 0"
     fi
-elif [ "$RC" -eq 1 ] && grep -q 'no GPU is visible' "$TMP/cuda.err"; then
+elif [ "$RC" -eq 1 ] && grep -q 'no GPU is visible\|no NVIDIA driver is installed\|older than this dptrain.s CUDA runtime' "$TMP/cuda.err"; then
     echo "ok: cuda: no GPU here, exit 1 with the reason"
 elif [ "$RC" -eq 2 ] && grep -q 'needs the CUDA backend with NCCL' "$TMP/cuda.err"; then
     echo "ok: cuda: not built with NCCL, exit 2 with the reason"
