@@ -35,10 +35,16 @@ import json, sys
 last = [json.loads(l) for l in open(sys.argv[1])][-1]
 ev = json.load(open(sys.argv[2]))
 ok = True
-for k in ("accuracy", "loss"):
-    if ev[k] != last["test_" + k]:
-        print("eval %s %r != metrics.jsonl test_%s %r" % (k, ev[k], k, last["test_" + k]))
-        ok = False
+if ev["accuracy"] != last["test_accuracy"]:
+    print("eval accuracy %r != metrics.jsonl test_accuracy %r" % (ev["accuracy"], last["test_accuracy"]))
+    ok = False
+# The loss to 1e-6 relative, not bitwise: in the emulated CUDA build training evaluates on the
+# CUDA backend (run.device auto) while eval runs on the CPU backend, and the two sum the
+# per-row losses in another order (a few float32 roundings of a mean over the test rows); on
+# the CPU build the two are equal.
+if abs(ev["loss"] - last["test_loss"]) > 1e-6 * abs(last["test_loss"]):
+    print("eval loss %r != metrics.jsonl test_loss %r (rtol 1e-6)" % (ev["loss"], last["test_loss"]))
+    ok = False
 names = [c["name"] for c in ev["classes"]]
 if names != ["setosa", "versicolor", "virginica"]:
     print("class names in the stated order expected, got", names); ok = False
