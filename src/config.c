@@ -88,7 +88,7 @@ static const char *const comm_algorithm_names[] = {"flat", "hierarchical", "ring
 static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
 static const char *const objective_names[] = {"val_error", "val_loss", NULL};
-static const char *const stop_rule_names[] = {"none", "median", NULL};
+static const char *const stop_rule_names[] = {"none", "median", "asha", NULL};
 static const char *const search_schedule_names[] = {"async", "sync", NULL};
 static const char *const feasibility_names[] = {"model", "worst", NULL};
 static const char *const function_names[] = {"none", "branin", "hartmann6", NULL};
@@ -110,7 +110,7 @@ _Static_assert(N_NAMES(comm_algorithm_names) == DPT_COMM_RING + 1, "comm algorit
 _Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names");
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
 _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective names");
-_Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_MEDIAN + 1, "stop rule names");
+_Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_ASHA + 1, "stop rule names");
 _Static_assert(N_NAMES(search_schedule_names) == DPT_SCHEDULE_SYNC + 1, "schedule names");
 _Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_WORST + 1, "feasibility names");
 _Static_assert(N_NAMES(function_names) == DPT_FUNCTION_HARTMANN6 + 1, "function names");
@@ -194,6 +194,7 @@ static const config_key keys[] = {
     ROW_ENUM("search.early_stopping.rule", search.stop_rule, "median", stop_rule_names),
     ROW_INT("search.early_stopping.grace_epochs", search.stop_grace_epochs, "2", 0, INT_MAX),
     ROW_INT("search.early_stopping.min_trials", search.stop_min_trials, "3", 1, INT_MAX),
+    ROW_INT("search.early_stopping.eta", search.stop_eta, "3", 2, 1000),
     ROW_INT("search.grid_points", search.grid_points, "3", 1, 1000),
     ROW_BOOL("search.start_from_config", search.start_from_config, "false"),
 

@@ -24,7 +24,7 @@ typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedu
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
 typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
-typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN } dpt_stop_rule;
+typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN, DPT_STOP_ASHA } dpt_stop_rule;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
 typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
 typedef enum { DPT_FUNCTION_NONE, DPT_FUNCTION_BRANIN, DPT_FUNCTION_HARTMANN6 } dpt_function;
@@ -146,6 +146,8 @@ typedef struct {
         int stop_grace_epochs;             /* early_stopping.grace_epochs: never stop before */
         int stop_min_trials;               /* early_stopping.min_trials: finished trials the
                                             * median needs */
+        int stop_eta;                      /* early_stopping.eta: asha's rungs at grace * eta^k
+                                            * epochs, the top 1/eta continue */
         int grid_points;                   /* grid: values per continuous parameter */
         int start_from_config;             /* trial 0 = the config's own values of the space's
                                             * keys (a baseline the search must beat) */

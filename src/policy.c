@@ -1,5 +1,5 @@
 /* The search's policy: proposals (random, grid, the GP's Expected Improvement, the config's own
- * values first when asked) and the median stopping rule. */
+ * values first when asked) and the stopping rules (median, asynchronous successive halving). */
 #include "policy.h"
 
 #include <cblas.h>
@@ -154,20 +154,74 @@ static double best_prefix(const double *curve, int e)
     return b;
 }
 
-int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
-                           const dpt_trial *run)
+/* The best objectives through epoch e of the history's trials that reached it, into v. */
+static int reached(const dpt_trial *hist, int n_hist, int e, double *v)
 {
-    int e = run->n_curve;
-    if (cfg->search.stop_rule != DPT_STOP_MEDIAN || e <= cfg->search.stop_grace_epochs ||
-        e > DPT_TRIAL_MAX_CURVE)
-        return 0;
-    double *v = malloc((size_t)(n_hist + 1) * sizeof(double));
-    if (!v)
-        return 0;
     int m = 0;
     for (int k = 0; k < n_hist; k++)
         if (dpt_trial_has_result(&hist[k]) && hist[k].n_curve >= e)
             v[m++] = best_prefix(hist[k].curve, e);
+    return m;
+}
+
+/* Asynchronous successive halving (Li et al. 2020, "A System for Massively Parallel
+ * Hyperparameter Tuning"), as a stopping rule: rungs at grace * eta^k epochs (grace at least 1;
+ * the last epoch is no rung, training ends there anyway). A trial reaching a rung is compared with
+ * the trials known to have reached it (the history's records, curves at least that long): among
+ * the m of them, itself counted, it continues when fewer than eta have reached the rung (the
+ * first arrivals are promoted, as ASHA grows the bottom rung before it can judge) or when fewer
+ * than floor(m / eta) of the others are strictly better. Its value at a rung is its best
+ * objective through that epoch, as the median rule compares. Deciding on arrival, against the
+ * records then known, never waits for a rung to fill: no group idles. */
+int dpt_policy_rung(const dpt_config *cfg, int e)
+{
+    if (cfg->search.stop_rule != DPT_STOP_ASHA || e >= cfg->train.epochs)
+        return -1;
+    long r = cfg->search.stop_grace_epochs > 1 ? cfg->search.stop_grace_epochs : 1;
+    for (int k = 0; r <= e; k++, r *= cfg->search.stop_eta)
+        if (r == e)
+            return k;
+    return -1;
+}
+
+int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta)
+{
+    int better = 0;
+    for (int k = 0; k < n; k++)
+        better += rung[k] < mine;
+    int m = n + 1;
+    return m < eta || better < m / eta;
+}
+
+static int asha_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                            const dpt_trial *run)
+{
+    int e = run->n_curve;
+    if (dpt_policy_rung(cfg, e) < 0)
+        return 0;
+    double *v = malloc((size_t)(n_hist + 1) * sizeof(double));
+    if (!v)
+        return 0;
+    int m = reached(hist, n_hist, e, v);
+    int stop = !dpt_policy_asha_continues(v, m, best_prefix(run->curve, e), cfg->search.stop_eta);
+    free(v);
+    return stop;
+}
+
+int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                           const dpt_trial *run)
+{
+    int e = run->n_curve;
+    if (e > DPT_TRIAL_MAX_CURVE)
+        return 0;
+    if (cfg->search.stop_rule == DPT_STOP_ASHA)
+        return asha_should_stop(cfg, hist, n_hist, run);
+    if (cfg->search.stop_rule != DPT_STOP_MEDIAN || e <= cfg->search.stop_grace_epochs)
+        return 0;
+    double *v = malloc((size_t)(n_hist + 1) * sizeof(double));
+    if (!v)
+        return 0;
+    int m = reached(hist, n_hist, e, v);
     int stop = 0;
     if (m >= cfg->search.stop_min_trials) {
         qsort(v, (size_t)m, sizeof *v, cmp_double);

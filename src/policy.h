@@ -1,7 +1,7 @@
 /* The search's policy: which configuration a trial tries (random, grid, or Bayesian optimization
- * through the GP of src/gp.h) and when a running trial stops (the median rule). Pure functions
- * of the config, the seed, the trial id and the history, so a resumed search decides what the
- * uninterrupted one would have. */
+ * through the GP of src/gp.h) and when a running trial stops (the median rule or asynchronous
+ * successive halving). Pure functions of the config, the seed, the trial id and the history, so
+ * a resumed search decides what the uninterrupted one would have. */
 #ifndef DPT_POLICY_H
 #define DPT_POLICY_H
 
@@ -24,8 +24,17 @@ void dpt_policy_propose(const dpt_config *cfg, const dpt_trial *hist, int n_hist
                         const dpt_space_value (*pending)[DPT_SEARCH_MAX_PARAMS], int n_pending,
                         int id, dpt_space_value *out);
 
-/* After an epoch of trial `run` (its curve so far): 1 when the median rule stops it. */
+/* After an epoch of trial `run` (its curve so far): 1 when the stopping rule (median or asha)
+ * stops it. */
 int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
                            const dpt_trial *run);
+
+/* asha: the rung index k when epoch e (1-based) is a rung, e = max(1, grace) * eta^k below
+ * train.epochs; -1 otherwise, or when the rule is not asha. */
+int dpt_policy_rung(const dpt_config *cfg, int e);
+
+/* asha's promotion at a rung: 1 when a trial of value `mine` (lower is better) continues, given
+ * the values of the n other trials known to have reached the rung. */
+int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta);
 
 #endif

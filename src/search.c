@@ -267,6 +267,19 @@ static void print_trial(const dpt_config *cfg, const dpt_trial *r, double best, 
     fflush(stdout);
 }
 
+/* asha's rungs, as the policy computes them: "rungs at epochs 1 3 9, top 1/3 continue". */
+static void print_rungs(const dpt_config *c)
+{
+    printf("  %-9s asha: rungs at epoch", "stopping");
+    int n = 0;
+    for (int e = 1; e < c->train.epochs; e++)
+        if (dpt_policy_rung(c, e) >= 0)
+            printf("%s %d", n++ ? "," : "s", e);
+    if (n == 0)
+        printf("s: none below %d epochs, every trial trains them all", c->train.epochs);
+    printf("; the top 1/%d at each continue\n", c->search.stop_eta);
+}
+
 static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt_search_opts *opts,
                           int trials, int groups, const char *hosts)
 {
@@ -295,6 +308,8 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
             printf("  %-9s median rule after %d grace epoch%s, once %d trials have finished\n",
                    "stopping", c->search.stop_grace_epochs,
                    c->search.stop_grace_epochs == 1 ? "" : "s", c->search.stop_min_trials);
+        else if (c->search.stop_rule == DPT_STOP_ASHA)
+            print_rungs(c);
         else
             printf("  %-9s none: every trial trains all %d epochs\n", "stopping", c->train.epochs);
     }

@@ -3,7 +3,8 @@
 # the configurations rank 0 recorded; 4 ranks in 2 groups training different trials at once;
 # diverged and failed trials recorded while the search goes on; the built-in Branin objective;
 # resume after a rank is killed with SIGKILL (complete lines, no repeated ids, the same trial
-# sequence as a search that was never interrupted); and config mistakes in search.space.
+# sequence as a search that was never interrupted); asha stopping trials at its rungs; and config
+# mistakes in search.space.
 # Usage: search.sh DPTRAIN CKPT_DIFF   (JSON is checked with python3's standard library)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -154,6 +155,50 @@ import json,sys
 ids=[json.loads(l)['trial'] for l in open(sys.argv[1])]
 assert ids == list(range(11)), ids" "$out/trials.jsonl" || fail "after cutting the incomplete line: wrong trial ids"
 
+# --- asha: trials stopped at rungs (grace 1, eta 2, 4 epochs: rungs at epochs 1 and 2). One group
+# decides against the trials before it in trials.jsonl, so the rule is replayed here on the recorded
+# curves; with 2 async groups (which trials finish first varies) every early stop must fall on a rung.
+check_asha() { # OUT EXACT(1: replay the rule in file order)
+    python3 - "$@" <<'EOF'
+import json, sys
+out, exact = sys.argv[1], sys.argv[2] == "1"
+recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
+rungs, eta = (1, 2), 2
+stopped = [r for r in recs if r["status"] == "stopped_early"]
+assert stopped or not exact, "no trial stopped at a rung"  # async: which finish first varies
+assert any(r["status"] == "ok" and r["epochs"] == 4 for r in recs), "no trial trained all 4 epochs"
+for r in stopped:
+    assert r["epochs"] in rungs and len(r["curve"]) == r["epochs"], (r["trial"], r["epochs"])
+if exact:
+    best = lambda r, e: min(r["curve"][:e])
+    for k, r in enumerate(recs):
+        for e in rungs:
+            if r["epochs"] < e:
+                break
+            others = [best(q, e) for q in recs[:k]
+                      if q["status"] in ("ok", "stopped_early") and len(q["curve"]) >= e]
+            m = len(others) + 1
+            cont = m < eta or sum(v < best(r, e) for v in others) < m // eta
+            assert cont == (r["epochs"] > e), f"trial {r['trial']} at rung {e}: continue={cont}, ran {r['epochs']} epochs"
+print(f"asha: {len(stopped)} of {len(recs)} trials stopped at rungs", sorted(r["epochs"] for r in stopped))
+EOF
+}
+asha=(--set search.early_stopping.rule=asha --set search.early_stopping.eta=2
+      --set search.early_stopping.grace_epochs=1 --set search.trials=8)
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/asha" "${asha[@]}" >"$TMP/asha.log" 2>&1; then
+    grep -q 'asha: rungs at epochs 1, 2; the top 1/2 at each continue' "$TMP/asha.log" ||
+        fail "asha: the start-up lines do not name the rungs"
+    check_asha "$TMP/asha" 1 || fail "asha: trials not stopped as the rule says"
+else
+    fail "asha search failed: $(tail -3 "$TMP/asha.log")"
+fi
+if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2" "${asha[@]}" \
+        --set search.parallel=2 >"$TMP/asha2.log" 2>&1; then
+    check_asha "$TMP/asha2" 0 || fail "asha, 2 async groups: early stops off the rungs"
+else
+    fail "asha search in 2 groups failed: $(tail -3 "$TMP/asha2.log")"
+fi
+
 # --- mistakes: exit 2 and a message naming what is wrong
 expect_usage() { # DESCRIPTION PATTERN ARGS...
     local what=$1 pattern=$2
@@ -184,6 +229,8 @@ expect_usage "empty space" "search.space is empty" search "$SEARCH" --out "$TMP/
 [ ! -e "$TMP/u1/trials.jsonl" ] || fail "a refused config still created trials.jsonl"
 printf '{"trial":0,"params":{"train.lr":0.01}}\n' >"$TMP/u9.jsonl"
 mkdir -p "$TMP/u9" && cp "$TMP/u9.jsonl" "$TMP/u9/trials.jsonl"
+expect_usage "asha's eta below 2" "search.early_stopping.eta: must be >= 2" \
+    search "$SEARCH" --out "$TMP/u10" --set search.early_stopping.rule=asha --set search.early_stopping.eta=1
 expect_usage "a trials.jsonl of another search" "trials.jsonl:1: not a trial of this search" \
     search "$SEARCH" --out "$TMP/u9" --resume
 

@@ -1,0 +1,134 @@
+/* Tests of the stopping rules of src/policy.c: asynchronous successive halving's rungs and its
+ * promotion rule against hand-computed cases (rung values given, continue or stop expected), and
+ * the rule as the search asks it after each epoch, with trials arriving one by one. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "policy.h"
+#include "trial_log.h"
+
+/* The defaults with asha: grace epochs, eta, epochs. */
+static void asha_config(dpt_config *cfg, int grace, int eta, int epochs)
+{
+    dpt_error err;
+    char a[64];
+    dpt_config_defaults(cfg);
+    cr_assert_eq(dpt_config_set(cfg, "search.early_stopping.rule=asha", &err), DPT_OK, "%s",
+                 err.msg);
+    snprintf(a, sizeof a, "search.early_stopping.grace_epochs=%d", grace);
+    cr_assert_eq(dpt_config_set(cfg, a, &err), DPT_OK, "%s", err.msg);
+    snprintf(a, sizeof a, "search.early_stopping.eta=%d", eta);
+    cr_assert_eq(dpt_config_set(cfg, a, &err), DPT_OK, "%s", err.msg);
+    snprintf(a, sizeof a, "train.epochs=%d", epochs);
+    cr_assert_eq(dpt_config_set(cfg, a, &err), DPT_OK, "%s", err.msg);
+}
+
+/* A finished trial (status given) whose curve is the n values given. */
+static void trial(dpt_trial *t, int status, int n, const double *curve)
+{
+    memset(t, 0, sizeof *t);
+    t->status = status;
+    t->n_curve = t->epochs = n;
+    t->objective = INFINITY;
+    for (int e = 0; e < n; e++) {
+        t->curve[e] = curve[e];
+        if (curve[e] < t->objective)
+            t->objective = curve[e];
+    }
+}
+
+Test(asha, rungs_at_grace_times_eta_powers_below_the_last_epoch)
+{
+    dpt_config cfg;
+    asha_config(&cfg, 1, 3, 20);  /* rungs 1, 3, 9; 27 is past the last epoch */
+    int expect[21] = {0};
+    for (int e = 0; e <= 20; e++)
+        expect[e] = -1;
+    expect[1] = 0, expect[3] = 1, expect[9] = 2;
+    for (int e = 1; e <= 20; e++)
+        cr_expect_eq(dpt_policy_rung(&cfg, e), expect[e], "epoch %d", e);
+
+    asha_config(&cfg, 2, 2, 8);  /* rungs 2, 4; 8 is the last epoch: training ends there */
+    cr_expect_eq(dpt_policy_rung(&cfg, 2), 0);
+    cr_expect_eq(dpt_policy_rung(&cfg, 4), 1);
+    cr_expect_eq(dpt_policy_rung(&cfg, 8), -1);
+    cr_expect_eq(dpt_policy_rung(&cfg, 6), -1);
+
+    asha_config(&cfg, 0, 3, 10);  /* grace 0 counts as 1 */
+    cr_expect_eq(dpt_policy_rung(&cfg, 1), 0);
+    cr_expect_eq(dpt_policy_rung(&cfg, 3), 1);
+
+    cfg.search.stop_rule = DPT_STOP_MEDIAN;  /* no rungs under another rule */
+    cr_expect_eq(dpt_policy_rung(&cfg, 3), -1);
+}
+
+Test(asha, promotion_against_hand_computed_cases)
+{
+    /* 5 others at the rung, eta 3: m = 6 with the newcomer, floor(6/3) = 2 may continue */
+    const double rung[] = {0.30, 0.10, 0.50, 0.20, 0.40};
+    cr_expect(dpt_policy_asha_continues(rung, 5, 0.05, 3), "best of 6: continues");
+    cr_expect(dpt_policy_asha_continues(rung, 5, 0.15, 3), "second of 6: continues");
+    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.25, 3), "third of 6: stops");
+    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.60, 3), "last of 6: stops");
+    /* eta 2: floor(6/2) = 3 continue */
+    cr_expect(dpt_policy_asha_continues(rung, 5, 0.25, 2), "third of 6, eta 2: continues");
+    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.35, 2), "fourth of 6, eta 2: stops");
+    /* the first eta - 1 to reach a rung continue whatever their value */
+    cr_expect(dpt_policy_asha_continues(NULL, 0, 9.0, 3), "first at the rung");
+    cr_expect(dpt_policy_asha_continues(rung, 1, 9.0, 3), "second at the rung, eta 3");
+    /* the eta-th: only the best of eta continues */
+    cr_expect(!dpt_policy_asha_continues(rung, 2, 0.20, 3), "third of 3, second best: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 2, 0.05, 3), "third of 3, best: continues");
+    /* a tie is not better: equal to the best of 3 continues */
+    const double tied[] = {0.2, 0.2};
+    cr_expect(dpt_policy_asha_continues(tied, 2, 0.2, 3));
+}
+
+Test(asha, should_stop_at_rungs_only_against_the_trials_that_reached_them)
+{
+    dpt_config cfg;
+    asha_config(&cfg, 1, 2, 8);  /* rungs 1, 2, 4 */
+    dpt_trial hist[4], run;
+    /* the history: best-so-far at epoch 1: 0.5, 0.4, 0.9; at epoch 2: 0.3, 0.35 (the third was
+     * stopped at epoch 1; the fourth diverged and counts nowhere) */
+    trial(&hist[0], DPT_TRIAL_OK, 8, (double[]){0.5, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1});
+    trial(&hist[1], DPT_TRIAL_STOPPED_EARLY, 2, (double[]){0.4, 0.35});
+    trial(&hist[2], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.9});
+    trial(&hist[3], DPT_TRIAL_DIVERGED, 1, (double[]){0.01});
+    hist[3].objective = NAN;
+
+    /* epoch 1: 3 others + it = 4, floor(4/2) = 2 continue: 0.45 has one better (0.4) */
+    trial(&run, DPT_TRIAL_OK, 1, (double[]){0.45});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run));
+    trial(&run, DPT_TRIAL_OK, 1, (double[]){0.6});  /* 0.4, 0.5 better */
+    cr_expect(dpt_policy_should_stop(&cfg, hist, 4, &run));
+    /* epoch 2: best so far 0.32 against 0.3, 0.35: m = 3, floor(3/2) = 1, one better: stops */
+    trial(&run, DPT_TRIAL_OK, 2, (double[]){0.6, 0.32});
+    cr_expect(dpt_policy_should_stop(&cfg, hist, 4, &run));
+    trial(&run, DPT_TRIAL_OK, 2, (double[]){0.6, 0.25});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run));
+    /* epoch 3 is no rung: the worst value continues */
+    trial(&run, DPT_TRIAL_OK, 3, (double[]){0.9, 0.9, 0.9});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run));
+    /* epoch 4: only hist[0] reached it (0.2): m = 2 = eta, floor(2/2) = 1 continues: 0.25 has
+     * one better and stops; 0.15 continues */
+    trial(&run, DPT_TRIAL_OK, 4, (double[]){0.9, 0.9, 0.9, 0.25});
+    cr_expect(dpt_policy_should_stop(&cfg, hist, 4, &run));
+    trial(&run, DPT_TRIAL_OK, 4, (double[]){0.9, 0.9, 0.9, 0.15});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run));
+    /* with no history, the first trial to reach each rung continues */
+    trial(&run, DPT_TRIAL_OK, 4, (double[]){0.9, 0.9, 0.9, 0.9});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 0, &run));
+
+    /* the median rule is unchanged by asha's keys: stop only past grace, against the median */
+    cfg.search.stop_rule = DPT_STOP_MEDIAN;
+    cfg.search.stop_min_trials = 2;
+    trial(&run, DPT_TRIAL_OK, 2, (double[]){0.9, 0.9});
+    cr_expect(dpt_policy_should_stop(&cfg, hist, 4, &run), "worse than the median (0.325)");
+    trial(&run, DPT_TRIAL_OK, 2, (double[]){0.9, 0.31});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run), "better than the median (0.325)");
+}
