@@ -43,7 +43,9 @@ static int place_rows(dpt_batch *b, dpt_error *err)
         b->stage_y[k] = be->alloc(be, (size_t)rows * sizeof(int32_t));
         b->staged_step[k] = -1;
         if (!b->pin_x[k] || !b->pin_y[k] || !b->stage_x[k] || !b->stage_y[k])
-            return dpt_error_set(err, DPT_ERUNTIME, "out of memory for the staged batch buffers");
+            return dpt_error_set(err, DPT_ERUNTIME,
+                                 "out of %s memory for the staged batch buffers (2 x %d rows x "
+                                 "%d features)", be->name, rows, I);
     }
     /* alloc() zeroes on the compute stream, the uploads write these buffers on the copy stream,
      * which waits only for a slot's release: without this the first zeroing may land after the
@@ -64,8 +66,12 @@ int dpt_batch_init(dpt_batch *b, const dpt_batch_spec *spec, dpt_backend *be,
     b->yb = yb;
     b->perm = malloc((size_t)(train->n > 0 ? train->n : 1) * sizeof(int64_t));
     b->idx = be->alloc(be, (size_t)spec->rows * sizeof(int64_t));
-    if (!b->perm || !b->idx)
-        return dpt_error_set(err, DPT_ERUNTIME, "out of memory for batch buffers");
+    if (!b->perm)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of host memory for the permutation");
+    if (!b->idx)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "out of %s memory for the batch's row index (%d rows)", be->name,
+                             spec->rows);
     if (be->host_memory) {
         b->x_train = train->x;
         b->y_train = train->y;
