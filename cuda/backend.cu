@@ -110,6 +110,16 @@ static void cuda_destroy(dpt_backend *be)
     be->ctx = NULL;
 }
 
+static int cuda_mem_info(dpt_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)be;
+    if (cudaMemGetInfo(free_bytes, total_bytes) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    return 0;
+}
+
 static void *cuda_alloc_pinned(dpt_backend *be, size_t bytes)
 {
     (void)be;
@@ -269,6 +279,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     be->sgd_step = dpt_cuda_sgd_step;
     be->adam_step = dpt_cuda_adam_step;
     be->alloc_pinned = cuda_alloc_pinned;
+    be->mem_info = cuda_mem_info;
     be->free_pinned = cuda_free_pinned;
     be->upload_async = cuda_upload_async;
     be->wait_slot = cuda_wait_slot;

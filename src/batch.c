@@ -8,6 +8,18 @@
 
 #include "rng.h"
 
+/* auto: the rows fit when they leave the reserve free for what is allocated later on the device
+ * (NCCL's buffers at the first collective, cuBLAS's workspace), which a cudaMalloc that merely
+ * succeeds would not: free - bytes >= max(256 MiB, 5 % of the device's memory). */
+static int fits_with_headroom(dpt_backend *be, size_t bytes)
+{
+    size_t free_b = 0, total_b = 0;
+    if (be->mem_info(be, &free_b, &total_b) != 0)
+        return 1; /* unknown: let the allocation decide */
+    size_t reserve = total_b / 20 > ((size_t)256 << 20) ? total_b / 20 : (size_t)256 << 20;
+    return bytes <= free_b && free_b - bytes >= reserve;
+}
+
 /* The training rows go to the device once when they fit (each batch is then gathered there by
  * index); otherwise batches are staged through pinned host memory, two slots. */
 static int place_rows(dpt_batch *b, dpt_error *err)
@@ -15,7 +27,9 @@ static int place_rows(dpt_batch *b, dpt_error *err)
     dpt_backend *be = b->be;
     size_t n = (size_t)b->train->n;
     int I = b->spec.I, rows = b->spec.rows;
-    if (b->spec.resident != DPT_RESIDENT_OFF) {
+    size_t bytes = (n ? n : 1) * ((size_t)I * sizeof(float) + sizeof(int32_t));
+    if (b->spec.resident == DPT_RESIDENT_ON ||
+        (b->spec.resident == DPT_RESIDENT_AUTO && fits_with_headroom(be, bytes))) {
         b->x_dev = be->alloc(be, (n ? n : 1) * I * sizeof(float));
         b->y_dev = be->alloc(be, (n ? n : 1) * sizeof(int32_t));
     }

@@ -51,4 +51,23 @@ if [ "$rc" -ne 1 ] || ! grep -q "data.device_resident: on, but the training set"
     sed 's/^/    /' "$TMP/on.out" >&2
     fail "resident on without room: exit $rc, expected 1 with the training set named"
 fi
+
+# data.device_resident: auto keeps the rows on the device only when max(256 MiB, 5 %) stays free:
+# the 0.2 MB training set fits a 1 MiB device but not with the reserve (staged), a 512 MiB one
+# with it (resident); both train what the default device trains.
+for mem in 1 512; do
+    DPT_EMU_DEVICE_MEM_MB=$mem "$DPTRAIN" train "$CONFIG" --device cuda --out "$TMP/mem$mem" \
+        > "$TMP/mem$mem.out" 2>&1 || { cat "$TMP/mem$mem.out" >&2; fail "auto on ${mem} MiB failed"; }
+done
+grep -q "staged through pinned" "$TMP/mem1.out" || fail "auto on a 1 MiB device: not staged"
+DPT_EMU_DEVICE_MEM_MB=1 "$DPTRAIN" train "$CONFIG" --device cuda --set data.device_resident=on \
+    --out "$TMP/on1" > "$TMP/on1.out" 2>&1 || true
+grep -q "training rows resident on the device" "$TMP/on1.out" \
+    || fail "the training set does not fit a 1 MiB device even without the reserve: no test"
+grep -q "training rows resident on the device" "$TMP/mem512.out" \
+    || fail "auto on a 512 MiB device: not resident"
+for mem in 1 512; do
+    "$CKPT_DIFF" "$TMP/clean/checkpoint.bin" "$TMP/mem$mem/checkpoint.bin" > /dev/null \
+        || fail "auto on a ${mem} MiB device trained a different model"
+done
 finish
