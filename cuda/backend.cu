@@ -14,8 +14,18 @@ static void *cuda_alloc(dpt_backend *be, size_t bytes)
     void *p = NULL;
     /* cudaMalloc(0) may return NULL, which the table reserves for failure */
     size_t want = bytes ? bytes : 256;
-    if (cudaMalloc(&p, want) != cudaSuccess) {
+    cudaError_t e = cudaMalloc(&p, want);
+    if (e != cudaSuccess) {
         (void)cudaGetLastError(); /* out of memory is not sticky: clear it, report NULL */
+        /* the caller names the buffer; the bytes and the device are known only here */
+        size_t free_b = 0, total_b = 0;
+        if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
+            (void)cudaGetLastError();
+        char pci[32] = "?";
+        (void)dpt_cuda_device_pci(ctx->device, pci, sizeof pci);
+        fprintf(stderr, "%s cudaMalloc of %zu bytes on GPU %d (PCI %s) failed: %s (%zu MiB free of "
+                "%zu MiB)\n", dpt_error_tag(), want, ctx->device, pci, cudaGetErrorString(e),
+                free_b >> 20, total_b >> 20);
         return NULL;
     }
     /* zeroed, as the table promises; ordered before every later use on the stream */
@@ -98,6 +108,16 @@ static void cuda_destroy(dpt_backend *be)
     DPT_CUDA_CHECK(cudaStreamDestroy(ctx->stream));
     free(ctx);
     be->ctx = NULL;
+}
+
+static int cuda_mem_info(dpt_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)be;
+    if (cudaMemGetInfo(free_bytes, total_bytes) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    return 0;
 }
 
 static void *cuda_alloc_pinned(dpt_backend *be, size_t bytes)
@@ -230,9 +250,13 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
      * default math mode keeps full FP32, as the CPU backend. */
     DPT_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas,
                                        tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-    DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->ss_partial,
-                              (size_t)DPT_CUDA_SS_BLOCKS * DPT_CUDA_THREADS * sizeof(double)));
-    DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->ss_block, DPT_CUDA_SS_BLOCKS * sizeof(double)));
+    be->ctx = ctx; /* cuda_alloc names the device of a failed allocation */
+    ctx->ss_partial =
+        (double *)cuda_alloc(be, (size_t)DPT_CUDA_SS_BLOCKS * DPT_CUDA_THREADS * sizeof(double));
+    ctx->ss_block = (double *)cuda_alloc(be, DPT_CUDA_SS_BLOCKS * sizeof(double));
+    if (!ctx->ss_partial || !ctx->ss_block)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "out of cuda memory for the backend's sum-of-squares buffers");
     DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->ss_host, DPT_CUDA_SS_BLOCKS * sizeof(double)));
 
     be->name = "cuda";
@@ -255,6 +279,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     be->sgd_step = dpt_cuda_sgd_step;
     be->adam_step = dpt_cuda_adam_step;
     be->alloc_pinned = cuda_alloc_pinned;
+    be->mem_info = cuda_mem_info;
     be->free_pinned = cuda_free_pinned;
     be->upload_async = cuda_upload_async;
     be->wait_slot = cuda_wait_slot;

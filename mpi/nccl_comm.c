@@ -41,7 +41,55 @@ static double monotonic_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
+/* Sleeps between polls of a wait: yields the core for the first millisecond (small operations
+ * finish within it), then 100 us at a time so a long wait does not burn a core. */
+static void poll_pause(double waited)
+{
+    if (waited < 1e-3) {
+        sched_yield();
+    } else {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Non-blocking init (NCCL 2.14+), polled as the collectives are: a rank whose peers never
+ * join (dead, or stuck before their init) would otherwise wait in ncclCommInitRank for ever. */
+static void init_comm(dpt_nccl *n, ncclUniqueId id, double timeout_s)
+{
+    char what[96], msg[512];
+    snprintf(what, sizeof what, "ncclCommInitRankConfig(non-blocking) on rank %d of %d", n->rank,
+             n->size);
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclResult_t rc = ncclCommInitRankConfig(&n->comm, n->size, id, n->rank, &config);
+    double start = monotonic_s();
+    ncclResult_t state = rc;
+    while (state == ncclInProgress) {
+        double waited = monotonic_s() - start;
+        if (timeout_s > 0 && waited > timeout_s) {
+            snprintf(msg, sizeof msg, "not finished after %.1f s (run.comm_timeout_s %g): a peer "
+                     "rank died or never reached its init (check its log; across machines also "
+                     "NCCL_SOCKET_IFNAME) (communicator aborted)", waited, timeout_s);
+            ncclCommAbort(n->comm);
+            n->comm = NULL;
+            dpt_fatal(__FILE__, __LINE__, what, msg);
+        }
+        poll_pause(waited);
+        if (ncclCommGetAsyncError(n->comm, &state) != ncclSuccess)
+            state = ncclInvalidArgument;
+    }
+    if (state != ncclSuccess) {
+        snprintf(msg, sizeof msg, "%s (%s; NCCL_DEBUG=INFO prints NCCL's own account)",
+                 ncclGetErrorString(state), ncclGetLastError(n->comm));
+        if (n->comm)
+            ncclCommAbort(n->comm);
+        n->comm = NULL;
+        dpt_fatal(__FILE__, __LINE__, what, msg);
+    }
+}
+
+void dpt_nccl_init(dpt_nccl *n, dpt_comm *c, double timeout_s)
 {
     MPI_Comm comm = c->world;
     memset(n, 0, sizeof *n);
@@ -58,7 +106,7 @@ void dpt_nccl_init(dpt_nccl *n, dpt_comm *c)
      * ranks find each other through the unique id) */
     dptEmuNcclSetMpiComm(comm);
 #endif
-    DPT_NCCL_CHECK(ncclCommInitRank(&n->comm, n->size, id, n->rank));
+    init_comm(n, id, timeout_s);
     DPT_NCCL_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
     DPT_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));
     DPT_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));
@@ -110,8 +158,6 @@ void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_
     /* the optimizer, queued next on the compute stream, reads the summed gradients */
     DPT_NCCL_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
 
-    /* Poll: yield the core for the first millisecond (small messages finish within it), then
-     * sleep 100 us between polls so a long wait does not burn a core the data loader may want. */
     double start = monotonic_s();
     for (;;) {
         cudaError_t q = cudaEventQuery(n->done);
@@ -142,12 +188,7 @@ void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_
                      "NCCL_SOCKET_IFNAME)", waited, timeout_s);
             fail_collective(n, __LINE__, count, msg);
         }
-        if (waited < 1e-3) {
-            sched_yield();
-        } else {
-            struct timespec ts = {0, 100000};
-            nanosleep(&ts, NULL);
-        }
+        poll_pause(waited);
     }
 }
 

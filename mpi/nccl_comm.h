@@ -29,8 +29,9 @@ typedef struct {
 } dpt_nccl;
 
 /* Collective over c->world. The caller has already selected this rank's device
- * (cudaSetDevice, done by dpt_cuda_backend_init); each rank must own a different GPU. */
-void dpt_nccl_init(dpt_nccl *n, dpt_comm *c);
+ * (cudaSetDevice, done by dpt_cuda_backend_init); each rank must own a different GPU. An init
+ * not finished after timeout_s (<= 0: no limit) ends the job, as a collective does. */
+void dpt_nccl_init(dpt_nccl *n, dpt_comm *c, double timeout_s);
 
 /* The allreduce of the reducer's NCCL path, whole or bucket by bucket during backward: queues
  * the sum of count floats of dev_buf in place across all ranks on the communication stream

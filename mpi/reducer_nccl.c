@@ -53,7 +53,7 @@ void *dpt_reducer_nccl_create(dpt_comm *c, const dpt_reducer_settings *s,
 {
     nccl_reducer *n = calloc(1, sizeof *n);
     DPT_CHECK(n != NULL, "out of memory");
-    dpt_nccl_init(&n->nccl, c);
+    dpt_nccl_init(&n->nccl, c, s->timeout_s);
     n->world = c->world;
     n->stream = (cudaStream_t)s->stream;
     n->timeout_s = s->timeout_s;

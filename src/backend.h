@@ -72,6 +72,8 @@ typedef struct dpt_backend dpt_backend;
     X(release_slot, void, (dpt_backend *be, int slot))                                         \
     /* host: slot's copies have finished, its pinned buffers may be refilled */                \
     X(host_wait_slot, void, (dpt_backend *be, int slot))                                       \
+    /* device memory free and in all (cudaMemGetInfo); -1 where backend memory is host memory */ \
+    X(mem_info, int, (dpt_backend *be, size_t *free_bytes, size_t *total_bytes))               \
     X(destroy, void, (dpt_backend *be))
 
 /* One constant per op, in list order: DPT_BACKEND_OP_gemm, ... */

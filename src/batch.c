@@ -8,6 +8,18 @@
 
 #include "rng.h"
 
+/* auto: the rows fit when they leave the reserve free for what is allocated later on the device
+ * (NCCL's buffers at the first collective, cuBLAS's workspace), which a cudaMalloc that merely
+ * succeeds would not: free - bytes >= max(256 MiB, 5 % of the device's memory). */
+static int fits_with_headroom(dpt_backend *be, size_t bytes)
+{
+    size_t free_b = 0, total_b = 0;
+    if (be->mem_info(be, &free_b, &total_b) != 0)
+        return 1; /* unknown: let the allocation decide */
+    size_t reserve = total_b / 20 > ((size_t)256 << 20) ? total_b / 20 : (size_t)256 << 20;
+    return bytes <= free_b && free_b - bytes >= reserve;
+}
+
 /* The training rows go to the device once when they fit (each batch is then gathered there by
  * index); otherwise batches are staged through pinned host memory, two slots. */
 static int place_rows(dpt_batch *b, dpt_error *err)
@@ -15,7 +27,9 @@ static int place_rows(dpt_batch *b, dpt_error *err)
     dpt_backend *be = b->be;
     size_t n = (size_t)b->train->n;
     int I = b->spec.I, rows = b->spec.rows;
-    if (b->spec.resident != DPT_RESIDENT_OFF) {
+    size_t bytes = (n ? n : 1) * ((size_t)I * sizeof(float) + sizeof(int32_t));
+    if (b->spec.resident == DPT_RESIDENT_ON ||
+        (b->spec.resident == DPT_RESIDENT_AUTO && fits_with_headroom(be, bytes))) {
         b->x_dev = be->alloc(be, (n ? n : 1) * I * sizeof(float));
         b->y_dev = be->alloc(be, (n ? n : 1) * sizeof(int32_t));
     }
@@ -43,7 +57,9 @@ static int place_rows(dpt_batch *b, dpt_error *err)
         b->stage_y[k] = be->alloc(be, (size_t)rows * sizeof(int32_t));
         b->staged_step[k] = -1;
         if (!b->pin_x[k] || !b->pin_y[k] || !b->stage_x[k] || !b->stage_y[k])
-            return dpt_error_set(err, DPT_ERUNTIME, "out of memory for the staged batch buffers");
+            return dpt_error_set(err, DPT_ERUNTIME,
+                                 "out of %s memory for the staged batch buffers (2 x %d rows x "
+                                 "%d features)", be->name, rows, I);
     }
     /* alloc() zeroes on the compute stream, the uploads write these buffers on the copy stream,
      * which waits only for a slot's release: without this the first zeroing may land after the
@@ -64,8 +80,12 @@ int dpt_batch_init(dpt_batch *b, const dpt_batch_spec *spec, dpt_backend *be,
     b->yb = yb;
     b->perm = malloc((size_t)(train->n > 0 ? train->n : 1) * sizeof(int64_t));
     b->idx = be->alloc(be, (size_t)spec->rows * sizeof(int64_t));
-    if (!b->perm || !b->idx)
-        return dpt_error_set(err, DPT_ERUNTIME, "out of memory for batch buffers");
+    if (!b->perm)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of host memory for the permutation");
+    if (!b->idx)
+        return dpt_error_set(err, DPT_ERUNTIME,
+                             "out of %s memory for the batch's row index (%d rows)", be->name,
+                             spec->rows);
     if (be->host_memory) {
         b->x_train = train->x;
         b->y_train = train->y;

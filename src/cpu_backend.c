@@ -183,6 +183,13 @@ static void cpu_slot_noop(dpt_backend *be, int slot)
 
 static void cpu_destroy(dpt_backend *be) { be->ctx = NULL; }
 
+static int cpu_mem_info(dpt_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)be;
+    *free_bytes = *total_bytes = 0;
+    return -1; /* host memory: nothing to plan against */
+}
+
 int dpt_cpu_backend_init(dpt_backend *be, int threads)
 {
     memset(be, 0, sizeof *be);
@@ -210,6 +217,7 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->wait_slot = cpu_slot_noop;
     be->release_slot = cpu_slot_noop;
     be->host_wait_slot = cpu_slot_noop;
+    be->mem_info = cpu_mem_info;
     be->destroy = cpu_destroy;
     dpt_backend_check_complete(be);
     openblas_set_num_threads(threads > 0 ? threads : 1);

@@ -750,6 +750,7 @@ static const char *const st_op_checks[DPT_BACKEND_N_OPS] = {
     [DPT_BACKEND_OP_wait_slot] = "upload_async (staged)",
     [DPT_BACKEND_OP_release_slot] = "upload_async (staged)",
     [DPT_BACKEND_OP_host_wait_slot] = "upload_async (staged)",
+    [DPT_BACKEND_OP_mem_info] = "none: no result to compare (integration_gpu_alloc uses it)",
     [DPT_BACKEND_OP_destroy] = "train (dpt_trainer_free destroys its backend)",
 };
 

@@ -176,7 +176,9 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
     t->xb = t->be.alloc(&t->be, (size_t)max_rows * I * sizeof(float));
     t->yb = t->be.alloc(&t->be, (size_t)max_rows * sizeof(int32_t));
     if (!t->xb || !t->yb)
-        return dpt_error_set(mine, DPT_ERUNTIME, "out of memory for batch buffers");
+        return dpt_error_set(mine, DPT_ERUNTIME,
+                             "out of %s memory for the batch buffers (%d rows x %d features)",
+                             t->be.name, max_rows, I);
     dpt_batch_spec spec = {
         .rows = t->rows, .I = I, .row0 = t->row0, .batch_size = cfg->train.batch_size,
         .steps_per_epoch = t->steps_per_epoch, .sharded = t->data.sharded,

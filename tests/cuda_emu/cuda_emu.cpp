@@ -11,7 +11,8 @@
  * runtime's 13000; an older major version, or 0 for no driver, makes cudaGetDeviceCount fail
  * with cudaErrorInsufficientDriver as the static CUDA 13 runtime does on an old driver),
  * DPT_EMU_DEVICE_MEM_MB
- * (memory per device, default 16384), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
+ * (memory per device, default 16384), DPT_EMU_ALLOC_FAIL_AFTER=N (the process's device
+ * allocations after its first N fail with cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
  * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
  * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
 #ifndef OMPI_SKIP_MPICXX
@@ -289,6 +290,10 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
     const int phys = physical_device(t_device);
     std::lock_guard<std::mutex> g(g_lock);
     if (kind == MEM_DEVICE && size > device_mem_bytes() - g_used[phys])
+        return fail(cudaErrorMemoryAllocation);
+    static long device_allocs = 0; /* under g_lock */
+    const long fail_after = env_long("DPT_EMU_ALLOC_FAIL_AFTER", -1, -1, 1L << 40);
+    if (kind == MEM_DEVICE && fail_after >= 0 && device_allocs++ >= fail_after)
         return fail(cudaErrorMemoryAllocation);
     char *p = (char *)malloc(size);
     if (!p) {

@@ -26,6 +26,18 @@ typedef struct {
     char internal[NCCL_UNIQUE_ID_BYTES];
 } ncclUniqueId;
 
+/* NCCL 2.14's communicator options; the emulation reads only blocking (0: the init returns
+ * ncclInProgress and ncclCommGetAsyncError says when it has finished). */
+typedef struct {
+    size_t size;
+    unsigned int magic;
+    unsigned int version;
+    int blocking;
+} ncclConfig_t;
+#define NCCL_CONFIG_UNDEF_INT (-2147483647 - 1)
+#define NCCL_CONFIG_INITIALIZER \
+    {sizeof(ncclConfig_t), 0xcafebeef, NCCL_VERSION_CODE, NCCL_CONFIG_UNDEF_INT}
+
 /* Numeric values as in the real nccl.h. */
 typedef enum {
     ncclSuccess = 0,
@@ -75,6 +87,11 @@ ncclResult_t ncclGetVersion(int *version);
 ncclResult_t ncclGetUniqueId(ncclUniqueId *unique_id);
 /* Collective over MPI_COMM_WORLD: MPI must be initialized and nranks, rank must be MPI's. */
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id, int rank);
+/* The same with options; blocking = 0 emulates the non-blocking init: ncclInProgress, then the
+ * communicator's asynchronous error is ncclInProgress for one query, or for ever with
+ * DPT_EMU_NCCL_INIT_HANG=1 (an init whose peers never answer), until ncclCommAbort. */
+ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId comm_id, int rank,
+                                    ncclConfig_t *config);
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                            ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                            cudaStream_t stream);

@@ -7,7 +7,8 @@
  * communicator does not run, returns ncclSuccess, and leaves ncclRemoteError as the
  * asynchronous error, which every later call returns too, as NCCL does after a remote failure.
  * DPT_EMU_NCCL_HANG_AFTER=N: the N-th allreduce and every later one never complete (a peer that
- * stalls) until the communicator is aborted. Collectives run when their stream reaches them
+ * stalls) until the communicator is aborted. DPT_EMU_NCCL_INIT_HANG=1: a non-blocking
+ * ncclCommInitRankConfig never finishes (until aborted); a blocking one ends the process. Collectives run when their stream reaches them
  * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
@@ -42,7 +43,8 @@ struct ncclComm {
     long fail_after;          /* 0: no injected fault */
     long hang_after;          /* 0: no injected hang */
     long allreduces;          /* calls so far */
-    ncclResult_t async_error; /* ncclSuccess until a fault */
+    ncclResult_t async_error; /* ncclSuccess until a fault; ncclInProgress while initializing */
+    int init_polls;           /* non-blocking init: queries left saying ncclInProgress (-1: for ever) */
     char last_error[512];
 };
 
@@ -145,6 +147,12 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *unique_id)
 extern "C" void dptEmuNcclSetMpiCommHandle(void *comm) { g_next_comm = (MPI_Comm)comm; }
 
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id, int rank)
+{
+    return ncclCommInitRankConfig(comm, nranks, comm_id, rank, NULL);
+}
+
+ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId comm_id, int rank,
+                                    ncclConfig_t *config)
 {
     char *err = g_init_error;
     const size_t n = sizeof g_init_error;
@@ -261,11 +269,26 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId comm_id
     c->hang_after = ha ? strtol(ha, NULL, 10) : 0;
     c->allreduces = 0;
     c->async_error = ncclSuccess;
+    c->init_polls = 0;
     c->last_error[0] = '\0';
+    /* non-blocking: the work above is done, but the caller must poll for it as on NCCL, where
+     * it runs in the background; the injected hang never finishes */
+    const bool nonblocking = config && config->blocking == 0;
+    const char *ih = getenv("DPT_EMU_NCCL_INIT_HANG");
+    const bool hang = ih && strcmp(ih, "1") == 0;
+    if (hang && !nonblocking) { /* NCCL would block here for ever: say so and end instead */
+        fprintf(stderr, "nccl_emu: ncclCommInitRank never returns (an injected hang, "
+                "DPT_EMU_NCCL_INIT_HANG=1); a blocking init would hang here\n");
+        _Exit(70);
+    }
+    if (nonblocking) {
+        c->async_error = ncclInProgress;
+        c->init_polls = hang ? -1 : 0;
+    }
     std::lock_guard<std::mutex> g(g_lock);
     g_comms.insert(c);
     *comm = c;
-    return ncclSuccess;
+    return nonblocking ? ncclInProgress : ncclSuccess;
 }
 
 /* The collective itself, when its stream runs it: over MPI, or the injected asynchronous error
@@ -372,7 +395,10 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async_error)
 {
     if (!comm_valid(comm) || !async_error)
         return ncclInvalidArgument;
+    std::lock_guard<std::mutex> g(g_lock);
     *async_error = comm->async_error;
+    if (comm->async_error == ncclInProgress && comm->init_polls >= 0 && comm->init_polls-- == 0)
+        comm->async_error = ncclSuccess; /* the init finished: the next query says so */
     return ncclSuccess;
 }
 

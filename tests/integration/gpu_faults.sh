@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # NCCL faults on the GPU path, injected by the emulation: an asynchronous NCCL error in the 3rd
-# gradient allreduce, and a 3rd allreduce that never completes (a stalled peer). Each must end
+# gradient allreduce, a 3rd allreduce that never completes (a stalled peer), and a communicator
+# initialization that never completes (a peer that never joins). Each must end
 # the job (exit 1) with a message naming the collective, the rank and the seconds waited, not
 # train on unreduced gradients into "diverged" or hang. Emulated CUDA build only.
 #   usage: gpu_faults.sh DPTRAIN CKPT_DIFF
@@ -32,7 +33,7 @@ fault() {
     if grep -q "diverged" "$TMP/$name.out"; then
         fail "$name: reported as a diverged run"
     else
-        echo "ok: $name: $(grep -m1 -E "ncclAllReduce" "$TMP/$name.out")"
+        echo "ok: $name: $(grep -m1 -E "ncclAllReduce|ncclCommInit" "$TMP/$name.out")"
     fi
 }
 
@@ -42,5 +43,8 @@ fault nccl_error DPT_EMU_NCCL_FAIL_AFTER=3 \
     "injected remote error"
 fault nccl_hang DPT_EMU_NCCL_HANG_AFTER=3 \
     "ncclAllReduce\(sum, [0-9]+ floats\) on rank [01] of 2" \
+    "not finished after [0-9.]+ s \(run.comm_timeout_s 1\)"
+fault nccl_init_hang DPT_EMU_NCCL_INIT_HANG=1 \
+    "ncclCommInitRankConfig\(non-blocking\) on rank [01] of 2" \
     "not finished after [0-9.]+ s \(run.comm_timeout_s 1\)"
 finish
