@@ -184,9 +184,3 @@ int dpt_ring_test(dpt_ring *r)
             return 0;
     return 1;
 }
-
-void dpt_ring_wait(dpt_ring *r)
-{
-    while (!dpt_ring_test(r))
-        ;
-}

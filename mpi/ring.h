@@ -61,11 +61,10 @@ void dpt_ring_init(dpt_ring *r, MPI_Comm comm, MPI_Datatype type, size_t elem, d
 void dpt_ring_free(dpt_ring *r);
 
 /* Starts summing buf (n elements, at most the n of init) in place across comm's ranks; buf must
- * not be touched until dpt_ring_test returns 1 or dpt_ring_wait returns. */
+ * not be touched until dpt_ring_test returns 1. */
 void dpt_ring_start(dpt_ring *r, void *buf, size_t n);
 /* Moves the operation along (cheap; call often). Returns 1 when it is complete. */
 int dpt_ring_test(dpt_ring *r);
-void dpt_ring_wait(dpt_ring *r);
 
 void dpt_ring_sum_float(const void *in, void *inout, size_t n);
 
