@@ -146,54 +146,110 @@ static void describe(const dpt_watchdog *w, const report *r, char *out, size_t n
         snprintf(out + k, n - (size_t)k, " (bucket %d of %d)", r->bucket, w->n_buckets);
 }
 
+/* 1 when the host of rank p answers a TCP connection attempt (refused or accepted) on one of its
+ * addresses within DPT_WATCHDOG_PROBE_MS: the host is up and reachable and the rank itself is
+ * stuck (stopped, hung). 0 when none answers: a cut link or a dead node. A rank on this host is
+ * reachable; loopback addresses are skipped (they would reach this host). */
+static int peer_reachable(const dpt_watchdog *w, int p)
+{
+    if (strcmp(w->peers[p].host, w->c->host) == 0)
+        return 1;
+    struct pollfd pf[MAX_ADDRS];
+    int n = 0, answered = 0, tried = 0;
+    for (int i = 0; i < MAX_ADDRS && w->peers[p].addr[i] && !answered; i++) {
+        if ((ntohl(w->peers[p].addr[i]) >> 24) == 127)
+            continue;
+        tried++;
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            continue;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = w->peers[p].port};
+        a.sin_addr.s_addr = w->peers[p].addr[i];
+        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0 || errno == ECONNREFUSED)
+            answered = 1;
+        if (errno == EINPROGRESS && !answered)
+            pf[n++] = (struct pollfd){.fd = s, .events = POLLOUT};
+        else
+            close(s);
+    }
+    double end = dpt_now() + DPT_WATCHDOG_PROBE_MS / 1000.0;
+    while (!answered && n > 0 && dpt_now() < end &&
+           poll(pf, (nfds_t)n, (int)((end - dpt_now()) * 1000.0) + 1) > 0)
+        for (int k = 0; k < n; k++) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (pf[k].revents && getsockopt(pf[k].fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+                (err == 0 || err == ECONNREFUSED))
+                answered = 1;
+            pf[k].events = pf[k].revents ? 0 : POLLOUT; /* an unreachable error: stop polling */
+        }
+    for (int k = 0; k < n; k++)
+        close(pf[k].fd);
+    return answered || tried == 0;
+}
+
+/* Names the ranks nobody heard from (and ranks waiting at another step) into missing and
+ * elsewhere; returns how many did not arrive; *cut: how many of those whose host does not answer. */
+static int find_missing(dpt_watchdog *w, const report *me, char *missing, size_t m,
+                        char *elsewhere, size_t e, int *cut)
+{
+    size_t nm = 0, ne = 0;
+    int n_missing = 0;
+    *cut = 0;
+    for (int p = 0; p < w->c->size; p++) {
+        const report *h = &w->heard[p];
+        if (p == w->c->rank)
+            continue;
+        if (h->rank != p) {
+            int up = peer_reachable(w, p);
+            n_missing++;
+            *cut += !up;
+            if (nm < m)
+                nm += (size_t)snprintf(missing + nm, m - nm, "%s%d (%s%s)", nm ? ", " : "",
+                                       w->peers[p].world_rank, w->peers[p].host,
+                                       up ? "" : ": its host does not answer");
+        } else if (h->step != me->step && ne < e) {
+            ne += (size_t)snprintf(elsewhere + ne, e - ne, "; rank %d waits in %s of step %lld",
+                                   w->peers[p].world_rank, h->what, (long long)h->step);
+        }
+    }
+    return n_missing;
+}
+
 /* The report and the end: every live rank says what it waits for; the lowest rank that heard
  * from the others names the ranks that said nothing (and ranks waiting at another step). */
 static void give_up(dpt_watchdog *w, const report *me)
 {
     dpt_comm *c = w->c;
-    char mine[128];
+    char mine[128], missing[1024] = "", elsewhere[1024] = "";
     describe(w, me, mine, sizeof mine);
     fprintf(stderr, "[rank %d %s] watchdog: %s not done after %.1f s (run.comm_timeout_s %g)\n",
             c->world_rank, c->host, mine, me->waited_s, w->timeout_s);
+    fflush(stderr);
     int lowest = c->rank;
     for (int p = 0; p < c->rank; p++)
         if (w->heard[p].rank == p) {
             lowest = p;
             break;
         }
-    if (lowest == c->rank) {
-        char missing[1024] = "", elsewhere[1024] = "";
-        size_t nm = 0, ne = 0;
-        int n_missing = 0;
-        for (int p = 0; p < c->size; p++) {
-            const report *h = &w->heard[p];
-            if (p == c->rank)
-                continue;
-            if (h->rank != p) {
-                n_missing++;
-                if (nm < sizeof missing)
-                    nm += (size_t)snprintf(missing + nm, sizeof missing - nm, "%s%d (%s)",
-                                           nm ? ", " : "", w->peers[p].world_rank,
-                                           w->peers[p].host);
-            } else if (h->step != me->step && ne < sizeof elsewhere) {
-                ne += (size_t)snprintf(elsewhere + ne, sizeof elsewhere - ne,
-                                       "; rank %d waits in %s of step %lld",
-                                       w->peers[p].world_rank, h->what, (long long)h->step);
-            }
-        }
-        if (n_missing)
-            fprintf(stderr, "[rank %d %s] watchdog: rank%s %s did not arrive (no report from "
-                    "%s within %.0f s); %d other rank%s waiting%s. Ending the job.\n",
-                    c->world_rank, c->host, n_missing > 1 ? "s" : "", missing,
-                    n_missing > 1 ? "them" : "it", DPT_WATCHDOG_GRACE_S,
-                    c->size - 1 - n_missing, c->size - 1 - n_missing == 1 ? " is" : "s are",
-                    elsewhere);
-        else
-            fprintf(stderr, "[rank %d %s] watchdog: every rank reported waiting%s; the "
-                    "collective itself is stuck (network?). Ending the job.\n",
-                    c->world_rank, c->host, elsewhere);
-    }
+    int cut = 0;
+    int n_missing = find_missing(w, me, missing, sizeof missing, elsewhere, sizeof elsewhere,
+                                 &cut);
+    if (lowest == c->rank && n_missing)
+        fprintf(stderr, "[rank %d %s] watchdog: rank%s %s did not arrive (no report from "
+                "%s within %.0f s); %d other rank%s waiting%s. Ending the job%s.\n",
+                c->world_rank, c->host, n_missing > 1 ? "s" : "", missing,
+                n_missing > 1 ? "them" : "it", DPT_WATCHDOG_GRACE_S, c->size - 1 - n_missing,
+                c->size - 1 - n_missing == 1 ? " is" : "s are", elsewhere,
+                cut ? " (a cut link or a dead node: the launcher ends it when it loses that "
+                      "host's daemon, else MPI_Abort follows)" : "");
+    else if (lowest == c->rank)
+        fprintf(stderr, "[rank %d %s] watchdog: every rank reported waiting%s; the "
+                "collective itself is stuck (network?). Ending the job.\n",
+                c->world_rank, c->host, elsewhere);
     fflush(stderr);
+    if (cut)
+        sleep(DPT_WATCHDOG_LAUNCHER_S);
     alarm(DPT_WATCHDOG_ABORT_S);
     MPI_Abort(MPI_COMM_WORLD, 1);
     _exit(1);

@@ -24,6 +24,14 @@ extern "C" {
 /* MPI_Abort gets this long; then SIGALRM ends the process (its default action) in case the
  * abort itself hangs behind the stalled collective. */
 #define DPT_WATCHDOG_ABORT_S 10
+/* A rank whose missing peers' hosts do not answer (a cut link, a dead node) waits this long before
+ * MPI_Abort: mpirun cannot deliver an abort to a daemon behind a cut link (TCP retransmits for
+ * minutes, and its pending data also keeps Open MPI's keepalive from noticing the lost daemon).
+ * Waiting lets the launcher's keepalive end the job (the job scripts set oob_tcp_keepalive_*:
+ * docs/faults.md). A host that answers (a stopped or hung rank) is aborted at once. */
+#define DPT_WATCHDOG_LAUNCHER_S 30
+/* How long a probe of a missing rank's host (a TCP connection attempt) waits for an answer. */
+#define DPT_WATCHDOG_PROBE_MS 1000
 
 typedef struct dpt_watchdog dpt_watchdog;
 

@@ -40,6 +40,11 @@
 #                  per core in every rank first
 #   DRY_RUN=1      print the launch line instead of running (tests use it)
 #   MPIRUN         the launcher binary for LAUNCHER=mpirun (default mpirun)
+#   OMPI_MCA_oob_tcp_keepalive_time, _intvl, _probes  default 10, 5, 4: how soon mpirun notices
+#                  that a host's daemon is cut off (a dead switch port, a crashed node) and ends
+#                  the job: about 30 s (Open MPI's default: about 8 minutes). dptrain's watchdog
+#                  names the ranks behind the cut first when run.comm_timeout_s is under about
+#                  25 s (docs/faults.md); an abort cannot reach such a host, so the end is mpirun's
 #
 # Binding: none by default. A rank's CPU work on a GPU node is its GPU's feeder (kernel launches,
 # NCCL's proxy thread, batch gathering, host BLAS when staged); Open MPI's default binds each
@@ -91,6 +96,9 @@ BIND=${BIND:-none}
 SOCKETS=${SOCKETS:-2}
 MPIRUN=${MPIRUN:-mpirun}
 export NCCL_DEBUG=${NCCL_DEBUG:-INFO}
+export OMPI_MCA_oob_tcp_keepalive_time=${OMPI_MCA_oob_tcp_keepalive_time:-10}
+export OMPI_MCA_oob_tcp_keepalive_intvl=${OMPI_MCA_oob_tcp_keepalive_intvl:-5}
+export OMPI_MCA_oob_tcp_keepalive_probes=${OMPI_MCA_oob_tcp_keepalive_probes:-4}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 case $1 in
