@@ -25,31 +25,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none DPTRAIN
 cd "$REPO"
 
-# submit NAME [VAR=VALUE...] -- [dptrain args]: the README's line for CPU nodes; waits for the
-# job (scontrol every 0.2 s: sbatch --wait polls every few seconds) and prints its exit code
-submit() {
-    local name=$1 vars=() id state="" code=""
-    shift
-    while [ "$1" != -- ]; do vars+=("$1"); shift; done
-    shift
-    if ! id=$(env "${vars[@]}" sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 \
-        --output="$TMP/$name.log" scripts/slurm_job.sh "$CONFIG" "$@" 2>"$TMP/$name.submit"); then
-        echo "sbatch-failed"
-        return 0
-    fi
-    for _ in $(seq 1 600); do # 120 s
-        local info
-        info=$(scontrol show job -o "$id" 2>/dev/null || true)
-        state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info")
-        code=$(sed -n 's/.* ExitCode=\([0-9]*\):\([0-9]*\).*/\1/p' <<<"$info")
-        case $state in
-            PENDING | CONFIGURING | RUNNING | COMPLETING | "") sleep 0.2 ;;
-            *) echo "${code:-?}"; return 0 ;;
-        esac
-    done
-    scancel "$id" 2>/dev/null || true
-    echo "timeout($state)"
-}
+# the README's line for CPU nodes: 1 node, 2 tasks
+SUBMIT_NODES=(--nodes=1 --ntasks-per-node=2)
 
 EXPECT_STEPS=60 # synthetic_small: 2 epochs of 1800 rows in batches of 60
 # the reference: the same 2 ranks under mpirun, outside SLURM
