@@ -19,8 +19,8 @@
 # CPU-only nodes it runs as it is, the ranks on the CPU backend (e.g. a debug partition:
 # `sbatch --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 scripts/slurm_job.sh CONFIG.yaml`).
 # --cpus-per-task = the node's cores / tasks, so each rank's threads have cores of their own.
-# Do NOT use --gpus-per-task or --gpu-bind: dptrain picks its GPU by its rank on the node among
-# the GPUs it sees (local rank = device index), so every rank must see all of the node's GPUs.
+# GPU choice (docs/gpu.md): a rank that sees one GPU takes it (--gpus-per-task=1 or --gpu-bind
+# work); a rank that sees several takes the one at its local rank. Two ranks on one GPU stop.
 # sbatch starts the script in the submit directory: build/dptrain and configs/ are relative to it.
 #
 # Environment (all optional):
