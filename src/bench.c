@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "backend.h"
+#include "trace.h"
 #include "train.h"
+#include "trainer_impl.h" /* to hand the trainer the trace, as run.c does */
 #include "util.h"
 
 static int cmp_double(const void *a, const void *b);
@@ -28,6 +30,12 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     if (comm_line)
         dpt_trainer_describe_comm(t, comm_line, comm_n);
     dpt_trainer_set_split_wait(t, 1);
+    /* run.trace: the all-ranks row's steps, warm-up included (the spans carry the step) */
+    if (comm_line && (rc = dpt_trace_open(&t->trace, comm, cfg->run.trace, cfg->run.trace_steps,
+                                          err)) != DPT_OK) {
+        dpt_trainer_free(t);
+        return rc;
+    }
     int64_t spe = dpt_trainer_steps_per_epoch(t);
     double lr = cfg->train.lr;
     int64_t step = 0;
@@ -38,6 +46,7 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
             row->step_s = dpt_now();
         }
         if (dpt_trainer_step(t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
+            dpt_trace_free(t->trace);
             dpt_trainer_free(t);
             return dpt_error_set(err, DPT_ERUNTIME, "the loss diverged during the benchmark: lower train.lr");
         }
@@ -53,8 +62,10 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     row->comm_total_s = st.t_comm_total / steps;
     row->wait_s = st.t_wait / steps;
     row->data_s = st.t_data / steps;
+    rc = dpt_trace_write(t->trace, err);
+    dpt_trace_free(t->trace);
     dpt_trainer_free(t);
-    return DPT_OK;
+    return rc;
 }
 
 /* The GEMMs of one training step alone (forward, weight gradients, input gradients except the

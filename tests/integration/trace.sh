@@ -4,7 +4,8 @@
 # backward, the exposed allreduce, the optimizer), each bucket's allreduce, evaluation on both
 # ranks and the checkpoint on rank 0; run.trace_steps bounds it (3 steps of each of 2 epochs);
 # each traced step's phases add up to the step (within 5%); the training is bitwise the same
-# as without the trace; an unwritable path fails naming run.trace. Usage: trace.sh DPTRAIN CKPT_DIFF
+# as without the trace; bench train's traced steps match the step time it reports (5%); an
+# unwritable path fails naming run.trace. Usage: trace.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -50,6 +51,27 @@ for r in (0, 1):
                     f"rank {r} step {s}: {e['name']} lies outside its step"
 assert worst <= 0.05, f"a step's phases add up to {100 * worst:.1f}% off its duration"
 print(f"trace: {len(ev)} events, 2 ranks; phases within {100 * worst:.3f}% of each step")
+PY
+
+# bench train writes the trace of its all-ranks row: the traced steps' mean length matches the
+# step time it reports (5%: the loop around the steps is outside the spans)
+"${MPIRUN[@]}" -np 2 "$DPTRAIN" bench train "$CONFIG" --device cpu --steps 40 --warmup 5 \
+    --set 'model.layers=[32,256,256,4]' --set train.batch_size=256 \
+    --set run.trace="$TMP/bench.json" --set run.trace_steps=1000 >"$TMP/bench.out" \
+    2>"$TMP/bench.err" || fail "bench train with run.trace exited non-zero: $(tail -3 "$TMP/bench.err")"
+python3 - "$TMP/bench.json" "$TMP/bench.out" <<'PY' || fail "bench train's trace"
+import json, statistics, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+row = [l.split() for l in open(sys.argv[2]) if l.split()[:1] == ["2"]]
+assert row, "no 2-rank row in bench train's table"
+step_ms = float(row[0][4])
+steps = [e["dur"] / 1e3 for e in ev if e["ph"] == "X" and e["name"] == "step" and e["pid"] == 0
+         and e["args"]["step"] >= 5]
+assert len(steps) == 40, f"{len(steps)} timed steps traced, expected 40"
+mean = statistics.mean(steps)
+assert abs(mean - step_ms) <= 0.05 * step_ms, f"traced steps {mean:.3f} ms, bench {step_ms:.3f} ms"
+print(f"bench train: traced steps {mean:.3f} ms against step_ms {step_ms:.3f} "
+      f"({100 * abs(mean - step_ms) / step_ms:.2f}% apart)")
 PY
 
 rc=0
