@@ -286,9 +286,10 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
     const dpt_config *c = cfg;
     printf("dptrain %s  search %s\n", DPT_VERSION, opts->config_path ? opts->config_path : "");
     if (c->search.algorithm == DPT_SEARCH_BAYES)
-        printf("  %-9s bayes (GP, Matern 5/2, Expected Improvement), %d trials, the first %d "
+        printf("  %-9s bayes (GP, Matern 5/2, Expected Improvement%s), %d trials, the first %d "
                "random%s; minimizing %s\n",
-               "search", trials, c->search.initial_random < trials ? c->search.initial_random : trials,
+               "search",
+               c->search.acquisition == DPT_ACQUISITION_EI_PER_SECOND ? " per second" : "", trials, c->search.initial_random < trials ? c->search.initial_random : trials,
                c->search.start_from_config ? " (trial 1: the config's own values)" : "",
                objective_label(c));
     else
