@@ -2,7 +2,9 @@
 # Cost-aware proposals, search.acquisition ei against ei_per_second, on Branin with the duration
 # model (objective.duration: lognormal waits scaled by 0.5 + u1, so a trial at x1 = 10 takes 3x
 # one at x1 = -5): per run, the search clock (end_s) when the best-so-far regret first fell below
-# each threshold, the mean trial time and the regret after the last trial. One rank, one group.
+# each threshold, the mean trial time, the mean x1 of the GP's proposals (after the 5 random
+# ones; the three minima lie at x1 = -3.14, 3.14, 9.42) and the regret after the last trial. One
+# rank, one group.
 # docs/search.md has the numbers.
 # Usage: scripts/bench_cost.sh [DPTRAIN=build/dptrain] [DURATION=0.2] [SEEDS="1 2 3 4 5"] [TRIALS=30]
 set -euo pipefail
@@ -15,8 +17,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '# Branin, %s trials, objective.duration %s s; t(r<X): search seconds to regret below X\n' \
     "$trials" "$duration"
-printf '# %-14s %5s %10s %10s %10s %9s %10s\n' acquisition seed 't(r<1e-1)' 't(r<1e-2)' \
-    't(r<1e-3)' mean_t_s final_regret
+printf '# %-14s %5s %10s %10s %10s %9s %8s %10s\n' acquisition seed 't(r<1e-1)' 't(r<1e-2)' \
+    't(r<1e-3)' mean_t_s gp_x1 final_regret
 for seed in $seeds; do
     for acq in ei ei_per_second; do
         out=$tmp/$acq-$seed
@@ -36,8 +38,9 @@ for r in recs:
             hit[th] = r["end_s"]
 cell = lambda th: "%10.2f" % hit[th] if th in hit else "%10s" % "-"
 mean_t = sum(r["time_s"] for r in recs) / len(recs)
-print("  %-14s %5s %s %s %s %9.3f %10.2e" % (sys.argv[2], sys.argv[3], cell(1e-1), cell(1e-2),
-                                            cell(1e-3), mean_t, best))
+gp = [r["params"]["objective.x1"] for r in recs if r["trial"] >= 5]
+print("  %-14s %5s %s %s %s %9.3f %8.2f %10.2e" % (sys.argv[2], sys.argv[3], cell(1e-1), cell(1e-2),
+                                                  cell(1e-3), mean_t, sum(gp) / len(gp), best))
 PY
     done
 done
