@@ -226,16 +226,23 @@ int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta)
     return m < eta || better < m / eta;
 }
 
-static int asha_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
-                            const dpt_trial *run)
+double dpt_policy_rung_value(const dpt_trial *t, int e)
+{
+    return best_prefix(t->curve, e < t->n_curve ? e : t->n_curve);
+}
+
+int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                              const double *running, int n_running, const dpt_trial *run)
 {
     int e = run->n_curve;
     if (dpt_policy_rung(cfg, e) < 0)
         return 0;
-    double *v = malloc((size_t)(n_hist + 1) * sizeof(double));
+    double *v = malloc((size_t)(n_hist + n_running + 1) * sizeof(double));
     if (!v)
         return 0;
     int m = reached(hist, n_hist, e, v);
+    for (int k = 0; k < n_running; k++)
+        v[m++] = running[k];
     int stop = !dpt_policy_asha_continues(v, m, best_prefix(run->curve, e), cfg->search.stop_eta);
     free(v);
     return stop;
@@ -248,7 +255,7 @@ int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_h
     if (e > DPT_TRIAL_MAX_CURVE)
         return 0;
     if (cfg->search.stop_rule == DPT_STOP_ASHA)
-        return asha_should_stop(cfg, hist, n_hist, run);
+        return dpt_policy_asha_stop_seen(cfg, hist, n_hist, NULL, 0, run);
     if (cfg->search.stop_rule != DPT_STOP_MEDIAN || e <= cfg->search.stop_grace_epochs)
         return 0;
     double *v = malloc((size_t)(n_hist + 1) * sizeof(double));

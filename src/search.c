@@ -59,6 +59,10 @@ typedef struct {
     int rank_log;
     void (*poll)(void *ctx);
     void *poll_ctx;
+    /* asha under the async schedule: the decision at a rung, taken by rank 0 against every trial
+     * that reached the rung so far (finished or running); NULL: the policy on hist */
+    int (*rung_stop)(void *ctx, const dpt_trial *run);
+    void *rung_ctx;
 } trial_env;
 
 typedef struct {
@@ -81,8 +85,11 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
         c->env->poll(c->env->poll_ctx);
     if (c->run->n_curve < DPT_TRIAL_MAX_CURVE)
         c->run->curve[c->run->n_curve++] = objective_of(c->cfg, em->val_loss, em->val_accuracy);
-    int stop = c->group->rank == 0 &&
-               dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
+    int stop = 0;
+    if (c->group->rank == 0 && c->env->rung_stop && dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
+        stop = c->env->rung_stop(c->env->rung_ctx, c->run);
+    else if (c->group->rank == 0)
+        stop = dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
     dpt_comm_bcast(c->group, &stop, sizeof stop, 0);
     return stop;
 }
@@ -357,7 +364,13 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
 }
 
 /* The async schedule's messages (see "the asynchronous schedule" below). */
-enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103 };
+enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103, TAG_RUNG = 7104, TAG_RUNG_STOP = 7105 };
+
+/* asha under async: a trial's value at a rung, as its leader reports it to rank 0 */
+typedef struct {
+    int trial, epoch;
+    double value;
+} rung_report;
 
 typedef struct {
     int stop;       /* 1: no more trials for this group */
@@ -410,6 +423,9 @@ typedef struct {
     int fatal;                /* the first error, kept in mine */
     dpt_error mine;
     assignment own;           /* group 0's trial, trained by rank 0 */
+    rung_report *rungs;       /* asha: rung values of the trials not yet in the history */
+    int n_rungs, cap_rungs;
+    FILE *rung_log;           /* OUT/rungs.jsonl: each rung decision and what it saw */
 } search_state;
 
 /* The search's clock: seconds from its start, continued across --resume. */
@@ -841,7 +857,7 @@ static int run_round(search_state *s, dpt_error *err)
         rec->attempt = s->slots[s->my_group].attempt;
         memcpy(rec->values, prop[s->my_group], sizeof rec->values);
         rec->propose_s = prop_s[s->my_group];
-        trial_env env = {s->hist, s->n_hist, s->rank_log, NULL, NULL};
+        trial_env env = {s->hist, s->n_hist, s->rank_log, NULL, NULL, NULL, NULL};
         run_trial(cfg, &s->group, s->my_group, &env, rec);
     }
     free(prop);
@@ -874,6 +890,108 @@ static int run_round(search_state *s, dpt_error *err)
  * proposal. Messages go point to point on the world communicator: a report (TAG_DONE) from a
  * group's leader; an assignment (TAG_WORK) and the history (TAG_HIST) to it; the leader
  * broadcasts the assignment in its group. */
+
+/* asha's decisions under async. A trial reaching a rung is compared with every trial rank 0
+ * knows to have reached it: the finished ones (their curves in the history) and the running
+ * ones that reported it (s->rungs, dropped when their record arrives). Rank 0 decides for its
+ * own group at once; another group's leader asks (TAG_RUNG) and waits for the answer, which rank
+ * 0 gives at its next poll: at most one epoch of its own trial, or about 1 ms. Each decision is
+ * a line of OUT/rungs.jsonl with the trials it saw, so that a test can replay it. */
+static void forget_rungs(search_state *s, int trial)
+{
+    int n = 0;
+    for (int k = 0; k < s->n_rungs; k++)
+        if (s->rungs[k].trial != trial)
+            s->rungs[n++] = s->rungs[k];
+    s->n_rungs = n;
+}
+
+/* A running trial's report counts at rep's rung: same rung, another trial, a finite value (a
+ * trial with no finite value yet counts nowhere, as a diverged one in the history). */
+static int rung_counts(const rung_report *r, const rung_report *rep)
+{
+    return r->epoch == rep->epoch && r->trial != rep->trial && isfinite(r->value);
+}
+
+static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
+{
+    double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
+    DPT_CHECK(v != NULL, "out of memory");
+    int m = 0;
+    for (int k = 0; k < s->n_rungs; k++)
+        if (rung_counts(&s->rungs[k], &rep))
+            v[m++] = s->rungs[k].value;
+    int stop = dpt_policy_asha_stop_seen(s->cfg, s->hist, s->n_hist, v, m, run);
+    if (s->rung_log) {
+        char value[32] = "null"; /* no finite value yet: JSON has no inf */
+        if (isfinite(rep.value))
+            snprintf(value, sizeof value, "%.17g", rep.value);
+        fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
+                rep.epoch, value);
+        int first = 1;
+        for (int k = 0; k < s->n_hist; k++)
+            if (dpt_trial_has_result(&s->hist[k]) && s->hist[k].n_curve >= rep.epoch) {
+                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
+                        dpt_policy_rung_value(&s->hist[k], rep.epoch));
+                first = 0;
+            }
+        for (int k = 0; k < s->n_rungs; k++)
+            if (rung_counts(&s->rungs[k], &rep)) {
+                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->rungs[k].trial,
+                        s->rungs[k].value);
+                first = 0;
+            }
+        fprintf(s->rung_log, "],\"continue\":%s}\n", stop ? "false" : "true");
+        fflush(s->rung_log);
+    }
+    free(v);
+    if (s->n_rungs == s->cap_rungs) {
+        s->cap_rungs = s->cap_rungs ? 2 * s->cap_rungs : 64;
+        rung_report *grown = realloc(s->rungs, (size_t)s->cap_rungs * sizeof *grown);
+        DPT_CHECK(grown != NULL, "out of memory");
+        s->rungs = grown;
+    }
+    s->rungs[s->n_rungs++] = rep;
+    return stop;
+}
+
+/* Rank 0's own group at a rung. */
+static int rung_stop_root(void *ctx, const dpt_trial *run)
+{
+    search_state *s = ctx;
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    return rung_decide(s, rep, run);
+}
+
+/* Rank 0: another group's question at a rung (only the curve up to the rung matters). */
+static void answer_rung(search_state *s, int source)
+{
+    rung_report rep;
+    MPI_Comm w = s->comm->world;
+    DPT_MPI_CHECK(MPI_Recv(&rep, (int)sizeof rep, MPI_BYTE, source, TAG_RUNG, w,
+                           MPI_STATUS_IGNORE));
+    dpt_trial *run = calloc(1, sizeof *run);
+    DPT_CHECK(run != NULL, "out of memory");
+    run->trial = rep.trial;
+    run->n_curve = rep.epoch;
+    for (int e = 0; e < rep.epoch; e++) /* its best through the rung is all the rule reads */
+        run->curve[e] = rep.value;
+    int stop = rung_decide(s, rep, run);
+    free(run);
+    DPT_MPI_CHECK(MPI_Send(&stop, 1, MPI_INT, source, TAG_RUNG_STOP, w));
+}
+
+/* A group's leader at a rung: asks rank 0. */
+static int rung_stop_ask(void *ctx, const dpt_trial *run)
+{
+    search_state *s = ctx;
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    MPI_Comm w = s->comm->world;
+    int stop;
+    DPT_MPI_CHECK(MPI_Send(&rep, (int)sizeof rep, MPI_BYTE, 0, TAG_RUNG, w));
+    DPT_MPI_CHECK(MPI_Recv(&stop, 1, MPI_INT, 0, TAG_RUNG_STOP, w, MPI_STATUS_IGNORE));
+    return stop;
+}
 
 /* Rank 0: group g's next trial, or stop (budget spent, a signal, an error); sent to its leader,
  * or kept in s->own for group 0. */
@@ -923,6 +1041,7 @@ static void receive_report(search_state *s, report *rep)
     int g = r->group;
     r->start_s = s->running[g].start_s;
     r->end_s = search_clock(s);
+    forget_rungs(s, r->trial);
     s->active[g] = 0;
     s->n_active--;
     int sig = rep->sig ? rep->sig : dpt_signals_pending();
@@ -952,6 +1071,13 @@ static void serve(search_state *s, int wait)
     for (;;) {
         int flag = 0;
         MPI_Status st;
+        DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RUNG, s->comm->world, &flag, &st));
+        if (flag) {
+            answer_rung(s, st.MPI_SOURCE);
+            if (wait)
+                return;
+            continue;
+        }
         DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_DONE, s->comm->world, &flag, &st));
         if (!flag && !wait)
             return;
@@ -982,10 +1108,22 @@ static void async_root(search_state *s)
 {
     s->running = calloc((size_t)s->groups, sizeof *s->running);
     s->active = calloc((size_t)s->groups, sizeof *s->active);
+    if (s->cfg->search.stop_rule == DPT_STOP_ASHA) {
+        char path[DPT_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/rungs.jsonl", s->cfg->run.out_dir);
+        s->rung_log = fopen(path, "a");
+        if (!s->rung_log)
+            fprintf(stderr, "%s warning: cannot open %s: the rung decisions are not logged\n",
+                    dpt_error_tag(), path);
+    }
     DPT_CHECK(s->running && s->active, "out of memory");
     for (int g = 0; g < s->groups; g++)
         dispatch(s, g);
-    trial_env env = {s->hist, 0, s->rank_log, poll_root, s};
+    trial_env env = {s->hist, 0, s->rank_log, poll_root, s, NULL, NULL};
+    if (s->cfg->search.stop_rule == DPT_STOP_ASHA) {
+        env.rung_stop = rung_stop_root;
+        env.rung_ctx = s;
+    }
     report *rep = malloc(sizeof *rep);
     DPT_CHECK(rep != NULL, "out of memory");
     for (;;) {
@@ -1008,7 +1146,11 @@ static void async_root(search_state *s)
 static void async_worker(search_state *s)
 {
     int leader = s->group.rank == 0;
-    trial_env env = {s->hist, 0, s->rank_log, NULL, NULL};
+    trial_env env = {s->hist, 0, s->rank_log, NULL, NULL, NULL, NULL};
+    if (leader && s->cfg->search.stop_rule == DPT_STOP_ASHA) {
+        env.rung_stop = rung_stop_ask;
+        env.rung_ctx = s;
+    }
     assignment *a = malloc(sizeof *a);
     report *rep = malloc(sizeof *rep);
     DPT_CHECK(a && rep, "out of memory");
@@ -1109,6 +1251,9 @@ static void search_free(search_state *s)
         close(s->journal_fd);
     free(s->infra);
     free(s->retry);
+    free(s->rungs);
+    if (s->rung_log)
+        fclose(s->rung_log);
 }
 
 int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts *opts,

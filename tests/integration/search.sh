@@ -199,6 +199,27 @@ fi
 if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2" "${asha[@]}" \
         --set search.parallel=2 >"$TMP/asha2.log" 2>&1; then
     check_asha "$TMP/asha2" 0 || fail "asha, 2 async groups: early stops off the rungs"
+    # rank 0 decides each rung against every trial that reached it before (finished or still
+    # running): replay each decision of OUT/rungs.jsonl on what it saw, check that it saw exactly
+    # the trials with an earlier decision at that rung, and that the trials stopped where it said
+    python3 - "$TMP/asha2" <<'EOF' || fail "asha, 2 async groups: a rung decision did not see every earlier arrival"
+import json, sys
+out, eta = sys.argv[1], 2
+dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
+recs = {r["trial"]: r for r in map(json.loads, open(f"{out}/trials.jsonl"))}
+assert dec, "no rung decisions logged"
+for k, d in enumerate(dec):
+    earlier = {e["trial"] for e in dec[:k]
+               if e["epoch"] == d["epoch"] and e["trial"] != d["trial"] and e["value"] is not None}
+    seen = [t for t, _ in d["seen"]]
+    assert sorted(seen) == sorted(earlier), f"decision {k}: saw {seen}, earlier arrivals {sorted(earlier)}"
+    m = len(seen) + 1
+    cont = m < eta or sum(v < d["value"] for _, v in d["seen"]) < m // eta
+    assert cont == d["continue"], f"decision {k}: {d}"
+    r = recs[d["trial"]]
+    assert (r["epochs"] > d["epoch"]) == cont, f"trial {d['trial']} ran {r['epochs']} epochs, decision {d}"
+print(f"asha async: {len(dec)} rung decisions replayed, each saw every earlier arrival")
+EOF
 else
     fail "asha search in 2 groups failed: $(tail -3 "$TMP/asha2.log")"
 fi
