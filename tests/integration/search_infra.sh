@@ -13,22 +13,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 BRANIN=$CONFIGS/../../configs/branin.yaml
 
-# start_and_kill OUT HANDOUTS NP ARGS...: runs the search, SIGKILLs its newest process once
-# OUT/running.jsonl has HANDOUTS lines (trials handed out), waits for the job; 0 when it killed it.
-start_and_kill() {
-    local out=$1 handouts=$2 np=$3
-    shift 3
-    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" "$@" --out "$out" >"$out.killed.log" 2>&1 &
-    local job=$! victim
-    for _ in $(seq 1 1000); do
-        [ -f "$out/running.jsonl" ] && [ "$(wc -l <"$out/running.jsonl")" -ge "$handouts" ] && break
-        sleep 0.01
-    done
-    victim=$(pgrep -f -n "dptrain search .*--out $out" || true)
-    [ -n "$victim" ] && kill -9 "$victim"
-    if wait "$job"; then return 1; fi
-    [ -n "$victim" ]
-}
+# kills the search once OUT/running.jsonl has N hand-outs (lib.sh's kill_search_after)
+export KILL_WATCH=running.jsonl
 
 # check_retried BEFORE_DIR OUT TRIALS RETRIES: the trials lost with the job (handed out in
 # BEFORE_DIR/running.jsonl, no outcome in BEFORE_DIR/trials.jsonl) are infra_failed in OUT and
@@ -65,7 +51,7 @@ EOF
 args=(search "$BRANIN" --set search.parallel=2 --set search.trials=8 --set search.algorithm=random
       --set objective.duration=0.3 --set run.seed=4)
 out=$TMP/killed
-if start_and_kill "$out" 4 2 "${args[@]}"; then
+if kill_search_after "$out" 4 2 "${args[@]}"; then
     cp -r "$out" "$TMP/before"
     if "${MPIRUN[@]}" -np 2 "$DPTRAIN" "${args[@]}" --out "$out" --resume >"$TMP/resume.log" 2>&1; then
         grep -q "was running when the job ended: an infrastructure failure" "$TMP/resume.log" ||
@@ -83,7 +69,7 @@ fi
 args=(search "$BRANIN" --set search.trials=5 --set search.algorithm=random
       --set objective.duration=0.3 --set run.seed=5 --set search.max_retries=0)
 out=$TMP/noretry
-if start_and_kill "$out" 3 1 "${args[@]}"; then
+if kill_search_after "$out" 3 1 "${args[@]}"; then
     cp -r "$out" "$TMP/before0"
     "${MPIRUN[@]}" -np 1 "$DPTRAIN" "${args[@]}" --out "$out" --resume >"$TMP/resume0.log" 2>&1 ||
         fail "resume with max_retries 0 failed: $(tail -3 "$TMP/resume0.log")"
