@@ -755,8 +755,8 @@ static void propose_round(search_state *s, int k, dpt_space_value (*prop)[DPT_SE
 
 /* Rank 0: one trial as its group's leader reported it. A trial that ran to an outcome joins the
  * history at hist[n_hist + n_new] (*added = 1) and gets its line; one the infrastructure failed
- * is recorded so and runs again (record_infra); an interrupted one ends the search (the first
- * such sets the error). Returns the error so far. */
+ * is recorded so and runs again (log_infra, plan_retry); an interrupted one ends the search
+ * (the first such sets the error). Returns the error so far. */
 static int record_trial(search_state *s, dpt_trial *r, int n_new, int fatal, int *added,
                         dpt_error *mine)
 {

@@ -1,6 +1,8 @@
-/* The trial log of a search, OUT/trials.jsonl: one JSON line per finished trial, appended a round
- * at a time (a trial at a time with search.schedule: async) in one write and fsync, so a killed search leaves whole lines. On --resume it is read
- * back (a last line cut short by the kill is removed) and the search continues from it. */
+/* The trial log of a search, OUT/trials.jsonl: one JSON line per finished trial (and per run of
+ * one the infrastructure failed), appended a round at a time (a trial at a time with
+ * search.schedule: async) in one write and fsync, so a killed search leaves whole lines. On
+ * --resume it is read back (a last line cut short by the kill is removed) and the search
+ * continues from it. The same format serves rank 0's journal of hand-outs, OUT/running.jsonl. */
 #ifndef DPT_TRIAL_LOG_H
 #define DPT_TRIAL_LOG_H
 
@@ -17,7 +19,8 @@ typedef enum {
     DPT_TRIAL_DIVERGED = 1,
     DPT_TRIAL_FAILED = 2,
     DPT_TRIAL_STOPPED_EARLY = 3,
-    DPT_TRIAL_ERROR = 4,       /* not a trial outcome: I/O or the system failed; ends the search */
+    DPT_TRIAL_ERROR = 4,       /* not a trial outcome: I/O or the system failed inside it; the
+                                * search records it infra_failed and runs it again */
     DPT_TRIAL_IDLE = 5,        /* this group had no trial this round */
     DPT_TRIAL_INTERRUPTED = 6, /* SIGINT/SIGTERM: runs again on --resume (the journal says so) */
     DPT_TRIAL_INFRA_FAILED = 7, /* the infrastructure failed it (an I/O error, a job that died
