@@ -6,7 +6,9 @@
 #   the same id and values (attempt 1), and completes the search;
 # - the same on one rank with search.max_retries=0: the lost trial is recorded failed;
 # - an I/O error writing a trial's outputs (its directory is a file): infra_failed, run again,
-#   failed after search.max_retries, and the search goes on.
+#   failed after search.max_retries, and the search goes on;
+# - a rank stopped (SIGSTOP) mid-trial in a training search: the watchdog ends the job, and
+#   --resume records that trial infra_failed and runs it again.
 # Which trials were running when the job died is read from the files, not assumed.
 # Usage: search_infra.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
@@ -99,6 +101,54 @@ EOF
     grep -q "^infrastructure failures: 2" "$TMP/io.log" || fail "the summary does not count the infrastructure failures"
 else
     fail "the search with an unwritable trial directory failed: $(tail -3 "$TMP/io.log")"
+fi
+
+# --- a stalled rank (SIGSTOP, a hung node) in a training search: the watchdog ends the job with
+# MPI_Abort (run.comm_timeout_s); --resume records the trial it cut infra_failed and runs it
+# again with the same values. 1 ms after every step and 100000 rows: epochs of seconds, so the
+# stop lands in a step's gradient allreduce, which the watchdog watches (as in stall.sh). The
+# resumed run trains 1 epoch of 2000 rows a trial (neither is searched), to keep the test short.
+out=$TMP/stall
+sargs=(search "$CONFIGS/search_small.yaml" --set search.trials=2 --set search.algorithm=random
+       --set run.comm_timeout_s=3)
+DPT_TEST_STEP_SLEEP_US=1000 "${MPIRUN[@]}" -x DPT_TEST_STEP_SLEEP_US -np 2 "$DPTRAIN" "${sargs[@]}" \
+    --set data.synthetic_train=100000 --set train.epochs=1000 --out "$out" >"$TMP/stall.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do # trial 0's first checkpoint (up to 60 s): it is training
+    [ -s "$out/trials/0000/checkpoint.bin" ] && break
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.1
+done
+sleep 0.5
+victim=$(pgrep -f -n "dptrain search .*--out $out" || true)
+if [ -n "$victim" ] && [ -s "$out/trials/0000/checkpoint.bin" ]; then
+    kill -STOP "$victim"
+    for _ in $(seq 1 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$job" 2>/dev/null && { fail "stall: the job did not end within 30 s"; kill -9 "$victim" "$job"; }
+    kill -CONT "$victim" 2>/dev/null || true
+    rc=0
+    wait "$job" || rc=$?
+    [ "$rc" != 0 ] || fail "stall: the job exited 0"
+    grep -q "watchdog" "$TMP/stall.log" || fail "stall: the watchdog did not end the job: $(tail -3 "$TMP/stall.log")"
+    if "${MPIRUN[@]}" -np 2 "$DPTRAIN" "${sargs[@]}" --set train.epochs=1 --out "$out" --resume \
+            >"$TMP/stall_resume.log" 2>&1; then
+        python3 - "$out" <<'EOF' || fail "stall: the cut trial was not recorded infra_failed and run again"
+import json, sys
+recs = [json.loads(l) for l in open(f"{sys.argv[1]}/trials.jsonl")]
+assert [(r["trial"], r["status"]) for r in recs][:1] == [(0, "infra_failed")], recs
+assert "job ended while it ran" in recs[0]["message"], recs[0]
+final = {r["trial"]: r for r in recs[1:]}
+assert sorted(final) == [0, 1] and all(r["status"] != "infra_failed" for r in recs[1:]), recs
+assert final[0]["params"] == recs[0]["params"] and final[0].get("attempt") == 1, final[0]
+print("stall: the watchdog ended the job; trial 0 recorded infra_failed, run again with its values")
+EOF
+    else
+        fail "stall: resume failed: $(tail -3 "$TMP/stall_resume.log")"
+    fi
+else
+    kill "$job" 2>/dev/null || true
+    wait "$job" || true
+    fail "stall: trial 0 never checkpointed or no rank to stop: $(tail -3 "$TMP/stall.log")"
 fi
 
 finish
