@@ -114,7 +114,7 @@ sargs=(search "$CONFIGS/search_small.yaml" --set search.trials=2 --set search.al
 DPT_TEST_STEP_SLEEP_US=1000 "${MPIRUN[@]}" -x DPT_TEST_STEP_SLEEP_US -np 2 "$DPTRAIN" "${sargs[@]}" \
     --set data.synthetic_train=100000 --set train.epochs=1000 --out "$out" >"$TMP/stall.log" 2>&1 &
 job=$!
-for _ in $(seq 1 600); do # trial 0's first checkpoint (up to 60 s): it is training
+for _ in $(seq 1 1200); do # trial 0's first checkpoint (up to 120 s): it is training
     [ -s "$out/trials/0000/checkpoint.bin" ] && break
     kill -0 "$job" 2>/dev/null || break
     sleep 0.1
