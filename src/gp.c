@@ -758,10 +758,11 @@ static dpt_gp_t *fit_classifier(int dim, const double *Xok, int nok, const doubl
     double *X = malloc(sizeof(double) * (size_t)N * dim), *t = malloc(sizeof(double) * N);
     dpt_gp_t *g = NULL;
     lml_ws w = {0};
-    if (!X || !t || lml_ws_init(&w, dim, X, t, N) != 0) goto done;
+    if (!X || !t) goto done;
     memcpy(X, Xok, sizeof(double) * (size_t)nok * dim);
     memcpy(X + (size_t)nok * dim, Xbad, sizeof(double) * (size_t)nbad * dim);
     for (int i = 0; i < N; i++) t[i] = i < nok ? 1.0 : -1.0;
+    if (lml_ws_init(&w, dim, X, t, N) != 0) goto done;
     double th[DPT_GP_MAX_DIM + 3];
     fit_map(&w, 2, r, th);
     th[DPT_GP_MEAN(dim)] = 0.0;
@@ -1111,11 +1112,12 @@ static dpt_gp_t *fit_cost(int dim, const double *Xc, const double *log_s, int nc
     double *t = malloc(sizeof(double) * nc), mu = 0.0, v = 0.0;
     dpt_gp_t *g = NULL;
     lml_ws w = {0};
-    if (!t || lml_ws_init(&w, dim, Xc, t, nc) != 0) goto done;
+    if (!t) goto done;
     for (int i = 0; i < nc; i++) mu += log_s[i] / nc;
     for (int i = 0; i < nc; i++) v += (log_s[i] - mu) * (log_s[i] - mu) / nc;
     *sd = v > 0.0 ? sqrt(v) : 1.0;
     for (int i = 0; i < nc; i++) t[i] = (log_s[i] - mu) / *sd;
+    if (lml_ws_init(&w, dim, Xc, t, nc) != 0) goto done;
     double th[DPT_GP_MAX_DIM + 3];
     fit_map(&w, restarts, r, th);
     g = dpt_gp_init(dim, Xc, t, nc, th);
