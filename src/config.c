@@ -91,6 +91,7 @@ static const char *const objective_names[] = {"val_error", "val_loss", NULL};
 static const char *const stop_rule_names[] = {"none", "median", "asha", NULL};
 static const char *const search_schedule_names[] = {"async", "sync", NULL};
 static const char *const feasibility_names[] = {"model", "worst", NULL};
+static const char *const acquisition_names[] = {"ei", "ei_per_second", NULL};
 static const char *const function_names[] = {"none", "branin", "hartmann6", NULL};
 static const char *const space_type_names[] = {"uniform", "log_uniform", "int", "categorical",
                                                NULL};
@@ -113,6 +114,8 @@ _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective n
 _Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_ASHA + 1, "stop rule names");
 _Static_assert(N_NAMES(search_schedule_names) == DPT_SCHEDULE_SYNC + 1, "schedule names");
 _Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_WORST + 1, "feasibility names");
+_Static_assert(N_NAMES(acquisition_names) == DPT_ACQUISITION_EI_PER_SECOND + 1,
+               "acquisition names");
 _Static_assert(N_NAMES(function_names) == DPT_FUNCTION_HARTMANN6 + 1, "function names");
 _Static_assert(N_NAMES(space_type_names) == DPT_SPACE_CATEGORICAL + 1, "space type names");
 
@@ -191,6 +194,8 @@ static const config_key keys[] = {
     ROW_INT("search.parallel", search.parallel, "1", 1, 4096),
     ROW_ENUM("search.schedule", search.schedule, "async", search_schedule_names),
     ROW_ENUM("search.feasibility", search.feasibility, "worst", feasibility_names),
+    ROW_ENUM("search.acquisition", search.acquisition, "ei", acquisition_names),
+    ROW_INT("search.max_retries", search.max_retries, "2", 0, 100),
     ROW_ENUM("search.early_stopping.rule", search.stop_rule, "median", stop_rule_names),
     ROW_INT("search.early_stopping.grace_epochs", search.stop_grace_epochs, "2", 0, INT_MAX),
     ROW_INT("search.early_stopping.min_trials", search.stop_min_trials, "3", 1, INT_MAX),

@@ -27,6 +27,7 @@ typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN, DPT_STOP_ASHA } dpt_stop_rule;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
 typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
+typedef enum { DPT_ACQUISITION_EI, DPT_ACQUISITION_EI_PER_SECOND } dpt_search_acquisition;
 typedef enum { DPT_FUNCTION_NONE, DPT_FUNCTION_BRANIN, DPT_FUNCTION_HARTMANN6 } dpt_function;
 typedef enum {
     DPT_SPACE_UNIFORM,      /* double in [low, high] */
@@ -142,6 +143,10 @@ typedef struct {
                                             * finishes; sync: rounds of G trials */
         dpt_search_feasibility feasibility; /* diverged/failed trials: a classifier of
                                             * P(feasible), or the worst value in the GP */
+        dpt_search_acquisition acquisition; /* ei, or ei_per_second: EI over a second GP's
+                                            * predicted log seconds of the trial */
+        int max_retries;                   /* a trial the infrastructure failed runs again up
+                                            * to this many times, then counts as failed */
         dpt_stop_rule stop_rule;           /* early_stopping.rule */
         int stop_grace_epochs;             /* early_stopping.grace_epochs: never stop before */
         int stop_min_trials;               /* early_stopping.min_trials: finished trials the

@@ -736,6 +736,8 @@ typedef struct {
     double best;    /* best standardized observation */
     dpt_gp_t *feas; /* the feasibility classifier, NULL when no trial diverged */
     const double *bests; /* (S) per model: best of observations and fantasies; NULL: best */
+    dpt_gp_t *cost;  /* EI per second: the GP of standardized log seconds, NULL for plain EI */
+    double cost_sd;  /* its standardization's scale: log seconds per unit */
 } ei_ctx;
 
 /* The feasibility classifier: a GP fitted by least squares to labels +1 (a result) and -1
@@ -756,10 +758,11 @@ static dpt_gp_t *fit_classifier(int dim, const double *Xok, int nok, const doubl
     double *X = malloc(sizeof(double) * (size_t)N * dim), *t = malloc(sizeof(double) * N);
     dpt_gp_t *g = NULL;
     lml_ws w = {0};
-    if (!X || !t || lml_ws_init(&w, dim, X, t, N) != 0) goto done;
+    if (!X || !t) goto done;
     memcpy(X, Xok, sizeof(double) * (size_t)nok * dim);
     memcpy(X + (size_t)nok * dim, Xbad, sizeof(double) * (size_t)nbad * dim);
     for (int i = 0; i < N; i++) t[i] = i < nok ? 1.0 : -1.0;
+    if (lml_ws_init(&w, dim, X, t, N) != 0) goto done;
     double th[DPT_GP_MAX_DIM + 3];
     fit_map(&w, 2, r, th);
     th[DPT_GP_MEAN(dim)] = 0.0;
@@ -827,6 +830,12 @@ static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
     if (c->feas) {
         lf = dpt_gp_log_feasible(c->feas, x, grad ? gf : NULL);
         for (int d = 0; grad && d < c->dim; d++) grad[d] += gf[d];
+    }
+    if (c->cost) { /* minus the predicted log seconds, in log seconds (the scale matters) */
+        double mu, var;
+        dpt_gp_predict(c->cost, x, &mu, &var, grad ? gf : NULL, NULL);
+        lf -= c->cost_sd * mu;
+        for (int d = 0; grad && d < c->dim; d++) grad[d] -= c->cost_sd * gf[d];
     }
     return lmax + log(sum / S) + lf;
 }
@@ -1092,16 +1101,58 @@ static void feasible_design(int dim, const double *Xok, int nok, const double *X
     dpt_gp_free(g);
 }
 
+/* EI per second's model of cost: a GP fitted by MAP to the standardized log seconds of every
+ * trial whose time is known (all phases: what a point costs does not restart). The median of the
+ * posterior (exp of the mean of log seconds) divides EI, as Spearmint's EI per second did, not
+ * the lognormal mean exp(mu + var / 2): that would also charge a region for being unexplored.
+ * *sd gets the standardization's scale. NULL when the fit fails. */
+static dpt_gp_t *fit_cost(int dim, const double *Xc, const double *log_s, int nc, int restarts,
+                          draws *r, double *sd)
+{
+    double *t = malloc(sizeof(double) * nc), mu = 0.0, v = 0.0;
+    dpt_gp_t *g = NULL;
+    lml_ws w = {0};
+    if (!t) goto done;
+    for (int i = 0; i < nc; i++) mu += log_s[i] / nc;
+    for (int i = 0; i < nc; i++) v += (log_s[i] - mu) * (log_s[i] - mu) / nc;
+    *sd = v > 0.0 ? sqrt(v) : 1.0;
+    for (int i = 0; i < nc; i++) t[i] = (log_s[i] - mu) / *sd;
+    if (lml_ws_init(&w, dim, Xc, t, nc) != 0) goto done;
+    double th[DPT_GP_MAX_DIM + 3];
+    fit_map(&w, restarts, r, th);
+    g = dpt_gp_init(dim, Xc, t, nc, th);
+    for (int k = 0; !g && k < 4; k++) { /* repeated points at the noise floor: jitter */
+        th[DPT_GP_LOG_NOISE(dim)] += log(100.0);
+        g = dpt_gp_init(dim, Xc, t, nc, th);
+    }
+done:
+    lml_ws_free(&w);
+    free(t);
+    return g;
+}
+
 int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
                    const double *pending, int m, uint64_t seed, double *out)
 {
-    return dpt_bo_propose_feasible(o, dim, X, y, n, NULL, 0, pending, m, seed, out);
+    return dpt_bo_propose_side(o, dim, X, y, n, NULL, pending, m, seed, out);
 }
 
 int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
                             int n, const double *Xbad, int nbad, const double *pending, int m,
                             uint64_t seed, double *out)
 {
+    dpt_bo_side side = {Xbad, nbad, NULL, NULL, 0};
+    return dpt_bo_propose_side(o, dim, X, y, n, &side, pending, m, seed, out);
+}
+
+int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
+                        const dpt_bo_side *side, const double *pending, int m, uint64_t seed,
+                        double *out)
+{
+    dpt_bo_side none = {0};
+    if (!side) side = &none;
+    const double *Xbad = side->Xbad;
+    int nbad = side->nbad;
     if (dim < 1 || dim > DPT_GP_MAX_DIM || n < 0 || m < 0 || nbad < 0) return -1;
     const double *Xall = X;
     int nall = n;
@@ -1134,13 +1185,17 @@ int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, cons
         goto done;
     }
     int sampled = m > 0 && o->pending == DPT_BO_PENDING_SAMPLED;
-    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL, sampled ? b.bests : NULL};
+    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL, sampled ? b.bests : NULL, NULL, 1.0};
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
     if (nbad > 0) /* every phase's observations: where training diverges does not restart */
         ctx.feas = fit_classifier(dim, Xall, nall, Xbad, nbad, &r);
+    if (side->ncost >= 2)
+        ctx.cost = fit_cost(dim, side->Xcost, side->log_s, side->ncost, o->restarts, &r,
+                            &ctx.cost_sd);
     maximize_ei(o, &b, &ctx, total, lo, hi, out);
     dpt_gp_free(ctx.feas);
+    dpt_gp_free(ctx.cost);
     rc = 0;
 done:
     if (rc != 0) dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);

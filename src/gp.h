@@ -136,4 +136,21 @@ int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, cons
                             int n, const double *Xbad, int nbad, const double *pending, int m,
                             uint64_t seed, double *out);
 
+/* What a proposal may know besides the objective's observations. */
+typedef struct {
+    const double *Xbad;  /* (nbad, dim) diverged or failed: the feasibility classifier */
+    int nbad;
+    const double *Xcost; /* (ncost, dim) trials whose wall time is known ... */
+    const double *log_s; /* (ncost) ... its log seconds: EI per second */
+    int ncost;           /* below 2: plain EI */
+} dpt_bo_side;
+
+/* dpt_bo_propose_feasible, and with ncost >= 2 cost-aware (Spearmint's EI per second, Snoek,
+ * Larochelle & Adams 2012, section 3.2): a second GP (MAP, standardized) on the log seconds of
+ * the trials, and the acquisition log EI (+ log P(feasible)) - mu_t(x), mu_t its posterior mean
+ * of log seconds: EI divided by the predicted (median) time. side may be NULL. */
+int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
+                        const dpt_bo_side *side, const double *pending, int m, uint64_t seed,
+                        double *out);
+
 #endif

@@ -68,6 +68,29 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
     return n;
 }
 
+/* EI per second's observations of cost: the log wall seconds of each trial that ran to its end
+ * (ok); a stopped-early trial's time scaled to all train.epochs (its time per epoch times
+ * the epochs it would have trained), so that early stopping does not make a region look cheap.
+ * Diverged and failed trials ended at an arbitrary point and say nothing of the cost. Into Xc
+ * (rows of dim) and log_s; returns how many. */
+static int cost_observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int dim,
+                             double *Xc, double *log_s)
+{
+    int n = 0;
+    for (int k = 0; k < n_hist; k++) {
+        const dpt_trial *r = &hist[k];
+        double t = r->time_s;
+        if (r->status == DPT_TRIAL_STOPPED_EARLY && r->epochs > 0)
+            t *= (double)cfg->train.epochs / r->epochs;
+        if ((r->status != DPT_TRIAL_OK && r->status != DPT_TRIAL_STOPPED_EARLY) || !(t > 0.0) ||
+            !isfinite(t))
+            continue;
+        dpt_space_encode(cfg, r->values, Xc + (size_t)n * (size_t)dim);
+        log_s[n++] = log(t);
+    }
+    return n;
+}
+
 /* Bayesian optimization: the GP's Expected Improvement over the history, the pending trials
  * fantasized; random until two observations exist. */
 static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
@@ -79,12 +102,17 @@ static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hi
     double *X = malloc(((size_t)n_hist + (size_t)n_pending + 1) * (size_t)dim * sizeof(double));
     double *y = malloc(((size_t)n_hist + 1) * sizeof(double));
     double *Xbad = malloc(((size_t)n_hist + 1) * (size_t)dim * sizeof(double));
+    int per_second = cfg->search.acquisition == DPT_ACQUISITION_EI_PER_SECOND;
+    double *Xc = per_second ? malloc(((size_t)n_hist + 1) * (size_t)dim * sizeof(double)) : NULL;
+    double *log_s = per_second ? malloc(((size_t)n_hist + 1) * sizeof(double)) : NULL;
     double *P = X ? X + (size_t)n_hist * (size_t)dim : NULL;
     int nbad = 0;
-    if (!X || !y || !Xbad) {
+    if (!X || !y || !Xbad || (per_second && (!Xc || !log_s))) {
         free(X);
         free(y);
         free(Xbad);
+        free(Xc);
+        free(log_s);
         dpt_space_random(cfg, seed, (uint64_t)id, out);
         return;
     }
@@ -103,13 +131,18 @@ static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hi
         openblas_set_num_threads(1);
         double u[DPT_SEARCH_MAX_PARAMS * DPT_SEARCH_MAX_CHOICES];
         uint64_t s = dpt_rng_u64(seed, DPT_RNG_SEARCH, (1ULL << 40) | (uint64_t)id);
-        dpt_bo_propose_feasible(&o, dim, X, y, n, Xbad, nbad, X + (size_t)n * (size_t)dim,
-                                n_pending, s, u);
+        dpt_bo_side side = {Xbad, nbad, Xc, log_s, 0};
+        if (per_second)
+            side.ncost = cost_observations(cfg, hist, n_hist, dim, Xc, log_s);
+        dpt_bo_propose_side(&o, dim, X, y, n, &side, X + (size_t)n * (size_t)dim, n_pending, s,
+                            u);
         dpt_space_decode(cfg, u, out);
     }
     free(X);
     free(y);
     free(Xbad);
+    free(Xc);
+    free(log_s);
 }
 
 void dpt_policy_propose(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
@@ -193,16 +226,23 @@ int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta)
     return m < eta || better < m / eta;
 }
 
-static int asha_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
-                            const dpt_trial *run)
+double dpt_policy_rung_value(const dpt_trial *t, int e)
+{
+    return best_prefix(t->curve, e < t->n_curve ? e : t->n_curve);
+}
+
+int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                              const double *running, int n_running, const dpt_trial *run)
 {
     int e = run->n_curve;
     if (dpt_policy_rung(cfg, e) < 0)
         return 0;
-    double *v = malloc((size_t)(n_hist + 1) * sizeof(double));
+    double *v = malloc((size_t)(n_hist + n_running + 1) * sizeof(double));
     if (!v)
         return 0;
     int m = reached(hist, n_hist, e, v);
+    for (int k = 0; k < n_running; k++)
+        v[m++] = running[k];
     int stop = !dpt_policy_asha_continues(v, m, best_prefix(run->curve, e), cfg->search.stop_eta);
     free(v);
     return stop;
@@ -215,7 +255,7 @@ int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_h
     if (e > DPT_TRIAL_MAX_CURVE)
         return 0;
     if (cfg->search.stop_rule == DPT_STOP_ASHA)
-        return asha_should_stop(cfg, hist, n_hist, run);
+        return dpt_policy_asha_stop_seen(cfg, hist, n_hist, NULL, 0, run);
     if (cfg->search.stop_rule != DPT_STOP_MEDIAN || e <= cfg->search.stop_grace_epochs)
         return 0;
     double *v = malloc((size_t)(n_hist + 1) * sizeof(double));

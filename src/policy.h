@@ -37,4 +37,13 @@ int dpt_policy_rung(const dpt_config *cfg, int e);
  * the values of the n other trials known to have reached the rung. */
 int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta);
 
+/* A trial's value at rung epoch e: its best objective through epoch e (as the median rule). */
+double dpt_policy_rung_value(const dpt_trial *t, int e);
+
+/* asha at the rung epoch run->n_curve, with the n_running values of trials that reached the rung
+ * and are not in the history yet (still running, as rank 0 learns under the async schedule):
+ * 1 when run stops. 0 off a rung. */
+int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
+                              const double *running, int n_running, const dpt_trial *run);
+
 #endif

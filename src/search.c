@@ -59,6 +59,10 @@ typedef struct {
     int rank_log;
     void (*poll)(void *ctx);
     void *poll_ctx;
+    /* asha under the async schedule: the decision at a rung, taken by rank 0 against every trial
+     * that reached the rung so far (finished or running); NULL: the policy on hist */
+    int (*rung_stop)(void *ctx, const dpt_trial *run);
+    void *rung_ctx;
 } trial_env;
 
 typedef struct {
@@ -81,8 +85,11 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
         c->env->poll(c->env->poll_ctx);
     if (c->run->n_curve < DPT_TRIAL_MAX_CURVE)
         c->run->curve[c->run->n_curve++] = objective_of(c->cfg, em->val_loss, em->val_accuracy);
-    int stop = c->group->rank == 0 &&
-               dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
+    int stop = 0;
+    if (c->group->rank == 0 && c->env->rung_stop && dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
+        stop = c->env->rung_stop(c->env->rung_ctx, c->run);
+    else if (c->group->rank == 0)
+        stop = dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
     dpt_comm_bcast(c->group, &stop, sizeof stop, 0);
     return stop;
 }
@@ -255,7 +262,10 @@ static void print_trial(const dpt_config *cfg, const dpt_trial *r, double best, 
         snprintf(bst, sizeof bst, "%.6g", best);
     else
         snprintf(bst, sizeof bst, "-");
-    snprintf(t, sizeof t, "%.1fs", r->time_s);
+    if (isfinite(r->time_s))
+        snprintf(t, sizeof t, "%.1fs", r->time_s);
+    else
+        snprintf(t, sizeof t, "-");
     char id[32];
     snprintf(id, sizeof id, "%d/%d", r->trial + 1, total);
     char start[32];
@@ -286,9 +296,10 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
     const dpt_config *c = cfg;
     printf("dptrain %s  search %s\n", DPT_VERSION, opts->config_path ? opts->config_path : "");
     if (c->search.algorithm == DPT_SEARCH_BAYES)
-        printf("  %-9s bayes (GP, Matern 5/2, Expected Improvement), %d trials, the first %d "
+        printf("  %-9s bayes (GP, Matern 5/2, Expected Improvement%s), %d trials, the first %d "
                "random%s; minimizing %s\n",
-               "search", trials, c->search.initial_random < trials ? c->search.initial_random : trials,
+               "search",
+               c->search.acquisition == DPT_ACQUISITION_EI_PER_SECOND ? " per second" : "", trials, c->search.initial_random < trials ? c->search.initial_random : trials,
                c->search.start_from_config ? " (trial 1: the config's own values)" : "",
                objective_label(c));
     else
@@ -353,7 +364,13 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
 }
 
 /* The async schedule's messages (see "the asynchronous schedule" below). */
-enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103 };
+enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103, TAG_RUNG = 7104, TAG_RUNG_STOP = 7105 };
+
+/* asha under async: a trial's value at a rung, as its leader reports it to rank 0 */
+typedef struct {
+    int trial, epoch;
+    double value;
+} rung_report;
 
 typedef struct {
     int stop;       /* 1: no more trials for this group */
@@ -366,6 +383,10 @@ typedef struct {
     int sig;        /* a signal the group's leader holds */
 } report;
 
+typedef struct {
+    int id, attempt;
+} slot;
+
 /* What every rank holds during a search. */
 typedef struct {
     const dpt_config *cfg;
@@ -375,12 +396,19 @@ typedef struct {
     int groups, my_group;     /* G, and this rank's group: contiguous blocks of ranks */
     dpt_comm group;
     int leader_of[4096];      /* group g is led by its lowest rank */
+    slot slots[4096];         /* sync: the round's trial per group */
     char trials_path[DPT_PATH_MAX + 32], best_path[DPT_PATH_MAX + 32];
     dpt_trial *hist;          /* n_hist records, room for the whole budget */
     int n_hist;
     int best;                 /* index into hist of the best result, -1 while none */
     int next_id;              /* no id below it is free */
     int trials_fd;            /* rank 0: trials.jsonl, open for appending */
+    char journal_path[DPT_PATH_MAX + 32];
+    int journal_fd;           /* rank 0: running.jsonl, each hand-out and interruption */
+    dpt_trial *infra;         /* rank 0: the infrastructure failures recorded (n_infra) */
+    int n_infra, cap_infra, n_infra0;
+    dpt_trial *retry;         /* rank 0: trials to run again with their values, oldest first */
+    int n_retry, cap_retry;
     int rank_log;             /* this rank's own log of what it trained, -1 if none */
     dpt_trial *gathered;      /* rank 0: one record per rank */
     dpt_trial *mine_rec;      /* this rank's record of the round */
@@ -395,6 +423,9 @@ typedef struct {
     int fatal;                /* the first error, kept in mine */
     dpt_error mine;
     assignment own;           /* group 0's trial, trained by rank 0 */
+    rung_report *rungs;       /* asha: rung values of the trials not yet in the history */
+    int n_rungs, cap_rungs;
+    FILE *rung_log;           /* OUT/rungs.jsonl: each rung decision and what it saw */
 } search_state;
 
 /* The search's clock: seconds from its start, continued across --resume. */
@@ -406,6 +437,171 @@ static double search_clock(const search_state *s)
 static int group_ranks(const search_state *s, int g)
 {
     return (g + 1 < s->groups ? s->leader_of[g + 1] : s->comm->size) - s->leader_of[g];
+}
+
+/* ---- infrastructure failures: recorded, kept out of the model, run again ---------------------
+ *
+ * A trial the infrastructure failed (an I/O error inside it, or the whole job ended while it ran:
+ * a lost or stalled rank, which the watchdog ends with MPI_Abort, a SIGKILL, a node that died)
+ * says nothing about its configuration. It is recorded in trials.jsonl with status infra_failed
+ * and its reason, kept out of the history (no GP, no early stopping, no budget), and runs again
+ * with the same id and values up to search.max_retries times; after that it is recorded as
+ * failed with the reason. A job that dies cannot record anything, so rank 0 keeps a journal,
+ * OUT/running.jsonl: a line per hand-out (status running, with its attempt) and per trial a
+ * signal interrupted (which runs again afresh, as before). On --resume a hand-out with neither
+ * an outcome, nor an infra_failed record, nor an interruption was lost with the job. */
+
+static void push_trial(dpt_trial **a, int *n, int *cap, const dpt_trial *r)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        dpt_trial *grown = realloc(*a, (size_t)*cap * sizeof **a);
+        DPT_CHECK(grown != NULL, "out of memory");
+        *a = grown;
+    }
+    (*a)[(*n)++] = *r;
+}
+
+static int infra_count(const search_state *s, int id)
+{
+    int n = 0;
+    for (int k = 0; k < s->n_infra; k++)
+        n += s->infra[k].trial == id;
+    return n;
+}
+
+/* A line of the journal; a warning when it cannot be written (the results are not at stake, only
+ * what a later --resume learns of this trial). */
+static void journal_note(search_state *s, const dpt_trial *r, int status)
+{
+    dpt_trial *line = malloc(sizeof *line);
+    DPT_CHECK(line != NULL, "out of memory");
+    *line = *r;
+    line->status = status;
+    line->n_curve = 0;
+    line->message[0] = '\0';
+    dpt_error jerr;
+    if (s->journal_fd >= 0 &&
+        dpt_trial_log_append(s->journal_fd, s->journal_path, s->cfg, line, 1, &jerr) != DPT_OK)
+        fprintf(stderr, "%s warning: %s\n", dpt_error_tag(), jerr.msg);
+    free(line);
+}
+
+/* Rank 0: r (status infra_failed, its reason in message) into trials.jsonl and infra, and its
+ * line. Returns the error so far. */
+static int log_infra(search_state *s, dpt_trial *r, int fatal, dpt_error *mine)
+{
+    r->status = DPT_TRIAL_INFRA_FAILED;
+    r->objective = r->val_accuracy = NAN;
+    dpt_error ignored;
+    int rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg, r, 1,
+                                  fatal == DPT_OK ? mine : &ignored);
+    push_trial(&s->infra, &s->n_infra, &s->cap_infra, r);
+    print_trial(s->cfg, r, NAN, s->trials);
+    return fatal == DPT_OK ? rc : fatal;
+}
+
+/* Rank 0: after r's infra_failed record, its next run, queued with the same id and values, or,
+ * past search.max_retries, its outcome: failed, into hist[n_hist + n_new] (*added = 1). */
+static void plan_retry(search_state *s, const dpt_trial *r, int n_new, int *added)
+{
+    int failures = infra_count(s, r->trial);
+    dpt_trial *again = malloc(sizeof *again);
+    DPT_CHECK(again != NULL, "out of memory");
+    *again = *r;
+    again->n_curve = 0;
+    again->epochs = 0;
+    if (failures <= s->cfg->search.max_retries) {
+        again->attempt = failures;
+        again->time_s = again->end_s = NAN;
+        again->message[0] = '\0';
+        push_trial(&s->retry, &s->n_retry, &s->cap_retry, again);
+        printf("%9s  trial %d runs again with the same values (attempt %d of %d)\n", "",
+               r->trial + 1, failures + 1, s->cfg->search.max_retries + 1);
+    } else {
+        again->status = DPT_TRIAL_FAILED;
+        snprintf(again->message, sizeof again->message,
+                 "the infrastructure failed it %d times; the last: %.400s", failures, r->message);
+        s->hist[s->n_hist + n_new] = *again;
+        *added = 1;
+        print_trial(s->cfg, again, s->best >= 0 ? s->hist[s->best].objective : NAN, s->trials);
+    }
+    free(again);
+}
+
+/* 1 when the journal's hand-out jl[j] ended some way: an outcome of its id, an infra_failed
+ * record of the same attempt, or a later interruption of it. */
+static int handout_ended(const search_state *s, const dpt_trial *jl, int nj, int j)
+{
+    const dpt_trial *h = &jl[j];
+    if (h->status != DPT_TRIAL_RUNNING || dpt_trial_recorded(s->hist, s->n_hist, h->trial))
+        return 1;
+    for (int k = 0; k < s->n_infra; k++)
+        if (s->infra[k].trial == h->trial && s->infra[k].attempt == h->attempt)
+            return 1;
+    for (int k = j + 1; k < nj; k++)
+        if (jl[k].status == DPT_TRIAL_INTERRUPTED && jl[k].trial == h->trial &&
+            jl[k].attempt == h->attempt)
+            return 1;
+    return 0;
+}
+
+/* Rank 0, after trials.jsonl is read: its infra_failed records out of the history into infra.
+ * With --resume: the journal's hand-outs the job lost recorded as infra_failed; then every id
+ * whose infrastructure failures have no outcome yet queued to run again (or failed, past the
+ * retries), in the order they failed. Then the journal, opened for this run. */
+static int resume_lost(search_state *s, int resume, dpt_error *err)
+{
+    int n = 0, rc = DPT_OK;
+    for (int k = 0; k < s->n_hist; k++) {
+        if (s->hist[k].status == DPT_TRIAL_INFRA_FAILED)
+            push_trial(&s->infra, &s->n_infra, &s->cap_infra, &s->hist[k]);
+        else if (dpt_trial_is_final(s->hist[k].status))
+            s->hist[n++] = s->hist[k];
+    }
+    s->n_hist = n;
+    dpt_trial *jl = NULL;
+    int nj = 0;
+    if (resume)
+        rc = dpt_trial_log_read(s->cfg, s->journal_path, 1, &jl, &nj, err);
+    for (int j = 0; j < nj && rc == DPT_OK; j++) {
+        if (handout_ended(s, jl, nj, j))
+            continue;
+        printf("resume: trial %d (attempt %d) was running when the job ended: an infrastructure "
+               "failure\n", jl[j].trial + 1, jl[j].attempt + 1);
+        jl[j].time_s = jl[j].end_s = NAN;
+        snprintf(jl[j].message, sizeof jl[j].message,
+                 "the job ended while it ran (a lost or stalled rank, a kill, a node failure)");
+        rc = log_infra(s, &jl[j], rc, err);
+    }
+    free(jl);
+    dpt_trial *grown = realloc(s->hist, ((size_t)s->n_hist + (size_t)s->n_infra + 1) *
+                                            sizeof *s->hist);
+    DPT_CHECK(grown != NULL, "out of memory");
+    s->hist = grown;
+    for (int k = 0; k < s->n_infra && rc == DPT_OK; k++) {
+        const dpt_trial *r = &s->infra[k];
+        int later = 0;  /* the id's last failure plans its next run */
+        for (int j = k + 1; j < s->n_infra; j++)
+            later |= s->infra[j].trial == r->trial;
+        if (later || dpt_trial_recorded(s->hist, s->n_hist, r->trial))
+            continue;
+        int added = 0;
+        plan_retry(s, r, 0, &added);
+        if (added)
+            rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg,
+                                      s->hist + s->n_hist++, 1, err);
+    }
+    s->n_infra0 = s->n_infra;
+    if (rc == DPT_OK) {
+        s->journal_fd = open(s->journal_path,
+                             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resume ? 0 : O_TRUNC),
+                             0644);
+        if (s->journal_fd < 0)
+            rc = dpt_error_set(err, DPT_ERUNTIME, "cannot open '%s': %s", s->journal_path,
+                               strerror(errno));
+    }
+    return rc;
 }
 
 /* Rank 0: the output directory, the earlier trials (--resume), config.yaml and trials.jsonl open
@@ -428,6 +624,8 @@ static int open_outputs(search_state *s, const dpt_search_opts *opts, dpt_error 
             rc = dpt_config_save(s->cfg, cfg_path, &mine);
         if (rc == DPT_OK)
             rc = dpt_trial_log_open(s->trials_path, &s->trials_fd, &mine);
+        if (rc == DPT_OK)
+            rc = resume_lost(s, opts->resume, &mine);
     }
     return dpt_comm_agree_error(s->comm, rc, &mine, err);
 }
@@ -502,39 +700,71 @@ static void announce(search_state *s, const dpt_search_opts *opts)
 static void next_ids(search_state *s, int k, int *ids)
 {
     for (int j = 0; j < k; j++) {
-        while (dpt_trial_recorded(s->hist, s->n_hist, s->next_id))
+        while (dpt_trial_recorded(s->hist, s->n_hist, s->next_id) ||
+               dpt_trial_recorded(s->infra, s->n_infra, s->next_id))
             s->next_id++;
         ids[j] = s->next_id++;
     }
 }
 
+/* Rank 0: the next trial to hand out: the oldest queued retry (id, values and attempt as it
+ * failed; 1), or a fresh id (0: the caller proposes its values). */
+static int next_trial(search_state *s, dpt_trial *rec)
+{
+    if (s->n_retry == 0) {
+        next_ids(s, 1, &rec->trial);
+        rec->attempt = 0;
+        return 0;
+    }
+    rec->trial = s->retry[0].trial;
+    rec->attempt = s->retry[0].attempt;
+    memcpy(rec->values, s->retry[0].values, sizeof rec->values);
+    s->n_retry--;
+    memmove(s->retry, s->retry + 1, (size_t)s->n_retry * sizeof *s->retry);
+    return 1;
+}
+
 /* Rank 0 proposes the round's k trials, each with the earlier ones pending; every rank gets
  * the values and the time each proposal took. */
-static void propose_round(search_state *s, int k, const int *ids,
-                          dpt_space_value (*prop)[DPT_SEARCH_MAX_PARAMS], double *prop_s)
+static void propose_round(search_state *s, int k, dpt_space_value (*prop)[DPT_SEARCH_MAX_PARAMS],
+                          double *prop_s)
 {
     if (s->root) {
+        dpt_trial *t = malloc(sizeof *t);
+        DPT_CHECK(t != NULL, "out of memory");
         for (int j = 0; j < k; j++) {
+            memset(t, 0, sizeof *t);
             double t0 = dpt_now();
-            dpt_policy_propose(s->cfg, s->hist, s->n_hist,
-                               (const dpt_space_value(*)[DPT_SEARCH_MAX_PARAMS])prop, j, ids[j],
-                               prop[j]);
+            if (!next_trial(s, t))
+                dpt_policy_propose(s->cfg, s->hist, s->n_hist,
+                                   (const dpt_space_value(*)[DPT_SEARCH_MAX_PARAMS])prop, j,
+                                   t->trial, t->values);
+            memcpy(prop[j], t->values, sizeof prop[j]);
             prop_s[j] = dpt_now() - t0;
+            s->slots[j] = (slot){t->trial, t->attempt};
+            t->group = j;
+            t->start_s = search_clock(s);
+            journal_note(s, t, DPT_TRIAL_RUNNING);
         }
+        free(t);
     }
+    dpt_comm_bcast(s->comm, s->slots, (size_t)k * sizeof *s->slots, 0);
     dpt_comm_bcast(s->comm, prop, (size_t)k * sizeof *prop, 0);
     dpt_comm_bcast(s->comm, prop_s, (size_t)k * sizeof *prop_s, 0);
 }
 
-/* Rank 0: one trial of the round as its group's leader reported it. A trial that ran to an
- * outcome joins the history and gets its line; an interrupted or broken one ends the search
+/* Rank 0: one trial as its group's leader reported it. A trial that ran to an outcome joins the
+ * history at hist[n_hist + n_new] (*added = 1) and gets its line; one the infrastructure failed
+ * is recorded so and runs again (log_infra, plan_retry); an interrupted one ends the search
  * (the first such sets the error). Returns the error so far. */
-static int record_trial(search_state *s, const dpt_trial *r, int n_new, int fatal,
+static int record_trial(search_state *s, dpt_trial *r, int n_new, int fatal, int *added,
                         dpt_error *mine)
 {
+    *added = 0;
     if (r->status == DPT_TRIAL_IDLE)
         return fatal;
     if (r->status == DPT_TRIAL_INTERRUPTED) {
+        journal_note(s, r, DPT_TRIAL_INTERRUPTED);
         if (fatal == DPT_OK)
             fatal = dpt_error_set(mine, DPT_ESIGNAL(r->epochs),
                                   "stopped by %s during trial %d: %s has every finished trial; "
@@ -543,11 +773,12 @@ static int record_trial(search_state *s, const dpt_trial *r, int n_new, int fata
         return fatal;
     }
     if (r->status == DPT_TRIAL_ERROR) {
-        if (fatal == DPT_OK)
-            fatal = dpt_error_set(mine, DPT_ERUNTIME, "trial %d: %s", r->trial, r->message);
+        fatal = log_infra(s, r, fatal, mine);
+        plan_retry(s, r, n_new, added);
         return fatal;
     }
     int k = s->n_hist + n_new;
+    *added = 1;
     s->hist[k] = *r;
     note_best(s, k);
     print_trial(s->cfg, r, s->best >= 0 ? s->hist[s->best].objective : NAN, s->trials);
@@ -579,9 +810,10 @@ static int record_round(search_state *s, int k, double round_start, int *n_new,
         dpt_trial *r = &s->gathered[s->leader_of[j]];
         r->start_s = round_start;
         r->end_s = round_start + r->time_s;
-        fatal = record_trial(s, r, *n_new, fatal, mine);
-        *n_new += r->status != DPT_TRIAL_IDLE && r->status != DPT_TRIAL_INTERRUPTED &&
-                  r->status != DPT_TRIAL_ERROR;
+        r->attempt = s->slots[j].attempt;
+        int added;
+        fatal = record_trial(s, r, *n_new, fatal, &added, mine);
+        *n_new += added;
     }
     dpt_error ignored;
     int rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg, s->hist + s->n_hist,
@@ -611,22 +843,21 @@ static int run_round(search_state *s, dpt_error *err)
     const dpt_config *cfg = s->cfg;
     int left = s->trials - s->n_hist;
     int k = left < s->groups ? left : s->groups;
-    int ids[4096];
-    next_ids(s, k, ids);
     dpt_space_value (*prop)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)k, sizeof *prop);
     double *prop_s = calloc((size_t)k, sizeof *prop_s);
     DPT_CHECK(prop && prop_s, "out of memory");
-    propose_round(s, k, ids, prop, prop_s);
+    propose_round(s, k, prop, prop_s);
     double round_start = s->root ? search_clock(s) : 0.0;
 
     dpt_trial *rec = s->mine_rec;
     memset(rec, 0, sizeof *rec);
     rec->status = DPT_TRIAL_IDLE;
     if (s->my_group < k) {
-        rec->trial = ids[s->my_group];
+        rec->trial = s->slots[s->my_group].id;
+        rec->attempt = s->slots[s->my_group].attempt;
         memcpy(rec->values, prop[s->my_group], sizeof rec->values);
         rec->propose_s = prop_s[s->my_group];
-        trial_env env = {s->hist, s->n_hist, s->rank_log, NULL, NULL};
+        trial_env env = {s->hist, s->n_hist, s->rank_log, NULL, NULL, NULL, NULL};
         run_trial(cfg, &s->group, s->my_group, &env, rec);
     }
     free(prop);
@@ -643,7 +874,7 @@ static int run_round(search_state *s, dpt_error *err)
         fatal = dpt_error_set(&mine, DPT_ESIGNAL(sig),
                               "stopped by %s after trial %d: %s has every finished trial; "
                               "continue with --resume",
-                              dpt_signals_name(sig), ids[k - 1] + 1, s->trials_path);
+                              dpt_signals_name(sig), s->slots[k - 1].id + 1, s->trials_path);
     share_round(s, n_new);
     return dpt_comm_agree_error(s->comm, fatal, &mine, err);
 }
@@ -660,6 +891,108 @@ static int run_round(search_state *s, dpt_error *err)
  * group's leader; an assignment (TAG_WORK) and the history (TAG_HIST) to it; the leader
  * broadcasts the assignment in its group. */
 
+/* asha's decisions under async. A trial reaching a rung is compared with every trial rank 0
+ * knows to have reached it: the finished ones (their curves in the history) and the running
+ * ones that reported it (s->rungs, dropped when their record arrives). Rank 0 decides for its
+ * own group at once; another group's leader asks (TAG_RUNG) and waits for the answer, which rank
+ * 0 gives at its next poll: at most one epoch of its own trial, or about 1 ms. Each decision is
+ * a line of OUT/rungs.jsonl with the trials it saw, so that a test can replay it. */
+static void forget_rungs(search_state *s, int trial)
+{
+    int n = 0;
+    for (int k = 0; k < s->n_rungs; k++)
+        if (s->rungs[k].trial != trial)
+            s->rungs[n++] = s->rungs[k];
+    s->n_rungs = n;
+}
+
+/* A running trial's report counts at rep's rung: same rung, another trial, a finite value (a
+ * trial with no finite value yet counts nowhere, as a diverged one in the history). */
+static int rung_counts(const rung_report *r, const rung_report *rep)
+{
+    return r->epoch == rep->epoch && r->trial != rep->trial && isfinite(r->value);
+}
+
+static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
+{
+    double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
+    DPT_CHECK(v != NULL, "out of memory");
+    int m = 0;
+    for (int k = 0; k < s->n_rungs; k++)
+        if (rung_counts(&s->rungs[k], &rep))
+            v[m++] = s->rungs[k].value;
+    int stop = dpt_policy_asha_stop_seen(s->cfg, s->hist, s->n_hist, v, m, run);
+    if (s->rung_log) {
+        char value[32] = "null"; /* no finite value yet: JSON has no inf */
+        if (isfinite(rep.value))
+            snprintf(value, sizeof value, "%.17g", rep.value);
+        fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
+                rep.epoch, value);
+        int first = 1;
+        for (int k = 0; k < s->n_hist; k++)
+            if (dpt_trial_has_result(&s->hist[k]) && s->hist[k].n_curve >= rep.epoch) {
+                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
+                        dpt_policy_rung_value(&s->hist[k], rep.epoch));
+                first = 0;
+            }
+        for (int k = 0; k < s->n_rungs; k++)
+            if (rung_counts(&s->rungs[k], &rep)) {
+                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->rungs[k].trial,
+                        s->rungs[k].value);
+                first = 0;
+            }
+        fprintf(s->rung_log, "],\"continue\":%s}\n", stop ? "false" : "true");
+        fflush(s->rung_log);
+    }
+    free(v);
+    if (s->n_rungs == s->cap_rungs) {
+        s->cap_rungs = s->cap_rungs ? 2 * s->cap_rungs : 64;
+        rung_report *grown = realloc(s->rungs, (size_t)s->cap_rungs * sizeof *grown);
+        DPT_CHECK(grown != NULL, "out of memory");
+        s->rungs = grown;
+    }
+    s->rungs[s->n_rungs++] = rep;
+    return stop;
+}
+
+/* Rank 0's own group at a rung. */
+static int rung_stop_root(void *ctx, const dpt_trial *run)
+{
+    search_state *s = ctx;
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    return rung_decide(s, rep, run);
+}
+
+/* Rank 0: another group's question at a rung (only the curve up to the rung matters). */
+static void answer_rung(search_state *s, int source)
+{
+    rung_report rep;
+    MPI_Comm w = s->comm->world;
+    DPT_MPI_CHECK(MPI_Recv(&rep, (int)sizeof rep, MPI_BYTE, source, TAG_RUNG, w,
+                           MPI_STATUS_IGNORE));
+    dpt_trial *run = calloc(1, sizeof *run);
+    DPT_CHECK(run != NULL, "out of memory");
+    run->trial = rep.trial;
+    run->n_curve = rep.epoch;
+    for (int e = 0; e < rep.epoch; e++) /* its best through the rung is all the rule reads */
+        run->curve[e] = rep.value;
+    int stop = rung_decide(s, rep, run);
+    free(run);
+    DPT_MPI_CHECK(MPI_Send(&stop, 1, MPI_INT, source, TAG_RUNG_STOP, w));
+}
+
+/* A group's leader at a rung: asks rank 0. */
+static int rung_stop_ask(void *ctx, const dpt_trial *run)
+{
+    search_state *s = ctx;
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    MPI_Comm w = s->comm->world;
+    int stop;
+    DPT_MPI_CHECK(MPI_Send(&rep, (int)sizeof rep, MPI_BYTE, 0, TAG_RUNG, w));
+    DPT_MPI_CHECK(MPI_Recv(&stop, 1, MPI_INT, 0, TAG_RUNG_STOP, w, MPI_STATUS_IGNORE));
+    return stop;
+}
+
 /* Rank 0: group g's next trial, or stop (budget spent, a signal, an error); sent to its leader,
  * or kept in s->own for group 0. */
 static void dispatch(search_state *s, int g)
@@ -675,15 +1008,16 @@ static void dispatch(search_state *s, int g)
         for (int h = 0; h < s->groups; h++)
             if (s->active[h])
                 memcpy(pend[m++], s->running[h].values, sizeof *pend);
-        next_ids(s, 1, &a->rec.trial);
         double t0 = dpt_now();
-        dpt_policy_propose(s->cfg, s->hist, s->n_hist,
-                           (const dpt_space_value(*)[DPT_SEARCH_MAX_PARAMS])pend, m, a->rec.trial,
-                           a->rec.values);
+        if (!next_trial(s, &a->rec))
+            dpt_policy_propose(s->cfg, s->hist, s->n_hist,
+                               (const dpt_space_value(*)[DPT_SEARCH_MAX_PARAMS])pend, m,
+                               a->rec.trial, a->rec.values);
         free(pend);
         a->rec.propose_s = dpt_now() - t0;
         a->rec.group = g;
         a->rec.start_s = search_clock(s);
+        journal_note(s, &a->rec, DPT_TRIAL_RUNNING);
         a->n_hist = s->n_hist;
         s->running[g] = a->rec;
         s->active[g] = 1;
@@ -707,14 +1041,16 @@ static void receive_report(search_state *s, report *rep)
     int g = r->group;
     r->start_s = s->running[g].start_s;
     r->end_s = search_clock(s);
+    forget_rungs(s, r->trial);
     s->active[g] = 0;
     s->n_active--;
     int sig = rep->sig ? rep->sig : dpt_signals_pending();
     if (sig && !s->stopping)
         s->stopping = sig;
     int best_before = s->best;
-    int fatal = record_trial(s, r, 0, s->fatal, &s->mine);
-    if (r->status != DPT_TRIAL_INTERRUPTED && r->status != DPT_TRIAL_ERROR) {
+    int added;
+    int fatal = record_trial(s, r, 0, s->fatal, &added, &s->mine);
+    if (added) {
         dpt_error ignored;
         int rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg, s->hist + s->n_hist,
                                       1, fatal == DPT_OK ? &s->mine : &ignored);
@@ -735,6 +1071,13 @@ static void serve(search_state *s, int wait)
     for (;;) {
         int flag = 0;
         MPI_Status st;
+        DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RUNG, s->comm->world, &flag, &st));
+        if (flag) {
+            answer_rung(s, st.MPI_SOURCE);
+            if (wait)
+                return;
+            continue;
+        }
         DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_DONE, s->comm->world, &flag, &st));
         if (!flag && !wait)
             return;
@@ -765,10 +1108,22 @@ static void async_root(search_state *s)
 {
     s->running = calloc((size_t)s->groups, sizeof *s->running);
     s->active = calloc((size_t)s->groups, sizeof *s->active);
+    if (s->cfg->search.stop_rule == DPT_STOP_ASHA) {
+        char path[DPT_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/rungs.jsonl", s->cfg->run.out_dir);
+        s->rung_log = fopen(path, "a");
+        if (!s->rung_log)
+            fprintf(stderr, "%s warning: cannot open %s: the rung decisions are not logged\n",
+                    dpt_error_tag(), path);
+    }
     DPT_CHECK(s->running && s->active, "out of memory");
     for (int g = 0; g < s->groups; g++)
         dispatch(s, g);
-    trial_env env = {s->hist, 0, s->rank_log, poll_root, s};
+    trial_env env = {s->hist, 0, s->rank_log, poll_root, s, NULL, NULL};
+    if (s->cfg->search.stop_rule == DPT_STOP_ASHA) {
+        env.rung_stop = rung_stop_root;
+        env.rung_ctx = s;
+    }
     report *rep = malloc(sizeof *rep);
     DPT_CHECK(rep != NULL, "out of memory");
     for (;;) {
@@ -791,7 +1146,11 @@ static void async_root(search_state *s)
 static void async_worker(search_state *s)
 {
     int leader = s->group.rank == 0;
-    trial_env env = {s->hist, 0, s->rank_log, NULL, NULL};
+    trial_env env = {s->hist, 0, s->rank_log, NULL, NULL, NULL, NULL};
+    if (leader && s->cfg->search.stop_rule == DPT_STOP_ASHA) {
+        env.rung_stop = rung_stop_ask;
+        env.rung_ctx = s;
+    }
     assignment *a = malloc(sizeof *a);
     report *rep = malloc(sizeof *rep);
     DPT_CHECK(a && rep, "out of memory");
@@ -847,10 +1206,15 @@ static void print_summary(const search_state *s, double seconds)
     printf("done: %d trials in %s (%d ok, %d stopped early, %d diverged, %d failed)\n", s->n_hist,
            dur, counts[DPT_TRIAL_OK], counts[DPT_TRIAL_STOPPED_EARLY], counts[DPT_TRIAL_DIVERGED],
            counts[DPT_TRIAL_FAILED]);
+    if (s->n_infra > s->n_infra0)
+        printf("infrastructure failures: %d, each run again with the same values (up to "
+               "search.max_retries = %d times)\n", s->n_infra - s->n_infra0,
+               cfg->search.max_retries);
     /* this run's trials only: a resumed search's earlier ones ran in another wall time */
     double busy = 0.0;
     for (int k = s->n_hist0; k < s->n_hist; k++)
-        busy += s->hist[k].time_s * group_ranks(s, s->hist[k].group);
+        if (isfinite(s->hist[k].time_s)) /* a trial lost with a job has no time */
+            busy += s->hist[k].time_s * group_ranks(s, s->hist[k].group);
     if (seconds > 0.0 && s->n_hist > s->n_hist0)
         printf("utilization: %.1f%% (busy rank-seconds / (%d ranks x %.1f wall seconds)), "
                "schedule %s\n",
@@ -883,6 +1247,13 @@ static void search_free(search_state *s)
         close(s->rank_log);
     if (s->trials_fd >= 0)
         close(s->trials_fd);
+    if (s->journal_fd >= 0)
+        close(s->journal_fd);
+    free(s->infra);
+    free(s->retry);
+    free(s->rungs);
+    if (s->rung_log)
+        fclose(s->rung_log);
 }
 
 int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts *opts,
@@ -894,10 +1265,11 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     search_state *s = calloc(1, sizeof *s);
     DPT_CHECK(s != NULL, "out of memory");
     *s = (search_state){.cfg = cfg, .comm = comm, .root = comm->rank == 0,
-                        .trials = dpt_policy_budget(cfg), .best = -1, .trials_fd = -1,
+                        .trials = dpt_policy_budget(cfg), .best = -1, .trials_fd = -1, .journal_fd = -1,
                         .rank_log = -1};
     snprintf(s->trials_path, sizeof s->trials_path, "%s/trials.jsonl", cfg->run.out_dir);
     snprintf(s->best_path, sizeof s->best_path, "%s/best.yaml", cfg->run.out_dir);
+    snprintf(s->journal_path, sizeof s->journal_path, "%s/running.jsonl", cfg->run.out_dir);
     rc = open_outputs(s, opts, err);
     if (rc != DPT_OK) {
         search_free(s);
@@ -919,6 +1291,8 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     s->n_hist0 = s->n_hist;
     for (int k = 0; k < s->n_hist; k++)
         s->clock0 = fmax(s->clock0, s->hist[k].end_s);
+    for (int k = 0; s->root && k < s->n_infra; k++) /* a lost trial's end is unknown (null) */
+        s->clock0 = fmax(s->clock0, fmax(s->infra[k].start_s, s->infra[k].end_s));
     if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && s->groups > 1)
         rc = run_async(s, err); /* ends with every trial run, or an error */
     else

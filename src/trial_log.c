@@ -15,12 +15,18 @@
 
 #include "json.h"
 
-static const char *const status_names[] = {"ok", "diverged", "failed", "stopped_early", "error",
-                                           "idle", "interrupted"};
+static const char *const status_names[] = {"ok",     "diverged",    "failed",
+                                           "stopped_early", "error", "idle",
+                                           "interrupted",   "infra_failed", "running"};
 
 const char *dpt_trial_status_name(int status)
 {
-    return status >= 0 && status <= DPT_TRIAL_INTERRUPTED ? status_names[status] : "unknown";
+    return status >= 0 && status <= DPT_TRIAL_RUNNING ? status_names[status] : "unknown";
+}
+
+int dpt_trial_is_final(int status)
+{
+    return status >= DPT_TRIAL_OK && status <= DPT_TRIAL_STOPPED_EARLY;
 }
 
 int dpt_trial_has_result(const dpt_trial *r)
@@ -59,6 +65,8 @@ size_t dpt_trial_format(const dpt_config *cfg, const dpt_trial *r, char *out, si
     dpt_json_double(&j, "objective", r->objective);
     dpt_json_string(&j, "status", dpt_trial_status_name(r->status));
     dpt_json_int(&j, "epochs", r->epochs);
+    if (r->attempt > 0)
+        dpt_json_int(&j, "attempt", r->attempt);
     dpt_json_double(&j, "time_s", round(r->time_s * 1e3) / 1e3);
     dpt_json_double(&j, "val_accuracy", r->val_accuracy);
     dpt_json_double(&j, "propose_s", round(r->propose_s * 1e6) / 1e6);
@@ -224,8 +232,10 @@ static int parse_status(json_in *j, int *status)
     char s[64];
     if (js_string(j, s, sizeof s) != 0)
         return -1;
-    for (int k = 0; k <= DPT_TRIAL_STOPPED_EARLY; k++)
-        if (strcmp(s, status_names[k]) == 0)
+    /* what files hold: outcomes, infrastructure failures, the journal's hand-outs and
+     * interruptions; never error or idle */
+    for (int k = 0; k <= DPT_TRIAL_RUNNING; k++)
+        if (strcmp(s, status_names[k]) == 0 && k != DPT_TRIAL_ERROR && k != DPT_TRIAL_IDLE)
             *status = k;
     return *status < 0 ? -1 : 0;
 }
@@ -294,6 +304,7 @@ static int parse_member(const dpt_config *cfg, json_in *j, const char *key, dpt_
         {"trial", offsetof(dpt_trial, trial), 1},
         {"epochs", offsetof(dpt_trial, epochs), 1},
         {"group", offsetof(dpt_trial, group), 1},
+        {"attempt", offsetof(dpt_trial, attempt), 1},
         {"objective", offsetof(dpt_trial, objective), 0},
         {"val_accuracy", offsetof(dpt_trial, val_accuracy), 0},
         {"time_s", offsetof(dpt_trial, time_s), 0},
@@ -425,8 +436,9 @@ static int load_history(const dpt_config *cfg, const char *path, dpt_trial **his
                                lineno, why);
             break;
         }
-        for (int k = 0; k < *n; k++) {
-            if ((*hist)[k].trial == (*hist)[*n].trial) {
+        /* an id has one outcome; its infrastructure failures and journal lines are beside it */
+        for (int k = 0; k < *n && dpt_trial_is_final((*hist)[*n].status); k++) {
+            if (dpt_trial_is_final((*hist)[k].status) && (*hist)[k].trial == (*hist)[*n].trial) {
                 rc = dpt_error_set(err, DPT_EUSAGE, "%s:%d: trial %d is recorded twice", path,
                                    lineno, (*hist)[k].trial);
                 break;

@@ -1,6 +1,8 @@
-/* The trial log of a search, OUT/trials.jsonl: one JSON line per finished trial, appended a round
- * at a time (a trial at a time with search.schedule: async) in one write and fsync, so a killed search leaves whole lines. On --resume it is read
- * back (a last line cut short by the kill is removed) and the search continues from it. */
+/* The trial log of a search, OUT/trials.jsonl: one JSON line per finished trial (and per run of
+ * one the infrastructure failed), appended a round at a time (a trial at a time with
+ * search.schedule: async) in one write and fsync, so a killed search leaves whole lines. On
+ * --resume it is read back (a last line cut short by the kill is removed) and the search
+ * continues from it. The same format serves rank 0's journal of hand-outs, OUT/running.jsonl. */
 #ifndef DPT_TRIAL_LOG_H
 #define DPT_TRIAL_LOG_H
 
@@ -17,9 +19,13 @@ typedef enum {
     DPT_TRIAL_DIVERGED = 1,
     DPT_TRIAL_FAILED = 2,
     DPT_TRIAL_STOPPED_EARLY = 3,
-    DPT_TRIAL_ERROR = 4,       /* not a trial outcome: I/O or the system failed; ends the search */
+    DPT_TRIAL_ERROR = 4,       /* not a trial outcome: I/O or the system failed inside it; the
+                                * search records it infra_failed and runs it again */
     DPT_TRIAL_IDLE = 5,        /* this group had no trial this round */
-    DPT_TRIAL_INTERRUPTED = 6  /* SIGINT/SIGTERM: not recorded, runs again on --resume */
+    DPT_TRIAL_INTERRUPTED = 6, /* SIGINT/SIGTERM: runs again on --resume (the journal says so) */
+    DPT_TRIAL_INFRA_FAILED = 7, /* the infrastructure failed it (an I/O error, a job that died
+                                 * while it ran): recorded, kept out of the model, run again */
+    DPT_TRIAL_RUNNING = 8      /* the journal (running.jsonl): handed out to a group */
 } dpt_trial_status;
 
 /* One trial as trials.jsonl records it; plain bytes, so it can be gathered and broadcast. */
@@ -28,6 +34,7 @@ typedef struct {
     int status;           /* dpt_trial_status */
     int group;
     int epochs;           /* epochs trained */
+    int attempt;          /* 0; n: the n-th run again after an infrastructure failure */
     double objective;     /* minimized; NAN unless ok or stopped_early */
     double val_accuracy;  /* NAN in function mode */
     double time_s;        /* wall time of the trial, data loading included */
@@ -46,6 +53,10 @@ const char *dpt_trial_status_name(int status);
 
 /* 1 when the trial produced an objective the search can compare (ok or stopped early, finite). */
 int dpt_trial_has_result(const dpt_trial *r);
+
+/* 1 for an outcome of the trial itself (ok, diverged, failed, stopped early): what the search's
+ * history holds and its budget counts; not an infrastructure failure or a journal line. */
+int dpt_trial_is_final(int status);
 
 /* 1 when some trial of hist[0..n) has this id. */
 int dpt_trial_recorded(const dpt_trial *hist, int n, int id);

@@ -454,6 +454,38 @@ Test(bo, pending_point_changes_the_proposal)
     }
 }
 
+/* EI per second on a hand-built history where the objective depends on x1 alone and a trial's
+ * time grows 20-fold along x0 (log seconds 3 x0): EI is indifferent to x0, so plain EI proposes
+ * wherever its candidates fall along it, while EI per second must go to the cheap edge and still
+ * where the objective improves. */
+Test(bo, ei_per_second_proposes_cheaper_points)
+{
+    enum { N = 12, D = 2, SEEDS = 6 };
+    double X[N * D], y[N], log_s[N], out[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    double cost_ei = 0.0, cost_eps = 0.0;
+    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        random_points(N, D, 100 + seed, X);
+        for (int i = 0; i < N; i++) {
+            y[i] = (X[i * D + 1] - 0.3) * (X[i * D + 1] - 0.3);
+            log_s[i] = 3.0 * X[i * D];
+        }
+        cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, seed, out), 0);
+        cost_ei += exp(3.0 * out[0]) / SEEDS;
+        dpt_bo_side side = {NULL, 0, X, log_s, N};
+        cr_assert_eq(dpt_bo_propose_side(&o, D, X, y, N, &side, NULL, 0, seed, out), 0);
+        cost_eps += exp(3.0 * out[0]) / SEEDS;
+        /* cheap: the lowest fifth of x0 is at most 1.8x the cheapest time */
+        cr_expect(out[0] < 0.2, "seed %d: EI per second proposed x0 = %g", (int)seed, out[0]);
+        /* and still useful: near the objective's minimum line x1 = 0.3 */
+        cr_expect(fabs(out[1] - 0.3) < 0.15, "seed %d: EI per second proposed x1 = %g",
+                  (int)seed, out[1]);
+    }
+    /* over the seeds, at least 2x cheaper than plain EI's proposals (uniform x0 averages 6.4) */
+    cr_expect(cost_eps < 0.5 * cost_ei, "mean time: EI per second %g, EI %g", cost_eps, cost_ei);
+}
+
 Test(bo, branin_beats_random_search, .timeout = 60)
 {
     /* 25 evaluations (5 uniform random, then 20 proposals) on Branin, for 3 seeds: every run

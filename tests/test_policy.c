@@ -132,3 +132,36 @@ Test(asha, should_stop_at_rungs_only_against_the_trials_that_reached_them)
     trial(&run, DPT_TRIAL_OK, 2, (double[]){0.9, 0.31});
     cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run), "better than the median (0.325)");
 }
+
+/* asha under async: rank 0 adds the rung values of trials still running (not in the history) to
+ * those of the finished ones. Rungs 1, 2, 4 (grace 1, eta 2, 8 epochs). */
+Test(asha, decision_counts_running_trials_that_reached_the_rung)
+{
+    dpt_config cfg;
+    asha_config(&cfg, 1, 2, 8);
+    dpt_trial hist[2], run;
+    trial(&hist[0], DPT_TRIAL_OK, 8, (double[]){0.5, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1});
+    trial(&hist[1], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.9});
+    /* epoch 1, value 0.45: the history alone has 0.5, 0.9: m = 3, floor(3/2) = 1 may be better,
+     * none is: continues */
+    trial(&run, DPT_TRIAL_OK, 1, (double[]){0.45});
+    cr_expect(!dpt_policy_asha_stop_seen(&cfg, hist, 2, NULL, 0, &run));
+    /* with two running trials at 0.4 and 0.42: m = 5, floor(5/2) = 2 may be better, 2 are (0.4,
+     * 0.42): 2 < 2 fails, it stops */
+    const double running[] = {0.4, 0.42};
+    cr_expect(dpt_policy_asha_stop_seen(&cfg, hist, 2, running, 2, &run));
+    /* with one of them: m = 4, floor(4/2) = 2, one better: continues */
+    cr_expect(!dpt_policy_asha_stop_seen(&cfg, hist, 2, running, 1, &run));
+    /* epoch 2, value 0.25 (its best through epoch 2): the history has only hist[0] there (0.3).
+     * With a running trial at 0.2: m = 3, floor(3/2) = 1, one better (0.2): 1 < 1 fails, stops.
+     * With a running 0.4 instead: none better, continues. */
+    trial(&run, DPT_TRIAL_OK, 2, (double[]){0.6, 0.25});
+    const double r2[] = {0.2};
+    cr_expect(dpt_policy_asha_stop_seen(&cfg, hist, 2, r2, 1, &run), "0.2 beats 0.25");
+    const double r3[] = {0.4};
+    cr_expect(!dpt_policy_asha_stop_seen(&cfg, hist, 2, r3, 1, &run), "none beats 0.25");
+    /* epoch 3 is no rung: never stops */
+    trial(&run, DPT_TRIAL_OK, 3, (double[]){0.9, 0.9, 0.9});
+    cr_expect(!dpt_policy_asha_stop_seen(&cfg, hist, 2, running, 2, &run));
+    cr_expect_float_eq(dpt_policy_rung_value(&hist[0], 2), 0.3, 1e-15);
+}

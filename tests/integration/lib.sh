@@ -54,16 +54,18 @@ EOF
 }
 
 # kill_search_after OUT LINES NP ARGS...: runs `dptrain ARGS --out OUT` on NP ranks in the
-# background, SIGKILLs its newest rank once OUT/trials.jsonl has LINES lines, and waits for the
-# job. Returns 0 when it killed a running search that then exited non-zero, 1 otherwise (the
-# caller checks the search was cut mid-way: fewer lines than its budget).
+# background, SIGKILLs its newest rank once OUT/trials.jsonl (OUT/$KILL_WATCH when set) has LINES
+# lines, and waits for the job. Returns 0 when it killed a running search that then exited
+# non-zero, 1 otherwise (the caller checks the search was cut mid-way: fewer lines than its
+# budget).
 kill_search_after() {
     local out=$1 lines=$2 np=$3
     shift 3
     "${MPIRUN[@]}" -np "$np" "$DPTRAIN" "$@" --out "$out" >"$out.killed.log" 2>&1 &
     local job=$! victim
     for _ in $(seq 1 1000); do
-        [ -f "$out/trials.jsonl" ] && [ "$(wc -l <"$out/trials.jsonl")" -ge "$lines" ] && break
+        local watch=$out/${KILL_WATCH:-trials.jsonl}
+        [ -f "$watch" ] && [ "$(wc -l <"$watch")" -ge "$lines" ] && break
         sleep 0.01
     done
     victim=$(pgrep -f -n "dptrain search .*--out $out" || true)

@@ -136,6 +136,10 @@ if kill_search_after "$out" 3 2 "${args[@]}" && [ "$(wc -l <"$out/trials.jsonl")
 import json, sys
 a = [json.loads(l) for l in open(f"{sys.argv[1]}/trials.jsonl")]
 b = [json.loads(l) for l in open(f"{sys.argv[2]}/trials.jsonl")]
+# the trial the kill cut is recorded infra_failed and ran again with its values (search_infra.sh)
+lost = [r for r in b if r["status"] == "infra_failed"]
+b = [r for r in b if r["status"] != "infra_failed"]
+assert all(r["params"] == b[r["trial"]]["params"] for r in lost), lost
 assert [r["trial"] for r in b] == list(range(10)), [r["trial"] for r in b]
 for x, y in zip(a, b):
     assert x["params"] == y["params"], (x["trial"], x["params"], y["params"])
@@ -152,7 +156,7 @@ printf '{"trial":10,"params":{"train.lr":0.0' >>"$out/trials.jsonl"
 grep -q 'the last line is incomplete' "$TMP/resume2.log" || fail "no notice about the incomplete line"
 python3 -c "
 import json,sys
-ids=[json.loads(l)['trial'] for l in open(sys.argv[1])]
+ids=[r['trial'] for r in map(json.loads, open(sys.argv[1])) if r['status'] != 'infra_failed']
 assert ids == list(range(11)), ids" "$out/trials.jsonl" || fail "after cutting the incomplete line: wrong trial ids"
 
 # --- asha: trials stopped at rungs (grace 1, eta 2, 4 epochs: rungs at epochs 1 and 2). One group
@@ -195,6 +199,27 @@ fi
 if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2" "${asha[@]}" \
         --set search.parallel=2 >"$TMP/asha2.log" 2>&1; then
     check_asha "$TMP/asha2" 0 || fail "asha, 2 async groups: early stops off the rungs"
+    # rank 0 decides each rung against every trial that reached it before (finished or still
+    # running): replay each decision of OUT/rungs.jsonl on what it saw, check that it saw exactly
+    # the trials with an earlier decision at that rung, and that the trials stopped where it said
+    python3 - "$TMP/asha2" <<'EOF' || fail "asha, 2 async groups: a rung decision did not see every earlier arrival"
+import json, sys
+out, eta = sys.argv[1], 2
+dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
+recs = {r["trial"]: r for r in map(json.loads, open(f"{out}/trials.jsonl"))}
+assert dec, "no rung decisions logged"
+for k, d in enumerate(dec):
+    earlier = {e["trial"] for e in dec[:k]
+               if e["epoch"] == d["epoch"] and e["trial"] != d["trial"] and e["value"] is not None}
+    seen = [t for t, _ in d["seen"]]
+    assert sorted(seen) == sorted(earlier), f"decision {k}: saw {seen}, earlier arrivals {sorted(earlier)}"
+    m = len(seen) + 1
+    cont = m < eta or sum(v < d["value"] for _, v in d["seen"]) < m // eta
+    assert cont == d["continue"], f"decision {k}: {d}"
+    r = recs[d["trial"]]
+    assert (r["epochs"] > d["epoch"]) == cont, f"trial {d['trial']} ran {r['epochs']} epochs, decision {d}"
+print(f"asha async: {len(dec)} rung decisions replayed, each saw every earlier arrival")
+EOF
 else
     fail "asha search in 2 groups failed: $(tail -3 "$TMP/asha2.log")"
 fi
