@@ -194,9 +194,10 @@ static int find_column(const char *item, const char *key, int n_cols, char *cons
 static int add_feature(dpt_csv_columns *out, int c, int n_cols, const char *item,
                        const char *path, dpt_error *err)
 {
-    if (c == out->label)
-        return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: '%s' is the label "
-                             "column (data.label_column)", path, item);
+    for (int k = 0; k < out->n_targets; k++)
+        if (c == out->targets[k])
+            return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: '%s' is a label "
+                                 "column (data.label_column)", path, item);
     for (int k = 0; k < out->n_features; k++)
         if (out->features[k] == c)
             return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: column %d ('%s') "
@@ -244,6 +245,48 @@ static int add_item(dpt_csv_columns *out, const char *item, int n_cols, char *co
     return DPT_OK;
 }
 
+/* The next comma-separated item of a list, trimmed, into item; *p moves past it (NULL after
+ * the last). */
+static void next_item(const char **p, char *item, size_t cap)
+{
+    const char *comma = strchr(*p, ',');
+    size_t k = comma ? (size_t)(comma - *p) : strlen(*p);
+    char raw[256];
+    snprintf(raw, sizeof raw, "%.*s", (int)(k < sizeof raw ? k : sizeof raw - 1), *p);
+    trim(raw, item, cap);
+    *p = comma ? comma + 1 : NULL;
+}
+
+/* data.label_column: "" (column 0), or one or more names or indices separated by commas. */
+static int resolve_targets(const char *spec, int n_cols, char *const *names, const char *path,
+                           dpt_csv_columns *out, dpt_error *err)
+{
+    const char *key = "data.label_column";
+    char item[256];
+    trim(spec, item, sizeof item);
+    if (!item[0]) {
+        out->targets[out->n_targets++] = 0;
+        return DPT_OK;
+    }
+    for (const char *p = spec; p;) {
+        next_item(&p, item, sizeof item);
+        int c = item[0] ? find_column(item, key, n_cols, names, path, err) : -1;
+        if (!item[0])
+            return dpt_error_set(err, DPT_EUSAGE, "%s: %s: an empty item in '%s'", path, key,
+                                 spec);
+        if (c < 0)
+            return DPT_EUSAGE;
+        for (int j = 0; j < out->n_targets; j++)
+            if (out->targets[j] == c)
+                return dpt_error_set(err, DPT_EUSAGE, "%s: %s: column %d ('%s') is listed "
+                                     "twice", path, key, c, item);
+        if (out->n_targets >= n_cols)
+            return dpt_error_set(err, DPT_EUSAGE, "%s: %s: too many columns", path, key);
+        out->targets[out->n_targets++] = c;
+    }
+    return DPT_OK;
+}
+
 int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols,
                     char *const *names, const char *path, dpt_csv_columns *out, dpt_error *err)
 {
@@ -253,25 +296,26 @@ int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols
     if (!out->features)
         return dpt_error_set(err, DPT_ERUNTIME, "out of memory reading %s", path);
     char item[256];
-    if (label_spec) {
-        trim(label_spec, item, sizeof item);
-        out->label = item[0] ? find_column(item, "data.label_column", n_cols, names, path, err)
-                             : 0;
-        if (out->label < 0)
-            goto fail;
+    out->targets = malloc((size_t)(n_cols > 0 ? n_cols : 1) * sizeof *out->targets);
+    if (!out->targets) {
+        dpt_csv_columns_free(out);
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory reading %s", path);
     }
+    if (label_spec && resolve_targets(label_spec, n_cols, names, path, out, err))
+        goto fail;
+    out->label = out->n_targets > 0 ? out->targets[0] : -1;
     if (!feature_spec[0]) {
-        for (int c = 0; c < n_cols; c++)
-            if (c != out->label)
+        for (int c = 0; c < n_cols; c++) {
+            int target = 0;
+            for (int k = 0; k < out->n_targets; k++)
+                target |= c == out->targets[k];
+            if (!target)
                 out->features[out->n_features++] = c;
+        }
         return DPT_OK;
     }
-    for (const char *p = feature_spec;;) {
-        const char *comma = strchr(p, ',');
-        size_t k = comma ? (size_t)(comma - p) : strlen(p);
-        char raw[256];
-        snprintf(raw, sizeof raw, "%.*s", (int)(k < sizeof raw ? k : sizeof raw - 1), p);
-        trim(raw, item, sizeof item);
+    for (const char *p = feature_spec; p;) {
+        next_item(&p, item, sizeof item);
         if (!item[0]) {
             dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: an empty item in '%s'",
                           path, feature_spec);
@@ -279,9 +323,6 @@ int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols
         }
         if (add_item(out, item, n_cols, names, path, err))
             goto fail;
-        if (!comma)
-            break;
-        p = comma + 1;
     }
     return DPT_OK;
 fail:
@@ -292,6 +333,7 @@ fail:
 void dpt_csv_columns_free(dpt_csv_columns *c)
 {
     free(c->features);
+    free(c->targets);
     memset(c, 0, sizeof *c);
     c->label = -1;
 }

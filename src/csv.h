@@ -32,14 +32,16 @@ int dpt_csv_number(const char *s, double *v);
 
 /* The chosen columns of a file with n_cols columns (0-based indices). */
 typedef struct {
-    int label;      /* -1: none (predict's input without labels) */
+    int label;      /* -1: none (predict's input without labels); else targets[0] */
+    int *targets;   /* (n_targets) the label column, or a regression's target columns */
+    int n_targets;
     int *features;  /* (n_features) in the order given */
     int n_features;
 } dpt_csv_columns;
 
 /* Resolves data.label_column and data.feature_columns against a file's columns. label_spec: ""
- * (the first column), a name, or an index counted from 0 (negative from the end); NULL: no label
- * column. feature_spec: "" (every column but the label) or a comma-separated list of names,
+ * (the first column), a name, or an index counted from 0 (negative from the end), or a
+ * comma-separated list of them (a regression's target columns); NULL: no label column. feature_spec: "" (every column but the label) or a comma-separated list of names,
  * indices and ranges a:b (half-open, as Python's slices, either end may be left out). names: the
  * header's n_cols names, or NULL without a header. Errors (DPT_EUSAGE) name path, the key and the
  * item that does not resolve. */

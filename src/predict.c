@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "json.h"
+#include "metrics.h"
 #include "model.h"
 #include "model_info.h"
 
@@ -32,7 +33,11 @@ typedef struct {
     char *features, *classes; /* the spec's joined names */
     float *x;                 /* (CHUNK_ROWS, I) host: this batch */
     int32_t *y;               /* (CHUNK_ROWS) */
-    float *logits;            /* (CHUNK_ROWS, C) host */
+    float *t;                 /* (CHUNK_ROWS, T) regression: the file's targets (eval) */
+    float *tz;                /* (T) one row's targets in the trained units */
+    float *logits;            /* (CHUNK_ROWS, C) host; regression: in the targets' units */
+    char *targets;            /* a regression's target names joined */
+    int regression;
 } session;
 
 static void session_free(session *s)
@@ -46,6 +51,9 @@ static void session_free(session *s)
     dpt_model_info_free(&s->mi);
     free(s->x);
     free(s->y);
+    free(s->t);
+    free(s->tz);
+    free(s->targets);
     free(s->features);
     free(s->classes);
     free(s->logits);
@@ -100,22 +108,31 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
     const int I = mi->widths[0], C = mi->widths[mi->n_layers];
     s->features = join(mi->feature_names, I);
     s->classes = join(mi->class_names, C);
+    s->targets = join(mi->target_names, C);
+    s->regression = mi->task == DPT_TASK_REGRESSION;
+    if (s->regression && o->labels)
+        return dpt_error_set(err, DPT_EUSAGE, "%s: the model is a regression on CSV targets; "
+                             "its input is a CSV file, not IDX", o->input);
     s->spec = (dpt_data_spec){
         .format = o->labels ? DPT_FORMAT_IDX : DPT_FORMAT_CSV,
         .train_images = o->labels ? o->input : "", .train_labels = o->labels ? o->labels : "",
         .test_images = "", .test_labels = "",
         .train_csv = o->labels ? "" : o->input, .test_csv = "",
         .csv_header = mi->csv_header,
-        .label_column = mi->label_name ? mi->label_name : mi->label_column,
+        .label_column = s->targets ? s->targets
+                        : mi->label_name ? mi->label_name : mi->label_column,
         .feature_columns = s->features ? s->features : mi->feature_columns,
         .class_names = s->classes ? s->classes : "",
         .validation_fraction = 0.0, .sharding = DPT_SHARDING_REPLICATED,
         .scaling = mi->scaling, .features = I, .classes = C,
         .no_labels = !labelled && !o->labels, .mean = mi->mean, .std = mi->std,
+        .regression = s->regression, .missing = mi->missing, .fill = mi->fill,
     };
     s->x = malloc((size_t)CHUNK_ROWS * I * sizeof *s->x);
     s->y = malloc((size_t)CHUNK_ROWS * sizeof *s->y);
-    if (!s->x || !s->y)
+    s->t = malloc((size_t)CHUNK_ROWS * C * sizeof *s->t);
+    s->tz = malloc((size_t)C * sizeof *s->tz);
+    if (!s->x || !s->y || !s->t || !s->tz)
         return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
     if (!o->labels)
         return dpt_csv_stream_open(&s->spec, o->input, &s->stream, err);
@@ -151,8 +168,10 @@ static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt
 static int next_batch(session *s, int *rows, dpt_error *err)
 {
     if (s->stream)
-        return dpt_csv_stream_read(s->stream, s->x, s->spec.no_labels ? NULL : s->y, CHUNK_ROWS,
-                                   rows, err);
+        return dpt_csv_stream_read(s->stream, s->x,
+                                   s->spec.no_labels || s->regression ? NULL : s->y,
+                                   s->spec.no_labels || !s->regression ? NULL : s->t,
+                                   CHUNK_ROWS, rows, err);
     const int I = s->mi.widths[0];
     int64_t left = s->d.train.n - s->pos;
     *rows = (int)(left < CHUNK_ROWS ? left : CHUNK_ROWS);
@@ -177,7 +196,7 @@ static void forward(session *s, int rows, double *loss, double *hits)
         x = xb;
     }
     const float *lg = dpt_model_forward(&s->m, x, rows, NULL);
-    if (loss) {
+    if (loss && !s->regression) {
         const int32_t *y = s->y;
         if (!be->host_memory) {
             yb = be->alloc(be, (size_t)rows * sizeof *yb);
@@ -192,6 +211,20 @@ static void forward(session *s, int rows, double *loss, double *hits)
         be->free(be, xb);
     if (yb)
         be->free(be, yb);
+    const dpt_model_info *mi = &s->mi;
+    for (int i = 0; s->regression && i < rows; i++) {
+        float *z = s->logits + (size_t)i * C;
+        if (loss) { /* the training's loss, against the targets in its (scaled) units */
+            float *t = s->tz;
+            for (int k = 0; k < C; k++)
+                t[k] = mi->t_mean ? (float)((s->t[(size_t)i * C + k] - mi->t_mean[k]) /
+                                            mi->t_std[k])
+                                  : s->t[(size_t)i * C + k];
+            *loss += dpt_op_regress_row(z, t, C, mi->loss, 0.0f, NULL);
+        }
+        for (int k = 0; mi->t_mean && k < C; k++) /* back to the targets' own units */
+            z[k] = (float)(z[k] * mi->t_std[k] + mi->t_mean[k]);
+    }
 }
 
 /* The first largest output, as the loss's hit counts it. */
@@ -228,6 +261,45 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Closes predict's output (reporting a failed write) and the session. */
+static int finish_predict(session *s, const dpt_predict_opts *o, FILE *f, int rc,
+                          dpt_error *err)
+{
+    int bad = ferror(f) != 0;
+    if (o->output)
+        bad |= fclose(f) != 0;
+    else
+        fflush(f);
+    if (bad && !rc)
+        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'",
+                           o->output ? o->output : "stdout");
+    session_free(s);
+    return rc;
+}
+
+/* Regression: a header of the target names (the training file's, or target_1... without a
+ * header), then each row's predicted targets in their own units, nine digits (a float). */
+static int predict_targets(session *s, FILE *f, dpt_error *err)
+{
+    const int T = s->mi.widths[s->mi.n_layers];
+    char col[64];
+    for (int k = 0; k < T; k++) {
+        snprintf(col, sizeof col, "target_%d", k + 1);
+        if (k)
+            fputc(',', f);
+        put_field(f, s->mi.target_names ? s->mi.target_names[k] : col);
+    }
+    fputc('\n', f);
+    int rc;
+    for (int rows; !(rc = next_batch(s, &rows, err)) && rows > 0;) {
+        forward(s, rows, NULL, NULL);
+        for (int i = 0; i < rows; i++)
+            for (int k = 0; k < T; k++)
+                fprintf(f, "%.9g%c", (double)s->logits[(size_t)i * T + k], k + 1 < T ? ',' : '\n');
+    }
+    return rc;
+}
+
 int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
 {
     session s;
@@ -243,6 +315,10 @@ int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
         return rc;
     }
     const int C = s.mi.widths[s.mi.n_layers];
+    if (s.regression) {
+        rc = predict_targets(&s, f, err);
+        return finish_predict(&s, o, f, rc, err);
+    }
     const int probs = s.mi.loss == DPT_LOSS_SOFTMAX_CE; /* else the raw outputs */
     char name[256], col[300];
     fputs("prediction", f);
@@ -268,16 +344,7 @@ int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
             fputc('\n', f);
         }
     }
-    int bad = ferror(f) != 0;
-    if (o->output)
-        bad |= fclose(f) != 0;
-    else
-        fflush(f);
-    if (bad && !rc)
-        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'",
-                           o->output ? o->output : "stdout");
-    session_free(&s);
-    return rc;
+    return finish_predict(&s, o, f, rc, err);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -374,11 +441,58 @@ static int print_json(const session *s, const eval_sums *e)
     return rc;
 }
 
+/* Regression: RMSE, MAE, R^2 (metrics.h) and the mean loss, as a table or JSON. */
+static int eval_targets(session *s, const dpt_predict_opts *o, dpt_error *err)
+{
+    const int T = s->mi.widths[s->mi.n_layers];
+    double *sums = calloc(DPT_REGRESS_SUMS(T), sizeof *sums), loss = 0.0;
+    if (!sums)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    int rc;
+    for (int rows; !(rc = next_batch(s, &rows, err)) && rows > 0;) {
+        forward(s, rows, &loss, NULL);
+        dpt_regress_sums_add(sums, T, s->logits, s->t, NULL, rows, NULL, NULL);
+    }
+    const double n = sums[0];
+    if (!rc && n == 0)
+        rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", o->input);
+    double rmse, mae, r2;
+    dpt_regress_metrics(sums, T, &rmse, &mae, &r2);
+    free(sums);
+    if (rc)
+        return rc;
+    if (o->json) { /* 9 digits, as metrics.jsonl writes them */
+        char buf[512];
+        dpt_json j;
+        dpt_json_init(&j, buf, sizeof buf, 1);
+        dpt_json_object(&j, NULL);
+        dpt_json_int(&j, "rows", (int64_t)n);
+        dpt_json_double_g(&j, "rmse", rmse, 9);
+        dpt_json_double_g(&j, "mae", mae, 9);
+        dpt_json_double_g(&j, "r2", r2, 9);
+        dpt_json_double_g(&j, "loss", loss / n, 9);
+        dpt_json_end(&j);
+        printf("%s\n", buf);
+    } else {
+        printf("# eval %s on %s: %lld rows, %d target%s\n", o->run_dir, o->input, (long long)n,
+               T, T == 1 ? "" : "s");
+        printf("rmse      %.6g\nmae       %.6g\nr2        %.6f\nloss      %.6g\n", rmse, mae,
+               r2, loss / n);
+    }
+    return DPT_OK;
+}
+
 int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
 {
     session s;
     int rc = open_session(o, 1, &s, err);
     const int C = s.mi.widths[s.mi.n_layers];
+    if (!rc && s.regression) {
+        rc = eval_targets(&s, o, err);
+        fflush(stdout);
+        session_free(&s);
+        return rc;
+    }
     eval_sums e = {0};
     if (!rc && !(e.confusion = calloc((size_t)C * C, sizeof *e.confusion)))
         rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
