@@ -196,8 +196,9 @@ static int add_feature(dpt_csv_columns *out, int c, int n_cols, const char *item
 {
     for (int k = 0; k < out->n_targets; k++)
         if (c == out->targets[k])
-            return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: '%s' is a label "
-                                 "column (data.label_column)", path, item);
+            return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: '%s' is %s "
+                                 "column (data.label_column)", path, item,
+                                 out->n_targets == 1 ? "the label" : "a target");
     for (int k = 0; k < out->n_features; k++)
         if (out->features[k] == c)
             return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: column %d ('%s') "
