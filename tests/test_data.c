@@ -1042,21 +1042,24 @@ Test(data, regression_bad_targets)
         write_text(cfg.data.train_csv, "bad.csv", cases[k].text);
         expect_msg_at(&cfg, cfg.data.train_csv, cases[k].msg);
     }
-    regression_cfg(&cfg, 1, 1, "y, z"); /* two targets, one output */
-    write_text(cfg.data.train_csv, "two.csv", "a,y,z\n1,2,3\n");
-    expect_msg_at(&cfg, cfg.data.train_csv,
-                  ": data.label_column names 2 target columns but model.layers[-1] is 1");
-    cfg.data.task = DPT_TASK_CLASSIFICATION;
-    expect_msg_at(&cfg, cfg.data.train_csv, ": data.label_column names 2 columns but a "
-                  "classification has one label column");
-    regression_cfg(&cfg, 1, 2, "y, y");
-    write_text(cfg.data.train_csv, "two.csv", "a,y,z\n1,2,3\n");
-    expect_msg_at(&cfg, cfg.data.train_csv, ": data.label_column: column 1 ('y') is listed twice");
-    regression_cfg(&cfg, 1, 2, "y, z");
-    write_text(cfg.data.train_csv, "two.csv", "a,y,z\n1,2,3\n");
-    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "a, z");
-    expect_msg_at(&cfg, cfg.data.train_csv,
-                  ": data.feature_columns: 'z' is a target column (data.label_column)");
+    /* the target columns against the model and the features (file a,y,z) */
+    static const struct { const char *targets, *features; int T, task; const char *msg; } cols[] = {
+        {"y, z", "", 1, DPT_TASK_REGRESSION,
+         ": data.label_column names 2 target columns but model.layers[-1] is 1"},
+        {"y, z", "", 1, DPT_TASK_CLASSIFICATION,
+         ": data.label_column names 2 columns but a classification has one label column"},
+        {"y, y", "", 2, DPT_TASK_REGRESSION, ": data.label_column: column 1 ('y') is listed twice"},
+        {"y, z", "a, z", 2, DPT_TASK_REGRESSION,
+         ": data.feature_columns: 'z' is a target column (data.label_column)"},
+    };
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        regression_cfg(&cfg, 1, cols[k].T, cols[k].targets);
+        cfg.data.task = (dpt_task)cols[k].task;
+        snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "%s",
+                 cols[k].features);
+        write_text(cfg.data.train_csv, "two.csv", "a,y,z\n1,2,3\n");
+        expect_msg_at(&cfg, cfg.data.train_csv, cols[k].msg);
+    }
 }
 
 Test(data, missing_mean_imputes_training_means)

@@ -114,17 +114,6 @@ PY
 [ "$(sed -n 2p "$TMP/one_pred.csv")" = "$(sed -n 3p "$TMP/one_pred.csv")" ] ||
     fail "a missing value does not predict as its training mean: $(cat "$TMP/one_pred.csv")"
 
-bad() { # NAME SUBSTRING ARGS...
-    local name=$1 want=$2 rc=0
-    shift 2
-    "$DPTRAIN" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
-    if [ "$rc" -ne 2 ] || ! grep -qF -- "$want" "$TMP/$name.err"; then
-        fail "$name: exit $rc (expected 2), stderr lacks '$want':"
-        sed 's/^/    /' "$TMP/$name.err" >&2
-    else
-        echo "ok: $name: $(head -n1 "$TMP/$name.err")"
-    fi
-}
 bad softmax "data.task: regression needs model.loss: mse or huber" train "$TMP/reg.yaml" \
     --out "$TMP/x" --set model.loss=softmax_cross_entropy
 bad huber_class "model.loss: huber is for data.task: regression" train "$TMP/reg.yaml" \
