@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "checkpoint.h"
@@ -164,17 +165,18 @@ static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt
     return load_weights(s, o->run_dir, err);
 }
 
-/* The next batch of at most CHUNK_ROWS input rows into s->x and s->y; *rows 0 at the end. */
-static int next_batch(session *s, int *rows, dpt_error *err)
+/* The next batch of at most max (<= CHUNK_ROWS) input rows into s->x and s->y (s->t for a
+ * regression's targets); *rows 0 at the end. */
+static int next_batch(session *s, int max, int *rows, dpt_error *err)
 {
     if (s->stream)
         return dpt_csv_stream_read(s->stream, s->x,
                                    s->spec.no_labels || s->regression ? NULL : s->y,
-                                   s->spec.no_labels || !s->regression ? NULL : s->t,
-                                   CHUNK_ROWS, rows, err);
+                                   s->spec.no_labels || !s->regression ? NULL : s->t, max, rows,
+                                   err);
     const int I = s->mi.widths[0];
     int64_t left = s->d.train.n - s->pos;
-    *rows = (int)(left < CHUNK_ROWS ? left : CHUNK_ROWS);
+    *rows = (int)(left < max ? left : max);
     memcpy(s->x, s->d.train.x + (size_t)s->pos * I, (size_t)*rows * I * sizeof *s->x);
     memcpy(s->y, s->d.train.y + s->pos, (size_t)*rows * sizeof *s->y);
     s->pos += *rows;
@@ -261,90 +263,197 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Closes predict's output (reporting a failed write) and the session. */
-static int finish_predict(session *s, const dpt_predict_opts *o, FILE *f, int rc,
-                          dpt_error *err)
+/* Regression: a header of the target names (the training file's, or target_1... without a
+ * header); classification: prediction, then p_<class> (output_<class> for mse). */
+static void write_header(const session *s, FILE *f)
 {
-    int bad = ferror(f) != 0;
-    if (o->output)
-        bad |= fclose(f) != 0;
-    else
-        fflush(f);
-    if (bad && !rc)
-        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'",
-                           o->output ? o->output : "stdout");
-    session_free(s);
+    const int C = s->mi.widths[s->mi.n_layers];
+    const int probs = s->mi.loss == DPT_LOSS_SOFTMAX_CE;
+    char name[256], col[300];
+    if (!s->regression)
+        fputs("prediction", f);
+    for (int c = 0; c < C; c++) {
+        if (s->regression) {
+            snprintf(col, sizeof col, "target_%d", c + 1);
+            if (s->mi.target_names)
+                snprintf(col, sizeof col, "%s", s->mi.target_names[c]);
+        } else {
+            class_label(&s->mi, c, name, sizeof name);
+            snprintf(col, sizeof col, "%s%s", probs ? "p_" : "output_", name);
+        }
+        if (c || !s->regression)
+            fputc(',', f);
+        put_field(f, col);
+    }
+    fputc('\n', f);
+}
+
+/* The batch's rows: the predicted targets in their own units, nine digits (a float); or the
+ * class (its name when the training had names) and each class's probability (the raw outputs
+ * for mse). */
+static void write_rows(const session *s, FILE *f, int rows)
+{
+    const int C = s->mi.widths[s->mi.n_layers];
+    const int probs = s->mi.loss == DPT_LOSS_SOFTMAX_CE;
+    char name[256];
+    for (int i = 0; i < rows; i++) {
+        const float *z = s->logits + (size_t)i * C;
+        if (s->regression) {
+            for (int k = 0; k < C; k++)
+                fprintf(f, "%.9g%c", (double)z[k], k + 1 < C ? ',' : '\n');
+            continue;
+        }
+        int a = argmax(z, C);
+        class_label(&s->mi, a, name, sizeof name);
+        put_field(f, name);
+        double sum = 0.0;
+        for (int c = 0; probs && c < C; c++)
+            sum += exp((double)z[c] - z[a]);
+        for (int c = 0; c < C; c++)
+            fprintf(f, ",%.6g", probs ? exp((double)z[c] - z[a]) / sum : (double)z[c]);
+        fputc('\n', f);
+    }
+}
+
+/* Input rows [lo, hi) (hi INT64_MAX: to the end) predicted a batch at a time into f; the rows
+ * before lo are read (a CSV has no index) but not computed. */
+static int predict_range(session *s, FILE *f, int64_t lo, int64_t hi, dpt_error *err)
+{
+    int64_t pos = 0;
+    int rc = DPT_OK;
+    for (int rows = 1; !rc && rows > 0 && pos < hi;) {
+        int64_t want = pos < lo ? lo - pos : hi - pos;
+        rc = next_batch(s, want < CHUNK_ROWS ? (int)want : CHUNK_ROWS, &rows, err);
+        if (!rc && rows > 0 && pos >= lo) {
+            forward(s, rows, NULL, NULL);
+            write_rows(s, f, rows);
+        }
+        pos += rows;
+    }
     return rc;
 }
 
-/* Regression: a header of the target names (the training file's, or target_1... without a
- * header), then each row's predicted targets in their own units, nine digits (a float). */
-static int predict_targets(session *s, FILE *f, dpt_error *err)
+/* ---------------------------------------------------------------------------------------------
+ * predict across ranks: each rank predicts a contiguous share of the rows into a part file,
+ * rank 0 writes the header and its share to the output and then appends the others' parts in
+ * rank order.
+ */
+
+/* Every rank's status: a failure anywhere fails every rank (DPT_EUSAGE when any rank's was). */
+static int agree(const dpt_predict_opts *o, int rc, dpt_error *err)
 {
-    const int T = s->mi.widths[s->mi.n_layers];
-    char col[64];
-    for (int k = 0; k < T; k++) {
-        snprintf(col, sizeof col, "target_%d", k + 1);
-        if (k)
-            fputc(',', f);
-        put_field(f, s->mi.target_names ? s->mi.target_names[k] : col);
+    if (o->ranks <= 1)
+        return rc;
+    double buf[2] = {rc != DPT_OK, rc == DPT_EUSAGE};
+    o->sum(buf, 2, o->sum_ctx);
+    if (buf[0] == 0)
+        return DPT_OK;
+    int code = buf[1] > 0 ? DPT_EUSAGE : DPT_ERUNTIME;
+    if (rc == DPT_OK)
+        dpt_error_set(err, code, "predict failed on another rank");
+    err->code = code;
+    return code;
+}
+
+/* The rows of the input (every rank reads the whole file to know where its share starts). */
+static int count_rows(session *s, const dpt_predict_opts *o, int64_t *n, dpt_error *err)
+{
+    *n = s->d.train.n;
+    if (!s->stream)
+        return DPT_OK;
+    dpt_csv_stream *c;
+    int rc = dpt_csv_stream_open(&s->spec, o->input, &c, err), got = 1;
+    for (*n = 0; !rc && got > 0; *n += got)
+        rc = dpt_csv_stream_read(c, s->x, NULL, NULL, CHUNK_ROWS, &got, err);
+    dpt_csv_stream_close(c);
+    return rc;
+}
+
+/* Rank r's part: beside --output, else in the working directory (keyed by rank 0's pid), so
+ * that a job's ranks on several hosts meet on the shared file system they were started in. */
+static void part_path(const dpt_predict_opts *o, int r, long id, char *out, size_t n)
+{
+    if (o->output)
+        snprintf(out, n, "%s.part%d", o->output, r);
+    else
+        snprintf(out, n, "dptrain-predict-%ld.part%d", id, r);
+}
+
+/* Rank 0: the other ranks' parts appended to f in rank order, each removed. */
+static int append_parts(const dpt_predict_opts *o, long id, FILE *f, dpt_error *err)
+{
+    char path[DPT_PATH_MAX + 64], buf[1 << 16];
+    int rc = DPT_OK;
+    for (int r = 1; r < o->ranks; r++) {
+        part_path(o, r, id, path, sizeof path);
+        FILE *p = rc ? NULL : fopen(path, "rb");
+        if (!rc && !p)
+            rc = dpt_error_set(err, DPT_ERUNTIME, "cannot read rank %d's predictions '%s': %m "
+                               "(the ranks' part files must be on a file system they share)",
+                               r, path);
+        for (size_t k; p && (k = fread(buf, 1, sizeof buf, p)) > 0;)
+            fwrite(buf, 1, k, f);
+        if (p)
+            fclose(p);
+        unlink(path);
     }
-    fputc('\n', f);
-    int rc;
-    for (int rows; !(rc = next_batch(s, &rows, err)) && rows > 0;) {
-        forward(s, rows, NULL, NULL);
-        for (int i = 0; i < rows; i++)
-            for (int k = 0; k < T; k++)
-                fprintf(f, "%.9g%c", (double)s->logits[(size_t)i * T + k], k + 1 < T ? ',' : '\n');
-    }
+    return rc;
+}
+
+/* Closes an output (reporting a failed write); stdout is flushed, not closed. */
+static int close_output(FILE *f, const char *path, int rc, dpt_error *err)
+{
+    if (!f)
+        return rc;
+    int bad = ferror(f) != 0;
+    bad |= f == stdout ? fflush(f) != 0 : fclose(f) != 0;
+    if (bad && !rc)
+        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'", path ? path : "stdout");
     return rc;
 }
 
 int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
 {
     session s;
-    int rc = open_session(o, 0, &s, err);
+    const int R = o->ranks > 1 ? o->ranks : 1, r = R > 1 ? o->rank : 0;
+    double id = r == 0 ? (double)getpid() : 0.0; /* names stdout's part files */
+    if (R > 1)
+        o->sum(&id, 1, o->sum_ctx);
+    int rc = agree(o, open_session(o, 0, &s, err), err);
+    int64_t n = INT64_MAX, lo = 0, hi = INT64_MAX;
+    if (!rc && R > 1 && (rc = agree(o, count_rows(&s, o, &n, err), err)) == DPT_OK) {
+        /* whole batches of CHUNK_ROWS: every row is computed in the batch it has in one
+         * process, so the output is the same bytes (a GEMM's row may round differently in a
+         * batch of another height) */
+        int64_t batches = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        lo = batches * r / R * CHUNK_ROWS;
+        hi = batches * (r + 1) / R * CHUNK_ROWS;
+    }
+    char path[DPT_PATH_MAX + 64];
+    part_path(o, r, (long)id, path, sizeof path);
+    const char *out = r > 0 ? path : o->output;
     FILE *f = NULL;
     if (!rc) {
-        f = o->output ? fopen(o->output, "w") : stdout;
+        f = out ? fopen(out, "w") : stdout;
         if (!f)
-            rc = dpt_error_set(err, DPT_EUSAGE, "cannot write '%s': %m", o->output);
+            rc = dpt_error_set(err, DPT_EUSAGE, "cannot write '%s': %m", out);
     }
-    if (rc) {
-        session_free(&s);
-        return rc;
-    }
-    const int C = s.mi.widths[s.mi.n_layers];
-    if (s.regression) {
-        rc = predict_targets(&s, f, err);
-        return finish_predict(&s, o, f, rc, err);
-    }
-    const int probs = s.mi.loss == DPT_LOSS_SOFTMAX_CE; /* else the raw outputs */
-    char name[256], col[300];
-    fputs("prediction", f);
-    for (int c = 0; c < C; c++) {
-        class_label(&s.mi, c, name, sizeof name);
-        snprintf(col, sizeof col, "%s%s", probs ? "p_" : "output_", name);
-        fputc(',', f);
-        put_field(f, col);
-    }
-    fputc('\n', f);
-    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
-        forward(&s, rows, NULL, NULL);
-        for (int i = 0; i < rows; i++) {
-            const float *z = s.logits + (size_t)i * C;
-            int a = argmax(z, C);
-            class_label(&s.mi, a, name, sizeof name);
-            put_field(f, name);
-            double sum = 0.0;
-            for (int c = 0; probs && c < C; c++)
-                sum += exp((double)z[c] - z[a]);
-            for (int c = 0; c < C; c++)
-                fprintf(f, ",%.6g", probs ? exp((double)z[c] - z[a]) / sum : (double)z[c]);
-            fputc('\n', f);
-        }
-    }
-    return finish_predict(&s, o, f, rc, err);
+    if (!rc && r == 0)
+        write_header(&s, f);
+    if (!rc)
+        rc = predict_range(&s, f, lo, hi, err);
+    if (r > 0)
+        rc = close_output(f, out, rc, err);
+    if (R > 1)
+        rc = agree(o, rc, err);
+    if (!rc && r == 0 && R > 1)
+        rc = append_parts(o, (long)id, f, err);
+    else if (rc && r > 0)
+        unlink(path);
+    if (r == 0)
+        rc = close_output(f, out, rc, err);
+    session_free(&s);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -449,7 +558,7 @@ static int eval_targets(session *s, const dpt_predict_opts *o, dpt_error *err)
     if (!sums)
         return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
     int rc;
-    for (int rows; !(rc = next_batch(s, &rows, err)) && rows > 0;) {
+    for (int rows; !(rc = next_batch(s, CHUNK_ROWS, &rows, err)) && rows > 0;) {
         forward(s, rows, &loss, NULL);
         dpt_regress_sums_add(sums, T, s->logits, s->t, NULL, rows, NULL, NULL);
     }
@@ -500,7 +609,7 @@ int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
         session_free(&s);
         return rc;
     }
-    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
+    for (int rows; !(rc = next_batch(&s, CHUNK_ROWS, &rows, err)) && rows > 0;) {
         forward(&s, rows, &e.loss, &e.hits);
         for (int i = 0; i < rows; i++)
             e.confusion[(size_t)s.y[i] * C + argmax(s.logits + (size_t)i * C, C)]++;

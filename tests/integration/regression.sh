@@ -3,7 +3,8 @@
 # configs/regression.yaml (two named targets, standardized features and targets): it reaches the
 # R^2 the README states, 2 ranks train what one rank trains, eval's metrics are metrics.jsonl's
 # and predict's output gives eval's metrics, huber trains, data.missing: mean imputes in training
-# and in predict, and bad input is a clear error (exit 2).
+# and in predict, predict under mpirun writes what one process writes, and bad input is a clear
+# error (exit 2).
 #   usage: regression.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
@@ -66,6 +67,17 @@ if info["task"] != "regression" or info["target_names"] != names or len(info["ta
 print("test R^2", last["test_r2"], "eval", ev["r2"], "predict", r2)
 sys.exit(0 if ok else 1)
 PY
+
+# predict under mpirun: each rank predicts a contiguous share, rank 0 writes them in order, so
+# the output is byte for byte the one-process output (3 ranks on 2000 rows: uneven shares that
+# do not fall on the 256-row batches; to a file and to stdout), and no part file is left behind
+"${MPIRUN[@]}" -np 3 "$DPTRAIN" predict "$TMP/run" --input "$TMP/data/test.csv" \
+    --output "$TMP/pred3.csv" >"$TMP/pred3.out" 2>&1 || fail "predict on 3 ranks failed"
+cmp -s "$TMP/pred.csv" "$TMP/pred3.csv" || fail "predict on 3 ranks differs from 1 rank"
+(cd "$TMP" && "${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$TMP/run" --input "$TMP/data/test.csv" \
+    >"$TMP/pred2.csv" 2>"$TMP/pred2.err") || fail "predict on 2 ranks to stdout failed"
+cmp -s "$TMP/pred.csv" "$TMP/pred2.csv" || fail "predict on 2 ranks to stdout differs from 1 rank"
+ls "$TMP" | grep -q 'part[0-9]' && fail "part files left behind: $(ls "$TMP" | grep part)"
 
 # 2 ranks, replicated and sharded: the same global batches as one rank (summation order apart;
 # 1e-4 relative as tests/integration/equivalence.sh argues), and sharded loading trains too
