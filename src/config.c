@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "csv.h"
+
 /* ---------------------------------------------------------------------------------------------
  * The key table */
 
@@ -697,13 +699,13 @@ static int apply_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *do
     return DPT_OK;
 }
 
-/* data.feature_columns and data.class_names also take a YAML list of scalars, stored joined by
- * ", " as the comma-separated text they take (so a name with a comma cannot be listed). */
+/* data.label_column, data.feature_columns and data.class_names also take a YAML list of
+ * scalars, stored joined by ", " as the comma-separated text they take, a name with a comma or
+ * a quote in double quotes (dpt_csv_list_append: the CSV reader splits it back). */
 static int apply_joined_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
                              const config_key *k, yaml_node_t *node)
 {
     char *dst = field_ptr(cfg, k->offset);
-    size_t len = 0;
     dst[0] = '\0';
     for (yaml_node_item_t *it = node->data.sequence.items.start;
          it < node->data.sequence.items.top; it++) {
@@ -712,11 +714,9 @@ static int apply_joined_list(const parse_ctx *ctx, dpt_config *cfg, yaml_documen
             return fail_at(ctx, item->start_mark, "%s: expected names or indices, got %s",
                            k->key, node_kind(item));
         const char *v = (const char *)item->data.scalar.value;
-        int w = snprintf(dst + len, k->size - len, "%s%s", len ? ", " : "", v);
-        if (w < 0 || (size_t)w >= k->size - len)
+        if (dpt_csv_list_append(dst, k->size, v) != 0)
             return fail_at(ctx, node->start_mark, "%s: the list is longer than %zu characters",
                            k->key, k->size - 1);
-        len += (size_t)w;
     }
     return DPT_OK;
 }

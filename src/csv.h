@@ -4,6 +4,8 @@
 #ifndef DPT_CSV_H
 #define DPT_CSV_H
 
+#include <stddef.h>
+
 #include "error.h"
 
 /* The fields of one record: v[k] points into the record, unquoted and NUL-terminated. */
@@ -29,6 +31,18 @@ int dpt_csv_is_missing(const char *s);
 
 /* 1 when s is a number (strtod, surrounding spaces allowed); *v receives it. */
 int dpt_csv_number(const char *s, double *v);
+
+/* One item of a comma-separated list of names (data.label_column, data.feature_columns,
+ * data.class_names) into item (cap), surrounding spaces dropped. An item in double quotes may
+ * hold commas and "" for a quote, and is always a name (never an index or a range). *p moves
+ * past the item and its comma (NULL after the last). Returns 1 for a quoted item, 0 for a plain
+ * one, -1 when a quote is not closed or text follows the closing quote (*why says which). */
+int dpt_csv_list_item(const char **p, char *item, size_t cap, const char **why);
+
+/* Appends name to out (cap bytes, NUL-terminated), after ", " unless out is empty; quoted as
+ * dpt_csv_list_item reads it when it holds a comma or a quote or starts or ends with a space.
+ * Returns 0, or -1 when out is too small (out is then unchanged). */
+int dpt_csv_list_append(char *out, size_t cap, const char *name);
 
 /* The chosen columns of a file with n_cols columns (0-based indices). */
 typedef struct {

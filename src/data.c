@@ -886,24 +886,25 @@ static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error
     if (!spec->class_names || !spec->class_names[0])
         return DPT_OK;
     lab->mode = 1;
-    for (const char *p = spec->class_names;;) {
-        const char *comma = strchr(p, ',');
-        size_t k = comma ? (size_t)(comma - p) : strlen(p);
-        while (k > 0 && (*p == ' ' || *p == '\t'))
-            p++, k--;
-        while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
-            k--;
+    for (const char *p = spec->class_names; p;) {
+        char name[256];
+        const char *why = "";
+        if (dpt_csv_list_item(&p, name, sizeof name, &why) < 0) {
+            csv_labels_free(lab);
+            return dpt_error_set(err, DPT_EUSAGE, "data.class_names: %s in '%s'", why,
+                                 spec->class_names);
+        }
         char **q = realloc(lab->names, (size_t)(lab->n + 2) * sizeof *q);
         if (q)
             q[lab->n + 1] = NULL;
-        if (!q || !(q[lab->n] = strndup(p, k))) {
+        if (!q || !(q[lab->n] = strdup(name))) {
             if (q)
                 lab->names = q;
             csv_labels_free(lab);
             return oom(err, "data.class_names");
         }
         lab->names = q;
-        if (k == 0) {
+        if (!name[0]) {
             csv_labels_free(lab);
             return dpt_error_set(err, DPT_EUSAGE, "data.class_names: an empty name in '%s'",
                                  spec->class_names);
@@ -911,16 +912,10 @@ static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error
         lab->n++;
         for (int c = 0; c + 1 < lab->n; c++)
             if (strcmp(lab->names[c], lab->names[lab->n - 1]) == 0) {
-                int dup = c;
-                char name[64];
-                snprintf(name, sizeof name, "%s", lab->names[dup]);
-                csv_labels_free(lab);
+                csv_labels_free(lab); /* name holds the name named twice */
                 return dpt_error_set(err, DPT_EUSAGE, "data.class_names: '%s' is named twice",
                                      name);
             }
-        if (!comma)
-            break;
-        p = comma + 1;
     }
     lab->fixed = 1;
     if (lab->n != spec->classes) {

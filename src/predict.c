@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "checkpoint.h"
+#include "csv.h"
 #include "data.h"
 #include "json.h"
 #include "metrics.h"
@@ -37,7 +38,7 @@ typedef struct {
     float *t;                 /* (CHUNK_ROWS, T) regression: the file's targets (eval) */
     float *tz;                /* (T) one row's targets in the trained units */
     float *logits;            /* (CHUNK_ROWS, C) host; regression: in the targets' units */
-    char *targets;            /* a regression's target names joined */
+    char *targets;            /* the label's or a regression's target names, joined */
     int regression;
 } session;
 
@@ -61,19 +62,20 @@ static void session_free(session *s)
     memset(s, 0, sizeof *s);
 }
 
-/* names joined with ", " (NULL when names is NULL). */
-static char *join(char **names, int n)
+/* names joined with ", " as a list of data.label_column or data.feature_columns reads them
+ * (a name with a comma or a quote quoted; NULL when names is NULL or out of memory). */
+static char *join(char *const *names, int n)
 {
     if (!names)
         return NULL;
     size_t len = 1;
     for (int k = 0; k < n; k++)
-        len += strlen(names[k]) + 2;
-    char *s = malloc(len), *p = s;
-    for (int k = 0; s && k < n; k++)
-        p += sprintf(p, "%s%s", k ? ", " : "", names[k]);
-    if (s && n == 0)
+        len += 2 * strlen(names[k]) + 4; /* every character a doubled quote, two quotes, ", " */
+    char *s = malloc(len);
+    if (s)
         s[0] = '\0';
+    for (int k = 0; s && k < n; k++)
+        dpt_csv_list_append(s, len, names[k]);
     return s;
 }
 
@@ -109,7 +111,9 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
     const int I = mi->widths[0], C = mi->widths[mi->n_layers];
     s->features = join(mi->feature_names, I);
     s->classes = join(mi->class_names, C);
-    s->targets = join(mi->target_names, C);
+    s->targets = mi->target_names ? join(mi->target_names, C)
+                 : mi->label_name   ? join(&mi->label_name, 1)
+                                    : NULL;
     s->regression = mi->task == DPT_TASK_REGRESSION;
     if (s->regression && o->labels)
         return dpt_error_set(err, DPT_EUSAGE, "%s: the model is a regression on CSV targets; "
@@ -120,8 +124,7 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
         .test_images = "", .test_labels = "",
         .train_csv = o->labels ? "" : o->input, .test_csv = "",
         .csv_header = mi->csv_header,
-        .label_column = s->targets ? s->targets
-                        : mi->label_name ? mi->label_name : mi->label_column,
+        .label_column = mi->label_name || mi->target_names ? s->targets : mi->label_column,
         .feature_columns = s->features ? s->features : mi->feature_columns,
         .class_names = s->classes ? s->classes : "",
         .validation_fraction = 0.0, .sharding = DPT_SHARDING_REPLICATED,

@@ -304,6 +304,10 @@ Test(config, csv_columns_as_text_or_list)
     cr_assert_str_eq(c.data.class_names, "x, y, z");
     expect_load_error("data:\n  class_names: [[a]]\n",
                       "2:17: data.class_names: expected names or indices, got a list");
+    /* names with a comma or a quote are stored quoted, as the CSV reader splits them back */
+    cr_assert_eq(load_text(&c, "data:\n  class_names: [\"small, round\", 'say \"hi\"', x]\n",
+                           &err, path), DPT_OK, "%s", err.msg);
+    cr_assert_str_eq(c.data.class_names, "\"small, round\", \"say \"\"hi\"\"\", x");
 }
 
 Test(config, warmup_made_too_long_by_set_is_shortened)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "csv.h"
 #include "data.h"
 #include "rng.h"
 
@@ -1091,4 +1092,43 @@ Test(data, missing_mean_imputes_training_means)
                   "file to take a mean of");
     cfg.data.missing = DPT_MISSING_ERROR;
     expect_msg_at(&cfg, cfg.data.train_csv, ":2: column 3 (b): missing value (\"\") in data row 1");
+}
+
+Test(data, names_with_commas_are_quoted_in_lists)
+{
+    /* a header name and class names holding commas: quoted in the key's comma-separated list as
+     * in a CSV field (dpt_csv_list_item), "" for a quote; a quoted item is always a name */
+    const char *text = "\"size, cm\",\"1:2\",kind\n"
+                       "1.5,2,\"small, round\"\n"
+                       "2.5,3,\"say \"\"hi\"\"\"\n";
+    dpt_config cfg;
+    base_cfg(&cfg, 2, 2);
+    cfg.data.format = DPT_FORMAT_CSV;
+    snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "kind");
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns,
+             " \"size, cm\" , \"1:2\"");
+    snprintf(cfg.data.class_names, sizeof cfg.data.class_names,
+             "\"say \"\"hi\"\"\", \"small, round\"");
+    dpt_data d;
+    csv_load(&cfg, text, 0, &d);
+    static const float x[] = {1.5f, 2.0f, 2.5f, 3.0f};
+    static const int y[] = {1, 0};
+    csv_expect(&d, 2, x, y);
+    cr_assert_str_eq(d.feature_names[0], "size, cm");
+    cr_assert_str_eq(d.class_names[0], "say \"hi\"");
+    dpt_data_free(&d);
+    char joined[64] = "";
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "size, cm"), 0);
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "say \"hi\""), 0);
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "plain"), 0);
+    cr_assert_str_eq(joined, "\"size, cm\", \"say \"\"hi\"\"\", plain");
+    cr_assert_eq(dpt_csv_list_append(joined, 37, "more"), -1);
+    cr_assert_str_eq(joined, "\"size, cm\", \"say \"\"hi\"\"\", plain", "unchanged when full");
+
+    snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "\"open, a");
+    expect_msg_at(&cfg, "", "data.class_names: a quoted name is not closed in '\"open, a'");
+    snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "a, b");
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "\"size, cm\"x, 1");
+    expect_msg_at(&cfg, cfg.data.train_csv, ": data.feature_columns: text after a quoted name "
+                  "(quote the whole name) in '\"size, cm\"x, 1'");
 }
