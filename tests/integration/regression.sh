@@ -3,7 +3,7 @@
 # configs/regression.yaml (two named targets, standardized features and targets): it reaches the
 # R^2 the README states, 2 ranks train what one rank trains, eval's metrics are metrics.jsonl's
 # and predict's output gives eval's metrics, huber trains, data.missing: mean imputes in training
-# and in predict, predict under mpirun writes what one process writes, and bad input is a clear
+# and in predict, a search minimizes val_rmse, predict under mpirun writes what one process writes, and bad input is a clear
 # error (exit 2).
 #   usage: regression.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
@@ -96,6 +96,27 @@ for p in sys.argv[1:]:
     last = [json.loads(l) for l in open(p)][-1]
     if not last["val_r2"] > 0.9:
         print(p, "val R^2", last["val_r2"]); sys.exit(1)
+PY
+
+# search.objective: val_rmse: each trial's objective is its last epoch's val_rmse
+cat "$TMP/reg.yaml" - >"$TMP/search.yaml" <<'YAML'
+search:
+  algorithm: random
+  trials: 2
+  objective: val_rmse
+  space:
+    train.lr: {type: log_uniform, low: 0.001, high: 0.01}
+YAML
+"$DPTRAIN" search "$TMP/search.yaml" --out "$TMP/search" --set train.epochs=1 \
+    >"$TMP/search.out" 2>&1 || { cat "$TMP/search.out" >&2; fail "a val_rmse search failed"; }
+python3 - "$TMP/search" <<'PY' || fail "the search's objective is not val_rmse"
+import json, sys
+for l in open(sys.argv[1] + "/trials.jsonl"):
+    t = json.loads(l)
+    m = [json.loads(x) for x in open("%s/trials/%04d/metrics.jsonl" % (sys.argv[1], t["trial"]))]
+    # metrics.jsonl writes 9 significant digits
+    if t["status"] != "ok" or abs(t["objective"] - m[-1]["val_rmse"]) > 1e-8 * t["objective"]:
+        print("trial", t["trial"], t["status"], t["objective"], m[-1]["val_rmse"]); sys.exit(1)
 PY
 
 # data.missing: mean: training imputes the training file's means; predict imputes the saved ones,
