@@ -274,6 +274,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     be->act_backward = dpt_cuda_act_backward;
     be->bias_grad = dpt_cuda_bias_grad;
     be->loss = dpt_cuda_loss;
+    be->loss_targets = dpt_cuda_loss_targets;
     be->sum_squares = dpt_cuda_sum_squares;
     be->scale = dpt_cuda_scale;
     be->sgd_step = dpt_cuda_sgd_step;

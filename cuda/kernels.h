@@ -64,6 +64,9 @@ void dpt_cuda_scale(dpt_backend *be, float *x, size_t n, float s);
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
                    dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
                    double *correct);
+void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row, const float *t,
+                           int rows, int cols, dpt_loss loss, float grad_scale, float *dout,
+                           double *loss_sum);
 
 /* optim.cu */
 double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n);

@@ -23,6 +23,23 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
     row_hit[i] = hit ? 1.0f : 0.0f;
 }
 
+/* The per-row scratch holds at least `rows` rows (2 floats each); the old one may still be in
+ * use, so the stream is drained before it is replaced. */
+static void grow_scratch(dpt_cuda_ctx *ctx, int rows)
+{
+    if (rows <= ctx->loss_cap)
+        return;
+    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
+    DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
+    ctx->loss_dev = NULL;
+    ctx->loss_host = NULL;
+    ctx->loss_cap = 0;
+    DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->loss_dev, 2 * (size_t)rows * sizeof(float)));
+    DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->loss_host, 2 * (size_t)rows * sizeof(float)));
+    ctx->loss_cap = rows;
+}
+
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
                    dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
                    double *correct)
@@ -30,17 +47,7 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    if (rows > ctx->loss_cap) { /* grow the scratch; the old one may still be in use */
-        DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-        DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
-        DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
-        ctx->loss_dev = NULL;
-        ctx->loss_host = NULL;
-        ctx->loss_cap = 0;
-        DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->loss_dev, 2 * (size_t)rows * sizeof(float)));
-        DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->loss_host, 2 * (size_t)rows * sizeof(float)));
-        ctx->loss_cap = rows;
-    }
+    grow_scratch(ctx, rows);
     /* one thread per row */
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     float *row_loss = ctx->loss_dev, *row_hit = ctx->loss_dev + rows;
@@ -57,4 +64,40 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     }
     *loss_sum += lsum;
     *correct += hits;
+}
+
+/* row_loss(B): the regression loss of row i against its targets t[row[i]] (dpt_op_regress_row,
+ * shared with the CPU backend). */
+static __global__ void loss_targets_kernel(const float *__restrict__ out,
+                                           const int32_t *__restrict__ row,
+                                           const float *__restrict__ t, int rows, int cols,
+                                           dpt_loss loss, float grad_scale,
+                                           float *__restrict__ dout, float *__restrict__ row_loss)
+{
+    int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= rows)
+        return;
+    row_loss[i] = dpt_op_regress_row(out + (size_t)i * cols, t + (size_t)row[i] * cols, cols,
+                                     loss, grad_scale, dout ? dout + (size_t)i * cols : NULL);
+}
+
+void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row, const float *t,
+                           int rows, int cols, dpt_loss loss, float grad_scale, float *dout,
+                           double *loss_sum)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (rows <= 0 || cols <= 0)
+        return;
+    grow_scratch(ctx, rows);
+    unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
+    DPT_LAUNCH(loss_targets_kernel, blocks, threads, ctx->stream, out, row, t, rows, cols, loss,
+               grad_scale, dout, ctx->loss_dev);
+    DPT_CUDA_CHECK_LAUNCH();
+    DPT_CUDA_CHECK(cudaMemcpyAsync(ctx->loss_host, ctx->loss_dev, (size_t)rows * sizeof(float),
+                                   cudaMemcpyDeviceToHost, ctx->stream));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    double lsum = 0.0; /* in row order, as the CPU backend sums */
+    for (int i = 0; i < rows; i++)
+        lsum += (double)ctx->loss_host[i];
+    *loss_sum += lsum;
 }

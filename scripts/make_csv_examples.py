@@ -9,9 +9,17 @@ string class names, a quoted free-text column), for configs/csv_classes.yaml and
       Fashion-MNIST rewritten as OUT_DIR/train.csv.gz and test.csv.gz: columns pixel0..pixel783
       (each byte / 255 as dptrain scales IDX) then label with the class names (T-shirt/top,
       Trouser, ...), from the IDX files in DIR; configs/fashion_mnist_csv.yaml trains on it.
+  make_csv_examples.py regression OUT_DIR [--rows N] [--seed S] [--noise F]
+      A regression teacher for configs/regression.yaml: OUT_DIR/train.csv and test.csv with id,
+      eight features x1..x8 ~ N(0, 1), and two targets, price and demand, from a fixed random
+      MLP (8 -> 16 tanh -> 2, its weights drawn from --seed 0's own generator, the same for every
+      --seed) shifted and scaled to units of their own (price ~ 100 +- 20, demand ~ 5 +- 0.5),
+      plus Gaussian noise of F (default 0.02) times each target's scale. The best possible R^2
+      is about 1 - F^2 / var(teacher output) (~0.999 at the default).
 Only the standard library is used."""
 import argparse
 import gzip
+import math
 import os
 import random
 import struct
@@ -31,6 +39,23 @@ def tabular(out, rows, seed):
                 note = rng.choice(['plain', '"quoted", with comma', 'two\nlines', ''])
                 note = '"' + note.replace('"', '""') + '"'
                 f.write("%d,%.4f,%.4f,%.4f,%s,%s\r\n" % (i, s, p, w, note, kind))
+
+
+def regression(out, rows, seed, noise):
+    teacher = random.Random(12345)  # the teacher is fixed; --seed draws only the rows
+    w1 = [[teacher.gauss(0, 1 / 8 ** 0.5) for _ in range(8)] for _ in range(16)]
+    w2 = [[teacher.gauss(0, 1 / 16 ** 0.5) for _ in range(16)] for _ in range(2)]
+    scale, shift = (20.0, 0.5), (100.0, 5.0)
+    rng = random.Random(seed)
+    for name, n in (("train.csv", rows), ("test.csv", max(rows // 4, 1))):
+        with open(os.path.join(out, name), "w", newline="") as f:
+            f.write("id," + ",".join("x%d" % (k + 1) for k in range(8)) + ",price,demand\n")
+            for i in range(n):
+                x = [rng.gauss(0, 1) for _ in range(8)]
+                h = [math.tanh(sum(w * v for w, v in zip(row, x))) for row in w1]
+                o = [sum(w * v for w, v in zip(row, h)) for row in w2]
+                t = [shift[k] + scale[k] * (o[k] + rng.gauss(0, noise)) for k in range(2)]
+                f.write("%d,%s,%.6f,%.6f\n" % (i, ",".join("%.6f" % v for v in x), t[0], t[1]))
 
 
 def read_idx(path):
@@ -59,15 +84,18 @@ def fashion(out, idx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("kind", choices=["tabular", "fashion"])
+    ap.add_argument("kind", choices=["tabular", "fashion", "regression"])
     ap.add_argument("out")
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--idx", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--noise", type=float, default=0.02)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     if a.kind == "tabular":
         tabular(a.out, a.rows, a.seed)
+    elif a.kind == "regression":
+        regression(a.out, a.rows, a.seed, a.noise)
     else:
         fashion(a.out, a.idx)
 

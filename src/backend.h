@@ -50,6 +50,14 @@ typedef struct dpt_backend dpt_backend;
     X(loss, void, (dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols, \
                    dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,          \
                    double *correct))                                                           \
+    /* Regression: the loss of out(B,T) against real targets. Row i's targets are the T floats \
+     * t[row[i] * T ...]: a regression split's int32 labels hold each row's index into its     \
+     * target table t (N,T) (backend memory), so the batch source and the validation split     \
+     * move targets as they move labels. Adds the summed per-row loss (dpt_op_regress_row) to  \
+     * *loss_sum (host); dout as dlogits of loss. */                                           \
+    X(loss_targets, void, (dpt_backend *be, const float *out, const int32_t *row,             \
+                           const float *t, int rows, int cols, dpt_loss loss, float grad_scale, \
+                           float *dout, double *loss_sum))                                     \
     X(sum_squares, double, (dpt_backend *be, const float *x, size_t n))                        \
     X(scale, void, (dpt_backend *be, float *x, size_t n, float s))                             \
     /* One optimizer step over the whole flat buffer (n parameters). m, v: state buffers. */   \

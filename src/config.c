@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "csv.h"
+
 /* ---------------------------------------------------------------------------------------------
  * The key table */
 
@@ -77,7 +79,10 @@ static const char *const format_names[] = {"idx", "csv", "synthetic", NULL};
 static const char *const sharding_names[] = {"replicated", "sharded", NULL};
 static const char *const scaling_names[] = {"unit", "standardize", "none", NULL};
 static const char *const activation_names[] = {"relu", "tanh", "sigmoid", "gelu", "identity", NULL};
-static const char *const loss_names[] = {"softmax_cross_entropy", "mse", NULL};
+static const char *const loss_names[] = {"softmax_cross_entropy", "mse", "huber", NULL};
+static const char *const task_names[] = {"classification", "regression", NULL};
+static const char *const target_scaling_names[] = {"none", "standardize", NULL};
+static const char *const missing_names[] = {"error", "mean", NULL};
 static const char *const init_names[] = {"auto", "he", "xavier", NULL};
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
@@ -87,7 +92,7 @@ static const char *const resident_names[] = {"auto", "on", "off", NULL};
 static const char *const comm_algorithm_names[] = {"flat", "hierarchical", "ring", NULL};
 static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
-static const char *const objective_names[] = {"val_error", "val_loss", NULL};
+static const char *const objective_names[] = {"val_error", "val_loss", "val_rmse", NULL};
 static const char *const stop_rule_names[] = {"none", "median", "asha", NULL};
 static const char *const search_schedule_names[] = {"async", "sync", NULL};
 static const char *const feasibility_names[] = {"model", "worst", NULL};
@@ -102,7 +107,10 @@ _Static_assert(N_NAMES(format_names) == DPT_FORMAT_SYNTHETIC + 1, "format names"
 _Static_assert(N_NAMES(sharding_names) == DPT_SHARDING_SHARDED + 1, "sharding names");
 _Static_assert(N_NAMES(scaling_names) == DPT_SCALING_NONE + 1, "scaling names");
 _Static_assert(N_NAMES(activation_names) == DPT_ACT_IDENTITY + 1, "activation names");
-_Static_assert(N_NAMES(loss_names) == DPT_LOSS_MSE + 1, "loss names");
+_Static_assert(N_NAMES(loss_names) == DPT_LOSS_HUBER + 1, "loss names");
+_Static_assert(N_NAMES(task_names) == DPT_TASK_REGRESSION + 1, "task names");
+_Static_assert(N_NAMES(target_scaling_names) == DPT_TARGET_SCALING_STANDARDIZE + 1, "target scaling names");
+_Static_assert(N_NAMES(missing_names) == DPT_MISSING_MEAN + 1, "missing names");
 _Static_assert(N_NAMES(init_names) == DPT_INIT_XAVIER + 1, "init names");
 _Static_assert(N_NAMES(optimizer_names) == DPT_OPT_ADAMW + 1, "optimizer names");
 _Static_assert(N_NAMES(schedule_names) == DPT_SCHED_COSINE + 1, "schedule names");
@@ -110,7 +118,7 @@ _Static_assert(N_NAMES(precision_names) == DPT_PREC_TF32 + 1, "precision names")
 _Static_assert(N_NAMES(comm_algorithm_names) == DPT_COMM_RING + 1, "comm algorithm names");
 _Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names");
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
-_Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_LOSS + 1, "objective names");
+_Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_RMSE + 1, "objective names");
 _Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_ASHA + 1, "stop rule names");
 _Static_assert(N_NAMES(search_schedule_names) == DPT_SCHEDULE_SYNC + 1, "schedule names");
 _Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_WORST + 1, "feasibility names");
@@ -153,6 +161,9 @@ static const config_key keys[] = {
     ROW_ENUM("data.sharding", data.sharding, "replicated", sharding_names),
     ROW_ENUM("data.scaling", data.scaling, "unit", scaling_names),
     ROW_ENUM("data.device_resident", data.device_resident, "auto", resident_names),
+    ROW_ENUM("data.task", data.task, "classification", task_names),
+    ROW_ENUM("data.target_scaling", data.target_scaling, "none", target_scaling_names),
+    ROW_ENUM("data.missing", data.missing, "error", missing_names),
 
     ROW_INT_LIST("model.layers", model.widths, model.n_layers, -1, "[784, 512, 512, 10]", 2, 1,
                  1000000),
@@ -693,13 +704,13 @@ static int apply_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *do
     return DPT_OK;
 }
 
-/* data.feature_columns and data.class_names also take a YAML list of scalars, stored joined by
- * ", " as the comma-separated text they take (so a name with a comma cannot be listed). */
+/* data.label_column, data.feature_columns and data.class_names also take a YAML list of
+ * scalars, stored joined by ", " as the comma-separated text they take, a name with a comma or
+ * a quote in double quotes (dpt_csv_list_append: the CSV reader splits it back). */
 static int apply_joined_list(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc,
                              const config_key *k, yaml_node_t *node)
 {
     char *dst = field_ptr(cfg, k->offset);
-    size_t len = 0;
     dst[0] = '\0';
     for (yaml_node_item_t *it = node->data.sequence.items.start;
          it < node->data.sequence.items.top; it++) {
@@ -708,11 +719,9 @@ static int apply_joined_list(const parse_ctx *ctx, dpt_config *cfg, yaml_documen
             return fail_at(ctx, item->start_mark, "%s: expected names or indices, got %s",
                            k->key, node_kind(item));
         const char *v = (const char *)item->data.scalar.value;
-        int w = snprintf(dst + len, k->size - len, "%s%s", len ? ", " : "", v);
-        if (w < 0 || (size_t)w >= k->size - len)
+        if (dpt_csv_list_append(dst, k->size, v) != 0)
             return fail_at(ctx, node->start_mark, "%s: the list is longer than %zu characters",
                            k->key, k->size - 1);
-        len += (size_t)w;
     }
     return DPT_OK;
 }
@@ -723,7 +732,8 @@ static int apply_key(const parse_ctx *ctx, dpt_config *cfg, yaml_document_t *doc
     if (k->type == KEY_INT_LIST)
         return apply_list(ctx, cfg, doc, k, node);
     if (node->type == YAML_SEQUENCE_NODE && (strcmp(k->key, "data.feature_columns") == 0 ||
-                                             strcmp(k->key, "data.class_names") == 0))
+                                             strcmp(k->key, "data.class_names") == 0 ||
+                                             strcmp(k->key, "data.label_column") == 0))
         return apply_joined_list(ctx, cfg, doc, k, node);
     if (node->type != YAML_SCALAR_NODE) {
         char expect[256];
@@ -1475,6 +1485,22 @@ int dpt_config_validate(const dpt_config *cfg, dpt_error *err)
                              "data.test_images and data.test_labels must both be set or both be "
                              "empty (%s is empty)",
                              !c->data.test_images[0] ? "data.test_images" : "data.test_labels");
+    int regression = c->data.task == DPT_TASK_REGRESSION;
+    if (regression && c->data.format != DPT_FORMAT_CSV)
+        return dpt_error_set(err, DPT_EUSAGE, "data.task: regression reads its targets from a "
+                             "CSV file: set data.format: csv (it is %s)",
+                             dpt_format_name(c->data.format));
+    if (regression && c->model.loss == DPT_LOSS_SOFTMAX_CE)
+        return dpt_error_set(err, DPT_EUSAGE, "data.task: regression needs model.loss: mse or "
+                             "huber (softmax_cross_entropy is for classes)");
+    if (!regression && c->model.loss == DPT_LOSS_HUBER)
+        return dpt_error_set(err, DPT_EUSAGE, "model.loss: huber is for data.task: regression");
+    if (!regression && (c->data.target_scaling != DPT_TARGET_SCALING_NONE ||
+                        c->search.objective == DPT_SEARCH_VAL_RMSE))
+        return dpt_error_set(err, DPT_EUSAGE, "%s is for data.task: regression",
+                             c->data.target_scaling != DPT_TARGET_SCALING_NONE
+                                 ? "data.target_scaling: standardize"
+                                 : "search.objective: val_rmse");
     if (c->train.warmup_epochs > 0 && c->train.warmup_epochs >= c->train.epochs)
         return dpt_error_set(err, DPT_EUSAGE,
                              "train.warmup_epochs (%d) must be less than train.epochs (%d)",
@@ -1799,3 +1825,5 @@ const char *dpt_compress_name(dpt_compress c)
 {
     return enum_name(compress_names, N_NAMES(compress_names), (int)c);
 }
+
+const char *dpt_task_name(dpt_task t) { return enum_name(task_names, N_NAMES(task_names), (int)t); }

@@ -23,7 +23,10 @@ typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
 typedef enum { DPT_PROGRESS_AUTO, DPT_PROGRESS_ON, DPT_PROGRESS_OFF } dpt_progress;
 typedef enum { DPT_SEARCH_BAYES, DPT_SEARCH_RANDOM, DPT_SEARCH_GRID } dpt_search_algorithm;
-typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS } dpt_search_objective;
+typedef enum { DPT_SEARCH_VAL_ERROR, DPT_SEARCH_VAL_LOSS, DPT_SEARCH_VAL_RMSE } dpt_search_objective;
+typedef enum { DPT_TASK_CLASSIFICATION, DPT_TASK_REGRESSION } dpt_task;
+typedef enum { DPT_TARGET_SCALING_NONE, DPT_TARGET_SCALING_STANDARDIZE } dpt_target_scaling;
+typedef enum { DPT_MISSING_ERROR, DPT_MISSING_MEAN } dpt_missing;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN, DPT_STOP_ASHA } dpt_stop_rule;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
 typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
@@ -95,6 +98,11 @@ typedef struct {
         dpt_scaling scaling;
         dpt_resident device_resident;      /* GPU: training rows in device memory (auto: when
                                             * they fit), else staged through pinned memory */
+        dpt_task task;                     /* regression: label_column names the real-valued
+                                            * target column(s), the model predicts them */
+        dpt_target_scaling target_scaling; /* regression: standardize the targets for training */
+        dpt_missing missing;               /* csv: a missing feature is an error, or the
+                                            * training column's mean */
     } data;
     struct {
         int n_layers;                      /* weight layers: widths has n_layers + 1 entries */
@@ -236,6 +244,7 @@ const char *dpt_activation_name(dpt_activation a);
 const char *dpt_optimizer_name(dpt_optimizer o);
 const char *dpt_schedule_name(dpt_schedule s);
 const char *dpt_loss_name(dpt_loss l);
+const char *dpt_task_name(dpt_task t);
 const char *dpt_device_name(dpt_device_kind d);
 const char *dpt_format_name(dpt_data_format f);
 const char *dpt_sharding_name(dpt_sharding s);

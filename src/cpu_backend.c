@@ -135,6 +135,19 @@ static void cpu_loss(dpt_backend *be, const float *logits, const int32_t *y, int
     *correct += hits;
 }
 
+static void cpu_loss_targets(dpt_backend *be, const float *out, const int32_t *row,
+                             const float *t, int rows, int cols, dpt_loss loss, float grad_scale,
+                             float *dout, double *loss_sum)
+{
+    (void)be;
+    double lsum = 0.0;
+    for (int i = 0; i < rows; i++)
+        lsum += (double)dpt_op_regress_row(out + (size_t)i * cols, t + (size_t)row[i] * cols,
+                                           cols, loss, grad_scale,
+                                           dout ? dout + (size_t)i * cols : NULL);
+    *loss_sum += lsum;
+}
+
 static double cpu_sum_squares(dpt_backend *be, const float *x, size_t n)
 {
     (void)be;
@@ -207,6 +220,7 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->act_backward = cpu_act_backward;
     be->bias_grad = cpu_bias_grad;
     be->loss = cpu_loss;
+    be->loss_targets = cpu_loss_targets;
     be->sum_squares = cpu_sum_squares;
     be->scale = cpu_scale;
     be->sgd_step = cpu_sgd_step;

@@ -161,12 +161,13 @@ static int parse_index(const char *s, long *v)
     return errno == 0 && *v > INT_MIN / 2 && *v < INT_MAX / 2;
 }
 
-/* One column given by name or index; -1 after filling err when it does not resolve. */
-static int find_column(const char *item, const char *key, int n_cols, char *const *names,
-                       const char *path, dpt_error *err)
+/* One column given by name or index (quoted: always a name); -1 after filling err when it
+ * does not resolve. */
+static int find_column(const char *item, int quoted, const char *key, int n_cols,
+                       char *const *names, const char *path, dpt_error *err)
 {
     long k;
-    if (parse_index(item, &k)) {
+    if (!quoted && parse_index(item, &k)) {
         long c = k < 0 ? n_cols + k : k;
         if (c < 0 || c >= n_cols) {
             dpt_error_set(err, DPT_EUSAGE, "%s: %s: column index %ld is out of range for %d "
@@ -194,9 +195,11 @@ static int find_column(const char *item, const char *key, int n_cols, char *cons
 static int add_feature(dpt_csv_columns *out, int c, int n_cols, const char *item,
                        const char *path, dpt_error *err)
 {
-    if (c == out->label)
-        return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: '%s' is the label "
-                             "column (data.label_column)", path, item);
+    for (int k = 0; k < out->n_targets; k++)
+        if (c == out->targets[k])
+            return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: '%s' is %s "
+                                 "column (data.label_column)", path, item,
+                                 out->n_targets == 1 ? "the label" : "a target");
     for (int k = 0; k < out->n_features; k++)
         if (out->features[k] == c)
             return dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: column %d ('%s') "
@@ -209,17 +212,17 @@ static int add_feature(dpt_csv_columns *out, int c, int n_cols, const char *item
 }
 
 /* One item of data.feature_columns: a name, an index, or a range a:b of indices. */
-static int add_item(dpt_csv_columns *out, const char *item, int n_cols, char *const *names,
-                    const char *path, dpt_error *err)
+static int add_item(dpt_csv_columns *out, const char *item, int quoted, int n_cols,
+                    char *const *names, const char *path, dpt_error *err)
 {
     const char *key = "data.feature_columns";
     const char *colon = strchr(item, ':');
     long a = 0, b = n_cols;
-    int named = 0; /* a header name that holds a colon is a name, not a range */
+    int named = quoted; /* a header name that holds a colon is a name, not a range */
     for (int c = 0; colon && names && c < n_cols; c++)
         named |= strcmp(names[c], item) == 0;
     if (!colon || named) {
-        int c = find_column(item, key, n_cols, names, path, err);
+        int c = find_column(item, quoted, key, n_cols, names, path, err);
         return c < 0 ? DPT_EUSAGE : add_feature(out, c, n_cols, item, path, err);
     }
     char lo[64], hi[64];
@@ -244,6 +247,113 @@ static int add_item(dpt_csv_columns *out, const char *item, int n_cols, char *co
     return DPT_OK;
 }
 
+int dpt_csv_list_item(const char **p, char *item, size_t cap, const char **why)
+{
+    const char *s = *p + strspn(*p, " \t");
+    size_t k = 0;
+    int quoted = *s == '"';
+    if (!quoted) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char raw[256];
+        snprintf(raw, sizeof raw, "%.*s", (int)(len < sizeof raw ? len : sizeof raw - 1), s);
+        trim(raw, item, cap);
+        *p = comma ? comma + 1 : NULL;
+        return 0;
+    }
+    for (s++;; s++) {
+        if (!*s) {
+            *why = "a quoted name is not closed";
+            return -1;
+        }
+        if (*s == '"' && s[1] != '"')
+            break;
+        s += *s == '"'; /* "" is one quote */
+        if (k + 1 < cap)
+            item[k++] = *s;
+    }
+    item[k] = '\0';
+    s += 1 + strspn(s + 1, " \t");
+    if (*s && *s != ',') {
+        *why = "text after a quoted name (quote the whole name)";
+        return -1;
+    }
+    *p = *s ? s + 1 : NULL;
+    return 1;
+}
+
+int dpt_csv_list_append(char *out, size_t cap, const char *name)
+{
+    size_t len = strlen(out), n = strlen(name);
+    int quote = strpbrk(name, ",\"") != NULL || (n && (strchr(" \t", name[0]) ||
+                                                     strchr(" \t", name[n - 1])));
+    size_t need = len + (len ? 2 : 0) + n + (quote ? 2 : 0);
+    for (const char *q = name; quote && *q; q++)
+        need += *q == '"'; /* doubled */
+    if (need + 1 > cap)
+        return -1;
+    char *o = out + len;
+    if (len) {
+        *o++ = ',';
+        *o++ = ' ';
+    }
+    if (quote)
+        *o++ = '"';
+    for (const char *q = name; *q; q++) {
+        if (quote && *q == '"')
+            *o++ = '"';
+        *o++ = *q;
+    }
+    if (quote)
+        *o++ = '"';
+    *o = '\0';
+    return 0;
+}
+
+/* The next item of a list, or DPT_EUSAGE naming key and spec when it is malformed; *quoted: it
+ * was in quotes (a name). */
+static int next_item(const char **p, char *item, size_t cap, int *quoted, const char *key,
+                     const char *spec, const char *path, dpt_error *err)
+{
+    const char *why = "";
+    *quoted = dpt_csv_list_item(p, item, cap, &why);
+    if (*quoted < 0)
+        return dpt_error_set(err, DPT_EUSAGE, "%s: %s: %s in '%s'", path, key, why, spec);
+    return DPT_OK;
+}
+
+/* data.label_column: "" (column 0), or one or more names or indices separated by commas. */
+static int resolve_targets(const char *spec, int n_cols, char *const *names, const char *path,
+                           dpt_csv_columns *out, dpt_error *err)
+{
+    const char *key = "data.label_column";
+    char item[256];
+    trim(spec, item, sizeof item);
+    if (!item[0]) {
+        out->targets[out->n_targets++] = 0;
+        return DPT_OK;
+    }
+    for (const char *p = spec; p;) {
+        int quoted;
+        if (next_item(&p, item, sizeof item, &quoted, key, spec, path, err))
+            return DPT_EUSAGE;
+        int c = item[0] ? find_column(item, quoted, key, n_cols, names, path, err) : -1;
+        if (!item[0])
+            return dpt_error_set(err, DPT_EUSAGE, "%s: %s: an empty item in '%s'", path, key,
+                                 spec);
+        if (c < 0)
+            return DPT_EUSAGE;
+        for (int j = 0; j < out->n_targets; j++)
+            if (out->targets[j] == c)
+                return dpt_error_set(err, DPT_EUSAGE, "%s: %s: column %d ('%s') is listed "
+                                     "twice", path, key, c, item);
+        if (out->n_targets >= n_cols)
+            return dpt_error_set(err, DPT_EUSAGE, "%s: %s: too many columns", path, key);
+        out->targets[out->n_targets++] = c;
+    }
+    return DPT_OK;
+}
+
 int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols,
                     char *const *names, const char *path, dpt_csv_columns *out, dpt_error *err)
 {
@@ -253,35 +363,36 @@ int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols
     if (!out->features)
         return dpt_error_set(err, DPT_ERUNTIME, "out of memory reading %s", path);
     char item[256];
-    if (label_spec) {
-        trim(label_spec, item, sizeof item);
-        out->label = item[0] ? find_column(item, "data.label_column", n_cols, names, path, err)
-                             : 0;
-        if (out->label < 0)
-            goto fail;
+    out->targets = malloc((size_t)(n_cols > 0 ? n_cols : 1) * sizeof *out->targets);
+    if (!out->targets) {
+        dpt_csv_columns_free(out);
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory reading %s", path);
     }
+    if (label_spec && resolve_targets(label_spec, n_cols, names, path, out, err))
+        goto fail;
+    out->label = out->n_targets > 0 ? out->targets[0] : -1;
     if (!feature_spec[0]) {
-        for (int c = 0; c < n_cols; c++)
-            if (c != out->label)
+        for (int c = 0; c < n_cols; c++) {
+            int target = 0;
+            for (int k = 0; k < out->n_targets; k++)
+                target |= c == out->targets[k];
+            if (!target)
                 out->features[out->n_features++] = c;
+        }
         return DPT_OK;
     }
-    for (const char *p = feature_spec;;) {
-        const char *comma = strchr(p, ',');
-        size_t k = comma ? (size_t)(comma - p) : strlen(p);
-        char raw[256];
-        snprintf(raw, sizeof raw, "%.*s", (int)(k < sizeof raw ? k : sizeof raw - 1), p);
-        trim(raw, item, sizeof item);
+    for (const char *p = feature_spec; p;) {
+        int quoted;
+        if (next_item(&p, item, sizeof item, &quoted, "data.feature_columns", feature_spec,
+                      path, err))
+            goto fail;
         if (!item[0]) {
             dpt_error_set(err, DPT_EUSAGE, "%s: data.feature_columns: an empty item in '%s'",
                           path, feature_spec);
             goto fail;
         }
-        if (add_item(out, item, n_cols, names, path, err))
+        if (add_item(out, item, quoted, n_cols, names, path, err))
             goto fail;
-        if (!comma)
-            break;
-        p = comma + 1;
     }
     return DPT_OK;
 fail:
@@ -292,6 +403,7 @@ fail:
 void dpt_csv_columns_free(dpt_csv_columns *c)
 {
     free(c->features);
+    free(c->targets);
     memset(c, 0, sizeof *c);
     c->label = -1;
 }

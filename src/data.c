@@ -167,6 +167,8 @@ static void dataset_free(dpt_dataset *d)
 {
     free(d->x);
     free(d->y);
+    if (!d->t_shared)
+        free(d->t);
     memset(d, 0, sizeof *d);
 }
 
@@ -448,6 +450,7 @@ typedef struct {
     int n;
     char **feature_names; /* (I) the training file's header names of its features, or NULL */
     char *label_name;     /* the training file's header name of its label column, or NULL */
+    char **target_names;  /* (T) regression: the training file's names of its target columns */
 } csv_labels;
 
 /* names: NULL-terminated, so they are freed whatever state a failed load left the widths in */
@@ -462,6 +465,7 @@ static void csv_labels_free(csv_labels *l)
 {
     free_names(l->names);
     free_names(l->feature_names);
+    free_names(l->target_names);
     free(l->label_name);
     memset(l, 0, sizeof *l);
 }
@@ -532,6 +536,15 @@ static int csv_first_record(const dpt_data_spec *spec, csv_file *cf, int64_t lin
     }
     if (rc)
         return -rc;
+    if (!spec->no_labels && spec->regression && cf->cols.n_targets != spec->classes)
+        return -dpt_error_set(err, DPT_EUSAGE, "%s: data.label_column names %d target "
+                              "column%s but model.layers[-1] is %d", cf->path,
+                              cf->cols.n_targets, cf->cols.n_targets == 1 ? "" : "s",
+                              spec->classes);
+    if (!spec->no_labels && !spec->regression && cf->cols.n_targets != 1)
+        return -dpt_error_set(err, DPT_EUSAGE, "%s: data.label_column names %d columns but a "
+                              "classification has one label column (several are for data.task: "
+                              "regression)", cf->path, cf->cols.n_targets);
     if (cf->cols.n_features != spec->features)
         return -dpt_error_set(err, DPT_EUSAGE,
                               "%s:%lld: data has %d features per row but model.layers[0] is %d",
@@ -628,9 +641,24 @@ static int csv_label_name(const csv_file *cf, csv_labels *lab, const char *s, in
     return DPT_OK;
 }
 
-/* Parses one data record (already split into cf->f) into x_row and *y (NULL: check only). */
+/* A regression's target fields into t_row (T; NULL: check only): numbers, never imputed. */
+static int csv_targets(const csv_file *cf, int64_t line, int64_t row, float *t_row,
+                       dpt_error *err)
+{
+    float scratch;
+    int rc = DPT_OK;
+    for (int k = 0; !rc && k < cf->cols.n_targets; k++)
+        rc = csv_feature(cf, cf->cols.targets[k], line, row, t_row ? t_row + k : &scratch, err);
+    return rc;
+}
+
+/* Parses one data record (already split into cf->f) into x_row, *y and, for a regression, its
+ * targets into t_row (NULL: check only). With data.missing mean a missing feature reads as the
+ * training's mean (spec->fill), or NAN while the training file itself is read (filled in once
+ * its means are known). */
 static int csv_parse_record(const dpt_data_spec *spec, csv_file *cf, csv_labels *lab,
-                            int64_t line, int64_t row, float *x_row, int32_t *y, dpt_error *err)
+                            int64_t line, int64_t row, float *x_row, int32_t *y, float *t_row,
+                            dpt_error *err)
 {
     if (cf->f.n != cf->n_cols)
         return dpt_error_set(err, DPT_EUSAGE, "%s:%lld: row has %d fields but the first row "
@@ -638,7 +666,9 @@ static int csv_parse_record(const dpt_data_spec *spec, csv_file *cf, csv_labels 
     const int lc = cf->cols.label;
     int32_t id = 0;
     int rc = DPT_OK;
-    if (!spec->no_labels) {
+    if (!spec->no_labels && spec->regression) {
+        rc = csv_targets(cf, line, row, t_row, err);
+    } else if (!spec->no_labels) {
         const char *ls = cf->f.v[lc];
         if (lab->mode < 0) {
             double v;
@@ -648,8 +678,13 @@ static int csv_parse_record(const dpt_data_spec *spec, csv_file *cf, csv_labels 
                        : csv_label_id(cf, ls, lc, line, row, spec->classes, &id, err);
     }
     float scratch;
-    for (int k = 0; !rc && k < cf->cols.n_features; k++)
-        rc = csv_feature(cf, cf->cols.features[k], line, row, x_row ? x_row + k : &scratch, err);
+    for (int k = 0; !rc && k < cf->cols.n_features; k++) {
+        float *xk = x_row ? x_row + k : &scratch;
+        if (spec->missing == DPT_MISSING_MEAN && dpt_csv_is_missing(cf->f.v[cf->cols.features[k]]))
+            *xk = spec->fill ? (float)spec->fill[k] : NAN;
+        else
+            rc = csv_feature(cf, cf->cols.features[k], line, row, xk, err);
+    }
     if (!rc && y)
         *y = id;
     return rc;
@@ -686,8 +721,10 @@ static void stream_free(dpt_csv_stream *s)
     reader_close(&s->r);
 }
 
-/* The next data row into x_row (I) and *y (either NULL: check only). *got: 1, or 0 at the end. */
-static int stream_next(dpt_csv_stream *s, float *x_row, int32_t *y, int *got, dpt_error *err)
+/* The next data row into x_row (I), *y and t_row (T) (any NULL: check only). *got: 1, or 0 at
+ * the end. */
+static int stream_next(dpt_csv_stream *s, float *x_row, int32_t *y, float *t_row, int *got,
+                       dpt_error *err)
 {
     const char *why = "", *path = s->cf.path;
     char *rec;
@@ -709,7 +746,8 @@ static int stream_next(dpt_csv_stream *s, float *x_row, int32_t *y, int *got, dp
             if (h)
                 continue;
         }
-        int rc = csv_parse_record(s->spec, &s->cf, s->lab, s->line, s->row, x_row, y, err);
+        int rc = csv_parse_record(s->spec, &s->cf, s->lab, s->line, s->row, x_row, y, t_row,
+                                  err);
         s->row++;
         *got = 1;
         return rc;
@@ -722,20 +760,30 @@ static int stream_next(dpt_csv_stream *s, float *x_row, int32_t *y, int *got, dp
 static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab, int store,
                     int64_t lo, int64_t hi, int64_t *n_rows, dpt_dataset *ds, dpt_error *err)
 {
-    const int I = spec->features;
+    const int I = spec->features, T = spec->regression ? spec->classes : 0;
     dpt_csv_stream s;
-    int64_t cap = 0, cap_y = 0;
+    int64_t cap = 0, cap_y = 0, cap_t = 0;
     int rc = stream_init(&s, spec, path, lab, err), got = 1;
     while (!rc && got) {
         const int64_t row = s.row;
         int keep = store && row >= lo && row < hi;
         if (keep && (grow_rows(&ds->x, &cap, row - lo + 1, hi - lo, (size_t)I * sizeof(float)) ||
-                     grow_rows(&ds->y, &cap_y, row - lo + 1, hi - lo, sizeof(int32_t)))) {
+                     grow_rows(&ds->y, &cap_y, row - lo + 1, hi - lo, sizeof(int32_t)) ||
+                     (T && grow_rows(&ds->t, &cap_t, row - lo + 1, hi - lo,
+                                     (size_t)T * sizeof(float))))) {
             rc = oom(err, path);
             break;
         }
+        if (T && keep && row - lo >= INT32_MAX) {
+            rc = dpt_error_set(err, DPT_EUSAGE, "%s: a regression holds at most %d rows per "
+                               "rank", path, INT32_MAX);
+            break;
+        }
         rc = stream_next(&s, keep ? ds->x + (row - lo) * I : NULL,
-                         keep ? ds->y + (row - lo) : NULL, &got, err);
+                         keep ? ds->y + (row - lo) : NULL, keep && T ? ds->t + (row - lo) * T : NULL,
+                         &got, err);
+        if (!rc && got && keep && T)
+            ds->y[row - lo] = (int32_t)(row - lo); /* the row's index into its target table */
     }
     if (!rc && s.row == 0)
         rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", path);
@@ -745,6 +793,9 @@ static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab
         for (int j = 0; lab->feature_names && j < I; j++)
             lab->feature_names[j] = strdup(cf->header[cf->cols.features[j]]);
         lab->label_name = cf->cols.label >= 0 ? strdup(cf->header[cf->cols.label]) : NULL;
+        lab->target_names = T ? calloc((size_t)T + 1, sizeof *lab->target_names) : NULL;
+        for (int k = 0; lab->target_names && k < T; k++)
+            lab->target_names[k] = strdup(cf->header[cf->cols.targets[k]]);
     }
     *n_rows = s.row;
     stream_free(&s);
@@ -800,10 +851,13 @@ static int load_csv(const dpt_data_spec *spec, const char *path, csv_labels *lab
             if (n_rows > 0) { /* drop the spare capacity of the doubling */
                 float *x = realloc(ds->x, (size_t)n_rows * (size_t)spec->features * sizeof *x);
                 int32_t *y = realloc(ds->y, (size_t)n_rows * sizeof *y);
+                float *t = ds->t ? realloc(ds->t, (size_t)n_rows * ds->targets * sizeof *t) : NULL;
                 if (x)
                     ds->x = x;
                 if (y)
                     ds->y = y;
+                if (t)
+                    ds->t = t;
             }
         }
     } else {
@@ -832,24 +886,25 @@ static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error
     if (!spec->class_names || !spec->class_names[0])
         return DPT_OK;
     lab->mode = 1;
-    for (const char *p = spec->class_names;;) {
-        const char *comma = strchr(p, ',');
-        size_t k = comma ? (size_t)(comma - p) : strlen(p);
-        while (k > 0 && (*p == ' ' || *p == '\t'))
-            p++, k--;
-        while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
-            k--;
+    for (const char *p = spec->class_names; p;) {
+        char name[256];
+        const char *why = "";
+        if (dpt_csv_list_item(&p, name, sizeof name, &why) < 0) {
+            csv_labels_free(lab);
+            return dpt_error_set(err, DPT_EUSAGE, "data.class_names: %s in '%s'", why,
+                                 spec->class_names);
+        }
         char **q = realloc(lab->names, (size_t)(lab->n + 2) * sizeof *q);
         if (q)
             q[lab->n + 1] = NULL;
-        if (!q || !(q[lab->n] = strndup(p, k))) {
+        if (!q || !(q[lab->n] = strdup(name))) {
             if (q)
                 lab->names = q;
             csv_labels_free(lab);
             return oom(err, "data.class_names");
         }
         lab->names = q;
-        if (k == 0) {
+        if (!name[0]) {
             csv_labels_free(lab);
             return dpt_error_set(err, DPT_EUSAGE, "data.class_names: an empty name in '%s'",
                                  spec->class_names);
@@ -857,16 +912,10 @@ static int csv_labels_init(const dpt_data_spec *spec, csv_labels *lab, dpt_error
         lab->n++;
         for (int c = 0; c + 1 < lab->n; c++)
             if (strcmp(lab->names[c], lab->names[lab->n - 1]) == 0) {
-                int dup = c;
-                char name[64];
-                snprintf(name, sizeof name, "%s", lab->names[dup]);
-                csv_labels_free(lab);
+                csv_labels_free(lab); /* name holds the name named twice */
                 return dpt_error_set(err, DPT_EUSAGE, "data.class_names: '%s' is named twice",
                                      name);
             }
-        if (!comma)
-            break;
-        p = comma + 1;
     }
     lab->fixed = 1;
     if (lab->n != spec->classes) {
@@ -1070,6 +1119,96 @@ static int standardize(dpt_data *d, int sharded, dpt_sum_fn sum, void *sum_ctx, 
     return DPT_OK;
 }
 
+/* data.target_scaling standardize: per-target mean and std over the training split's rows (the
+ * table rows its labels index; all ranks' when sharded), applied to the training table (which the
+ * validation split shares) and the test table. Predictions are mapped back with them. */
+static int standardize_targets(dpt_data *d, int sharded, dpt_sum_fn sum, void *sum_ctx,
+                               dpt_error *err)
+{
+    const int T = d->targets;
+    double *buf = calloc(2 * (size_t)T + 1, sizeof *buf);
+    d->t_mean = malloc((size_t)T * sizeof *d->t_mean);
+    d->t_std = malloc((size_t)T * sizeof *d->t_std);
+    if (!buf || !d->t_mean || !d->t_std) {
+        free(buf);
+        return oom(err, "target statistics");
+    }
+    buf[0] = (double)d->train.n;
+    for (int64_t i = 0; i < d->train.n; i++)
+        for (int k = 0; k < T; k++) {
+            double v = d->train.t[(size_t)d->train.y[i] * T + k];
+            buf[1 + k] += v;
+            buf[1 + T + k] += v * v;
+        }
+    if (sharded && sum)
+        sum(buf, 2 * T + 1, sum_ctx);
+    for (int k = 0; k < T; k++) {
+        double m = buf[0] > 0 ? buf[1 + k] / buf[0] : 0.0;
+        double var = buf[0] > 0 ? buf[1 + T + k] / buf[0] - m * m : 1.0;
+        double sd = sqrt(var > 0 ? var : 0.0);
+        d->t_mean[k] = m;
+        d->t_std[k] = sd < 1e-12 ? 1.0 : sd; /* a constant target stays centred, not blown up */
+    }
+    free(buf);
+    const dpt_dataset *tables[2] = {&d->train, &d->test};
+    for (int s = 0; s < 2; s++) {
+        const dpt_dataset *ds = tables[s];
+        int64_t rows = s == 0 ? d->train.n + d->val.n : ds->n;
+        for (int64_t i = 0; ds->t && i < rows; i++)
+            for (int k = 0; k < T; k++) {
+                float *v = ds->t + (size_t)i * T + k;
+                *v = (float)(((double)*v - d->t_mean[k]) / d->t_std[k]);
+            }
+    }
+    return DPT_OK;
+}
+
+/* data.missing mean: each feature's mean over the training file's present values (all ranks'
+ * shards when sharded), written where the file had a missing value (NAN after loading). */
+static int fill_means(dpt_data *d, char *const *names, int sharded, dpt_sum_fn sum,
+                      void *sum_ctx, dpt_error *err)
+{
+    const int I = d->train.features;
+    double *buf = calloc(2 * (size_t)I, sizeof *buf); /* per feature: sum, count */
+    d->fill = malloc((size_t)I * sizeof *d->fill);
+    if (!buf || !d->fill) {
+        free(buf);
+        return oom(err, "feature means");
+    }
+    for (int64_t i = 0; i < d->train.n; i++)
+        for (int j = 0; j < I; j++) {
+            float v = d->train.x[(size_t)i * I + j];
+            if (!isnan(v)) {
+                buf[j] += v;
+                buf[I + j] += 1.0;
+            }
+        }
+    if (sharded && sum)
+        sum(buf, 2 * I, sum_ctx);
+    int empty = -1;
+    for (int j = 0; j < I; j++) {
+        d->fill[j] = buf[I + j] > 0 ? buf[j] / buf[I + j] : 0.0;
+        if (buf[I + j] == 0 && empty < 0)
+            empty = j;
+    }
+    free(buf);
+    if (empty >= 0 && d->train.n_total > 0)
+        return dpt_error_set(err, DPT_EUSAGE, "data.missing: mean, but feature %d%s%s%s has no "
+                             "value in the training file to take a mean of", empty + 1,
+                             names ? " (" : "", names ? names[empty] : "", names ? ")" : "");
+    return DPT_OK;
+}
+
+/* Replaces the NAN of a missing value by the feature's training mean. */
+static void apply_fill(dpt_dataset *ds, const double *fill)
+{
+    const int I = ds->features;
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int j = 0; j < I; j++)
+            if (isnan(ds->x[(size_t)i * I + j]))
+                ds->x[(size_t)i * I + j] = (float)fill[j];
+}
+
 /* ---------------------------------------------------------------------------------------------
  * predict's stream
  */
@@ -1098,7 +1237,7 @@ int dpt_csv_stream_open(const dpt_data_spec *spec, const char *path, dpt_csv_str
     return DPT_OK;
 }
 
-int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *got,
+int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, float *t, int max, int *got,
                         dpt_error *err)
 {
     const dpt_data_spec *spec = s->spec;
@@ -1106,7 +1245,8 @@ int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *g
     int rc = DPT_OK, one = 1;
     *got = 0;
     while (!rc && one && *got < max) {
-        rc = stream_next(s, x + (size_t)*got * I, y ? y + *got : NULL, &one, err);
+        float *t_row = t ? t + (size_t)*got * spec->classes : NULL;
+        rc = stream_next(s, x + (size_t)*got * I, y ? y + *got : NULL, t_row, &one, err);
         *got += !rc && one;
     }
     if (!rc && s->own_lab.mode == 1 && !s->own_lab.fixed) /* names, the model knows ids */
@@ -1200,7 +1340,9 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
     for (int s = 0; s < 3; s++) {
         splits[s]->features = I;
         splits[s]->classes = C;
+        splits[s]->targets = spec->regression ? C : 0;
     }
+    out->targets = spec->regression ? C : 0;
     csv_labels lab;
     int present, rc = csv_labels_init(spec, &lab, err);
     if (rc) {
@@ -1209,6 +1351,9 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
     }
     rc = load_file(spec, 0, &lab, rank, n_ranks, sharded, &out->train, &present, err);
     const int64_t n_file = out->train.n_total;
+    const int impute = spec->missing == DPT_MISSING_MEAN && !spec->fill;
+    if (!rc && impute && (rc = fill_means(out, lab.feature_names, sharded, sum, sum_ctx, err)) == 0)
+        apply_fill(&out->train, out->fill);
     /* Sharded: rank r's permutation uses seed + r, so each rank splits its own shard. */
     if (!rc)
         rc = split_validation(&out->train, &out->val, fraction,
@@ -1225,9 +1370,13 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
             out->val.n_total = out->val.n;
             out->train.n_total = out->train.n;
         }
+        out->val.t = out->train.t; /* the validation rows index the training table */
+        out->val.t_shared = 1;
         rc = load_file(spec, 1, &lab, rank, n_ranks, sharded, &out->test, &present, err);
         if (!rc && !sharded)
             out->test.n_total = out->test.n;
+        if (!rc && impute)
+            apply_fill(&out->test, out->fill);
     }
     if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE && spec->mean) {
         apply_standardize(&out->train, spec->mean, spec->std);
@@ -1235,6 +1384,8 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
     } else if (!rc && spec->scaling == DPT_SCALING_STANDARDIZE) {
         rc = standardize(out, sharded, sum, sum_ctx, err);
     }
+    if (!rc && spec->regression && spec->target_scaling == DPT_TARGET_SCALING_STANDARDIZE)
+        rc = standardize_targets(out, sharded, sum, sum_ctx, err);
     if (lab.mode == 1) { /* the names move to out */
         out->class_names = lab.names;
         lab.names = NULL;
@@ -1242,6 +1393,8 @@ int dpt_data_load(const dpt_data_spec *spec, int rank, int n_ranks, dpt_sum_fn s
     }
     out->feature_names = lab.feature_names;
     out->label_name = lab.label_name;
+    out->target_names = lab.target_names;
+    lab.target_names = NULL;
     lab.feature_names = NULL;
     lab.label_name = NULL;
     csv_labels_free(&lab);
@@ -1267,6 +1420,8 @@ dpt_data_spec dpt_data_spec_from_config(const dpt_config *cfg)
         .synthetic_teacher_width = d->synthetic_teacher_width,
         .validation_fraction = d->validation_fraction, .sharding = d->sharding,
         .scaling = d->scaling, .seed = cfg->run.seed,
+        .regression = d->task == DPT_TASK_REGRESSION, .target_scaling = d->target_scaling,
+        .missing = d->missing,
     };
     const int L = cfg->model.n_layers;
     if (L >= 1 && L <= DPT_MAX_LAYERS) { /* else 0: dpt_data_load reports model.layers */
@@ -1288,5 +1443,9 @@ void dpt_data_free(dpt_data *d)
     free(d->label_name);
     free(d->mean);
     free(d->std);
+    free_names(d->target_names);
+    free(d->t_mean);
+    free(d->t_std);
+    free(d->fill);
     memset(d, 0, sizeof *d);
 }

@@ -16,7 +16,13 @@ typedef struct {
     int features;       /* I */
     int classes;        /* C: labels are in [0, C) */
     float *x;           /* (n, I) row-major, scaled as data.scaling says */
-    int32_t *y;         /* (n) */
+    int32_t *y;         /* (n) class ids; regression: each row's index into t */
+    int targets;        /* regression: T real targets per row; 0 for classification */
+    float *t;           /* regression: the target table (rows loaded, T), standardized when
+                         * data.target_scaling says so; row i's targets are t[y[i] * T ...],
+                         * so the batch source and the validation split carry targets as they
+                         * carry labels (the validation split shares the training table) */
+    int t_shared;       /* 1: t belongs to another split */
 } dpt_dataset;
 
 typedef struct {
@@ -29,6 +35,10 @@ typedef struct {
     char *label_name;     /* a CSV header's name of the label column */
     char **class_names;   /* (C) CSV class names in class-id order; NULL: integer labels */
     double *mean, *std;   /* (I) data.scaling standardize: the training statistics */
+    int targets;          /* regression: T; 0 for classification */
+    char **target_names;  /* (T) regression: a CSV header's names of the target columns */
+    double *t_mean, *t_std; /* (T) data.target_scaling standardize: the training statistics */
+    double *fill;         /* (I) data.missing mean: each feature's mean over the training file */
 } dpt_data;
 
 /* Sums n doubles in place across all ranks (MPI_Allreduce in the trainer); NULL = one rank. */
@@ -56,6 +66,11 @@ typedef struct {
     int no_labels;             /* csv: labels are not read (y = 0); label_column only says
                                 * which column to skip when the row has more than I fields */
     const double *mean, *std;  /* (I) standardize with these instead of the training split's */
+    int regression;            /* data.task: regression: classes is the number of targets */
+    dpt_target_scaling target_scaling;
+    dpt_missing missing;
+    const double *t_mean, *t_std; /* (T) predict/eval: the training's target statistics */
+    const double *fill;        /* (I) predict/eval with data.missing mean: the training's means */
 } dpt_data_spec;
 
 /* The spec of cfg's data.* keys, model.layers and run.seed (pointing into cfg). */
@@ -78,8 +93,9 @@ int dpt_csv_stream_open(const dpt_data_spec *spec, const char *path, dpt_csv_str
                         dpt_error *err);
 
 /* Up to max rows into x (max, I) and y (max; NULL with spec->no_labels), standardized with
- * spec->mean and spec->std when spec->scaling says so; *got rows, 0 at the end of the file. */
-int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, int max, int *got,
+ * spec->mean and spec->std when spec->scaling says so; *got rows, 0 at the end of the file.
+ * Regression: the targets into t (max, T) as the file holds them (not standardized), y NULL. */
+int dpt_csv_stream_read(dpt_csv_stream *s, float *x, int32_t *y, float *t, int max, int *got,
                         dpt_error *err);
 
 void dpt_csv_stream_close(dpt_csv_stream *s);

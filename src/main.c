@@ -319,7 +319,16 @@ static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, const
     return 0;
 }
 
-/* dptrain predict / eval / export: rank 0 works (one process is the use); others wait for its status. */
+static void sum_over_ranks(double *buf, int n, void *ctx)
+{
+    dpt_comm_allreduce_sum_double(ctx, buf, n);
+}
+
+static void print_error(dpt_comm *comm, const dpt_error *err);
+
+/* dptrain predict / eval / export. predict: every rank predicts its share of the rows, rank 0
+ * writes them. eval and export: rank 0 works (one process is the use); others wait for its
+ * status. */
 static int run_model_command(int argc, char **argv, dpt_comm *comm)
 {
     dpt_predict_opts o;
@@ -332,10 +341,19 @@ static int run_model_command(int argc, char **argv, dpt_comm *comm)
         return rc;
     }
     dpt_error err = {0};
+    if (strcmp(argv[1], "predict") == 0) {
+        o.rank = comm->rank;
+        o.ranks = comm->size;
+        o.sum = sum_over_ranks;
+        o.sum_ctx = comm;
+        rc = dpt_predict_run(&o, &err); /* the same status on every rank */
+        if (rc)
+            print_error(comm, &err);
+        return rc;
+    }
     if (comm->rank == 0) {
-        rc = strcmp(argv[1], "predict") == 0 ? dpt_predict_run(&o, &err)
-             : strcmp(argv[1], "eval") == 0  ? dpt_eval_run(&o, &err)
-                                             : dpt_export_safetensors(o.run_dir, o.output, &err);
+        rc = strcmp(argv[1], "eval") == 0 ? dpt_eval_run(&o, &err)
+                                          : dpt_export_safetensors(o.run_dir, o.output, &err);
         if (rc)
             fprintf(stderr, "dptrain %s: error: %s\n", dpt_error_tag(), err.msg);
     }

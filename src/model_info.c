@@ -15,6 +15,23 @@
 #include "json.h"
 #include "util.h"
 
+static void names_array(dpt_json *j, const char *key, char *const *names, int n)
+{
+    dpt_json_array(j, key);
+    for (int k = 0; k < n; k++)
+        dpt_json_string(j, NULL, names[k]);
+    dpt_json_end(j);
+}
+
+/* exact doubles: predict scales as training did */
+static void nums_array(dpt_json *j, const char *key, const double *v, int n)
+{
+    dpt_json_array(j, key);
+    for (int k = 0; k < n; k++)
+        dpt_json_double(j, NULL, v[k]);
+    dpt_json_end(j);
+}
+
 /* The JSON text of model.json into j (whose buffer may prove too small: j->len says). */
 static void write_info(dpt_json *j, const dpt_config *cfg, const dpt_data *d)
 {
@@ -22,7 +39,7 @@ static void write_info(dpt_json *j, const dpt_config *cfg, const dpt_data *d)
     dpt_json_object(j, NULL);
     dpt_json_string(j, "format", "dptrain-model");
     dpt_json_int(j, "version", DPT_MODEL_INFO_VERSION);
-    dpt_json_string(j, "task", "classification");
+    dpt_json_string(j, "task", dpt_task_name(cfg->data.task));
     dpt_json_string(j, "weights", "checkpoint.bin");
     dpt_json_array(j, "layers");
     for (int l = 0; l <= L; l++)
@@ -37,24 +54,23 @@ static void write_info(dpt_json *j, const dpt_config *cfg, const dpt_data *d)
     dpt_json_string(j, "feature_columns", cfg->data.feature_columns);
     if (d->label_name)
         dpt_json_string(j, "label_name", d->label_name);
-    if (d->feature_names) {
-        dpt_json_array(j, "feature_names");
-        for (int k = 0; k < I; k++)
-            dpt_json_string(j, NULL, d->feature_names[k]);
-        dpt_json_end(j);
+    if (d->feature_names)
+        names_array(j, "feature_names", d->feature_names, I);
+    if (d->class_names)
+        names_array(j, "class_names", d->class_names, C);
+    if (d->target_names)
+        names_array(j, "target_names", d->target_names, C);
+    if (d->mean) {
+        nums_array(j, "mean", d->mean, I);
+        nums_array(j, "std", d->std, I);
     }
-    if (d->class_names) {
-        dpt_json_array(j, "class_names");
-        for (int k = 0; k < C; k++)
-            dpt_json_string(j, NULL, d->class_names[k]);
-        dpt_json_end(j);
+    if (d->t_mean) {
+        nums_array(j, "target_mean", d->t_mean, C);
+        nums_array(j, "target_std", d->t_std, C);
     }
-    for (int s = 0; s < 2 && d->mean; s++) { /* exact doubles: predict scales as training did */
-        const double *v = s ? d->std : d->mean;
-        dpt_json_array(j, s ? "std" : "mean");
-        for (int k = 0; k < I; k++)
-            dpt_json_double(j, NULL, v[k]);
-        dpt_json_end(j);
+    if (d->fill) {
+        dpt_json_string(j, "missing", "mean");
+        nums_array(j, "fill", d->fill, I);
     }
     dpt_json_end(j);
     dpt_json_tail(j, "\n");
@@ -184,7 +200,7 @@ static int read_info(reader *r, yaml_node_t *root, dpt_model_info *mi)
     static const char *const keys[][2] = {
         {"model.activation", "activation"}, {"model.loss", "loss"},
         {"data.format", "data_format"},     {"data.scaling", "scaling"},
-        {"data.csv_header", "csv_header"}};
+        {"data.csv_header", "csv_header"},  {"data.task", "task"}};
     int rc = DPT_OK;
     char layers[1024] = "[";
     yaml_node_t *ls = member(r, root, "layers");
@@ -209,6 +225,7 @@ static int read_info(reader *r, yaml_node_t *root, dpt_model_info *mi)
         mi->format = c->data.format;
         mi->scaling = c->data.scaling;
         mi->csv_header = c->data.csv_header;
+        mi->task = c->data.task;
     }
     free(c);
     if (rc)
@@ -226,8 +243,16 @@ static int read_info(reader *r, yaml_node_t *root, dpt_model_info *mi)
     if ((rc = list(r, root, "feature_names", I, &mi->feature_names, NULL)) ||
         (rc = list(r, root, "class_names", C, &mi->class_names, NULL)) ||
         (rc = list(r, root, "mean", I, NULL, &mi->mean)) ||
-        (rc = list(r, root, "std", I, NULL, &mi->std)))
+        (rc = list(r, root, "std", I, NULL, &mi->std)) ||
+        (rc = list(r, root, "target_names", C, &mi->target_names, NULL)) ||
+        (rc = list(r, root, "target_mean", C, NULL, &mi->t_mean)) ||
+        (rc = list(r, root, "target_std", C, NULL, &mi->t_std)) ||
+        (rc = list(r, root, "fill", I, NULL, &mi->fill)))
         return rc;
+    mi->missing = mi->fill ? DPT_MISSING_MEAN : DPT_MISSING_ERROR;
+    if (!mi->t_mean != !mi->t_std)
+        return dpt_error_set(r->err, DPT_EUSAGE, "%s: 'target_mean' and 'target_std' go "
+                             "together", r->path);
     if (mi->scaling == DPT_SCALING_STANDARDIZE && (!mi->mean || !mi->std))
         return dpt_error_set(r->err, DPT_EUSAGE, "%s: scaling is standardize but 'mean' or 'std' "
                              "is missing", r->path);
@@ -279,8 +304,12 @@ void dpt_model_info_free(dpt_model_info *mi)
 {
     free_list(mi->feature_names, mi->widths[0]);
     free_list(mi->class_names, mi->widths[mi->n_layers]);
+    free_list(mi->target_names, mi->widths[mi->n_layers]);
     free(mi->label_name);
     free(mi->mean);
     free(mi->std);
+    free(mi->t_mean);
+    free(mi->t_std);
+    free(mi->fill);
     memset(mi, 0, sizeof *mi);
 }

@@ -25,6 +25,11 @@ typedef struct {
     char **feature_names;               /* (I) or NULL */
     char **class_names;                 /* (C) or NULL: integer class ids */
     double *mean, *std;                 /* (I) standardize statistics, or NULL */
+    dpt_task task;                      /* regression: widths[L] = T targets */
+    char **target_names;                /* (T) a regression's target column names, or NULL */
+    double *t_mean, *t_std;             /* (T) data.target_scaling standardize, or NULL */
+    dpt_missing missing;                /* data.missing (absent in older files: error) */
+    double *fill;                       /* (I) data.missing mean: the training's means */
 } dpt_model_info;
 
 /* Writes what cfg and the loaded data say (on rank 0) to path atomically. */

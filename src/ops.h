@@ -12,7 +12,7 @@
 /* The enums the backends and kernels take, here rather than in config.h so that a backend sees
  * these and not the configuration's schema (config.h includes this header for them). */
 typedef enum { DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_IDENTITY } dpt_activation;
-typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE } dpt_loss;
+typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE, DPT_LOSS_HUBER } dpt_loss;
 typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
 
 /* GELU is the exact erf form, as PyTorch's nn.GELU() default: x * Phi(x). */
@@ -76,6 +76,29 @@ static inline DPT_HD float dpt_op_loss_row(const float *z, int label, int cols, 
             dz[j] = grad_scale * 2.0f * e / (float)cols;
     }
     return valid ? s / (float)cols : NAN;
+}
+
+/* One row of the regression loss against real targets t (cols): the mean over the cols outputs
+ * of the squared error (mse, as PyTorch's MSELoss) or of the Huber loss with delta 1 (huber, as
+ * PyTorch's HuberLoss: e^2 / 2 within 1, |e| - 1/2 beyond), so that a batch's loss is the mean
+ * over all elements; writes dL/dz times grad_scale into dz when dz is not NULL. */
+static inline DPT_HD float dpt_op_regress_row(const float *z, const float *t, int cols,
+                                              dpt_loss loss, float grad_scale, float *dz)
+{
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++) {
+        float e = z[j] - t[j], a = fabsf(e), g;
+        if (loss == DPT_LOSS_HUBER) {
+            s += a <= 1.0f ? 0.5f * e * e : a - 0.5f;
+            g = a <= 1.0f ? e : (e > 0.0f ? 1.0f : -1.0f);
+        } else {
+            s += e * e;
+            g = 2.0f * e;
+        }
+        if (dz)
+            dz[j] = grad_scale * g / (float)cols;
+    }
+    return s / (float)cols;
 }
 
 /* Dropout: what one (step, layer, global sample, unit) draws is a pure function of those

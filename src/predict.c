@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "checkpoint.h"
+#include "csv.h"
 #include "data.h"
 #include "json.h"
+#include "metrics.h"
 #include "model.h"
 #include "model_info.h"
 
@@ -32,7 +35,11 @@ typedef struct {
     char *features, *classes; /* the spec's joined names */
     float *x;                 /* (CHUNK_ROWS, I) host: this batch */
     int32_t *y;               /* (CHUNK_ROWS) */
-    float *logits;            /* (CHUNK_ROWS, C) host */
+    float *t;                 /* (CHUNK_ROWS, T) regression: the file's targets (eval) */
+    float *tz;                /* (T) one row's targets in the trained units */
+    float *logits;            /* (CHUNK_ROWS, C) host; regression: in the targets' units */
+    char *targets;            /* the label's or a regression's target names, joined */
+    int regression;
 } session;
 
 static void session_free(session *s)
@@ -46,25 +53,29 @@ static void session_free(session *s)
     dpt_model_info_free(&s->mi);
     free(s->x);
     free(s->y);
+    free(s->t);
+    free(s->tz);
+    free(s->targets);
     free(s->features);
     free(s->classes);
     free(s->logits);
     memset(s, 0, sizeof *s);
 }
 
-/* names joined with ", " (NULL when names is NULL). */
-static char *join(char **names, int n)
+/* names joined with ", " as a list of data.label_column or data.feature_columns reads them
+ * (a name with a comma or a quote quoted; NULL when names is NULL or out of memory). */
+static char *join(char *const *names, int n)
 {
     if (!names)
         return NULL;
     size_t len = 1;
     for (int k = 0; k < n; k++)
-        len += strlen(names[k]) + 2;
-    char *s = malloc(len), *p = s;
-    for (int k = 0; s && k < n; k++)
-        p += sprintf(p, "%s%s", k ? ", " : "", names[k]);
-    if (s && n == 0)
+        len += 2 * strlen(names[k]) + 4; /* every character a doubled quote, two quotes, ", " */
+    char *s = malloc(len);
+    if (s)
         s[0] = '\0';
+    for (int k = 0; s && k < n; k++)
+        dpt_csv_list_append(s, len, names[k]);
     return s;
 }
 
@@ -100,22 +111,32 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
     const int I = mi->widths[0], C = mi->widths[mi->n_layers];
     s->features = join(mi->feature_names, I);
     s->classes = join(mi->class_names, C);
+    s->targets = mi->target_names ? join(mi->target_names, C)
+                 : mi->label_name   ? join(&mi->label_name, 1)
+                                    : NULL;
+    s->regression = mi->task == DPT_TASK_REGRESSION;
+    if (s->regression && o->labels)
+        return dpt_error_set(err, DPT_EUSAGE, "%s: the model is a regression on CSV targets; "
+                             "its input is a CSV file, not IDX", o->input);
     s->spec = (dpt_data_spec){
         .format = o->labels ? DPT_FORMAT_IDX : DPT_FORMAT_CSV,
         .train_images = o->labels ? o->input : "", .train_labels = o->labels ? o->labels : "",
         .test_images = "", .test_labels = "",
         .train_csv = o->labels ? "" : o->input, .test_csv = "",
         .csv_header = mi->csv_header,
-        .label_column = mi->label_name ? mi->label_name : mi->label_column,
+        .label_column = mi->label_name || mi->target_names ? s->targets : mi->label_column,
         .feature_columns = s->features ? s->features : mi->feature_columns,
         .class_names = s->classes ? s->classes : "",
         .validation_fraction = 0.0, .sharding = DPT_SHARDING_REPLICATED,
         .scaling = mi->scaling, .features = I, .classes = C,
         .no_labels = !labelled && !o->labels, .mean = mi->mean, .std = mi->std,
+        .regression = s->regression, .missing = mi->missing, .fill = mi->fill,
     };
     s->x = malloc((size_t)CHUNK_ROWS * I * sizeof *s->x);
     s->y = malloc((size_t)CHUNK_ROWS * sizeof *s->y);
-    if (!s->x || !s->y)
+    s->t = malloc((size_t)CHUNK_ROWS * C * sizeof *s->t);
+    s->tz = malloc((size_t)C * sizeof *s->tz);
+    if (!s->x || !s->y || !s->t || !s->tz)
         return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
     if (!o->labels)
         return dpt_csv_stream_open(&s->spec, o->input, &s->stream, err);
@@ -147,15 +168,18 @@ static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt
     return load_weights(s, o->run_dir, err);
 }
 
-/* The next batch of at most CHUNK_ROWS input rows into s->x and s->y; *rows 0 at the end. */
-static int next_batch(session *s, int *rows, dpt_error *err)
+/* The next batch of at most max (<= CHUNK_ROWS) input rows into s->x and s->y (s->t for a
+ * regression's targets); *rows 0 at the end. */
+static int next_batch(session *s, int max, int *rows, dpt_error *err)
 {
     if (s->stream)
-        return dpt_csv_stream_read(s->stream, s->x, s->spec.no_labels ? NULL : s->y, CHUNK_ROWS,
-                                   rows, err);
+        return dpt_csv_stream_read(s->stream, s->x,
+                                   s->spec.no_labels || s->regression ? NULL : s->y,
+                                   s->spec.no_labels || !s->regression ? NULL : s->t, max, rows,
+                                   err);
     const int I = s->mi.widths[0];
     int64_t left = s->d.train.n - s->pos;
-    *rows = (int)(left < CHUNK_ROWS ? left : CHUNK_ROWS);
+    *rows = (int)(left < max ? left : max);
     memcpy(s->x, s->d.train.x + (size_t)s->pos * I, (size_t)*rows * I * sizeof *s->x);
     memcpy(s->y, s->d.train.y + s->pos, (size_t)*rows * sizeof *s->y);
     s->pos += *rows;
@@ -177,7 +201,7 @@ static void forward(session *s, int rows, double *loss, double *hits)
         x = xb;
     }
     const float *lg = dpt_model_forward(&s->m, x, rows, NULL);
-    if (loss) {
+    if (loss && !s->regression) {
         const int32_t *y = s->y;
         if (!be->host_memory) {
             yb = be->alloc(be, (size_t)rows * sizeof *yb);
@@ -192,6 +216,20 @@ static void forward(session *s, int rows, double *loss, double *hits)
         be->free(be, xb);
     if (yb)
         be->free(be, yb);
+    const dpt_model_info *mi = &s->mi;
+    for (int i = 0; s->regression && i < rows; i++) {
+        float *z = s->logits + (size_t)i * C;
+        if (loss) { /* the training's loss, against the targets in its (scaled) units */
+            float *t = s->tz;
+            for (int k = 0; k < C; k++)
+                t[k] = mi->t_mean ? (float)((s->t[(size_t)i * C + k] - mi->t_mean[k]) /
+                                            mi->t_std[k])
+                                  : s->t[(size_t)i * C + k];
+            *loss += dpt_op_regress_row(z, t, C, mi->loss, 0.0f, NULL);
+        }
+        for (int k = 0; mi->t_mean && k < C; k++) /* back to the targets' own units */
+            z[k] = (float)(z[k] * mi->t_std[k] + mi->t_mean[k]);
+    }
 }
 
 /* The first largest output, as the loss's hit counts it. */
@@ -228,54 +266,195 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
+/* Regression: a header of the target names (the training file's, or target_1... without a
+ * header); classification: prediction, then p_<class> (output_<class> for mse). */
+static void write_header(const session *s, FILE *f)
 {
-    session s;
-    int rc = open_session(o, 0, &s, err);
-    FILE *f = NULL;
-    if (!rc) {
-        f = o->output ? fopen(o->output, "w") : stdout;
-        if (!f)
-            rc = dpt_error_set(err, DPT_EUSAGE, "cannot write '%s': %m", o->output);
-    }
-    if (rc) {
-        session_free(&s);
-        return rc;
-    }
-    const int C = s.mi.widths[s.mi.n_layers];
-    const int probs = s.mi.loss == DPT_LOSS_SOFTMAX_CE; /* else the raw outputs */
+    const int C = s->mi.widths[s->mi.n_layers];
+    const int probs = s->mi.loss == DPT_LOSS_SOFTMAX_CE;
     char name[256], col[300];
-    fputs("prediction", f);
+    if (!s->regression)
+        fputs("prediction", f);
     for (int c = 0; c < C; c++) {
-        class_label(&s.mi, c, name, sizeof name);
-        snprintf(col, sizeof col, "%s%s", probs ? "p_" : "output_", name);
-        fputc(',', f);
+        if (s->regression) {
+            snprintf(col, sizeof col, "target_%d", c + 1);
+            if (s->mi.target_names)
+                snprintf(col, sizeof col, "%s", s->mi.target_names[c]);
+        } else {
+            class_label(&s->mi, c, name, sizeof name);
+            snprintf(col, sizeof col, "%s%s", probs ? "p_" : "output_", name);
+        }
+        if (c || !s->regression)
+            fputc(',', f);
         put_field(f, col);
     }
     fputc('\n', f);
-    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
-        forward(&s, rows, NULL, NULL);
-        for (int i = 0; i < rows; i++) {
-            const float *z = s.logits + (size_t)i * C;
-            int a = argmax(z, C);
-            class_label(&s.mi, a, name, sizeof name);
-            put_field(f, name);
-            double sum = 0.0;
-            for (int c = 0; probs && c < C; c++)
-                sum += exp((double)z[c] - z[a]);
-            for (int c = 0; c < C; c++)
-                fprintf(f, ",%.6g", probs ? exp((double)z[c] - z[a]) / sum : (double)z[c]);
-            fputc('\n', f);
+}
+
+/* The batch's rows: the predicted targets in their own units, nine digits (a float); or the
+ * class (its name when the training had names) and each class's probability (the raw outputs
+ * for mse). */
+static void write_rows(const session *s, FILE *f, int rows)
+{
+    const int C = s->mi.widths[s->mi.n_layers];
+    const int probs = s->mi.loss == DPT_LOSS_SOFTMAX_CE;
+    char name[256];
+    for (int i = 0; i < rows; i++) {
+        const float *z = s->logits + (size_t)i * C;
+        if (s->regression) {
+            for (int k = 0; k < C; k++)
+                fprintf(f, "%.9g%c", (double)z[k], k + 1 < C ? ',' : '\n');
+            continue;
         }
+        int a = argmax(z, C);
+        class_label(&s->mi, a, name, sizeof name);
+        put_field(f, name);
+        double sum = 0.0;
+        for (int c = 0; probs && c < C; c++)
+            sum += exp((double)z[c] - z[a]);
+        for (int c = 0; c < C; c++)
+            fprintf(f, ",%.6g", probs ? exp((double)z[c] - z[a]) / sum : (double)z[c]);
+        fputc('\n', f);
     }
-    int bad = ferror(f) != 0;
+}
+
+/* Input rows [lo, hi) (hi INT64_MAX: to the end) predicted a batch at a time into f; the rows
+ * before lo are read (a CSV has no index) but not computed. */
+static int predict_range(session *s, FILE *f, int64_t lo, int64_t hi, dpt_error *err)
+{
+    int64_t pos = 0;
+    int rc = DPT_OK;
+    for (int rows = 1; !rc && rows > 0 && pos < hi;) {
+        int64_t want = pos < lo ? lo - pos : hi - pos;
+        rc = next_batch(s, want < CHUNK_ROWS ? (int)want : CHUNK_ROWS, &rows, err);
+        if (!rc && rows > 0 && pos >= lo) {
+            forward(s, rows, NULL, NULL);
+            write_rows(s, f, rows);
+        }
+        pos += rows;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * predict across ranks: each rank predicts a contiguous share of the rows into a part file,
+ * rank 0 writes the header and its share to the output and then appends the others' parts in
+ * rank order.
+ */
+
+/* Every rank's status: a failure anywhere fails every rank (DPT_EUSAGE when any rank's was). */
+static int agree(const dpt_predict_opts *o, int rc, dpt_error *err)
+{
+    if (o->ranks <= 1)
+        return rc;
+    double buf[2] = {rc != DPT_OK, rc == DPT_EUSAGE};
+    o->sum(buf, 2, o->sum_ctx);
+    if (buf[0] == 0)
+        return DPT_OK;
+    int code = buf[1] > 0 ? DPT_EUSAGE : DPT_ERUNTIME;
+    if (rc == DPT_OK)
+        dpt_error_set(err, code, "predict failed on another rank");
+    err->code = code;
+    return code;
+}
+
+/* The rows of the input (every rank reads the whole file to know where its share starts). */
+static int count_rows(session *s, const dpt_predict_opts *o, int64_t *n, dpt_error *err)
+{
+    *n = s->d.train.n;
+    if (!s->stream)
+        return DPT_OK;
+    dpt_csv_stream *c;
+    int rc = dpt_csv_stream_open(&s->spec, o->input, &c, err), got = 1;
+    for (*n = 0; !rc && got > 0; *n += got)
+        rc = dpt_csv_stream_read(c, s->x, NULL, NULL, CHUNK_ROWS, &got, err);
+    dpt_csv_stream_close(c);
+    return rc;
+}
+
+/* Rank r's part: beside --output, else in the working directory (keyed by rank 0's pid), so
+ * that a job's ranks on several hosts meet on the shared file system they were started in. */
+static void part_path(const dpt_predict_opts *o, int r, long id, char *out, size_t n)
+{
     if (o->output)
-        bad |= fclose(f) != 0;
+        snprintf(out, n, "%s.part%d", o->output, r);
     else
-        fflush(f);
+        snprintf(out, n, "dptrain-predict-%ld.part%d", id, r);
+}
+
+/* Rank 0: the other ranks' parts appended to f in rank order, each removed. */
+static int append_parts(const dpt_predict_opts *o, long id, FILE *f, dpt_error *err)
+{
+    char path[DPT_PATH_MAX + 64], buf[1 << 16];
+    int rc = DPT_OK;
+    for (int r = 1; r < o->ranks; r++) {
+        part_path(o, r, id, path, sizeof path);
+        FILE *p = rc ? NULL : fopen(path, "rb");
+        if (!rc && !p)
+            rc = dpt_error_set(err, DPT_ERUNTIME, "cannot read rank %d's predictions '%s': %m "
+                               "(the ranks' part files must be on a file system they share)",
+                               r, path);
+        for (size_t k; p && (k = fread(buf, 1, sizeof buf, p)) > 0;)
+            fwrite(buf, 1, k, f);
+        if (p)
+            fclose(p);
+        unlink(path);
+    }
+    return rc;
+}
+
+/* Closes an output (reporting a failed write); stdout is flushed, not closed. */
+static int close_output(FILE *f, const char *path, int rc, dpt_error *err)
+{
+    if (!f)
+        return rc;
+    int bad = ferror(f) != 0;
+    bad |= f == stdout ? fflush(f) != 0 : fclose(f) != 0;
     if (bad && !rc)
-        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'",
-                           o->output ? o->output : "stdout");
+        rc = dpt_error_set(err, DPT_ERUNTIME, "cannot write '%s'", path ? path : "stdout");
+    return rc;
+}
+
+int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
+{
+    session s;
+    const int R = o->ranks > 1 ? o->ranks : 1, r = R > 1 ? o->rank : 0;
+    double id = r == 0 ? (double)getpid() : 0.0; /* names stdout's part files */
+    if (R > 1)
+        o->sum(&id, 1, o->sum_ctx);
+    int rc = agree(o, open_session(o, 0, &s, err), err);
+    int64_t n = INT64_MAX, lo = 0, hi = INT64_MAX;
+    if (!rc && R > 1 && (rc = agree(o, count_rows(&s, o, &n, err), err)) == DPT_OK) {
+        /* whole batches of CHUNK_ROWS: every row is computed in the batch it has in one
+         * process, so the output is the same bytes (a GEMM's row may round differently in a
+         * batch of another height) */
+        int64_t batches = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        lo = batches * r / R * CHUNK_ROWS;
+        hi = batches * (r + 1) / R * CHUNK_ROWS;
+    }
+    char path[DPT_PATH_MAX + 64];
+    part_path(o, r, (long)id, path, sizeof path);
+    const char *out = r > 0 ? path : o->output;
+    FILE *f = NULL;
+    if (!rc) {
+        f = out ? fopen(out, "w") : stdout;
+        if (!f)
+            rc = dpt_error_set(err, DPT_EUSAGE, "cannot write '%s': %m", out);
+    }
+    if (!rc && r == 0)
+        write_header(&s, f);
+    if (!rc)
+        rc = predict_range(&s, f, lo, hi, err);
+    if (r > 0)
+        rc = close_output(f, out, rc, err);
+    if (R > 1)
+        rc = agree(o, rc, err);
+    if (!rc && r == 0 && R > 1)
+        rc = append_parts(o, (long)id, f, err);
+    else if (rc && r > 0)
+        unlink(path);
+    if (r == 0)
+        rc = close_output(f, out, rc, err);
     session_free(&s);
     return rc;
 }
@@ -374,11 +553,58 @@ static int print_json(const session *s, const eval_sums *e)
     return rc;
 }
 
+/* Regression: RMSE, MAE, R^2 (metrics.h) and the mean loss, as a table or JSON. */
+static int eval_targets(session *s, const dpt_predict_opts *o, dpt_error *err)
+{
+    const int T = s->mi.widths[s->mi.n_layers];
+    double *sums = calloc(DPT_REGRESS_SUMS(T), sizeof *sums), loss = 0.0;
+    if (!sums)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    int rc;
+    for (int rows; !(rc = next_batch(s, CHUNK_ROWS, &rows, err)) && rows > 0;) {
+        forward(s, rows, &loss, NULL);
+        dpt_regress_sums_add(sums, T, s->logits, s->t, NULL, rows, NULL, NULL);
+    }
+    const double n = sums[0];
+    if (!rc && n == 0)
+        rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", o->input);
+    double rmse, mae, r2;
+    dpt_regress_metrics(sums, T, &rmse, &mae, &r2);
+    free(sums);
+    if (rc)
+        return rc;
+    if (o->json) { /* 9 digits, as metrics.jsonl writes them */
+        char buf[512];
+        dpt_json j;
+        dpt_json_init(&j, buf, sizeof buf, 1);
+        dpt_json_object(&j, NULL);
+        dpt_json_int(&j, "rows", (int64_t)n);
+        dpt_json_double_g(&j, "rmse", rmse, 9);
+        dpt_json_double_g(&j, "mae", mae, 9);
+        dpt_json_double_g(&j, "r2", r2, 9);
+        dpt_json_double_g(&j, "loss", loss / n, 9);
+        dpt_json_end(&j);
+        printf("%s\n", buf);
+    } else {
+        printf("# eval %s on %s: %lld rows, %d target%s\n", o->run_dir, o->input, (long long)n,
+               T, T == 1 ? "" : "s");
+        printf("rmse      %.6g\nmae       %.6g\nr2        %.6f\nloss      %.6g\n", rmse, mae,
+               r2, loss / n);
+    }
+    return DPT_OK;
+}
+
 int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
 {
     session s;
     int rc = open_session(o, 1, &s, err);
     const int C = s.mi.widths[s.mi.n_layers];
+    if (!rc && s.regression) {
+        rc = eval_targets(&s, o, err);
+        fflush(stdout);
+        session_free(&s);
+        return rc;
+    }
     eval_sums e = {0};
     if (!rc && !(e.confusion = calloc((size_t)C * C, sizeof *e.confusion)))
         rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
@@ -386,7 +612,7 @@ int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
         session_free(&s);
         return rc;
     }
-    for (int rows; !(rc = next_batch(&s, &rows, err)) && rows > 0;) {
+    for (int rows; !(rc = next_batch(&s, CHUNK_ROWS, &rows, err)) && rows > 0;) {
         forward(&s, rows, &e.loss, &e.hits);
         for (int i = 0; i < rows; i++)
             e.confusion[(size_t)s.y[i] * C + argmax(s.logits + (size_t)i * C, C)]++;

@@ -151,10 +151,11 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
     char comm_line[320];
     dpt_trainer_describe_comm(t, comm_line, sizeof comm_line);
     printf("  %-9s %s\n", "comm", comm_line);
-    printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d classes\n", "data",
+    printf("  %-9s %s, %s: %lld train, %lld val, %lld test rows; %d features, %d %s\n", "data",
            dpt_format_name(cfg->data.format), d->sharded ? "sharded" : "replicated",
            (long long)d->train.n_total, (long long)d->val.n_total, (long long)d->test.n_total,
-           cfg->model.widths[0], cfg->model.widths[cfg->model.n_layers]);
+           cfg->model.widths[0], cfg->model.widths[cfg->model.n_layers],
+           d->targets ? "targets" : "classes");
     printf("  %-9s %s %s, dropout %g, %s, %zu parameters\n", "model", widths,
            dpt_activation_name(cfg->model.activation), cfg->model.dropout,
            dpt_loss_name(cfg->model.loss), t->model.n_params);
@@ -436,10 +437,22 @@ static void measure_epoch(run_state *r, int epoch, const epoch_sums *e, double e
     em->train_accuracy = e->rows > 0 ? e->correct / e->rows : NAN;
     em->val_loss = em->val_accuracy = em->test_loss = em->test_accuracy = NAN;
     double t_eval = dpt_now();
-    if (t->data.val.n_total > 0)
-        dpt_trainer_evaluate(t, &t->data.val, &em->val_loss, &em->val_accuracy);
-    if (t->data.test.n_total > 0)
-        dpt_trainer_evaluate(t, &t->data.test, &em->test_loss, &em->test_accuracy);
+    em->regression = t->data.targets > 0;
+    em->val_rmse = em->val_mae = em->val_r2 = em->test_rmse = em->test_mae = em->test_r2 = NAN;
+    if (em->regression) {
+        em->train_accuracy = NAN;
+        if (t->data.val.n_total > 0)
+            dpt_trainer_evaluate_regression(t, &t->data.val, &em->val_loss, &em->val_rmse,
+                                            &em->val_mae, &em->val_r2);
+        if (t->data.test.n_total > 0)
+            dpt_trainer_evaluate_regression(t, &t->data.test, &em->test_loss, &em->test_rmse,
+                                            &em->test_mae, &em->test_r2);
+    } else {
+        if (t->data.val.n_total > 0)
+            dpt_trainer_evaluate(t, &t->data.val, &em->val_loss, &em->val_accuracy);
+        if (t->data.test.n_total > 0)
+            dpt_trainer_evaluate(t, &t->data.test, &em->test_loss, &em->test_accuracy);
+    }
     dpt_trace_span(t->trace, DPT_SPAN_EVALUATION, t_eval, dpt_now(), r->step, -1);
     em->samples_per_s = e->rows / ep_time;
     em->time_s = ep_time;
@@ -462,7 +475,8 @@ static int end_epoch(run_state *r, int epoch, const epoch_sums *e, dpt_epoch_met
     dpt_error mine = {0};
     if (r->root) {
         if (!r->header_printed && !r->opts->quiet) {
-            dpt_metrics_print_header(stdout);
+            (em->regression ? dpt_metrics_print_header_regression
+                            : dpt_metrics_print_header)(stdout);
             r->header_printed = 1;
         }
         if (!r->opts->quiet)
@@ -482,6 +496,7 @@ static int end_epoch(run_state *r, int epoch, const epoch_sums *e, dpt_epoch_met
     r->res->train_loss = em->train_loss;
     r->res->val_loss = em->val_loss;
     r->res->val_accuracy = em->val_accuracy;
+    r->res->val_rmse = em->val_rmse;
     r->res->test_accuracy = em->test_accuracy;
     return DPT_OK;
 }
@@ -526,6 +541,8 @@ static void print_summary(const run_state *r)
         if (!isnan(res->test_accuracy))
             snprintf(acc + strlen(acc), sizeof acc - strlen(acc), "; test accuracy %.2f%%",
                      100.0 * res->test_accuracy);
+        if (!isnan(res->val_rmse))
+            snprintf(acc, sizeof acc, "; val RMSE %.6g", res->val_rmse);
         printf("done: %d epoch%s, %lld steps in %s%s; outputs in %s\n", res->epochs,
                res->epochs == 1 ? "" : "s", (long long)r->step, dur, acc, r->cfg->run.out_dir);
     }
@@ -536,7 +553,7 @@ int dpt_train_run(const dpt_config *cfg, dpt_comm *comm, const dpt_train_opts *o
                   dpt_train_result *res, dpt_error *err)
 {
     memset(res, 0, sizeof *res);
-    res->train_loss = res->val_loss = res->val_accuracy = res->test_accuracy = NAN;
+    res->train_loss = res->val_loss = res->val_accuracy = res->test_accuracy = res->val_rmse = NAN;
     int rc = prepare_out_dir(cfg, comm, err);
     if (rc != DPT_OK)
         return rc;

@@ -30,6 +30,7 @@ typedef struct {
     int epochs;
     int64_t steps;
     double train_loss, val_loss, val_accuracy, test_accuracy;
+    double val_rmse;            /* regression; NAN otherwise */
     double time_s;
 } dpt_train_result;
 

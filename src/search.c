@@ -72,9 +72,15 @@ typedef struct {
     dpt_trial *run;      /* the trial being trained: its curve grows */
 } stop_ctx;
 
-static double objective_of(const dpt_config *cfg, double val_loss, double val_accuracy)
+/* A regression has no classification error: its val_error is val_rmse. */
+static double objective_of(const dpt_config *cfg, double val_loss, double val_accuracy,
+                           double val_rmse)
 {
-    return cfg->search.objective == DPT_SEARCH_VAL_LOSS ? val_loss : 1.0 - val_accuracy;
+    if (cfg->search.objective == DPT_SEARCH_VAL_LOSS)
+        return val_loss;
+    if (cfg->search.objective == DPT_SEARCH_VAL_RMSE || cfg->data.task == DPT_TASK_REGRESSION)
+        return val_rmse;
+    return 1.0 - val_accuracy;
 }
 
 /* After each epoch, on every rank of the group: the leader decides, the group follows. */
@@ -84,7 +90,8 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
     if (c->env->poll)
         c->env->poll(c->env->poll_ctx);
     if (c->run->n_curve < DPT_TRIAL_MAX_CURVE)
-        c->run->curve[c->run->n_curve++] = objective_of(c->cfg, em->val_loss, em->val_accuracy);
+        c->run->curve[c->run->n_curve++] =
+            objective_of(c->cfg, em->val_loss, em->val_accuracy, em->val_rmse);
     int stop = 0;
     if (c->group->rank == 0 && c->env->rung_stop && dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
         stop = c->env->rung_stop(c->env->rung_ctx, c->run);
@@ -190,12 +197,14 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
     rec->epochs = res.epochs;
     if (rc == DPT_OK) {
         rec->status = res.stopped_early ? DPT_TRIAL_STOPPED_EARLY : DPT_TRIAL_OK;
-        rec->objective = objective_of(cfg, res.val_loss, res.val_accuracy);
+        rec->objective = objective_of(cfg, res.val_loss, res.val_accuracy, res.val_rmse);
         rec->val_accuracy = res.val_accuracy;
         if (!isfinite(rec->objective)) {
             rec->status = DPT_TRIAL_DIVERGED;
             snprintf(rec->message, sizeof rec->message, "the validation %s is not finite",
-                     cfg->search.objective == DPT_SEARCH_VAL_LOSS ? "loss" : "accuracy");
+                     cfg->search.objective == DPT_SEARCH_VAL_LOSS ? "loss"
+                     : cfg->data.task == DPT_TASK_REGRESSION       ? "RMSE"
+                                                                   : "accuracy");
         }
     } else if (res.interrupted) {
         rec->status = DPT_TRIAL_INTERRUPTED;

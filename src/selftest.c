@@ -586,6 +586,59 @@ static void st_loss(st_run *st, dpt_loss loss, int with_grad)
     free(y);
 }
 
+/* The regression loss with and without dout: 300 rows of 3 targets, each row's targets picked
+ * by index from a table of 500 rows (as a split's labels index its target table), errors both
+ * within and beyond Huber's delta of 1. */
+static void st_loss_targets(st_run *st, dpt_loss loss, int with_grad)
+{
+    const int R = 300, T = 3, N = 500;
+    size_t n = (size_t)R * T;
+    char op[64], shape[48];
+    snprintf(shape, sizeof shape, "%dx%d", R, T);
+    snprintf(op, sizeof op, "loss_targets %s%s", loss == DPT_LOSS_HUBER ? "huber" : "mse",
+             with_grad ? " +grad" : "");
+    float *z = st_xmalloc(n * sizeof(float)), *dz = st_xmalloc(n * sizeof(float));
+    float *t = st_xmalloc((size_t)N * T * sizeof(float));
+    int32_t *row = st_xmalloc((size_t)R * sizeof(int32_t));
+    st_fill_normal(st, z, n, 2.0f);
+    st_fill_normal(st, t, (size_t)N * T, 1.0f);
+    for (int r = 0; r < R; r++)
+        row[r] = (int32_t)dpt_rng_below(ST_SEED, DPT_RNG_SYNTH_X, st->counter++, (uint64_t)N);
+    st_fill_nan(dz, n);
+    double scale = 0.0; /* each row's loss is its own size: a mean of non-negative terms */
+    for (int r = 0; r < R; r++)
+        scale += (double)dpt_op_regress_row(z + (size_t)r * T, t + (size_t)row[r] * T, T, loss,
+                                            1.0f, NULL);
+    st_buf bz = {0}, br = {0}, bt = {0}, bdz = {0};
+    if (st_buf_init(st, &bz, z, n * sizeof(float), op) == 0 &&
+        st_buf_init(st, &br, row, (size_t)R * sizeof(int32_t), op) == 0 &&
+        st_buf_init(st, &bt, t, (size_t)N * T * sizeof(float), op) == 0 &&
+        st_buf_init(st, &bdz, dz, n * sizeof(float), op) == 0) {
+        double sum_r = 1.25, sum_d = 1.25; /* the op adds to the sum */
+        float gs = 1.0f / (float)R;
+        st->ref->loss_targets(st->ref, bz.r, br.r, bt.r, R, T, loss, gs,
+                              with_grad ? bdz.r : NULL, &sum_r);
+        st->dev->loss_targets(st->dev, bz.d, br.d, bt.d, R, T, loss, gs,
+                              with_grad ? bdz.d : NULL, &sum_d);
+        char what[80];
+        if (with_grad) {
+            snprintf(what, sizeof what, "%s dout", op);
+            st_check_buf(st, what, shape, &bdz, n, (size_t)T, -1.0, ST_TOL_ELEMENTWISE);
+        }
+        snprintf(what, sizeof what, "%s loss_sum", op);
+        st_compare(st, what, shape, &sum_r, &sum_d, ST_F64, 1, 0, scale + 1.25,
+                   ST_TOL_ELEMENTWISE);
+    }
+    st_buf_free(st, &bz);
+    st_buf_free(st, &br);
+    st_buf_free(st, &bt);
+    st_buf_free(st, &bdz);
+    free(z);
+    free(dz);
+    free(t);
+    free(row);
+}
+
 /* Sum of squares in double: every term x*x is exact in double (24 + 24 bits < 53), and for
  * non-negative terms any order of summation errs by at most (n - 1) u64 of the sum (Higham,
  * op. cit., section 4.2), so two backends differ by at most 2 (n - 1) u64 of it. */
@@ -740,6 +793,7 @@ static const char *const st_op_checks[DPT_BACKEND_N_OPS] = {
     [DPT_BACKEND_OP_act_backward] = "act_backward",
     [DPT_BACKEND_OP_bias_grad] = "bias_grad",
     [DPT_BACKEND_OP_loss] = "loss",
+    [DPT_BACKEND_OP_loss_targets] = "loss_targets",
     [DPT_BACKEND_OP_sum_squares] = "sum_squares",
     [DPT_BACKEND_OP_scale] = "scale",
     [DPT_BACKEND_OP_sgd_step] = "sgd_step",
@@ -903,6 +957,8 @@ int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, int dev_tf32, FILE *out
     for (int g = 1; g >= 0; g--) {
         st_loss(&st, DPT_LOSS_SOFTMAX_CE, g);
         st_loss(&st, DPT_LOSS_MSE, g);
+        st_loss_targets(&st, DPT_LOSS_MSE, g);
+        st_loss_targets(&st, DPT_LOSS_HUBER, g);
     }
     st_sum_squares(&st, 1);
     st_sum_squares(&st, 1000);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "metrics.h"
 #include "signals.h"
 #include "util.h"
 
@@ -159,6 +160,27 @@ static int slice_batches(dpt_trainer *t, dpt_error *mine)
     return DPT_OK;
 }
 
+/* Regression: the training target table (the training and validation rows) where the loss op
+ * reads it; small next to the rows (T floats a row), so it stays resident even when batches are
+ * staged. */
+static int upload_targets(dpt_trainer *t, dpt_error *mine)
+{
+    dpt_backend *be = &t->be;
+    const dpt_data *d = &t->data;
+    size_t bytes = (size_t)(d->train.n + d->val.n) * d->targets * sizeof(float);
+    if (be->host_memory) {
+        t->t_train = d->train.t;
+        return DPT_OK;
+    }
+    t->t_dev = be->alloc(be, bytes ? bytes : sizeof(float));
+    if (!t->t_dev)
+        return dpt_error_set(mine, DPT_ERUNTIME, "out of %s memory for the regression targets "
+                             "(%zu bytes)", be->name, bytes);
+    be->upload(be, t->t_dev, d->train.t, bytes);
+    t->t_train = t->t_dev;
+    return DPT_OK;
+}
+
 /* The model, its optimizer, the input buffers (a batch, or a chunk of rows when evaluating) and
  * the batch source that fills them. */
 static int build_model(dpt_trainer *t, dpt_error *mine)
@@ -185,6 +207,8 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
         .shuffle = cfg->data.shuffle, .seed = cfg->run.seed, .rank = t->comm->rank,
         .resident = cfg->data.device_resident,
     };
+    if (t->data.targets && upload_targets(t, mine) != DPT_OK) /* the labels index it (data.h) */
+        return DPT_ERUNTIME;
     return dpt_batch_init(&t->batch, &spec, &t->be, &t->data.train, t->xb, t->yb, mine);
 }
 
@@ -243,6 +267,7 @@ void dpt_trainer_free(dpt_trainer *t)
     if (t->be.free) {
         t->be.free(&t->be, t->xb);
         t->be.free(&t->be, t->yb);
+        t->be.free(&t->be, t->t_dev);
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
         if (t->be.destroy)
@@ -290,8 +315,12 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     float stats[DPT_GRAD_STATS] = {0};
     double loss_sum = 0.0, correct = 0.0;
     float *dlogits = m->d[0];
-    be->loss(be, logits, yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size, dlogits,
-             &loss_sum, &correct);
+    if (t->t_train)
+        be->loss_targets(be, logits, yb, t->t_train, t->rows, C, m->loss,
+                         1.0f / (float)cfg->train.batch_size, dlogits, &loss_sum);
+    else
+        be->loss(be, logits, yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size,
+                 dlogits, &loss_sum, &correct);
     /* the statistics sit after the gradients and travel with the first bucket, which starts
      * as soon as the last layer's gradients are done: they are written before backward */
     stats[0] = (float)loss_sum;
@@ -338,16 +367,24 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     return diverged ? DPT_STEP_DIVERGED : DPT_STEP_OK;
 }
 
+/* The rows [lo, hi) of a split this rank evaluates. */
+static void eval_slice(const dpt_trainer *t, const dpt_dataset *ds, int64_t *lo, int64_t *hi)
+{
+    *lo = 0;
+    *hi = ds->n;
+    if (!t->data.sharded) { /* replicated: each rank evaluates its slice of the split */
+        *lo = (int64_t)t->comm->rank * ds->n / t->comm->size;
+        *hi = (int64_t)(t->comm->rank + 1) * ds->n / t->comm->size;
+    }
+}
+
 void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy)
 {
     dpt_backend *be = &t->be;
     dpt_model *m = &t->model;
     int I = m->widths[0], C = m->widths[m->n_layers];
-    int64_t lo = 0, hi = ds->n;
-    if (!t->data.sharded) { /* replicated: each rank evaluates its slice of the split */
-        lo = (int64_t)t->comm->rank * ds->n / t->comm->size;
-        hi = (int64_t)(t->comm->rank + 1) * ds->n / t->comm->size;
-    }
+    int64_t lo, hi;
+    eval_slice(t, ds, &lo, &hi);
     double sums[3] = {0.0, 0.0, (double)(hi - lo)};
     for (int64_t r = lo; r < hi; r += EVAL_CHUNK) {
         int rows = (int)(hi - r < EVAL_CHUNK ? hi - r : EVAL_CHUNK);
@@ -365,6 +402,40 @@ void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, d
     dpt_comm_allreduce_sum_double(t->comm, sums, 3);
     *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     *accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+}
+
+void dpt_trainer_evaluate_regression(dpt_trainer *t, const dpt_dataset *ds, double *loss,
+                                     double *rmse, double *mae, double *r2)
+{
+    dpt_backend *be = &t->be;
+    dpt_model *m = &t->model;
+    const int I = m->widths[0], T = ds->targets;
+    const dpt_data *d = &t->data;
+    int64_t lo, hi;
+    eval_slice(t, ds, &lo, &hi);
+    size_t n_sums = DPT_REGRESS_SUMS(T) + 1; /* and the loss sum */
+    double *sums = calloc(n_sums, sizeof *sums);
+    float *out = malloc((size_t)EVAL_CHUNK * T * sizeof *out);
+    DPT_CHECK(sums && out, "out of memory");
+    for (int64_t r = lo; r < hi; r += EVAL_CHUNK) {
+        int rows = (int)(hi - r < EVAL_CHUNK ? hi - r : EVAL_CHUNK);
+        const float *x = ds->x + (size_t)r * I;
+        if (!be->host_memory) {
+            be->upload(be, t->xb, x, (size_t)rows * I * sizeof(float));
+            x = t->xb;
+        }
+        be->download(be, out, dpt_model_forward(m, x, rows, NULL), (size_t)rows * T * sizeof(float));
+        for (int i = 0; i < rows; i++) /* the training loss's own math, on the host */
+            sums[n_sums - 1] += dpt_op_regress_row(out + (size_t)i * T,
+                                                   ds->t + (size_t)ds->y[r + i] * T, T, m->loss,
+                                                   0.0f, NULL);
+        dpt_regress_sums_add(sums, T, out, ds->t, ds->y + r, rows, d->t_mean, d->t_std);
+    }
+    dpt_comm_allreduce_sum_double(t->comm, sums, (int)n_sums);
+    *loss = sums[0] > 0 ? sums[n_sums - 1] / sums[0] : NAN;
+    dpt_regress_metrics(sums, T, rmse, mae, r2);
+    free(sums);
+    free(out);
 }
 
 void dpt_trainer_stats(const dpt_trainer *t, dpt_step_stats *out)

@@ -49,6 +49,11 @@ void dpt_trainer_describe_comm(const dpt_trainer *t, char *out, size_t n);
 /* Mean loss and accuracy over a split, reduced across ranks. */
 void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, double *accuracy);
 
+/* Regression: mean loss (in the trained, maybe standardized, units) and RMSE, MAE, R^2 in the
+ * targets' own units over a split, reduced across ranks. */
+void dpt_trainer_evaluate_regression(dpt_trainer *t, const dpt_dataset *ds, double *loss,
+                                     double *rmse, double *mae, double *r2);
+
 void dpt_trainer_stats(const dpt_trainer *t, dpt_step_stats *out);
 void dpt_trainer_reset_stats(dpt_trainer *t);   /* the times back to zero */
 int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t);

@@ -31,6 +31,8 @@ struct dpt_trainer {
     int64_t steps_per_epoch;
     float *xb;                  /* (max_rows, I) backend memory: gathered batches, evaluation */
     int32_t *yb;                /* (max_rows) backend memory */
+    const float *t_train;       /* regression: the training target table in backend memory */
+    float *t_dev;               /* its device copy (not host-memory backends) */
     const char *device_note;    /* why this device was chosen, for the start-up table */
     /* the gradients' allreduce (comm.*): pieces of the gradient (whole layers, or blocks of a
      * large layer's rows) in the order backward finishes them, grouped into buckets by it */

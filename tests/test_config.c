@@ -304,6 +304,10 @@ Test(config, csv_columns_as_text_or_list)
     cr_assert_str_eq(c.data.class_names, "x, y, z");
     expect_load_error("data:\n  class_names: [[a]]\n",
                       "2:17: data.class_names: expected names or indices, got a list");
+    /* names with a comma or a quote are stored quoted, as the CSV reader splits them back */
+    cr_assert_eq(load_text(&c, "data:\n  class_names: [\"small, round\", 'say \"hi\"', x]\n",
+                           &err, path), DPT_OK, "%s", err.msg);
+    cr_assert_str_eq(c.data.class_names, "\"small, round\", \"say \"\"hi\"\"\", x");
 }
 
 Test(config, warmup_made_too_long_by_set_is_shortened)
@@ -610,6 +614,47 @@ Test(config, validate_cross_key_checks)
     c.model.n_layers = 0;  /* cannot come from YAML, but a struct can be built by hand */
     cr_assert_eq(dpt_config_validate(&c, &err), DPT_EUSAGE);
     cr_assert(strncmp(err.msg, "model.layers: needs 2 to 17 widths", 34) == 0, "got: %s", err.msg);
+}
+
+Test(config, validate_regression_keys)
+{
+    dpt_config c;
+    dpt_error err;
+    static const struct { const char *set[3], *msg; } cases[] = {
+        {{"data.task=regression", "model.loss=mse", ""},
+         "data.task: regression reads its targets from a CSV file: set data.format: csv (it is "
+         "idx)"},
+        {{"data.format=csv", "data.task=regression", ""},
+         "data.task: regression needs model.loss: mse or huber (softmax_cross_entropy is for "
+         "classes)"},
+        {{"data.format=csv", "model.loss=huber", ""},
+         "model.loss: huber is for data.task: regression"},
+        {{"data.format=csv", "data.target_scaling=standardize", ""},
+         "data.target_scaling: standardize is for data.task: regression"},
+        {{"data.format=csv", "search.objective=val_rmse", ""},
+         "search.objective: val_rmse is for data.task: regression"},
+        {{"data.format=csv", "data.task=regression", "model.loss=huber"}, NULL},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dpt_config_defaults(&c);
+        set_ok(&c, "data.train_csv=t.csv");
+        for (int i = 0; i < 3 && cases[k].set[i][0]; i++)
+            set_ok(&c, cases[k].set[i]);
+        int rc = dpt_config_validate(&c, &err);
+        if (!cases[k].msg) {
+            cr_assert_eq(rc, DPT_OK, "%s", err.msg);
+            continue;
+        }
+        cr_assert_eq(rc, DPT_EUSAGE, "case %zu", k);
+        cr_assert_str_eq(err.msg, cases[k].msg);
+    }
+    dpt_config_defaults(&c);
+    cr_assert_eq(c.data.missing, DPT_MISSING_ERROR);
+    cr_assert_eq(c.data.task, DPT_TASK_CLASSIFICATION);
+    char path[64];
+    cr_assert_eq(load_text(&c, "data:\n  label_column: [price, demand]\n", &err, path), DPT_OK,
+                 "%s", err.msg); /* a YAML list of target columns is stored joined */
+    cr_assert_str_eq(c.data.label_column, "price, demand");
 }
 
 /* Writes cfg to a temporary file, loads it over fresh defaults, and compares bytes. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "csv.h"
 #include "data.h"
 #include "rng.h"
 
@@ -970,4 +971,164 @@ Test(data, free_zeroed_struct)
     dpt_data_free(&d);
     dpt_data_free(&d);
     assert_zeroed(&d);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Regression targets, data.missing: mean
+ */
+
+static void regression_cfg(dpt_config *cfg, int I, int T, const char *targets)
+{
+    base_cfg(cfg, I, T);
+    cfg->data.format = DPT_FORMAT_CSV;
+    cfg->data.task = DPT_TASK_REGRESSION;
+    snprintf(cfg->data.label_column, sizeof cfg->data.label_column, "%s", targets);
+}
+
+Test(data, regression_targets_index_a_table)
+{
+    /* two targets named in the middle and at the end; a validation split moves rows, their
+     * labels keep pointing at their own targets in the shared table */
+    const char *text = "id,a,price,b,demand\n"
+                       "0,1.0,10.5,-1,0.25\n"
+                       "1,2.0,20.5,-2,0.5\n"
+                       "2,3.0,30.5,-3,0.75\n"
+                       "3,4.0,40.5,-4,1.0\n";
+    dpt_config cfg;
+    regression_cfg(&cfg, 2, 2, "price, demand");
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "a, b");
+    cfg.data.validation_fraction = 0.5;
+    dpt_data d;
+    csv_load(&cfg, text, 0, &d);
+    cr_assert_eq(d.targets, 2);
+    cr_assert_eq(d.train.n + d.val.n, 4);
+    cr_assert_eq(d.val.t, d.train.t, "the validation split shares the training table");
+    cr_assert_str_eq(d.target_names[0], "price");
+    cr_assert_str_eq(d.target_names[1], "demand");
+    const dpt_dataset *splits[2] = {&d.train, &d.val};
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = 0; i < splits[s]->n; i++) {
+            const dpt_dataset *ds = splits[s];
+            float a = ds->x[i * 2]; /* the row is a = k + 1: its targets follow from it */
+            const float *t = ds->t + (size_t)ds->y[i] * 2;
+            cr_assert(t[0] == 10.0f * a + 0.5f && t[1] == 0.25f * a, "split %d row %lld: a %g, "
+                      "targets %g %g", s, (long long)i, a, t[0], t[1]);
+            cr_assert(ds->x[i * 2 + 1] == -a);
+        }
+    dpt_data_free(&d);
+
+    /* standardized: (t - mean) / std with the training split's statistics, saved */
+    cfg.data.validation_fraction = 0.0;
+    cfg.data.target_scaling = DPT_TARGET_SCALING_STANDARDIZE;
+    csv_load(&cfg, text, 0, &d);
+    cr_assert(fabs(d.t_mean[0] - 25.5) < 1e-12 && fabs(d.t_mean[1] - 0.625) < 1e-12);
+    double sd0 = sqrt(125.0); /* population std of 10.5 .. 40.5 */
+    cr_assert(fabs(d.t_std[0] - sd0) < 1e-9, "std %g", d.t_std[0]);
+    for (int i = 0; i < 4; i++)
+        cr_assert(fabsf(d.train.t[i * 2] - (float)((10.0 * i + 10.5 - 25.5) / sd0)) < 1e-6f);
+    dpt_data_free(&d);
+}
+
+Test(data, regression_bad_targets)
+{
+    dpt_config cfg;
+    regression_cfg(&cfg, 2, 1, "y");
+    cfg.data.csv_header = 1;
+    static const struct { const char *text, *msg; } cases[] = {
+        {"a,b,y\n1,2,3\n1,2,\n", ":3: column 3 (y): missing value (\"\") in data row 2"},
+        {"a,b,y\n1,2,3\n1,2,cat\n", ":3: column 3 (y) (\"cat\") is not a number"},
+        {"a,b,z\n1,2,3\n", ": data.label_column: no column named 'y' in the header"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        write_text(cfg.data.train_csv, "bad.csv", cases[k].text);
+        expect_msg_at(&cfg, cfg.data.train_csv, cases[k].msg);
+    }
+    /* the target columns against the model and the features (file a,y,z) */
+    static const struct { const char *targets, *features; int T, task; const char *msg; } cols[] = {
+        {"y, z", "", 1, DPT_TASK_REGRESSION,
+         ": data.label_column names 2 target columns but model.layers[-1] is 1"},
+        {"y, z", "", 1, DPT_TASK_CLASSIFICATION,
+         ": data.label_column names 2 columns but a classification has one label column"},
+        {"y, y", "", 2, DPT_TASK_REGRESSION, ": data.label_column: column 1 ('y') is listed twice"},
+        {"y, z", "a, z", 2, DPT_TASK_REGRESSION,
+         ": data.feature_columns: 'z' is a target column (data.label_column)"},
+    };
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        regression_cfg(&cfg, 1, cols[k].T, cols[k].targets);
+        cfg.data.task = (dpt_task)cols[k].task;
+        snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "%s",
+                 cols[k].features);
+        write_text(cfg.data.train_csv, "two.csv", "a,y,z\n1,2,3\n");
+        expect_msg_at(&cfg, cfg.data.train_csv, cols[k].msg);
+    }
+}
+
+Test(data, missing_mean_imputes_training_means)
+{
+    dpt_config cfg;
+    base_cfg(&cfg, 2, 3);
+    cfg.data.format = DPT_FORMAT_CSV;
+    cfg.data.missing = DPT_MISSING_MEAN;
+    write_text(cfg.data.test_csv, "mtest.csv", "y,a,b\n1,NA,\n2,5,6\n");
+    dpt_data d;
+    csv_load(&cfg, "y,a,b\n0,1,\n1,,4\n2,3,NaN\n0,?,8\n", 0, &d);
+    cr_assert(d.fill[0] == 2.0 && d.fill[1] == 6.0, "means %g %g", d.fill[0], d.fill[1]);
+    static const float x[] = {1, 6, 2, 4, 3, 6, 2, 8};
+    static const int y[] = {0, 1, 2, 0};
+    csv_expect(&d, 4, x, y);
+    cr_assert(d.test.x[0] == 2.0f && d.test.x[1] == 6.0f && d.test.x[2] == 5.0f,
+              "the test file is filled with the training's means");
+    dpt_data_free(&d);
+    /* the means come before standardization, which then sees no missing value */
+    cfg.data.scaling = DPT_SCALING_STANDARDIZE;
+    csv_load(&cfg, "y,a,b\n0,1,\n1,,4\n2,3,NaN\n0,?,8\n", 0, &d);
+    for (int k = 0; k < 8; k++)
+        cr_assert(isfinite(d.train.x[k]));
+    dpt_data_free(&d);
+    /* error stays the default; a column with no value at all has no mean */
+    cfg.data.scaling = DPT_SCALING_UNIT;
+    write_text(cfg.data.train_csv, "empty_col.csv", "y,a,b\n0,1,\n1,2,NA\n");
+    expect_msg_at(&cfg, "", "data.missing: mean, but feature 2 (b) has no value in the training "
+                  "file to take a mean of");
+    cfg.data.missing = DPT_MISSING_ERROR;
+    expect_msg_at(&cfg, cfg.data.train_csv, ":2: column 3 (b): missing value (\"\") in data row 1");
+}
+
+Test(data, names_with_commas_are_quoted_in_lists)
+{
+    /* a header name and class names holding commas: quoted in the key's comma-separated list as
+     * in a CSV field (dpt_csv_list_item), "" for a quote; a quoted item is always a name */
+    const char *text = "\"size, cm\",\"1:2\",kind\n"
+                       "1.5,2,\"small, round\"\n"
+                       "2.5,3,\"say \"\"hi\"\"\"\n";
+    dpt_config cfg;
+    base_cfg(&cfg, 2, 2);
+    cfg.data.format = DPT_FORMAT_CSV;
+    snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "kind");
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns,
+             " \"size, cm\" , \"1:2\"");
+    snprintf(cfg.data.class_names, sizeof cfg.data.class_names,
+             "\"say \"\"hi\"\"\", \"small, round\"");
+    dpt_data d;
+    csv_load(&cfg, text, 0, &d);
+    static const float x[] = {1.5f, 2.0f, 2.5f, 3.0f};
+    static const int y[] = {1, 0};
+    csv_expect(&d, 2, x, y);
+    cr_assert_str_eq(d.feature_names[0], "size, cm");
+    cr_assert_str_eq(d.class_names[0], "say \"hi\"");
+    dpt_data_free(&d);
+    char joined[64] = "";
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "size, cm"), 0);
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "say \"hi\""), 0);
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "plain"), 0);
+    cr_assert_str_eq(joined, "\"size, cm\", \"say \"\"hi\"\"\", plain");
+    cr_assert_eq(dpt_csv_list_append(joined, 37, "more"), -1);
+    cr_assert_str_eq(joined, "\"size, cm\", \"say \"\"hi\"\"\", plain", "unchanged when full");
+
+    snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "\"open, a");
+    expect_msg_at(&cfg, "", "data.class_names: a quoted name is not closed in '\"open, a'");
+    snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "a, b");
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "\"size, cm\"x, 1");
+    expect_msg_at(&cfg, cfg.data.train_csv, ": data.feature_columns: text after a quoted name "
+                  "(quote the whole name) in '\"size, cm\"x, 1'");
 }

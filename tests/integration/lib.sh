@@ -77,3 +77,17 @@ kill_search_after() {
     if wait "$job"; then return 1; fi
     return 0
 }
+
+# bad NAME SUBSTRING ARGS...: `dptrain ARGS` must exit 2 with SUBSTRING in its stderr (a usage
+# error that names what is wrong); a failure is counted.
+bad() { # NAME SUBSTRING ARGS...
+    local name=$1 want=$2 rc=0
+    shift 2
+    "$DPTRAIN" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    if [ "$rc" -ne 2 ] || ! grep -qF -- "$want" "$TMP/$name.err"; then
+        fail "$name: exit $rc (expected 2), stderr lacks '$want':"
+        sed 's/^/    /' "$TMP/$name.err" >&2
+    else
+        echo "ok: $name: $(head -n1 "$TMP/$name.err")"
+    fi
+}

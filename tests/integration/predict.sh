@@ -68,17 +68,6 @@ PY
 
 # bad input: exit 2 and a message naming what is wrong
 RC=0
-bad() { # NAME SUBSTRING ARGS...
-    local name=$1 want=$2 rc=0
-    shift 2
-    "$DPTRAIN" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
-    if [ "$rc" -ne 2 ] || ! grep -qF -- "$want" "$TMP/$name.err"; then
-        fail "$name: exit $rc (expected 2), stderr lacks '$want':"
-        sed 's/^/    /' "$TMP/$name.err" >&2
-    else
-        echo "ok: $name: $(head -n1 "$TMP/$name.err")"
-    fi
-}
 printf 'width,sepal\n1,2\n' >"$TMP/missing_col.csv"
 bad missing_column "no column named 'petal' in the header" predict "$TMP/run" --input "$TMP/missing_col.csv"
 printf 'id,sepal,petal,width,note,species\n1,1,2,3,x,daisy\n' >"$TMP/unknown_label.csv"
