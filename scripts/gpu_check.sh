@@ -25,6 +25,7 @@ usage: scripts/gpu_check.sh [--emulated] OUTDIR
                FASHION_MNIST_DIR=DIR      where the four Fashion-MNIST IDX files are
                                           (default: the paths in configs/fashion_mnist.yaml)
                DPT_GPU_CHECK_BUDGET_S=N   the time budget in seconds (default 480)
+               MPIRUN="mpirun ..."        the launcher for the multi-GPU allreduce
                PYTHON=python3             the interpreter for the PyTorch timing
 EOF
 }
@@ -84,8 +85,16 @@ why() { # LOG
     esac
 }
 
-mpirun_cmd=(mpirun --oversubscribe)
-[ "$(id -u)" != 0 ] || mpirun_cmd+=(--allow-run-as-root)
+# MPIRUN overrides the launcher (e.g. MPIRUN="srun --mpi=pmix"); Open MPI's gets its flags
+if [ -n "${MPIRUN:-}" ]; then
+    read -r -a mpirun_cmd <<<"$MPIRUN"
+else
+    mpirun_cmd=(mpirun)
+    if mpirun --version 2>/dev/null | grep -q 'Open MPI'; then
+        mpirun_cmd+=(--oversubscribe)
+        [ "$(id -u)" != 0 ] || mpirun_cmd+=(--allow-run-as-root)
+    fi
+fi
 
 # --- the build --------------------------------------------------------------------------------
 if [ "$emulated" = 1 ]; then
@@ -226,7 +235,7 @@ if [ $rc = 0 ] && grep -q '^# Out of bounds values : 0 OK' "$logs/allreduce.log"
     # the largest size of the first section (all ranks)
     big=$(awk '/^# Out of bounds/ { exit } $3 == "float" { line = $0 }
                END { split(line, f); printf "%s B: %s us, busbw %s GB/s", f[1], f[5], f[7] }' "$logs/allreduce.log")
-    row "bench allreduce --device cuda, $ngpu rank(s)" PASS "$big; $(grep -m1 '^# Avg bus bandwidth' "$logs/allreduce.log" | sed 's/^# *//;s/ *$//')" allreduce.log
+    row "bench allreduce --device cuda, $ngpu rank(s)" PASS "$big; $(grep -m1 '^# Avg bus bandwidth' "$logs/allreduce.log" | sed 's/^# *//;s/ *$//' | tr -s ' ')" allreduce.log
 else
     row "bench allreduce --device cuda, $ngpu rank(s)" FAIL "$(why allreduce.log)" allreduce.log
 fi
@@ -256,7 +265,7 @@ name="train $(basename "$train_cfg") --device cuda"
 if [ $rc != 0 ] || [ -z "$acc" ]; then
     row "$name" FAIL "$(why train.log)" train.log
 elif awk -v a="$acc" -v m="$min_acc" 'BEGIN { exit !(a >= m) }'; then
-    row "$name" PASS "test accuracy $(awk -v a="$acc" 'BEGIN{printf "%.2f", 100*a}')% >= $(awk -v m="$min_acc" 'BEGIN{print 100*m}')%; $(tail -1 "$logs/train.log" | cut -c1-80)" train.log
+    row "$name" PASS "test accuracy $(awk -v a="$acc" 'BEGIN{printf "%.2f", 100*a}')% >= $(awk -v m="$min_acc" 'BEGIN{print 100*m}')% ($(grep -o '[0-9]* steps in [0-9.]*s' "$logs/train.log" | tail -1))" train.log
 else
     row "$name" FAIL "test accuracy $(awk -v a="$acc" 'BEGIN{printf "%.2f", 100*a}')% < $(awk -v m="$min_acc" 'BEGIN{print 100*m}')%" train.log
 fi
