@@ -72,7 +72,9 @@ run_step() { # LOG T CMD...
         return
     fi
     echo "\$ $*" >"$log"
-    timeout -k 10 "$t" "$@" >>"$log" 2>&1
+    # in a subshell whose stderr is dropped (bash's "Killed" notice when -k had to kill); the
+    # exit keeps bash from replacing the subshell by timeout, which -k's SIGKILL also reaches
+    (timeout -k 10 "$t" "$@" >>"$log" 2>&1; exit $?) 2>/dev/null
     rc=$?
 }
 
