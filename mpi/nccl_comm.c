@@ -107,7 +107,11 @@ void dpt_nccl_init(dpt_nccl *n, dpt_comm *c, double timeout_s)
     dptEmuNcclSetMpiComm(comm);
 #endif
     init_comm(n, id, timeout_s);
-    DPT_NCCL_CUDA_CHECK(cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking));
+    /* the greatest priority: a bucket's allreduce queued during backward is scheduled ahead of
+     * the compute stream's waiting kernels, so it runs beside backward instead of after it */
+    int greatest = 0;
+    DPT_NCCL_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(NULL, &greatest));
+    DPT_NCCL_CUDA_CHECK(cudaStreamCreateWithPriority(&n->stream, cudaStreamNonBlocking, greatest));
     DPT_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming));
     DPT_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming));
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nvtx.h"
 #include "reducer_impl.h"
 #include "ring.h"
 #include "util.h"
@@ -23,9 +24,11 @@ struct dpt_reducer {
     int overlap;           /* the plan's buckets start during backward */
     int n_buckets, n_pieces;
     size_t n;              /* floats in the planned buffer */
+    double cap;            /* the plan's bucket size in floats (cap_floats) */
     int *bucket_of_piece;  /* (n_pieces) the bucket a piece completes; -1: none */
     size_t *off, *len;     /* (n_buckets) bucket k is floats [off[k], off[k] + len[k]) */
     double *t_begin, *t_end; /* (n_buckets) this step: when bucket k started and was summed */
+    uint64_t *nvtx;        /* (n_buckets) bucket k's NVTX range, start to summed (src/nvtx.h) */
     double t_start;        /* this step: when bucket 0 started */
     int64_t step;          /* the caller's step, for the watchdog's report */
     dpt_watchdog *wd;      /* the MPI path's watchdog (run.comm_timeout_s); NULL: none */
@@ -96,19 +99,24 @@ void dpt_reducer_free(dpt_reducer *r)
     free(r->len);
     free(r->t_begin);
     free(r->t_end);
+    free(r->nvtx);
     free(r);
 }
 
-static double cap_floats(const dpt_reducer *r)
+/* The floats a bucket closes at, in a buffer of n: comm.bucket_mb, as the path adjusts it (the
+ * NCCL path's rule is in reducer_nccl.c). */
+static double cap_floats(const dpt_reducer *r, double n)
 {
-    return r->s.bucket_mb * 1048576.0 / sizeof(float);
+    double cap = r->s.bucket_mb * 1048576.0 / sizeof(float);
+    return r->ops->bucket_cap ? r->ops->bucket_cap(cap, n) : cap;
 }
 
-int dpt_reducer_blocks(const dpt_reducer *r, double floats, int rows, int budget)
+int dpt_reducer_blocks(const dpt_reducer *r, double n, double floats, int rows, int budget)
 {
     int blocks = 1;
-    if (r->may_overlap && floats > cap_floats(r)) {
-        double b = ceil(floats / cap_floats(r));
+    double cap = cap_floats(r, n);
+    if (r->may_overlap && floats > cap) {
+        double b = ceil(floats / cap);
         blocks = b > rows ? rows : (int)b;
         if (blocks > budget)
             blocks = budget;
@@ -126,17 +134,20 @@ void dpt_reducer_plan(dpt_reducer *r, size_t n, size_t n_stats, const size_t *st
     free(r->len);
     free(r->t_begin);
     free(r->t_end);
+    free(r->nvtx);
     r->bucket_of_piece = malloc((size_t)n_pieces * sizeof *r->bucket_of_piece);
     r->off = malloc((size_t)n_pieces * sizeof *r->off);
     r->len = malloc((size_t)n_pieces * sizeof *r->len);
     r->t_begin = calloc((size_t)n_pieces, sizeof *r->t_begin);
     r->t_end = calloc((size_t)n_pieces, sizeof *r->t_end);
-    DPT_CHECK(r->bucket_of_piece && r->off && r->len && r->t_begin && r->t_end, "out of memory");
+    r->nvtx = calloc((size_t)n_pieces, sizeof *r->nvtx);
+    DPT_CHECK(r->bucket_of_piece && r->off && r->len && r->t_begin && r->t_end && r->nvtx,
+              "out of memory");
     r->n = n;
     r->n_pieces = n_pieces;
     r->n_buckets = 0;
     size_t end = n;
-    double cap = cap_floats(r);
+    double cap = r->cap = cap_floats(r, (double)n);
     for (int i = 0; i < n_pieces; i++) {
         r->bucket_of_piece[i] = -1;
         if (i == n_pieces - 1 || (r->may_overlap && (double)(end - start[i]) >= cap)) {
@@ -160,6 +171,7 @@ int dpt_reducer_n_buckets(const dpt_reducer *r) { return r->n_buckets; }
 
 static void start_bucket(dpt_reducer *r, float *buf, int k)
 {
+    r->nvtx[k] = dpt_nvtx_start_k("allreduce bucket", k);
     r->t_begin[k] = dpt_now();
     if (k == 0)
         r->t_start = r->t_begin[k];
@@ -205,6 +217,7 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf)
     for (int k = 0; k < r->n_buckets; k++) {
         double end = r->ops->bucket_end_s ? r->ops->bucket_end_s(r->impl, k) : 0.0;
         r->t_end[k] = end > 0.0 ? end : t1;
+        dpt_nvtx_end(r->nvtx[k]);
     }
     r->last.exposed_s = t1 - t0;
     if (r->overlap)
@@ -234,9 +247,14 @@ void dpt_reducer_describe(const dpt_reducer *r, char *out, size_t n)
     }
     char how[160];
     int thread = r->ops->polled_by_thread && r->ops->polled_by_thread(r->impl);
+    double cap_mb = r->cap * sizeof(float) / 1048576.0;
+    char cap[96] = "";
+    if (r->ops->bucket_cap && cap_mb < s->bucket_mb) /* the NCCL path's rule made them smaller */
+        snprintf(cap, sizeof cap, "; NCCL: at most 1/4 of the gradients, at least 1 MiB: %.3g "
+                 "MiB", cap_mb);
     if (r->overlap)
-        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g) overlapped with backward%s",
-                 r->n_buckets, r->n_buckets == 1 ? "" : "s", s->bucket_mb,
+        snprintf(how, sizeof how, "%d bucket%s (comm.bucket_mb %g%s) overlapped with backward%s",
+                 r->n_buckets, r->n_buckets == 1 ? "" : "s", s->bucket_mb, cap,
                  thread ? " (progress thread)" : "");
     else if (s->overlap && r->n_buckets == 1)
         snprintf(how, sizeof how, "one allreduce after backward (the model fits one bucket of "

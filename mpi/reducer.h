@@ -62,9 +62,10 @@ int dpt_reducer_create(dpt_reducer **out, dpt_comm *c, const dpt_reducer_setting
 void dpt_reducer_free(dpt_reducer *r);
 
 /* How many blocks of rows backward should cut a layer of `floats` floats (`rows` output rows)
- * into, so that its gradient can leave in buckets of about comm.bucket_mb: 1 unless the buckets
- * overlap backward, at most rows and at most budget. */
-int dpt_reducer_blocks(const dpt_reducer *r, double floats, int rows, int budget);
+ * into, so that its gradient can leave in buckets of about comm.bucket_mb (on the NCCL path at
+ * most 1/4 of the whole buffer of n floats, at least 1 MiB: reducer_nccl.c): 1 unless the
+ * buckets overlap backward, at most rows and at most budget. */
+int dpt_reducer_blocks(const dpt_reducer *r, double n, double floats, int rows, int budget);
 
 /* Plans the buckets over a buffer of n floats whose last n_stats floats are statistics (always
  * summed in fp32, and with the first bucket), produced in n_pieces pieces in the order backward

@@ -12,6 +12,9 @@ typedef struct {
      * statistics; overlap: the buckets start during backward. NULL: nothing to prepare. */
     void (*plan)(void *impl, const size_t *off, const size_t *len, int n_buckets,
                  size_t n_stats, int overlap);
+    /* The floats a bucket closes at on this path, given comm.bucket_mb's (cap) and the whole
+     * buffer's (n). NULL: cap. */
+    double (*bucket_cap)(double cap, double n);
     /* Bucket k (floats [off, off + len) of buf) is final: its sum starts. */
     void (*start)(void *impl, float *buf, int k, size_t off, size_t len);
     void (*progress)(void *impl); /* NULL: nothing to poll */

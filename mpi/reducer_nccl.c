@@ -7,6 +7,24 @@
 #include "nccl_comm.h"
 #include "reducer_impl.h"
 
+/* The NCCL path's bucket size: comm.bucket_mb, but at most 1/NCCL_BUCKETS of the gradients and
+ * not under NCCL_BUCKET_FLOOR_MB. With the plain 25 MB rule both MLPs of configs/ fit one bucket,
+ * which can only start when backward ends, so the allreduce never overlaps it; about 4 buckets let
+ * the first leave after the last layers' gradients while the first layer's weight gradient (the
+ * largest GEMM of backward) is still computing. The floor keeps each ncclAllReduce above the size
+ * where its fixed cost (launch and protocol latency, tens of us) outweighs its bandwidth time, so
+ * a small model is not cut into many latency-bound calls. docs/interface.md states the rule. */
+enum { NCCL_BUCKETS = 4 };
+#define NCCL_BUCKET_FLOOR_MB 1.0
+
+static double nccl_bucket_cap(double cap, double n)
+{
+    double floor = NCCL_BUCKET_FLOOR_MB * 1048576.0 / sizeof(float);
+    double share = n / NCCL_BUCKETS;
+    double c = share > floor ? share : floor;
+    return c < cap ? c : cap;
+}
+
 typedef struct {
     dpt_nccl nccl;
     MPI_Comm world;       /* for the barrier */
@@ -42,6 +60,7 @@ static void nccl_free(void *impl)
 
 static const dpt_reducer_ops nccl_ops = {
     .name = "NCCL",
+    .bucket_cap = nccl_bucket_cap,
     .start = nccl_start,
     .wait = nccl_wait,
     .barrier = nccl_barrier,

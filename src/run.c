@@ -436,7 +436,7 @@ static void measure_epoch(run_state *r, int epoch, const epoch_sums *e, double e
     em->train_loss = e->rows > 0 ? e->loss / e->rows : NAN;
     em->train_accuracy = e->rows > 0 ? e->correct / e->rows : NAN;
     em->val_loss = em->val_accuracy = em->test_loss = em->test_accuracy = NAN;
-    double t_eval = dpt_now();
+    double t_eval = dpt_trace_begin(DPT_SPAN_EVALUATION);
     em->regression = t->data.targets > 0;
     em->val_rmse = em->val_mae = em->val_r2 = em->test_rmse = em->test_mae = em->test_r2 = NAN;
     if (em->regression) {
@@ -453,7 +453,7 @@ static void measure_epoch(run_state *r, int epoch, const epoch_sums *e, double e
         if (t->data.test.n_total > 0)
             dpt_trainer_evaluate(t, &t->data.test, &em->test_loss, &em->test_accuracy);
     }
-    dpt_trace_span(t->trace, DPT_SPAN_EVALUATION, t_eval, dpt_now(), r->step, -1);
+    dpt_trace_span(t->trace, DPT_SPAN_EVALUATION, t_eval, dpt_trace_end(), r->step, -1);
     em->samples_per_s = e->rows / ep_time;
     em->time_s = ep_time;
     em->compute_s = st.t_compute;
@@ -483,10 +483,10 @@ static int end_epoch(run_state *r, int epoch, const epoch_sums *e, dpt_epoch_met
             dpt_metrics_print_row(stdout, em);
         if (dpt_metrics_append(r->mf, em) != 0)
             rc = dpt_error_set(&mine, DPT_ERUNTIME, "cannot append to '%s': %m", r->metrics_path);
-        double t_ckpt = dpt_now();
+        double t_ckpt = dpt_trace_begin(DPT_SPAN_CHECKPOINT);
         if (rc == DPT_OK)
             rc = save_checkpoint(r->t, r->ckpt, (int)(r->step / r->spe), r->step, &mine);
-        dpt_trace_span(r->t->trace, DPT_SPAN_CHECKPOINT, t_ckpt, dpt_now(), r->step, -1);
+        dpt_trace_span(r->t->trace, DPT_SPAN_CHECKPOINT, t_ckpt, dpt_trace_end(), r->step, -1);
     }
     if ((rc = dpt_comm_agree_error(r->comm, rc, &mine, err)) != DPT_OK)
         return rc;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nvtx.h"
 #include "util.h"
 
 typedef struct {
@@ -29,6 +30,26 @@ struct dpt_trace {
 static const char *const span_names[DPT_SPAN_COUNT] = {
     "step", "data", "forward", "backward", "barrier wait", "allreduce (exposed)", "optimizer",
     "bucket allreduce", "evaluation", "checkpoint"};
+
+double dpt_trace_begin(dpt_span_kind kind)
+{
+    dpt_nvtx_push(span_names[kind]);
+    return dpt_now();
+}
+
+double dpt_trace_end(void)
+{
+    double t = dpt_now();
+    dpt_nvtx_pop();
+    return t;
+}
+
+double dpt_trace_next(dpt_span_kind kind)
+{
+    double t = dpt_trace_end();
+    dpt_nvtx_push(span_names[kind]);
+    return t;
+}
 
 int dpt_trace_open(dpt_trace **out, dpt_comm *c, const char *path,
                    int64_t steps_per_epoch_traced, dpt_error *err)

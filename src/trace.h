@@ -40,6 +40,13 @@ int dpt_trace_wants(const dpt_trace *t, int64_t step_in_epoch);
 /* A span from t0 to t1 (dpt_now() seconds); bucket -1 when none. Safe on NULL. */
 void dpt_trace_span(dpt_trace *t, dpt_span_kind kind, double t0, double t1, int64_t step,
                     int bucket);
+/* The step's phase boundaries, for both timelines at one call site: each returns dpt_now() (the
+ * times the caller keeps for dpt_trace_span and its statistics) and opens or closes the NVTX range
+ * of the same name (src/nvtx.h; Nsight Systems), on every step whether or not it is traced.
+ * Ranges nest: begin STEP, then begin DATA, next FORWARD, ..., end, end. */
+double dpt_trace_begin(dpt_span_kind kind);
+double dpt_trace_end(void);
+double dpt_trace_next(dpt_span_kind kind); /* end the current phase, begin kind */
 /* Collective: rank 0 gathers every rank's spans and writes the file. DPT_ERUNTIME (on every
  * rank) when it cannot be written. Safe on NULL (returns DPT_OK). */
 int dpt_trace_write(dpt_trace *t, dpt_error *err);

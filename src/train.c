@@ -68,10 +68,11 @@ static void plan_buckets(dpt_trainer *t)
     dpt_model *m = &t->model;
     size_t start[DPT_REDUCER_MAX_PIECES];
     int pieces = 0;
+    size_t n = m->n_params + DPT_GRAD_STATS;
     for (int l = m->n_layers - 1; l >= 0; l--) {
         int O = m->widths[l + 1], I = m->widths[l];
         /* at least one piece is left for each layer below */
-        int blocks = dpt_reducer_blocks(t->reducer, (double)O * I + O, O,
+        int blocks = dpt_reducer_blocks(t->reducer, (double)n, (double)O * I + O, O,
                                         DPT_REDUCER_MAX_PIECES - pieces - l);
         m->grad_blocks[l] = blocks;
         t->piece0[l] = pieces;
@@ -81,7 +82,7 @@ static void plan_buckets(dpt_trainer *t)
             start[pieces++] = m->w_off[l] + (size_t)r0 * I;
         }
     }
-    dpt_reducer_plan(t->reducer, m->n_params + DPT_GRAD_STATS, DPT_GRAD_STATS, start, pieces);
+    dpt_reducer_plan(t->reducer, n, DPT_GRAD_STATS, start, pieces);
 }
 
 static void be_download(void *ctx, void *host, const void *dev, size_t bytes)
@@ -302,16 +303,18 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     dpt_backend *be = &t->be;
     dpt_model *m = &t->model;
     int C = m->widths[m->n_layers];
-    double t0 = dpt_now();
+    /* the phases' times for run.trace and the statistics, and their NVTX ranges (nsys) */
+    double t0 = dpt_trace_begin(DPT_SPAN_STEP);
+    dpt_trace_begin(DPT_SPAN_DATA);
 
     const float *xb;
     const int32_t *yb;
     dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
-    double t1 = dpt_now();
+    double t1 = dpt_trace_next(DPT_SPAN_FORWARD);
 
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
     const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
-    double tf = dpt_now(); /* run.trace: forward (with the loss below) and backward apart */
+    double tf = dpt_trace_next(DPT_SPAN_BACKWARD); /* backward: with the loss below */
     float stats[DPT_GRAD_STATS] = {0};
     double loss_sum = 0.0, correct = 0.0;
     float *dlogits = m->d[0];
@@ -333,18 +336,20 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
     be->sync(be);
-    double t2 = dpt_now(), tb = t2; /* tb: backward's end, for run.trace */
+    double t2 = dpt_trace_end(), tb = t2; /* tb: backward's end, for run.trace */
 
     if (t->split_wait && t->comm->size > 1) {
+        dpt_trace_begin(DPT_SPAN_WAIT);
         dpt_reducer_barrier(t->reducer); /* buckets in flight move on while it waits */
-        double tw = dpt_now();
+        double tw = dpt_trace_end();
         t->t_wait += tw - t2;
         t2 = tw;
     }
     /* gradients and the step's statistics: in buckets already under way (overlap), or in one
      * allreduce now */
+    dpt_trace_begin(DPT_SPAN_ALLREDUCE);
     dpt_reducer_finish(t->reducer, m->grads);
-    double t3 = dpt_now();
+    double t3 = dpt_trace_next(DPT_SPAN_OPTIMIZER);
     t->t_comm_total += dpt_reducer_last_stats(t->reducer).total_s;
 
     be->download(be, stats, m->grads + m->n_params, sizeof stats);
@@ -355,7 +360,8 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     if (!diverged)
         dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
     be->sync(be);
-    double t4 = dpt_now();
+    double t4 = dpt_trace_end();
+    dpt_trace_end(); /* the step */
     if (dpt_trace_wants(t->trace, step_in_epoch)) {
         const double at[] = {t0, t1, tf, tb, t2, t3, t4};
         trace_step(t, step, at);

@@ -140,6 +140,7 @@ static size_t device_mem_bytes()
 struct stream_rec {
     unsigned flags;
     int device;
+    int priority; /* cudaStreamCreateWithPriority's, clamped; only reported back */
 };
 struct event_rec {
     unsigned flags;
@@ -616,11 +617,51 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
         return fail(cudaErrorInvalidValue);
     if (t_device >= device_count())
         return fail(cudaErrorNoDevice);
-    stream_rec *s = new stream_rec{flags, t_device};
+    stream_rec *s = new stream_rec{flags, t_device, 0};
     stream_created((cudaStream_t)(void *)s, !(flags & cudaStreamNonBlocking));
     std::lock_guard<std::mutex> g(g_lock);
     g_streams.insert(s);
     *stream = (cudaStream_t)(void *)s;
+    return cudaSuccess;
+}
+
+/* A range like a GPU's (lower numbers are greater priorities); the emulation runs streams in
+ * the order its seed picks whatever their priority, so the value is only stored and reported. */
+enum { EMU_PRIORITY_LEAST = 0, EMU_PRIORITY_GREATEST = -5 };
+
+cudaError_t cudaDeviceGetStreamPriorityRange(int *least, int *greatest)
+{
+    if (t_device >= device_count())
+        return fail(cudaErrorNoDevice);
+    if (least)
+        *least = EMU_PRIORITY_LEAST;
+    if (greatest)
+        *greatest = EMU_PRIORITY_GREATEST;
+    return cudaSuccess;
+}
+
+/* As CUDA, a priority outside the range is clamped to it. */
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t *stream, unsigned int flags, int priority)
+{
+    cudaError_t rc = cudaStreamCreateWithFlags(stream, flags);
+    if (rc != cudaSuccess)
+        return rc;
+    int p = priority > EMU_PRIORITY_LEAST ? EMU_PRIORITY_LEAST : priority;
+    ((stream_rec *)(void *)*stream)->priority = p < EMU_PRIORITY_GREATEST ? EMU_PRIORITY_GREATEST : p;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamGetPriority(cudaStream_t stream, int *priority)
+{
+    if (!priority)
+        return fail(cudaErrorInvalidValue);
+    if (!stream) { /* the legacy default stream */
+        *priority = EMU_PRIORITY_LEAST;
+        return cudaSuccess;
+    }
+    if (!stream_valid(stream))
+        return fail(cudaErrorInvalidResourceHandle);
+    *priority = ((stream_rec *)(void *)stream)->priority;
     return cudaSuccess;
 }
 

@@ -149,6 +149,24 @@ Test(launch, invalid_configurations_reach_cudaGetLastError_and_do_not_run)
     cr_assert_eq(sum, 65535.0f + 1.0f + 64.0f + 64.0f, "sum %g", sum);
 }
 
+/* The NCCL stream asks for the greatest priority (mpi/nccl_comm.c): the range and clamping. */
+Test(launch, stream_priorities_are_clamped_to_the_device_range)
+{
+    int least = 1, greatest = 1, p = 1;
+    cudaStream_t s;
+    cr_assert_eq(cudaDeviceGetStreamPriorityRange(&least, &greatest), cudaSuccess);
+    cr_assert(greatest < least, "greatest %d, least %d", greatest, least);
+    cr_assert_eq(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest), cudaSuccess);
+    cr_assert_eq(cudaStreamGetPriority(s, &p), cudaSuccess);
+    cr_assert_eq(p, greatest);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest - 100), cudaSuccess);
+    cr_assert_eq(cudaStreamGetPriority(s, &p), cudaSuccess);
+    cr_assert_eq(p, greatest);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaStreamGetPriority(s, &p), cudaErrorInvalidResourceHandle);
+}
+
 Test(launch, destroyed_stream_is_an_invalid_handle)
 {
     cudaStream_t s;

@@ -14,6 +14,8 @@
 # - bfloat16 compression trains (loss close to fp32's) but is not fp32 (the control);
 # - the stop flag travels with the first bucket: SIGTERM to one rank of two with 14 buckets
 #   stops both after the same step;
+# - on the NCCL path the default comm.bucket_mb cuts the 784-512-512-10 MLP into 2 buckets
+#   (reducer_nccl.c's rule), bitwise equal to one allreduce;
 # - with the CUDA backend, comm.algorithm hierarchical and comm.compress bf16 are config errors.
 #   usage: buckets.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
@@ -162,6 +164,20 @@ set +e; wait $pid; rc=$?; set -e
 [ "$rc" -ne 0 ] || fail "stop: mpirun exited 0 after SIGTERM to a rank"
 grep -q "stopped by SIGTERM at epoch [0-9]*, step [0-9]*: checkpoint written" "$out.log" ||
     fail "stop: no 'stopped by SIGTERM' message: $(tail -2 "$out.log")"
+
+# --- the NCCL path's bucket size (reducer_nccl.c: comm.bucket_mb, at most 1/4 of the gradients,
+# at least 1 MiB): with the default 25 MB the 784-512-512-10 MLP (669,706 parameters, 2.7 MB) is
+# cut into 2 buckets that overlap backward, and trains bitwise as one allreduce after backward
+# (2 ranks: a + b). 4 steps of 2 rows per rank, so that the emulation takes seconds.
+if grep -q "NCCL sum" "$TMP/np2_one.out"; then
+    mlp=(--set "model.layers=[784,512,512,10]" --set train.batch_size=4 --set data.synthetic_train=64
+         --set data.synthetic_test=16 --set train.max_steps=4)
+    EXPECT_STEPS=4 train_ranks np2_mlp_default 2 "${mlp[@]}"
+    says np2_mlp_default "NCCL sum, 2 buckets \(comm.bucket_mb 25; NCCL: at most 1/4 of the gradients, at least 1 MiB: 1 MiB\) overlapped with backward"
+    EXPECT_STEPS=4 train_ranks np2_mlp_one 2 "${mlp[@]}" --set comm.overlap=false
+    says np2_mlp_one "NCCL sum, one allreduce after backward"
+    compare np2_mlp_one np2_mlp_default bitwise
+fi
 
 # --- the CUDA backend (emulated CUDA build; skipped where no GPU is visible): hierarchical and
 # bf16 are config errors (exit 2) naming the key
