@@ -107,12 +107,12 @@ int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_cal
     return refuse_shared_gpu(out, rc, comm, err);
 }
 
-int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,
-                     dpt_error *err)
+int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
+                     dpt_backend *be, dpt_error *err)
 {
     if (d->kind == DPT_DEVICE_CUDA)
-        return dpt_cuda_backend_init(be, d->gpu, tf32, err);
-    return dpt_cpu_backend_init(be, threads);
+        return dpt_cuda_backend_init(be, d->gpu, precision, err);
+    return dpt_cpu_backend_init_precision(be, threads, precision);
 }
 
 void *dpt_device_stream(dpt_backend *be)
@@ -136,13 +136,12 @@ int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_cal
     return DPT_OK;
 }
 
-int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,
-                     dpt_error *err)
+int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
+                     dpt_backend *be, dpt_error *err)
 {
     (void)d;
-    (void)tf32;
     (void)err;
-    return dpt_cpu_backend_init(be, threads);
+    return dpt_cpu_backend_init_precision(be, threads, precision);
 }
 
 void *dpt_device_stream(dpt_backend *be)
