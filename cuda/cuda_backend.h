@@ -48,6 +48,12 @@ void dpt_cuda_describe(char *out, size_t n);
  * behind the backward pass that produced the gradients. */
 void *dpt_cuda_backend_stream(dpt_backend *be);
 
+/* The gradients' bf16 conversions (comm.compress: bf16 on the NCCL path), queued on `stream`
+ * (a cudaStream_t): dst(n) bf16 = src(n) float rounded to nearest even (device memory, 2 bytes
+ * per element); and back, exactly. */
+void dpt_cuda_to_bf16(void *dst, const float *src, size_t n, void *stream);
+void dpt_cuda_from_bf16(float *dst, const void *src, size_t n, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

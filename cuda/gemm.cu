@@ -1,6 +1,8 @@
-/* The CUDA backend's bf16 GEMM (train.precision: bf16): both operands converted to bfloat16 by
- * a small kernel, then cublasGemmEx with bf16 A and B, an FP32 C and FP32 accumulation
- * (CUBLAS_COMPUTE_32F). The CPU twin is cpu_gemm in src/cpu_backend.c (dpt_op_round_bf16). */
+/* The CUDA backend's bf16 code. The GEMM (train.precision: bf16): both operands converted to
+ * bfloat16 by a small kernel, then cublasGemmEx with bf16 A and B, an FP32 C and FP32
+ * accumulation (CUBLAS_COMPUTE_32F); its CPU twin is cpu_gemm in src/cpu_backend.c
+ * (dpt_op_round_bf16). And the flat conversions of bf16 gradients on the wire (comm.compress:
+ * bf16 on the NCCL path), whose CPU twin is the MPI path's dpt_bf16_from_float (mpi/buckets.h). */
 #include "kernels.h"
 
 /* dst (rows, cols) packed = bf16(src (rows, cols), leading dimension ld), row-major, one thread
@@ -72,4 +74,34 @@ void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx)
     DPT_CUDA_CHECK(cudaFree(ctx->bf16_b));
     ctx->bf16_a = ctx->bf16_b = NULL;
     ctx->bf16_cap_a = ctx->bf16_cap_b = 0;
+}
+
+static __global__ void float_to_bf16_kernel(const float *__restrict__ src, size_t n,
+                                            __nv_bfloat16 *__restrict__ dst)
+{
+    DPT_FOR_THREAD(i, n) dst[i] = __float2bfloat16(src[i]);
+}
+
+static __global__ void bf16_to_float_kernel(const __nv_bfloat16 *__restrict__ src, size_t n,
+                                            float *__restrict__ dst)
+{
+    DPT_FOR_THREAD(i, n) dst[i] = __bfloat162float(src[i]);
+}
+
+void dpt_cuda_to_bf16(void *dst, const float *src, size_t n, void *stream)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(float_to_bf16_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, (cudaStream_t)stream,
+               src, n, (__nv_bfloat16 *)dst);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+void dpt_cuda_from_bf16(float *dst, const void *src, size_t n, void *stream)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(bf16_to_float_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, (cudaStream_t)stream,
+               (const __nv_bfloat16 *)src, n, dst);
+    DPT_CUDA_CHECK_LAUNCH();
 }

@@ -334,6 +334,53 @@ Test(parity, training_step_cuda_matches_cpu_bf16, .timeout = 600)
     dpt_comm_finalize(&comm);
 }
 
+/* comm.compress bf16 on the NCCL path converts the gradients with dpt_cuda_to_bf16 and back;
+ * their CPU twin is the rounding of ops.h (= mpi/buckets.h's dpt_bf16_from_float, the MPI
+ * path's): bit for bit equal on ties, both signs, subnormals, overflow and infinities, and the
+ * way back exact. */
+Test(parity, cuda_bf16_conversions_match_the_cpu_rounding)
+{
+    if (dpt_cuda_device_count() == 0)
+        cr_skip_test("no CUDA device visible");
+    dpt_backend gpu;
+    dpt_error err = {0};
+    cr_assert_eq(dpt_cuda_backend_init(&gpu, 0, DPT_PREC_FP32, &err), DPT_OK, "%s", err.msg);
+    enum { N = 4099 }; /* not a multiple of the block size */
+    static float x[N], back[N];
+    static uint16_t half[N];
+    const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f), 0x1p-130f,
+                             3.4e38f, -3.4e38f, INFINITY, -INFINITY, 0.0f, -0.0f};
+    const size_t n_special = sizeof special / sizeof special[0];
+    for (size_t i = 0; i < N; i++)
+        x[i] = i < n_special ? special[i]
+                             : (float)((int)(i * 2654435761u % 20001u) - 10000) / 77.0f;
+    float *dx = gpu.alloc(&gpu, sizeof x), *dback = gpu.alloc(&gpu, sizeof back);
+    void *dhalf = gpu.alloc(&gpu, sizeof half);
+    cr_assert(dx && dback && dhalf);
+    gpu.upload(&gpu, dx, x, sizeof x);
+    void *stream = dpt_cuda_backend_stream(&gpu);
+    dpt_cuda_to_bf16(dhalf, dx, N, stream);
+    dpt_cuda_from_bf16(dback, dhalf, N, stream);
+    gpu.download(&gpu, half, dhalf, sizeof half);
+    gpu.download(&gpu, back, dback, sizeof back);
+    int bad = 0;
+    for (size_t i = 0; i < N; i++) {
+        float want = dpt_op_round_bf16(x[i]);
+        uint32_t w;
+        memcpy(&w, &want, sizeof w);
+        if ((uint32_t)half[i] << 16 != w || memcmp(&back[i], &want, sizeof want) != 0) {
+            if (bad++ < 5)
+                printf("x %.9g: gpu bits %#06x back %.9g, cpu %.9g (bits %#010x)\n",
+                       (double)x[i], half[i], (double)back[i], (double)want, w);
+        }
+    }
+    cr_expect_eq(bad, 0, "%d of %d conversions differ from the CPU's rounding", bad, N);
+    gpu.free(&gpu, dx);
+    gpu.free(&gpu, dback);
+    gpu.free(&gpu, dhalf);
+    gpu.destroy(&gpu);
+}
+
 /* The public entry point of `dptrain selftest`: 0 when everything passed. */
 Test(parity, selftest_main_passes, .timeout = 600)
 {
