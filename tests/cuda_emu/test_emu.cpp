@@ -695,35 +695,32 @@ Test(cublas, gemm_ex_bf16_sums_exact_products_in_fp32_and_checks_arguments)
                  CUBLAS_STATUS_SUCCESS);
     cr_assert_eq(cudaMemcpy(got, c, sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
     cr_expect_eq(got[0], 1.0f, "FP32 accumulation keeps 1 + 2^-24 as 1, got %.9g", (double)got[0]);
-    /* the argument rules: combinations cuBLAS refuses, leading dimensions, bounds */
-    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 2, b,
-                              CUDA_R_32F, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_NOT_SUPPORTED, "Atype != Btype");
-    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 2, b,
-                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F_FAST_TF32,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_NOT_SUPPORTED, "bf16 inputs under a FAST_TF32 compute type");
-    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 2, b,
-                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_16F,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_NOT_SUPPORTED, "bf16 inputs under COMPUTE_16F");
-    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 1, b,
-                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_INVALID_VALUE, "lda < m");
-    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 3, b,
-                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_INVALID_VALUE, "lda 3: A (6 bf16) read past its end");
-    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 2, b,
-                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_INVALID_VALUE, "ldc < m");
-    cr_expect_eq(cublasGemmEx(NULL, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 2, b,
-                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
+    /* the argument rules: combinations cuBLAS refuses, leading dimensions, bounds; each call
+     * is the 2x1x3 product above with one argument changed */
+    struct {
+        cublasHandle_t h;
+        cudaDataType bt;
+        int lda, ldc;
+        cublasComputeType_t compute;
+        cublasStatus_t want;
+        const char *why;
+    } bad[] = {
+        {h, CUDA_R_32F, 2, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_NOT_SUPPORTED, "Atype != Btype"},
+        {h, CUDA_R_16BF, 2, 2, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_STATUS_NOT_SUPPORTED,
+         "bf16 inputs under a FAST_TF32 compute type"},
+        {h, CUDA_R_16BF, 2, 2, CUBLAS_COMPUTE_16F, CUBLAS_STATUS_NOT_SUPPORTED,
+         "bf16 inputs under COMPUTE_16F"},
+        {h, CUDA_R_16BF, 1, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_INVALID_VALUE, "lda < m"},
+        {h, CUDA_R_16BF, 3, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_INVALID_VALUE,
+         "lda 3: A (6 bf16) read past its end"},
+        {h, CUDA_R_16BF, 2, 1, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_INVALID_VALUE, "ldc < m"},
+        {NULL, CUDA_R_16BF, 2, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_NOT_INITIALIZED, "no handle"},
+    };
+    for (const auto &t : bad)
+        cr_expect_eq(cublasGemmEx(t.h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF,
+                                  t.lda, b, t.bt, 3, &zero, c, CUDA_R_32F, t.ldc, t.compute,
+                                  CUBLAS_GEMM_DEFAULT),
+                     t.want, "%s", t.why);
     cudaFree(a);
     cudaFree(b);
     cudaFree(a2);
