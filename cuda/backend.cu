@@ -1,5 +1,6 @@
 /* The CUDA backend's function table: device memory, copies, the cuBLAS GEMM, start-up and
- * tear-down, and the version report. The kernels live in elementwise.cu, loss.cu and optim.cu.
+ * tear-down, and the version report. The kernels live in elementwise.cu, loss.cu and optim.cu,
+ * the bf16 GEMM in gemm.cu.
  * Everything is queued on one stream, so ops run in the order the model calls them. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,6 +82,10 @@ static void cuda_gemm(dpt_backend *be, int trans_a, int trans_b, int m, int n, i
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (m <= 0 || n <= 0)
         return;
+    if (ctx->precision == DPT_PREC_BF16) {
+        dpt_cuda_gemm_bf16(be, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     DPT_CUBLAS_CHECK(cublasSgemm(ctx->cublas, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda,
@@ -99,6 +104,7 @@ static void cuda_destroy(dpt_backend *be)
     DPT_CUDA_CHECK(cudaFree(ctx->ss_partial));
     DPT_CUDA_CHECK(cudaFree(ctx->ss_block));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->ss_host));
+    dpt_cuda_gemm_free(ctx);
     DPT_CUBLAS_CHECK(cublasDestroy(ctx->cublas));
     for (int k = 0; k < 2; k++) {
         DPT_CUDA_CHECK(cudaEventDestroy(ctx->copied[k]));
@@ -217,7 +223,7 @@ int dpt_cuda_device_pci(int device, char *out, size_t n)
     return 0;
 }
 
-int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
+int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, dpt_error *err)
 {
     memset(be, 0, sizeof *be);
     int count = 0;
@@ -236,6 +242,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     if (!ctx)
         return dpt_error_set(err, DPT_ERUNTIME, "out of host memory for the CUDA backend");
     ctx->device = device;
+    ctx->precision = precision;
     DPT_CUDA_CHECK(cudaSetDevice(device));
     /* non-blocking: no implicit synchronization with the legacy default stream */
     DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
@@ -247,9 +254,11 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     DPT_CUBLAS_CHECK(cublasCreate(&ctx->cublas));
     DPT_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
     /* TF32 tensor cores (Ampere and later) round the GEMM inputs to 10 mantissa bits; the
-     * default math mode keeps full FP32, as the CPU backend. */
-    DPT_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas,
-                                       tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+     * default math mode keeps full FP32, as the CPU backend (BF16 rounds its operands itself,
+     * gemm.cu, and needs no math mode). */
+    DPT_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas, precision == DPT_PREC_TF32
+                                                        ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                        : CUBLAS_DEFAULT_MATH));
     be->ctx = ctx; /* cuda_alloc names the device of a failed allocation */
     ctx->ss_partial =
         (double *)cuda_alloc(be, (size_t)DPT_CUDA_SS_BLOCKS * DPT_CUDA_THREADS * sizeof(double));

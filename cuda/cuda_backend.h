@@ -19,11 +19,12 @@ extern "C" {
 #include "backend.h"
 #include "error.h"
 
-/* Selects `device` (cudaSetDevice), creates the compute stream and the cuBLAS handle (TF32
- * tensor-op math when tf32 != 0) and fills the table. A missing or out-of-range device is
+/* Selects `device` (cudaSetDevice), creates the compute stream and the cuBLAS handle (GEMMs in
+ * `precision`: FP32, TF32 tensor-op math, or bf16 operands with FP32 accumulation through
+ * cublasGemmEx) and fills the table. A missing or out-of-range device is
  * returned as DPT_ERUNTIME with a message; failures of the CUDA calls themselves abort through
  * the check macros. Backend memory is device memory (be->host_memory = 0). */
-int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err);
+int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, dpt_error *err);
 
 /* Visible devices; 0 when there is no driver or no device (never fails). */
 int dpt_cuda_device_count(void);
@@ -46,6 +47,12 @@ void dpt_cuda_describe(char *out, size_t n);
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */
 void *dpt_cuda_backend_stream(dpt_backend *be);
+
+/* The gradients' bf16 conversions (comm.compress: bf16 on the NCCL path), queued on `stream`
+ * (a cudaStream_t): dst(n) bf16 = src(n) float rounded to nearest even (device memory, 2 bytes
+ * per element); and back, exactly. */
+void dpt_cuda_to_bf16(void *dst, const float *src, size_t n, void *stream);
+void dpt_cuda_from_bf16(float *dst, const void *src, size_t n, void *stream);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cuda_bf16.h>
+
 #include "check.h"
 #include "cuda_backend.h"
 #include "launch.h"
@@ -31,6 +33,11 @@ typedef struct {
     int loss_cap;
     /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
     double *ss_partial, *ss_block, *ss_host;
+    /* train.precision; in BF16 the GEMM's operands, converted into bf16_a/bf16_b (packed,
+     * grown to the largest GEMM seen: elements of capacity in bf16_cap_a/_b) */
+    dpt_precision precision;
+    __nv_bfloat16 *bf16_a, *bf16_b;
+    size_t bf16_cap_a, bf16_cap_b;
 } dpt_cuda_ctx;
 
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
@@ -59,6 +66,13 @@ void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const floa
                            int cols, dpt_activation act, const dpt_dropout *drop, int layer);
 void dpt_cuda_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, float *db);
 void dpt_cuda_scale(dpt_backend *be, float *x, size_t n, float s);
+
+/* gemm.cu: the BF16 GEMM (operands converted to bf16, cublasGemmEx with FP32 accumulation),
+ * row-major arguments as the table's gemm; and the scratch it frees at tear-down. */
+void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                        float *c, int ldc);
+void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx);
 
 /* loss.cu */
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,

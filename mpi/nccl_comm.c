@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cuda_backend.h"
 #include "error.h"
 
 /* CUDA runtime calls: a failure ends the job (dpt_fatal). Its own macro rather than the CUDA
@@ -132,23 +133,45 @@ static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const
     dpt_fatal(__FILE__, line, what, msg);
 }
 
-void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream)
+/* The communication stream waits for the compute queued so far on `stream`: the bucket's
+ * gradients are complete once the compute stream reaches this point; the comm stream waits for
+ * that, not for the compute queued later (the rest of backward). */
+static void comm_stream_waits(dpt_nccl *n, cudaStream_t stream)
 {
-    if (count == 0)
-        return;
-    /* the bucket's gradients are complete once the compute stream reaches this point; the comm
-     * stream waits for that, not for the compute queued later (the rest of backward) */
     DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->ready, stream));
     DPT_NCCL_CUDA_CHECK(cudaStreamWaitEvent(n->stream, n->ready, 0));
-    /* ncclSum, not ncclAvg: every rank scaled its loss by 1/(global batch), so the sum is the
-     * mean over the global batch even when R does not divide it (shards of B/R and B/R + 1
-     * rows), where ncclAvg's 1/R weighting would be wrong. */
-    ncclResult_t rc =
-        ncclAllReduce(dev_buf, dev_buf, count, ncclFloat, ncclSum, n->comm, n->stream);
+}
+
+/* ncclSum, not ncclAvg: every rank scaled its loss by 1/(global batch), so the sum is the mean
+ * over the global batch even when R does not divide it (shards of B/R and B/R + 1 rows), where
+ * ncclAvg's 1/R weighting would be wrong. */
+static void queue_sum(dpt_nccl *n, void *dev_buf, size_t count, ncclDataType_t type)
+{
+    ncclResult_t rc = ncclAllReduce(dev_buf, dev_buf, count, type, ncclSum, n->comm, n->stream);
     if (rc != ncclSuccess)
         fail_collective(n, __LINE__, count, ncclGetErrorString(rc));
     n->pending += count;
     n->started++;
+}
+
+void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream)
+{
+    if (count == 0)
+        return;
+    comm_stream_waits(n, stream);
+    queue_sum(n, dev_buf, count, ncclFloat);
+}
+
+void dpt_nccl_allreduce_start_bf16(dpt_nccl *n, float *dev_buf, void *half, size_t count,
+                                   cudaStream_t stream)
+{
+    if (count == 0)
+        return;
+    comm_stream_waits(n, stream);
+    /* all three on the comm stream, in order: the compute stream goes on with backward */
+    dpt_cuda_to_bf16(half, dev_buf, count, (void *)n->stream);
+    queue_sum(n, half, count, ncclBfloat16);
+    dpt_cuda_from_bf16(dev_buf, half, count, (void *)n->stream);
 }
 
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)

@@ -40,6 +40,13 @@ void dpt_nccl_init(dpt_nccl *n, dpt_comm *c, double timeout_s);
  * Returns at once. Buckets must be started in the same order on every rank. */
 void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream);
 
+/* As dpt_nccl_allreduce_start with the count floats travelling as bfloat16 (comm.compress:
+ * bf16): on the communication stream, converted into half (count bf16 elements of device
+ * memory, 2 bytes each), summed by ncclAllReduce with ncclBfloat16 (NCCL adds in float and
+ * rounds each partial sum to bf16), and converted back into dev_buf. */
+void dpt_nccl_allreduce_start_bf16(dpt_nccl *n, float *dev_buf, void *half, size_t count,
+                                   cudaStream_t stream);
+
 /* Orders later work on `stream` after every allreduce started so far (the optimizer reads the
  * sums) and waits for them on the host. timeout_s <= 0 waits forever. On an NCCL error or the
  * timeout the communicator is aborted and the job ends through dpt_fatal. */

@@ -36,7 +36,8 @@ struct dpt_reducer {
 };
 
 #ifdef DPT_HAVE_NCCL
-/* The combinations the NCCL path cannot run: user errors, reported like a bad config key. */
+/* The combinations the NCCL path cannot run: user errors, reported like a bad config key
+ * (comm.compress bf16 it runs: ncclBfloat16, reducer_nccl.c). */
 static int refuse_for_nccl(const dpt_reducer_settings *s, dpt_error *err)
 {
     if (s->algorithm != DPT_COMM_FLAT)
@@ -45,11 +46,6 @@ static int refuse_for_nccl(const dpt_reducer_settings *s, dpt_error *err)
                              "with the CUDA backend NCCL reduces the gradients and picks its own "
                              "rings and trees within and across nodes: use comm.algorithm flat",
                              dpt_comm_algorithm_name(s->algorithm));
-    if (s->compress != DPT_COMPRESS_NONE)
-        return dpt_error_set(err, DPT_EUSAGE,
-                             "comm.compress: bf16 is not supported with the CUDA backend (the "
-                             "host emulation of NCCL that CI tests it against has no "
-                             "ncclBfloat16): use comm.compress none, or run.device cpu");
     return DPT_OK;
 }
 #endif
@@ -262,7 +258,7 @@ void dpt_reducer_describe(const dpt_reducer *r, char *out, size_t n)
     else
         snprintf(how, sizeof how, "one allreduce after backward");
     if (strcmp(dpt_reducer_path(r), "NCCL") == 0)
-        snprintf(out, n, "NCCL sum, %s", how);
+        snprintf(out, n, "NCCL sum, %s, %s", how, prec);
     else if (s->algorithm == DPT_COMM_HIERARCHICAL)
         snprintf(out, n, "MPI hierarchical (reduce in the node, allreduce among %d node "
                  "leaders, broadcast), %s, %s", c->n_nodes, how, prec);

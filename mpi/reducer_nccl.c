@@ -1,7 +1,8 @@
 /* The reducer's NCCL path: each bucket of the device buffer summed by ncclAllReduce on the
  * communication stream, queued behind the compute stream that produced it (mpi/nccl_comm.c),
- * and all of them waited for, with the watchdog, when backward is done. Built only with NCCL,
- * in its own small library beside the CUDA backend rather than inside it. */
+ * and all of them waited for, with the watchdog, when backward is done; with comm.compress
+ * bf16 the gradients travel as bfloat16 (the statistics stay FP32, as on the MPI path). Built
+ * only with NCCL, in its own small library beside the CUDA backend rather than inside it. */
 #include <stdlib.h>
 
 #include "nccl_comm.h"
@@ -30,13 +31,46 @@ typedef struct {
     MPI_Comm world;       /* for the barrier */
     cudaStream_t stream;  /* the compute stream */
     double timeout_s;
+    int bf16;             /* comm.compress bf16 */
+    size_t n_stats;       /* FP32 statistics at the end of bucket 0 (never compressed) */
+    void *half;           /* bf16: (n) device buffer the gradients travel in, same offsets */
+    size_t half_n;
 } nccl_reducer;
+
+static void nccl_plan(void *impl, const size_t *off, const size_t *len, int n_buckets,
+                      size_t n_stats, int overlap)
+{
+    nccl_reducer *n = impl;
+    (void)overlap;
+    n->n_stats = n_stats;
+    size_t total = 0; /* bucket 0 is the end of the buffer: backward's order */
+    for (int k = 0; k < n_buckets; k++)
+        if (off[k] + len[k] > total)
+            total = off[k] + len[k];
+    if (!n->bf16 || total <= n->half_n)
+        return;
+    if (n->half)
+        DPT_CHECK(cudaFree(n->half) == cudaSuccess, "cudaFree of the bf16 gradient buffer");
+    n->half = NULL;
+    n->half_n = 0;
+    DPT_CHECK(cudaMalloc(&n->half, total * 2) == cudaSuccess,
+              "out of device memory for the bf16 gradient buffer of comm.compress bf16");
+    n->half_n = total;
+}
 
 static void nccl_start(void *impl, float *buf, int k, size_t off, size_t len)
 {
     nccl_reducer *n = impl;
-    (void)k;
-    dpt_nccl_allreduce_start(&n->nccl, buf + off, len, n->stream);
+    if (!n->bf16) {
+        dpt_nccl_allreduce_start(&n->nccl, buf + off, len, n->stream);
+        return;
+    }
+    /* bucket 0 ends with the statistics (loss sum, hits, the stop flag): summed in FP32 */
+    size_t stats = k == 0 ? n->n_stats : 0, grads = len - stats;
+    DPT_CHECK(off + grads <= n->half_n, "a bucket past the planned bf16 gradient buffer");
+    dpt_nccl_allreduce_start_bf16(&n->nccl, buf + off, (char *)n->half + off * 2, grads,
+                                  n->stream);
+    dpt_nccl_allreduce_start(&n->nccl, buf + off + grads, stats, n->stream);
 }
 
 static void nccl_wait(void *impl, float *buf)
@@ -55,12 +89,15 @@ static void nccl_free(void *impl)
 {
     nccl_reducer *n = impl;
     dpt_nccl_free(&n->nccl);
+    if (n->half)
+        DPT_CHECK(cudaFree(n->half) == cudaSuccess, "cudaFree of the bf16 gradient buffer");
     free(n);
 }
 
 static const dpt_reducer_ops nccl_ops = {
     .name = "NCCL",
     .bucket_cap = nccl_bucket_cap,
+    .plan = nccl_plan,
     .start = nccl_start,
     .wait = nccl_wait,
     .barrier = nccl_barrier,
@@ -76,6 +113,7 @@ void *dpt_reducer_nccl_create(dpt_comm *c, const dpt_reducer_settings *s,
     n->world = c->world;
     n->stream = (cudaStream_t)s->stream;
     n->timeout_s = s->timeout_s;
+    n->bf16 = s->compress == DPT_COMPRESS_BF16;
     *ops = &nccl_ops;
     return n;
 }

@@ -137,5 +137,9 @@ static inline void dpt_backend_check_complete(const dpt_backend *be)
 
 /* The CPU backend: OpenBLAS GEMMs with `threads` BLAS threads, plain loops otherwise. */
 int dpt_cpu_backend_init(dpt_backend *be, int threads);
+/* As dpt_cpu_backend_init, with the GEMMs in `precision`: DPT_PREC_BF16 rounds both operands
+ * to bfloat16 before the FP32 GEMM (the CUDA backend's bf16 GEMM's twin); TF32 computes in
+ * FP32 (the CPU has no TF32). -1 when out of memory. */
+int dpt_cpu_backend_init_precision(dpt_backend *be, int threads, dpt_precision precision);
 
 #endif

@@ -1,6 +1,7 @@
 /* The CPU backend: the reference every other backend is compared with. GEMMs go to OpenBLAS
- * through CBLAS; every other op is a plain loop over the per-element math of ops.h. Memory is
- * host memory, so upload and download are copies. */
+ * through CBLAS (in bf16 precision on operands rounded to bfloat16 first, the CUDA backend's
+ * bf16 GEMM's twin); every other op is a plain loop over the per-element math of ops.h. Memory
+ * is host memory, so upload and download are copies. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -40,11 +41,47 @@ static void cpu_zero(dpt_backend *be, void *p, size_t bytes)
 
 static void cpu_sync(dpt_backend *be) { (void)be; }
 
+/* be->ctx: NULL in FP32 (and TF32, which the CPU computes in FP32); in BF16 the scratch the
+ * GEMM rounds its operands into, grown to the largest GEMM seen. */
+typedef struct {
+    float *a, *b; /* packed bf16-rounded copies of A and B, (rows, cols) with ld = cols */
+    size_t cap_a, cap_b;
+} cpu_bf16_scratch;
+
+/* Row-major (rows, cols) with leading dimension ld, rounded to bf16 into dst packed (ld = cols).
+ * Grows *buf to fit; returns NULL when out of memory. */
+static float *round_operand(const float *src, int rows, int cols, int ld, float **buf, size_t *cap)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    if (n > *cap) {
+        float *p = realloc(*buf, n * sizeof(float));
+        if (!p)
+            return NULL;
+        *buf = p;
+        *cap = n;
+    }
+    float *dst = *buf;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            dst[(size_t)i * cols + j] = dpt_op_round_bf16(src[(size_t)i * ld + j]);
+    return dst;
+}
+
 static void cpu_gemm(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc)
 {
-    (void)be;
+    cpu_bf16_scratch *s = be->ctx;
+    if (s && m > 0 && n > 0 && k > 0) {
+        /* bf16: the products of the rounded operands are exact in FP32 (8 x 8 significant bits);
+         * OpenBLAS then sums them in FP32, as the tensor cores accumulate (CUBLAS_COMPUTE_32F) */
+        a = round_operand(a, trans_a ? k : m, trans_a ? m : k, lda, &s->a, &s->cap_a);
+        b = round_operand(b, trans_b ? n : k, trans_b ? k : n, ldb, &s->b, &s->cap_b);
+        if (!a || !b)
+            dpt_fatal(__FILE__, __LINE__, "cpu_gemm", "out of host memory for the bf16 operands");
+        lda = trans_a ? m : k;
+        ldb = trans_b ? k : n;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -194,7 +231,16 @@ static void cpu_slot_noop(dpt_backend *be, int slot)
     (void)slot;
 }
 
-static void cpu_destroy(dpt_backend *be) { be->ctx = NULL; }
+static void cpu_destroy(dpt_backend *be)
+{
+    cpu_bf16_scratch *s = be->ctx;
+    if (s) {
+        free(s->a);
+        free(s->b);
+        free(s);
+    }
+    be->ctx = NULL;
+}
 
 static int cpu_mem_info(dpt_backend *be, size_t *free_bytes, size_t *total_bytes)
 {
@@ -236,4 +282,15 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     dpt_backend_check_complete(be);
     openblas_set_num_threads(threads > 0 ? threads : 1);
     return 0;
+}
+
+int dpt_cpu_backend_init_precision(dpt_backend *be, int threads, dpt_precision precision)
+{
+    int rc = dpt_cpu_backend_init(be, threads);
+    if (rc == 0 && precision == DPT_PREC_BF16) {
+        be->ctx = calloc(1, sizeof(cpu_bf16_scratch));
+        if (!be->ctx)
+            return -1;
+    }
+    return rc;
 }

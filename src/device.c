@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The CPU backend; its bf16 GEMM scratch is the one allocation that can fail. */
+static int start_cpu(int threads, dpt_precision precision, dpt_backend *be, dpt_error *err)
+{
+    if (dpt_cpu_backend_init_precision(be, threads, precision) != 0)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of host memory for the CPU backend");
+    return DPT_OK;
+}
+
 #ifdef DPT_HAVE_CUDA
 #include <stdio.h>
 
@@ -107,12 +115,12 @@ int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_cal
     return refuse_shared_gpu(out, rc, comm, err);
 }
 
-int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,
-                     dpt_error *err)
+int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
+                     dpt_backend *be, dpt_error *err)
 {
     if (d->kind == DPT_DEVICE_CUDA)
-        return dpt_cuda_backend_init(be, d->gpu, tf32, err);
-    return dpt_cpu_backend_init(be, threads);
+        return dpt_cuda_backend_init(be, d->gpu, precision, err);
+    return start_cpu(threads, precision, be, err);
 }
 
 void *dpt_device_stream(dpt_backend *be)
@@ -136,13 +144,11 @@ int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_cal
     return DPT_OK;
 }
 
-int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,
-                     dpt_error *err)
+int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
+                     dpt_backend *be, dpt_error *err)
 {
     (void)d;
-    (void)tf32;
-    (void)err;
-    return dpt_cpu_backend_init(be, threads);
+    return start_cpu(threads, precision, be, err);
 }
 
 void *dpt_device_stream(dpt_backend *be)

@@ -28,9 +28,9 @@ int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_cal
                       dpt_device *out, dpt_error *err);
 
 /* Starts the backend of the chosen device: the CPU backend with `threads` BLAS threads, or the
- * CUDA backend on d->gpu (TF32 GEMMs when tf32). */
-int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be,
-                     dpt_error *err);
+ * CUDA backend on d->gpu, its GEMMs in `precision` (train.precision; TF32 only on the GPU). */
+int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
+                     dpt_backend *be, dpt_error *err);
 
 /* The backend's compute stream (a cudaStream_t) for the NCCL reducer; NULL for the CPU. */
 void *dpt_device_stream(dpt_backend *be);

@@ -13,7 +13,26 @@
  * these and not the configuration's schema (config.h includes this header for them). */
 typedef enum { DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_IDENTITY } dpt_activation;
 typedef enum { DPT_LOSS_SOFTMAX_CE, DPT_LOSS_MSE, DPT_LOSS_HUBER } dpt_loss;
-typedef enum { DPT_PREC_FP32, DPT_PREC_TF32 } dpt_precision;
+/* train.precision: what the GEMMs read. FP32 as stored; TF32 rounds the operands to 10
+ * mantissa bits (cuBLAS's TF32 tensor-op math; the CPU backend stays FP32); BF16 rounds them to
+ * bfloat16 (7 mantissa bits) on both backends and accumulates in FP32. */
+typedef enum { DPT_PREC_FP32, DPT_PREC_TF32, DPT_PREC_BF16 } dpt_precision;
+
+/* x rounded to bfloat16 (the upper 16 bits of a float: 8-bit exponent, 7-bit mantissa),
+ * round to nearest, ties to even, as the toolkit's __float2bfloat16 and the tensor cores'
+ * input conversion; NaN stays NaN (quiet) and infinities pass through. The CPU backend's bf16
+ * GEMM rounds its operands with this, so it computes on the values the GPU's GEMM reads. */
+static inline DPT_HD float dpt_op_round_bf16(float x)
+{
+    union { float f; uint32_t u; } v;
+    v.f = x;
+    if ((v.u & 0x7f800000u) == 0x7f800000u) /* infinity passes; NaN stays a (quiet) NaN */
+        v.u |= (v.u & 0x007fffffu) ? 0x00400000u : 0u;
+    else
+        v.u += 0x7fffu + ((v.u >> 16) & 1u);
+    v.u &= 0xffff0000u;
+    return v.f;
+}
 
 /* GELU is the exact erf form, as PyTorch's nn.GELU() default: x * Phi(x). */
 static inline DPT_HD float dpt_op_act(float z, dpt_activation act)

@@ -50,6 +50,12 @@
  * TF32 as the tensor cores do, so CI exercises this bound too). */
 #define ST_TOL_TRAIN 1e-4
 #define ST_TOL_TRAIN_TF32 1e-2
+/* BF16 on both sides (the CPU backend rounds its GEMM operands as the GPU does): the backends'
+ * weights differ by the FP32 differences above, and where such a difference straddles a bf16
+ * rounding boundary the two sides read operands 2^-8 apart instead of TF32's 2^-10, so the same
+ * argument with four times TF32's per-product error gives 4e-2; still an order below what a
+ * wrong op does. */
+#define ST_TOL_TRAIN_BF16 4e-2
 
 /* A sum of K terms (GEMM, bias_grad): Higham (Accuracy and Stability of Numerical Algorithms,
  * 2nd ed., Thm 3.5) bounds either backend's error by gamma_K * sum_k |a_ik b_kj| ~ K u in any
@@ -72,7 +78,7 @@ static double st_tol_sum(int k) { return 2.0 * (sqrt((double)(k > 1 ? k : 1)) + 
 
 typedef struct {
     dpt_backend *ref, *dev;
-    int dev_tf32;
+    dpt_precision prec; /* the GEMMs' (ref is started in BF16 too when dev is: its twin) */
     FILE *out;
     int verbose;
     int checks, failed;
@@ -99,6 +105,11 @@ static void *st_xmalloc(size_t bytes)
         abort();
     }
     return p;
+}
+
+static const char *st_precision_name(dpt_precision p)
+{
+    return p == DPT_PREC_BF16 ? "BF16" : p == DPT_PREC_TF32 ? "TF32" : "FP32";
 }
 
 /* The fixed-width line of one check. scale: what the difference is measured against; tol: the
@@ -311,6 +322,10 @@ static void st_gemm(st_run *st, int ta, int tb, int m, int n, int k, int pad, fl
             for (int l = 0; l < k; l++) {
                 float av = ta ? a[(size_t)l * lda + i] : a[(size_t)i * lda + l];
                 float bv = tb ? b[(size_t)j * ldb + l] : b[(size_t)l * ldb + j];
+                if (st->prec == DPT_PREC_BF16) { /* both backends sum the rounded products */
+                    av = dpt_op_round_bf16(av);
+                    bv = dpt_op_round_bf16(bv);
+                }
                 s += fabs((double)av * bv);
             }
             s = fabs((double)alpha) * s;
@@ -319,7 +334,9 @@ static void st_gemm(st_run *st, int ta, int tb, int m, int n, int k, int pad, fl
             if (s > scale)
                 scale = s;
         }
-    double tol = st_tol_sum(k) + (st->dev_tf32 ? ST_TOL_TF32_INPUTS : 0.0);
+    /* BF16: both backends round the operands identically (and their products are exact in
+     * FP32), so only the order of the FP32 sums differs: the FP32 tolerance */
+    double tol = st_tol_sum(k) + (st->prec == DPT_PREC_TF32 ? ST_TOL_TF32_INPUTS : 0.0);
 
     st_buf ba = {0}, bb = {0}, bc = {0};
     if (st_buf_init(st, &ba, a, na * sizeof(float), op) == 0 &&
@@ -834,7 +851,7 @@ enum { ST_TRAIN_N = 256, ST_TRAIN_B = 32, ST_TRAIN_STEPS = 100 };
 /* A small MLP on a synthetic data set, one rank, constant learning rate, with the parts of the
  * step that each backend does on its own: dropout (the mask both must agree on), momentum, weight
  * decay and clipping (sum_squares and scale inside the step). */
-static void st_training_config(dpt_config *cfg, dpt_device_kind device, int tf32)
+static void st_training_config(dpt_config *cfg, dpt_device_kind device, dpt_precision prec)
 {
     dpt_config_defaults(cfg);
     cfg->run.seed = 20240601;
@@ -859,7 +876,7 @@ static void st_training_config(dpt_config *cfg, dpt_device_kind device, int tf32
     cfg->train.momentum = 0.9;
     cfg->train.weight_decay = 1e-4;
     cfg->train.clip_grad_norm = 1.0;
-    cfg->train.precision = tf32 ? DPT_PREC_TF32 : DPT_PREC_FP32;
+    cfg->train.precision = prec;
 }
 
 /* Trains ST_TRAIN_STEPS steps through dpt_trainer_init / dpt_trainer_step and returns the mean
@@ -884,7 +901,7 @@ static double st_train_on(dpt_comm *self, const dpt_config *cfg, const dpt_datas
     return loss;
 }
 
-int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FILE *out,
+int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, dpt_precision prec, FILE *out,
                           int verbose, int *n_checks)
 {
     const char *op = "train: loss after 100 steps";
@@ -894,8 +911,10 @@ int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FIL
     st.out = out;
     st.verbose = verbose;
     dpt_config cref, cdev;
-    st_training_config(&cref, DPT_DEVICE_CPU, 0);
-    st_training_config(&cdev, dev, dev_tf32);
+    /* the CPU reference in BF16 too when the device trains in BF16 (the CPU has no TF32) */
+    st_training_config(&cref, DPT_DEVICE_CPU,
+                       prec == DPT_PREC_BF16 ? DPT_PREC_BF16 : DPT_PREC_FP32);
+    st_training_config(&cdev, dev, prec);
     /* the training rows, loaded as the trainers load them, to evaluate both on */
     dpt_data rows;
     dpt_error err = {0};
@@ -910,7 +929,9 @@ int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FIL
     if (isnan(loss_r) || isnan(loss_d)) {
         st_setup_failed(&st, op, err.msg);
     } else {
-        double tol = dev_tf32 ? ST_TOL_TRAIN_TF32 : ST_TOL_TRAIN;
+        double tol = prec == DPT_PREC_BF16   ? ST_TOL_TRAIN_BF16
+                     : prec == DPT_PREC_TF32 ? ST_TOL_TRAIN_TF32
+                                             : ST_TOL_TRAIN;
         int ok = st_compare(&st, op, shape, &loss_r, &loss_d, ST_F64, 1, 0, -1.0, tol);
         if (out && (verbose || !ok))
             fprintf(out, "        loss over all %d rows after %d steps of dpt_trainer_step: "
@@ -924,19 +945,19 @@ int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FIL
 
 /* ---- entry points ---- */
 
-int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, int dev_tf32, FILE *out, int verbose,
+int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, dpt_precision prec, FILE *out, int verbose,
                      int *n_checks)
 {
     st_run st;
     memset(&st, 0, sizeof st);
     st.ref = ref;
     st.dev = dev;
-    st.dev_tf32 = dev_tf32;
+    st.prec = prec;
     st.out = out;
     st.verbose = verbose;
     if (out && verbose) {
         fprintf(out, "# parity: %s (reference) vs %s (%s GEMMs), seed %#llx\n", ref->name,
-                dev->name, dev_tf32 ? "TF32" : "FP32", (unsigned long long)ST_SEED);
+                dev->name, st_precision_name(prec), (unsigned long long)ST_SEED);
         fprintf(out, "# a check passes when every |dev - ref| <= tol * scale; scale = max|ref| "
                      "for element-wise ops,\n# the largest sum of |terms| for reductions; "
                      "rel = max|dev - ref| / scale\n");
@@ -986,26 +1007,31 @@ int dpt_selftest_backends(dpt_backend *ref, dpt_backend *dev, FILE *out, int ver
 
 #ifdef DPT_HAVE_CUDA
 /* The CUDA part of `dptrain selftest` on rank 0: FP32 first (must match the CPU closely), then
- * TF32 GEMMs, which training uses with train.precision: tf32; on GPUs before Ampere the TF32
- * mode is full FP32 anyway. */
+ * TF32 GEMMs, which training uses with train.precision: tf32 (on GPUs before Ampere the TF32
+ * mode is full FP32 anyway), then BF16 against the CPU backend's BF16 twin. */
 static int st_main_cuda(FILE *out, dpt_comm *self)
 {
     int checks = 0, failed = 0;
-    for (int tf32 = 0; tf32 <= 1; tf32++) {
+    static const dpt_precision precs[] = {DPT_PREC_FP32, DPT_PREC_TF32, DPT_PREC_BF16};
+    for (size_t p = 0; p < sizeof precs / sizeof precs[0]; p++) {
+        dpt_precision prec = precs[p];
         dpt_backend cpu, gpu;
         dpt_error err = {0};
-        dpt_cpu_backend_init(&cpu, 1);
-        if (dpt_cuda_backend_init(&gpu, self->device, tf32, &err) != DPT_OK) {
+        if (dpt_cpu_backend_init_precision(&cpu, 1, prec) != 0) {
+            fprintf(out, "selftest: the CPU backend did not start (out of memory)\n");
+            return 1;
+        }
+        if (dpt_cuda_backend_init(&gpu, self->device, prec, &err) != DPT_OK) {
             fprintf(out, "selftest: the CUDA backend did not start: %s\n", err.msg);
             cpu.destroy(&cpu);
             return 1;
         }
         int n = 0;
-        failed += dpt_selftest_run(&cpu, &gpu, tf32, out, 1, &n);
+        failed += dpt_selftest_run(&cpu, &gpu, prec, out, 1, &n);
         checks += n;
         gpu.destroy(&gpu);
         cpu.destroy(&cpu);
-        failed += dpt_selftest_training(self, DPT_DEVICE_CUDA, tf32, out, 1, &n);
+        failed += dpt_selftest_training(self, DPT_DEVICE_CUDA, prec, out, 1, &n);
         checks += n;
     }
     fprintf(out, "selftest: %d checks, %d failed\n", checks, failed);

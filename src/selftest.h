@@ -20,18 +20,21 @@
  * backends. */
 int dpt_selftest_backends(dpt_backend *ref, dpt_backend *dev, FILE *out, int verbose);
 
-/* As dpt_selftest_backends, with dev_tf32 != 0 when dev's GEMMs round their inputs to TF32
- * (the CUDA backend started with tf32 = 1): GEMM tolerances widen to what TF32 allows. When
- * n_checks is not NULL it receives the number of checks run. */
-int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, int dev_tf32, FILE *out, int verbose,
-                     int *n_checks);
+/* As dpt_selftest_backends, with the precision the backends were started in: DPT_PREC_TF32
+ * when dev's GEMMs round their inputs to TF32 (ref in FP32): GEMM tolerances widen to what TF32
+ * allows; DPT_PREC_BF16 when both round their operands to bf16 (ref the CPU backend's BF16
+ * twin): the FP32 tolerances, measured against the rounded operands. When n_checks is not NULL
+ * it receives the number of checks run. */
+int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, dpt_precision prec, FILE *out,
+                     int verbose, int *n_checks);
 
 /* The end-to-end check: a small MLP on a synthetic data set trained for 100 steps through the
  * real step (dpt_trainer_init, dpt_trainer_step, dpt_trainer_evaluate, dpt_trainer_free) with
- * run.device cpu (the reference) and with run.device dev (train.precision tf32 when dev_tf32),
+ * run.device cpu (the reference, in BF16 when prec is BF16, else FP32) and with run.device dev
+ * in train.precision prec,
  * on `self`, a communicator of one rank; compares the final loss over the training rows. Prints
  * as dpt_selftest_run; returns the failed checks, *n_checks (when not NULL) the checks run. */
-int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, int dev_tf32, FILE *out,
+int dpt_selftest_training(dpt_comm *self, dpt_device_kind dev, dpt_precision prec, FILE *out,
                           int verbose, int *n_checks);
 
 /* Coverage, as ggml's test-backend-ops lists untested ops: for each op of DPT_BACKEND_OPS (index
@@ -46,7 +49,7 @@ int dpt_selftest_uncovered(const char *const checks[], FILE *out);
 /* `dptrain selftest`, called on every rank of comm (collective: it splits comm into one-rank
  * groups); rank 0 runs it, the other ranks return 0 at once. The coverage report, then the CPU
  * backend (1 thread) against the CUDA backend on this rank's device, op by op and through the
- * training step, in FP32 and in TF32 GEMM mode, then "selftest: N checks, M failed". Returns 0
+ * training step, in FP32, TF32 and BF16 GEMM mode, then "selftest: N checks, M failed". Returns 0
  * when all passed, 1 when any failed or a backend could not start, 77 when built without CUDA or
  * no device is visible (nothing to test: the caller maps it to its "skipped" status). comm may
  * be NULL in a build without CUDA. */

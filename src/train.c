@@ -46,8 +46,7 @@ static int start_backend(dpt_trainer *t, dpt_error *err)
     t->device_note = d.note;
     /* NCCL starts in dpt_trainer_init, once every rank's device is known to be good: its
      * set-up is collective, and a rank that failed here would leave the others in it */
-    return dpt_device_start(&d, t->threads, t->cfg->train.precision == DPT_PREC_TF32, &t->be,
-                            err);
+    return dpt_device_start(&d, t->threads, t->cfg->train.precision, &t->be, err);
 }
 
 /* The layer hook of backward with overlapped buckets: block `block` of layer `layer`'s

@@ -2,7 +2,8 @@
  * argument checks of the cuBLAS documentation (cublas<t>gemm), a bounds check of every operand
  * against the allocation table, and the product as a plain loop accumulated in double. TF32
  * mode rounds A and B to TF32 (10 mantissa bits, round to nearest even) first, as the tensor
- * cores do, so tolerances chosen for TF32 are exercised. */
+ * cores do, so tolerances chosen for TF32 are exercised. cublasGemmEx checks its type and
+ * compute-type combination as cuBLAS does and computes bf16 inputs with FP32 accumulation. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cublas_v2.h"
+#include "cuda_bf16.h"
 #include "cuda_emu_internal.h"
 
 using namespace dpt_emu;
@@ -52,34 +54,104 @@ size_t span(int rows, int cols, int ld)
     return (size_t)(cols - 1) * (size_t)ld + (size_t)rows;
 }
 
+/* A column-major operand as the argument checks see it: its address, stored shape, leading
+ * dimension and element size (4 for float, 2 for bf16). */
+struct operand {
+    const void *p;
+    int rows, cols, ld;
+    size_t esz;
+    size_t bytes() const { return span(rows, cols, ld) * esz; }
+};
+
 /* Marks the bytes a column-major operand touches; used only when two operands' spans overlap,
  * to tell a real alias from interleaved columns. */
-void mark(std::vector<unsigned char> &touched, const char *lo, const float *p, int rows, int cols,
-          int ld, unsigned char bit)
+void mark(std::vector<unsigned char> &touched, const char *lo, const operand &o, unsigned char bit)
 {
-    for (int j = 0; j < cols; j++)
-        for (int i = 0; i < rows; i++) {
-            size_t off = (size_t)((const char *)(p + (size_t)j * ld + i) - lo);
-            for (size_t b = 0; b < sizeof(float); b++)
+    for (int j = 0; j < o.cols; j++)
+        for (int i = 0; i < o.rows; i++) {
+            size_t off = (size_t)((const char *)o.p + ((size_t)j * o.ld + i) * o.esz - lo);
+            for (size_t b = 0; b < o.esz; b++)
                 touched[off + b] |= bit;
         }
 }
 
-/* True when some element of C is also an element of X (both column-major). */
-bool aliases(const float *c, int m, int n, int ldc, const float *x, int xr, int xc, int ldx)
+/* True when some byte of C is also a byte of X (both column-major). */
+bool aliases(const operand &c, const operand &x)
 {
-    const char *c0 = (const char *)c, *c1 = (const char *)(c + span(m, n, ldc));
-    const char *x0 = (const char *)x, *x1 = (const char *)(x + span(xr, xc, ldx));
+    const char *c0 = (const char *)c.p, *c1 = c0 + c.bytes();
+    const char *x0 = (const char *)x.p, *x1 = x0 + x.bytes();
     if (!(c0 < x1 && x0 < c1))
         return false;
     const char *lo = c0 < x0 ? c0 : x0, *hi = c1 > x1 ? c1 : x1;
     std::vector<unsigned char> touched((size_t)(hi - lo), 0);
-    mark(touched, lo, c, m, n, ldc, 1);
-    mark(touched, lo, x, xr, xc, ldx, 2);
+    mark(touched, lo, c, 1);
+    mark(touched, lo, x, 2);
     for (unsigned char t : touched)
         if (t == 3)
             return true;
     return false;
+}
+
+/* cublas<t>gemm's and cublasGemmEx's argument checks (the cuBLAS documentation's list, then the
+ * emulation's bounds and alias checks): CUBLAS_STATUS_SUCCESS with *run set when the product
+ * must be computed (and *reads_ab when A and B are read: k > 0 and alpha != 0, as the reference
+ * BLAS skips them otherwise), SUCCESS with *run clear when there is nothing to do, or the error
+ * status after a report naming the argument. */
+cublasStatus_t check_gemm(const char *who, bool ta, bool tb, cublasOperation_t transa,
+                          cublasOperation_t transb, int m, int n, int k, const float *alpha,
+                          const float *beta, const operand &A, const operand &B,
+                          const operand &C, bool *run, bool *reads_ab)
+{
+    const int lda = A.ld, ldb = B.ld, ldc = C.ld;
+    *run = *reads_ab = false;
+    const char *bad = NULL;
+    if ((unsigned)transa > CUBLAS_OP_C || (unsigned)transb > CUBLAS_OP_C)
+        bad = "transa or transb is not CUBLAS_OP_N, _T or _C";
+    else if (m < 0 || n < 0 || k < 0)
+        bad = "m, n or k is negative";
+    else if (lda < (A.rows > 1 ? A.rows : 1))
+        bad = ta ? "lda < max(1, k) with transa = T" : "lda < max(1, m) with transa = N";
+    else if (ldb < (B.rows > 1 ? B.rows : 1))
+        bad = tb ? "ldb < max(1, n) with transb = T" : "ldb < max(1, k) with transb = N";
+    else if (ldc < (m > 1 ? m : 1))
+        bad = "ldc < max(1, m)";
+    else if (!alpha || !beta)
+        bad = "alpha or beta is NULL";
+    if (bad) {
+        report(who, "%s (transa %s, transb %s, m %d, n %d, k %d, lda %d, ldb %d, ldc %d)", bad,
+               ta ? "T" : "N", tb ? "T" : "N", m, n, k, lda, ldb, ldc);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m == 0 || n == 0)
+        return CUBLAS_STATUS_SUCCESS;
+    *reads_ab = k > 0 && *alpha != 0.0f;
+    if (!*reads_ab && *beta == 1.0f)
+        return CUBLAS_STATUS_SUCCESS;
+
+    /* every element touched must lie inside one device allocation */
+    const int dev = MEM_DEVICE | MEM_PINNED;
+    char what[160];
+    if (*reads_ab) {
+        snprintf(what, sizeof what, "A (%d x %d, lda %d, %s)", A.rows, A.cols, lda,
+                 ta ? "transposed" : "not transposed");
+        if (!check_range(who, what, A.p, A.bytes(), dev))
+            return CUBLAS_STATUS_INVALID_VALUE;
+        snprintf(what, sizeof what, "B (%d x %d, ldb %d, %s)", B.rows, B.cols, ldb,
+                 tb ? "transposed" : "not transposed");
+        if (!check_range(who, what, B.p, B.bytes(), dev))
+            return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    snprintf(what, sizeof what, "C (%d x %d, ldc %d)", m, n, ldc);
+    if (!check_range(who, what, C.p, C.bytes(), dev))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    /* cuBLAS gives no result when the output aliases an input: refuse it loudly */
+    if (*reads_ab && (aliases(C, A) || aliases(C, B))) {
+        report(who, "C shares elements with %s; cuBLAS does not allow the output to alias an input",
+               aliases(C, A) ? "A" : "B");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    *run = true;
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 } // namespace
@@ -167,68 +239,140 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
                            const float *A, int lda, const float *B, int ldb, const float *beta,
                            float *C, int ldc)
 {
-    static const char *who = "cublasSgemm";
     if (!handle_valid(handle))
         return CUBLAS_STATUS_NOT_INITIALIZED;
     const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
     /* A is stored (m, k) when not transposed, else (k, m); B (k, n), else (n, k) */
-    const int a_rows = ta ? k : m, a_cols = ta ? m : k;
-    const int b_rows = tb ? n : k, b_cols = tb ? k : n;
-    const char *bad = NULL;
-    if ((unsigned)transa > CUBLAS_OP_C || (unsigned)transb > CUBLAS_OP_C)
-        bad = "transa or transb is not CUBLAS_OP_N, _T or _C";
-    else if (m < 0 || n < 0 || k < 0)
-        bad = "m, n or k is negative";
-    else if (lda < (a_rows > 1 ? a_rows : 1))
-        bad = ta ? "lda < max(1, k) with transa = T" : "lda < max(1, m) with transa = N";
-    else if (ldb < (b_rows > 1 ? b_rows : 1))
-        bad = tb ? "ldb < max(1, n) with transb = T" : "ldb < max(1, k) with transb = N";
-    else if (ldc < (m > 1 ? m : 1))
-        bad = "ldc < max(1, m)";
-    else if (!alpha || !beta)
-        bad = "alpha or beta is NULL";
-    if (bad) {
-        report(who, "%s (transa %s, transb %s, m %d, n %d, k %d, lda %d, ldb %d, ldc %d)", bad,
-               ta ? "T" : "N", tb ? "T" : "N", m, n, k, lda, ldb, ldc);
-        return CUBLAS_STATUS_INVALID_VALUE;
-    }
-    if (m == 0 || n == 0)
-        return CUBLAS_STATUS_SUCCESS;
+    const operand oa{A, ta ? k : m, ta ? m : k, lda, sizeof(float)};
+    const operand ob{B, tb ? n : k, tb ? k : n, ldb, sizeof(float)};
+    const operand oc{C, m, n, ldc, sizeof(float)};
+    bool run = false, reads_ab = false;
+    cublasStatus_t st = check_gemm("cublasSgemm", ta, tb, transa, transb, m, n, k, alpha, beta,
+                                   oa, ob, oc, &run, &reads_ab);
+    if (st != CUBLAS_STATUS_SUCCESS || !run)
+        return st;
     const double al = *alpha, be = *beta;
-    const bool reads_ab = k > 0 && al != 0.0; /* as the reference BLAS: alpha = 0 skips A, B */
-    if (!reads_ab && be == 1.0)
-        return CUBLAS_STATUS_SUCCESS;
-
-    /* every element touched must lie inside one device allocation */
-    const int dev = MEM_DEVICE | MEM_PINNED;
-    char what[160];
-    if (reads_ab) {
-        snprintf(what, sizeof what, "A (%d x %d, lda %d, %s)", a_rows, a_cols, lda,
-                 ta ? "transposed" : "not transposed");
-        if (!check_range(who, what, A, span(a_rows, a_cols, lda) * sizeof(float), dev))
-            return CUBLAS_STATUS_INVALID_VALUE;
-        snprintf(what, sizeof what, "B (%d x %d, ldb %d, %s)", b_rows, b_cols, ldb,
-                 tb ? "transposed" : "not transposed");
-        if (!check_range(who, what, B, span(b_rows, b_cols, ldb) * sizeof(float), dev))
-            return CUBLAS_STATUS_INVALID_VALUE;
-    }
-    snprintf(what, sizeof what, "C (%d x %d, ldc %d)", m, n, ldc);
-    if (!check_range(who, what, C, span(m, n, ldc) * sizeof(float), dev))
-        return CUBLAS_STATUS_INVALID_VALUE;
-    /* cuBLAS gives no result when the output aliases an input: refuse it loudly */
-    if (reads_ab && (aliases(C, m, n, ldc, A, a_rows, a_cols, lda) ||
-                     aliases(C, m, n, ldc, B, b_rows, b_cols, ldb))) {
-        report(who, "C shares elements with %s; cuBLAS does not allow the output to alias an input",
-               aliases(C, m, n, ldc, A, a_rows, a_cols, lda) ? "A" : "B");
-        return CUBLAS_STATUS_INVALID_VALUE;
-    }
-
     const bool tf32 = ((handle_rec *)(void *)handle)->math == CUBLAS_TF32_TENSOR_OP_MATH;
     /* alpha and beta are host scalars: read now; the matrices when the stream runs it */
     enqueue(((handle_rec *)(void *)handle)->stream, [=] {
         gemm(ta, tb, m, n, k, al, A, lda, B, ldb, be, C, ldc, reads_ab, tf32);
     });
     return CUBLAS_STATUS_SUCCESS;
+}
+
+/* Whether cuBLAS supports (Atype, Btype, Ctype) under computeType in cublasGemmEx (the cuBLAS
+ * documentation's table for cublasGemmEx; complex types left out: dptrain has none). */
+static bool gemm_ex_supported(cudaDataType at, cudaDataType bt, cudaDataType ct,
+                              cublasComputeType_t compute)
+{
+    if (at != bt)
+        return false;
+    switch (compute) {
+    case CUBLAS_COMPUTE_16F:
+    case CUBLAS_COMPUTE_16F_PEDANTIC: return at == CUDA_R_16F && ct == CUDA_R_16F;
+    case CUBLAS_COMPUTE_32F:
+    case CUBLAS_COMPUTE_32F_PEDANTIC:
+        return (at == CUDA_R_16BF && (ct == CUDA_R_16BF || ct == CUDA_R_32F)) ||
+               (at == CUDA_R_16F && (ct == CUDA_R_16F || ct == CUDA_R_32F)) ||
+               (at == CUDA_R_8I && ct == CUDA_R_32F) || (at == CUDA_R_32F && ct == CUDA_R_32F);
+    case CUBLAS_COMPUTE_32F_FAST_16F:
+    case CUBLAS_COMPUTE_32F_FAST_16BF:
+    case CUBLAS_COMPUTE_32F_FAST_TF32: return at == CUDA_R_32F && ct == CUDA_R_32F;
+    case CUBLAS_COMPUTE_64F:
+    case CUBLAS_COMPUTE_64F_PEDANTIC: return at == CUDA_R_64F && ct == CUDA_R_64F;
+    case CUBLAS_COMPUTE_32I:
+    case CUBLAS_COMPUTE_32I_PEDANTIC: return at == CUDA_R_8I && ct == CUDA_R_32I;
+    }
+    return false;
+}
+
+static void gemm_bf16(bool ta, bool tb, int m, int n, int k, float al, const __nv_bfloat16 *A,
+                      int lda, const __nv_bfloat16 *B, int ldb, float be, float *C, int ldc,
+                      bool reads_ab);
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
+                            cublasOperation_t transb, int m, int n, int k, const void *alpha,
+                            const void *A, cudaDataType Atype, int lda, const void *B,
+                            cudaDataType Btype, int ldb, const void *beta, void *C,
+                            cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
+                            cublasGemmAlgo_t algo)
+{
+    static const char *who = "cublasGemmEx";
+    if (!handle_valid(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!gemm_ex_supported(Atype, Btype, Ctype, computeType)) {
+        report(who, "cuBLAS does not support Atype %d, Btype %d, Ctype %d with computeType %d",
+               (int)Atype, (int)Btype, (int)Ctype, (int)computeType);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    const bool bf16 = Atype == CUDA_R_16BF && Ctype == CUDA_R_32F;
+    if (!bf16 && !(Atype == CUDA_R_32F && Ctype == CUDA_R_32F)) {
+        report(who, "Atype %d with Ctype %d is valid cuBLAS but not emulated (only 32F and "
+               "16BF inputs with a 32F output are)", (int)Atype, (int)Ctype);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    if (algo != CUBLAS_GEMM_DEFAULT && algo != CUBLAS_GEMM_DEFAULT_TENSOR_OP) {
+        report(who, "algo %d is not emulated (CUBLAS_GEMM_DEFAULT or _DEFAULT_TENSOR_OP)",
+               (int)algo);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
+    const size_t esz = bf16 ? sizeof(__nv_bfloat16) : sizeof(float);
+    const operand oa{A, ta ? k : m, ta ? m : k, lda, esz};
+    const operand ob{B, tb ? n : k, tb ? k : n, ldb, esz};
+    const operand oc{C, m, n, ldc, sizeof(float)};
+    /* the 32F compute types take float alpha and beta */
+    const float *alf = (const float *)alpha, *bef = (const float *)beta;
+    bool run = false, reads_ab = false;
+    cublasStatus_t st = check_gemm(who, ta, tb, transa, transb, m, n, k, alf, bef, oa, ob, oc,
+                                   &run, &reads_ab);
+    if (st != CUBLAS_STATUS_SUCCESS || !run)
+        return st;
+    const float al = *alf, be = *bef;
+    handle_rec *h = (handle_rec *)(void *)handle;
+    /* FP32 inputs under CUBLAS_COMPUTE_32F follow the handle's math mode, as cublasSgemm */
+    const bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
+    const __nv_bfloat16 *ab = (const __nv_bfloat16 *)A, *bb = (const __nv_bfloat16 *)B;
+    const float *af = (const float *)A, *bf = (const float *)B;
+    float *c = (float *)C;
+    enqueue(h->stream, [=] {
+        if (bf16)
+            gemm_bf16(ta, tb, m, n, k, al, ab, lda, bb, ldb, be, c, ldc, reads_ab);
+        else
+            gemm(ta, tb, m, n, k, al, af, lda, bf, ldb, be, c, ldc, reads_ab, tf32);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* The column-major product of bf16 operands: every product is exact in float (8 x 8
+ * significant bits), summed over k in order in float, the FP32 accumulation of
+ * CUBLAS_COMPUTE_32F (the tensor cores' order differs: the backends' parity tolerance covers
+ * any order). */
+static void gemm_bf16(bool ta, bool tb, int m, int n, int k, float al, const __nv_bfloat16 *A,
+                      int lda, const __nv_bfloat16 *B, int ldb, float be, float *C, int ldc,
+                      bool reads_ab)
+{
+    std::vector<float> opa(reads_ab ? (size_t)m * k : 0);
+    if (reads_ab)
+        for (int l = 0; l < k; l++)
+            for (int i = 0; i < m; i++)
+                opa[i + (size_t)l * m] =
+                    __bfloat162float(ta ? A[l + (size_t)i * lda] : A[i + (size_t)l * lda]);
+    std::vector<float> acc((size_t)m);
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < m; i++)
+            acc[i] = 0.0f;
+        if (reads_ab)
+            for (int l = 0; l < k; l++) {
+                float bl = __bfloat162float(tb ? B[j + (size_t)l * ldb] : B[l + (size_t)j * ldb]);
+                const float *col = &opa[(size_t)l * m];
+                for (int i = 0; i < m; i++)
+                    acc[i] += col[i] * bl;
+            }
+        float *c = C + (size_t)j * ldc;
+        for (int i = 0; i < m; i++)
+            c[i] = be == 0.0f ? al * acc[i] : al * acc[i] + be * c[i];
+    }
 }
 
 /* The column-major product, summed over k in order in double for every (i, j). */

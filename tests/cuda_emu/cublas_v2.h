@@ -1,7 +1,8 @@
 /* Host emulation of the cuBLAS subset dptrain uses: handles, stream and math mode, and SGEMM
  * with cuBLAS's documented argument checks plus one the GPU cannot make cheaply: every element
  * a GEMM touches must lie inside one emulated allocation, so a wrong leading dimension fails
- * loudly in CI instead of reading a neighbour's memory. Computed on the host in double. */
+ * loudly in CI instead of reading a neighbour's memory. SGEMM is computed on the host in double;
+ * GemmEx (bf16 operands, FP32 accumulation) in float. */
 #ifndef DPT_CUDA_EMU_CUBLAS_V2_H
 #define DPT_CUDA_EMU_CUBLAS_V2_H
 
@@ -39,6 +40,36 @@ typedef enum {
     CUBLAS_TF32_TENSOR_OP_MATH = 3
 } cublasMath_t;
 
+/* The data and compute types of cublasGemmEx (numeric values as in the toolkit's
+ * library_types.h and cublas_api.h); the emulation computes the (A, B, C) combinations
+ * (32F, 32F, 32F) and (16BF, 16BF, 32F) under the 32F compute types. */
+typedef enum cudaDataType_t {
+    CUDA_R_32F = 0,
+    CUDA_R_64F = 1,
+    CUDA_R_16F = 2,
+    CUDA_R_8I = 3,
+    CUDA_C_32F = 4,
+    CUDA_C_64F = 5,
+    CUDA_R_32I = 10,
+    CUDA_R_16BF = 14
+} cudaDataType;
+
+typedef enum {
+    CUBLAS_COMPUTE_16F = 64,
+    CUBLAS_COMPUTE_16F_PEDANTIC = 65,
+    CUBLAS_COMPUTE_32F = 68,
+    CUBLAS_COMPUTE_32F_PEDANTIC = 69,
+    CUBLAS_COMPUTE_64F = 70,
+    CUBLAS_COMPUTE_64F_PEDANTIC = 71,
+    CUBLAS_COMPUTE_32I = 72,
+    CUBLAS_COMPUTE_32I_PEDANTIC = 73,
+    CUBLAS_COMPUTE_32F_FAST_16F = 74,
+    CUBLAS_COMPUTE_32F_FAST_16BF = 75,
+    CUBLAS_COMPUTE_32F_FAST_TF32 = 77
+} cublasComputeType_t;
+
+typedef enum { CUBLAS_GEMM_DEFAULT = -1, CUBLAS_GEMM_DEFAULT_TENSOR_OP = 99 } cublasGemmAlgo_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,6 +87,18 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
                            cublasOperation_t transb, int m, int n, int k, const float *alpha,
                            const float *A, int lda, const float *B, int ldb, const float *beta,
                            float *C, int ldc);
+
+/* Column-major C(m,n) = alpha op(A) op(B) + beta C with typed operands. alpha and beta are host
+ * floats for the 32F compute types. The emulation rounds nothing further: bf16 operands are
+ * read as they are stored, the products summed over k in order in FP32 (CUBLAS_COMPUTE_32F). A
+ * combination cuBLAS does not support is CUBLAS_STATUS_NOT_SUPPORTED; one it supports but the
+ * emulation does not compute (fp16, int8, complex) is NOT_SUPPORTED too, with a report. */
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
+                            cublasOperation_t transb, int m, int n, int k, const void *alpha,
+                            const void *A, cudaDataType Atype, int lda, const void *B,
+                            cudaDataType Btype, int ldb, const void *beta, void *C,
+                            cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
+                            cublasGemmAlgo_t algo);
 
 #ifdef __cplusplus
 }

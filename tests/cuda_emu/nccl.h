@@ -66,7 +66,7 @@ typedef enum {
     ncclFloat = 7,
     ncclFloat64 = 8,
     ncclDouble = 8,
-    ncclBfloat16 = 9, /* not emulated: ncclInvalidArgument */
+    ncclBfloat16 = 9, /* sum and avg: float additions rounded to bf16 at each step */
     ncclNumTypes = 10
 } ncclDataType_t;
 

@@ -9,7 +9,10 @@
  * DPT_EMU_NCCL_HANG_AFTER=N: the N-th allreduce and every later one never complete (a peer that
  * stalls) until the communicator is aborted. DPT_EMU_NCCL_INIT_HANG=1: a non-blocking
  * ncclCommInitRankConfig never finishes (until aborted); a blocking one ends the process. Collectives run when their stream reaches them
- * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. */
+ * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. ncclBfloat16 sums (and
+ * averages) as NCCL's ring does: each partial sum computed in float from two bf16 values and
+ * rounded to bf16 (round to nearest even) before the next rank adds to it; the emulation adds
+ * in MPI's reduction order, which for 2 ranks is NCCL's one addition. */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
@@ -32,6 +35,7 @@
 #include <set>
 #include <vector>
 
+#include "cuda_bf16.h"
 #include "cuda_emu_internal.h"
 #include "nccl.h"
 
@@ -90,7 +94,8 @@ MPI_Datatype mpi_type(ncclDataType_t t, size_t *size)
     case ncclUint64: *size = 8; return MPI_UINT64_T;
     case ncclFloat32: *size = 4; return MPI_FLOAT;
     case ncclFloat64: *size = 8; return MPI_DOUBLE;
-    default: *size = 0; return MPI_DATATYPE_NULL; /* half types: no MPI equivalent here */
+    case ncclBfloat16: *size = 2; return MPI_UINT16_T; /* summed by bf16_sum_op */
+    default: *size = 0; return MPI_DATATYPE_NULL; /* fp16, fp8: not emulated */
     }
 }
 
@@ -100,6 +105,31 @@ template <class T> void divide(void *buf, size_t count, int nranks)
     T *p = (T *)buf;
     for (size_t i = 0; i < count; i++)
         p[i] = (T)(p[i] / (T)nranks);
+}
+
+/* inout = bf16(float(in) + float(inout)): one step of NCCL's bf16 sum. */
+void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const __nv_bfloat16 *a = (const __nv_bfloat16 *)in;
+    __nv_bfloat16 *b = (__nv_bfloat16 *)inout;
+    for (int i = 0; i < *len; i++)
+        b[i] = __float2bfloat16(__bfloat162float(a[i]) + __bfloat162float(b[i]));
+}
+
+MPI_Op bf16_sum_op()
+{
+    static std::once_flag once;
+    static MPI_Op op = MPI_OP_NULL;
+    std::call_once(once, [] { MPI_Op_create(bf16_sum, 1, &op); });
+    return op;
+}
+
+void bf16_divide(void *buf, size_t count, int nranks)
+{
+    __nv_bfloat16 *p = (__nv_bfloat16 *)buf;
+    for (size_t i = 0; i < count; i++)
+        p[i] = __float2bfloat16(__bfloat162float(p[i]) / (float)nranks);
 }
 
 } // namespace
@@ -311,8 +341,9 @@ static void run_allreduce(ncclComm_t comm, long nth, const void *sendbuff, void 
         return;
     }
     static const MPI_Op ops[] = {MPI_SUM, MPI_PROD, MPI_MAX, MPI_MIN, MPI_SUM};
+    const MPI_Op mop = datatype == ncclBfloat16 ? bf16_sum_op() : ops[op];
     int rc = MPI_Allreduce(sendbuff == recvbuff ? MPI_IN_PLACE : sendbuff, recvbuff, (int)count,
-                           mt, ops[op], comm->mpi);
+                           mt, mop, comm->mpi);
     if (rc != MPI_SUCCESS) {
         warn(err, n, "AllReduce: MPI_Allreduce failed (%d)", rc);
         comm->async_error = ncclSystemError;
@@ -328,6 +359,7 @@ static void run_allreduce(ncclComm_t comm, long nth, const void *sendbuff, void 
         case ncclUint64: divide<uint64_t>(recvbuff, count, comm->nranks); break;
         case ncclFloat32: divide<float>(recvbuff, count, comm->nranks); break;
         case ncclFloat64: divide<double>(recvbuff, count, comm->nranks); break;
+        case ncclBfloat16: bf16_divide(recvbuff, count, comm->nranks); break;
         default: break;
         }
     }
@@ -349,12 +381,17 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
     size_t esize = 0;
     MPI_Datatype mt = mpi_type(datatype, &esize);
     if (mt == MPI_DATATYPE_NULL) {
-        warn(err, n, "AllReduce: datatype %d is not emulated (only 8/32/64-bit types)",
+        warn(err, n, "AllReduce: datatype %d is not emulated (8/32/64-bit types, bfloat16)",
              (int)datatype);
         return ncclInvalidArgument;
     }
     if ((unsigned)op >= (unsigned)ncclNumOps) {
         warn(err, n, "AllReduce: invalid reduction operation %d", (int)op);
+        return ncclInvalidArgument;
+    }
+    if (datatype == ncclBfloat16 && op != ncclSum && op != ncclAvg) {
+        warn(err, n, "AllReduce: ncclBfloat16 with operation %d is not emulated (sum, avg)",
+             (int)op);
         return ncclInvalidArgument;
     }
     if (!stream_valid(stream)) {

@@ -1,12 +1,14 @@
 /* Checks the NCCL emulation over MPI; run under mpirun with 2 or more ranks on one host
  * (nccl_emu_check.sh). Written in C, as mpi/nccl_comm.c is, so it also proves the headers are C.
  * Covers: allreduce sum / avg / max in place and out of place in float, double and int32;
+ * bfloat16 sum and avg, rounded to bf16 after each addition;
  * buffers that are not device memory or too short; a rank or id that does not match; two ranks
  * on one device ("Duplicate GPU detected"), also when each rank sees its own CUDA_VISIBLE_DEVICES
  * (the physical device decides, not the index); and the injected asynchronous remote error.
  * Prints one line per failed check and a summary on rank 0; exits non-zero on any failure. */
 #include <math.h>
 #include <mpi.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +199,40 @@ static void check_visible_devices(void)
     unsetenv("CUDA_VISIBLE_DEVICES");
 }
 
+/* bfloat16 (as its bits: the upper half of a float). Element 0: rank 0 holds 1, the others
+ * 2^-8; with 2 ranks NCCL adds 1 + 2^-8 in float and rounds to bf16, a tie that goes to the even
+ * 1.0 (a float sum would keep 1.00390625). Element 1: rank r holds r + 1, sums exact. */
+static void check_bf16(ncclComm_t comm)
+{
+    uint16_t h[2] = {g_rank == 0 ? 0x3f80u : 0x3b80u, 0}, got[2] = {0, 0}, *d = NULL;
+    float r1 = (float)(g_rank + 1);
+    uint32_t u;
+    memcpy(&u, &r1, sizeof u);
+    h[1] = (uint16_t)(u >> 16); /* small integers are exact in bf16 */
+    CHECK(cudaMalloc((void **)&d, sizeof h) == cudaSuccess, "cudaMalloc");
+    cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice);
+    CHECK(ncclAllReduce(d, d, 2, ncclBfloat16, ncclSum, comm, 0) == ncclSuccess, "bf16 sum");
+    cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost);
+    float sum1 = 0.0f;
+    u = (uint32_t)got[1] << 16;
+    memcpy(&sum1, &u, sizeof sum1);
+    CHECK(sum1 == (float)(g_size * (g_size + 1) / 2), "bf16 sum of ranks %g", sum1);
+    if (g_size == 2)
+        CHECK(got[0] == 0x3f80u, "bf16 1 + 2^-8 gave bits %#x, want 0x3f80 (1.0: tie to even)",
+              got[0]);
+    cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice);
+    CHECK(ncclAllReduce(d, d, 2, ncclBfloat16, ncclAvg, comm, 0) == ncclSuccess, "bf16 avg");
+    cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost);
+    u = (uint32_t)got[1] << 16;
+    memcpy(&sum1, &u, sizeof sum1);
+    CHECK(sum1 == (float)(g_size + 1) / 2.0f, "bf16 average of ranks %g", sum1);
+    CHECK(ncclAllReduce(d, d, 2, ncclBfloat16, ncclMax, comm, 0) == ncclInvalidArgument,
+          "bf16 max is not emulated and must be refused");
+    CHECK(ncclAllReduce(d, d, 3, ncclBfloat16, ncclSum, comm, 0) == ncclInvalidArgument,
+          "bf16 count past the allocation accepted");
+    cudaFree(d);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -214,6 +250,7 @@ int main(int argc, char **argv)
     CHECK(r == ncclSuccess, "init: %s (%s)", ncclGetErrorString(r), ncclGetLastError(NULL));
     if (r == ncclSuccess) {
         check_reductions(comm);
+        check_bf16(comm);
         CHECK(ncclCommDestroy(comm) == ncclSuccess, "destroy");
     }
     check_injected_fault();

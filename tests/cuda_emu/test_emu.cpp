@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "cuda_emu_kernel.h" /* DPT_LAUNCH, as the emulated build forces it ahead of cuda/ */
@@ -648,6 +649,100 @@ Test(cublas, beta_zero_does_not_read_c_and_tf32_rounds_the_inputs)
     cr_assert_eq(got, 1.0f, "TF32 rounds 1 + 2^-12 to 1, got %.9g", got);
     cudaFree(a);
     cudaFree(b);
+    cudaFree(c);
+    cublasDestroy(h);
+}
+
+/* ---- bf16: the conversions and cublasGemmEx ---- */
+
+static __nv_bfloat16 *upload_bf16(const std::vector<float> &h)
+{
+    std::vector<__nv_bfloat16> b(h.size());
+    for (size_t i = 0; i < h.size(); i++)
+        b[i] = __float2bfloat16(h[i]);
+    __nv_bfloat16 *d = NULL;
+    cr_assert_eq(cudaMalloc(&d, b.size() * sizeof(__nv_bfloat16)), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(d, b.data(), b.size() * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice),
+                 cudaSuccess);
+    return d;
+}
+
+Test(bf16, float2bfloat16_rounds_to_nearest_even)
+{
+    const struct {
+        float x, want;
+    } cases[] = {
+        {1.0f + 0x1p-8f, 1.0f},                      /* tie: to even */
+        {1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-6f},         /* tie: to even, upwards */
+        {1.0f + 0x1p-8f + 0x1p-20f, 1.0f + 0x1p-7f},  /* above the tie */
+        {-3.0f, -3.0f},                              /* exact */
+        {INFINITY, INFINITY},
+        {3.4e38f, INFINITY},                         /* past bf16's largest finite: overflows */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float got = __bfloat162float(__float2bfloat16(cases[i].x));
+        cr_expect_eq(got, cases[i].want, "bf16(%.9g) = %.9g, want %.9g", (double)cases[i].x,
+                     (double)got, (double)cases[i].want);
+    }
+    cr_expect(isnan(__bfloat162float(__float2bfloat16(NAN))));
+    cr_expect_eq(sizeof(__nv_bfloat16), 2u);
+}
+
+Test(cublas, gemm_ex_bf16_sums_exact_products_in_fp32_and_checks_arguments)
+{
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    /* (2,3) x (3,1) column-major; values exact in bf16, so C is exact */
+    __nv_bfloat16 *a = upload_bf16({1.0f, 2.0f, 0.5f, -1.0f, 4.0f, 8.0f});
+    __nv_bfloat16 *b = upload_bf16({1.0f, 2.0f, 0.25f});
+    float *c = upload(std::vector<float>(2, NAN));
+    const float one = 1.0f, zero = 0.0f;
+    cr_assert_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF, 2, b,
+                              CUDA_R_16BF, 3, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT),
+                 CUBLAS_STATUS_SUCCESS);
+    float got[2];
+    cr_assert_eq(cudaMemcpy(got, c, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_expect_eq(got[0], 1.0f + 1.0f + 1.0f, "got %g", (double)got[0]);
+    cr_expect_eq(got[1], 2.0f - 2.0f + 2.0f, "got %g", (double)got[1]);
+    /* FP32 accumulation: 1 + 2^-24 is lost, as in float (double would keep it) */
+    __nv_bfloat16 *a2 = upload_bf16({1.0f, 0x1p-12f}), *b2 = upload_bf16({1.0f, 0x1p-12f});
+    cr_assert_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 2, &one, a2, CUDA_R_16BF, 1, b2,
+                              CUDA_R_16BF, 2, &zero, c, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT_TENSOR_OP),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cudaMemcpy(got, c, sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_expect_eq(got[0], 1.0f, "FP32 accumulation keeps 1 + 2^-24 as 1, got %.9g", (double)got[0]);
+    /* the argument rules: combinations cuBLAS refuses, leading dimensions, bounds; each call
+     * is the 2x1x3 product above with one argument changed */
+    struct {
+        cublasHandle_t h;
+        cudaDataType bt;
+        int lda, ldc;
+        cublasComputeType_t compute;
+        cublasStatus_t want;
+        const char *why;
+    } bad[] = {
+        {h, CUDA_R_32F, 2, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_NOT_SUPPORTED, "Atype != Btype"},
+        {h, CUDA_R_16BF, 2, 2, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_STATUS_NOT_SUPPORTED,
+         "bf16 inputs under a FAST_TF32 compute type"},
+        {h, CUDA_R_16BF, 2, 2, CUBLAS_COMPUTE_16F, CUBLAS_STATUS_NOT_SUPPORTED,
+         "bf16 inputs under COMPUTE_16F"},
+        {h, CUDA_R_16BF, 1, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_INVALID_VALUE, "lda < m"},
+        {h, CUDA_R_16BF, 3, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_INVALID_VALUE,
+         "lda 3: A (6 bf16) read past its end"},
+        {h, CUDA_R_16BF, 2, 1, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_INVALID_VALUE, "ldc < m"},
+        {NULL, CUDA_R_16BF, 2, 2, CUBLAS_COMPUTE_32F, CUBLAS_STATUS_NOT_INITIALIZED, "no handle"},
+    };
+    for (const auto &t : bad)
+        cr_expect_eq(cublasGemmEx(t.h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 3, &one, a, CUDA_R_16BF,
+                                  t.lda, b, t.bt, 3, &zero, c, CUDA_R_32F, t.ldc, t.compute,
+                                  CUBLAS_GEMM_DEFAULT),
+                     t.want, "%s", t.why);
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(a2);
+    cudaFree(b2);
     cudaFree(c);
     cublasDestroy(h);
 }

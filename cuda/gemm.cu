@@ -1,0 +1,107 @@
+/* The CUDA backend's bf16 code. The GEMM (train.precision: bf16): both operands converted to
+ * bfloat16 by a small kernel, then cublasGemmEx with bf16 A and B, an FP32 C and FP32
+ * accumulation (CUBLAS_COMPUTE_32F); its CPU twin is cpu_gemm in src/cpu_backend.c
+ * (dpt_op_round_bf16). And the flat conversions of bf16 gradients on the wire (comm.compress:
+ * bf16 on the NCCL path), whose CPU twin is the MPI path's dpt_bf16_from_float (mpi/buckets.h). */
+#include "kernels.h"
+
+/* dst (rows, cols) packed = bf16(src (rows, cols), leading dimension ld), row-major, one thread
+ * per element; __float2bfloat16 rounds to nearest even, as dpt_op_round_bf16 on the CPU. */
+static __global__ void to_bf16_kernel(const float *__restrict__ src, int rows, int cols, int ld,
+                                      __nv_bfloat16 *__restrict__ dst)
+{
+    size_t n = (size_t)rows * cols;
+    DPT_FOR_THREAD(i, n) {
+        size_t r = i / (size_t)cols, c = i % (size_t)cols;
+        dst[i] = __float2bfloat16(src[r * (size_t)ld + c]);
+    }
+}
+
+/* *buf with room for n elements: grown (cudaFree synchronizes the device, and growth happens
+ * only while the GEMM shapes are first seen, the first step) and never shrunk. */
+static __nv_bfloat16 *scratch(__nv_bfloat16 **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        DPT_CUDA_CHECK(cudaFree(*buf));
+        *buf = NULL;
+        DPT_CUDA_CHECK(cudaMalloc((void **)buf, n * sizeof(__nv_bfloat16)));
+        *cap = n;
+    }
+    return *buf;
+}
+
+/* The row-major operand (rows, cols; ld) as packed bf16 in *buf, queued on the stream. */
+static const __nv_bfloat16 *convert(dpt_cuda_ctx *ctx, const float *src, int rows, int cols,
+                                    int ld, __nv_bfloat16 **buf, size_t *cap)
+{
+    size_t n = (size_t)rows * cols;
+    __nv_bfloat16 *dst = scratch(buf, cap, n);
+    DPT_LAUNCH(to_bf16_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, src, rows, cols,
+               ld, dst);
+    DPT_CUDA_CHECK_LAUNCH();
+    return dst;
+}
+
+/* Row-major to column-major as cuda_gemm (backend.cu): B first, A second, m and n swapped; the
+ * packed copies have leading dimension equal to their stored row length. */
+void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                        float *c, int ldc)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (m <= 0 || n <= 0)
+        return;
+    const __nv_bfloat16 *a16 = NULL, *b16 = NULL;
+    int lda16 = trans_a ? m : k, ldb16 = trans_b ? k : n;
+    if (k > 0) {
+        a16 = convert(ctx, a, trans_a ? k : m, lda16, lda, &ctx->bf16_a, &ctx->bf16_cap_a);
+        b16 = convert(ctx, b, trans_b ? n : k, ldb16, ldb, &ctx->bf16_b, &ctx->bf16_cap_b);
+    } else {
+        /* nothing is read (k = 0 scales C by beta), but cuBLAS still checks the dimensions */
+        lda16 = lda;
+        ldb16 = ldb;
+    }
+    cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    DPT_CUBLAS_CHECK(cublasGemmEx(ctx->cublas, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF,
+                                  ldb16, a16, CUDA_R_16BF, lda16, &beta, c, CUDA_R_32F, ldc,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx)
+{
+    DPT_CUDA_CHECK(cudaFree(ctx->bf16_a));
+    DPT_CUDA_CHECK(cudaFree(ctx->bf16_b));
+    ctx->bf16_a = ctx->bf16_b = NULL;
+    ctx->bf16_cap_a = ctx->bf16_cap_b = 0;
+}
+
+static __global__ void float_to_bf16_kernel(const float *__restrict__ src, size_t n,
+                                            __nv_bfloat16 *__restrict__ dst)
+{
+    DPT_FOR_THREAD(i, n) dst[i] = __float2bfloat16(src[i]);
+}
+
+static __global__ void bf16_to_float_kernel(const __nv_bfloat16 *__restrict__ src, size_t n,
+                                            float *__restrict__ dst)
+{
+    DPT_FOR_THREAD(i, n) dst[i] = __bfloat162float(src[i]);
+}
+
+void dpt_cuda_to_bf16(void *dst, const float *src, size_t n, void *stream)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(float_to_bf16_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, (cudaStream_t)stream,
+               src, n, (__nv_bfloat16 *)dst);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+void dpt_cuda_from_bf16(float *dst, const void *src, size_t n, void *stream)
+{
+    if (n == 0)
+        return;
+    DPT_LAUNCH(bf16_to_float_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, (cudaStream_t)stream,
+               (const __nv_bfloat16 *)src, n, dst);
+    DPT_CUDA_CHECK_LAUNCH();
+}
