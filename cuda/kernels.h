@@ -31,6 +31,7 @@ typedef struct {
     int loss_cap;
     /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
     double *ss_partial, *ss_block, *ss_host;
+    float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */
 } dpt_cuda_ctx;
 
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
@@ -64,9 +65,13 @@ void dpt_cuda_scale(dpt_backend *be, float *x, size_t n, float s);
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
                    dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
                    double *correct);
+void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
+                         int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats);
+void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n);
 
 /* optim.cu */
 double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n);
+double dpt_cuda_clip_grad_norm(dpt_backend *be, float *g, size_t n, double max_norm);
 void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
                        float momentum, int nesterov, float wd);
 void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, float *v, size_t n,

@@ -1,7 +1,9 @@
 /* The fused loss of the CUDA backend: softmax cross-entropy or MSE against one-hot labels, its
  * gradient and the argmax hit, one thread per row (rows <= the batch, C is small), with the
- * per-row math of src/ops.h that the CPU backend uses too. Per-row results go to a scratch buffer that the host sums in double in
- * row order, as the CPU does, so the sums do not depend on scheduling. */
+ * per-row math of src/ops.h that the CPU backend uses too. Per-row results go to a scratch buffer
+ * summed in double in row order, as the CPU does, so the sums do not depend on scheduling: by
+ * the host (loss, for evaluation), or by one device thread into the step's statistics
+ * (loss_stats, so a training step needs no host synchronization). */
 #include <math.h>
 #include <stdint.h>
 
@@ -23,15 +25,13 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
     row_hit[i] = hit ? 1.0f : 0.0f;
 }
 
-void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
-                   dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
-                   double *correct)
+/* Per-row loss and hit of logits(B, C) into the scratch (grown when B is larger than before):
+ * row_loss = loss_dev[0, B), row_hit = loss_dev[B, 2B). */
+static float *launch_rows(dpt_cuda_ctx *ctx, const float *logits, const int32_t *y, int rows,
+                          int cols, dpt_loss loss, float grad_scale, float *dlogits)
 {
-    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
-    if (rows <= 0 || cols <= 0)
-        return;
     if (rows > ctx->loss_cap) { /* grow the scratch; the old one may still be in use */
-        DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
         DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
         DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
         ctx->loss_dev = NULL;
@@ -47,9 +47,20 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     DPT_LAUNCH(loss_kernel, blocks, threads, ctx->stream, logits, y, rows, cols, loss,
                grad_scale, dlogits, row_loss, row_hit);
     DPT_CUDA_CHECK_LAUNCH();
-    DPT_CUDA_CHECK(cudaMemcpyAsync(ctx->loss_host, ctx->loss_dev, 2 * (size_t)rows * sizeof(float),
-                                   cudaMemcpyDeviceToHost, ctx->stream));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    return ctx->loss_dev;
+}
+
+void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
+                   dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
+                   double *correct)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (rows <= 0 || cols <= 0)
+        return;
+    float *per_row = launch_rows(ctx, logits, y, rows, cols, loss, grad_scale, dlogits);
+    DPT_CUDA_COPY(ctx->loss_host, per_row, 2 * (size_t)rows * sizeof(float),
+                  cudaMemcpyDeviceToHost, ctx->stream);
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
     double lsum = 0.0, hits = 0.0;
     for (int i = 0; i < rows; i++) {
         lsum += (double)ctx->loss_host[i];
@@ -57,4 +68,50 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     }
     *loss_sum += lsum;
     *correct += hits;
+}
+
+/* One thread: the sums of dpt_cuda_loss's host loop, in the same order and precision, written
+ * as the step's statistics. */
+static __global__ void loss_stats_kernel(const float *__restrict__ per_row, int rows,
+                                         float *__restrict__ stats)
+{
+    if (blockIdx.x != 0 || threadIdx.x != 0)
+        return;
+    double lsum = 0.0, hits = 0.0;
+    for (int i = 0; i < rows; i++) {
+        lsum += (double)per_row[i];
+        hits += (double)per_row[rows + i];
+    }
+    stats[0] = (float)lsum;
+    stats[1] = (float)hits;
+    stats[2] = (float)rows;
+    stats[3] = 0.0f;
+}
+
+void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
+                         int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (rows <= 0 || cols <= 0)
+        return;
+    float *per_row = launch_rows(ctx, logits, y, rows, cols, loss, grad_scale, dlogits);
+    DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, stats);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void accumulate_kernel(double *__restrict__ acc, const float *__restrict__ x,
+                                         int n)
+{
+    int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i < n)
+        acc[i] += (double)x[i];
+}
+
+void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n)
+{
+    if (n <= 0)
+        return;
+    DPT_LAUNCH(accumulate_kernel, dpt_cuda_blocks((size_t)n), DPT_CUDA_THREADS,
+               dpt_cuda_ctx_of(be)->stream, acc, x, n);
+    DPT_CUDA_CHECK_LAUNCH();
 }

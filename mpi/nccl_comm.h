@@ -26,6 +26,8 @@ typedef struct {
     int local_rank;    /* for messages */
     size_t pending;    /* floats in the allreduces started since the last finish */
     int started;       /* allreduces started since the last finish */
+    size_t queued;     /* floats behind `done` that no host wait has seen complete yet */
+    int queued_n;      /* their allreduces */
 } dpt_nccl;
 
 /* Collective over c->world. The caller has already selected this rank's device
@@ -41,8 +43,16 @@ void dpt_nccl_init(dpt_nccl *n, dpt_comm *c, double timeout_s);
 void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStream_t stream);
 
 /* Orders later work on `stream` after every allreduce started so far (the optimizer reads the
- * sums) and waits for them on the host. timeout_s <= 0 waits forever. On an NCCL error or the
- * timeout the communicator is aborted and the job ends through dpt_fatal. */
+ * sums), without waiting on the host: an event is recorded behind them for dpt_nccl_wait. An
+ * NCCL error already known ends the job. */
+void dpt_nccl_allreduce_queue(dpt_nccl *n, cudaStream_t stream);
+
+/* The watchdog: waits on the host, polling the event behind the allreduces queued so far (no
+ * blocking synchronize, so the wait has a limit). timeout_s <= 0 waits forever. On an NCCL error
+ * or the timeout the communicator is aborted and the job ends through dpt_fatal. */
+void dpt_nccl_wait(dpt_nccl *n, double timeout_s);
+
+/* dpt_nccl_allreduce_queue, then dpt_nccl_wait. */
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s);
 
 /* "NCCL 2.28.3" (the library's version, no device needed), for `dptrain --version`. */

@@ -120,6 +120,15 @@ void *dpt_device_stream(dpt_backend *be)
     return be->host_memory ? NULL : dpt_cuda_backend_stream(be);
 }
 
+int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    if (be->host_memory)
+        return -1;
+    dpt_cuda_counts_read(out);
+    return 0;
+}
+
 #else /* a build without the CUDA backend */
 
 int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_caller who,
@@ -149,6 +158,13 @@ void *dpt_device_stream(dpt_backend *be)
 {
     (void)be;
     return NULL;
+}
+
+int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
+{
+    (void)be;
+    memset(out, 0, sizeof *out);
+    return -1;
 }
 
 #endif

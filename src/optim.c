@@ -72,12 +72,8 @@ double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, d
     dpt_backend *be = o->be;
     size_t n = o->n_params;
     double norm = -1.0;
-    if (p->clip_grad_norm > 0) {
-        /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
-        norm = sqrt(be->sum_squares(be, grads, n));
-        if (norm > p->clip_grad_norm)
-            be->scale(be, grads, n, (float)(p->clip_grad_norm / (norm + 1e-6)));
-    }
+    if (p->clip_grad_norm > 0) /* decided where the gradients live: no host read on a GPU */
+        norm = be->clip_grad_norm(be, grads, n, p->clip_grad_norm);
     if (o->kind == DPT_OPT_SGD) {
         be->sgd_step(be, params, grads, o->state, n, (float)lr, (float)p->momentum,
                      p->nesterov, (float)p->weight_decay);

@@ -412,10 +412,20 @@ static int train_epoch(run_state *r, int epoch, epoch_sums *e, dpt_error *err)
             clear_line(r);
             return rc;
         }
+        e->rows += cfg->train.batch_size;
+        if (st.steps_read > 0) { /* the sums of the steps read: see dpt_step_stats */
+            e->loss += st.last_loss;
+            e->correct += st.last_correct;
+            print_progress(r, epoch, s, st.last_loss / (double)st.steps_read);
+        }
+    }
+    /* a device backend's steps since its last read (the run ended at train.max_steps) */
+    if (dpt_trainer_read_stats(r->t) == DPT_STEP_DIVERGED)
+        return report_divergence(r, epoch, e->lr, err);
+    dpt_trainer_stats(r->t, &st);
+    if (st.steps_read > 0) {
         e->loss += st.last_loss;
         e->correct += st.last_correct;
-        e->rows += cfg->train.batch_size;
-        print_progress(r, epoch, s, st.last_loss);
     }
     return DPT_OK;
 }

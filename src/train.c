@@ -173,6 +173,14 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
         rc = dpt_optim_init(&t->opt, &optim_params, &t->be, t->model.n_params, mine);
     if (rc != DPT_OK)
         return rc;
+    t->device_stats = !t->be.host_memory;
+    if (t->device_stats) {
+        t->acc = t->be.alloc(&t->be, 2 * sizeof(double));
+        t->acc_host = t->be.alloc_pinned(&t->be, 2 * sizeof(double));
+        if (!t->acc || !t->acc_host)
+            return dpt_error_set(mine, DPT_ERUNTIME, "out of %s memory for the step's "
+                                 "statistics", t->be.name);
+    }
     t->xb = t->be.alloc(&t->be, (size_t)max_rows * I * sizeof(float));
     t->yb = t->be.alloc(&t->be, (size_t)max_rows * sizeof(int32_t));
     if (!t->xb || !t->yb)
@@ -243,6 +251,8 @@ void dpt_trainer_free(dpt_trainer *t)
     if (t->be.free) {
         t->be.free(&t->be, t->xb);
         t->be.free(&t->be, t->yb);
+        t->be.free(&t->be, t->acc);
+        t->be.free_pinned(&t->be, t->acc_host);
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
         if (t->be.destroy)
@@ -271,12 +281,101 @@ static void trace_step(dpt_trainer *t, int64_t step, const double at[7])
     }
 }
 
+/* The step's loss, hit count, rows and signal flag into the statistics slots after the gradients
+ * (they travel with the first bucket, which starts as soon as the last layer's gradients are
+ * done, so they are written before backward). On the CPU the host writes them; on a device the
+ * loss kernel does (no synchronization), and signals are exchanged when the sums are read. */
+static void step_loss(dpt_trainer *t, const float *logits, const int32_t *yb, float *dlogits)
+{
+    dpt_backend *be = &t->be;
+    dpt_model *m = &t->model;
+    int C = m->widths[m->n_layers];
+    float grad_scale = 1.0f / (float)t->cfg->train.batch_size;
+    if (t->device_stats) {
+        be->loss_stats(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits,
+                       m->grads + m->n_params);
+        return;
+    }
+    float stats[DPT_GRAD_STATS] = {0};
+    double loss_sum = 0.0, correct = 0.0;
+    be->loss(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits, &loss_sum, &correct);
+    stats[0] = (float)loss_sum;
+    stats[1] = (float)correct;
+    stats[2] = (float)t->rows;
+    stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
+    be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+}
+
+/* CPU: the summed statistics of this step, read at once. Returns 1 when the loss diverged. */
+static int read_host_stats(dpt_trainer *t)
+{
+    dpt_model *m = &t->model;
+    float stats[DPT_GRAD_STATS];
+    t->be.download(&t->be, stats, m->grads + m->n_params, sizeof stats);
+    t->last_loss = stats[0];
+    t->last_correct = stats[1];
+    t->steps_read = 1;
+    t->stop_requested = stats[3] > 0.0f;
+    return !isfinite(stats[0]);
+}
+
+/* Device: the sums of the steps since the last read, waited for once (the NCCL watchdog polls
+ * the event behind the last allreduce first, so a dead peer is named rather than waited for),
+ * landing in pinned memory; and whether any rank was signalled. Collective. Returns 1 when the
+ * loss diverged in one of those steps (a non-finite term makes the sum non-finite). */
+static int read_device_stats(dpt_trainer *t)
+{
+    dpt_backend *be = &t->be;
+    t->steps_read = t->acc_steps;
+    if (t->acc_steps == 0)
+        return 0;
+    dpt_reducer_drain(t->reducer);
+    be->download(be, t->acc_host, t->acc, 2 * sizeof(double));
+    be->zero(be, t->acc, 2 * sizeof(double));
+    t->last_loss = t->acc_host[0];
+    t->last_correct = t->acc_host[1];
+    t->acc_steps = 0;
+    t->stop_requested = dpt_comm_agree(t->comm, dpt_signals_pending() ? 1 : 0) != 0;
+    return !isfinite(t->last_loss);
+}
+
+int dpt_trainer_read_stats(dpt_trainer *t)
+{
+    if (!t->device_stats) {
+        t->steps_read = 0;
+        return DPT_STEP_OK;
+    }
+    return read_device_stats(t) ? DPT_STEP_DIVERGED : DPT_STEP_OK;
+}
+
+/* After the allreduce: the update, and the statistics read (CPU: every step, and a diverged
+ * step is not applied; device: summed on the device, read every train.log_every steps and at
+ * the epoch's last step). Returns 1 when the loss diverged. */
+static int step_update(dpt_trainer *t, int64_t step_in_epoch, int64_t step, double lr)
+{
+    dpt_backend *be = &t->be;
+    dpt_model *m = &t->model;
+    if (!t->device_stats) {
+        int diverged = read_host_stats(t);
+        if (!diverged)
+            dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+        be->sync(be);
+        return diverged;
+    }
+    be->accumulate(be, t->acc, m->grads + m->n_params, 2);
+    t->acc_steps++;
+    t->steps_read = 0;
+    dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+    if ((step + 1) % t->cfg->train.log_every == 0 || step_in_epoch + 1 == t->steps_per_epoch)
+        return read_device_stats(t);
+    return 0;
+}
+
 int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
 {
     const dpt_config *cfg = t->cfg;
     dpt_backend *be = &t->be;
     dpt_model *m = &t->model;
-    int C = m->widths[m->n_layers];
     double t0 = dpt_now();
 
     const float *xb;
@@ -287,23 +386,14 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
     const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
     double tf = dpt_now(); /* run.trace: forward (with the loss below) and backward apart */
-    float stats[DPT_GRAD_STATS] = {0};
-    double loss_sum = 0.0, correct = 0.0;
     float *dlogits = m->d[0];
-    be->loss(be, logits, yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size, dlogits,
-             &loss_sum, &correct);
-    /* the statistics sit after the gradients and travel with the first bucket, which starts
-     * as soon as the last layer's gradients are done: they are written before backward */
-    stats[0] = (float)loss_sum;
-    stats[1] = (float)correct;
-    stats[2] = (float)t->rows;
-    stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
-    be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+    step_loss(t, logits, yb, dlogits);
     dpt_reducer_set_step(t->reducer, step);
     dpt_model_backward(m, xb, dlogits, t->rows, &drop,
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
-    be->sync(be);
+    if (!t->device_stats)
+        be->sync(be);
     double t2 = dpt_now(), tb = t2; /* tb: backward's end, for run.trace */
 
     if (t->split_wait && t->comm->size > 1) {
@@ -313,19 +403,15 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
         t2 = tw;
     }
     /* gradients and the step's statistics: in buckets already under way (overlap), or in one
-     * allreduce now */
-    dpt_reducer_finish(t->reducer, m->grads);
+     * allreduce now; on a device, the update is queued behind them without a host wait */
+    if (t->device_stats)
+        dpt_reducer_queue(t->reducer, m->grads);
+    else
+        dpt_reducer_finish(t->reducer, m->grads);
     double t3 = dpt_now();
     t->t_comm_total += dpt_reducer_last_stats(t->reducer).total_s;
 
-    be->download(be, stats, m->grads + m->n_params, sizeof stats);
-    t->last_loss = stats[0];
-    t->last_correct = stats[1];
-    t->stop_requested = stats[3] > 0.0f;
-    int diverged = !isfinite(stats[0]);
-    if (!diverged)
-        dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
-    be->sync(be);
+    int diverged = step_update(t, step_in_epoch, step, lr);
     double t4 = dpt_now();
     if (dpt_trace_wants(t->trace, step_in_epoch)) {
         const double at[] = {t0, t1, tf, tb, t2, t3, t4};
@@ -376,6 +462,7 @@ void dpt_trainer_stats(const dpt_trainer *t, dpt_step_stats *out)
     out->t_wait = t->t_wait;
     out->last_loss = t->last_loss;
     out->last_correct = t->last_correct;
+    out->steps_read = t->steps_read;
     out->stop_requested = t->stop_requested;
 }
 
@@ -387,3 +474,8 @@ void dpt_trainer_reset_stats(dpt_trainer *t)
 int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t) { return t->steps_per_epoch; }
 
 void dpt_trainer_set_split_wait(dpt_trainer *t, int on) { t->split_wait = on; }
+
+int dpt_trainer_device_counts(const dpt_trainer *t, dpt_device_counts *out)
+{
+    return dpt_device_counts_read(&t->be, out);
+}

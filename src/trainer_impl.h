@@ -48,6 +48,14 @@ struct dpt_trainer {
     dpt_trace *trace;           /* run.trace (owned by the run); NULL: none */
     int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
                                  * allreduce: every rank stops after that step */
+    /* On a device backend the step's statistics stay on the device (no host synchronization
+     * inside a step): summed there over steps and read by the host every train.log_every steps
+     * and at an epoch's last step (device_stats; see dpt_trainer_step). */
+    int device_stats;
+    double *acc;                /* (2) backend memory: global loss and hit sums since the read */
+    double *acc_host;           /* (2) pinned host memory: where the read lands */
+    int64_t acc_steps;          /* steps summed in acc */
+    int64_t steps_read;         /* steps whose sums last_loss and last_correct hold */
 };
 
 #endif
