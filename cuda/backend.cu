@@ -120,7 +120,12 @@ static void cuda_destroy(dpt_backend *be)
         return;
     DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->copy));
     DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
+    if (ctx->exec)
+        DPT_CUDA_CHECK(cudaGraphExecDestroy(ctx->exec));
+    if (ctx->graph)
+        DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
     DPT_CUDA_CHECK(cudaFree(ctx->clip_scale));
+    DPT_CUDA_CHECK(cudaFree(ctx->stats_dev));
     DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
     DPT_CUDA_CHECK(cudaFree(ctx->ss_partial));
@@ -319,6 +324,36 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
     be->destroy = cuda_destroy;
     dpt_backend_check_complete(be);
     return DPT_OK;
+}
+
+/* Global mode: any potentially unsafe call (an allocation, a blocking copy, a synchronization)
+ * made while the step is captured fails and invalidates the capture, so a step that needs the
+ * host cannot be captured by mistake: the end of the capture reports it. */
+void dpt_cuda_graph_begin(dpt_backend *be)
+{
+    DPT_CUDA_CHECK(cudaStreamBeginCapture(dpt_cuda_ctx_of(be)->stream,
+                                          cudaStreamCaptureModeGlobal));
+}
+
+void dpt_cuda_graph_end(dpt_backend *be)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (ctx->exec)
+        DPT_CUDA_CHECK(cudaGraphExecDestroy(ctx->exec));
+    if (ctx->graph)
+        DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
+    ctx->exec = NULL;
+    ctx->graph = NULL;
+    DPT_CUDA_CHECK(cudaStreamEndCapture(ctx->stream, &ctx->graph));
+    DPT_CUDA_CHECK(cudaGraphInstantiate(&ctx->exec, ctx->graph, 0));
+}
+
+/* One launch, whatever the graph holds: what the host asks of the GPU per step. */
+void dpt_cuda_graph_launch(dpt_backend *be)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0);
+    DPT_CUDA_CHECK(cudaGraphLaunch(ctx->exec, ctx->stream));
 }
 
 void *dpt_cuda_backend_stream(dpt_backend *be)

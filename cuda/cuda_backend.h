@@ -50,6 +50,14 @@ typedef enum { DPT_CUDA_COUNT_LAUNCH, DPT_CUDA_COUNT_SYNC, DPT_CUDA_COUNT_COPY }
 void dpt_cuda_count(dpt_cuda_count_kind kind, size_t bytes);
 void dpt_cuda_counts_read(dpt_device_counts *out);
 
+/* train.cuda_graph: begin captures what is queued on the compute stream (and on the streams
+ * that join it through events, NCCL's); end instantiates it, replacing the graph before;
+ * launch replays it on the compute stream. A capture that meets a synchronization fails at
+ * end (through the check macros). */
+void dpt_cuda_graph_begin(dpt_backend *be);
+void dpt_cuda_graph_end(dpt_backend *be);
+void dpt_cuda_graph_launch(dpt_backend *be);
+
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */
 void *dpt_cuda_backend_stream(dpt_backend *be);

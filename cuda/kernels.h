@@ -29,6 +29,10 @@ typedef struct {
     /* loss: per-row loss and hit, (2, loss_cap) on the device and in pinned host memory */
     float *loss_dev, *loss_host;
     int loss_cap;
+    float *stats_dev;       /* (2, stats_cap): the same for loss_stats (training steps) */
+    int stats_cap;
+    cudaGraph_t graph;      /* train.cuda_graph: the captured step, and it instantiated */
+    cudaGraphExec_t exec;
     /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
     double *ss_partial, *ss_block, *ss_host;
     float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */

@@ -25,29 +25,34 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
     row_hit[i] = hit ? 1.0f : 0.0f;
 }
 
-/* Per-row loss and hit of logits(B, C) into the scratch (grown when B is larger than before):
- * row_loss = loss_dev[0, B), row_hit = loss_dev[B, 2B). */
-static float *launch_rows(dpt_cuda_ctx *ctx, const float *logits, const int32_t *y, int rows,
-                          int cols, dpt_loss loss, float grad_scale, float *dlogits)
+/* Per-row loss and hit of logits(B, C) into a scratch (grown when B is larger than before):
+ * row_loss = buf[0, B), row_hit = buf[B, 2B). *host: its pinned copy, or NULL for none. loss
+ * and loss_stats keep one scratch each, so evaluation's larger chunks never move the training
+ * step's (which a captured CUDA Graph holds the address of). */
+static float *launch_rows(dpt_cuda_ctx *ctx, float **buf, float **host, int *cap,
+                          const float *logits, const int32_t *y, int rows, int cols,
+                          dpt_loss loss, float grad_scale, float *dlogits)
 {
-    if (rows > ctx->loss_cap) { /* grow the scratch; the old one may still be in use */
+    if (rows > *cap) { /* grow the scratch; the old one may still be in use */
         DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
-        DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
-        DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
-        ctx->loss_dev = NULL;
-        ctx->loss_host = NULL;
-        ctx->loss_cap = 0;
-        DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->loss_dev, 2 * (size_t)rows * sizeof(float)));
-        DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->loss_host, 2 * (size_t)rows * sizeof(float)));
-        ctx->loss_cap = rows;
+        DPT_CUDA_CHECK(cudaFree(*buf));
+        *buf = NULL;
+        *cap = 0;
+        DPT_CUDA_CHECK(cudaMalloc((void **)buf, 2 * (size_t)rows * sizeof(float)));
+        if (host) {
+            DPT_CUDA_CHECK(cudaFreeHost(*host));
+            *host = NULL;
+            DPT_CUDA_CHECK(cudaMallocHost((void **)host, 2 * (size_t)rows * sizeof(float)));
+        }
+        *cap = rows;
     }
     /* one thread per row */
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
-    float *row_loss = ctx->loss_dev, *row_hit = ctx->loss_dev + rows;
+    float *row_loss = *buf, *row_hit = *buf + rows;
     DPT_LAUNCH(loss_kernel, blocks, threads, ctx->stream, logits, y, rows, cols, loss,
                grad_scale, dlogits, row_loss, row_hit);
     DPT_CUDA_CHECK_LAUNCH();
-    return ctx->loss_dev;
+    return *buf;
 }
 
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
@@ -57,7 +62,8 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    float *per_row = launch_rows(ctx, logits, y, rows, cols, loss, grad_scale, dlogits);
+    float *per_row = launch_rows(ctx, &ctx->loss_dev, &ctx->loss_host, &ctx->loss_cap, logits, y,
+                                 rows, cols, loss, grad_scale, dlogits);
     DPT_CUDA_COPY(ctx->loss_host, per_row, 2 * (size_t)rows * sizeof(float),
                   cudaMemcpyDeviceToHost, ctx->stream);
     DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
@@ -94,7 +100,8 @@ void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y,
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    float *per_row = launch_rows(ctx, logits, y, rows, cols, loss, grad_scale, dlogits);
+    float *per_row = launch_rows(ctx, &ctx->stats_dev, NULL, &ctx->stats_cap, logits, y, rows,
+                                 cols, loss, grad_scale, dlogits);
     DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, stats);
     DPT_CUDA_CHECK_LAUNCH();
 }

@@ -120,7 +120,8 @@ static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const
 {
     char what[160], msg[512];
     snprintf(what, sizeof what, "ncclAllReduce(sum, %zu floats%s) on rank %d of %d", count,
-             n->started + n->queued_n > 1 ? " in buckets" : "", n->rank, n->size);
+             (n->started ? n->started : n->queued_n) > 1 ? " in buckets" : "", n->rank,
+             n->size);
     snprintf(msg, sizeof msg, "%s (communicator aborted; NCCL_DEBUG=INFO prints NCCL's own "
              "account)", detail);
     if (n->comm) {
@@ -172,8 +173,9 @@ void dpt_nccl_allreduce_queue(dpt_nccl *n, cudaStream_t stream)
     DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->done, n->stream));
     /* the optimizer, queued next on the compute stream, reads the summed gradients */
     DPT_NCCL_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
-    n->queued += n->pending;
-    n->queued_n += n->started;
+    n->queued = n->pending;
+    n->queued_n = n->started;
+    n->queued_steps++;
     n->pending = 0;
     n->started = 0;
     check_async(n, n->queued, 0.0);
@@ -181,7 +183,7 @@ void dpt_nccl_allreduce_queue(dpt_nccl *n, cudaStream_t stream)
 
 void dpt_nccl_wait(dpt_nccl *n, double timeout_s)
 {
-    if (n->queued_n == 0)
+    if (n->queued_steps == 0)
         return;
     size_t count = n->queued;
     /* a host synchronization, polled: counted as the backend counts its own */
@@ -197,8 +199,7 @@ void dpt_nccl_wait(dpt_nccl *n, double timeout_s)
         }
         check_async(n, count, waited); /* also once the event completed */
         if (q == cudaSuccess) {
-            n->queued = 0;
-            n->queued_n = 0;
+            n->queued_steps = 0;
             return;
         }
         if (timeout_s > 0 && waited > timeout_s) {
@@ -209,6 +210,13 @@ void dpt_nccl_wait(dpt_nccl *n, double timeout_s)
         }
         poll_pause(waited);
     }
+}
+
+void dpt_nccl_replayed(dpt_nccl *n, cudaStream_t stream)
+{
+    DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->done, stream));
+    n->queued_steps++;
+    check_async(n, n->queued, 0.0);
 }
 
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)

@@ -26,8 +26,9 @@ typedef struct {
     int local_rank;    /* for messages */
     size_t pending;    /* floats in the allreduces started since the last finish */
     int started;       /* allreduces started since the last finish */
-    size_t queued;     /* floats behind `done` that no host wait has seen complete yet */
-    int queued_n;      /* their allreduces */
+    size_t queued;     /* floats of the last step queued behind `done` (for messages) */
+    int queued_n;      /* its allreduces */
+    int queued_steps;  /* steps queued behind `done` that no host wait has seen complete */
 } dpt_nccl;
 
 /* Collective over c->world. The caller has already selected this rank's device
@@ -51,6 +52,11 @@ void dpt_nccl_allreduce_queue(dpt_nccl *n, cudaStream_t stream);
  * blocking synchronize, so the wait has a limit). timeout_s <= 0 waits forever. On an NCCL error
  * or the timeout the communicator is aborted and the job ends through dpt_fatal. */
 void dpt_nccl_wait(dpt_nccl *n, double timeout_s);
+
+/* A CUDA Graph holding this communicator's allreduces (captured through allreduce_start and
+ * allreduce_queue) was launched on `stream`: the event dpt_nccl_wait polls is recorded there now,
+ * behind the replay (the one recorded during the capture is a node of the graph). */
+void dpt_nccl_replayed(dpt_nccl *n, cudaStream_t stream);
 
 /* dpt_nccl_allreduce_queue, then dpt_nccl_wait. */
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s);

@@ -229,6 +229,17 @@ void dpt_reducer_drain(dpt_reducer *r)
     dpt_watchdog_leave(r->wd);
 }
 
+int dpt_reducer_on_device(const dpt_reducer *r)
+{
+    return r->c->size == 1 || (r->s.device_buffers && r->ops->queue != NULL);
+}
+
+void dpt_reducer_replayed(dpt_reducer *r)
+{
+    if (r->ops->replayed)
+        r->ops->replayed(r->impl);
+}
+
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r) { return r->last; }
 
 void dpt_reducer_bucket_times(const dpt_reducer *r, int k, double *begin, double *end)

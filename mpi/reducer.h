@@ -104,6 +104,10 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf);
  * watchdog (before the host reads anything the sums produced). The MPI path waits here. */
 void dpt_reducer_queue(dpt_reducer *r, float *buf);
 void dpt_reducer_drain(dpt_reducer *r);
+/* 1 when a step's sums need nothing of the host (one rank, or NCCL): the step may be captured
+ * as a CUDA Graph. After each replay of one, dpt_reducer_replayed arms the watchdog's event. */
+int dpt_reducer_on_device(const dpt_reducer *r);
+void dpt_reducer_replayed(dpt_reducer *r);
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r);
 /* The last finished step's bucket k (0 <= k < dpt_reducer_n_buckets): when it started and
  * when its sum was complete (dpt_now seconds; the end of dpt_reducer_finish where the path

@@ -20,6 +20,9 @@ typedef struct {
      * wait (dpt_reducer_queue); drain waits for them on the host. NULL: wait does both. */
     void (*queue)(void *impl, float *buf);
     void (*drain)(void *impl);
+    /* The step was replayed from a CUDA Graph (its allreduces with it): drain then polls an event
+     * recorded now, behind the replay. NULL: nothing to do. */
+    void (*replayed)(void *impl);
     void (*barrier)(void *impl);
     /* Overlapped buckets: seconds from the first start to the last end, as the
      * implementation saw them; NULL: as seen from the caller (until wait returns). */

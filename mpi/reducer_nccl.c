@@ -43,6 +43,12 @@ static void nccl_drain(void *impl)
     dpt_nccl_wait(&n->nccl, n->timeout_s);
 }
 
+static void nccl_replayed(void *impl)
+{
+    nccl_reducer *n = impl;
+    dpt_nccl_replayed(&n->nccl, n->stream);
+}
+
 static void nccl_barrier(void *impl)
 {
     DPT_MPI_CHECK(MPI_Barrier(((nccl_reducer *)impl)->world));
@@ -62,6 +68,7 @@ static const dpt_reducer_ops nccl_ops = {
     .wait = nccl_wait,
     .queue = nccl_queue,
     .drain = nccl_drain,
+    .replayed = nccl_replayed,
     .barrier = nccl_barrier,
     .free = nccl_free,
 };

@@ -120,6 +120,10 @@ void *dpt_device_stream(dpt_backend *be)
     return be->host_memory ? NULL : dpt_cuda_backend_stream(be);
 }
 
+void dpt_device_graph_begin(dpt_backend *be) { dpt_cuda_graph_begin(be); }
+void dpt_device_graph_end(dpt_backend *be) { dpt_cuda_graph_end(be); }
+void dpt_device_graph_launch(dpt_backend *be) { dpt_cuda_graph_launch(be); }
+
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
 {
     memset(out, 0, sizeof *out);
@@ -159,6 +163,11 @@ void *dpt_device_stream(dpt_backend *be)
     (void)be;
     return NULL;
 }
+
+/* without CUDA the trainer never enables graphs: reaching these is a defect */
+void dpt_device_graph_begin(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
+void dpt_device_graph_end(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
+void dpt_device_graph_launch(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
 
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
 {

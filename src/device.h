@@ -35,6 +35,12 @@ int dpt_device_start(const dpt_device *d, int threads, int tf32, dpt_backend *be
 /* The backend's compute stream (a cudaStream_t) for the NCCL reducer; NULL for the CPU. */
 void *dpt_device_stream(dpt_backend *be);
 
+/* The step as a CUDA Graph (cuda_backend.h's dpt_cuda_graph_*); never called for the CPU
+ * backend (the trainer enables graphs only on the CUDA backend). */
+void dpt_device_graph_begin(dpt_backend *be);
+void dpt_device_graph_end(dpt_backend *be);
+void dpt_device_graph_launch(dpt_backend *be);
+
 /* The device backend's counts of launches, host synchronizations and copies, and 0; -1 for the
  * CPU backend (nothing to count). */
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out);

@@ -196,6 +196,39 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
     return dpt_batch_init(&t->batch, &spec, &t->be, &t->data.train, t->xb, t->yb, mine);
 }
 
+/* train.cuda_graph: auto captures the step when it needs nothing of the host and nothing in it
+ * changes from step to step except through device memory; what rules it out is said in the
+ * start-up table (auto) or refused (on). The learning rate is a kernel argument: a new value
+ * (warmup, train.schedule: step) is captured again, so only cosine, new every step, rules it out.
+ * The same verdict on every rank (it depends on the config, the path and the data's fit, which
+ * every rank shares). */
+static int graph_verdict(dpt_trainer *t, dpt_error *err)
+{
+    const dpt_config *cfg = t->cfg;
+    const char *no = NULL;
+    if (!t->device_stats)
+        no = "the CPU backend";
+    else if (!dpt_reducer_on_device(t->reducer))
+        no = "the gradients go through the host (no NCCL)";
+    else if (t->batch.staged)
+        no = "batches are staged through pinned memory (data.device_resident)";
+    else if (cfg->model.dropout > 0)
+        no = "model.dropout > 0 (the mask is keyed by the step, a kernel argument)";
+    else if (cfg->train.optimizer != DPT_OPT_SGD)
+        no = "adam and adamw (bias corrections change every step, kernel arguments)";
+    else if (cfg->train.schedule == DPT_SCHED_COSINE)
+        no = "train.schedule: cosine (a new learning rate every step)";
+    t->graph_on = cfg->train.cuda_graph != DPT_GRAPH_OFF && !no;
+    snprintf(t->graph_why, sizeof t->graph_why, "%s%s",
+             cfg->train.cuda_graph == DPT_GRAPH_OFF ? "off (train.cuda_graph)"
+             : t->graph_on ? "on (the step captured once, then replayed)" : "off: ",
+             cfg->train.cuda_graph != DPT_GRAPH_OFF && no ? no : "");
+    if (cfg->train.cuda_graph == DPT_GRAPH_ON && no)
+        return dpt_error_set(err, DPT_EUSAGE, "train.cuda_graph: on, but the step cannot be "
+                             "captured as a CUDA Graph: %s; use auto or off", no);
+    return DPT_OK;
+}
+
 int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
 {
     *out = NULL;
@@ -232,6 +265,8 @@ int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, d
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
     plan_buckets(t);
+    if ((rc = graph_verdict(t, &mine)) != DPT_OK) /* the same verdict on every rank */
+        goto fail;
     *out = t;
     return DPT_OK;
 
@@ -348,10 +383,10 @@ int dpt_trainer_read_stats(dpt_trainer *t)
     return read_device_stats(t) ? DPT_STEP_DIVERGED : DPT_STEP_OK;
 }
 
-/* After the allreduce: the update, and the statistics read (CPU: every step, and a diverged
- * step is not applied; device: summed on the device, read every train.log_every steps and at
- * the epoch's last step). Returns 1 when the loss diverged. */
-static int step_update(dpt_trainer *t, int64_t step_in_epoch, int64_t step, double lr)
+/* After the allreduce: the update (CPU: with this step's statistics read at once, and a
+ * diverged step not applied; device: the statistics summed on the device, read by the caller).
+ * Returns 1 when the loss diverged (CPU). */
+static int step_update(dpt_trainer *t, int64_t step, double lr)
 {
     dpt_backend *be = &t->be;
     dpt_model *m = &t->model;
@@ -363,29 +398,35 @@ static int step_update(dpt_trainer *t, int64_t step_in_epoch, int64_t step, doub
         return diverged;
     }
     be->accumulate(be, t->acc, m->grads + m->n_params, 2);
-    t->acc_steps++;
-    t->steps_read = 0;
     dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
-    if ((step + 1) % t->cfg->train.log_every == 0 || step_in_epoch + 1 == t->steps_per_epoch)
-        return read_device_stats(t);
     return 0;
 }
 
-int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
+/* train.cuda_graph: whether this step runs as queued (NONE), is captured and then launched
+ * (CAPTURE), or launches the graph captured before (REPLAY). A trainer's first step runs plainly,
+ * a warm-up: the loss scratch and cuBLAS's workspace are allocated then, which a capture
+ * refuses. A new learning rate (train.schedule: step) is captured again. */
+enum { GRAPH_NONE, GRAPH_CAPTURE, GRAPH_REPLAY };
+
+static int graph_phase(const dpt_trainer *t, double lr)
+{
+    if (!t->graph_on || t->steps_run == 0)
+        return GRAPH_NONE;
+    return t->graph_ready && (float)lr == t->graph_lr ? GRAPH_REPLAY : GRAPH_CAPTURE;
+}
+
+/* Forward, loss, backward, the allreduce and the update of one batch; at[] gets the times of
+ * forward's end, backward's end, the barrier's end and the allreduce's end (run.trace). Queued
+ * on the device without a host wait when t->device_stats, so that it can be captured. Returns 1
+ * when the loss diverged (CPU). */
+static int step_compute(dpt_trainer *t, const float *xb, const int32_t *yb, int64_t step,
+                        double lr, int barrier, double at[4])
 {
     const dpt_config *cfg = t->cfg;
-    dpt_backend *be = &t->be;
     dpt_model *m = &t->model;
-    double t0 = dpt_now();
-
-    const float *xb;
-    const int32_t *yb;
-    dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
-    double t1 = dpt_now();
-
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
     const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
-    double tf = dpt_now(); /* run.trace: forward (with the loss below) and backward apart */
+    at[0] = dpt_now(); /* run.trace: forward (with the loss below) and backward apart */
     float *dlogits = m->d[0];
     step_loss(t, logits, yb, dlogits);
     dpt_reducer_set_step(t->reducer, step);
@@ -393,14 +434,12 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
     if (!t->device_stats)
-        be->sync(be);
-    double t2 = dpt_now(), tb = t2; /* tb: backward's end, for run.trace */
-
-    if (t->split_wait && t->comm->size > 1) {
+        t->be.sync(&t->be);
+    at[1] = at[2] = dpt_now();
+    if (barrier) {
         dpt_reducer_barrier(t->reducer); /* buckets in flight move on while it waits */
-        double tw = dpt_now();
-        t->t_wait += tw - t2;
-        t2 = tw;
+        at[2] = dpt_now();
+        t->t_wait += at[2] - at[1];
     }
     /* gradients and the step's statistics: in buckets already under way (overlap), or in one
      * allreduce now; on a device, the update is queued behind them without a host wait */
@@ -408,19 +447,52 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
         dpt_reducer_queue(t->reducer, m->grads);
     else
         dpt_reducer_finish(t->reducer, m->grads);
-    double t3 = dpt_now();
+    at[3] = dpt_now();
     t->t_comm_total += dpt_reducer_last_stats(t->reducer).total_s;
+    return step_update(t, step, lr);
+}
 
-    int diverged = step_update(t, step_in_epoch, step, lr);
+int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
+{
+    dpt_backend *be = &t->be;
+    double t0 = dpt_now();
+    const float *xb;
+    const int32_t *yb;
+    dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
+    double t1 = dpt_now();
+
+    int graph = graph_phase(t, lr), diverged = 0;
+    double at[4] = {t1, t1, t1, t1};
+    if (graph == GRAPH_CAPTURE)
+        dpt_device_graph_begin(be);
+    if (graph != GRAPH_REPLAY) /* a replay has no barrier: the graph holds none */
+        diverged = step_compute(t, xb, yb, step, lr,
+                                graph == GRAPH_NONE && t->split_wait && t->comm->size > 1, at);
+    if (graph == GRAPH_CAPTURE) {
+        dpt_device_graph_end(be); /* captured, not run: the launch below runs it */
+        t->graph_ready = 1;
+        t->graph_lr = (float)lr;
+        t->graph_captures++;
+    }
+    if (graph != GRAPH_NONE) {
+        dpt_device_graph_launch(be);
+        dpt_reducer_replayed(t->reducer); /* the watchdog polls an event behind the replay */
+    }
+    t->steps_run++;
+    if (t->device_stats) {
+        t->acc_steps++;
+        t->steps_read = 0;
+        if ((step + 1) % t->cfg->train.log_every == 0 || step_in_epoch + 1 == t->steps_per_epoch)
+            diverged = read_device_stats(t);
+    }
     double t4 = dpt_now();
     if (dpt_trace_wants(t->trace, step_in_epoch)) {
-        const double at[] = {t0, t1, tf, tb, t2, t3, t4};
-        trace_step(t, step, at);
+        const double times[] = {t0, t1, at[0], at[1], at[2], at[3], t4};
+        trace_step(t, step, times);
     }
-
     t->t_data += t1 - t0;
-    t->t_compute += (t2 - t1) + (t4 - t3);
-    t->t_comm += t3 - t2;
+    t->t_compute += (at[2] - t1) + (t4 - at[3]);
+    t->t_comm += at[3] - at[2];
     return diverged ? DPT_STEP_DIVERGED : DPT_STEP_OK;
 }
 

@@ -56,6 +56,13 @@ struct dpt_trainer {
     double *acc_host;           /* (2) pinned host memory: where the read lands */
     int64_t acc_steps;          /* steps summed in acc */
     int64_t steps_read;         /* steps whose sums last_loss and last_correct hold */
+    /* train.cuda_graph: the step captured once (after a warm-up step) and replayed */
+    int graph_on;
+    char graph_why[160];        /* on, or off and why, for the start-up table */
+    int graph_ready;            /* a graph is captured, for the learning rate graph_lr */
+    float graph_lr;
+    int64_t graph_captures;     /* captures so far (a new learning rate is captured again) */
+    int64_t steps_run;          /* steps of this trainer */
 };
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench train's device work per step on the CUDA backend (emulated build): the launches the
 # model's layers call for, no host synchronization in a step that does not read the statistics
-# (one rank, and two ranks on NCCL with gradient clipping), and the reads every log interval.
+# (one rank, and two ranks on NCCL with gradient clipping), the reads every log interval, and
+# the step replayed as a CUDA Graph (one launch for all of it).
 # Usage: gpu_counts.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -30,7 +31,7 @@ expect_launches() { awk -v L="$1" -v extra="$2" 'BEGIN { printf "%.1f", 6 * L + 
 
 for layers in "[32,64,4]:2" "[32,64,64,4]:3" "[32,64,64,64,4]:4"; do
     L=${layers#*:}
-    bench "l$L" 1 --set "model.layers=${layers%:*}"
+    bench "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off
     read -r launches smin smax copies <"$TMP/l$L.counts" || continue
     [ "$launches" = "$(expect_launches "$L" 0)" ] ||
         fail "$L layers: $launches launches per step, want $(expect_launches "$L" 0)"
@@ -42,11 +43,20 @@ done
 
 # two ranks on NCCL with clipping: still no host wait in a plain step (the watchdog polls at
 # the reads); the clipping factor stays on the device
-bench nccl 2 --set train.clip_grad_norm=0.5
+bench nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off
 if read -r launches smin smax copies <"$TMP/nccl.counts"; then
     [ "$launches" = "$(expect_launches 3 4)" ] ||
         fail "NCCL, clipping: $launches launches per step, want $(expect_launches 3 4)"
     [ "$smin" = 0 ] || fail "NCCL: $smin host syncs in a step that reads nothing, want 0"
     grep -q '^# gradients (all ranks): NCCL' "$TMP/nccl.out" || fail "NCCL: not on the NCCL path"
 fi
+# the step as a CUDA Graph (train.cuda_graph auto: on here): the gather and one graph launch
+# a step, the rest as before
+for np in 1 2; do
+    bench "graph$np" "$np" --set train.clip_grad_norm=0.5
+    if read -r launches smin smax copies <"$TMP/graph$np.counts"; then
+        [ "$launches" = 2.1 ] || fail "graph, $np ranks: $launches launches per step, want 2.1"
+        [ "$smin" = 0 ] || fail "graph, $np ranks: $smin host syncs in a plain step, want 0"
+    fi
+done
 finish
