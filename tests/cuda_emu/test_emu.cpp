@@ -725,10 +725,11 @@ Test(graph, a_sync_in_a_capture_is_refused_and_invalidates_it)
     cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaSuccess);
     cr_assert_eq(cudaGraphDestroy(graph), cudaSuccess);
     (void)cudaGetLastError();
-    cr_assert_eq(cudaFree(p), cudaSuccess);
-    cr_assert_eq(cudaFree(d), cudaSuccess);
-    cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
     cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
+    void *const mine[] = {p, d};
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(cudaFree(mine[k]), cudaSuccess);
 }
 
 /* A second stream joins by waiting on an event recorded in the capture and must be joined back;

@@ -6,8 +6,7 @@
 # Usage: gpu_counts.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-"$DPTRAIN" version | grep -q 'host emulation' || { echo "not the emulated build"; exit 77; }
-export DPT_EMU_DEVICES=2
+require_emulated_gpus 2
 
 # bench NAME NP ARGS...: the "device work" line of rank count NP into $TMP/NAME.counts as
 # "launches syncs_min syncs_max copies"

@@ -2,12 +2,12 @@
 # train.cuda_graph (emulated CUDA build): a run whose step is captured once and replayed equals
 # the same run without graphs bitwise: one rank; two ranks on NCCL with overlapped buckets and
 # clipping (the allreduces captured across streams); a step schedule (a new learning rate is
-# captured again). `on` where the step cannot be captured is refused, naming why.
+# captured again). An NCCL error in a replay is caught by the watchdog. `on` where the step cannot
+# be captured is refused, naming why.
 # Usage: gpu_graphs.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-"$DPTRAIN" version | grep -q 'host emulation' || { echo "not the emulated build"; exit 77; }
-export DPT_EMU_DEVICES=2
+require_emulated_gpus 2
 
 # same NAME NP ARGS...: trains with graphs on and off, checks the start-up table says which,
 # and compares the checkpoints bitwise
@@ -30,6 +30,17 @@ same one_rank 1
 same nccl 2 --set comm.bucket_mb=0.005 --set train.clip_grad_norm=0.5
 same schedule 1 --set train.schedule=step --set train.step_epochs=1 --set train.epochs=3 \
     --set train.warmup_epochs=1
+
+# an NCCL error in the 5th allreduce to run (a replay): the watchdog, polling the event recorded
+# behind the replays at the next read, ends the job naming it (not "diverged", not a hang)
+rc=0
+DPT_EMU_NCCL_FAIL_AFTER=5 timeout 120 "${MPIRUN[@]}" -np 2 -x DPT_EMU_DEVICES -x DPT_EMU_NCCL_FAIL_AFTER \
+    "$DPTRAIN" train "$CONFIG" --device cuda --set run.comm_timeout_s=30 --out "$TMP/fault" \
+    >"$TMP/fault.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "CUDA Graph on" "$TMP/fault.out" &&
+    grep -qE "ncclAllReduce\(sum, [0-9]+ floats\) on rank [01] of 2 -> NCCL error after" "$TMP/fault.out" &&
+    ! grep -q diverged "$TMP/fault.out" ||
+    fail "NCCL error in a replay: exit $rc: $(grep -E 'rank|error' "$TMP/fault.out" | head -3)"
 
 # on, where a kernel argument changes every step: refused before training, exit 2
 set +e
