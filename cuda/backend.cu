@@ -125,6 +125,7 @@ static void cuda_destroy(dpt_backend *be)
     if (ctx->graph)
         DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
     DPT_CUDA_CHECK(cudaFree(ctx->clip_scale));
+    DPT_CUDA_CHECK(cudaFree(ctx->scalars));
     DPT_CUDA_CHECK(cudaFree(ctx->stats_dev));
     DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
@@ -287,7 +288,8 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, int tf32, dpt_error *err)
         (double *)cuda_alloc(be, (size_t)DPT_CUDA_SS_BLOCKS * DPT_CUDA_THREADS * sizeof(double));
     ctx->ss_block = (double *)cuda_alloc(be, DPT_CUDA_SS_BLOCKS * sizeof(double));
     ctx->clip_scale = (float *)cuda_alloc(be, sizeof(float));
-    if (!ctx->ss_partial || !ctx->ss_block || !ctx->clip_scale)
+    ctx->scalars = (float *)cuda_alloc(be, 3 * sizeof(float));
+    if (!ctx->ss_partial || !ctx->ss_block || !ctx->clip_scale || !ctx->scalars)
         return dpt_error_set(err, DPT_ERUNTIME,
                              "out of cuda memory for the backend's sum-of-squares buffers");
     DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->ss_host, DPT_CUDA_SS_BLOCKS * sizeof(double)));
@@ -333,6 +335,7 @@ void dpt_cuda_graph_begin(dpt_backend *be)
 {
     DPT_CUDA_CHECK(cudaStreamBeginCapture(dpt_cuda_ctx_of(be)->stream,
                                           cudaStreamCaptureModeGlobal));
+    dpt_cuda_ctx_of(be)->capturing = 1;
 }
 
 void dpt_cuda_graph_end(dpt_backend *be)
@@ -344,6 +347,7 @@ void dpt_cuda_graph_end(dpt_backend *be)
         DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
     ctx->exec = NULL;
     ctx->graph = NULL;
+    ctx->capturing = 0;
     DPT_CUDA_CHECK(cudaStreamEndCapture(ctx->stream, &ctx->graph));
     DPT_CUDA_CHECK(cudaGraphInstantiate(&ctx->exec, ctx->graph, 0));
 }

@@ -57,6 +57,9 @@ void dpt_cuda_counts_read(dpt_device_counts *out);
 void dpt_cuda_graph_begin(dpt_backend *be);
 void dpt_cuda_graph_end(dpt_backend *be);
 void dpt_cuda_graph_launch(dpt_backend *be);
+/* The update's values that change per step ({lr, bc1, bc2}: dpt_optim_scalars), written on the
+ * device before a launch; a captured update reads them there. */
+void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2);
 
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */

@@ -33,6 +33,8 @@ typedef struct {
     int stats_cap;
     cudaGraph_t graph;      /* train.cuda_graph: the captured step, and it instantiated */
     cudaGraphExec_t exec;
+    int capturing;          /* between dpt_cuda_graph_begin and _end */
+    float *scalars;         /* (3) the update's {lr, bc1, bc2}, written by a kernel per step */
     /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
     double *ss_partial, *ss_block, *ss_host;
     float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */

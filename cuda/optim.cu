@@ -6,41 +6,73 @@
 
 #include "kernels.h"
 
-static __global__ void sgd_kernel(float *__restrict__ p, const float *__restrict__ g,
-                                  float *__restrict__ m, size_t n, float lr, float momentum,
-                                  int nesterov, float wd)
+/* The step's scalars {lr, bc1, bc2} into device memory, where the update kernels read them: a
+ * CUDA Graph replays the update with whatever this wrote before its launch. */
+static __global__ void step_scalars_kernel(float *__restrict__ sc, float lr, float bc1, float bc2)
 {
-    /* m: the momentum buffer (n), read and written only when momentum > 0 */
-    DPT_FOR_THREAD(i, n) dpt_op_sgd(&p[i], g[i], &m[i], lr, momentum, nesterov, wd);
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        sc[0] = lr;
+        sc[1] = bc1;
+        sc[2] = bc2;
+    }
+}
+
+void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    DPT_LAUNCH(step_scalars_kernel, 1u, 1u, ctx->stream, ctx->scalars, lr, bc1, bc2);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+/* Outside a capture an update sets its own scalars; a captured one reads those the trainer sets
+ * before each launch (dpt_cuda_step_scalars). */
+static void own_scalars(dpt_backend *be, float lr, float bc1, float bc2)
+{
+    if (!dpt_cuda_ctx_of(be)->capturing)
+        dpt_cuda_step_scalars(be, lr, bc1, bc2);
+}
+
+static __global__ void sgd_kernel(float *__restrict__ p, const float *__restrict__ g,
+                                  float *__restrict__ m, size_t n, const float *__restrict__ sc,
+                                  float momentum, int nesterov, float wd)
+{
+    /* m: the momentum buffer (n), read and written only when momentum > 0; sc[0]: lr */
+    DPT_FOR_THREAD(i, n) dpt_op_sgd(&p[i], g[i], &m[i], sc[0], momentum, nesterov, wd);
 }
 
 void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
                        float momentum, int nesterov, float wd)
 {
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (n == 0)
         return;
-    DPT_LAUNCH(sgd_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, dpt_cuda_ctx_of(be)->stream, p,
-               g, m, n, lr, momentum, nesterov, wd);
+    own_scalars(be, lr, 1.0f, 1.0f);
+    DPT_LAUNCH(sgd_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, p, g, m, n,
+               (const float *)ctx->scalars, momentum, nesterov, wd);
     DPT_CUDA_CHECK_LAUNCH();
 }
 
 static __global__ void adam_kernel(float *__restrict__ p, const float *__restrict__ g,
                                    float *__restrict__ m, float *__restrict__ v, size_t n,
-                                   float lr, float beta1, float beta2, float eps, float wd,
-                                   int decoupled, float bc1, float bc2)
+                                   const float *__restrict__ sc, float beta1, float beta2,
+                                   float eps, float wd, int decoupled)
 {
+    /* sc: {lr, bc1, bc2} */
     DPT_FOR_THREAD(i, n)
-        dpt_op_adam(&p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
+        dpt_op_adam(&p[i], g[i], &m[i], &v[i], sc[0], beta1, beta2, eps, wd, decoupled, sc[1],
+                    sc[2]);
 }
 
 void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, float *v, size_t n,
                         float lr, float beta1, float beta2, float eps, float wd, int decoupled,
                         float bc1, float bc2)
 {
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (n == 0)
         return;
-    DPT_LAUNCH(adam_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, dpt_cuda_ctx_of(be)->stream, p,
-               g, m, v, n, lr, beta1, beta2, eps, wd, decoupled, bc1, bc2);
+    own_scalars(be, lr, bc1, bc2);
+    DPT_LAUNCH(adam_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, p, g, m, v, n,
+               (const float *)ctx->scalars, beta1, beta2, eps, wd, decoupled);
     DPT_CUDA_CHECK_LAUNCH();
 }
 

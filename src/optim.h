@@ -54,4 +54,8 @@ double dpt_optim_lr(const dpt_optim_params *p, int64_t step, int64_t steps_per_e
  * pass over the buffer). */
 double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, double lr);
 
+/* The values of step `step` that change from step to step: {lr, bc1, bc2} as dpt_optim_step
+ * passes them to the update (Adam's bias corrections 1 - beta^(step + 1); 1 for SGD). */
+void dpt_optim_scalars(const dpt_optim *o, int64_t step, double lr, float out[3]);
+
 #endif

@@ -197,11 +197,10 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
 }
 
 /* train.cuda_graph: auto captures the step when it needs nothing of the host and nothing in it
- * changes from step to step except through device memory; what rules it out is said in the
- * start-up table (auto) or refused (on). The learning rate is a kernel argument: a new value
- * (warmup, train.schedule: step) is captured again, so only cosine, new every step, rules it out.
- * The same verdict on every rank (it depends on the config, the path and the data's fit, which
- * every rank shares). */
+ * changes from step to step except through device memory (the learning rate and Adam's bias
+ * corrections do: dpt_device_graph_scalars); what rules it out is said in the start-up table
+ * (auto) or refused (on). The same verdict on every rank (it depends on the config, the path
+ * and the data's fit, which every rank shares). */
 static int graph_verdict(dpt_trainer *t, dpt_error *err)
 {
     const dpt_config *cfg = t->cfg;
@@ -214,10 +213,6 @@ static int graph_verdict(dpt_trainer *t, dpt_error *err)
         no = "batches are staged through pinned memory (data.device_resident)";
     else if (cfg->model.dropout > 0)
         no = "model.dropout > 0 (the mask is keyed by the step, a kernel argument)";
-    else if (cfg->train.optimizer != DPT_OPT_SGD)
-        no = "adam and adamw (bias corrections change every step, kernel arguments)";
-    else if (cfg->train.schedule == DPT_SCHED_COSINE)
-        no = "train.schedule: cosine (a new learning rate every step)";
     t->graph_on = cfg->train.cuda_graph != DPT_GRAPH_OFF && !no;
     snprintf(t->graph_why, sizeof t->graph_why, "%s%s",
              cfg->train.cuda_graph == DPT_GRAPH_OFF ? "off (train.cuda_graph)"
@@ -405,14 +400,15 @@ static int step_update(dpt_trainer *t, int64_t step, double lr)
 /* train.cuda_graph: whether this step runs as queued (NONE), is captured and then launched
  * (CAPTURE), or launches the graph captured before (REPLAY). A trainer's first step runs plainly,
  * a warm-up: the loss scratch and cuBLAS's workspace are allocated then, which a capture
- * refuses. A new learning rate (train.schedule: step) is captured again. */
+ * refuses. The learning rate and Adam's bias corrections reach the graph through device memory
+ * (dpt_device_graph_scalars before each launch), so one capture serves every step. */
 enum { GRAPH_NONE, GRAPH_CAPTURE, GRAPH_REPLAY };
 
-static int graph_phase(const dpt_trainer *t, double lr)
+static int graph_phase(const dpt_trainer *t)
 {
     if (!t->graph_on || t->steps_run == 0)
         return GRAPH_NONE;
-    return t->graph_ready && (float)lr == t->graph_lr ? GRAPH_REPLAY : GRAPH_CAPTURE;
+    return t->graph_ready ? GRAPH_REPLAY : GRAPH_CAPTURE;
 }
 
 /* Forward, loss, backward, the allreduce and the update of one batch; at[] gets the times of
@@ -461,7 +457,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
     double t1 = dpt_now();
 
-    int graph = graph_phase(t, lr), diverged = 0;
+    int graph = graph_phase(t), diverged = 0;
     double at[4] = {t1, t1, t1, t1};
     if (graph == GRAPH_CAPTURE)
         dpt_device_graph_begin(be);
@@ -471,10 +467,11 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     if (graph == GRAPH_CAPTURE) {
         dpt_device_graph_end(be); /* captured, not run: the launch below runs it */
         t->graph_ready = 1;
-        t->graph_lr = (float)lr;
-        t->graph_captures++;
     }
     if (graph != GRAPH_NONE) {
+        float sc[3];
+        dpt_optim_scalars(&t->opt, step, lr, sc);
+        dpt_device_graph_scalars(be, sc);
         dpt_device_graph_launch(be);
         dpt_reducer_replayed(t->reducer); /* the watchdog polls an event behind the replay */
     }

@@ -59,9 +59,7 @@ struct dpt_trainer {
     /* train.cuda_graph: the step captured once (after a warm-up step) and replayed */
     int graph_on;
     char graph_why[160];        /* on, or off and why, for the start-up table */
-    int graph_ready;            /* a graph is captured, for the learning rate graph_lr */
-    float graph_lr;
-    int64_t graph_captures;     /* captures so far (a new learning rate is captured again) */
+    int graph_ready;            /* the step is captured */
     int64_t steps_run;          /* steps of this trainer */
 };
 
