@@ -771,6 +771,7 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 
 cudaError_t cudaEventDestroy(cudaEvent_t event)
 {
+    capture_event_destroyed(event);
     std::lock_guard<std::mutex> g(g_lock);
     auto it = g_events.find((const void *)event);
     if (it == g_events.end())

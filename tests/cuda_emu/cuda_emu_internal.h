@@ -76,6 +76,7 @@ bool capture_refuse_pageable(cudaStream_t stream, bool pageable, const char *who
 bool capture_record_event(cudaEvent_t event, cudaStream_t stream);
 bool capture_wait_event(cudaStream_t stream, cudaEvent_t event, cudaError_t *err);
 bool capture_event_captured(cudaEvent_t event, const char *who);
+void capture_event_destroyed(cudaEvent_t event);
 
 /* Prints "[cuda_emu rank R] who: message" on stderr (rank when MPI is running). */
 void report(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

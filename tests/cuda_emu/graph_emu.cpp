@@ -174,6 +174,12 @@ bool capture_wait_event(cudaStream_t stream, cudaEvent_t event, cudaError_t *err
     return true;
 }
 
+void capture_event_destroyed(cudaEvent_t event)
+{
+    std::lock_guard<std::mutex> g(g_glock);
+    g_events.erase((const void *)event); /* a new event may get the same token */
+}
+
 bool capture_event_captured(cudaEvent_t event, const char *who)
 {
     std::lock_guard<std::mutex> g(g_glock);
