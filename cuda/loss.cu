@@ -29,8 +29,8 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
  * row_loss = buf[0, B), row_hit = buf[B, 2B). *host: its pinned copy, or NULL for none. loss
  * and loss_stats keep one scratch each, so evaluation's larger chunks never move the training
  * step's (which a captured CUDA Graph holds the address of). */
-static float *launch_rows(dpt_cuda_ctx *ctx, float **buf, float **host, int *cap,
-                          const float *logits, const int32_t *y, int rows, int cols,
+static float *launch_rows(dpt_cuda_ctx *ctx, const char *name, float **buf, float **host,
+                          int *cap, const float *logits, const int32_t *y, int rows, int cols,
                           dpt_loss loss, float grad_scale, float *dlogits)
 {
     if (rows > *cap) { /* grow the scratch; the old one may still be in use */
@@ -38,7 +38,13 @@ static float *launch_rows(dpt_cuda_ctx *ctx, float **buf, float **host, int *cap
         DPT_CUDA_CHECK(cudaFree(*buf));
         *buf = NULL;
         *cap = 0;
-        DPT_CUDA_CHECK(cudaMalloc((void **)buf, 2 * (size_t)rows * sizeof(float)));
+        size_t bytes = 2 * (size_t)rows * sizeof(float);
+        cudaError_t e = cudaMalloc((void **)buf, bytes);
+        if (e != cudaSuccess) { /* named as the check macros name a call */
+            char what[96];
+            snprintf(what, sizeof what, "cudaMalloc((void **)&%s, %zu)", name, bytes);
+            dpt_fatal(__FILE__, __LINE__, what, cudaGetErrorString(e));
+        }
         if (host) {
             DPT_CUDA_CHECK(cudaFreeHost(*host));
             *host = NULL;
@@ -62,8 +68,8 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    float *per_row = launch_rows(ctx, &ctx->loss_dev, &ctx->loss_host, &ctx->loss_cap, logits, y,
-                                 rows, cols, loss, grad_scale, dlogits);
+    float *per_row = launch_rows(ctx, "ctx->loss_dev", &ctx->loss_dev, &ctx->loss_host,
+                                 &ctx->loss_cap, logits, y, rows, cols, loss, grad_scale, dlogits);
     DPT_CUDA_COPY(ctx->loss_host, per_row, 2 * (size_t)rows * sizeof(float),
                   cudaMemcpyDeviceToHost, ctx->stream);
     DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
@@ -100,8 +106,8 @@ void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y,
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    float *per_row = launch_rows(ctx, &ctx->stats_dev, NULL, &ctx->stats_cap, logits, y, rows,
-                                 cols, loss, grad_scale, dlogits);
+    float *per_row = launch_rows(ctx, "ctx->stats_dev", &ctx->stats_dev, NULL, &ctx->stats_cap,
+                                 logits, y, rows, cols, loss, grad_scale, dlogits);
     DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, stats);
     DPT_CUDA_CHECK_LAUNCH();
 }
