@@ -9,6 +9,31 @@
 
 #include "kernels.h"
 
+/* This process's counts (one device per rank; the trainer's ranks are processes). Plain
+ * integers: every call that moves them is made by the host thread that drives the stream. */
+static dpt_device_counts counts;
+
+void dpt_cuda_count(dpt_cuda_count_kind kind, size_t bytes)
+{
+    if (kind == DPT_CUDA_COUNT_LAUNCH) {
+        counts.launches++;
+    } else if (kind == DPT_CUDA_COUNT_SYNC) {
+        counts.syncs++;
+    } else {
+        counts.copies++;
+        counts.copy_bytes += (long long)bytes;
+    }
+}
+
+void dpt_cuda_counts_read(dpt_device_counts *out) { *out = counts; }
+
+/* cudaMemsetAsync is queued work like a kernel: counted as a launch. */
+static void memset_async(void *p, size_t bytes, cudaStream_t stream)
+{
+    dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0);
+    DPT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream));
+}
+
 static void *cuda_alloc(dpt_backend *be, size_t bytes)
 {
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
@@ -30,7 +55,7 @@ static void *cuda_alloc(dpt_backend *be, size_t bytes)
         return NULL;
     }
     /* zeroed, as the table promises; ordered before every later use on the stream */
-    DPT_CUDA_CHECK(cudaMemsetAsync(p, 0, want, ctx->stream));
+    memset_async(p, want, ctx->stream);
     return p;
 }
 
@@ -38,7 +63,7 @@ static void cuda_free(dpt_backend *be, void *p)
 {
     (void)be;
     if (p)
-        DPT_CUDA_CHECK(cudaFree(p)); /* synchronizes the device first */
+        DPT_CUDA_SYNC(cudaFree(p)); /* synchronizes the device first */
 }
 
 /* From pageable host memory the runtime stages the source before returning, so the caller may
@@ -46,8 +71,7 @@ static void cuda_free(dpt_backend *be, void *p)
 static void cuda_upload(dpt_backend *be, void *dst, const void *src, size_t bytes)
 {
     if (bytes)
-        DPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
-                                       dpt_cuda_ctx_of(be)->stream));
+        DPT_CUDA_COPY(dst, src, bytes, cudaMemcpyHostToDevice, dpt_cuda_ctx_of(be)->stream);
 }
 
 static void cuda_download(dpt_backend *be, void *dst, const void *src, size_t bytes)
@@ -55,19 +79,19 @@ static void cuda_download(dpt_backend *be, void *dst, const void *src, size_t by
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (!bytes)
         return;
-    DPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    DPT_CUDA_COPY(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream);
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
 }
 
 static void cuda_zero(dpt_backend *be, void *p, size_t bytes)
 {
     if (bytes)
-        DPT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, dpt_cuda_ctx_of(be)->stream));
+        memset_async(p, bytes, dpt_cuda_ctx_of(be)->stream);
 }
 
 static void cuda_sync(dpt_backend *be)
 {
-    DPT_CUDA_CHECK(cudaStreamSynchronize(dpt_cuda_ctx_of(be)->stream));
+    DPT_CUDA_SYNC(cudaStreamSynchronize(dpt_cuda_ctx_of(be)->stream));
 }
 
 /* Row-major to column-major, the one mapping of this backend. cuBLAS reads a buffer as
@@ -88,6 +112,8 @@ static void cuda_gemm(dpt_backend *be, int trans_a, int trans_b, int m, int n, i
     }
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    /* one cuBLAS call counted as one launch (cuBLAS may split it into more kernels) */
+    dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0);
     DPT_CUBLAS_CHECK(cublasSgemm(ctx->cublas, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda,
                                  &beta, c, ldc));
 }
@@ -97,8 +123,15 @@ static void cuda_destroy(dpt_backend *be)
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (!ctx)
         return;
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->copy));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->copy));
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
+    if (ctx->exec)
+        DPT_CUDA_CHECK(cudaGraphExecDestroy(ctx->exec));
+    if (ctx->graph)
+        DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
+    DPT_CUDA_CHECK(cudaFree(ctx->clip_scale));
+    DPT_CUDA_CHECK(cudaFree(ctx->scalars));
+    DPT_CUDA_CHECK(cudaFree(ctx->stats_dev));
     DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
     DPT_CUDA_CHECK(cudaFree(ctx->ss_partial));
@@ -150,7 +183,7 @@ static void cuda_upload_async(dpt_backend *be, void *dst, const void *src, size_
 {
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     DPT_CUDA_CHECK(cudaStreamWaitEvent(ctx->copy, ctx->freed[slot], 0));
-    DPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->copy));
+    DPT_CUDA_COPY(dst, src, bytes, cudaMemcpyHostToDevice, ctx->copy);
     DPT_CUDA_CHECK(cudaEventRecord(ctx->copied[slot], ctx->copy));
 }
 
@@ -168,7 +201,7 @@ static void cuda_release_slot(dpt_backend *be, int slot)
 
 static void cuda_host_wait_slot(dpt_backend *be, int slot)
 {
-    DPT_CUDA_CHECK(cudaEventSynchronize(dpt_cuda_ctx_of(be)->copied[slot]));
+    DPT_CUDA_SYNC(cudaEventSynchronize(dpt_cuda_ctx_of(be)->copied[slot]));
 }
 
 int dpt_cuda_probe(int *count, char *why, size_t n)
@@ -263,7 +296,9 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     ctx->ss_partial =
         (double *)cuda_alloc(be, (size_t)DPT_CUDA_SS_BLOCKS * DPT_CUDA_THREADS * sizeof(double));
     ctx->ss_block = (double *)cuda_alloc(be, DPT_CUDA_SS_BLOCKS * sizeof(double));
-    if (!ctx->ss_partial || !ctx->ss_block)
+    ctx->clip_scale = (float *)cuda_alloc(be, sizeof(float));
+    ctx->scalars = (float *)cuda_alloc(be, 3 * sizeof(float));
+    if (!ctx->ss_partial || !ctx->ss_block || !ctx->clip_scale || !ctx->scalars)
         return dpt_error_set(err, DPT_ERUNTIME,
                              "out of cuda memory for the backend's sum-of-squares buffers");
     DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->ss_host, DPT_CUDA_SS_BLOCKS * sizeof(double)));
@@ -284,8 +319,11 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     be->bias_grad = dpt_cuda_bias_grad;
     be->loss = dpt_cuda_loss;
     be->loss_targets = dpt_cuda_loss_targets;
+    be->loss_stats = dpt_cuda_loss_stats;
+    be->accumulate = dpt_cuda_accumulate;
     be->sum_squares = dpt_cuda_sum_squares;
     be->scale = dpt_cuda_scale;
+    be->clip_grad_norm = dpt_cuda_clip_grad_norm;
     be->sgd_step = dpt_cuda_sgd_step;
     be->adam_step = dpt_cuda_adam_step;
     be->alloc_pinned = cuda_alloc_pinned;
@@ -298,6 +336,38 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     be->destroy = cuda_destroy;
     dpt_backend_check_complete(be);
     return DPT_OK;
+}
+
+/* Global mode: any potentially unsafe call (an allocation, a blocking copy, a synchronization)
+ * made while the step is captured fails and invalidates the capture, so a step that needs the
+ * host cannot be captured by mistake: the end of the capture reports it. */
+void dpt_cuda_graph_begin(dpt_backend *be)
+{
+    DPT_CUDA_CHECK(cudaStreamBeginCapture(dpt_cuda_ctx_of(be)->stream,
+                                          cudaStreamCaptureModeGlobal));
+    dpt_cuda_ctx_of(be)->capturing = 1;
+}
+
+void dpt_cuda_graph_end(dpt_backend *be)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (ctx->exec)
+        DPT_CUDA_CHECK(cudaGraphExecDestroy(ctx->exec));
+    if (ctx->graph)
+        DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
+    ctx->exec = NULL;
+    ctx->graph = NULL;
+    ctx->capturing = 0;
+    DPT_CUDA_CHECK(cudaStreamEndCapture(ctx->stream, &ctx->graph));
+    DPT_CUDA_CHECK(cudaGraphInstantiate(&ctx->exec, ctx->graph, 0));
+}
+
+/* One launch, whatever the graph holds: what the host asks of the GPU per step. */
+void dpt_cuda_graph_launch(dpt_backend *be)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0);
+    DPT_CUDA_CHECK(cudaGraphLaunch(ctx->exec, ctx->stream));
 }
 
 void *dpt_cuda_backend_stream(dpt_backend *be)

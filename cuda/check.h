@@ -10,6 +10,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include "cuda_backend.h"
 #include "error.h"
 
 /* What the user can do about the commonest failures. */
@@ -56,7 +57,25 @@ static inline const char *dpt_cublas_hint(cublasStatus_t s)
     } while (0)
 
 /* After a kernel launch: launch-configuration errors surface here, execution errors at the
- * next synchronizing call. */
-#define DPT_CUDA_CHECK_LAUNCH() DPT_CUDA_CHECK(cudaGetLastError())
+ * next synchronizing call. Every launch of the backend is followed by it, so it is also where
+ * launches are counted (dpt_cuda_count, cuda_backend.h). */
+#define DPT_CUDA_CHECK_LAUNCH()                                                             \
+    do {                                                                                    \
+        dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0);                                           \
+        DPT_CUDA_CHECK(cudaGetLastError());                                                 \
+    } while (0)
+
+/* The host synchronizations and copies of the backend, counted where they are made: every
+ * call site goes through these (a blocking call's counter moves before it blocks). */
+#define DPT_CUDA_SYNC(stmt)                                                                 \
+    do {                                                                                    \
+        dpt_cuda_count(DPT_CUDA_COUNT_SYNC, 0);                                             \
+        DPT_CUDA_CHECK(stmt);                                                               \
+    } while (0)
+#define DPT_CUDA_COPY(dst, src, bytes, kind, stream)                                        \
+    do {                                                                                    \
+        dpt_cuda_count(DPT_CUDA_COUNT_COPY, (bytes));                                       \
+        DPT_CUDA_CHECK(cudaMemcpyAsync((dst), (src), (bytes), (kind), (stream)));           \
+    } while (0)
 
 #endif

@@ -44,6 +44,24 @@ int dpt_cuda_device_pci(int device, char *out, size_t n);
  * SMs, memory). Lines separated by '\n', no trailing newline. */
 void dpt_cuda_describe(char *out, size_t n);
 
+/* The counters behind dpt_device_counts (src/backend.h): this process's kernel launches, host
+ * synchronizations and copies. The backend counts its own calls through the macros of
+ * cuda/check.h; mpi/nccl_comm.c counts the host waits of the NCCL path here too. */
+typedef enum { DPT_CUDA_COUNT_LAUNCH, DPT_CUDA_COUNT_SYNC, DPT_CUDA_COUNT_COPY } dpt_cuda_count_kind;
+void dpt_cuda_count(dpt_cuda_count_kind kind, size_t bytes);
+void dpt_cuda_counts_read(dpt_device_counts *out);
+
+/* train.cuda_graph: begin captures what is queued on the compute stream (and on the streams
+ * that join it through events, NCCL's); end instantiates it, replacing the graph before;
+ * launch replays it on the compute stream. A capture that meets a synchronization fails at
+ * end (through the check macros). */
+void dpt_cuda_graph_begin(dpt_backend *be);
+void dpt_cuda_graph_end(dpt_backend *be);
+void dpt_cuda_graph_launch(dpt_backend *be);
+/* The update's values that change per step ({lr, bc1, bc2}: dpt_optim_scalars), written on the
+ * device before a launch; a captured update reads them there. */
+void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2);
+
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */
 void *dpt_cuda_backend_stream(dpt_backend *be);

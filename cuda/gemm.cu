@@ -18,11 +18,16 @@ static __global__ void to_bf16_kernel(const float *__restrict__ src, int rows, i
 }
 
 /* *buf with room for n elements: grown (cudaFree synchronizes the device, and growth happens
- * only while the GEMM shapes are first seen, the first step) and never shrunk. */
-static __nv_bfloat16 *scratch(__nv_bfloat16 **buf, size_t *cap, size_t n)
+ * only while the GEMM shapes are first seen: the first step, the first evaluation) and never
+ * shrunk. Once a step is captured (train.cuda_graph) the graph holds the old buffer's address, so
+ * an evaluation's larger GEMM must not free it: it is retired, freed at teardown. */
+static __nv_bfloat16 *scratch(dpt_cuda_ctx *ctx, __nv_bfloat16 **buf, size_t *cap, size_t n)
 {
     if (n > *cap) {
-        DPT_CUDA_CHECK(cudaFree(*buf));
+        if (ctx->exec && *buf && ctx->n_bf16_retired < DPT_CUDA_BF16_RETIRED)
+            ctx->bf16_retired[ctx->n_bf16_retired++] = *buf;
+        else
+            DPT_CUDA_CHECK(cudaFree(*buf));
         *buf = NULL;
         DPT_CUDA_CHECK(cudaMalloc((void **)buf, n * sizeof(__nv_bfloat16)));
         *cap = n;
@@ -35,7 +40,7 @@ static const __nv_bfloat16 *convert(dpt_cuda_ctx *ctx, const float *src, int row
                                     int ld, __nv_bfloat16 **buf, size_t *cap)
 {
     size_t n = (size_t)rows * cols;
-    __nv_bfloat16 *dst = scratch(buf, cap, n);
+    __nv_bfloat16 *dst = scratch(ctx, buf, cap, n);
     DPT_LAUNCH(to_bf16_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, src, rows, cols,
                ld, dst);
     DPT_CUDA_CHECK_LAUNCH();
@@ -63,6 +68,7 @@ void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n,
     }
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0); /* one cuBLAS call, counted as cuda_gemm's */
     DPT_CUBLAS_CHECK(cublasGemmEx(ctx->cublas, op_b, op_a, n, m, k, &alpha, b16, CUDA_R_16BF,
                                   ldb16, a16, CUDA_R_16BF, lda16, &beta, c, CUDA_R_32F, ldc,
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -74,6 +80,9 @@ void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx)
     DPT_CUDA_CHECK(cudaFree(ctx->bf16_b));
     ctx->bf16_a = ctx->bf16_b = NULL;
     ctx->bf16_cap_a = ctx->bf16_cap_b = 0;
+    for (int i = 0; i < ctx->n_bf16_retired; i++)
+        DPT_CUDA_CHECK(cudaFree(ctx->bf16_retired[i]));
+    ctx->n_bf16_retired = 0;
 }
 
 static __global__ void float_to_bf16_kernel(const float *__restrict__ src, size_t n,

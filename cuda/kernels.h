@@ -21,6 +21,8 @@ enum { DPT_CUDA_THREADS = 256 };
  * block then sums its block's partials in order; the host sums the block sums in order. */
 enum { DPT_CUDA_SS_BLOCKS = 128 };
 
+#define DPT_CUDA_BF16_RETIRED 8
+
 typedef struct {
     int device;
     cudaStream_t stream;    /* every op is queued here, in program order */
@@ -31,6 +33,12 @@ typedef struct {
     /* loss: per-row loss and hit, (2, loss_cap) on the device and in pinned host memory */
     float *loss_dev, *loss_host;
     int loss_cap;
+    float *stats_dev;       /* (2, stats_cap): the same for loss_stats (training steps) */
+    int stats_cap;
+    cudaGraph_t graph;      /* train.cuda_graph: the captured step, and it instantiated */
+    cudaGraphExec_t exec;
+    int capturing;          /* between dpt_cuda_graph_begin and _end */
+    float *scalars;         /* (3) the update's {lr, bc1, bc2}, written by a kernel per step */
     /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
     double *ss_partial, *ss_block, *ss_host;
     /* train.precision; in BF16 the GEMM's operands, converted into bf16_a/bf16_b (packed,
@@ -38,6 +46,10 @@ typedef struct {
     dpt_precision precision;
     __nv_bfloat16 *bf16_a, *bf16_b;
     size_t bf16_cap_a, bf16_cap_b;
+    /* scratch outgrown while a captured graph may hold it: kept until teardown */
+    __nv_bfloat16 *bf16_retired[DPT_CUDA_BF16_RETIRED];
+    int n_bf16_retired;
+    float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */
 } dpt_cuda_ctx;
 
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
@@ -81,9 +93,13 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
 void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row, const float *t,
                            int rows, int cols, dpt_loss loss, float grad_scale, float *dout,
                            double *loss_sum);
+void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
+                         int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats);
+void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n);
 
 /* optim.cu */
 double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n);
+double dpt_cuda_clip_grad_norm(dpt_backend *be, float *g, size_t n, double max_norm);
 void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
                        float momentum, int nesterov, float wd);
 void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, float *v, size_t n,

@@ -1,7 +1,9 @@
 /* The fused loss of the CUDA backend: softmax cross-entropy or MSE against one-hot labels, its
  * gradient and the argmax hit, one thread per row (rows <= the batch, C is small), with the
- * per-row math of src/ops.h that the CPU backend uses too. Per-row results go to a scratch buffer that the host sums in double in
- * row order, as the CPU does, so the sums do not depend on scheduling. */
+ * per-row math of src/ops.h that the CPU backend uses too. Per-row results go to a scratch buffer
+ * summed in double in row order, as the CPU does, so the sums do not depend on scheduling: by
+ * the host (loss, for evaluation), or by one device thread into the step's statistics
+ * (loss_stats, so a training step needs no host synchronization). */
 #include <math.h>
 #include <stdint.h>
 
@@ -23,21 +25,46 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
     row_hit[i] = hit ? 1.0f : 0.0f;
 }
 
-/* The per-row scratch holds at least `rows` rows (2 floats each); the old one may still be in
- * use, so the stream is drained before it is replaced. */
-static void grow_scratch(dpt_cuda_ctx *ctx, int rows)
+/* Per-row loss and hit of logits(B, C) into a scratch (grown when B is larger than before):
+ * row_loss = buf[0, B), row_hit = buf[B, 2B). *host: its pinned copy, or NULL for none. loss
+ * and loss_stats keep one scratch each, so evaluation's larger chunks never move the training
+ * step's (which a captured CUDA Graph holds the address of). */
+static void grow_rows(dpt_cuda_ctx *ctx, const char *name, float **buf, float **host, int *cap,
+                      int rows)
 {
-    if (rows <= ctx->loss_cap)
-        return;
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-    DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
-    DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
-    ctx->loss_dev = NULL;
-    ctx->loss_host = NULL;
-    ctx->loss_cap = 0;
-    DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->loss_dev, 2 * (size_t)rows * sizeof(float)));
-    DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->loss_host, 2 * (size_t)rows * sizeof(float)));
-    ctx->loss_cap = rows;
+    if (rows > *cap) { /* grow the scratch; the old one may still be in use */
+        DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
+        DPT_CUDA_CHECK(cudaFree(*buf));
+        *buf = NULL;
+        *cap = 0;
+        size_t bytes = 2 * (size_t)rows * sizeof(float);
+        cudaError_t e = cudaMalloc((void **)buf, bytes);
+        if (e != cudaSuccess) { /* named as the check macros name a call */
+            char what[96];
+            snprintf(what, sizeof what, "cudaMalloc((void **)&%s, %zu)", name, bytes);
+            dpt_fatal(__FILE__, __LINE__, what, cudaGetErrorString(e));
+        }
+        if (host) {
+            DPT_CUDA_CHECK(cudaFreeHost(*host));
+            *host = NULL;
+            DPT_CUDA_CHECK(cudaMallocHost((void **)host, 2 * (size_t)rows * sizeof(float)));
+        }
+        *cap = rows;
+    }
+}
+
+static float *launch_rows(dpt_cuda_ctx *ctx, const char *name, float **buf, float **host,
+                          int *cap, const float *logits, const int32_t *y, int rows, int cols,
+                          dpt_loss loss, float grad_scale, float *dlogits)
+{
+    grow_rows(ctx, name, buf, host, cap, rows);
+    /* one thread per row */
+    unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
+    float *row_loss = *buf, *row_hit = *buf + rows;
+    DPT_LAUNCH(loss_kernel, blocks, threads, ctx->stream, logits, y, rows, cols, loss,
+               grad_scale, dlogits, row_loss, row_hit);
+    DPT_CUDA_CHECK_LAUNCH();
+    return *buf;
 }
 
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
@@ -47,16 +74,11 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    grow_scratch(ctx, rows);
-    /* one thread per row */
-    unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
-    float *row_loss = ctx->loss_dev, *row_hit = ctx->loss_dev + rows;
-    DPT_LAUNCH(loss_kernel, blocks, threads, ctx->stream, logits, y, rows, cols, loss,
-               grad_scale, dlogits, row_loss, row_hit);
-    DPT_CUDA_CHECK_LAUNCH();
-    DPT_CUDA_CHECK(cudaMemcpyAsync(ctx->loss_host, ctx->loss_dev, 2 * (size_t)rows * sizeof(float),
-                                   cudaMemcpyDeviceToHost, ctx->stream));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    float *per_row = launch_rows(ctx, "ctx->loss_dev", &ctx->loss_dev, &ctx->loss_host,
+                                 &ctx->loss_cap, logits, y, rows, cols, loss, grad_scale, dlogits);
+    DPT_CUDA_COPY(ctx->loss_host, per_row, 2 * (size_t)rows * sizeof(float),
+                  cudaMemcpyDeviceToHost, ctx->stream);
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
     double lsum = 0.0, hits = 0.0;
     for (int i = 0; i < rows; i++) {
         lsum += (double)ctx->loss_host[i];
@@ -88,16 +110,63 @@ void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    grow_scratch(ctx, rows);
+    grow_rows(ctx, "ctx->loss_dev", &ctx->loss_dev, &ctx->loss_host, &ctx->loss_cap, rows);
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     DPT_LAUNCH(loss_targets_kernel, blocks, threads, ctx->stream, out, row, t, rows, cols, loss,
                grad_scale, dout, ctx->loss_dev);
     DPT_CUDA_CHECK_LAUNCH();
-    DPT_CUDA_CHECK(cudaMemcpyAsync(ctx->loss_host, ctx->loss_dev, (size_t)rows * sizeof(float),
-                                   cudaMemcpyDeviceToHost, ctx->stream));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    DPT_CUDA_COPY(ctx->loss_host, ctx->loss_dev, (size_t)rows * sizeof(float),
+                  cudaMemcpyDeviceToHost, ctx->stream);
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
     double lsum = 0.0; /* in row order, as the CPU backend sums */
     for (int i = 0; i < rows; i++)
         lsum += (double)ctx->loss_host[i];
     *loss_sum += lsum;
+}
+
+/* One thread: the sums of dpt_cuda_loss's host loop, in the same order and precision, written
+ * as the step's statistics. */
+static __global__ void loss_stats_kernel(const float *__restrict__ per_row, int rows,
+                                         float *__restrict__ stats)
+{
+    if (blockIdx.x != 0 || threadIdx.x != 0)
+        return;
+    double lsum = 0.0, hits = 0.0;
+    for (int i = 0; i < rows; i++) {
+        lsum += (double)per_row[i];
+        hits += (double)per_row[rows + i];
+    }
+    stats[0] = (float)lsum;
+    stats[1] = (float)hits;
+    stats[2] = (float)rows;
+    stats[3] = 0.0f;
+}
+
+void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
+                         int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (rows <= 0 || cols <= 0)
+        return;
+    float *per_row = launch_rows(ctx, "ctx->stats_dev", &ctx->stats_dev, NULL, &ctx->stats_cap,
+                                 logits, y, rows, cols, loss, grad_scale, dlogits);
+    DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, stats);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void accumulate_kernel(double *__restrict__ acc, const float *__restrict__ x,
+                                         int n)
+{
+    int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i < n)
+        acc[i] += (double)x[i];
+}
+
+void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n)
+{
+    if (n <= 0)
+        return;
+    DPT_LAUNCH(accumulate_kernel, dpt_cuda_blocks((size_t)n), DPT_CUDA_THREADS,
+               dpt_cuda_ctx_of(be)->stream, acc, x, n);
+    DPT_CUDA_CHECK_LAUNCH();
 }

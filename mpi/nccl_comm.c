@@ -1,5 +1,6 @@
 /* NCCL set-up over MPI and the gradient allreduce with a timeout. Written in C against nccl.h
- * and cuda_runtime.h (or the host emulation's versions of them in CI). NCCL itself never times
+ * and cuda_runtime.h (or the host emulation's versions of them in CI); of the CUDA backend only
+ * its C header, to count the host waits with the backend's own. NCCL itself never times
  * out, so completion is polled: a peer that died or stalls would otherwise hang every rank. */
 #define _POSIX_C_SOURCE 200809L
 #include "nccl_comm.h"
@@ -46,6 +47,11 @@ static double monotonic_s(void)
  * finish within it), then 100 us at a time so a long wait does not burn a core. */
 static void poll_pause(double waited)
 {
+#ifdef DPT_CUDA_EMU
+    /* the emulation runs the queued work inside the queries themselves (one operation each): a
+     * pause would only delay it, by 100 us an operation over a read's ten steps of work */
+    waited = 0.0;
+#endif
     if (waited < 1e-3) {
         sched_yield();
     } else {
@@ -123,7 +129,8 @@ static _Noreturn void fail_collective(dpt_nccl *n, int line, size_t count, const
 {
     char what[160], msg[512];
     snprintf(what, sizeof what, "ncclAllReduce(sum, %zu floats%s) on rank %d of %d", count,
-             n->started > 1 ? " in buckets" : "", n->rank, n->size);
+             (n->started ? n->started : n->queued_n) > 1 ? " in buckets" : "", n->rank,
+             n->size);
     snprintf(msg, sizeof msg, "%s (communicator aborted; NCCL_DEBUG=INFO prints NCCL's own "
              "account)", detail);
     if (n->comm) {
@@ -174,17 +181,44 @@ void dpt_nccl_allreduce_start_bf16(dpt_nccl *n, float *dev_buf, void *half, size
     dpt_cuda_from_bf16(dev_buf, half, count, (void *)n->stream);
 }
 
-void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)
+/* An error NCCL already knows of (a peer failed): after a remote failure NCCL's kernels end with
+ * the data unreduced, and only the asynchronous error tells (else: NaN, "diverged"). */
+static void check_async(dpt_nccl *n, size_t count, double waited)
+{
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t rc = ncclCommGetAsyncError(n->comm, &async);
+    if (rc != ncclSuccess || async != ncclSuccess) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "NCCL error after %.1f s: %s (%s)", waited,
+                 ncclGetErrorString(rc != ncclSuccess ? rc : async), ncclGetLastError(n->comm));
+        fail_collective(n, __LINE__, count, msg);
+    }
+}
+
+void dpt_nccl_allreduce_queue(dpt_nccl *n, cudaStream_t stream)
 {
     if (n->started == 0)
         return;
-    size_t count = n->pending;
     /* the comm stream runs its allreduces in the order they were queued: an event behind the
-     * last one marks them all done */
+     * last one marks them (and every earlier one) done */
     DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->done, n->stream));
     /* the optimizer, queued next on the compute stream, reads the summed gradients */
     DPT_NCCL_CUDA_CHECK(cudaStreamWaitEvent(stream, n->done, 0));
+    n->queued = n->pending;
+    n->queued_n = n->started;
+    n->queued_steps++;
+    n->pending = 0;
+    n->started = 0;
+    check_async(n, n->queued, 0.0);
+}
 
+void dpt_nccl_wait(dpt_nccl *n, double timeout_s)
+{
+    if (n->queued_steps == 0)
+        return;
+    size_t count = n->queued;
+    /* a host synchronization, polled: counted as the backend counts its own */
+    dpt_cuda_count(DPT_CUDA_COUNT_SYNC, 0);
     double start = monotonic_s();
     for (;;) {
         cudaError_t q = cudaEventQuery(n->done);
@@ -194,19 +228,9 @@ void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_
             snprintf(msg, sizeof msg, "CUDA error %s after %.1f s", cudaGetErrorString(q), waited);
             fail_collective(n, __LINE__, count, msg);
         }
-        /* also once the event completed: after a remote failure NCCL's kernels end with the
-         * data unreduced, and only the asynchronous error tells (else: NaN, "diverged") */
-        ncclResult_t async = ncclSuccess;
-        ncclResult_t rc = ncclCommGetAsyncError(n->comm, &async);
-        if (rc != ncclSuccess || async != ncclSuccess) {
-            snprintf(msg, sizeof msg, "NCCL error after %.1f s: %s (%s)", waited,
-                     ncclGetErrorString(rc != ncclSuccess ? rc : async),
-                     ncclGetLastError(n->comm));
-            fail_collective(n, __LINE__, count, msg);
-        }
+        check_async(n, count, waited); /* also once the event completed */
         if (q == cudaSuccess) {
-            n->pending = 0;
-            n->started = 0;
+            n->queued_steps = 0;
             return;
         }
         if (timeout_s > 0 && waited > timeout_s) {
@@ -217,6 +241,19 @@ void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_
         }
         poll_pause(waited);
     }
+}
+
+void dpt_nccl_replayed(dpt_nccl *n, cudaStream_t stream)
+{
+    DPT_NCCL_CUDA_CHECK(cudaEventRecord(n->done, stream));
+    n->queued_steps++;
+    check_async(n, n->queued, 0.0);
+}
+
+void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s)
+{
+    dpt_nccl_allreduce_queue(n, stream);
+    dpt_nccl_wait(n, timeout_s);
 }
 
 void dpt_nccl_free(dpt_nccl *n)

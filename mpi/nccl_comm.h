@@ -26,6 +26,9 @@ typedef struct {
     int local_rank;    /* for messages */
     size_t pending;    /* floats in the allreduces started since the last finish */
     int started;       /* allreduces started since the last finish */
+    size_t queued;     /* floats of the last step queued behind `done` (for messages) */
+    int queued_n;      /* its allreduces */
+    int queued_steps;  /* steps queued behind `done` that no host wait has seen complete */
 } dpt_nccl;
 
 /* Collective over c->world. The caller has already selected this rank's device
@@ -48,8 +51,21 @@ void dpt_nccl_allreduce_start_bf16(dpt_nccl *n, float *dev_buf, void *half, size
                                    cudaStream_t stream);
 
 /* Orders later work on `stream` after every allreduce started so far (the optimizer reads the
- * sums) and waits for them on the host. timeout_s <= 0 waits forever. On an NCCL error or the
- * timeout the communicator is aborted and the job ends through dpt_fatal. */
+ * sums), without waiting on the host: an event is recorded behind them for dpt_nccl_wait. An
+ * NCCL error already known ends the job. */
+void dpt_nccl_allreduce_queue(dpt_nccl *n, cudaStream_t stream);
+
+/* The watchdog: waits on the host, polling the event behind the allreduces queued so far (no
+ * blocking synchronize, so the wait has a limit). timeout_s <= 0 waits forever. On an NCCL error
+ * or the timeout the communicator is aborted and the job ends through dpt_fatal. */
+void dpt_nccl_wait(dpt_nccl *n, double timeout_s);
+
+/* A CUDA Graph holding this communicator's allreduces (captured through allreduce_start and
+ * allreduce_queue) was launched on `stream`: the event dpt_nccl_wait polls is recorded there now,
+ * behind the replay (the one recorded during the capture is a node of the graph). */
+void dpt_nccl_replayed(dpt_nccl *n, cudaStream_t stream);
+
+/* dpt_nccl_allreduce_queue, then dpt_nccl_wait. */
 void dpt_nccl_allreduce_finish(dpt_nccl *n, cudaStream_t stream, double timeout_s);
 
 /* "NCCL 2.28.3" (the library's version, no device needed), for `dptrain --version`. */

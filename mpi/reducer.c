@@ -198,7 +198,7 @@ void dpt_reducer_barrier(dpt_reducer *r)
     dpt_watchdog_leave(r->wd);
 }
 
-void dpt_reducer_finish(dpt_reducer *r, float *buf)
+static void finish(dpt_reducer *r, float *buf, int queue_only)
 {
     double t0 = dpt_now();
     /* watched from here: the one allreduce blocks in start, buckets block in wait */
@@ -207,7 +207,10 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf)
         DPT_CHECK(r->n_buckets == 1, "one allreduce after backward needs a plan of one bucket");
         start_bucket(r, buf, 0);
     }
-    r->ops->wait(r->impl, buf);
+    if (queue_only && r->ops->queue)
+        r->ops->queue(r->impl, buf);
+    else
+        r->ops->wait(r->impl, buf);
     dpt_watchdog_leave(r->wd);
     double t1 = dpt_now();
     for (int k = 0; k < r->n_buckets; k++) {
@@ -220,6 +223,30 @@ void dpt_reducer_finish(dpt_reducer *r, float *buf)
         r->last.total_s = r->ops->busy_s ? r->ops->busy_s(r->impl) : t1 - r->t_start;
     else
         r->last.total_s = t1 - t0;
+}
+
+void dpt_reducer_finish(dpt_reducer *r, float *buf) { finish(r, buf, 0); }
+
+void dpt_reducer_queue(dpt_reducer *r, float *buf) { finish(r, buf, 1); }
+
+void dpt_reducer_drain(dpt_reducer *r)
+{
+    if (!r->ops->drain)
+        return;
+    dpt_watchdog_enter(r->wd, "gradient allreduce", r->step, NULL, 0);
+    r->ops->drain(r->impl);
+    dpt_watchdog_leave(r->wd);
+}
+
+int dpt_reducer_on_device(const dpt_reducer *r)
+{
+    return r->c->size == 1 || (r->s.device_buffers && r->ops->queue != NULL);
+}
+
+void dpt_reducer_replayed(dpt_reducer *r)
+{
+    if (r->ops->replayed)
+        r->ops->replayed(r->impl);
 }
 
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r) { return r->last; }

@@ -100,6 +100,15 @@ void dpt_reducer_set_step(dpt_reducer *r, int64_t step);
  * the sums on every rank, as one MPI_Allreduce of the whole buffer would (up to summation
  * order). */
 void dpt_reducer_finish(dpt_reducer *r, float *buf);
+/* As finish, but on the NCCL path without a host wait: the device work queued next (the
+ * optimizer) is ordered after the sums, and dpt_reducer_drain waits for them on the host with the
+ * watchdog (before the host reads anything the sums produced). The MPI path waits here. */
+void dpt_reducer_queue(dpt_reducer *r, float *buf);
+void dpt_reducer_drain(dpt_reducer *r);
+/* 1 when a step's sums need nothing of the host (one rank, or NCCL): the step may be captured
+ * as a CUDA Graph. After each replay of one, dpt_reducer_replayed arms the watchdog's event. */
+int dpt_reducer_on_device(const dpt_reducer *r);
+void dpt_reducer_replayed(dpt_reducer *r);
 dpt_reducer_stats dpt_reducer_last_stats(const dpt_reducer *r);
 /* The last finished step's bucket k (0 <= k < dpt_reducer_n_buckets): when it started and
  * when its sum was complete (dpt_now seconds; the end of dpt_reducer_finish where the path

@@ -19,6 +19,13 @@ typedef struct {
     void (*start)(void *impl, float *buf, int k, size_t off, size_t len);
     void (*progress)(void *impl); /* NULL: nothing to poll */
     void (*wait)(void *impl, float *buf); /* until every started bucket is summed into buf */
+    /* Orders the device work queued next after every started bucket's sum, without a host
+     * wait (dpt_reducer_queue); drain waits for them on the host. NULL: wait does both. */
+    void (*queue)(void *impl, float *buf);
+    void (*drain)(void *impl);
+    /* The step was replayed from a CUDA Graph (its allreduces with it): drain then polls an event
+     * recorded now, behind the replay. NULL: nothing to do. */
+    void (*replayed)(void *impl);
     void (*barrier)(void *impl);
     /* Overlapped buckets: seconds from the first start to the last end, as the
      * implementation saw them; NULL: as seen from the caller (until wait returns). */

@@ -1,8 +1,10 @@
 /* The reducer's NCCL path: each bucket of the device buffer summed by ncclAllReduce on the
  * communication stream, queued behind the compute stream that produced it (mpi/nccl_comm.c),
- * and all of them waited for, with the watchdog, when backward is done; with comm.compress
- * bf16 the gradients travel as bfloat16 (the statistics stay FP32, as on the MPI path). Built
- * only with NCCL, in its own small library beside the CUDA backend rather than inside it. */
+ * and all of them waited for, with the watchdog, when backward is done (finish) or, for a step
+ * with no host synchronization, only ordered before the optimizer (queue) and waited for at the
+ * next read of the statistics (drain); with comm.compress bf16 the gradients travel as bfloat16
+ * (the statistics stay FP32, as on the MPI path). Built only with NCCL, in its own small library
+ * beside the CUDA backend rather than inside it. */
 #include <stdlib.h>
 
 #include "nccl_comm.h"
@@ -80,6 +82,25 @@ static void nccl_wait(void *impl, float *buf)
     dpt_nccl_allreduce_finish(&n->nccl, n->stream, n->timeout_s);
 }
 
+static void nccl_queue(void *impl, float *buf)
+{
+    nccl_reducer *n = impl;
+    (void)buf;
+    dpt_nccl_allreduce_queue(&n->nccl, n->stream);
+}
+
+static void nccl_drain(void *impl)
+{
+    nccl_reducer *n = impl;
+    dpt_nccl_wait(&n->nccl, n->timeout_s);
+}
+
+static void nccl_replayed(void *impl)
+{
+    nccl_reducer *n = impl;
+    dpt_nccl_replayed(&n->nccl, n->stream);
+}
+
 static void nccl_barrier(void *impl)
 {
     DPT_MPI_CHECK(MPI_Barrier(((nccl_reducer *)impl)->world));
@@ -88,6 +109,7 @@ static void nccl_barrier(void *impl)
 static void nccl_free(void *impl)
 {
     nccl_reducer *n = impl;
+    dpt_nccl_wait(&n->nccl, n->timeout_s); /* sums still queued: the communicator is in use */
     dpt_nccl_free(&n->nccl);
     if (n->half)
         DPT_CHECK(cudaFree(n->half) == cudaSuccess, "cudaFree of the bf16 gradient buffer");
@@ -100,6 +122,9 @@ static const dpt_reducer_ops nccl_ops = {
     .plan = nccl_plan,
     .start = nccl_start,
     .wait = nccl_wait,
+    .queue = nccl_queue,
+    .drain = nccl_drain,
+    .replayed = nccl_replayed,
     .barrier = nccl_barrier,
     .free = nccl_free,
 };

@@ -15,6 +15,14 @@
 
 typedef struct dpt_backend dpt_backend;
 
+/* What a device backend asked of its device since the process started (the CUDA backend counts
+ * them where it makes the calls, so the emulated build shows what a GPU would be asked): kernel
+ * launches (with cuBLAS calls and memsets), host synchronizations (stream, event and device
+ * synchronizations, blocking copies, waits polled to completion) and host<->device copies. */
+typedef struct {
+    long long launches, syncs, copies, copy_bytes;
+} dpt_device_counts;
+
 /* The ops of the table, in one list: X(name, return type, (parameters)). It generates the
  * table's members, the completeness check below, the op names and `dptrain selftest`'s coverage
  * report, so an op added here is checked in every backend and named when no parity check
@@ -58,7 +66,20 @@ typedef struct dpt_backend dpt_backend;
     X(loss_targets, void, (dpt_backend *be, const float *out, const int32_t *row,             \
                            const float *t, int rows, int cols, dpt_loss loss, float grad_scale, \
                            float *dout, double *loss_sum))                                     \
+    /* As loss, but the sums stay in backend memory, so the step needs no host               \
+     * synchronization: stats(4) = {loss sum, hit count, rows, 0}, each sum formed in double in \
+     * row order (as loss forms them) and stored as float. */                                   \
+    X(loss_stats, void, (dpt_backend *be, const float *logits, const int32_t *y, int rows,     \
+                         int cols, dpt_loss loss, float grad_scale, float *dlogits,            \
+                         float *stats))                                                        \
+    /* acc(n) += (double)x(n), both in backend memory: a step's statistics summed over steps    \
+     * on the device, read by the host once per log interval. */                                \
+    X(accumulate, void, (dpt_backend *be, double *acc, const float *x, int n))                 \
     X(sum_squares, double, (dpt_backend *be, const float *x, size_t n))                        \
+    /* g(n) *= max_norm / (norm + 1e-6) when its L2 norm exceeds max_norm (as                  \
+     * torch.nn.utils.clip_grad_norm_), decided where g lives; returns the norm where the host  \
+     * has it for free (CPU), NaN where it stays on the device (CUDA: no synchronization). */   \
+    X(clip_grad_norm, double, (dpt_backend *be, float *g, size_t n, double max_norm))          \
     X(scale, void, (dpt_backend *be, float *x, size_t n, float s))                             \
     /* One optimizer step over the whole flat buffer (n parameters). m, v: state buffers. */   \
     X(sgd_step, void, (dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr, \

@@ -38,7 +38,12 @@ static int place_rows(dpt_batch *b, dpt_error *err)
                              "data.device_resident: on, but the training set (%zu rows x %d "
                              "features) does not fit in %s memory: use auto or off",
                              n, I, be->name);
-    if (b->x_dev && b->y_dev) {
+    if (b->x_dev && b->y_dev)
+        b->perm_dev = be->alloc(be, (n ? n : 1) * sizeof(int64_t));
+    if (b->x_dev && b->y_dev && !b->perm_dev && b->spec.resident == DPT_RESIDENT_ON)
+        return dpt_error_set(err, DPT_ERUNTIME, "out of %s memory for the permutation (%zu "
+                             "rows)", be->name, n);
+    if (b->x_dev && b->y_dev && b->perm_dev) {
         be->upload(be, b->x_dev, b->train->x, n * I * sizeof(float));
         be->upload(be, b->y_dev, b->train->y, n * sizeof(int32_t));
         b->x_train = b->x_dev;
@@ -47,8 +52,10 @@ static int place_rows(dpt_batch *b, dpt_error *err)
     }
     be->free(be, b->x_dev);
     be->free(be, b->y_dev);
+    be->free(be, b->perm_dev);
     b->x_dev = NULL;
     b->y_dev = NULL;
+    b->perm_dev = NULL;
     b->staged = 1;
     for (int k = 0; k < 2; k++) {
         b->pin_x[k] = be->alloc_pinned(be, (size_t)rows * I * sizeof(float));
@@ -101,6 +108,7 @@ void dpt_batch_free(dpt_batch *b)
         be->free(be, b->idx);
         be->free(be, b->x_dev);
         be->free(be, b->y_dev);
+        be->free(be, b->perm_dev);
         for (int k = 0; k < 2; k++) {
             be->free_pinned(be, b->pin_x[k]);
             be->free_pinned(be, b->pin_y[k]);
@@ -183,10 +191,17 @@ void dpt_batch_next(dpt_batch *b, int epoch, int64_t s, int64_t step, const floa
         *y = b->stage_y[slot];
         return;
     }
-    if (b->perm_epoch != epoch)
+    if (b->perm_epoch != epoch) {
         shuffle(b, epoch);
-    be->upload(be, b->idx, b->perm + first_row(b, s), (size_t)b->spec.rows * sizeof(int64_t));
-    be->gather(be, b->x_train, b->y_train, b->idx, b->spec.rows, b->spec.I, b->xb, b->yb);
+        if (b->perm_dev) /* one copy an epoch instead of one a step */
+            be->upload(be, b->perm_dev, b->perm, (size_t)b->train->n * sizeof(int64_t));
+    }
+    const int64_t *idx = b->idx;
+    if (b->perm_dev)
+        idx = b->perm_dev + first_row(b, s);
+    else
+        be->upload(be, b->idx, b->perm + first_row(b, s), (size_t)b->spec.rows * sizeof(int64_t));
+    be->gather(be, b->x_train, b->y_train, idx, b->spec.rows, b->spec.I, b->xb, b->yb);
     *x = b->xb;
     *y = b->yb;
 }

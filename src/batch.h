@@ -35,7 +35,9 @@ typedef struct {
     const int32_t *y_train;     /* (n) */
     float *x_dev;               /* device copies of the training rows (not host-memory backends) */
     int32_t *y_dev;
-    int64_t *idx;               /* (rows) backend memory: the rows a gather picks */
+    int64_t *idx;               /* (rows) backend memory: the rows a gather picks (CPU) */
+    int64_t *perm_dev;          /* (n train rows) device memory: perm, uploaded once an epoch
+                                 * so that a step gathers at an offset into it without a copy */
     float *xb;                  /* (rows, I) backend memory, the gather's destination; borrowed */
     int32_t *yb;                /* (rows) */
     int staged;                 /* 1: batches staged through pinned memory, double-buffered */

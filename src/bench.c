@@ -18,7 +18,24 @@ static int cmp_double(const void *a, const void *b);
 
 typedef struct {
     double samples_per_s, step_s, compute_s, wait_s, comm_s, comm_total_s, data_s;
+    /* a device backend's counts per timed step (has_counts): launches, copies and their bytes
+     * averaged; host synchronizations in the step with the fewest and with the most */
+    int has_counts;
+    double launches, copies, copy_bytes;
+    long long syncs_min, syncs_max;
 } bench_row;
+
+/* Adds one step's counts (the backend's totals before and after it) to the row. */
+static void count_step(bench_row *row, const dpt_device_counts *a, const dpt_device_counts *b,
+                       int first)
+{
+    long long syncs = b->syncs - a->syncs;
+    row->launches += (double)(b->launches - a->launches);
+    row->copies += (double)(b->copies - a->copies);
+    row->copy_bytes += (double)(b->copy_bytes - a->copy_bytes);
+    row->syncs_min = first || syncs < row->syncs_min ? syncs : row->syncs_min;
+    row->syncs_max = first || syncs > row->syncs_max ? syncs : row->syncs_max;
+}
 
 static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warmup, bench_row *row,
                       char *comm_line, size_t comm_n, dpt_error *err)
@@ -39,17 +56,21 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     int64_t spe = dpt_trainer_steps_per_epoch(t);
     double lr = cfg->train.lr;
     int64_t step = 0;
+    dpt_device_counts before, after;
     for (int i = 0; i < warmup + steps; i++, step++) {
         if (i == warmup) {
             MPI_Barrier(comm->world);
             dpt_trainer_reset_stats(t);
             row->step_s = dpt_now();
         }
+        row->has_counts = dpt_trainer_device_counts(t, &before) == 0;
         if (dpt_trainer_step(t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
             dpt_trace_free(t->trace);
             dpt_trainer_free(t);
             return dpt_error_set(err, DPT_ERUNTIME, "the loss diverged during the benchmark: lower train.lr");
         }
+        if (row->has_counts && i >= warmup && dpt_trainer_device_counts(t, &after) == 0)
+            count_step(row, &before, &after, i == warmup);
     }
     MPI_Barrier(comm->world);
     double total = dpt_now() - row->step_s;
@@ -62,6 +83,9 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     row->comm_total_s = st.t_comm_total / steps;
     row->wait_s = st.t_wait / steps;
     row->data_s = st.t_data / steps;
+    row->launches /= steps;
+    row->copies /= steps;
+    row->copy_bytes /= steps;
     rc = dpt_trace_write(t->trace, err);
     dpt_trace_free(t->trace);
     dpt_trainer_free(t);
@@ -240,8 +264,13 @@ static void print_header(const dpt_config *cfg, const dpt_bench_train_opts *o, i
         printf("# model %s, %s, weak scaling: %d rows per rank at every rank count, %d step%s "
                "after %d warmup\n", widths, dpt_optimizer_name(cfg->train.optimizer), br->per_rank,
                o->steps, o->steps == 1 ? "" : "s", o->warmup);
-    printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s); the first N ranks run "
-           "each row, the others wait\n", R, hosts, threads, threads > 1 ? "s" : "", DPT_BLAS_NAME);
+    if (br->rows[br->i_one].has_counts)
+        printf("# ranks %d on %s; cuda backend, one GPU per rank; the first N ranks run each row, "
+               "the others wait\n", R, hosts);
+    else
+        printf("# ranks %d on %s; cpu backend, %d BLAS thread%s per rank (%s); the first N ranks "
+               "run each row, the others wait\n", R, hosts, threads, threads > 1 ? "s" : "",
+               DPT_BLAS_NAME);
     printf("# gradients (all ranks): %s\n", br->comm_line);
     printf("# times per step on rank 0: compute = forward, backward and update; wait = for the "
            "slowest rank to finish backward (a timed barrier); comm = EXPOSED communication (after "
@@ -249,6 +278,12 @@ static void print_header(const dpt_config *cfg, const dpt_bench_train_opts *o, i
            "the first bucket's start to the last one's end, overlapped with backward or not\n# "
            "(compare a run with --set comm.overlap=false); data = batch gathering; efficiency = "
            "samples/s / (ranks x one-rank samples/s)\n");
+    if (br->rows[br->i_one].has_counts)
+        printf("# device work (counted by the CUDA backend where it makes the calls): launches = "
+               "kernels, cuBLAS calls and memsets; host syncs = stream, event and device\n# "
+               "synchronizations, blocking copies and polled waits; copies = host<->device. The "
+               "statistics are read every train.log_every steps\n# and at an epoch's last step; "
+               "times are the host's, which does not wait for the device between reads\n");
     printf("%7s %6s %8s %11s %9s %10s %9s %9s %13s %9s %11s\n", "ranks", "nodes", "batch",
            "samples/s", "step_ms", "compute_ms", "wait_ms", "comm_ms", "comm_total_ms", "data_ms",
            "efficiency");
@@ -265,6 +300,14 @@ static void print_table(const dpt_bench_train_opts *o, const bench_results *br, 
             print_row(br->counts[i], br->nodes[i], batch_of(o, br, i), &br->rows[i],
                       efficiency(br, i));
         }
+    for (int i = 0; i < br->n_counts; i++) {
+        const bench_row *r = &br->rows[i];
+        if (r->has_counts)
+            printf("# device work per step on rank 0, %d rank%s: %.1f launches, %lld host syncs "
+                   "(%lld in a step that reads the statistics), %.1f copies (%.0f bytes)\n",
+                   br->counts[i], br->counts[i] == 1 ? "" : "s", r->launches, r->syncs_min,
+                   r->syncs_max, r->copies, r->copy_bytes);
+    }
     printf("# GEMM-only cap, one rank: %.1f samples/s (%.2f MFLOP/sample, %.1f GFLOP/s); "
            "one rank reaches %.1f%% of it\n",
            cap, flops_per_sample / 1e6, cap * flops_per_sample / 1e9,

@@ -18,6 +18,8 @@ typedef enum { DPT_FORMAT_IDX, DPT_FORMAT_CSV, DPT_FORMAT_SYNTHETIC } dpt_data_f
 typedef enum { DPT_SHARDING_REPLICATED, DPT_SHARDING_SHARDED } dpt_sharding;
 typedef enum { DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE, DPT_SCALING_NONE } dpt_scaling;
 typedef enum { DPT_RESIDENT_AUTO, DPT_RESIDENT_ON, DPT_RESIDENT_OFF } dpt_resident;
+/* train.cuda_graph: the step captured once and replayed (src/train.c, graph_verdict) */
+typedef enum { DPT_GRAPH_AUTO, DPT_GRAPH_ON, DPT_GRAPH_OFF } dpt_cuda_graph;
 typedef enum { DPT_INIT_AUTO, DPT_INIT_HE, DPT_INIT_XAVIER } dpt_init;
 typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
@@ -130,6 +132,7 @@ typedef struct {
         dpt_precision precision;
         int64_t max_steps;                 /* 0 = no limit */
         int log_every;                     /* steps between progress lines (terminal) */
+        dpt_cuda_graph cuda_graph;         /* CUDA backend: the step as a CUDA Graph */
     } train;
     struct {
         double bucket_mb;                  /* gradient bucket size in MiB (layers are grouped,

@@ -185,6 +185,25 @@ static void cpu_loss_targets(dpt_backend *be, const float *out, const int32_t *r
     *loss_sum += lsum;
 }
 
+/* The sums of cpu_loss, stored as the trainer's statistics slots are. */
+static void cpu_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
+                           int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats)
+{
+    double lsum = 0.0, hits = 0.0;
+    cpu_loss(be, logits, y, rows, cols, loss, grad_scale, dlogits, &lsum, &hits);
+    stats[0] = (float)lsum;
+    stats[1] = (float)hits;
+    stats[2] = (float)rows;
+    stats[3] = 0.0f;
+}
+
+static void cpu_accumulate(dpt_backend *be, double *acc, const float *x, int n)
+{
+    (void)be;
+    for (int i = 0; i < n; i++)
+        acc[i] += (double)x[i];
+}
+
 static double cpu_sum_squares(dpt_backend *be, const float *x, size_t n)
 {
     (void)be;
@@ -199,6 +218,14 @@ static void cpu_scale(dpt_backend *be, float *x, size_t n, float s)
     (void)be;
     for (size_t i = 0; i < n; i++)
         x[i] *= s;
+}
+
+static double cpu_clip_grad_norm(dpt_backend *be, float *g, size_t n, double max_norm)
+{
+    double norm = sqrt(cpu_sum_squares(be, g, n));
+    if (norm > max_norm)
+        cpu_scale(be, g, n, dpt_op_clip_scale(norm, max_norm));
+    return norm;
 }
 
 static void cpu_sgd_step(dpt_backend *be, float *restrict p, const float *restrict g,
@@ -267,8 +294,11 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->bias_grad = cpu_bias_grad;
     be->loss = cpu_loss;
     be->loss_targets = cpu_loss_targets;
+    be->loss_stats = cpu_loss_stats;
+    be->accumulate = cpu_accumulate;
     be->sum_squares = cpu_sum_squares;
     be->scale = cpu_scale;
+    be->clip_grad_norm = cpu_clip_grad_norm;
     be->sgd_step = cpu_sgd_step;
     be->adam_step = cpu_adam_step;
     be->alloc_pinned = cpu_alloc;

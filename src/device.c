@@ -128,6 +128,23 @@ void *dpt_device_stream(dpt_backend *be)
     return be->host_memory ? NULL : dpt_cuda_backend_stream(be);
 }
 
+void dpt_device_graph_begin(dpt_backend *be) { dpt_cuda_graph_begin(be); }
+void dpt_device_graph_end(dpt_backend *be) { dpt_cuda_graph_end(be); }
+void dpt_device_graph_launch(dpt_backend *be) { dpt_cuda_graph_launch(be); }
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
+{
+    dpt_cuda_step_scalars(be, sc[0], sc[1], sc[2]);
+}
+
+int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    if (be->host_memory)
+        return -1;
+    dpt_cuda_counts_read(out);
+    return 0;
+}
+
 #else /* a build without the CUDA backend */
 
 int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_caller who,
@@ -155,6 +172,24 @@ void *dpt_device_stream(dpt_backend *be)
 {
     (void)be;
     return NULL;
+}
+
+/* without CUDA the trainer never enables graphs: reaching these is a defect */
+void dpt_device_graph_begin(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
+void dpt_device_graph_end(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
+void dpt_device_graph_launch(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
+{
+    (void)be;
+    (void)sc;
+    DPT_CHECK(0, "no CUDA backend");
+}
+
+int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
+{
+    (void)be;
+    memset(out, 0, sizeof *out);
+    return -1;
 }
 
 #endif

@@ -35,4 +35,17 @@ int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
 /* The backend's compute stream (a cudaStream_t) for the NCCL reducer; NULL for the CPU. */
 void *dpt_device_stream(dpt_backend *be);
 
+/* The step as a CUDA Graph (cuda_backend.h's dpt_cuda_graph_*); never called for the CPU
+ * backend (the trainer enables graphs only on the CUDA backend). */
+void dpt_device_graph_begin(dpt_backend *be);
+void dpt_device_graph_end(dpt_backend *be);
+void dpt_device_graph_launch(dpt_backend *be);
+/* The update's per-step values {lr, bc1, bc2} (dpt_optim_scalars), where a captured update
+ * reads them: set before each launch. */
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3]);
+
+/* The device backend's counts of launches, host synchronizations and copies, and 0; -1 for the
+ * CPU backend (nothing to count). */
+int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out);
+
 #endif

@@ -152,6 +152,13 @@ static inline DPT_HD void dpt_op_sgd(float *p, float g, float *m, float lr, floa
     *p -= lr * g;
 }
 
+/* Gradient clipping by the global norm as torch.nn.utils.clip_grad_norm_: the factor
+ * max_norm / (norm + 1e-6) when the norm is above max_norm, else 1 (g * 1.0f == g exactly). */
+static inline DPT_HD float dpt_op_clip_scale(double norm, double max_norm)
+{
+    return norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
 /* Adam (Kingma & Ba 2015) with bias correction; decoupled = AdamW (Loshchilov & Hutter 2019),
  * where weight decay shrinks the parameter by lr * wd instead of entering the gradient.
  * bc1 = 1 - beta1^t, bc2 = 1 - beta2^t computed once per step by the caller. */

@@ -72,22 +72,25 @@ double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, d
     dpt_backend *be = o->be;
     size_t n = o->n_params;
     double norm = -1.0;
-    if (p->clip_grad_norm > 0) {
-        /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
-        norm = sqrt(be->sum_squares(be, grads, n));
-        if (norm > p->clip_grad_norm)
-            be->scale(be, grads, n, (float)(p->clip_grad_norm / (norm + 1e-6)));
-    }
+    if (p->clip_grad_norm > 0) /* decided where the gradients live: no host read on a GPU */
+        norm = be->clip_grad_norm(be, grads, n, p->clip_grad_norm);
+    float sc[3];
+    dpt_optim_scalars(o, step, lr, sc);
     if (o->kind == DPT_OPT_SGD) {
-        be->sgd_step(be, params, grads, o->state, n, (float)lr, (float)p->momentum,
-                     p->nesterov, (float)p->weight_decay);
+        be->sgd_step(be, params, grads, o->state, n, sc[0], (float)p->momentum, p->nesterov,
+                     (float)p->weight_decay);
     } else {
-        double t = (double)(step + 1);
-        float bc1 = (float)(1.0 - pow(p->beta1, t));
-        float bc2 = (float)(1.0 - pow(p->beta2, t));
-        be->adam_step(be, params, grads, o->state, o->state + n, n, (float)lr,
-                      (float)p->beta1, (float)p->beta2, (float)p->eps,
-                      (float)p->weight_decay, o->kind == DPT_OPT_ADAMW, bc1, bc2);
+        be->adam_step(be, params, grads, o->state, o->state + n, n, sc[0], (float)p->beta1,
+                      (float)p->beta2, (float)p->eps, (float)p->weight_decay,
+                      o->kind == DPT_OPT_ADAMW, sc[1], sc[2]);
     }
     return norm;
+}
+
+void dpt_optim_scalars(const dpt_optim *o, int64_t step, double lr, float out[3])
+{
+    double t = (double)(step + 1);
+    out[0] = (float)lr;
+    out[1] = o->kind == DPT_OPT_SGD ? 1.0f : (float)(1.0 - pow(o->params.beta1, t));
+    out[2] = o->kind == DPT_OPT_SGD ? 1.0f : (float)(1.0 - pow(o->params.beta2, t));
 }

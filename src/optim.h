@@ -49,8 +49,13 @@ double dpt_optim_lr(const dpt_optim_params *p, int64_t step, int64_t steps_per_e
 
 /* One step with the parameters given to dpt_optim_init: clips grads to clip_grad_norm when set,
  * then updates params in place. step is 0-based (Adam's bias correction uses step + 1). Returns
- * the gradient norm before clipping when clipping is on, else -1 (not computed: it costs a pass
- * over the buffer). */
+ * the gradient norm before clipping when clipping is on and the backend has it on the host (CPU;
+ * NaN on the CUDA backend, which keeps it on the device), else -1 (not computed: it costs a
+ * pass over the buffer). */
 double dpt_optim_step(dpt_optim *o, float *params, float *grads, int64_t step, double lr);
+
+/* The values of step `step` that change from step to step: {lr, bc1, bc2} as dpt_optim_step
+ * passes them to the update (Adam's bias corrections 1 - beta^(step + 1); 1 for SGD). */
+void dpt_optim_scalars(const dpt_optim *o, int64_t step, double lr, float out[3]);
 
 #endif

@@ -145,9 +145,10 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
                t->device_note ? t->device_note : "", t->device_note ? ")" : "");
     else
         printf("  %-9s %s: one GPU per rank (its only visible GPU, else its local rank's), "
-               "gradients through %s, training rows %s\n",
+               "gradients through %s, training rows %s; CUDA Graph %s\n",
                "device", t->be.name, dpt_reducer_path(t->reducer),
-               t->batch.staged ? "staged through pinned memory" : "resident on the device");
+               t->batch.staged ? "staged through pinned memory" : "resident on the device",
+               t->graph_why);
     char comm_line[320];
     dpt_trainer_describe_comm(t, comm_line, sizeof comm_line);
     printf("  %-9s %s\n", "comm", comm_line);
@@ -413,10 +414,20 @@ static int train_epoch(run_state *r, int epoch, epoch_sums *e, dpt_error *err)
             clear_line(r);
             return rc;
         }
+        e->rows += cfg->train.batch_size;
+        if (st.steps_read > 0) { /* the sums of the steps read: see dpt_step_stats */
+            e->loss += st.last_loss;
+            e->correct += st.last_correct;
+            print_progress(r, epoch, s, st.last_loss / (double)st.steps_read);
+        }
+    }
+    /* a device backend's steps since its last read (the run ended at train.max_steps) */
+    if (dpt_trainer_read_stats(r->t) == DPT_STEP_DIVERGED)
+        return report_divergence(r, epoch, e->lr, err);
+    dpt_trainer_stats(r->t, &st);
+    if (st.steps_read > 0) {
         e->loss += st.last_loss;
         e->correct += st.last_correct;
-        e->rows += cfg->train.batch_size;
-        print_progress(r, epoch, s, st.last_loss);
     }
     return DPT_OK;
 }

@@ -540,6 +540,36 @@ static void st_bias_grad(st_run *st, int R, int C)
     free(db);
 }
 
+/* loss_stats, then accumulate: the step's statistics as the trainer keeps them on a device.
+ * The sums are the loss op's (same tolerance), stored as float; rows and the flag slot exact;
+ * then added twice to double sums that start at (1.25, 3.0), as two steps would be. */
+static void st_loss_stats(st_run *st, const st_buf *bz, const st_buf *by, int R, int C,
+                          dpt_loss loss, float gs, double scale, const char *shape)
+{
+    const double acc0[2] = {1.25, 3.0};
+    st_buf bs = {0}, bd = {0}, ba = {0};
+    if (st_buf_init(st, &bs, NULL, 4 * sizeof(float), "loss_stats") == 0 &&
+        st_buf_init(st, &bd, NULL, (size_t)R * C * sizeof(float), "loss_stats") == 0 &&
+        st_buf_init(st, &ba, acc0, sizeof acc0, "accumulate") == 0) {
+        st->ref->loss_stats(st->ref, bz->r, by->r, R, C, loss, gs, bd.r, bs.r);
+        st->dev->loss_stats(st->dev, bz->d, by->d, R, C, loss, gs, bd.d, bs.d);
+        st_check_buf(st, "loss_stats", shape, &bs, 4, 0, scale + R, ST_TOL_ELEMENTWISE);
+        st_check_buf(st, "loss_stats dlogits", shape, &bd, (size_t)R * C, (size_t)C, -1.0,
+                     ST_TOL_ELEMENTWISE);
+        for (int k = 0; k < 2; k++) {
+            st->ref->accumulate(st->ref, ba.r, bs.r, 2);
+            st->dev->accumulate(st->dev, ba.d, bs.d, 2);
+        }
+        double hr[2], hd[2];
+        st_buf_fetch(st, &ba, hr, hd);
+        st_compare(st, "accumulate", shape, hr, hd, ST_F64, 2, 0, 2.0 * (scale + R) + 3.0,
+                   ST_TOL_ELEMENTWISE);
+    }
+    st_buf_free(st, &bs);
+    st_buf_free(st, &bd);
+    st_buf_free(st, &ba);
+}
+
 /* The loss with and without dlogits. 300 rows: three blocks of the loss kernel's 128 threads,
  * the last partly idle. Row 0 is a tie (all logits equal: argmax is the first), and the sums
  * start from non-zero values, since the op adds to them. */
@@ -594,6 +624,8 @@ static void st_loss(st_run *st, dpt_loss loss, int with_grad)
                    ST_TOL_ELEMENTWISE);
         snprintf(what, sizeof what, "%s correct", op);
         st_compare(st, what, shape, &sums_r[1], &sums_d[1], ST_F64, 1, 0, -1.0, ST_TOL_EXACT);
+        if (with_grad)
+            st_loss_stats(st, &bz, &by, R, C, loss, gs, scale, shape);
     }
     st_buf_free(st, &bz);
     st_buf_free(st, &by);
@@ -672,6 +704,25 @@ static void st_sum_squares(st_run *st, size_t n)
         double d = st->dev->sum_squares(st->dev, bx.d, n);
         double tol = 2.0 * (double)(n > 1 ? n - 1 : 0) * ST_U64;
         st_compare(st, op, shape, &r, &d, ST_F64, 1, 0, -1.0, tol);
+    }
+    st_buf_free(st, &bx);
+    free(x);
+}
+
+/* clip_grad_norm above and below the limit (norm of n normal values: about sqrt(n)): the
+ * factor is formed from the norm, whose sums differ in order between backends (as
+ * sum_squares), then one product per element. */
+static void st_clip(st_run *st, size_t n, double max_norm)
+{
+    char shape[64];
+    snprintf(shape, sizeof shape, "%zu max_norm %g", n, max_norm);
+    float *x = st_xmalloc(n * sizeof(float));
+    st_fill_normal(st, x, n, 1.0f);
+    st_buf bx = {0};
+    if (st_buf_init(st, &bx, x, n * sizeof(float), "clip_grad_norm") == 0) {
+        st->ref->clip_grad_norm(st->ref, bx.r, n, max_norm);
+        st->dev->clip_grad_norm(st->dev, bx.d, n, max_norm);
+        st_check_buf(st, "clip_grad_norm", shape, &bx, n, 0, -1.0, ST_TOL_ELEMENTWISE);
     }
     st_buf_free(st, &bx);
     free(x);
@@ -811,8 +862,11 @@ static const char *const st_op_checks[DPT_BACKEND_N_OPS] = {
     [DPT_BACKEND_OP_bias_grad] = "bias_grad",
     [DPT_BACKEND_OP_loss] = "loss",
     [DPT_BACKEND_OP_loss_targets] = "loss_targets",
+    [DPT_BACKEND_OP_loss_stats] = "loss_stats",
+    [DPT_BACKEND_OP_accumulate] = "accumulate",
     [DPT_BACKEND_OP_sum_squares] = "sum_squares",
     [DPT_BACKEND_OP_scale] = "scale",
+    [DPT_BACKEND_OP_clip_grad_norm] = "clip_grad_norm",
     [DPT_BACKEND_OP_sgd_step] = "sgd_step",
     [DPT_BACKEND_OP_adam_step] = "adam_step",
     [DPT_BACKEND_OP_alloc_pinned] = "upload_async (staged)",
@@ -985,6 +1039,8 @@ int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, dpt_precision prec, FIL
     st_sum_squares(&st, 1000);
     st_sum_squares(&st, 100003); /* beyond 128 blocks x 256 threads: the grid strides */
     st_zero_scale(&st);
+    st_clip(&st, 100003, 100.0); /* the norm is about 316: clipped */
+    st_clip(&st, 1000, 100.0);   /* about 32: left as it is */
     st_optim(&st, "sgd_step plain", 0.0f, 0, 0.0f, 0, 0);
     st_optim(&st, "sgd_step momentum", 0.9f, 0, 0.0f, 0, 0);
     st_optim(&st, "sgd_step nesterov wd", 0.9f, 1, 1e-2f, 0, 0);

@@ -195,6 +195,15 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
         rc = dpt_optim_init(&t->opt, &optim_params, &t->be, t->model.n_params, mine);
     if (rc != DPT_OK)
         return rc;
+    /* a regression's loss op sums on the host (loss_targets): its steps read at once */
+    t->device_stats = !t->be.host_memory && !t->data.targets;
+    if (t->device_stats) {
+        t->acc = t->be.alloc(&t->be, 2 * sizeof(double));
+        t->acc_host = t->be.alloc_pinned(&t->be, 2 * sizeof(double));
+        if (!t->acc || !t->acc_host)
+            return dpt_error_set(mine, DPT_ERUNTIME, "out of %s memory for the step's "
+                                 "statistics", t->be.name);
+    }
     t->xb = t->be.alloc(&t->be, (size_t)max_rows * I * sizeof(float));
     t->yb = t->be.alloc(&t->be, (size_t)max_rows * sizeof(int32_t));
     if (!t->xb || !t->yb)
@@ -210,6 +219,34 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
     if (t->data.targets && upload_targets(t, mine) != DPT_OK) /* the labels index it (data.h) */
         return DPT_ERUNTIME;
     return dpt_batch_init(&t->batch, &spec, &t->be, &t->data.train, t->xb, t->yb, mine);
+}
+
+/* train.cuda_graph: auto captures the step when it needs nothing of the host and nothing in it
+ * changes from step to step except through device memory (the learning rate and Adam's bias
+ * corrections do: dpt_device_graph_scalars); what rules it out is said in the start-up table
+ * (auto) or refused (on). The same verdict on every rank (it depends on the config, the path
+ * and the data's fit, which every rank shares). */
+static int graph_verdict(dpt_trainer *t, dpt_error *err)
+{
+    const dpt_config *cfg = t->cfg;
+    const char *no = NULL;
+    if (!t->device_stats)
+        no = t->be.host_memory ? "the CPU backend" : "a regression (its loss is summed on the host)";
+    else if (!dpt_reducer_on_device(t->reducer))
+        no = "the gradients go through the host (no NCCL)";
+    else if (t->batch.staged)
+        no = "batches are staged through pinned memory (data.device_resident)";
+    else if (cfg->model.dropout > 0)
+        no = "model.dropout > 0 (the mask is keyed by the step, a kernel argument)";
+    t->graph_on = cfg->train.cuda_graph != DPT_GRAPH_OFF && !no;
+    snprintf(t->graph_why, sizeof t->graph_why, "%s%s",
+             cfg->train.cuda_graph == DPT_GRAPH_OFF ? "off (train.cuda_graph)"
+             : t->graph_on ? "on (the step captured once, then replayed)" : "off: ",
+             cfg->train.cuda_graph != DPT_GRAPH_OFF && no ? no : "");
+    if (cfg->train.cuda_graph == DPT_GRAPH_ON && no)
+        return dpt_error_set(err, DPT_EUSAGE, "train.cuda_graph: on, but the step cannot be "
+                             "captured as a CUDA Graph: %s; use auto or off", no);
+    return DPT_OK;
 }
 
 int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, dpt_error *err)
@@ -248,6 +285,8 @@ int dpt_trainer_init(dpt_trainer **out, const dpt_config *cfg, dpt_comm *comm, d
     if (dpt_comm_agree(comm, rc) != DPT_OK)
         goto fail;
     plan_buckets(t);
+    if ((rc = graph_verdict(t, &mine)) != DPT_OK) /* the same verdict on every rank */
+        goto fail;
     *out = t;
     return DPT_OK;
 
@@ -268,6 +307,8 @@ void dpt_trainer_free(dpt_trainer *t)
         t->be.free(&t->be, t->xb);
         t->be.free(&t->be, t->yb);
         t->be.free(&t->be, t->t_dev);
+        t->be.free(&t->be, t->acc);
+        t->be.free_pinned(&t->be, t->acc_host);
         dpt_optim_free(&t->opt);
         dpt_model_free(&t->model);
         if (t->be.destroy)
@@ -296,79 +337,195 @@ static void trace_step(dpt_trainer *t, int64_t step, const double at[7])
     }
 }
 
-int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
+/* The step's loss, hit count, rows and signal flag into the statistics slots after the gradients
+ * (they travel with the first bucket, which starts as soon as the last layer's gradients are
+ * done, so they are written before backward). On the CPU the host writes them; on a device the
+ * loss kernel does (no synchronization), and signals are exchanged when the sums are read. */
+static void step_loss(dpt_trainer *t, const float *logits, const int32_t *yb, float *dlogits)
 {
-    const dpt_config *cfg = t->cfg;
     dpt_backend *be = &t->be;
     dpt_model *m = &t->model;
     int C = m->widths[m->n_layers];
-    /* the phases' times for run.trace and the statistics, and their NVTX ranges (nsys) */
-    double t0 = dpt_trace_begin(DPT_SPAN_STEP);
-    dpt_trace_begin(DPT_SPAN_DATA);
-
-    const float *xb;
-    const int32_t *yb;
-    dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
-    double t1 = dpt_trace_next(DPT_SPAN_FORWARD);
-
-    dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
-    const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
-    double tf = dpt_trace_next(DPT_SPAN_BACKWARD); /* backward: with the loss below */
+    float grad_scale = 1.0f / (float)t->cfg->train.batch_size;
+    if (t->device_stats) {
+        be->loss_stats(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits,
+                       m->grads + m->n_params);
+        return;
+    }
     float stats[DPT_GRAD_STATS] = {0};
     double loss_sum = 0.0, correct = 0.0;
-    float *dlogits = m->d[0];
-    if (t->t_train)
-        be->loss_targets(be, logits, yb, t->t_train, t->rows, C, m->loss,
-                         1.0f / (float)cfg->train.batch_size, dlogits, &loss_sum);
+    if (t->t_train) /* regression: the labels index the target table */
+        be->loss_targets(be, logits, yb, t->t_train, t->rows, C, m->loss, grad_scale, dlogits,
+                         &loss_sum);
     else
-        be->loss(be, logits, yb, t->rows, C, m->loss, 1.0f / (float)cfg->train.batch_size,
-                 dlogits, &loss_sum, &correct);
-    /* the statistics sit after the gradients and travel with the first bucket, which starts
-     * as soon as the last layer's gradients are done: they are written before backward */
+        be->loss(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits, &loss_sum, &correct);
     stats[0] = (float)loss_sum;
     stats[1] = (float)correct;
     stats[2] = (float)t->rows;
     stats[3] = dpt_signals_pending() ? 1.0f : 0.0f;
     be->upload(be, m->grads + m->n_params, stats, sizeof stats);
+}
+
+/* CPU: the summed statistics of this step, read at once. Returns 1 when the loss diverged. */
+static int read_host_stats(dpt_trainer *t)
+{
+    dpt_model *m = &t->model;
+    float stats[DPT_GRAD_STATS];
+    t->be.download(&t->be, stats, m->grads + m->n_params, sizeof stats);
+    t->last_loss = stats[0];
+    t->last_correct = stats[1];
+    t->steps_read = 1;
+    t->stop_requested = stats[3] > 0.0f;
+    return !isfinite(stats[0]);
+}
+
+/* Device: the sums of the steps since the last read, waited for once (the NCCL watchdog polls
+ * the event behind the last allreduce first, so a dead peer is named rather than waited for),
+ * landing in pinned memory; and whether any rank was signalled. Collective. Returns 1 when the
+ * loss diverged in one of those steps (a non-finite term makes the sum non-finite). */
+static int read_device_stats(dpt_trainer *t)
+{
+    dpt_backend *be = &t->be;
+    t->steps_read = t->acc_steps;
+    if (t->acc_steps == 0)
+        return 0;
+    dpt_reducer_drain(t->reducer);
+    be->download(be, t->acc_host, t->acc, 2 * sizeof(double));
+    be->zero(be, t->acc, 2 * sizeof(double));
+    t->last_loss = t->acc_host[0];
+    t->last_correct = t->acc_host[1];
+    t->acc_steps = 0;
+    t->stop_requested = dpt_comm_agree(t->comm, dpt_signals_pending() ? 1 : 0) != 0;
+    return !isfinite(t->last_loss);
+}
+
+int dpt_trainer_read_stats(dpt_trainer *t)
+{
+    if (!t->device_stats) {
+        t->steps_read = 0;
+        return DPT_STEP_OK;
+    }
+    return read_device_stats(t) ? DPT_STEP_DIVERGED : DPT_STEP_OK;
+}
+
+/* After the allreduce: the update (CPU: with this step's statistics read at once, and a
+ * diverged step not applied; device: the statistics summed on the device, read by the caller).
+ * Returns 1 when the loss diverged (CPU). */
+static int step_update(dpt_trainer *t, int64_t step, double lr)
+{
+    dpt_backend *be = &t->be;
+    dpt_model *m = &t->model;
+    if (!t->device_stats) {
+        int diverged = read_host_stats(t);
+        if (!diverged)
+            dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+        be->sync(be);
+        return diverged;
+    }
+    be->accumulate(be, t->acc, m->grads + m->n_params, 2);
+    dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+    return 0;
+}
+
+/* train.cuda_graph: whether this step runs as queued (NONE), is captured and then launched
+ * (CAPTURE), or launches the graph captured before (REPLAY). A trainer's first step runs plainly,
+ * a warm-up: the loss scratch and cuBLAS's workspace are allocated then, which a capture
+ * refuses. The learning rate and Adam's bias corrections reach the graph through device memory
+ * (dpt_device_graph_scalars before each launch), so one capture serves every step. */
+enum { GRAPH_NONE, GRAPH_CAPTURE, GRAPH_REPLAY };
+
+static int graph_phase(const dpt_trainer *t)
+{
+    if (!t->graph_on || t->steps_run == 0)
+        return GRAPH_NONE;
+    return t->graph_ready ? GRAPH_REPLAY : GRAPH_CAPTURE;
+}
+
+/* Forward, loss, backward, the allreduce and the update of one batch; at[] gets the times of
+ * forward's end, backward's end, the barrier's end and the allreduce's end (run.trace). Queued
+ * on the device without a host wait when t->device_stats, so that it can be captured. Returns 1
+ * when the loss diverged (CPU). */
+static int step_compute(dpt_trainer *t, const float *xb, const int32_t *yb, int64_t step,
+                        double lr, int barrier, double at[4])
+{
+    const dpt_config *cfg = t->cfg;
+    dpt_model *m = &t->model;
+    dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
+    dpt_trace_begin(DPT_SPAN_FORWARD); /* run.trace's times and the NVTX ranges (nsys) */
+    const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
+    at[0] = dpt_trace_next(DPT_SPAN_BACKWARD); /* backward: with the loss below */
+    float *dlogits = m->d[0];
+    step_loss(t, logits, yb, dlogits);
     dpt_reducer_set_step(t->reducer, step);
     dpt_model_backward(m, xb, dlogits, t->rows, &drop,
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
-    be->sync(be);
-    double t2 = dpt_trace_end(), tb = t2; /* tb: backward's end, for run.trace */
-
-    if (t->split_wait && t->comm->size > 1) {
+    if (!t->device_stats)
+        t->be.sync(&t->be);
+    at[1] = at[2] = dpt_trace_end();
+    if (barrier) {
         dpt_trace_begin(DPT_SPAN_WAIT);
         dpt_reducer_barrier(t->reducer); /* buckets in flight move on while it waits */
-        double tw = dpt_trace_end();
-        t->t_wait += tw - t2;
-        t2 = tw;
+        at[2] = dpt_trace_end();
+        t->t_wait += at[2] - at[1];
     }
     /* gradients and the step's statistics: in buckets already under way (overlap), or in one
-     * allreduce now */
+     * allreduce now; on a device, the update is queued behind them without a host wait */
     dpt_trace_begin(DPT_SPAN_ALLREDUCE);
-    dpt_reducer_finish(t->reducer, m->grads);
-    double t3 = dpt_trace_next(DPT_SPAN_OPTIMIZER);
+    if (t->device_stats)
+        dpt_reducer_queue(t->reducer, m->grads);
+    else
+        dpt_reducer_finish(t->reducer, m->grads);
+    at[3] = dpt_trace_next(DPT_SPAN_OPTIMIZER);
     t->t_comm_total += dpt_reducer_last_stats(t->reducer).total_s;
+    int diverged = step_update(t, step, lr);
+    dpt_trace_end();
+    return diverged;
+}
 
-    be->download(be, stats, m->grads + m->n_params, sizeof stats);
-    t->last_loss = stats[0];
-    t->last_correct = stats[1];
-    t->stop_requested = stats[3] > 0.0f;
-    int diverged = !isfinite(stats[0]);
-    if (!diverged)
-        dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
-    be->sync(be);
-    double t4 = dpt_trace_end();
-    dpt_trace_end(); /* the step */
-    if (dpt_trace_wants(t->trace, step_in_epoch)) {
-        const double at[] = {t0, t1, tf, tb, t2, t3, t4};
-        trace_step(t, step, at);
+int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t step, double lr)
+{
+    dpt_backend *be = &t->be;
+    double t0 = dpt_trace_begin(DPT_SPAN_STEP);
+    dpt_trace_begin(DPT_SPAN_DATA);
+    const float *xb;
+    const int32_t *yb;
+    dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
+    double t1 = dpt_trace_end();
+
+    int graph = graph_phase(t), diverged = 0;
+    double at[4] = {t1, t1, t1, t1};
+    if (graph == GRAPH_CAPTURE)
+        dpt_device_graph_begin(be);
+    if (graph != GRAPH_REPLAY) /* a replay has no barrier: the graph holds none */
+        diverged = step_compute(t, xb, yb, step, lr,
+                                graph == GRAPH_NONE && t->split_wait && t->comm->size > 1, at);
+    if (graph == GRAPH_CAPTURE) {
+        dpt_device_graph_end(be); /* captured, not run: the launch below runs it */
+        t->graph_ready = 1;
     }
-
+    if (graph != GRAPH_NONE) {
+        float sc[3];
+        dpt_optim_scalars(&t->opt, step, lr, sc);
+        dpt_device_graph_scalars(be, sc);
+        dpt_device_graph_launch(be);
+        dpt_reducer_replayed(t->reducer); /* the watchdog polls an event behind the replay */
+    }
+    t->steps_run++;
+    if (t->device_stats) {
+        t->acc_steps++;
+        t->steps_read = 0;
+        if ((step + 1) % t->cfg->train.log_every == 0 || step_in_epoch + 1 == t->steps_per_epoch)
+            diverged = read_device_stats(t);
+    }
+    double t4 = dpt_trace_end(); /* the step */
+    if (dpt_trace_wants(t->trace, step_in_epoch)) {
+        const double times[] = {t0, t1, at[0], at[1], at[2], at[3], t4};
+        trace_step(t, step, times);
+    }
     t->t_data += t1 - t0;
-    t->t_compute += (t2 - t1) + (t4 - t3);
-    t->t_comm += t3 - t2;
+    t->t_compute += (at[2] - t1) + (t4 - at[3]);
+    t->t_comm += at[3] - at[2];
     return diverged ? DPT_STEP_DIVERGED : DPT_STEP_OK;
 }
 
@@ -452,6 +609,7 @@ void dpt_trainer_stats(const dpt_trainer *t, dpt_step_stats *out)
     out->t_wait = t->t_wait;
     out->last_loss = t->last_loss;
     out->last_correct = t->last_correct;
+    out->steps_read = t->steps_read;
     out->stop_requested = t->stop_requested;
 }
 
@@ -463,3 +621,8 @@ void dpt_trainer_reset_stats(dpt_trainer *t)
 int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t) { return t->steps_per_epoch; }
 
 void dpt_trainer_set_split_wait(dpt_trainer *t, int on) { t->split_wait = on; }
+
+int dpt_trainer_device_counts(const dpt_trainer *t, dpt_device_counts *out)
+{
+    return dpt_device_counts_read(&t->be, out);
+}

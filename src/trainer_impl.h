@@ -50,6 +50,19 @@ struct dpt_trainer {
     dpt_trace *trace;           /* run.trace (owned by the run); NULL: none */
     int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
                                  * allreduce: every rank stops after that step */
+    /* On a device backend the step's statistics stay on the device (no host synchronization
+     * inside a step): summed there over steps and read by the host every train.log_every steps
+     * and at an epoch's last step (device_stats; see dpt_trainer_step). */
+    int device_stats;
+    double *acc;                /* (2) backend memory: global loss and hit sums since the read */
+    double *acc_host;           /* (2) pinned host memory: where the read lands */
+    int64_t acc_steps;          /* steps summed in acc */
+    int64_t steps_read;         /* steps whose sums last_loss and last_correct hold */
+    /* train.cuda_graph: the step captured once (after a warm-up step) and replayed */
+    int graph_on;
+    char graph_why[160];        /* on, or off and why, for the start-up table */
+    int graph_ready;            /* the step is captured */
+    int64_t steps_run;          /* steps of this trainer */
 };
 
 #endif

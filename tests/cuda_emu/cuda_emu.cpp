@@ -415,6 +415,8 @@ static cudaError_t copy(void *dst, const void *src, size_t count, cudaMemcpyKind
     if (e != cudaSuccess)
         return e;
     const bool src_pageable = where(src) == MEM_NONE, dst_pageable = where(dst) == MEM_NONE;
+    if (capture_refuse_pageable(stream, src_pageable || dst_pageable, who))
+        return fail(cudaErrorStreamCaptureUnsupported);
     if (blocking) /* the legacy stream's earlier work first */
         synchronize_stream(stream);
     uint64_t id;
@@ -542,6 +544,8 @@ cudaError_t cudaDeviceSynchronize(void)
 {
     if (t_device >= device_count())
         return fail(cudaErrorNoDevice);
+    if (capture_refuse_unsafe("cudaDeviceSynchronize"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     synchronize_all();
     return cudaSuccess;
 }
@@ -561,21 +565,29 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 
 cudaError_t cudaMalloc(void **ptr, size_t size)
 {
+    if (capture_refuse_unsafe("cudaMalloc"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     return alloc(ptr, size, MEM_DEVICE, "cudaMalloc");
 }
 /* Frees synchronize the device first, as CUDA's do: no queued work outlives its memory. */
 cudaError_t cudaFree(void *ptr)
 {
+    if (capture_refuse_unsafe("cudaFree"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     if (ptr)
         synchronize_all();
     return release(ptr, MEM_DEVICE, "cudaFree");
 }
 cudaError_t cudaMallocHost(void **ptr, size_t size)
 {
+    if (capture_refuse_unsafe("cudaMallocHost"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     return alloc(ptr, size, MEM_PINNED, "cudaMallocHost");
 }
 cudaError_t cudaFreeHost(void *ptr)
 {
+    if (capture_refuse_unsafe("cudaFreeHost"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     if (ptr)
         synchronize_all();
     return release(ptr, MEM_PINNED, "cudaFreeHost");
@@ -583,6 +595,8 @@ cudaError_t cudaFreeHost(void *ptr)
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, cudaMemcpyKind kind)
 {
+    if (capture_refuse_unsafe("cudaMemcpy"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     return copy(dst, src, count, kind, 0, true, "cudaMemcpy");
 }
 
@@ -596,6 +610,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpy
 
 cudaError_t cudaMemset(void *ptr, int value, size_t count)
 {
+    if (capture_refuse_unsafe("cudaMemset"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     return set(ptr, value, count, 0, true, "cudaMemset");
 }
 
@@ -681,6 +697,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
     if (!stream_valid(stream))
         return fail(cudaErrorInvalidResourceHandle);
+    if (capture_refuse_sync(stream, "cudaStreamSynchronize"))
+        return fail(cudaErrorStreamCaptureUnsupported);
     synchronize_stream(stream);
     return cudaSuccess;
 }
@@ -694,6 +712,9 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
     event_rec ev;
     if (!event_get(event, &ev))
         return fail(cudaErrorInvalidResourceHandle);
+    cudaError_t ce = cudaSuccess;
+    if (capture_wait_event(stream, event, &ce)) /* a capture's dependency, fork or refusal */
+        return ce == cudaSuccess ? ce : fail(ce);
     /* the record most recent at this call; an event never recorded is complete */
     enqueue_wait(stream, ev.stream, ev.id);
     return cudaSuccess;
@@ -726,6 +747,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
     if (!event_get(event, &ev))
         return fail(cudaErrorInvalidResourceHandle);
     const void *token = (const void *)event;
+    if (capture_record_event(event, stream)) /* a node of the capture, not a completion */
+        return cudaSuccess;
     /* complete, with its time, when the stream reaches it */
     uint64_t id = enqueue(stream, [token] {
         std::lock_guard<std::mutex> g(g_lock);
@@ -748,6 +771,8 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event)
     event_rec ev;
     if (!event_get(event, &ev))
         return fail(cudaErrorInvalidResourceHandle);
+    if (capture_event_captured(event, "cudaEventSynchronize"))
+        return fail(cudaErrorCapturedEvent);
     run_through(ev.stream, ev.id);
     return cudaSuccess;
 }
@@ -759,6 +784,8 @@ cudaError_t cudaEventQuery(cudaEvent_t event)
     event_rec ev;
     if (!event_get(event, &ev))
         return fail(cudaErrorInvalidResourceHandle);
+    if (capture_event_captured(event, "cudaEventQuery"))
+        return fail(cudaErrorCapturedEvent);
     if (is_done(ev.stream, ev.id))
         return cudaSuccess;
     (void)step_toward(ev.stream, ev.id);
@@ -785,6 +812,7 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 
 cudaError_t cudaEventDestroy(cudaEvent_t event)
 {
+    capture_event_destroyed(event);
     std::lock_guard<std::mutex> g(g_lock);
     auto it = g_events.find((const void *)event);
     if (it == g_events.end())
@@ -823,6 +851,26 @@ const char *cudaGetErrorString(cudaError_t error)
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorIllegalState:
+        return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureMerge:
+        return "operation would result in a merge of separate capture sequences";
+    case cudaErrorStreamCaptureUnmatched:
+        return "capture was not ended in the same stream as it began";
+    case cudaErrorStreamCaptureUnjoined:
+        return "capturing stream has unjoined work";
+    case cudaErrorStreamCaptureIsolation:
+        return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorCapturedEvent:
+        return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorStreamCaptureWrongThread:
+        return "attempt to terminate a thread-local capture sequence from another thread";
     case cudaErrorUnknown: return "unknown error";
     }
     return "unrecognized error code";
@@ -846,6 +894,16 @@ const char *cudaGetErrorName(cudaError_t error)
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureMerge: return "cudaErrorStreamCaptureMerge";
+    case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
+    case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorCapturedEvent: return "cudaErrorCapturedEvent";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     case cudaErrorUnknown: return "cudaErrorUnknown";
     }
     return "unrecognized error code";

@@ -63,6 +63,21 @@ bool is_done(cudaStream_t s, uint64_t id);
 bool synchronize_stream(cudaStream_t s);
 bool synchronize_all();
 
+/* Stream capture (graph_emu.cpp). capture_take: when stream is capturing, work is recorded
+ * (moved from) instead of queued, true. The refusals return true (and invalidate the capture)
+ * when the call must fail: a synchronization of a capturing stream, a potentially unsafe call
+ * under a capture whose mode prohibits it, a pageable copy on a capturing stream, a wait or query
+ * on an event recorded in a capture (capture_event_captured). capture_record_event: true when the
+ * record was captured. capture_wait_event: true when the capture decided the wait (*err). */
+bool capture_take(cudaStream_t stream, std::function<void()> &work);
+bool capture_refuse_sync(cudaStream_t stream, const char *who);
+bool capture_refuse_unsafe(const char *who);
+bool capture_refuse_pageable(cudaStream_t stream, bool pageable, const char *who);
+bool capture_record_event(cudaEvent_t event, cudaStream_t stream);
+bool capture_wait_event(cudaStream_t stream, cudaEvent_t event, cudaError_t *err);
+bool capture_event_captured(cudaEvent_t event, const char *who);
+void capture_event_destroyed(cudaEvent_t event);
+
 /* Prints "[cuda_emu rank R] who: message" on stderr (rank when MPI is running). */
 void report(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -4,9 +4,9 @@
  * together, with NCCL's result codes, instead of one failing and the others hanging. Detail of
  * a failure goes to ncclGetLastError, and to stderr as "NCCL WARN" when NCCL_DEBUG is set.
  * DPT_EMU_NCCL_FAIL_AFTER=N (read at init; set it on every rank): the N-th allreduce of the
- * communicator does not run, returns ncclSuccess, and leaves ncclRemoteError as the
+ * communicator to run (replays of a captured one count) does not, and leaves ncclRemoteError as the
  * asynchronous error, which every later call returns too, as NCCL does after a remote failure.
- * DPT_EMU_NCCL_HANG_AFTER=N: the N-th allreduce and every later one never complete (a peer that
+ * DPT_EMU_NCCL_HANG_AFTER=N: the N-th allreduce call and every later one never complete (a peer that
  * stalls) until the communicator is aborted. DPT_EMU_NCCL_INIT_HANG=1: a non-blocking
  * ncclCommInitRankConfig never finishes (until aborted); a blocking one ends the process. Collectives run when their stream reaches them
  * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. ncclBfloat16 sums (and
@@ -47,6 +47,7 @@ struct ncclComm {
     long fail_after;          /* 0: no injected fault */
     long hang_after;          /* 0: no injected hang */
     long allreduces;          /* calls so far */
+    long runs;                /* allreduces run so far (a CUDA Graph's replays run without calls) */
     ncclResult_t async_error; /* ncclSuccess until a fault; ncclInProgress while initializing */
     int init_polls;           /* non-blocking init: queries left saying ncclInProgress (-1: for ever) */
     char last_error[512];
@@ -298,6 +299,7 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId c
     const char *ha = getenv("DPT_EMU_NCCL_HANG_AFTER");
     c->hang_after = ha ? strtol(ha, NULL, 10) : 0;
     c->allreduces = 0;
+    c->runs = 0;
     c->async_error = ncclSuccess;
     c->init_polls = 0;
     c->last_error[0] = '\0';
@@ -323,11 +325,12 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId c
 
 /* The collective itself, when its stream runs it: over MPI, or the injected asynchronous error
  * (DPT_EMU_NCCL_FAIL_AFTER). Nothing on a communicator aborted meanwhile. */
-static void run_allreduce(ncclComm_t comm, long nth, const void *sendbuff, void *recvbuff,
-                          size_t count, MPI_Datatype mt, ncclDataType_t datatype, ncclRedOp_t op)
+static void run_allreduce(ncclComm_t comm, const void *sendbuff, void *recvbuff, size_t count,
+                          MPI_Datatype mt, ncclDataType_t datatype, ncclRedOp_t op)
 {
     if (!comm_valid(comm) || comm->async_error != ncclSuccess)
         return;
+    const long nth = ++comm->runs; /* the fault counts runs: replays of a captured call too */
     char *err = comm->last_error;
     const size_t n = sizeof comm->last_error;
     size_t esize = 0;
@@ -422,9 +425,8 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
         enqueue_hang(stream, [comm] { return comm_valid(comm); });
         return ncclSuccess;
     }
-    const long nth = comm->allreduces;
-    /* runs when the stream reaches it, as NCCL's kernel does */
-    enqueue(stream, [=] { run_allreduce(comm, nth, sendbuff, recvbuff, count, mt, datatype, op); });
+    /* runs when the stream reaches it, as NCCL's kernel does (at each replay when captured) */
+    enqueue(stream, [=] { run_allreduce(comm, sendbuff, recvbuff, count, mt, datatype, op); });
     return ncclSuccess;
 }
 

@@ -146,6 +146,8 @@ static void legacy_waits(const void *s, queue &q)
 uint64_t enqueue(cudaStream_t stream, std::function<void()> work)
 {
     std::lock_guard<std::recursive_mutex> g(g_qlock);
+    if (capture_take(stream, work)) /* recorded into the stream's capture: nothing queued */
+        return 0;
     const void *s = (const void *)stream;
     queue &q = g_queues[s];
     legacy_waits(s, q);

@@ -746,3 +746,155 @@ Test(cublas, gemm_ex_bf16_sums_exact_products_in_fp32_and_checks_arguments)
     cudaFree(c);
     cublasDestroy(h);
 }
+
+/* ---- stream capture and graphs ---- */
+
+/* x = a x + b: the order of two of them shows in the result. */
+static __global__ void axpb_kernel(float *x, size_t n, float a, float b)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        x[i] = a * x[i] + b;
+}
+
+/* The device value of x[0] (blocking copy, outside any capture). */
+static float first_of(const float *d)
+{
+    float h = NAN;
+    cr_assert_eq(cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+}
+
+/* Captured work does not run at capture; each launch runs all of it, in capture order, on the
+ * launch stream. */
+Test(graph, captured_work_runs_at_each_launch_in_capture_order)
+{
+    setenv("DPT_EMU_ASYNC", "7", 1);
+    cudaStream_t s;
+    float *d = NULL;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 32 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemset(d, 0, 32 * sizeof(float)), cudaSuccess);
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusInvalidated;
+    cr_assert_eq(cudaStreamIsCapturing(s, &st), cudaSuccess);
+    cr_assert_eq(st, cudaStreamCaptureStatusNone);
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cr_assert_eq(cudaStreamIsCapturing(s, &st), cudaSuccess);
+    cr_assert_eq(st, cudaStreamCaptureStatusActive);
+    DPT_LAUNCH(axpb_kernel, 1, 32, s, d, (size_t)32, 2.0f, 1.0f); /* 2x + 1 */
+    DPT_LAUNCH(axpb_kernel, 1, 32, s, d, (size_t)32, 1.0f, 3.0f); /* then + 3 */
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    cr_assert_not_null(graph);
+    cr_assert_eq(first_of(d), 0.0f, "captured work ran at capture");
+    cr_assert_eq(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (int launch = 0; launch < 2; launch++)
+        cr_assert_eq(cudaGraphLaunch(exec, s), cudaSuccess);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+    cr_assert_eq(first_of(d), 12.0f, "two launches of 2x+1, +3 from 0: 4, then 12 (got %g)",
+                 first_of(d));
+    cr_assert_eq(cudaGraphExecDestroy(exec), cudaSuccess);
+    cr_assert_eq(cudaGraphDestroy(graph), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+}
+
+/* A synchronization of the capturing stream, a query of an event recorded in the capture and
+ * (global mode) an allocation are refused and invalidate the capture, which then yields no
+ * graph; relaxed mode allows the allocation. */
+Test(graph, a_sync_in_a_capture_is_refused_and_invalidates_it)
+{
+    cudaStream_t s;
+    cudaEvent_t e;
+    cudaGraph_t graph = NULL;
+    float *d = NULL;
+    void *p = NULL;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 8 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    DPT_LAUNCH(axpb_kernel, 1, 8, s, d, (size_t)8, 1.0f, 1.0f);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+    cr_assert_eq(cudaGetLastError(), cudaErrorStreamCaptureUnsupported);
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    cr_assert_eq(cudaStreamIsCapturing(s, &st), cudaSuccess);
+    cr_assert_eq(st, cudaStreamCaptureStatusInvalidated);
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    cr_assert_null(graph);
+    cr_assert_eq(cudaStreamIsCapturing(s, &st), cudaSuccess);
+    cr_assert_eq(st, cudaStreamCaptureStatusNone, "the capture has ended");
+
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(e, s), cudaSuccess);
+    cr_assert_eq(cudaEventQuery(e), cudaErrorCapturedEvent);
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&p, 64), cudaSuccess, "relaxed mode allows the allocation");
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    cr_assert_eq(cudaGraphDestroy(graph), cudaSuccess);
+    (void)cudaGetLastError();
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
+    void *const mine[] = {p, d};
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(cudaFree(mine[k]), cudaSuccess);
+}
+
+/* A second stream joins by waiting on an event recorded in the capture and must be joined back;
+ * the replay runs both streams' work. A capturing stream may not wait on uncaptured work. */
+Test(graph, capture_across_streams_joined_by_events)
+{
+    setenv("DPT_EMU_ASYNC", "1", 1);
+    cudaStream_t s, t;
+    cudaEvent_t fork, join, outside;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    float *d = NULL;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&outside, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 8 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemset(d, 0, 8 * sizeof(float)), cudaSuccess);
+    for (int joined = 0; joined < 2; joined++) {
+        cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+        DPT_LAUNCH(axpb_kernel, 1, 8, s, d, (size_t)8, 1.0f, 1.0f); /* + 1 on s */
+        cr_assert_eq(cudaEventRecord(fork, s), cudaSuccess);
+        cr_assert_eq(cudaStreamWaitEvent(t, fork, 0), cudaSuccess);
+        cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+        cr_assert_eq(cudaStreamIsCapturing(t, &st), cudaSuccess);
+        cr_assert_eq(st, cudaStreamCaptureStatusActive, "t joined the capture");
+        DPT_LAUNCH(axpb_kernel, 1, 8, t, d, (size_t)8, 10.0f, 0.0f); /* then x 10 on t */
+        if (joined) {
+            cr_assert_eq(cudaEventRecord(join, t), cudaSuccess);
+            cr_assert_eq(cudaStreamWaitEvent(s, join, 0), cudaSuccess);
+            DPT_LAUNCH(axpb_kernel, 1, 8, s, d, (size_t)8, 1.0f, 2.0f); /* then + 2 on s */
+        }
+        cudaError_t want = joined ? cudaSuccess : cudaErrorStreamCaptureUnjoined;
+        cr_assert_eq(cudaStreamEndCapture(s, &graph), want, "joined %d", joined);
+    }
+    cr_assert_eq(first_of(d), 0.0f, "captured work ran at capture");
+    cr_assert_eq(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    cr_assert_eq(cudaGraphLaunch(exec, s), cudaSuccess);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+    cr_assert_eq(first_of(d), 12.0f, "(0 + 1) x 10 + 2, got %g", first_of(d));
+
+    cr_assert_eq(cudaEventRecord(outside, t), cudaSuccess);
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cr_assert_eq(cudaStreamWaitEvent(s, outside, 0), cudaErrorStreamCaptureIsolation);
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    cr_assert_eq(cudaGraphExecDestroy(exec), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(fork), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(join), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(outside), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(t), cudaSuccess);
+}

@@ -91,3 +91,10 @@ bad() { # NAME SUBSTRING ARGS...
         echo "ok: $name: $(head -n1 "$TMP/$name.err")"
     fi
 }
+
+# Ends the test as skipped (77) unless DPTRAIN is the emulated CUDA build; then the emulated
+# host offers $1 GPUs (DPT_EMU_DEVICES, exported).
+require_emulated_gpus() {
+    "$DPTRAIN" version | grep -q 'host emulation' || { echo "not the emulated build"; exit 77; }
+    export DPT_EMU_DEVICES=$1
+}
