@@ -4,6 +4,7 @@
  * row order, as the CPU does, so the sums do not depend on scheduling. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kernels.h"
 
@@ -23,6 +24,28 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
     row_hit[i] = hit ? 1.0f : 0.0f;
 }
 
+/* Room for 2 x rows floats on the device and in pinned memory. The old buffers may still be in
+ * use: the free synchronizes first. Failure ends the run (the loss has no error path) naming the
+ * buffer, as the trainer names the batch buffers; cuda_alloc has printed the bytes and GPU. */
+static void grow_loss_scratch(dpt_backend *be, int rows)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    const size_t bytes = 2 * (size_t)rows * sizeof(float);
+    be->free(be, ctx->loss_dev);
+    be->free_pinned(be, ctx->loss_host);
+    ctx->loss_cap = 0;
+    ctx->loss_dev = (float *)be->alloc(be, bytes);
+    ctx->loss_host = (float *)be->alloc_pinned(be, bytes);
+    if (!ctx->loss_dev || !ctx->loss_host) {
+        char detail[200];
+        snprintf(detail, sizeof detail,
+                 "out of %s memory for the loss's per-row results (2 x %d rows of float, %zu "
+                 "bytes)", ctx->loss_dev ? "pinned host" : "cuda", rows, bytes);
+        dpt_fatal(__FILE__, __LINE__, "allocating the loss's scratch", detail);
+    }
+    ctx->loss_cap = rows;
+}
+
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
                    dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
                    double *correct)
@@ -30,17 +53,8 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    if (rows > ctx->loss_cap) { /* grow the scratch; the old one may still be in use */
-        DPT_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-        DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
-        DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
-        ctx->loss_dev = NULL;
-        ctx->loss_host = NULL;
-        ctx->loss_cap = 0;
-        DPT_CUDA_CHECK(cudaMalloc((void **)&ctx->loss_dev, 2 * (size_t)rows * sizeof(float)));
-        DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->loss_host, 2 * (size_t)rows * sizeof(float)));
-        ctx->loss_cap = rows;
-    }
+    if (rows > ctx->loss_cap) /* grow the scratch at first use and when a batch is larger */
+        grow_loss_scratch(be, rows);
     /* one thread per row */
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     float *row_loss = ctx->loss_dev, *row_hit = ctx->loss_dev + rows;

@@ -185,6 +185,12 @@ bool find_region(const void *p, region *out)
     return find_locked(p, out);
 }
 
+bool try_find_region(const void *p, region *out)
+{
+    std::unique_lock<std::mutex> g(g_lock, std::try_to_lock);
+    return g.owns_lock() && find_locked(p, out);
+}
+
 static const char *kind_name(mem_kind k)
 {
     if (k == MEM_DEVICE)
@@ -278,7 +284,12 @@ static double now_seconds()
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who)
+/* Device memory comes from the device's arena (memory_emu.cpp: inaccessible to the host outside
+ * emulated work), pinned memory from malloc. `program`: the program's own allocation, which
+ * DPT_EMU_ALLOC_FAIL_AFTER counts and which is filled with 0xff bytes (NaN) unless
+ * DPT_EMU_POISON=0; a library's internal buffers (never read) are neither. */
+static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who,
+                         const char *label, bool program)
 {
     if (!ptr)
         return fail(cudaErrorInvalidValue);
@@ -293,17 +304,22 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
         return fail(cudaErrorMemoryAllocation);
     static long device_allocs = 0; /* under g_lock */
     const long fail_after = env_long("DPT_EMU_ALLOC_FAIL_AFTER", -1, -1, 1L << 40);
-    if (kind == MEM_DEVICE && fail_after >= 0 && device_allocs++ >= fail_after)
+    if (kind == MEM_DEVICE && program && fail_after >= 0 && device_allocs++ >= fail_after)
         return fail(cudaErrorMemoryAllocation);
-    char *p = (char *)malloc(size);
+    char *p = kind == MEM_DEVICE ? (char *)arena_alloc(phys, size, device_mem_bytes())
+                                 : (char *)malloc(size);
     if (!p) {
-        report(who, "host malloc of %zu bytes failed", size);
+        report(who, "%s of %zu bytes failed", kind == MEM_DEVICE ? "the device arena's reservation"
+               : "host malloc", size);
         return fail(cudaErrorMemoryAllocation);
     }
     const char *poison = getenv("DPT_EMU_POISON");
-    if (!poison || strcmp(poison, "0") != 0)
+    if (program && (!poison || strcmp(poison, "0") != 0)) { /* a library's: never read */
+        work_scope w; /* the emulation writes device memory: open it for that */
+        device_memory_open();
         memset(p, 0xff, size);
-    g_regions[(uintptr_t)p] = region{p, size, kind, phys};
+    }
+    g_regions[(uintptr_t)p] = region{p, size, kind, phys, label};
     if (kind == MEM_DEVICE)
         g_used[phys] += size;
     *ptr = p;
@@ -328,11 +344,26 @@ static cudaError_t release(void *ptr, mem_kind kind, const char *who)
             report(who, "%p was never allocated or is already freed", ptr);
         return fail(cudaErrorInvalidValue);
     }
-    if (kind == MEM_DEVICE)
-        g_used[it->second.device] -= it->second.size;
+    const region r = it->second;
     g_regions.erase(it);
-    free(ptr);
+    if (kind == MEM_DEVICE) {
+        g_used[r.device] -= r.size;
+        arena_free(r.device, ptr, r.size);
+    } else {
+        free(ptr);
+    }
     return cudaSuccess;
+}
+
+cudaError_t library_alloc(void **ptr, size_t size, const char *label)
+{
+    return alloc(ptr, size, MEM_DEVICE, label, label, false);
+}
+
+cudaError_t library_free(void *ptr)
+{
+    /* no synchronize: ncclCommAbort frees behind a collective that may never complete */
+    return release(ptr, MEM_DEVICE, "library free");
 }
 
 /* Where a pointer lives according to the table: device, pinned or plain host. */
@@ -560,7 +591,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 
 cudaError_t cudaMalloc(void **ptr, size_t size)
 {
-    return alloc(ptr, size, MEM_DEVICE, "cudaMalloc");
+    return alloc(ptr, size, MEM_DEVICE, "cudaMalloc", "cudaMalloc", true);
 }
 /* Frees synchronize the device first, as CUDA's do: no queued work outlives its memory. */
 cudaError_t cudaFree(void *ptr)
@@ -571,7 +602,7 @@ cudaError_t cudaFree(void *ptr)
 }
 cudaError_t cudaMallocHost(void **ptr, size_t size)
 {
-    return alloc(ptr, size, MEM_PINNED, "cudaMallocHost");
+    return alloc(ptr, size, MEM_PINNED, "cudaMallocHost", "cudaMallocHost", true);
 }
 cudaError_t cudaFreeHost(void *ptr)
 {
@@ -814,8 +845,8 @@ size_t dpt_emu_live_allocations(size_t *bytes)
 {
     std::lock_guard<std::mutex> g(g_lock);
     size_t n = 0, b = 0;
-    for (const auto &kv : g_regions)
-        if (kv.second.kind == MEM_DEVICE) {
+    for (const auto &kv : g_regions) /* the program's: not NCCL's or cuBLAS's own */
+        if (kv.second.kind == MEM_DEVICE && strcmp(kv.second.label, "cudaMalloc") == 0) {
             n++;
             b += kv.second.size;
         }
