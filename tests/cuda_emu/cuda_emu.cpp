@@ -1,5 +1,6 @@
-/* The CUDA runtime emulation: device memory from malloc kept in an allocation table (so bad
- * frees and out-of-bounds copies return cudaErrorInvalidValue and say why on stderr), streams
+/* The CUDA runtime emulation: device memory from per-GPU arenas the host cannot touch outside
+ * emulated work (memory_emu.cpp), pinned memory from malloc, both kept in an allocation table (so
+ * bad frees and out-of-bounds copies return cudaErrorInvalidValue and say why on stderr), streams
  * and events as tokens, devices counted from DPT_EMU_DEVICES, the per-thread last error, and
  * the launch check behind DPT_EMU_LAUNCH. Kernels, copies, sets and event records are queued on
  * their stream (stream_emu.cpp): run at once by default, when the host needs them with
@@ -11,8 +12,9 @@
  * runtime's 13000; an older major version, or 0 for no driver, makes cudaGetDeviceCount fail
  * with cudaErrorInsufficientDriver as the static CUDA 13 runtime does on an old driver),
  * DPT_EMU_DEVICE_MEM_MB
- * (memory per device, default 16384), DPT_EMU_ALLOC_FAIL_AFTER=N (the process's device
- * allocations after its first N fail with cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
+ * (memory per device, default 16384, shared with cuBLAS's workspace and NCCL's buffers),
+ * DPT_EMU_ALLOC_FAIL_AFTER=N (the process's cudaMalloc calls after its first N fail with
+ * cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
  * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
  * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
 #ifndef OMPI_SKIP_MPICXX

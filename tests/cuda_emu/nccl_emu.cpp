@@ -9,7 +9,8 @@
  * DPT_EMU_NCCL_HANG_AFTER=N: the N-th allreduce and every later one never complete (a peer that
  * stalls) until the communicator is aborted. DPT_EMU_NCCL_INIT_HANG=1: a non-blocking
  * ncclCommInitRankConfig never finishes (until aborted); a blocking one ends the process. Collectives run when their stream reaches them
- * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. */
+ * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. A communicator's ring
+ * buffers take device memory at its first collective (connect_buffers). */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
