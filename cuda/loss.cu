@@ -6,6 +6,7 @@
  * (loss_stats, so a training step needs no host synchronization). */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kernels.h"
 
@@ -28,41 +29,45 @@ static __global__ void loss_kernel(const float *__restrict__ logits, const int32
 /* Per-row loss and hit of logits(B, C) into a scratch (grown when B is larger than before):
  * row_loss = buf[0, B), row_hit = buf[B, 2B). *host: its pinned copy, or NULL for none. loss
  * and loss_stats keep one scratch each, so evaluation's larger chunks never move the training
- * step's (which a captured CUDA Graph holds the address of). */
-static void grow_rows(dpt_cuda_ctx *ctx, const char *name, float **buf, float **host, int *cap,
+ * step's (which a captured CUDA Graph holds the address of). Failure ends the run (the loss has
+ * no error path) naming the buffer, as the trainer names the batch buffers; cuda_alloc has
+ * printed the bytes and GPU. */
+static void grow_rows(dpt_backend *be, const char *what, float **buf, float **host, int *cap,
                       int rows)
 {
-    if (rows > *cap) { /* grow the scratch; the old one may still be in use */
-        DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
-        DPT_CUDA_CHECK(cudaFree(*buf));
-        *buf = NULL;
-        *cap = 0;
-        size_t bytes = 2 * (size_t)rows * sizeof(float);
-        cudaError_t e = cudaMalloc((void **)buf, bytes);
-        if (e != cudaSuccess) { /* named as the check macros name a call */
-            char what[96];
-            snprintf(what, sizeof what, "cudaMalloc((void **)&%s, %zu)", name, bytes);
-            dpt_fatal(__FILE__, __LINE__, what, cudaGetErrorString(e));
-        }
-        if (host) {
-            DPT_CUDA_CHECK(cudaFreeHost(*host));
-            *host = NULL;
-            DPT_CUDA_CHECK(cudaMallocHost((void **)host, 2 * (size_t)rows * sizeof(float)));
-        }
-        *cap = rows;
+    if (rows <= *cap)
+        return;
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream)); /* the old buffers may still be in use */
+    const size_t bytes = 2 * (size_t)rows * sizeof(float);
+    be->free(be, *buf);
+    *cap = 0;
+    *buf = (float *)be->alloc(be, bytes);
+    int pinned = 1;
+    if (host) {
+        be->free_pinned(be, *host);
+        *host = (float *)be->alloc_pinned(be, bytes);
+        pinned = *host != NULL;
     }
+    if (!*buf || !pinned) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "out of %s memory for %s (2 x %d rows of float, %zu bytes)",
+                 *buf ? "pinned host" : "cuda", what, rows, bytes);
+        dpt_fatal(__FILE__, __LINE__, "allocating the loss's scratch", detail);
+    }
+    *cap = rows;
 }
 
-static float *launch_rows(dpt_cuda_ctx *ctx, const char *name, float **buf, float **host,
+static float *launch_rows(dpt_backend *be, const char *what, float **buf, float **host,
                           int *cap, const float *logits, const int32_t *y, int rows, int cols,
                           dpt_loss loss, float grad_scale, float *dlogits)
 {
-    grow_rows(ctx, name, buf, host, cap, rows);
+    grow_rows(be, what, buf, host, cap, rows);
     /* one thread per row */
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     float *row_loss = *buf, *row_hit = *buf + rows;
-    DPT_LAUNCH(loss_kernel, blocks, threads, ctx->stream, logits, y, rows, cols, loss,
-               grad_scale, dlogits, row_loss, row_hit);
+    DPT_LAUNCH(loss_kernel, blocks, threads, dpt_cuda_ctx_of(be)->stream, logits, y, rows, cols,
+               loss, grad_scale, dlogits, row_loss, row_hit);
     DPT_CUDA_CHECK_LAUNCH();
     return *buf;
 }
@@ -74,7 +79,7 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    float *per_row = launch_rows(ctx, "ctx->loss_dev", &ctx->loss_dev, &ctx->loss_host,
+    float *per_row = launch_rows(be, "the loss's per-row results", &ctx->loss_dev, &ctx->loss_host,
                                  &ctx->loss_cap, logits, y, rows, cols, loss, grad_scale, dlogits);
     DPT_CUDA_COPY(ctx->loss_host, per_row, 2 * (size_t)rows * sizeof(float),
                   cudaMemcpyDeviceToHost, ctx->stream);
@@ -110,7 +115,8 @@ void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    grow_rows(ctx, "ctx->loss_dev", &ctx->loss_dev, &ctx->loss_host, &ctx->loss_cap, rows);
+    grow_rows(be, "the loss's per-row results", &ctx->loss_dev, &ctx->loss_host, &ctx->loss_cap,
+              rows);
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     DPT_LAUNCH(loss_targets_kernel, blocks, threads, ctx->stream, out, row, t, rows, cols, loss,
                grad_scale, dout, ctx->loss_dev);
@@ -148,8 +154,9 @@ void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y,
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
         return;
-    float *per_row = launch_rows(ctx, "ctx->stats_dev", &ctx->stats_dev, NULL, &ctx->stats_cap,
-                                 logits, y, rows, cols, loss, grad_scale, dlogits);
+    float *per_row = launch_rows(be, "the step statistics' per-row results", &ctx->stats_dev, NULL,
+                                 &ctx->stats_cap, logits, y, rows, cols, loss, grad_scale,
+                                 dlogits);
     DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, stats);
     DPT_CUDA_CHECK_LAUNCH();
 }

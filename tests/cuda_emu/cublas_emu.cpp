@@ -23,7 +23,12 @@ namespace {
 struct handle_rec {
     cudaStream_t stream;
     cublasMath_t math;
+    void *workspace; /* the library's own, until cublasSetWorkspace gives it the user's */
 };
+
+/* cuBLAS's default workspace on Hopper, which the emulated GPU reports itself as (sm_90): the
+ * size the cublasSetWorkspace documentation recommends there, allocated with the handle. */
+const size_t DEFAULT_WORKSPACE = (size_t)32 << 20;
 
 std::mutex g_lock;
 std::set<const void *> g_handles;
@@ -164,7 +169,12 @@ cublasStatus_t cublasCreate(cublasHandle_t *handle)
         return CUBLAS_STATUS_INVALID_VALUE;
     if (current_device() >= device_count())
         return CUBLAS_STATUS_NOT_INITIALIZED; /* as cuBLAS without a usable device */
-    handle_rec *h = new handle_rec{0, CUBLAS_DEFAULT_MATH};
+    void *ws = NULL;
+    if (library_alloc(&ws, DEFAULT_WORKSPACE, "cuBLAS workspace") != cudaSuccess) {
+        (void)cudaGetLastError();
+        return CUBLAS_STATUS_ALLOC_FAILED;
+    }
+    handle_rec *h = new handle_rec{0, CUBLAS_DEFAULT_MATH, ws};
     std::lock_guard<std::mutex> g(g_lock);
     g_handles.insert(h);
     *handle = (cublasHandle_t)(void *)h;
@@ -176,7 +186,25 @@ cublasStatus_t cublasDestroy(cublasHandle_t handle)
     std::lock_guard<std::mutex> g(g_lock);
     if (!handle || !g_handles.erase((const void *)handle))
         return CUBLAS_STATUS_NOT_INITIALIZED;
+    synchronize_all(); /* its queued GEMMs first, as cudaFree */
+    (void)library_free(((handle_rec *)(void *)handle)->workspace);
     delete (handle_rec *)(void *)handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* The user's workspace replaces the library's: device memory the caller owns, or none (NULL, 0). */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes)
+{
+    if (!handle_valid(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if ((workspace == NULL) != (bytes == 0) ||
+        (workspace && !check_range("cublasSetWorkspace", "workspace", workspace, bytes,
+                                   MEM_DEVICE)))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    handle_rec *h = (handle_rec *)(void *)handle;
+    synchronize_all();
+    (void)library_free(h->workspace);
+    h->workspace = NULL;
     return CUBLAS_STATUS_SUCCESS;
 }
 

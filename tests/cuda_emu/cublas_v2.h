@@ -77,6 +77,9 @@ extern "C" {
 cublasStatus_t cublasCreate(cublasHandle_t *handle);
 cublasStatus_t cublasDestroy(cublasHandle_t handle);
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
+/* The user's device memory as the handle's workspace, in place of the library's default. */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace,
+                                  size_t workspaceSizeInBytes);
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode);
 /* The library's version; like cuBLAS, the handle is not needed (NULL is fine). */
 cublasStatus_t cublasGetVersion(cublasHandle_t handle, int *version);

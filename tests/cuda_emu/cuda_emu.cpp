@@ -1,5 +1,6 @@
-/* The CUDA runtime emulation: device memory from malloc kept in an allocation table (so bad
- * frees and out-of-bounds copies return cudaErrorInvalidValue and say why on stderr), streams
+/* The CUDA runtime emulation: device memory from per-GPU arenas the host cannot touch outside
+ * emulated work (memory_emu.cpp), pinned memory from malloc, both kept in an allocation table (so
+ * bad frees and out-of-bounds copies return cudaErrorInvalidValue and say why on stderr), streams
  * and events as tokens, devices counted from DPT_EMU_DEVICES, the per-thread last error, and
  * the launch check behind DPT_EMU_LAUNCH. Kernels, copies, sets and event records are queued on
  * their stream (stream_emu.cpp): run at once by default, when the host needs them with
@@ -11,8 +12,9 @@
  * runtime's 13000; an older major version, or 0 for no driver, makes cudaGetDeviceCount fail
  * with cudaErrorInsufficientDriver as the static CUDA 13 runtime does on an old driver),
  * DPT_EMU_DEVICE_MEM_MB
- * (memory per device, default 16384), DPT_EMU_ALLOC_FAIL_AFTER=N (the process's device
- * allocations after its first N fail with cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
+ * (memory per device, default 16384, shared with cuBLAS's workspace and NCCL's buffers),
+ * DPT_EMU_ALLOC_FAIL_AFTER=N (the process's cudaMalloc calls after its first N fail with
+ * cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
  * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
  * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
 #ifndef OMPI_SKIP_MPICXX
@@ -186,6 +188,12 @@ bool find_region(const void *p, region *out)
     return find_locked(p, out);
 }
 
+bool try_find_region(const void *p, region *out)
+{
+    std::unique_lock<std::mutex> g(g_lock, std::try_to_lock);
+    return g.owns_lock() && find_locked(p, out);
+}
+
 static const char *kind_name(mem_kind k)
 {
     if (k == MEM_DEVICE)
@@ -279,7 +287,12 @@ static double now_seconds()
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who)
+/* Device memory comes from the device's arena (memory_emu.cpp: inaccessible to the host outside
+ * emulated work), pinned memory from malloc. `program`: the program's own allocation, which
+ * DPT_EMU_ALLOC_FAIL_AFTER counts and which is filled with 0xff bytes (NaN) unless
+ * DPT_EMU_POISON=0; a library's internal buffers (never read) are neither. */
+static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who,
+                         const char *label, bool program)
 {
     if (!ptr)
         return fail(cudaErrorInvalidValue);
@@ -294,17 +307,22 @@ static cudaError_t alloc(void **ptr, size_t size, mem_kind kind, const char *who
         return fail(cudaErrorMemoryAllocation);
     static long device_allocs = 0; /* under g_lock */
     const long fail_after = env_long("DPT_EMU_ALLOC_FAIL_AFTER", -1, -1, 1L << 40);
-    if (kind == MEM_DEVICE && fail_after >= 0 && device_allocs++ >= fail_after)
+    if (kind == MEM_DEVICE && program && fail_after >= 0 && device_allocs++ >= fail_after)
         return fail(cudaErrorMemoryAllocation);
-    char *p = (char *)malloc(size);
+    char *p = kind == MEM_DEVICE ? (char *)arena_alloc(phys, size, device_mem_bytes())
+                                 : (char *)malloc(size);
     if (!p) {
-        report(who, "host malloc of %zu bytes failed", size);
+        report(who, "%s of %zu bytes failed", kind == MEM_DEVICE ? "the device arena's reservation"
+               : "host malloc", size);
         return fail(cudaErrorMemoryAllocation);
     }
     const char *poison = getenv("DPT_EMU_POISON");
-    if (!poison || strcmp(poison, "0") != 0)
+    if (program && (!poison || strcmp(poison, "0") != 0)) { /* a library's: never read */
+        work_scope w; /* the emulation writes device memory: open it for that */
+        device_memory_open();
         memset(p, 0xff, size);
-    g_regions[(uintptr_t)p] = region{p, size, kind, phys};
+    }
+    g_regions[(uintptr_t)p] = region{p, size, kind, phys, label};
     if (kind == MEM_DEVICE)
         g_used[phys] += size;
     *ptr = p;
@@ -329,11 +347,26 @@ static cudaError_t release(void *ptr, mem_kind kind, const char *who)
             report(who, "%p was never allocated or is already freed", ptr);
         return fail(cudaErrorInvalidValue);
     }
-    if (kind == MEM_DEVICE)
-        g_used[it->second.device] -= it->second.size;
+    const region r = it->second;
     g_regions.erase(it);
-    free(ptr);
+    if (kind == MEM_DEVICE) {
+        g_used[r.device] -= r.size;
+        arena_free(r.device, ptr, r.size);
+    } else {
+        free(ptr);
+    }
     return cudaSuccess;
+}
+
+cudaError_t library_alloc(void **ptr, size_t size, const char *label)
+{
+    return alloc(ptr, size, MEM_DEVICE, label, label, false);
+}
+
+cudaError_t library_free(void *ptr)
+{
+    /* no synchronize: ncclCommAbort frees behind a collective that may never complete */
+    return release(ptr, MEM_DEVICE, "library free");
 }
 
 /* Where a pointer lives according to the table: device, pinned or plain host. */
@@ -567,7 +600,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size)
 {
     if (capture_refuse_unsafe("cudaMalloc"))
         return fail(cudaErrorStreamCaptureUnsupported);
-    return alloc(ptr, size, MEM_DEVICE, "cudaMalloc");
+    return alloc(ptr, size, MEM_DEVICE, "cudaMalloc", "cudaMalloc", true);
 }
 /* Frees synchronize the device first, as CUDA's do: no queued work outlives its memory. */
 cudaError_t cudaFree(void *ptr)
@@ -582,7 +615,7 @@ cudaError_t cudaMallocHost(void **ptr, size_t size)
 {
     if (capture_refuse_unsafe("cudaMallocHost"))
         return fail(cudaErrorStreamCaptureUnsupported);
-    return alloc(ptr, size, MEM_PINNED, "cudaMallocHost");
+    return alloc(ptr, size, MEM_PINNED, "cudaMallocHost", "cudaMallocHost", true);
 }
 cudaError_t cudaFreeHost(void *ptr)
 {
@@ -913,8 +946,8 @@ size_t dpt_emu_live_allocations(size_t *bytes)
 {
     std::lock_guard<std::mutex> g(g_lock);
     size_t n = 0, b = 0;
-    for (const auto &kv : g_regions)
-        if (kv.second.kind == MEM_DEVICE) {
+    for (const auto &kv : g_regions) /* the program's: not NCCL's or cuBLAS's own */
+        if (kv.second.kind == MEM_DEVICE && strcmp(kv.second.label, "cudaMalloc") == 0) {
             n++;
             b += kv.second.size;
         }

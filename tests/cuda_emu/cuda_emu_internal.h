@@ -20,15 +20,42 @@ struct region {
     const char *base;
     size_t size;
     mem_kind kind;
-    int device; /* physical (physical_device) */
+    int device;        /* physical (physical_device) */
+    const char *label; /* device memory: "cudaMalloc", or the library's buffer it is */
 };
 
 /* The allocation holding p (any kind), or false. */
 bool find_region(const void *p, region *out);
+/* The same without waiting for the table's lock (false when another thread holds it): for the
+ * SIGSEGV handler. */
+bool try_find_region(const void *p, region *out);
 /* True when [p, p + bytes) lies inside one allocation whose kind is in kinds (a mask of
  * mem_kind); otherwise prints "who: what [p, p+bytes) ..." with the nearest allocation and
  * returns false. bytes == 0 is always inside. */
 bool check_range(const char *who, const char *what, const void *p, size_t bytes, int kinds);
+
+/* Device memory as a library allocates it inside (NCCL's buffers, cuBLAS's workspace): counted
+ * against the current device's capacity like cudaMalloc, named label in reports, not subject to
+ * DPT_EMU_ALLOC_FAIL_AFTER (which injects failures into the program's own cudaMalloc calls). */
+cudaError_t library_alloc(void **ptr, size_t size, const char *label);
+cudaError_t library_free(void *ptr);
+
+/* The device arenas (memory_emu.cpp). Work runs between work_begin and work_end; inside, the
+ * first device_memory_open makes every arena read-write, and the outermost work_end makes them
+ * inaccessible again, so consecutive and nested work costs one mprotect each way. */
+void work_begin();
+void device_memory_open();
+void work_end();
+struct work_scope {
+    work_scope() { work_begin(); }
+    ~work_scope() { work_end(); }
+    work_scope(const work_scope &) = delete;
+    work_scope &operator=(const work_scope &) = delete;
+};
+/* size bytes from physical device phys's arena (reserved for a capacity of `capacity` bytes on
+ * first use), NULL when it has no room; arena_free takes the same size back. */
+void *arena_alloc(int phys, size_t size, size_t capacity);
+void arena_free(int phys, void *ptr, size_t size);
 
 /* Streams: 0 (the default stream) or created and not yet destroyed. */
 bool stream_valid(cudaStream_t s);

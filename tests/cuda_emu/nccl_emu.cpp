@@ -12,7 +12,8 @@
  * (stream_emu.cpp), so the error shows asynchronously, as NCCL's does. ncclBfloat16 sums (and
  * averages) as NCCL's ring does: each partial sum computed in float from two bf16 values and
  * rounded to bf16 (round to nearest even) before the next rank adds to it; the emulation adds
- * in MPI's reduction order, which for 2 ranks is NCCL's one addition. */
+ * in MPI's reduction order, which for 2 ranks is NCCL's one addition. A communicator's ring
+ * buffers take device memory at its first collective (connect_buffers). */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
@@ -50,6 +51,7 @@ struct ncclComm {
     long runs;                /* allreduces run so far (a CUDA Graph's replays run without calls) */
     ncclResult_t async_error; /* ncclSuccess until a fault; ncclInProgress while initializing */
     int init_polls;           /* non-blocking init: queries left saying ncclInProgress (-1: for ever) */
+    void *buffers;            /* the connection buffers on the device (connect_buffers) */
     char last_error[512];
 };
 
@@ -131,6 +133,46 @@ void bf16_divide(void *buf, size_t count, int nranks)
     __nv_bfloat16 *p = (__nv_bfloat16 *)buf;
     for (size_t i = 0; i < count; i++)
         p[i] = __float2bfloat16(__bfloat162float(p[i]) / (float)nranks);
+}
+
+/* The device memory of a communicator's ring connections, modelled on NCCL's: per channel one
+ * receive connection with a buffer per protocol, SIMPLE (NCCL_BUFFSIZE, default 4 MiB), LL128
+ * (120 x 640 threads x 8 steps x 8 bytes = 4,915,200) and LL (8 lines x 512 threads x 8 steps x
+ * 16 bytes = 524,288), over NCCL_MAX_NCHANNELS channels (default 16, a ring over NVLink). A
+ * communicator of one rank has no peers and no buffers. */
+size_t connection_bytes(int nranks)
+{
+    if (nranks < 2)
+        return 0;
+    const char *b = getenv("NCCL_BUFFSIZE"), *c = getenv("NCCL_MAX_NCHANNELS");
+    long simple = b && *b ? strtol(b, NULL, 10) : 4L << 20;
+    long channels = c && *c ? strtol(c, NULL, 10) : 16;
+    if (simple <= 0)
+        simple = 4L << 20;
+    if (channels <= 0)
+        channels = 16;
+    return (size_t)channels * ((size_t)simple + 4915200 + 524288);
+}
+
+/* Allocates the connection buffers on the current device: at the first collective (NCCL's lazy
+ * connection, the default since NCCL 2.22) or at init when NCCL_RUNTIME_CONNECT=0. Out of
+ * memory is NCCL's ncclUnhandledCudaError, with the detail in where. */
+ncclResult_t connect_buffers(ncclComm_t comm, char *where, size_t n)
+{
+    const size_t bytes = connection_bytes(comm->nranks);
+    if (comm->buffers || bytes == 0)
+        return ncclSuccess;
+    if (library_alloc(&comm->buffers, bytes, "NCCL connection buffer") != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        (void)cudaMemGetInfo(&free_b, &total_b);
+        warn(where, n, "Cuda failure 'out of memory': connecting rank %d's ring (%zu bytes of "
+             "buffers; %zu MiB of %zu MiB free on the GPU)", comm->rank, bytes, free_b >> 20,
+             total_b >> 20);
+        comm->buffers = NULL;
+        return ncclUnhandledCudaError;
+    }
+    return ncclSuccess;
 }
 
 } // namespace
@@ -302,7 +344,14 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId c
     c->runs = 0;
     c->async_error = ncclSuccess;
     c->init_polls = 0;
+    c->buffers = NULL;
     c->last_error[0] = '\0';
+    const char *rc = getenv("NCCL_RUNTIME_CONNECT");
+    if (rc && strcmp(rc, "0") == 0 && connect_buffers(c, err, n) != ncclSuccess) {
+        MPI_Comm_free(&c->mpi);
+        delete c;
+        return ncclUnhandledCudaError;
+    }
     /* non-blocking: the work above is done, but the caller must poll for it as on NCCL, where
      * it runs in the background; the injected hang never finishes */
     const bool nonblocking = config && config->blocking == 0;
@@ -419,6 +468,9 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
         return ncclInvalidArgument;
     }
 
+    ncclResult_t connected = connect_buffers(comm, err, n);
+    if (connected != ncclSuccess)
+        return connected;
     comm->allreduces++;
     if (comm->hang_after > 0 && comm->allreduces >= comm->hang_after) {
         /* the injected hang: queued fine, never completes until the communicator is aborted */
@@ -450,6 +502,7 @@ ncclResult_t ncclCommAbort(ncclComm_t comm)
     std::lock_guard<std::mutex> g(g_lock);
     if (!g_comms.erase((const void *)comm))
         return ncclInvalidArgument;
+    (void)library_free(comm->buffers);
     delete comm;
     return ncclSuccess;
 }
@@ -468,6 +521,7 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm)
     MPI_Finalized(&fin);
     if (!fin)
         MPI_Comm_free(&comm->mpi);
+    (void)library_free(comm->buffers);
     delete comm;
     return ncclSuccess;
 }

@@ -4,7 +4,8 @@
  * bfloat16 sum and avg, rounded to bf16 after each addition;
  * buffers that are not device memory or too short; a rank or id that does not match; two ranks
  * on one device ("Duplicate GPU detected"), also when each rank sees its own CUDA_VISIBLE_DEVICES
- * (the physical device decides, not the index); and the injected asynchronous remote error.
+ * (the physical device decides, not the index); the injected asynchronous remote error; and
+ * the device memory of the ring buffers, taken at the first collective and given back at destroy.
  * Prints one line per failed check and a summary on rank 0; exits non-zero on any failure. */
 #include <math.h>
 #include <mpi.h>
@@ -233,6 +234,40 @@ static void check_bf16(ncclComm_t comm)
     cudaFree(d);
 }
 
+/* NCCL's lazy connection: the ring buffers (16 channels x (4 MiB + 4,915,200 + 524,288 bytes),
+ * nccl_emu.cpp connection_bytes) come out of the device's memory at the first collective, not at
+ * init, and go back at destroy; with less free memory than that the collective fails. */
+static void check_buffer_memory(void)
+{
+    const size_t ring = 16 * ((size_t)(4 << 20) + 4915200 + 524288);
+    size_t free0 = 0, free1 = 0, free2 = 0, total = 0;
+    float *d = NULL;
+    CHECK(cudaMalloc((void **)&d, 64 * sizeof(float)) == cudaSuccess, "cudaMalloc");
+    CHECK(cudaMemset(d, 0, 64 * sizeof(float)) == cudaSuccess, "cudaMemset");
+    ncclComm_t comm = NULL;
+    CHECK(ncclCommInitRank(&comm, g_size, shared_id(), g_rank) == ncclSuccess, "init");
+    CHECK(cudaMemGetInfo(&free0, &total) == cudaSuccess, "cudaMemGetInfo");
+    CHECK(ncclAllReduce(d, d, 64, ncclFloat, ncclSum, comm, 0) == ncclSuccess, "allreduce");
+    CHECK(cudaMemGetInfo(&free1, &total) == cudaSuccess, "cudaMemGetInfo");
+    CHECK(free0 - free1 == ring, "the first collective took %zu bytes, not %zu", free0 - free1,
+          ring);
+    CHECK(ncclCommDestroy(comm) == ncclSuccess, "destroy");
+    CHECK(cudaMemGetInfo(&free2, &total) == cudaSuccess, "cudaMemGetInfo");
+    CHECK(free2 == free0, "destroy gave back %zu of %zu bytes", free2 - free1, ring);
+
+    /* a device with the data but not the buffers: the collective is NCCL's unhandled CUDA error */
+    setenv("DPT_EMU_DEVICE_MEM_MB", "100", 1);
+    CHECK(ncclCommInitRank(&comm, g_size, shared_id(), g_rank) == ncclSuccess, "init");
+    ncclResult_t r = ncclAllReduce(d, d, 64, ncclFloat, ncclSum, comm, 0);
+    CHECK(r == ncclUnhandledCudaError, "allreduce without room for the ring: %s",
+          ncclGetErrorString(r));
+    CHECK(strstr(ncclGetLastError(comm), "out of memory") != NULL, "last error: %s",
+          ncclGetLastError(comm));
+    CHECK(ncclCommAbort(comm) == ncclSuccess, "abort");
+    unsetenv("DPT_EMU_DEVICE_MEM_MB");
+    CHECK(cudaFree(d) == cudaSuccess, "cudaFree");
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -253,6 +288,7 @@ int main(int argc, char **argv)
         check_bf16(comm);
         CHECK(ncclCommDestroy(comm) == ncclSuccess, "destroy");
     }
+    check_buffer_memory();
     check_injected_fault();
     check_bad_inits();
     check_visible_devices();

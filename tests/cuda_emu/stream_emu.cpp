@@ -64,8 +64,11 @@ void run_head(queue &q)
 {
     op o = std::move(q.ops.front());
     q.ops.pop_front();
-    if (o.work)
+    if (o.work) { /* device memory is open while the device works, closed to host code */
+        work_scope w;
+        device_memory_open();
         o.work();
+    }
     q.done = o.id;
 }
 
@@ -154,6 +157,7 @@ uint64_t enqueue(cudaStream_t stream, std::function<void()> work)
     q.ops.push_back(op{++g_next_id, std::move(work), nullptr, 0, nullptr});
     q.last = g_next_id;
     if (async_seed() == 0) { /* synchronous: run it now, unless it waits behind a hang */
+        work_scope w;
         bool stuck = false;
         while (step(s, q.last, &stuck)) {
         }
@@ -183,7 +187,10 @@ bool run_through(cudaStream_t stream, uint64_t id)
 {
     std::lock_guard<std::recursive_mutex> g(g_qlock);
     bool stuck = false;
-    while (step((const void *)stream, id, &stuck)) {
+    {
+        work_scope w; /* consecutive work: one opening of device memory */
+        while (step((const void *)stream, id, &stuck)) {
+        }
     }
     if (stuck) { /* a real GPU would wait here forever: say so and end instead */
         report("streams", "the host waits for stream %p, which waits for work that never "
@@ -218,6 +225,7 @@ bool synchronize_stream(cudaStream_t stream)
 bool synchronize_all()
 {
     std::lock_guard<std::recursive_mutex> g(g_qlock);
+    work_scope w;
     bool ok = true;
     for (auto &kv : g_queues)
         ok = run_through((cudaStream_t)(void *)kv.first, kv.second.last) && ok;

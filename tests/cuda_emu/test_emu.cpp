@@ -898,3 +898,152 @@ Test(graph, capture_across_streams_joined_by_events)
     cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
     cr_assert_eq(cudaStreamDestroy(t), cudaSuccess);
 }
+
+/* ---- two memory spaces (memory_emu.cpp) ---- */
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+/* Runs body in a forked child with its stderr captured; returns the child's exit status (-1 when
+ * a signal ended it) and what it printed. */
+static int run_child(void (*body)(void), std::string *err)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        body();
+        _exit(0); /* body returned: its access was not caught */
+    }
+    close(fds[1]);
+    char buf[4096];
+    ssize_t r;
+    while ((r = read(fds[0], buf, sizeof buf)) > 0)
+        err->append(buf, (size_t)r);
+    close(fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void host_reads_device_memory(void)
+{
+    float *d = NULL;
+    if (cudaMalloc(&d, 64 * sizeof(float)) != cudaSuccess)
+        _exit(3);
+    volatile float x = d[3];
+    (void)x;
+}
+
+static void host_writes_device_memory(void)
+{
+    float *d = NULL;
+    if (cudaMalloc(&d, 64 * sizeof(float)) != cudaSuccess)
+        _exit(3);
+    ((volatile float *)d)[5] = 1.0f;
+}
+
+static void host_reads_freed_device_memory(void)
+{
+    float *d = NULL, *e = NULL;
+    if (cudaMalloc(&d, 64 * sizeof(float)) != cudaSuccess ||
+        cudaMalloc(&e, 64 * sizeof(float)) != cudaSuccess || cudaFree(d) != cudaSuccess)
+        _exit(3);
+    volatile float x = d[0];
+    (void)x;
+}
+
+Test(devmem, a_host_read_of_a_device_pointer_stops_with_a_report)
+{
+    std::string err;
+    int rc = run_child(host_reads_device_memory, &err);
+    cr_assert_eq(rc, 70, "exit %d, stderr: %s", rc, err.c_str());
+    cr_assert(err.find("device memory at 0x") != std::string::npos, "%s", err.c_str());
+    cr_assert(err.find("(byte 12 of a 256-byte cudaMalloc on GPU 0) outside any emulated kernel "
+                       "or copy: copy it to the host with cudaMemcpy first") != std::string::npos,
+              "%s", err.c_str());
+#if defined(__x86_64__)
+    cr_assert(err.find("host read of device memory") != std::string::npos, "%s", err.c_str());
+#endif
+}
+
+Test(devmem, a_host_write_to_a_device_pointer_stops_with_a_report)
+{
+    std::string err;
+    int rc = run_child(host_writes_device_memory, &err);
+    cr_assert_eq(rc, 70, "exit %d, stderr: %s", rc, err.c_str());
+    cr_assert(err.find("(byte 20 of a 256-byte cudaMalloc on GPU 0)") != std::string::npos, "%s",
+              err.c_str());
+#if defined(__x86_64__)
+    cr_assert(err.find("host write to device memory") != std::string::npos, "%s", err.c_str());
+#endif
+}
+
+Test(devmem, a_host_read_of_freed_device_memory_is_reported_too)
+{
+    std::string err;
+    int rc = run_child(host_reads_freed_device_memory, &err);
+#if defined(__SANITIZE_ADDRESS__) /* freed device memory is poisoned: ASan sees the read first */
+    cr_assert(rc != 0 && err.find("use-after-poison") != std::string::npos, "exit %d: %s", rc,
+              err.c_str());
+#else
+    cr_assert_eq(rc, 70, "exit %d, stderr: %s", rc, err.c_str());
+    cr_assert(err.find("not inside a live allocation") != std::string::npos, "%s", err.c_str());
+#endif
+}
+
+/* Pinned memory is host memory: the host reads and writes it directly, and kernels, copies and
+ * memsets on device memory work as before the protection (the earlier tests run them all). */
+Test(devmem, pinned_memory_stays_host_accessible_and_device_memory_round_trips)
+{
+    float *h = NULL, *d = NULL;
+    cr_assert_eq(cudaMallocHost(&h, 8 * sizeof(float)), cudaSuccess);
+    cr_assert(isnan(h[0]), "fresh pinned memory is filled like device memory");
+    for (int i = 0; i < 8; i++)
+        h[i] = (float)i;
+    cr_assert_eq(cudaMalloc(&d, 8 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(d, h, 8 * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    DPT_LAUNCH(fill_kernel, 1, 4, 0, d, (size_t)4, 7.0f);
+    cr_assert_eq(cudaMemcpy(h, d, 8 * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(h[i], i < 4 ? 7.0f : (float)i, "element %d", i);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaFreeHost(h), cudaSuccess);
+}
+
+/* cuBLAS's workspace is device memory: cublasCreate takes the 32 MiB a Hopper handle has,
+ * cublasSetWorkspace hands it back for the caller's, cublasDestroy frees what is left; on a
+ * device without 32 MiB free, cublasCreate fails as cuBLAS does. */
+Test(devmem, the_cublas_workspace_counts_against_the_device)
+{
+    size_t free0 = 0, free1 = 0, total = 0;
+    cublasHandle_t h;
+    cr_assert_eq(cudaMemGetInfo(&free0, &total), cudaSuccess);
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cudaMemGetInfo(&free1, &total), cudaSuccess);
+    cr_assert_eq(free0 - free1, (size_t)32 << 20, "cublasCreate took %zu bytes", free0 - free1);
+    void *ws = NULL;
+    cr_assert_eq(cudaMalloc(&ws, 4 << 20), cudaSuccess);
+    cr_assert_eq(cublasSetWorkspace(h, ws, 4 << 20), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cudaMemGetInfo(&free1, &total), cudaSuccess);
+    cr_assert_eq(free0 - free1, (size_t)4 << 20, "the default workspace was not given back");
+    cr_assert_eq(cublasSetWorkspace(h, ws, 8 << 20), CUBLAS_STATUS_INVALID_VALUE,
+                 "a workspace past its allocation");
+    cr_assert_eq(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cudaFree(ws), cudaSuccess);
+    cr_assert_eq(cudaMemGetInfo(&free1, &total), cudaSuccess);
+    cr_assert_eq(free1, free0);
+
+    setenv("DPT_EMU_DEVICE_MEM_MB", "31", 1);
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_ALLOC_FAILED);
+    setenv("DPT_EMU_DEVICE_MEM_MB", "33", 1);
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+    unsetenv("DPT_EMU_DEVICE_MEM_MB");
+}
