@@ -52,7 +52,8 @@ def main():
     names = {e["pid"]: e["args"]["name"] for e in ev if e.get("name") == "process_name"}
     spans = [e for e in ev if e.get("ph") == "X"]
     step = pick_step(spans, a.step)
-    mine = [e for e in spans if e.get("args", {}).get("step") == step]
+    # the per-layer spans nest inside forward and backward on the same row: left out here
+    mine = [e for e in spans if e.get("args", {}).get("step") == step and "layer" not in e["args"]]
     t0 = min(e["ts"] for e in mine)
     rows = collections.OrderedDict()  # (pid, tid) -> label
     for e in sorted(mine, key=lambda e: (e["pid"], e["tid"])):

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rng.h"
+#include "util.h"
 
 dpt_model_spec dpt_model_spec_from_config(const dpt_config *cfg)
 {
@@ -117,6 +118,8 @@ const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt
         be->bias_act_forward(be, m->z[l], m->a[l], m->params + m->b_off[l], rows, O,
                              last ? DPT_ACT_IDENTITY : m->act, last ? NULL : drop, l);
         in = m->a[l];
+        if (m->layer_end[0])
+            m->layer_end[0][l] = dpt_now();
     }
     return m->a[m->n_layers - 1];
 }
@@ -155,5 +158,7 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
             be->act_backward(be, dnext, m->z[l - 1], m->a[l - 1], rows, I, m->act, drop, l - 1);
             dz = dnext;
         }
+        if (m->layer_end[1])
+            m->layer_end[1][l] = dpt_now();
     }
 }

@@ -31,6 +31,9 @@ typedef struct {
     int grad_blocks[DPT_MAX_LAYERS];     /* backward computes layer l's weight gradient in this
                                           * many blocks of output rows (0 or 1: whole), so that
                                           * a large layer's gradient can leave in pieces */
+    double *layer_end[2];                /* run.trace: when set, forward [0] and backward [1]
+                                          * write there when each layer's work was issued
+                                          * (dpt_now(); on a GPU the host's view) */
 } dpt_model;
 
 /* The gradient buffer carries DPT_GRAD_STATS floats after the gradients (loss sum, correct

@@ -29,7 +29,7 @@ struct dpt_trace {
 
 static const char *const span_names[DPT_SPAN_COUNT] = {
     "step", "data", "forward", "backward", "barrier wait", "allreduce (exposed)", "optimizer",
-    "bucket allreduce", "evaluation", "checkpoint"};
+    "bucket allreduce", "evaluation", "checkpoint", "forward layer", "backward layer"};
 
 double dpt_trace_begin(dpt_span_kind kind)
 {
@@ -116,12 +116,15 @@ static void write_rank(FILE *f, int rank, const char *host, const span *ev, int 
     for (int i = 0; i < n; i++) {
         const span *s = &ev[i];
         int kind = s->kind >= 0 && s->kind < DPT_SPAN_COUNT ? s->kind : 0;
+        int layer = kind == DPT_SPAN_LAYER_FORWARD || kind == DPT_SPAN_LAYER_BACKWARD;
+        char name[48];
+        snprintf(name, sizeof name, layer ? "%s %d" : "%s", span_names[kind], s->bucket);
         fprintf(f, ",\n{\"name\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,"
                    "\"dur\":%.3f,\"args\":{\"step\":%lld",
-                span_names[kind], rank, kind == DPT_SPAN_BUCKET ? 1 + s->bucket : 0, s->t0 * 1e6,
+                name, rank, kind == DPT_SPAN_BUCKET ? 1 + s->bucket : 0, s->t0 * 1e6,
                 (s->t1 - s->t0) * 1e6, (long long)s->step);
         if (s->bucket >= 0)
-            fprintf(f, ",\"bucket\":%d", s->bucket);
+            fprintf(f, layer ? ",\"layer\":%d" : ",\"bucket\":%d", s->bucket);
         fputs("}}", f);
     }
 }

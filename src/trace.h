@@ -25,6 +25,8 @@ typedef enum {
     DPT_SPAN_BUCKET,     /* one bucket's allreduce, start to end (its own row) */
     DPT_SPAN_EVALUATION,
     DPT_SPAN_CHECKPOINT,
+    DPT_SPAN_LAYER_FORWARD,  /* layer `bucket`'s part of forward, nested in it */
+    DPT_SPAN_LAYER_BACKWARD, /* layer `bucket`'s part of backward (the last: with the loss) */
     DPT_SPAN_COUNT
 } dpt_span_kind;
 

@@ -319,7 +319,8 @@ void dpt_trainer_free(dpt_trainer *t)
 }
 
 /* run.trace: the step's phases from its times at[] = {start, data done, forward done, backward
- * done, barrier done, allreduce done, optimizer done}, and each bucket's allreduce. */
+ * done, barrier done, allreduce done, optimizer done}, each layer's part of forward and of
+ * backward (nested in them), and each bucket's allreduce. */
 static void trace_step(dpt_trainer *t, int64_t step, const double at[7])
 {
     static const dpt_span_kind phase[] = {DPT_SPAN_DATA, DPT_SPAN_FORWARD, DPT_SPAN_BACKWARD,
@@ -328,6 +329,15 @@ static void trace_step(dpt_trainer *t, int64_t step, const double at[7])
     for (int i = 0; i < 6; i++)
         if (at[i + 1] > at[i] || phase[i] != DPT_SPAN_WAIT)
             dpt_trace_span(t->trace, phase[i], at[i], at[i + 1], step, -1);
+    const dpt_model *m = &t->model;
+    int L = m->n_layers;
+    if (m->layer_end[0] && t->layer_end[1][0] > 0.0) /* not a graph replay: the layers ran */
+        for (int l = 0; l < L; l++) {
+            dpt_trace_span(t->trace, DPT_SPAN_LAYER_FORWARD, l ? t->layer_end[0][l - 1] : at[1],
+                           t->layer_end[0][l], step, l);
+            dpt_trace_span(t->trace, DPT_SPAN_LAYER_BACKWARD,
+                           l == L - 1 ? at[2] : t->layer_end[1][l + 1], t->layer_end[1][l], step, l);
+        }
     if (t->comm->size == 1)
         return;
     for (int k = 0; k < dpt_reducer_n_buckets(t->reducer); k++) {
@@ -493,7 +503,10 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     dpt_batch_next(&t->batch, epoch, step_in_epoch, step, &xb, &yb);
     double t1 = dpt_trace_end();
 
-    int graph = graph_phase(t), diverged = 0;
+    int graph = graph_phase(t), diverged = 0, traced = dpt_trace_wants(t->trace, step_in_epoch);
+    memset(t->layer_end, 0, sizeof t->layer_end);
+    t->model.layer_end[0] = traced ? t->layer_end[0] : NULL;
+    t->model.layer_end[1] = traced ? t->layer_end[1] : NULL;
     double at[4] = {t1, t1, t1, t1};
     if (graph == GRAPH_CAPTURE)
         dpt_device_graph_begin(be);
@@ -519,10 +532,11 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
             diverged = read_device_stats(t);
     }
     double t4 = dpt_trace_end(); /* the step */
-    if (dpt_trace_wants(t->trace, step_in_epoch)) {
+    if (traced) {
         const double times[] = {t0, t1, at[0], at[1], at[2], at[3], t4};
         trace_step(t, step, times);
     }
+    t->model.layer_end[0] = t->model.layer_end[1] = NULL; /* evaluation's forward: untraced */
     t->t_data += t1 - t0;
     t->t_compute += (at[2] - t1) + (t4 - at[3]);
     t->t_comm += at[3] - at[2];

@@ -48,6 +48,7 @@ struct dpt_trainer {
     double t_wait;
     double last_loss, last_correct;     /* global sums of the last step (all ranks) */
     dpt_trace *trace;           /* run.trace (owned by the run); NULL: none */
+    double layer_end[2][DPT_MAX_LAYERS]; /* a traced step's per-layer times (model.layer_end) */
     int stop_requested;         /* a rank received SIGINT/SIGTERM before the last step's
                                  * allreduce: every rank stops after that step */
     /* On a device backend the step's statistics stay on the device (no host synchronization

@@ -2,7 +2,8 @@
 # run.trace: a 2-rank run with overlapped buckets writes Chrome trace-event JSON that parses,
 # has a traceEvents array with both ranks as processes, every phase of a step (data, forward,
 # backward, the exposed allreduce, the optimizer), each bucket's allreduce, evaluation on both
-# ranks and the checkpoint on rank 0; run.trace_steps bounds it (3 steps of each of 2 epochs);
+# ranks and the checkpoint on rank 0, each layer's part of forward and backward nested in them;
+# run.trace_steps bounds it (3 steps of each of 2 epochs);
 # each traced step's phases add up to the step (within 5%); the training is bitwise the same
 # as without the trace; bench train's traced steps match the step time it reports (5%); an
 # unwritable path fails naming run.trace. Usage: trace.sh DPTRAIN CKPT_DIFF
@@ -50,7 +51,25 @@ for r in (0, 1):
                 assert st["ts"] - 1e-3 <= e["ts"] and e["ts"] + e["dur"] <= st["ts"] + st["dur"] + 1e-3, \
                     f"rank {r} step {s}: {e['name']} lies outside its step"
 assert worst <= 0.05, f"a step's phases add up to {100 * worst:.1f}% off its duration"
-print(f"trace: {len(ev)} events, 2 ranks; phases within {100 * worst:.3f}% of each step")
+# each layer's part of forward and of backward (32-64-64-4: layers 0..2), nested in the phase
+# and tiling it (5%: the loss sits in the last backward layer's span, the sync after backward in none)
+worst_layers = 0.0
+for r in (0, 1):
+    for phase, name in (("forward", "forward layer"), ("backward", "backward layer")):
+        for ph in [e for e in spans if e["pid"] == r and e["name"] == phase]:
+            s = ph["args"]["step"]
+            layers = sorted((e for e in spans if e["pid"] == r and e["args"].get("step") == s
+                             and e["name"].startswith(name + " ")), key=lambda e: e["ts"])
+            got = sorted(e["args"]["layer"] for e in layers)
+            assert got == [0, 1, 2], f"rank {r} step {s}: {name} spans of layers {got}"
+            for e in layers:
+                assert ph["ts"] - 1e-3 <= e["ts"] and e["ts"] + e["dur"] <= ph["ts"] + ph["dur"] + 1e-3, \
+                    f"rank {r} step {s}: {e['name']} lies outside {phase}"
+            if ph["dur"] > 50:  # microseconds: below that, timer granularity dominates
+                worst_layers = max(worst_layers, abs(sum(e["dur"] for e in layers) - ph["dur"]) / ph["dur"])
+assert worst_layers <= 0.05, f"the layers add up to {100 * worst_layers:.1f}% off their phase"
+print(f"trace: {len(ev)} events, 2 ranks; phases within {100 * worst:.3f}% of each step, "
+      f"layers within {100 * worst_layers:.3f}% of forward and backward")
 PY
 
 # bench train writes the trace of its all-ranks row: the traced steps' mean length matches the
