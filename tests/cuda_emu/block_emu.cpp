@@ -2,7 +2,11 @@
  * thread that runs the launch, each to its next __syncthreads(), in an order DPT_EMU_SHUFFLE's
  * seed shuffles; DPT_SHARED arrays record every access, so a race (two threads touching one word
  * in one barrier interval, one writing), an index out of bounds or a barrier some threads miss
- * stop the process with a report, as compute-sanitizer's racecheck and synccheck would. */
+ * stop the process with a report, as compute-sanitizer's racecheck and synccheck would.
+ * A fiber is made once (makecontext) and then switched with _setjmp/_longjmp, which unlike
+ * swapcontext make no system call: a block reduction switches threads x barriers times. */
+#undef _FORTIFY_SOURCE /* its longjmp check refuses a jump onto another stack */
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,11 +53,12 @@ const unsigned NO_THREAD = ~0u;
 const size_t STACK_BYTES = (size_t)1 << 20, GUARD_BYTES = 4096;
 
 struct fiber {
-    ucontext_t ctx;
+    jmp_buf env;          /* where it resumes */
     char *stack;          /* GUARD_BYTES of PROT_NONE below STACK_BYTES of stack */
     void *fake = nullptr; /* ASan's fake stack while switched away */
     unsigned thread = 0;  /* the thread it runs */
-    bool finished = false;
+    bool finished = false; /* its worker round is over: idle, resumed for the next one */
+    bool started = false;
 };
 
 struct block_state {
@@ -90,7 +95,7 @@ struct fiber_pool {
     }
 };
 thread_local block_state *t_block = nullptr;
-thread_local ucontext_t t_sched;
+thread_local jmp_buf t_sched;
 thread_local void *t_sched_fake = nullptr;
 thread_local const void *t_host_bottom = nullptr;
 thread_local size_t t_host_size = 0;
@@ -143,12 +148,15 @@ struct thread_name {
     }
 };
 
-void switch_to_scheduler(fiber *f, bool final)
+void switch_to_scheduler(fiber *f)
 {
-    asan_start(final ? nullptr : &f->fake, t_host_bottom, t_host_size);
-    swapcontext(&f->ctx, &t_sched);
+    asan_start(&f->fake, t_host_bottom, t_host_size);
+    if (_setjmp(f->env) == 0)
+        _longjmp(t_sched, 1);
     asan_finish(f->fake, nullptr, nullptr);
 }
+
+void fiber_main();
 
 void switch_to_fiber(fiber *f)
 {
@@ -157,8 +165,22 @@ void switch_to_fiber(fiber *f)
     b->current_thread = f->thread;
     threadIdx = thread_xyz(f->thread);
     asan_start(&t_sched_fake, f->stack + GUARD_BYTES, STACK_BYTES);
-    swapcontext(&t_sched, &f->ctx);
+    if (_setjmp(t_sched) == 0) {
+        if (f->started) {
+            _longjmp(f->env, 1);
+        } else { /* its first switch: onto its own stack, once */
+            static thread_local ucontext_t entry;
+            f->started = true;
+            getcontext(&entry);
+            entry.uc_stack.ss_sp = f->stack + GUARD_BYTES;
+            entry.uc_stack.ss_size = STACK_BYTES;
+            entry.uc_link = nullptr;
+            makecontext(&entry, fiber_main, 0);
+            setcontext(&entry);
+        }
+    }
     asan_finish(t_sched_fake, nullptr, nullptr);
+    f = t_block->current;
     if (f->finished)
         t_pool.idle.push_back(f);
 }
@@ -169,14 +191,12 @@ void thread_exited(block_state *b, unsigned t)
         b->first_exited = t;
 }
 
-/* A fiber starts threads in start order until one of them waits at a barrier (the fiber stays
- * with it; the scheduler starts another) or every thread has started. Without barriers one
- * fiber so runs the whole block. */
-void worker()
+/* A worker round: the fiber starts threads in start order until one of them waits at a
+ * barrier (the fiber stays with it; the scheduler starts another) or every thread has started.
+ * Without barriers one round so runs the whole block. */
+void worker_round(fiber *f)
 {
-    asan_finish(nullptr, &t_host_bottom, &t_host_size);
     block_state *b = t_block;
-    fiber *f = b->current;
     while (b->next_start < b->threads) {
         unsigned t = (unsigned)b->start_order(b->next_start++);
         f->thread = t;
@@ -185,8 +205,18 @@ void worker()
         b->g->thread(b->g->arg);
         thread_exited(b, t);
     }
-    f->finished = true;
-    switch_to_scheduler(f, true);
+}
+
+/* A fiber's life: rounds, each ended by going idle in the pool until the next block. */
+void fiber_main()
+{
+    asan_finish(nullptr, &t_host_bottom, &t_host_size);
+    fiber *f = t_block->current;
+    for (;;) {
+        worker_round(f);
+        f->finished = true;
+        switch_to_scheduler(f);
+    }
 }
 
 fiber *fiber_new()
@@ -205,13 +235,7 @@ fiber *fiber_new()
         }
         f->stack = (char *)m;
     }
-    getcontext(&f->ctx);
-    f->ctx.uc_stack.ss_sp = f->stack + GUARD_BYTES;
-    f->ctx.uc_stack.ss_size = STACK_BYTES;
-    f->ctx.uc_link = nullptr;
-    makecontext(&f->ctx, worker, 0);
     f->finished = false;
-    f->fake = nullptr;
     return f;
 }
 
@@ -309,7 +333,7 @@ void syncthreads(const char *file, int line)
         b->site_file = file;
         b->site_line = line;
         b->site_thread = b->current_thread;
-    } else if (line != b->site_line || strcmp(file, b->site_file) != 0) {
+    } else if (line != b->site_line || (file != b->site_file && strcmp(file, b->site_file))) {
         where w;
         thread_name first(b->site_thread), here(b->current_thread);
         report("synccheck", "%s: barrier divergence: thread %s waits at __syncthreads() (%s:%d) "
@@ -319,7 +343,7 @@ void syncthreads(const char *file, int line)
     }
     fiber *f = b->current;
     b->parked.push_back(f);
-    switch_to_scheduler(f, false);
+    switch_to_scheduler(f);
 }
 
 shared_slot *shared_attach(const char *name, const char *file, int line, size_t elem_bytes,
@@ -331,7 +355,8 @@ shared_slot *shared_attach(const char *name, const char *file, int line, size_t 
         die();
     }
     for (shared_slot &s : b->slots)
-        if (s.line == line && strcmp(s.name, name) == 0 && strcmp(s.file, file) == 0)
+        if (s.line == line && (s.name == name || strcmp(s.name, name) == 0) &&
+            (s.file == file || strcmp(s.file, file) == 0))
             return &s;
     /* a fresh block's shared memory holds garbage on a GPU: here 0xff bytes (NaN floats) */
     b->slots.reserve(8); /* slots are handed out by address: no reallocation below 8 arrays */
