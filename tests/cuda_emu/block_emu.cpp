@@ -84,17 +84,19 @@ struct block_state {
 };
 
 /* Per host thread: the block it runs, the scheduler's context and the idle fibers. */
+thread_local block_state *t_block = nullptr;
 struct fiber_pool {
     std::vector<fiber *> idle;
     ~fiber_pool()
     {
+        if (t_block) /* exiting from inside a kernel: this may be the stack we run on */
+            return;
         for (fiber *f : idle) {
             munmap(f->stack, GUARD_BYTES + STACK_BYTES);
             delete f;
         }
     }
 };
-thread_local block_state *t_block = nullptr;
 thread_local jmp_buf t_sched;
 thread_local void *t_sched_fake = nullptr;
 thread_local const void *t_host_bottom = nullptr;
