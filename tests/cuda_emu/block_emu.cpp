@@ -3,10 +3,10 @@
  * seed shuffles; DPT_SHARED arrays record every access, so a race (two threads touching one word
  * in one barrier interval, one writing), an index out of bounds or a barrier some threads miss
  * stop the process with a report, as compute-sanitizer's racecheck and synccheck would.
- * A fiber is made once (makecontext) and then switched with _setjmp/_longjmp, which unlike
- * swapcontext make no system call: a block reduction switches threads x barriers times. */
-#undef _FORTIFY_SOURCE /* its longjmp check refuses a jump onto another stack */
-#include <setjmp.h>
+ * A fiber is made once (makecontext) and then switched with the compiler's
+ * __builtin_setjmp/__builtin_longjmp: no system call (swapcontext sets the signal mask) and no
+ * sanitizer interceptor (ASan's longjmp one clears the shadow of the stack left behind), since
+ * a block reduction switches threads x barriers times. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +52,10 @@ const unsigned NO_THREAD = ~0u;
  * included; pages are touched only as used. */
 const size_t STACK_BYTES = (size_t)1 << 20, GUARD_BYTES = 4096;
 
+typedef void *jump_buf[5]; /* what __builtin_setjmp saves */
+
 struct fiber {
-    jmp_buf env;          /* where it resumes */
+    jump_buf env;         /* where it resumes */
     char *stack;          /* GUARD_BYTES of PROT_NONE below STACK_BYTES of stack */
     void *fake = nullptr; /* ASan's fake stack while switched away */
     unsigned thread = 0;  /* the thread it runs */
@@ -97,7 +99,7 @@ struct fiber_pool {
         }
     }
 };
-thread_local jmp_buf t_sched;
+thread_local jump_buf t_sched;
 thread_local void *t_sched_fake = nullptr;
 thread_local const void *t_host_bottom = nullptr;
 thread_local size_t t_host_size = 0;
@@ -150,11 +152,20 @@ struct thread_name {
     }
 };
 
+/* __builtin_longjmp may not be called from the function that calls __builtin_setjmp. Called
+ * through a volatile pointer and not instrumented, so ASan does not clear the shadow of the
+ * stack left behind before every jump, as it does before a call that does not return. */
+__attribute__((noinline, no_sanitize_address)) void jump_to(jump_buf *to)
+{
+    __builtin_longjmp(*to, 1);
+}
+void (*volatile jump)(jump_buf *) = jump_to;
+
 void switch_to_scheduler(fiber *f)
 {
     asan_start(&f->fake, t_host_bottom, t_host_size);
-    if (_setjmp(f->env) == 0)
-        _longjmp(t_sched, 1);
+    if (__builtin_setjmp(f->env) == 0)
+        jump(&t_sched);
     asan_finish(f->fake, nullptr, nullptr);
 }
 
@@ -167,9 +178,9 @@ void switch_to_fiber(fiber *f)
     b->current_thread = f->thread;
     threadIdx = thread_xyz(f->thread);
     asan_start(&t_sched_fake, f->stack + GUARD_BYTES, STACK_BYTES);
-    if (_setjmp(t_sched) == 0) {
+    if (__builtin_setjmp(t_sched) == 0) {
         if (f->started) {
-            _longjmp(f->env, 1);
+            jump(&f->env);
         } else { /* its first switch: onto its own stack, once */
             static thread_local ucontext_t entry;
             f->started = true;

@@ -859,3 +859,19 @@ Test(synccheck, barrier_divergence_is_reported_not_a_deadlock)
     expect_abort_saying(run_two_barriers, {"synccheck", "kernel two_barriers_kernel",
                                            "barrier divergence", "at another one"});
 }
+
+static void run_with_a_bad_seed()
+{
+    setenv("DPT_EMU_SHUFFLE", "yes", 1);
+    run_early_exit();
+}
+
+Test(launch, a_shuffle_seed_that_is_not_a_number_is_refused)
+{
+    int status = 0;
+    std::string err = stderr_of_child(run_with_a_bad_seed, &status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x; stderr:\n%s", status,
+              err.c_str());
+    cr_assert(strstr(err.c_str(), "DPT_EMU_SHUFFLE=yes is not a seed"), "stderr:\n%s",
+              err.c_str());
+}
