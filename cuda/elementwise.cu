@@ -1,6 +1,7 @@
 /* Element-wise kernels of the CUDA backend: batch gather, bias + activation + dropout forward,
- * activation backward, bias gradient (a block reduction) and scaling. Each follows its loop in src/cpu_backend.c
- * and calls the same per-element function of src/ops.h, so the two backends cannot drift. */
+ * activation backward, bias gradient (a block reduction) and scaling. Each follows its loop in
+ * src/cpu_backend.c and calls the same per-element function of src/ops.h, so the two backends
+ * cannot drift. */
 #include <string.h>
 
 #include "kernels.h"

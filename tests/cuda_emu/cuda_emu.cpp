@@ -14,7 +14,8 @@
  * (memory per device, default 16384), DPT_EMU_ALLOC_FAIL_AFTER=N (the process's device
  * allocations after its first N fail with cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
  * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=SEED
- * (block and thread order scrambled by SEED; block_emu.cpp), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
+ * (block and thread order scrambled by SEED; block_emu.cpp), DPT_EMU_VERBOSE=1 (explain launch
+ * errors on stderr). */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
@@ -271,7 +272,8 @@ unsigned long long launch_shuffle_seed()
         return 0;
     /* SplitMix64 of the launch count and seed: a different order every launch, the same every
      * run of a seed (seed 1 as before seeds existed) */
-    unsigned long long z = (++launches + (base - 1) * 0xD1B54A32D192ED03ull) * 0x9E3779B97F4A7C15ull;
+    unsigned long long z = ++launches + (base - 1) * 0xD1B54A32D192ED03ull;
+    z *= 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
