@@ -1,6 +1,7 @@
 /* Element-wise kernels of the CUDA backend: batch gather, bias + activation + dropout forward,
- * activation backward, bias gradient and scaling. Each follows its loop in src/cpu_backend.c
- * and calls the same per-element function of src/ops.h, so the two backends cannot drift. */
+ * activation backward, bias gradient (a block reduction) and scaling. Each follows its loop in
+ * src/cpu_backend.c and calls the same per-element function of src/ops.h, so the two backends
+ * cannot drift. */
 #include <string.h>
 
 #include "kernels.h"
@@ -109,26 +110,34 @@ void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const floa
     DPT_CUDA_CHECK_LAUNCH();
 }
 
-/* db(O) = column sums of dz(B,O): one thread per column adding the rows in order from 0, as
- * cpu_bias_grad, so the result is the same on every run (no atomics). Neighbouring threads
- * read neighbouring columns, so each row is one coalesced load. */
+/* db(O) = column sums of dz(B,O), in a fixed order (no atomics: the same bits every run): a
+ * block per DPT_CUDA_BG_COLS columns, whose BG_LANES rows of threads each sum every
+ * BG_LANES-th row in order from their first (neighbouring threads read neighbouring columns,
+ * so each row is one coalesced load), then a tree over the lanes in shared memory. Threads past
+ * the last column add nothing but still reach every barrier. */
 static __global__ void bias_grad_kernel(const float *__restrict__ dz, int rows, int cols,
                                         float *__restrict__ db)
 {
-    DPT_FOR_THREAD(c, (size_t)cols) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++)
+    DPT_SHARED(float, lane_sum, DPT_CUDA_BG_COLS * DPT_CUDA_BG_LANES);
+    const int c = (int)(blockIdx.x * DPT_CUDA_BG_COLS + threadIdx.x);
+    const int lane = (int)threadIdx.y;
+    float s = 0.0f;
+    if (c < cols)
+        for (int r = lane; r < rows; r += DPT_CUDA_BG_LANES)
             s += dz[(size_t)r * cols + c];
+    s = dpt_cuda_tree_sum(lane_sum, s, lane, DPT_CUDA_BG_LANES, DPT_CUDA_BG_COLS,
+                          lane * DPT_CUDA_BG_COLS + (int)threadIdx.x);
+    if (lane == 0 && c < cols)
         db[c] = s;
-    }
 }
 
 void dpt_cuda_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, float *db)
 {
     if (cols <= 0)
         return;
+    unsigned tiles = (unsigned)((cols + DPT_CUDA_BG_COLS - 1) / DPT_CUDA_BG_COLS);
     /* rows <= 0 still writes zeros, as the CPU's memset does */
-    DPT_LAUNCH(bias_grad_kernel, dpt_cuda_blocks((size_t)cols), DPT_CUDA_THREADS,
+    DPT_LAUNCH(bias_grad_kernel, tiles, dim3(DPT_CUDA_BG_COLS, DPT_CUDA_BG_LANES),
                dpt_cuda_ctx_of(be)->stream, dz, rows > 0 ? rows : 0, cols, db);
     DPT_CUDA_CHECK_LAUNCH();
 }

@@ -17,11 +17,16 @@
  * (65535: the limit of gridDim.y, kept for x as well so no launch depends on the device). */
 enum { DPT_CUDA_THREADS = 256 };
 
-/* sum_squares: SS_BLOCKS x DPT_CUDA_THREADS threads each sum a strided slice; one thread per
- * block then sums its block's partials in order; the host sums the block sums in order. */
+/* sum_squares: up to SS_BLOCKS blocks of DPT_CUDA_THREADS threads each sum a strided slice and
+ * reduce it over the block to one partial; one block of SS_BLOCKS threads reduces the partials.
+ * Both powers of two (dpt_cuda_tree_sum). */
 enum { DPT_CUDA_SS_BLOCKS = 128 };
 
 #define DPT_CUDA_BF16_RETIRED 8
+
+/* bias_grad: a block per BG_COLS columns, BG_LANES threads per column summing every
+ * BG_LANES-th row (BG_COLS x BG_LANES = DPT_CUDA_THREADS; BG_LANES a power of two). */
+enum { DPT_CUDA_BG_COLS = 32, DPT_CUDA_BG_LANES = 8 };
 
 typedef struct {
     int device;
@@ -39,7 +44,8 @@ typedef struct {
     cudaGraphExec_t exec;
     int capturing;          /* between dpt_cuda_graph_begin and _end */
     float *scalars;         /* (3) the update's {lr, bc1, bc2}, written by a kernel per step */
-    /* sum_squares: (SS_BLOCKS * THREADS) partials, (SS_BLOCKS) block sums, pinned copy */
+    /* sum_squares: partials (the first SS_BLOCKS of SS_BLOCKS * THREADS are used), the result
+     * in ss_block[0] (dpt_cuda_sum_squares_result), its pinned copy in ss_host[0] */
     double *ss_partial, *ss_block, *ss_host;
     /* train.precision; in BF16 the GEMM's operands, converted into bf16_a/bf16_b (packed,
      * grown to the largest GEMM seen: elements of capacity in bf16_cap_a/_b) */
@@ -68,6 +74,23 @@ static inline unsigned dpt_cuda_blocks(size_t n)
  * parity tests against the CPU backend fail, instead of a loop quietly hiding the mistake. */
 #define DPT_FOR_THREAD(i, n)                                                                \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i = (n))
+
+/* The sum of v over `lanes` threads of the block (a power of two), added in a fixed tree order
+ * (the same bits every run, no atomics) through the block's shared array s: the thread of lane
+ * l stores at s[me], me = l * stride + the column it shares with lanes 0..lanes-1. Every thread
+ * of the block must call it (it holds barriers); every lane gets the sum back. */
+template <class Shared, class T>
+static __device__ T dpt_cuda_tree_sum(Shared &s, T v, int lane, int lanes, int stride, int me)
+{
+    s[me] = v;
+    __syncthreads();
+    for (int half = lanes / 2; half > 0; half /= 2) {
+        if (lane < half)
+            s[me] += s[me + half * stride];
+        __syncthreads();
+    }
+    return s[me - lane * stride];
+}
 
 /* elementwise.cu */
 void dpt_cuda_gather(dpt_backend *be, const float *x, const int32_t *y, const int64_t *idx,
@@ -100,6 +123,11 @@ void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n);
 /* optim.cu */
 double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n);
 double dpt_cuda_clip_grad_norm(dpt_backend *be, float *g, size_t n, double max_norm);
+/* Queues the sum of squares of x(n) on the stream, into dpt_cuda_sum_squares_result (a device
+ * double, valid once the stream reaches this point); dpt_cuda_sum_squares also waits and reads
+ * it. */
+void dpt_cuda_sum_squares_async(dpt_backend *be, const float *x, size_t n);
+const double *dpt_cuda_sum_squares_result(dpt_backend *be);
 void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size_t n, float lr,
                        float momentum, int nesterov, float wd);
 void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, float *v, size_t n,

@@ -1,6 +1,6 @@
 /* Optimizer kernels of the CUDA backend: one fused grid-stride kernel per optimizer over the
  * whole flat parameter buffer, calling the shared updates of src/ops.h, and the sum of squares
- * for gradient clipping as a fixed-shape reduction without atomics, so it is reproducible. */
+ * for gradient clipping as fixed-shape block reductions without atomics, so it is reproducible. */
 #include <math.h>
 #include <stdint.h>
 
@@ -76,45 +76,55 @@ void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, flo
     DPT_CUDA_CHECK_LAUNCH();
 }
 
-/* Stage 1: thread t of T = blocks * THREADS sums x[t], x[t + T], ... in double (coalesced). */
+/* Stage 1: thread t of T = blocks * THREADS sums x[t], x[t + T], ... in double (coalesced);
+ * the block's sum goes to partial[blockIdx.x]. */
 static __global__ void sum_squares_partial_kernel(const float *__restrict__ x, size_t n,
                                                   double *__restrict__ partial)
 {
-    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    DPT_SHARED(double, lane_sum, DPT_CUDA_THREADS);
+    const int t = (int)threadIdx.x;
     size_t total = (size_t)gridDim.x * blockDim.x;
     double s = 0.0;
-    for (size_t i = t; i < n; i += total)
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + t; i < n; i += total)
         s += (double)x[i] * x[i];
-    partial[t] = s;
+    s = dpt_cuda_tree_sum(lane_sum, s, t, DPT_CUDA_THREADS, 1, t);
+    if (t == 0)
+        partial[blockIdx.x] = s;
 }
 
-/* Stage 2: thread b sums the THREADS partials of stage-1 block b, in order. */
-static __global__ void sum_squares_block_kernel(const double *__restrict__ partial, int blocks,
-                                                double *__restrict__ block_sum)
+/* Stage 2, one block of SS_BLOCKS threads: the sum of the stage-1 partials into *result. */
+static __global__ void sum_squares_final_kernel(const double *__restrict__ partial, int blocks,
+                                                double *__restrict__ result)
 {
-    int b = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (b >= blocks)
-        return;
-    double s = 0.0;
-    for (int j = 0; j < DPT_CUDA_THREADS; j++)
-        s += partial[(size_t)b * DPT_CUDA_THREADS + j];
-    block_sum[b] = s;
+    DPT_SHARED(double, lane_sum, DPT_CUDA_SS_BLOCKS);
+    const int t = (int)threadIdx.x;
+    double s = dpt_cuda_tree_sum(lane_sum, t < blocks ? partial[t] : 0.0, t, DPT_CUDA_SS_BLOCKS,
+                                 1, t);
+    if (t == 0)
+        *result = s;
 }
 
-/* Queues the reduction of x(n) into ctx->ss_block; returns how many block sums it leaves there.
- * The shape of the reduction depends only on n, so the same n gives the same bits every run;
- * only the order of the additions differs from the CPU's single loop. */
-static int sum_squares_blocks(dpt_cuda_ctx *ctx, const float *x, size_t n)
+/* The shape of the reduction depends only on n, so the same n gives the same bits every run;
+ * only the order of the additions differs from the CPU's single loop. n == 0 runs stage 2
+ * alone, which writes 0. */
+void dpt_cuda_sum_squares_async(dpt_backend *be, const float *x, size_t n)
 {
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     size_t want = (n + DPT_CUDA_THREADS - 1) / DPT_CUDA_THREADS;
     int blocks = want < DPT_CUDA_SS_BLOCKS ? (int)want : DPT_CUDA_SS_BLOCKS;
-    DPT_LAUNCH(sum_squares_partial_kernel, (unsigned)blocks, DPT_CUDA_THREADS, ctx->stream, x, n,
-               ctx->ss_partial);
-    DPT_CUDA_CHECK_LAUNCH();
-    DPT_LAUNCH(sum_squares_block_kernel, 1u, (unsigned)DPT_CUDA_SS_BLOCKS, ctx->stream,
+    if (blocks > 0) {
+        DPT_LAUNCH(sum_squares_partial_kernel, (unsigned)blocks, DPT_CUDA_THREADS, ctx->stream,
+                   x, n, ctx->ss_partial);
+        DPT_CUDA_CHECK_LAUNCH();
+    }
+    DPT_LAUNCH(sum_squares_final_kernel, 1u, (unsigned)DPT_CUDA_SS_BLOCKS, ctx->stream,
                ctx->ss_partial, blocks, ctx->ss_block);
     DPT_CUDA_CHECK_LAUNCH();
-    return blocks;
+}
+
+const double *dpt_cuda_sum_squares_result(dpt_backend *be)
+{
+    return dpt_cuda_ctx_of(be)->ss_block;
 }
 
 double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n)
@@ -122,27 +132,21 @@ double dpt_cuda_sum_squares(dpt_backend *be, const float *x, size_t n)
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (n == 0)
         return 0.0;
-    int blocks = sum_squares_blocks(ctx, x, n);
-    DPT_CUDA_COPY(ctx->ss_host, ctx->ss_block, (size_t)blocks * sizeof(double),
+    dpt_cuda_sum_squares_async(be, x, n);
+    DPT_CUDA_COPY(ctx->ss_host, dpt_cuda_sum_squares_result(be), sizeof(double),
                   cudaMemcpyDeviceToHost, ctx->stream);
     DPT_CUDA_SYNC(cudaStreamSynchronize(ctx->stream));
-    double s = 0.0;
-    for (int b = 0; b < blocks; b++)
-        s += ctx->ss_host[b];
-    return s;
+    return ctx->ss_host[0];
 }
 
-/* One thread: the norm from the block sums, summed in the order dpt_cuda_sum_squares' host loop
- * sums them (so the factor has the bits the host's would), and the clipping factor. */
-static __global__ void clip_scale_kernel(const double *__restrict__ block_sum, int blocks,
-                                         double max_norm, float *__restrict__ scale)
+/* One thread: the clipping factor from the sum of squares (dpt_cuda_sum_squares_result, the
+ * value dpt_cuda_sum_squares would read, so the factor has the bits the host's would). */
+static __global__ void clip_scale_kernel(const double *__restrict__ sum, double max_norm,
+                                         float *__restrict__ scale)
 {
     if (blockIdx.x != 0 || threadIdx.x != 0)
         return;
-    double s = 0.0;
-    for (int b = 0; b < blocks; b++)
-        s += block_sum[b];
-    *scale = dpt_op_clip_scale(sqrt(s), max_norm);
+    *scale = dpt_op_clip_scale(sqrt(*sum), max_norm);
 }
 
 static __global__ void scale_by_kernel(float *__restrict__ g, size_t n,
@@ -157,8 +161,8 @@ double dpt_cuda_clip_grad_norm(dpt_backend *be, float *g, size_t n, double max_n
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (n == 0)
         return 0.0;
-    int blocks = sum_squares_blocks(ctx, g, n);
-    DPT_LAUNCH(clip_scale_kernel, 1u, 1u, ctx->stream, ctx->ss_block, blocks, max_norm,
+    dpt_cuda_sum_squares_async(be, g, n);
+    DPT_LAUNCH(clip_scale_kernel, 1u, 1u, ctx->stream, dpt_cuda_sum_squares_result(be), max_norm,
                ctx->clip_scale);
     DPT_CUDA_CHECK_LAUNCH();
     DPT_LAUNCH(scale_by_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, g, n,

@@ -34,6 +34,9 @@ echo "== tests 2"
 # streams run as a GPU runs them (tests/cuda_emu/stream_emu.cpp): seed 1 here, as late as each
 # stream may; seed 2 in tests 3, which also runs other streams' ready work early
 export DPT_EMU_ASYNC=1
+# blocks, threads and each barrier interval's threads in orders a seed scrambles
+# (tests/cuda_emu/block_emu.cpp): seed 1 here, seed 2 in tests 3
+export DPT_EMU_SHUFFLE=1
 (cd build-emu && ctest --output-on-failure --timeout 900 -LE slow)
 
 echo "== build 2b: the CUDA backend without NCCL (-DDPT_NCCL=OFF: GPU ranks reduce through MPI)"
@@ -47,7 +50,7 @@ scripts/build.sh build-emu-nonccl -DDPT_CUDA_EMU=ON -DDPT_NCCL=OFF
 echo "== build 3: build 2 with AddressSanitizer + UndefinedBehaviorSanitizer"
 BUILD_TYPE=Debug scripts/build.sh build-asan -DDPT_CUDA_EMU=ON -DDPT_SANITIZE=ON
 echo "== tests 3"
-export DPT_EMU_ASYNC=2
+export DPT_EMU_ASYNC=2 DPT_EMU_SHUFFLE=2
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Leaks are checked in the unit tests; under mpirun, Open MPI's own allocations at exit
 # (not ours to fix) would drown them, so the integration tests check memory errors only.

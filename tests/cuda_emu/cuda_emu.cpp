@@ -15,8 +15,9 @@
  * (memory per device, default 16384, shared with cuBLAS's workspace and NCCL's buffers),
  * DPT_EMU_ALLOC_FAIL_AFTER=N (the process's cudaMalloc calls after its first N fail with
  * cudaErrorMemoryAllocation), DPT_EMU_POISON=0 (do not fill new allocations with 0xff
- * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=1
- * (scrambled block and thread order), DPT_EMU_VERBOSE=1 (explain launch errors on stderr). */
+ * bytes, which read as NaN floats: on a GPU fresh memory is not zero either), DPT_EMU_SHUFFLE=SEED
+ * (block and thread order scrambled by SEED; block_emu.cpp), DPT_EMU_VERBOSE=1 (explain launch
+ * errors on stderr). */
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
@@ -270,10 +271,18 @@ unsigned long long launch_shuffle_seed()
 {
     static std::atomic<unsigned long long> launches{0};
     const char *s = getenv("DPT_EMU_SHUFFLE");
-    if (!s || strcmp(s, "1") != 0)
+    char *end = NULL;
+    unsigned long long base = s ? strtoull(s, &end, 10) : 0;
+    if (s && (end == s || *end)) { /* a seed is a number: say so rather than guess */
+        report("launch", "DPT_EMU_SHUFFLE=%s is not a seed (a number; 0 = off)", s);
+        exit(2);
+    }
+    if (base == 0)
         return 0;
-    /* SplitMix64 of the launch count: a different order every launch, the same every run */
-    unsigned long long z = ++launches * 0x9E3779B97F4A7C15ull;
+    /* SplitMix64 of the launch count and seed: a different order every launch, the same every
+     * run of a seed (seed 1 as before seeds existed) */
+    unsigned long long z = ++launches + (base - 1) * 0xD1B54A32D192ED03ull;
+    z *= 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;

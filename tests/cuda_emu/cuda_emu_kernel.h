@@ -1,11 +1,13 @@
 /* The kernel side of the host emulation (C++ only; forced ahead of the cuda/ sources by the
  * emulated build):
  * the built-in variables and DPT_EMU_LAUNCH, which checks the launch configuration as CUDA does
- * and then queues on the stream a run of the kernel once for every thread of every block, one at
- * a time, to completion.
+ * and then queues on the stream a run of the kernel for every thread of every block. A block's
+ * threads run as fibers (block_emu.cpp), each to its next __syncthreads(); DPT_SHARED arrays
+ * (cuda/launch.h) are shared by the block and check every access for races and bounds.
  * So a grid one block short really leaves elements unwritten, and ASan sees every access.
- * DPT_EMU_SHUFFLE=1 visits blocks, and threads within a block, in a scrambled order, to catch
- * kernels that depend on an order CUDA does not promise. */
+ * DPT_EMU_SHUFFLE=SEED (a number, 0 = off) visits blocks, and threads within a block and within
+ * every barrier interval, in orders the seed scrambles, to catch kernels that depend on an
+ * order CUDA does not promise. */
 #ifndef DPT_CUDA_EMU_KERNEL_H
 #define DPT_CUDA_EMU_KERNEL_H
 
@@ -19,11 +21,10 @@
 
 #include "cuda_runtime.h"
 
-/* What the launch contract (cuda/launch.h) rules out fails to compile, with a name that says why.
- * One thread runs to completion before the next starts, so a barrier would deadlock and shared
- * memory would not be shared. */
-#define __syncthreads() dpt_emu_unsupported_syncthreads_see_cuda_launch_h()
-#define __shared__ dpt_emu_unsupported_shared_memory_see_cuda_launch_h
+/* Raw __shared__ fails to compile: its accesses would escape the race detector. DPT_SHARED
+ * (cuda/launch.h) declares shared memory in both builds. */
+#define __shared__ dpt_emu_raw_shared_escapes_the_race_detector_use_DPT_SHARED_of_cuda_launch_h
+#define __syncthreads() ::dpt_emu::syncthreads(__FILE__, __LINE__)
 
 /* The built-in variables, per host thread (the emulation runs a launch on the calling thread). */
 inline thread_local uint3 blockIdx;
@@ -31,7 +32,8 @@ inline thread_local uint3 threadIdx;
 inline thread_local dim3 blockDim;
 inline thread_local dim3 gridDim;
 
-/* One host thread runs one CUDA thread at a time, so these are atomic; they return the old
+/* One host thread runs one CUDA thread at a time (fibers switch only at barriers), so these are
+ * atomic; they return the old
  * value, as CUDA's do. */
 static inline float atomicAdd(float *address, float val)
 {
@@ -71,10 +73,64 @@ namespace dpt_emu {
  * why when DPT_EMU_VERBOSE is set, and returns false: the kernel does not run. */
 bool launch_check(dim3 grid, dim3 block, cudaStream_t stream, const char *kernel,
                   const char *file, int line);
-/* 0 unless DPT_EMU_SHUFFLE=1; then a different seed for every launch. */
+/* 0 unless DPT_EMU_SHUFFLE=SEED (not 0); then a different seed for every launch, the same
+ * sequence every run of a given SEED. */
 unsigned long long launch_shuffle_seed();
 /* Queues work on the stream (stream_emu.cpp); returns its id there. */
 uint64_t enqueue(cudaStream_t s, std::function<void()> work);
+
+/* One launch as block_emu.cpp runs it: thread(arg) runs the kernel once for the current
+ * blockIdx and threadIdx. */
+struct grid_launch {
+    const char *kernel;
+    dim3 grid, block;
+    unsigned long long seed;
+    void (*thread)(void *);
+    void *arg;
+};
+void run_grid(const grid_launch &g);
+/* __syncthreads(): the calling thread waits until every thread of its block reached the same
+ * barrier; threads that exit or wait elsewhere meanwhile end the process with a report. */
+void syncthreads(const char *file, int line);
+
+/* Shared memory: the block's array for a DPT_SHARED declaration (made, full of 0xff bytes, when
+ * the block's first thread reaches it), and one access to element i, checked for bounds and
+ * for a race with another thread in this barrier interval (reported, and the process ends). */
+struct shared_slot;
+shared_slot *shared_attach(const char *name, const char *file, int line, size_t elem_bytes,
+                           size_t elems);
+void *shared_access(shared_slot *s, size_t i, size_t elem_bytes, bool write);
+
+template <class T, size_t N> class shared_array {
+  public:
+    shared_array(const char *name, const char *file, int line)
+        : s_(shared_attach(name, file, line, sizeof(T), N))
+    {
+    }
+    /* s[i] as a value reads, s[i] = v writes, s[i] += v reads then writes */
+    class ref {
+      public:
+        ref(shared_slot *s, size_t i) : s_(s), i_(i) {}
+        operator T() const { return *(const T *)shared_access(s_, i_, sizeof(T), false); }
+        ref &operator=(T v)
+        {
+            *(T *)shared_access(s_, i_, sizeof(T), true) = v;
+            return *this;
+        }
+        ref &operator=(const ref &o) { return *this = (T)o; }
+        ref &operator+=(T v) { return *this = (T)*this + v; }
+        ref &operator-=(T v) { return *this = (T)*this - v; }
+        ref &operator*=(T v) { return *this = (T)*this * v; }
+
+      private:
+        shared_slot *s_;
+        size_t i_;
+    };
+    ref operator[](size_t i) const { return ref(s_, i); }
+
+  private:
+    shared_slot *s_;
+};
 
 __extension__ typedef unsigned __int128 u128; /* i * mul below may pass 2^64 */
 
@@ -133,31 +189,19 @@ template <class... P> class launcher {
         const unsigned long long seed = launch_shuffle_seed();
         void (*kernel)(P...) = kernel_;
         const dim3 grid = grid_, block = block_;
-        enqueue(stream_, [=]() { run(kernel, grid, block, seed, args...); });
+        const char *name = name_;
+        enqueue(stream_, [=]() { run(kernel, grid, block, seed, name, args...); });
     }
 
   private:
-    static void run(void (*kernel_)(P...), dim3 grid_, dim3 block_, unsigned long long seed,
-                    typename same<P>::type... args)
+    static void run(void (*kernel)(P...), dim3 grid, dim3 block, unsigned long long seed,
+                    const char *name, typename same<P>::type... args)
     {
-        const unsigned long long gx = grid_.x, gy = grid_.y;
-        const unsigned long long bx = block_.x, by = block_.y;
-        const unsigned long long blocks = gx * gy * grid_.z, threads = bx * by * block_.z;
-        const scramble block_order(blocks, seed);
-        const scramble thread_order(threads, seed * 0x9E3779B97F4A7C15ull);
-        gridDim = grid_;
-        blockDim = block_;
-        for (unsigned long long bi = 0; bi < blocks; bi++) {
-            unsigned long long b = block_order(bi);
-            blockIdx = uint3{(unsigned)(b % gx), (unsigned)(b / gx % gy),
-                             (unsigned)(b / (gx * gy))};
-            for (unsigned long long ti = 0; ti < threads; ti++) {
-                unsigned long long t = thread_order(ti);
-                threadIdx = uint3{(unsigned)(t % bx), (unsigned)(t / bx % by),
-                                  (unsigned)(t / (bx * by))};
-                kernel_(args...); /* parameters are copies: each thread gets fresh ones */
-            }
-        }
+        /* parameters are copies: each thread gets fresh ones */
+        auto thread = [&]() { kernel(args...); };
+        grid_launch g{name, grid, block, seed,
+                      [](void *p) { (*static_cast<decltype(thread) *>(p))(); }, &thread};
+        run_grid(g);
     }
 
     void (*kernel_)(P...);
@@ -181,6 +225,10 @@ launcher<P...> launcher_for(void (*kernel)(P...), dim3 grid, dim3 block, cudaStr
 #define DPT_EMU_LAUNCH(kernel, grid, block, stream, ...)                                       \
     ::dpt_emu::launcher_for(kernel, ::dim3(grid), ::dim3(block), (stream), #kernel, __FILE__,  \
                             __LINE__)(__VA_ARGS__)
+
+/* The shared memory of cuda/launch.h: a handle on the block's array, per thread. */
+#define DPT_SHARED(type, name, n) \
+    ::dpt_emu::shared_array<type, (n)> name(#name, __FILE__, __LINE__)
 
 /* The launch of cuda/launch.h, defined here first so that header keeps it. */
 #define DPT_LAUNCH(kernel, grid, block, stream, ...) \

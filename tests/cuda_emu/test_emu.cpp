@@ -2,15 +2,22 @@
  * threads (one block short leaves elements unwritten), bad launch configurations reach
  * cudaGetLastError, SGEMM matches a naive row-major product through the backend's row-major to
  * column-major mapping for all four transposes, and bad leading dimensions, out-of-bounds copies
- * and bad frees come back as errors instead of silently reading a neighbour's memory.
+ * and bad frees come back as errors instead of silently reading a neighbour's memory; a block
+ * reduction through DPT_SHARED and __syncthreads() is exact under any shuffle seed, and a missing
+ * barrier, a shared index out of bounds and a barrier some threads miss stop the process with a
+ * report naming kernel, block and threads.
  * NCCL over MPI is proved by nccl_emu_check.c under mpirun (the unit tests do not start MPI). */
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <string>
 #include <vector>
 
 #include <cublas_v2.h>
@@ -1046,4 +1053,239 @@ Test(devmem, the_cublas_workspace_counts_against_the_device)
     cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
     cr_assert_eq(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
     unsetenv("DPT_EMU_DEVICE_MEM_MB");
+}
+
+/* ---- blocks: __syncthreads, DPT_SHARED, the race detector (block_emu.cpp) ---- */
+
+/* out[block] = the sum of x over the block's threads (blockDim.x a power of two), a tree in
+ * shared memory; with missing_barrier the loop's __syncthreads() is left out (the planted bug). */
+static __global__ void block_sum_kernel(const float *x, float *out, int missing_barrier)
+{
+    DPT_SHARED(float, s, 64);
+    const unsigned t = threadIdx.x;
+    s[t] = x[blockIdx.x * blockDim.x + t];
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half)
+            s[t] += s[t + half];
+        if (!missing_barrier)
+            __syncthreads();
+    }
+    if (t == 0)
+        out[blockIdx.x] = s[0];
+}
+
+/* order[i] = the i-th thread to run after the barrier */
+static __global__ void barrier_order_kernel(unsigned *order, unsigned *next)
+{
+    __syncthreads();
+    order[atomicAdd(next, 1u)] = threadIdx.x;
+}
+
+static __global__ void shared_past_the_end_kernel(float *out)
+{
+    DPT_SHARED(float, s, 32);
+    s[threadIdx.x + 1] = 1.0f; /* thread 31 writes s[32] */
+    __syncthreads();
+    out[threadIdx.x] = s[threadIdx.x];
+}
+
+static __global__ void early_exit_kernel(float *out)
+{
+    if (threadIdx.x >= 16)
+        return; /* threads 16..31 skip the barrier the others wait at */
+    __syncthreads();
+    out[threadIdx.x] = 1.0f;
+}
+
+static __global__ void two_barriers_kernel(float *out)
+{
+    if (threadIdx.x % 2) {
+        __syncthreads();
+    } else {
+        __syncthreads();
+    }
+    out[threadIdx.x] = 1.0f;
+}
+
+static __global__ void fresh_shared_kernel(float *out)
+{
+    DPT_SHARED(float, s, 32);
+    out[threadIdx.x] = s[threadIdx.x];
+}
+
+/* 4 blocks of 64 threads, x[i] = i (exact in float), summed per block */
+static std::vector<float> block_sums(int missing_barrier)
+{
+    const unsigned blocks = 4, threads = 64;
+    std::vector<float> h(blocks * threads), out(blocks, -1.0f);
+    for (size_t i = 0; i < h.size(); i++)
+        h[i] = (float)i;
+    float *x = upload(h), *d = upload(out);
+    DPT_LAUNCH(block_sum_kernel, blocks, threads, 0, x, d, missing_barrier);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(out.data(), d, blocks * sizeof(float), cudaMemcpyDeviceToHost),
+                 cudaSuccess);
+    cudaFree(x);
+    cudaFree(d);
+    return out;
+}
+
+/* Runs fn in a child process and returns what it wrote on stderr; *status: waitpid's. */
+static std::string stderr_of_child(void (*fn)(), int *status)
+{
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    fflush(stderr);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        fn();
+        _exit(0);
+    }
+    close(fd[1]);
+    std::string text;
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fd[0], buf, sizeof buf)) > 0)
+        text.append(buf, (size_t)got);
+    close(fd[0]);
+    cr_assert_eq(waitpid(pid, status, 0), pid);
+    return text;
+}
+
+static void expect_abort_saying(void (*fn)(), const std::vector<const char *> &says)
+{
+    int status = 0;
+    std::string err = stderr_of_child(fn, &status);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "the child was not stopped by abort (status %#x); stderr:\n%s", status,
+              err.c_str());
+    for (const char *s : says)
+        cr_assert(strstr(err.c_str(), s), "stderr lacks \"%s\":\n%s", s, err.c_str());
+}
+
+Test(blocks, a_block_reduction_is_exact_under_several_shuffle_seeds)
+{
+    const char *seeds[] = {"0", "1", "2", "12345"};
+    for (const char *seed : seeds) {
+        setenv("DPT_EMU_SHUFFLE", seed, 1);
+        std::vector<float> out = block_sums(0);
+        for (unsigned b = 0; b < out.size(); b++) {
+            /* sum of 64b .. 64b+63 */
+            float want = (float)(64 * b * 64 + 63 * 64 / 2);
+            cr_assert_eq(out[b], want, "seed %s block %u: %g, want %g", seed, b, out[b], want);
+        }
+    }
+}
+
+Test(blocks, seeds_shuffle_the_threads_of_a_barrier_interval)
+{
+    const unsigned threads = 64;
+    std::vector<std::vector<unsigned>> orders;
+    const char *seeds[] = {"0", "1", "2"};
+    for (const char *seed : seeds) {
+        setenv("DPT_EMU_SHUFFLE", seed, 1);
+        std::vector<unsigned> order(threads, 0);
+        unsigned *d = NULL, *next = NULL, zero = 0;
+        cr_assert_eq(cudaMalloc(&d, threads * sizeof(unsigned)), cudaSuccess);
+        cr_assert_eq(cudaMalloc(&next, sizeof(unsigned)), cudaSuccess);
+        cr_assert_eq(cudaMemcpy(next, &zero, sizeof zero, cudaMemcpyHostToDevice), cudaSuccess);
+        DPT_LAUNCH(barrier_order_kernel, 1, threads, 0, d, next);
+        cr_assert_eq(cudaMemcpy(order.data(), d, threads * sizeof(unsigned),
+                                cudaMemcpyDeviceToHost), cudaSuccess);
+        std::vector<unsigned> seen(threads, 0);
+        for (unsigned t : order)
+            seen[t < threads ? t : 0]++;
+        for (unsigned t = 0; t < threads; t++)
+            cr_assert_eq(seen[t], 1u, "seed %s: thread %u ran %u times after the barrier", seed,
+                         t, seen[t]);
+        orders.push_back(order);
+        cudaFree(d);
+        cudaFree(next);
+    }
+    for (unsigned t = 0; t < threads; t++)
+        cr_assert_eq(orders[0][t], t, "seed 0 resumes the threads in order");
+    cr_assert(orders[1] != orders[0] && orders[2] != orders[1],
+              "seeds 1 and 2 should each resume the threads in another order");
+}
+
+Test(blocks, fresh_shared_memory_is_not_zero)
+{
+    std::vector<float> out(32, 0.0f);
+    float *d = upload(out);
+    DPT_LAUNCH(fresh_shared_kernel, 1, 32, 0, d);
+    cr_assert_eq(cudaMemcpy(out.data(), d, 32 * sizeof(float), cudaMemcpyDeviceToHost),
+                 cudaSuccess);
+    for (unsigned t = 0; t < 32; t++)
+        cr_assert(isnan(out[t]), "shared word %u read %g before any write", t, out[t]);
+    cudaFree(d);
+}
+
+static void run_missing_barrier() { block_sums(1); }
+
+Test(racecheck, a_missing_syncthreads_is_reported_under_two_seeds)
+{
+    const char *seeds[] = {"0", "3"};
+    for (const char *seed : seeds) {
+        setenv("DPT_EMU_SHUFFLE", seed, 1);
+        expect_abort_saying(run_missing_barrier,
+                            {"racecheck", "kernel block_sum_kernel block (",
+                             "hazard on shared s[", "in one barrier interval"});
+    }
+}
+
+static void run_past_the_end()
+{
+    float *d = upload(std::vector<float>(32, 0.0f));
+    DPT_LAUNCH(shared_past_the_end_kernel, 1, 32, 0, d);
+    cudaDeviceSynchronize();
+}
+
+Test(racecheck, a_shared_index_out_of_bounds_is_reported)
+{
+    expect_abort_saying(run_past_the_end,
+                        {"kernel shared_past_the_end_kernel block (0,0,0)",
+                         "thread (31,0,0) writes shared s[32], out of bounds [0, 32)"});
+}
+
+static void run_early_exit()
+{
+    float *d = upload(std::vector<float>(32, 0.0f));
+    DPT_LAUNCH(early_exit_kernel, 1, 32, 0, d);
+    cudaDeviceSynchronize();
+}
+
+static void run_two_barriers()
+{
+    float *d = upload(std::vector<float>(32, 0.0f));
+    DPT_LAUNCH(two_barriers_kernel, 1, 32, 0, d);
+    cudaDeviceSynchronize();
+}
+
+Test(synccheck, barrier_divergence_is_reported_not_a_deadlock)
+{
+    expect_abort_saying(run_early_exit, {"synccheck", "kernel early_exit_kernel",
+                                         "barrier divergence", "exited without reaching it",
+                                         "(16 of 32 threads exited)"});
+    expect_abort_saying(run_two_barriers, {"synccheck", "kernel two_barriers_kernel",
+                                           "barrier divergence", "at another one"});
+}
+
+static void run_with_a_bad_seed()
+{
+    setenv("DPT_EMU_SHUFFLE", "yes", 1);
+    run_early_exit();
+}
+
+Test(launch, a_shuffle_seed_that_is_not_a_number_is_refused)
+{
+    int status = 0;
+    std::string err = stderr_of_child(run_with_a_bad_seed, &status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x; stderr:\n%s", status,
+              err.c_str());
+    cr_assert(strstr(err.c_str(), "DPT_EMU_SHUFFLE=yes is not a seed"), "stderr:\n%s",
+              err.c_str());
 }
