@@ -98,3 +98,13 @@ require_emulated_gpus() {
     "$DPTRAIN" version | grep -q 'host emulation' || { echo "not the emulated build"; exit 77; }
     export DPT_EMU_DEVICES=$1
 }
+
+# ends_within PID SECONDS: waits up to SECONDS for process PID to end; 0 if it did, 1 if it runs
+ends_within() {
+    local _
+    for _ in $(seq 1 $(($2 * 10))); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    ! kill -0 "$1" 2>/dev/null
+}
