@@ -198,6 +198,14 @@ void dpt_reducer_barrier(dpt_reducer *r)
     dpt_watchdog_leave(r->wd);
 }
 
+void dpt_reducer_watch(dpt_reducer *r, const char *what)
+{
+    if (what)
+        dpt_watchdog_enter(r->wd, what, r->step, NULL, 0);
+    else
+        dpt_watchdog_leave(r->wd);
+}
+
 static void finish(dpt_reducer *r, float *buf, int queue_only)
 {
     double t0 = dpt_now();

@@ -96,6 +96,11 @@ void dpt_reducer_barrier(dpt_reducer *r);
  * (run.comm_timeout_s on the MPI path: mpi/watchdog.h). */
 void dpt_reducer_set_step(dpt_reducer *r, int64_t step);
 
+/* The caller enters (what: a string that outlives the wait) or leaves (NULL) a collective of its
+ * own beside the gradient allreduce (evaluation's sums, the checkpoint's agreement): the MPI
+ * path's watchdog times it as it times the allreduce, so a rank stalled there is named too. */
+void dpt_reducer_watch(dpt_reducer *r, const char *what);
+
 /* After backward: sums buf in one piece (no overlap) or waits for every bucket. buf then holds
  * the sums on every rank, as one MPI_Allreduce of the whole buffer would (up to summation
  * order). */

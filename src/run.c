@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -448,6 +449,11 @@ static void measure_epoch(run_state *r, int epoch, const epoch_sums *e, double e
     em->train_accuracy = e->rows > 0 ? e->correct / e->rows : NAN;
     em->val_loss = em->val_accuracy = em->test_loss = em->test_accuracy = NAN;
     double t_eval = dpt_trace_begin(DPT_SPAN_EVALUATION);
+    /* test hook DPT_TEST_STOP_AT_EVAL=R: rank R stops itself (SIGSTOP, a hung node) as evaluation
+     * starts, so the stall test can hang the evaluation's collective however fast the machine */
+    const char *stop_env = getenv("DPT_TEST_STOP_AT_EVAL");
+    if (stop_env && atoi(stop_env) == r->comm->rank)
+        raise(SIGSTOP);
     em->regression = t->data.targets > 0;
     em->val_rmse = em->val_mae = em->val_r2 = em->test_rmse = em->test_mae = em->test_r2 = NAN;
     if (em->regression) {
@@ -499,7 +505,10 @@ static int end_epoch(run_state *r, int epoch, const epoch_sums *e, dpt_epoch_met
             rc = save_checkpoint(r->t, r->ckpt, (int)(r->step / r->spe), r->step, &mine);
         dpt_trace_span(r->t->trace, DPT_SPAN_CHECKPOINT, t_ckpt, dpt_trace_end(), r->step, -1);
     }
-    if ((rc = dpt_comm_agree_error(r->comm, rc, &mine, err)) != DPT_OK)
+    dpt_reducer_watch(r->t->reducer, "the checkpoint's agreement");
+    rc = dpt_comm_agree_error(r->comm, rc, &mine, err);
+    dpt_reducer_watch(r->t->reducer, NULL);
+    if (rc != DPT_OK)
         return rc;
     r->wrote_ckpt = 1;
     r->last_good_epoch = (int)(r->step / r->spe);

@@ -575,7 +575,9 @@ void dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, double *loss, d
         const float *logits = dpt_model_forward(m, x, rows, NULL);
         be->loss(be, logits, y, rows, C, m->loss, 0.0f, NULL, &sums[0], &sums[1]);
     }
+    dpt_reducer_watch(t->reducer, "evaluation's allreduce");
     dpt_comm_allreduce_sum_double(t->comm, sums, 3);
+    dpt_reducer_watch(t->reducer, NULL);
     *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     *accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
 }
@@ -607,7 +609,9 @@ void dpt_trainer_evaluate_regression(dpt_trainer *t, const dpt_dataset *ds, doub
                                                    0.0f, NULL);
         dpt_regress_sums_add(sums, T, out, ds->t, ds->y + r, rows, d->t_mean, d->t_std);
     }
+    dpt_reducer_watch(t->reducer, "evaluation's allreduce");
     dpt_comm_allreduce_sum_double(t->comm, sums, (int)n_sums);
+    dpt_reducer_watch(t->reducer, NULL);
     *loss = sums[0] > 0 ? sums[n_sums - 1] / sums[0] : NAN;
     dpt_regress_metrics(sums, T, rmse, mae, r2);
     free(sums);

@@ -4,7 +4,8 @@
 # a message that names that rank as the one that did not arrive, and leave the last checkpoint
 # intact (loaded, CRC and all, by ckpt_diff). Two cases: 2 ranks with one allreduce after
 # backward, and 3 ranks with overlapped buckets (rank 1 stopped, so the lowest live rank is not
-# its neighbour). Usage: stall.sh DPTRAIN CKPT_DIFF
+# its neighbour); and a rank that hangs as evaluation starts (the watchdog watches evaluation's
+# allreduce and the checkpoint's agreement too). Usage: stall.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -79,4 +80,33 @@ stall_case() {
 
 stall_case one_allreduce 2 1
 stall_case buckets 3 1 --set comm.bucket_mb=0.005
+
+# A rank that hangs as the first evaluation starts (the test hook stops it there): the other
+# waits in evaluation's allreduce, which the watchdog watches too, and the job ends as above.
+eval_case() {
+    local out=$TMP/eval err=$TMP/eval.err rc=0 victim="" t0
+    DPT_TEST_STOP_AT_EVAL=1 "${MPIRUN[@]}" -np 2 -x DPT_TEST_STOP_AT_EVAL "$DPTRAIN" train \
+        "$CONFIG" --out "$out" --device cpu --set run.comm_timeout_s=$TIMEOUT_S \
+        >"$TMP/eval.out" 2>"$err" &
+    local launcher=$!
+    for _ in $(seq 1 600); do # until rank 1 has stopped itself (up to 60 s)
+        victim=$(rank_pid "$launcher" 1 || true)
+        [ -n "$victim" ] && [ "$(awk '{print $3}' "/proc/$victim/stat" 2>/dev/null)" = T ] && break
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.1
+    done
+    t0=$(date +%s)
+    ends_within "$launcher" "$BOUND_S" ||
+        { fail "eval: the job still runs ${BOUND_S} s after rank 1 stopped"; kill "$launcher" || true; }
+    [ -z "$victim" ] || kill -KILL "$victim" 2>/dev/null || true
+    wait "$launcher" || rc=$?
+    echo "eval: job ended $(($(date +%s) - t0)) s after rank 1 stopped, exit $rc; watchdog lines:"
+    grep "watchdog" "$err" | sed 's/^/    /' || true
+    [ "$rc" -ne 0 ] || fail "eval: the stalled job exited 0"
+    grep -q "\[rank 0 .*\] watchdog: evaluation's allreduce of step [0-9]* not done after" "$err" ||
+        fail "eval: rank 0 did not say it waits in evaluation's allreduce"
+    grep -q "watchdog: rank 1 (.*) did not arrive" "$err" ||
+        fail "eval: the message does not name rank 1 as the one that did not arrive"
+}
+eval_case
 finish
