@@ -504,9 +504,11 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     double t1 = dpt_trace_end();
 
     int graph = graph_phase(t), diverged = 0, traced = dpt_trace_wants(t->trace, step_in_epoch);
-    memset(t->layer_end, 0, sizeof t->layer_end);
-    t->model.layer_end[0] = traced ? t->layer_end[0] : NULL;
-    t->model.layer_end[1] = traced ? t->layer_end[1] : NULL;
+    if (traced) { /* only a traced step records its layers' times */
+        memset(t->layer_end, 0, sizeof t->layer_end);
+        t->model.layer_end[0] = t->layer_end[0];
+        t->model.layer_end[1] = t->layer_end[1];
+    }
     double at[4] = {t1, t1, t1, t1};
     if (graph == GRAPH_CAPTURE)
         dpt_device_graph_begin(be);
