@@ -9,6 +9,10 @@ string class names, a quoted free-text column), for configs/csv_classes.yaml and
       Fashion-MNIST rewritten as OUT_DIR/train.csv.gz and test.csv.gz: columns pixel0..pixel783
       (each byte / 255 as dptrain scales IDX) then label with the class names (T-shirt/top,
       Trouser, ...), from the IDX files in DIR; configs/fashion_mnist_csv.yaml trains on it.
+  make_csv_examples.py fashion-idx OUT_DIR [--rows N] [--idx DIR]
+      The first N training rows and the first max(N / 10, 1) test rows of Fashion-MNIST as
+      uncompressed IDX files (OUT_DIR/train-images-idx3-ubyte, ...): a small problem that keeps
+      the real data, for scripts/bench_fashion_search.sh and scripts/compare_optuna.py.
   make_csv_examples.py regression OUT_DIR [--rows N] [--seed S] [--noise F]
       A regression teacher for configs/regression.yaml: OUT_DIR/train.csv and test.csv with id,
       eight features x1..x8 ~ N(0, 1), and two targets, price and demand, from a fixed random
@@ -82,9 +86,25 @@ def fashion(out, idx):
                 f.write(",".join(text[b] for b in img) + "," + FASHION[lab] + "\n")
 
 
+def fashion_idx(out, idx, rows):
+    for prefix, n in (("train", rows), ("t10k", max(rows // 10, 1))):
+        for kind, dims in (("images-idx3", 3), ("labels-idx1", 1)):
+            with gzip.open(os.path.join(idx, "%s-%s-ubyte.gz" % (prefix, kind))) as f:
+                head = f.read(4 + 4 * dims)
+                shape = struct.unpack(">%dI" % dims, head[4:])
+                if n > shape[0]:
+                    raise SystemExit("fashion-idx: --rows %d: the file has only %d" % (n, shape[0]))
+                row = 1
+                for d in shape[1:]:
+                    row *= d
+                body = f.read(n * row)
+            with open(os.path.join(out, "%s-%s-ubyte" % (prefix, kind)), "wb") as f:
+                f.write(head[:4] + struct.pack(">%dI" % dims, n, *shape[1:]) + body)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("kind", choices=["tabular", "fashion", "regression"])
+    ap.add_argument("kind", choices=["tabular", "fashion", "fashion-idx", "regression"])
     ap.add_argument("out")
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
@@ -96,6 +116,8 @@ def main():
         tabular(a.out, a.rows, a.seed)
     elif a.kind == "regression":
         regression(a.out, a.rows, a.seed, a.noise)
+    elif a.kind == "fashion-idx":
+        fashion_idx(a.out, a.idx, a.rows)
     else:
         fashion(a.out, a.idx)
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Summarizes searches from their trials.jsonl files (dptrain search's, or the ones
+scripts/compare_optuna.py writes in the same layout) against a target objective fixed in advance,
+for scripts/bench_fashion_search.sh and scripts/compare_optuna.py (numbers in docs/search.md).
+
+  search_summary.py TARGET GROUPS LABEL=SEED=DIR/trials.jsonl...
+
+Per run: the search clock (end_s) when a trial first recorded an objective <= TARGET ("-" if
+none did), the best objective, the epochs trained by all trials, and utilization = the trials'
+busy seconds (time_s) / (GROUPS x the clock at the last record); then per label the medians over
+seeds (a run that never reached the target counts as later than any that did). Standard library
+only, so that any python3 runs it."""
+import json
+import statistics
+import sys
+
+HEADER = "# %-14s %4s %7s %9s %9s %7s %7s %7s" % (
+    "method", "seed", "trials", "t_target", "best", "epochs", "wall_s", "util_%")
+
+
+def summarize(path, target, groups):
+    """One run's row (a dict) from its trials.jsonl."""
+    recs = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                recs.append(json.loads(line))
+    recs = [r for r in recs if r.get("status") != "infra_failed"]
+    if not recs:
+        raise SystemExit("search_summary: %s holds no trial" % path)
+    hit = [r["end_s"] for r in recs
+           if r.get("objective") is not None and r["objective"] <= target]
+    vals = [r["objective"] for r in recs if r.get("objective") is not None]
+    wall = max(r["end_s"] for r in recs if r.get("end_s") is not None)
+    busy = sum(r.get("time_s") or 0.0 for r in recs)
+    return {"trials": len(recs), "t_target": min(hit) if hit else None,
+            "best": min(vals) if vals else None, "epochs": sum(r.get("epochs", 0) for r in recs),
+            "wall": wall, "util": 100.0 * busy / (groups * wall) if wall > 0 else 0.0}
+
+
+def fmt(v, spec):
+    return "-" if v is None else spec % v
+
+
+def row(label, seed, s):
+    return "  %-14s %4s %7d %9s %9s %7d %7.1f %7.1f" % (
+        label, seed, s["trials"], fmt(s["t_target"], "%.1f"), fmt(s["best"], "%.4f"),
+        s["epochs"], s["wall"], s["util"])
+
+
+def median_row(label, rows):
+    """Medians over seeds; t_target sorts a miss (None) after every hit."""
+    times = sorted(rows, key=lambda s: (s["t_target"] is None, s["t_target"] or 0.0))
+    mid = times[(len(times) - 1) // 2] if len(times) % 2 else None
+    if mid is not None:
+        t = mid["t_target"]
+    else:  # even count: the mean of the two middle ones, a miss if either missed
+        a, b = times[len(times) // 2 - 1], times[len(times) // 2]
+        t = None if None in (a["t_target"], b["t_target"]) else (a["t_target"] + b["t_target"]) / 2
+    def med(k):
+        vals = [s[k] for s in rows if s[k] is not None]
+        return statistics.median(vals) if vals else None
+    hits = sum(s["t_target"] is not None for s in rows)
+    return "  %-14s %4s %7s %9s %9s %7.1f %7.1f %7.1f   reached %d/%d" % (
+        label, "med", "%g" % med("trials"), fmt(t, "%.1f"), fmt(med("best"), "%.4f"), med("epochs"),
+        med("wall"), med("util"), hits, len(rows))
+
+
+def main(argv):
+    if len(argv) < 3:
+        raise SystemExit(__doc__)
+    target, groups = float(argv[0]), int(argv[1])
+    by_label = {}
+    print(HEADER)
+    for spec in argv[2:]:
+        label, seed, path = spec.split("=", 2)
+        s = summarize(path, target, groups)
+        by_label.setdefault(label, []).append(s)
+        print(row(label, seed, s))
+    print("# medians over seeds (target val_error <= %g)" % target)
+    for label, rows in by_label.items():
+        print(median_row(label, rows))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

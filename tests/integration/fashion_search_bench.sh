@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The Fashion-MNIST search benchmark's scripts in their smoke mode (2000 rows, 3 epochs, 4 trials,
+# one seed): scripts/bench_fashion_search.sh (sync, async, async + ASHA through mpirun -np 2),
+# scripts/search_summary.py on a hand-made trials.jsonl, and, where Debian's python3-optuna
+# imports, scripts/compare_optuna.py (else it says it skips that part). Skipped (exit 77)
+# without the Fashion-MNIST files. Usage: fashion_search_bench.sh DPTRAIN CKPT_DIFF
+set -euo pipefail
+DPTRAIN=$(realpath "$1")
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    echo "skipped: dataset-fashion-mnist not installed"
+    exit 77
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_fsb.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# --- search_summary.py: time to target, best, epochs, utilization, medians with a miss
+cat > "$TMP/a.jsonl" <<'EOF'
+{"trial":0,"objective":0.2,"status":"ok","epochs":3,"time_s":2.0,"start_s":0.0,"end_s":2.0}
+{"trial":1,"objective":0.1,"status":"stopped_early","epochs":1,"time_s":1.0,"start_s":0.0,"end_s":3.0}
+{"trial":2,"objective":null,"status":"diverged","epochs":0,"time_s":0.5,"start_s":2.0,"end_s":2.5}
+{"trial":3,"objective":0.09,"status":"infra_failed","epochs":1,"time_s":1.0,"start_s":2.5,"end_s":3.5}
+{"trial":4,"objective":0.11,"status":"ok","epochs":3,"time_s":1.5,"start_s":2.5,"end_s":4.0}
+EOF
+cat > "$TMP/b.jsonl" <<'EOF'
+{"trial":0,"objective":0.3,"status":"ok","epochs":3,"time_s":4.0,"start_s":0.0,"end_s":4.0}
+EOF
+cat > "$TMP/c.jsonl" <<'EOF'
+{"trial":0,"objective":0.12,"status":"ok","epochs":2,"time_s":1.0,"start_s":0.0,"end_s":9.0}
+EOF
+python3 "$ROOT/scripts/search_summary.py" 0.12 2 m=1="$TMP/a.jsonl" m=2="$TMP/b.jsonl" \
+    m=3="$TMP/c.jsonl" > "$TMP/summary"
+cat "$TMP/summary"
+python3 - "$TMP/summary" <<'EOF'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if not l.startswith("#")]
+a, b, c, med = rows
+# a: the infra_failed trial is left out (4 trials); the stopped trial at 0.1 reached 0.12 at 3.0
+# (before trial 4's 0.11 at 4.0); epochs 3+1+0+3; util (2+1+0.5+1.5) / (2 x 4.0)
+assert a == ["m", "1", "4", "3.0", "0.1000", "7", "4.0", "62.5"], a
+assert b == ["m", "2", "1", "-", "0.3000", "3", "4.0", "50.0"], b      # a miss
+assert c[3] == "9.0", c                                                  # <= target counts
+# medians: time of 3.0, a miss, 9.0 -> the miss sorts last, so 9.0; trials 4, 1, 1; best 0.1,
+# 0.3, 0.12; epochs 7, 3, 2; wall 4, 4, 9; util 62.5, 50, 5.6
+assert med == ["m", "med", "1", "9.0", "0.1200", "3.0", "4.0", "50.0", "reached", "2/3"], med
+EOF
+
+# --- the benchmark, smoke mode
+SMOKE=1 KEEP="$TMP/bench" bash "$ROOT/scripts/bench_fashion_search.sh" "$DPTRAIN" 1 | tee "$TMP/bench.out"
+python3 - "$TMP/bench" "$TMP/bench.out" <<'EOF'
+import json, os, sys
+d, out = sys.argv[1], sys.argv[2]
+rows = {l.split()[0] + l.split()[1]: l.split() for l in open(out) if not l.startswith("#")}
+for m in ("sync", "async", "asha"):
+    recs = [json.loads(l) for l in open(os.path.join(d, m + "-1", "trials.jsonl"))]
+    assert sorted(r["trial"] for r in recs) == [0, 1, 2, 3], (m, recs)
+    assert {r["group"] for r in recs} == {0, 1}, m            # 2 groups of one rank
+    assert all(r["epochs"] <= 3 for r in recs), m
+    row = rows[m + "1"]
+    assert row[2] == "4" and int(row[5]) == sum(r["epochs"] for r in recs), row
+    assert 0 < float(row[7]) <= 100, row
+    assert m + "med" in rows, m
+assert not any(r.get("status") == "stopped_early"
+               for m in ("sync", "async")
+               for r in map(json.loads, open(os.path.join(d, m + "-1", "trials.jsonl"))))
+# asha decided at rung 1 (3 epochs, grace 1, eta 3) for every trial that reached it
+rungs = [json.loads(l) for l in open(os.path.join(d, "asha-1", "rungs.jsonl"))]
+assert rungs and all(r["epoch"] == 1 for r in rungs), rungs
+EOF
+
+# --- Optuna's TPE + Hyperband driving dptrain train (Debian's python3-optuna)
+if ! /usr/bin/python3 -c 'import optuna' 2>/dev/null; then
+    echo "skip: optuna does not import (scripts/setup.sh --with-compare): compare_optuna.py not run"
+    exit 0
+fi
+/usr/bin/python3 "$ROOT/scripts/compare_optuna.py" --dptrain "$DPTRAIN" --smoke --keep "$TMP/optuna" \
+    | tee "$TMP/optuna.out"
+python3 - "$TMP/optuna" "$TMP/optuna.out" <<'EOF'
+import json, os, sys
+d, out = sys.argv[1], sys.argv[2]
+recs = [json.loads(l) for l in open(os.path.join(d, "optuna-1", "trials.jsonl"))]
+assert sorted(r["trial"] for r in recs) == [0, 1, 2, 3], recs
+for r in recs:
+    metrics = [json.loads(l) for l in open(os.path.join(d, "optuna-1", "trials", "%04d" % r["trial"], "metrics.jsonl"))]
+    assert r["status"] in ("ok", "stopped_early"), r
+    # the curve is what dptrain wrote; a pruned trial was stopped (fewer than 3 epochs, or the
+    # last epoch's line written before SIGTERM landed), an ok one ran all 3
+    assert r["curve"] == [1 - m["val_accuracy"] for m in metrics][:len(r["curve"])], r
+    assert r["epochs"] == len(r["curve"]) and (r["status"] != "ok" or r["epochs"] == 3), r
+    assert r["objective"] == r["curve"][-1], r
+assert any(l.startswith("  optuna-tpe-hb     1 ") for l in open(out)), open(out).read()
+EOF
+echo "fashion_search_bench: ok"
