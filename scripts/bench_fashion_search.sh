@@ -22,13 +22,9 @@ if [ "${SMOKE:-0}" = 1 ]; then
     rows=2000
     extra=(--set train.epochs=3 --set search.trials=4 --set search.initial_random=2)
 fi
-if [ -n "${KEEP:-}" ]; then
-    mkdir -p "$KEEP"
-    tmp=$KEEP
-else
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
-fi
+tmp=${KEEP:-$(mktemp -d)}
+mkdir -p "$tmp"
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 data=$tmp/data
 python3 scripts/make_csv_examples.py fashion-idx "$data" --rows "$rows"
 sets=(--set data.train_images="$data/train-images-idx3-ubyte"

@@ -8,14 +8,30 @@ for scripts/bench_fashion_search.sh and scripts/compare_optuna.py (numbers in do
 Per run: the search clock (end_s) when a trial first recorded an objective <= TARGET ("-" if
 none did), the best objective, the epochs trained by all trials, and utilization = the trials'
 busy seconds (time_s) / (GROUPS x the clock at the last record); then per label the medians over
-seeds (a run that never reached the target counts as later than any that did). Standard library
-only, so that any python3 runs it."""
+seeds (a run that never reached the target counts as later than any that did). The column
+t_rp_sync replays the run's own trials (their time_s, in id order) in synchronous rounds of GROUPS,
+each round as long as its slowest trial: when the target would have been reached had the same
+trials run in sync rounds under the same load (for an async run, the schedule's effect with the
+machine's load and the proposals held fixed). Standard library only, so that any python3 runs it."""
 import json
 import statistics
 import sys
 
-HEADER = "# %-14s %4s %7s %9s %9s %7s %7s %7s" % (
-    "method", "seed", "trials", "t_target", "best", "epochs", "wall_s", "util_%")
+HEADER = "# %-14s %4s %7s %9s %9s %7s %7s %7s %9s" % (
+    "method", "seed", "trials", "t_target", "best", "epochs", "wall_s", "util_%", "t_rp_sync")
+
+
+def replay_sync(recs, target, groups):
+    """The clock at the end of the first sync round (trials in id order, rounds of GROUPS, each
+    as long as its slowest) holding a trial whose objective is <= target; None if none does."""
+    ordered = sorted(recs, key=lambda r: r["trial"])
+    clock = 0.0
+    for k in range(0, len(ordered), groups):
+        rnd = ordered[k:k + groups]
+        clock += max(r.get("time_s") or 0.0 for r in rnd)
+        if any(r.get("objective") is not None and r["objective"] <= target for r in rnd):
+            return clock
+    return None
 
 
 def summarize(path, target, groups):
@@ -35,7 +51,8 @@ def summarize(path, target, groups):
     busy = sum(r.get("time_s") or 0.0 for r in recs)
     return {"trials": len(recs), "t_target": min(hit) if hit else None,
             "best": min(vals) if vals else None, "epochs": sum(r.get("epochs", 0) for r in recs),
-            "wall": wall, "util": 100.0 * busy / (groups * wall) if wall > 0 else 0.0}
+            "wall": wall, "util": 100.0 * busy / (groups * wall) if wall > 0 else 0.0,
+            "t_rp_sync": replay_sync(recs, target, groups)}
 
 
 def fmt(v, spec):
@@ -43,27 +60,30 @@ def fmt(v, spec):
 
 
 def row(label, seed, s):
-    return "  %-14s %4s %7d %9s %9s %7d %7.1f %7.1f" % (
+    return "  %-14s %4s %7d %9s %9s %7d %7.1f %7.1f %9s" % (
         label, seed, s["trials"], fmt(s["t_target"], "%.1f"), fmt(s["best"], "%.4f"),
-        s["epochs"], s["wall"], s["util"])
+        s["epochs"], s["wall"], s["util"], fmt(s["t_rp_sync"], "%.1f"))
+
+
+def median_time(rows, key):
+    """The median of a time over seeds, a miss (None) sorting after every hit."""
+    times = sorted((s[key] for s in rows), key=lambda t: (t is None, t or 0.0))
+    if len(times) % 2:
+        return times[len(times) // 2]
+    a, b = times[len(times) // 2 - 1], times[len(times) // 2]  # a miss if either missed
+    return None if None in (a, b) else (a + b) / 2
 
 
 def median_row(label, rows):
     """Medians over seeds; t_target sorts a miss (None) after every hit."""
-    times = sorted(rows, key=lambda s: (s["t_target"] is None, s["t_target"] or 0.0))
-    mid = times[(len(times) - 1) // 2] if len(times) % 2 else None
-    if mid is not None:
-        t = mid["t_target"]
-    else:  # even count: the mean of the two middle ones, a miss if either missed
-        a, b = times[len(times) // 2 - 1], times[len(times) // 2]
-        t = None if None in (a["t_target"], b["t_target"]) else (a["t_target"] + b["t_target"]) / 2
+    t = median_time(rows, "t_target")
     def med(k):
         vals = [s[k] for s in rows if s[k] is not None]
         return statistics.median(vals) if vals else None
     hits = sum(s["t_target"] is not None for s in rows)
-    return "  %-14s %4s %7s %9s %9s %7.1f %7.1f %7.1f   reached %d/%d" % (
+    return "  %-14s %4s %7s %9s %9s %7.1f %7.1f %7.1f %9s   reached %d/%d" % (
         label, "med", "%g" % med("trials"), fmt(t, "%.1f"), fmt(med("best"), "%.4f"), med("epochs"),
-        med("wall"), med("util"), hits, len(rows))
+        med("wall"), med("util"), fmt(median_time(rows, "t_rp_sync"), "%.1f"), hits, len(rows))
 
 
 def main(argv):

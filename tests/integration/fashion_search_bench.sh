@@ -36,13 +36,14 @@ import sys
 rows = [l.split() for l in open(sys.argv[1]) if not l.startswith("#")]
 a, b, c, med = rows
 # a: the infra_failed trial is left out (4 trials); the stopped trial at 0.1 reached 0.12 at 3.0
-# (before trial 4's 0.11 at 4.0); epochs 3+1+0+3; util (2+1+0.5+1.5) / (2 x 4.0)
-assert a == ["m", "1", "4", "3.0", "0.1000", "7", "4.0", "62.5"], a
-assert b == ["m", "2", "1", "-", "0.3000", "3", "4.0", "50.0"], b      # a miss
-assert c[3] == "9.0", c                                                  # <= target counts
+# (before trial 4's 0.11 at 4.0); epochs 3+1+0+3; util (2+1+0.5+1.5) / (2 x 4.0); replayed in
+# sync rounds (trials 0+1, then 2+4) the first round, 2.0 s long, holds the 0.1
+assert a == ["m", "1", "4", "3.0", "0.1000", "7", "4.0", "62.5", "2.0"], a
+assert b == ["m", "2", "1", "-", "0.3000", "3", "4.0", "50.0", "-"], b      # a miss
+assert c[3] == "9.0" and c[8] == "1.0", c                                    # <= target counts
 # medians: time of 3.0, a miss, 9.0 -> the miss sorts last, so 9.0; trials 4, 1, 1; best 0.1,
-# 0.3, 0.12; epochs 7, 3, 2; wall 4, 4, 9; util 62.5, 50, 5.6
-assert med == ["m", "med", "1", "9.0", "0.1200", "3.0", "4.0", "50.0", "reached", "2/3"], med
+# 0.3, 0.12; epochs 7, 3, 2; wall 4, 4, 9; util 62.5, 50, 5.6; replayed 2.0, a miss, 1.0
+assert med == ["m", "med", "1", "9.0", "0.1200", "3.0", "4.0", "50.0", "2.0", "reached", "2/3"], med
 EOF
 
 # --- the benchmark, smoke mode
