@@ -83,8 +83,8 @@ class Metrics:
 class Study:
     """One seed's study: runs trials (2 threads at once) and journals their records."""
 
-    def __init__(self, a, seed, out, sets, epochs):
-        self.a, self.seed, self.out, self.sets, self.epochs = a, seed, out, sets, epochs
+    def __init__(self, a, seed, out, sets):
+        self.a, self.seed, self.out, self.sets = a, seed, out, sets
         self.lock = threading.Lock()
         self.t0 = time.monotonic()
         os.makedirs(os.path.join(out, "trials"), exist_ok=True)
@@ -143,7 +143,7 @@ def run_seed(a, seed, out, sets, search):
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs,
                                             reduction_factor=3)
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
-    runner = Study(a, seed, out, sets, epochs)
+    runner = Study(a, seed, out, sets)
     study.optimize(lambda t: runner.objective(t, space), n_trials=trials, n_jobs=2,
                    catch=())
     runner.journal.close()
