@@ -23,6 +23,26 @@ typedef struct {
     long long launches, syncs, copies, copy_bytes;
 } dpt_device_counts;
 
+/* `bench train`'s GPU-event timing (cuda/timing.cu): the points of a step where events are
+ * recorded, on the compute stream (forward + backward, the optimizer) and on the communication
+ * stream (each allreduce), and what the events measured, in milliseconds per step. comm is the
+ * allreduces' device time, overlapped the part of it inside forward + backward, exposed the rest
+ * (comm = overlapped + exposed). */
+typedef enum {
+    DPT_MARK_STEP,         /* compute stream: forward begins */
+    DPT_MARK_BACKWARD_END, /* compute stream: backward's last kernel queued */
+    DPT_MARK_OPTIM,        /* compute stream: the update begins (after the allreduces) */
+    DPT_MARK_OPTIM_END,
+    DPT_MARK_COMM,         /* communication stream: an allreduce begins (its gradients ready) */
+    DPT_MARK_COMM_END
+} dpt_mark_kind;
+typedef struct {
+    int steps; /* steps measured (0: none) */
+    int graph; /* 1: the events were nodes of the CUDA Graph: its last replay measured */
+    int comm;  /* 1: the allreduces were timed (the NCCL path) */
+    double compute_ms, fwd_bwd_ms, optim_ms, comm_ms, overlapped_ms, exposed_ms;
+} dpt_device_times;
+
 /* The ops of the table, in one list: X(name, return type, (parameters)). It generates the
  * table's members, the completeness check below, the op names and `dptrain selftest`'s coverage
  * report, so an op added here is checked in every backend and named when no parity check

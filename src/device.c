@@ -145,6 +145,33 @@ int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
     return 0;
 }
 
+void dpt_device_timing_arm(dpt_backend *be, int steps)
+{
+    if (!be->host_memory)
+        dpt_cuda_timing_arm(steps);
+}
+
+void dpt_device_timing_slot(dpt_backend *be, int slot)
+{
+    if (!be->host_memory)
+        dpt_cuda_timing_slot(slot);
+}
+
+void dpt_device_mark(dpt_backend *be, dpt_mark_kind kind)
+{
+    if (!be->host_memory)
+        dpt_cuda_mark(kind, dpt_cuda_backend_stream(be));
+}
+
+int dpt_device_timing_read(dpt_backend *be, dpt_device_times *out)
+{
+    memset(out, 0, sizeof *out);
+    if (be->host_memory)
+        return -1;
+    dpt_cuda_timing_read(out);
+    return 0;
+}
+
 #else /* a build without the CUDA backend */
 
 int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_caller who,
@@ -186,6 +213,32 @@ void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
 }
 
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
+{
+    (void)be;
+    memset(out, 0, sizeof *out);
+    return -1;
+}
+
+/* the CPU backend has no events: nothing to time */
+void dpt_device_timing_arm(dpt_backend *be, int steps)
+{
+    (void)be;
+    (void)steps;
+}
+
+void dpt_device_timing_slot(dpt_backend *be, int slot)
+{
+    (void)be;
+    (void)slot;
+}
+
+void dpt_device_mark(dpt_backend *be, dpt_mark_kind kind)
+{
+    (void)be;
+    (void)kind;
+}
+
+int dpt_device_timing_read(dpt_backend *be, dpt_device_times *out)
 {
     (void)be;
     memset(out, 0, sizeof *out);

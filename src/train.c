@@ -427,13 +427,17 @@ static int step_update(dpt_trainer *t, int64_t step, double lr)
     dpt_model *m = &t->model;
     if (!t->device_stats) {
         int diverged = read_host_stats(t);
+        dpt_device_mark(be, DPT_MARK_OPTIM);
         if (!diverged)
             dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+        dpt_device_mark(be, DPT_MARK_OPTIM_END);
         be->sync(be);
         return diverged;
     }
+    dpt_device_mark(be, DPT_MARK_OPTIM); /* bench train's GPU-event timing, when armed */
     be->accumulate(be, t->acc, m->grads + m->n_params, 2);
     dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+    dpt_device_mark(be, DPT_MARK_OPTIM_END);
     return 0;
 }
 
@@ -462,6 +466,7 @@ static int step_compute(dpt_trainer *t, const float *xb, const int32_t *yb, int6
     dpt_model *m = &t->model;
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
     dpt_trace_begin(DPT_SPAN_FORWARD); /* run.trace's times and the NVTX ranges (nsys) */
+    dpt_device_mark(&t->be, DPT_MARK_STEP); /* bench train's GPU-event timing, when armed */
     const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
     at[0] = dpt_trace_next(DPT_SPAN_BACKWARD); /* backward: with the loss below */
     float *dlogits = m->d[0];
@@ -469,6 +474,7 @@ static int step_compute(dpt_trainer *t, const float *xb, const int32_t *yb, int6
     dpt_reducer_set_step(t->reducer, step);
     dpt_model_backward(m, xb, dlogits, t->rows, &drop,
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
+    dpt_device_mark(&t->be, DPT_MARK_BACKWARD_END);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
     if (!t->device_stats)
         t->be.sync(&t->be);
