@@ -69,9 +69,10 @@ void dpt_cuda_timing_read(dpt_device_times *out);
 void dpt_cuda_graph_begin(dpt_backend *be);
 void dpt_cuda_graph_end(dpt_backend *be);
 void dpt_cuda_graph_launch(dpt_backend *be);
-/* The update's values that change per step ({lr, bc1, bc2}: dpt_optim_scalars), written on the
- * device before a launch; a captured update reads them there. */
-void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2);
+/* The update's values that change per step ({lr, bc1, bc2}: dpt_optim_scalars) and the step
+ * (dropout's key; not written when step < 0), written on the device before a launch; a captured
+ * update and captured dropout kernels read them there. */
+void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2, int64_t step);
 
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */

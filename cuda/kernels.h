@@ -44,6 +44,7 @@ typedef struct {
     cudaGraphExec_t exec;
     int capturing;          /* between dpt_cuda_graph_begin and _end */
     float *scalars;         /* (3) the update's {lr, bc1, bc2}, written by a kernel per step */
+    uint64_t *step_dev;     /* (1) the step, dropout's key in a captured step, written with them */
     /* sum_squares: partials (the first SS_BLOCKS of SS_BLOCKS * THREADS are used), the result
      * in ss_block[0] (dpt_cuda_sum_squares_result), its pinned copy in ss_host[0] */
     double *ss_partial, *ss_block, *ss_host;

@@ -131,9 +131,9 @@ void *dpt_device_stream(dpt_backend *be)
 void dpt_device_graph_begin(dpt_backend *be) { dpt_cuda_graph_begin(be); }
 void dpt_device_graph_end(dpt_backend *be) { dpt_cuda_graph_end(be); }
 void dpt_device_graph_launch(dpt_backend *be) { dpt_cuda_graph_launch(be); }
-void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3], int64_t step)
 {
-    dpt_cuda_step_scalars(be, sc[0], sc[1], sc[2]);
+    dpt_cuda_step_scalars(be, sc[0], sc[1], sc[2], step);
 }
 
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
@@ -205,10 +205,11 @@ void *dpt_device_stream(dpt_backend *be)
 void dpt_device_graph_begin(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
 void dpt_device_graph_end(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
 void dpt_device_graph_launch(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
-void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3], int64_t step)
 {
     (void)be;
     (void)sc;
+    (void)step;
     DPT_CHECK(0, "no CUDA backend");
 }
 

@@ -40,9 +40,9 @@ void *dpt_device_stream(dpt_backend *be);
 void dpt_device_graph_begin(dpt_backend *be);
 void dpt_device_graph_end(dpt_backend *be);
 void dpt_device_graph_launch(dpt_backend *be);
-/* The update's per-step values {lr, bc1, bc2} (dpt_optim_scalars), where a captured update
- * reads them: set before each launch. */
-void dpt_device_graph_scalars(dpt_backend *be, const float sc[3]);
+/* The update's per-step values {lr, bc1, bc2} (dpt_optim_scalars) and the step (dropout's
+ * key), where a captured step reads them: set before each launch. */
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3], int64_t step);
 
 /* The device backend's counts of launches, host synchronizations and copies, and 0; -1 for the
  * CPU backend (nothing to count). */

@@ -222,10 +222,10 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
 }
 
 /* train.cuda_graph: auto captures the step when it needs nothing of the host and nothing in it
- * changes from step to step except through device memory (the learning rate and Adam's bias
- * corrections do: dpt_device_graph_scalars); what rules it out is said in the start-up table
- * (auto) or refused (on). The same verdict on every rank (it depends on the config, the path
- * and the data's fit, which every rank shares). */
+ * changes from step to step except through device memory (the learning rate, Adam's bias
+ * corrections and dropout's step do: dpt_device_graph_scalars); what rules it out is said in
+ * the start-up table (auto) or refused (on). The same verdict on every rank (it depends on the
+ * config, the path and the data's fit, which every rank shares). */
 static int graph_verdict(dpt_trainer *t, dpt_error *err)
 {
     const dpt_config *cfg = t->cfg;
@@ -236,8 +236,6 @@ static int graph_verdict(dpt_trainer *t, dpt_error *err)
         no = "the gradients go through the host (no NCCL)";
     else if (t->batch.staged)
         no = "batches are staged through pinned memory (data.device_resident)";
-    else if (cfg->model.dropout > 0)
-        no = "model.dropout > 0 (the mask is keyed by the step, a kernel argument)";
     t->graph_on = cfg->train.cuda_graph != DPT_GRAPH_OFF && !no;
     snprintf(t->graph_why, sizeof t->graph_why, "%s%s",
              cfg->train.cuda_graph == DPT_GRAPH_OFF ? "off (train.cuda_graph)"
@@ -528,7 +526,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     if (graph != GRAPH_NONE) {
         float sc[3];
         dpt_optim_scalars(&t->opt, step, lr, sc);
-        dpt_device_graph_scalars(be, sc);
+        dpt_device_graph_scalars(be, sc, step);
         dpt_device_graph_launch(be);
         dpt_reducer_replayed(t->reducer); /* the watchdog polls an event behind the replay */
     }
