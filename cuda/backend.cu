@@ -322,6 +322,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     be->loss = dpt_cuda_loss;
     be->loss_targets = dpt_cuda_loss_targets;
     be->loss_stats = dpt_cuda_loss_stats;
+    be->loss_targets_stats = dpt_cuda_loss_targets_stats;
     be->accumulate = dpt_cuda_accumulate;
     be->sum_squares = dpt_cuda_sum_squares;
     be->scale = dpt_cuda_scale;

@@ -92,6 +92,12 @@ typedef struct {
     X(loss_stats, void, (dpt_backend *be, const float *logits, const int32_t *y, int rows,     \
                          int cols, dpt_loss loss, float grad_scale, float *dlogits,            \
                          float *stats))                                                        \
+    /* As loss_targets, with the sum left in backend memory as loss_stats leaves it: stats(4) = \
+     * {loss sum, 0, rows, 0} (a regression has no hits), so a regression's step needs no host \
+     * synchronization either. */                                                               \
+    X(loss_targets_stats, void, (dpt_backend *be, const float *out, const int32_t *row,       \
+                                 const float *t, int rows, int cols, dpt_loss loss,            \
+                                 float grad_scale, float *dout, float *stats))                 \
     /* acc(n) += (double)x(n), both in backend memory: a step's statistics summed over steps    \
      * on the device, read by the host once per log interval. */                                \
     X(accumulate, void, (dpt_backend *be, double *acc, const float *x, int n))                 \

@@ -195,8 +195,8 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
         rc = dpt_optim_init(&t->opt, &optim_params, &t->be, t->model.n_params, mine);
     if (rc != DPT_OK)
         return rc;
-    /* a regression's loss op sums on the host (loss_targets): its steps read at once */
-    t->device_stats = !t->be.host_memory && !t->data.targets;
+    /* a device keeps the step's sums (loss_stats, a regression's loss_targets_stats) */
+    t->device_stats = !t->be.host_memory;
     if (t->device_stats) {
         t->acc = t->be.alloc(&t->be, 2 * sizeof(double));
         t->acc_host = t->be.alloc_pinned(&t->be, 2 * sizeof(double));
@@ -231,7 +231,7 @@ static int graph_verdict(dpt_trainer *t, dpt_error *err)
     const dpt_config *cfg = t->cfg;
     const char *no = NULL;
     if (!t->device_stats)
-        no = t->be.host_memory ? "the CPU backend" : "a regression (its loss is summed on the host)";
+        no = "the CPU backend";
     else if (!dpt_reducer_on_device(t->reducer))
         no = "the gradients go through the host (no NCCL)";
     else if (t->batch.staged)
@@ -355,6 +355,11 @@ static void step_loss(dpt_trainer *t, const float *logits, const int32_t *yb, fl
     dpt_model *m = &t->model;
     int C = m->widths[m->n_layers];
     float grad_scale = 1.0f / (float)t->cfg->train.batch_size;
+    if (t->device_stats && t->t_train) { /* regression: the labels index the target table */
+        be->loss_targets_stats(be, logits, yb, t->t_train, t->rows, C, m->loss, grad_scale,
+                               dlogits, m->grads + m->n_params);
+        return;
+    }
     if (t->device_stats) {
         be->loss_stats(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits,
                        m->grads + m->n_params);

@@ -3,9 +3,9 @@
 # the same run without graphs bitwise: one rank; two ranks on NCCL with overlapped buckets and
 # clipping (the allreduces captured across streams); learning rates that change every step and
 # AdamW's bias corrections (read from device memory by the replayed update); dropout (its key's
-# step read from device memory by the replayed kernels). An NCCL error in a
-# replay is caught by the watchdog. `on` where the step cannot be captured is refused, naming
-# why.
+# step read from device memory by the replayed kernels); a regression (its loss sums on the
+# device). An NCCL error in a replay is caught by the watchdog. `on` where the step cannot be
+# captured is refused, naming why.
 # Usage: gpu_graphs.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -38,6 +38,11 @@ same adamw_cosine 1 --set train.optimizer=adamw --set train.schedule=cosine --se
 # replay that kept the captured step's mask would differ from the run without graphs); 2 epochs,
 # so the key moves on across an epoch's end, and 2 ranks, so each draws its own rows' masks
 same dropout 2 --set model.dropout=0.2 --set train.epochs=2 --set comm.bucket_mb=0.005
+# a regression: its loss sums stay on the device too (loss_targets_stats), so it is captured
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+python3 "$REPO/scripts/make_csv_examples.py" regression "$TMP/regdata" --rows 1000 --seed 2 >/dev/null
+sed -e "s#data/regression#$TMP/regdata#" "$REPO/configs/regression.yaml" >"$TMP/reg.yaml"
+CONFIG=$TMP/reg.yaml same regression 2 --set train.epochs=2
 
 # an NCCL error in the 5th allreduce to run (a replay): the watchdog, polling the event recorded
 # behind the replays at the next read, ends the job naming it (not "diverged", not a hang)
