@@ -11,13 +11,14 @@
 
 namespace {
 
-enum { N_COMPUTE = 4, MAX_COMM = 8 }; /* compute marks; allreduces timed per step */
+enum { N_COMPUTE = 4, MAX_COMM = 32 }; /* compute marks; allreduces timed per step */
 
 struct step_events {
     cudaEvent_t mark[N_COMPUTE];     /* DPT_MARK_STEP .. DPT_MARK_OPTIM_END */
     cudaEvent_t comm[MAX_COMM][2];   /* each allreduce's begin and end */
     unsigned seen;                   /* bit k: mark[k] recorded */
     int n_comm[2];                   /* allreduce begins and ends recorded */
+    int untimed;                     /* allreduces past MAX_COMM */
 };
 
 std::vector<step_events> g_steps; /* the timed steps, then one for a captured graph */
@@ -79,6 +80,7 @@ void add_step(const step_events &s, dpt_device_times *out)
         out->overlapped_ms += hi > lo ? hi - lo : 0.0;
     }
     out->comm = out->comm || n > 0;
+    out->comm_untimed = s.untimed > out->comm_untimed ? s.untimed : out->comm_untimed;
     out->steps++;
 }
 
@@ -118,7 +120,7 @@ void dpt_cuda_mark(dpt_mark_kind kind, void *stream)
     step_events &e = capturing ? g_steps.back() : g_steps[(size_t)g_slot];
     if (capturing && kind == DPT_MARK_STEP) { /* a new capture replaces the one before */
         e.seen = 0;
-        e.n_comm[0] = e.n_comm[1] = 0;
+        e.n_comm[0] = e.n_comm[1] = e.untimed = 0;
         g_graph = true;
     }
     if (kind < DPT_MARK_COMM) {
@@ -127,9 +129,11 @@ void dpt_cuda_mark(dpt_mark_kind kind, void *stream)
         return;
     }
     int end = kind == DPT_MARK_COMM_END, k = e.n_comm[end];
-    if (k < MAX_COMM) { /* past MAX_COMM an allreduce goes untimed (add_step pairs the rest) */
+    if (k < MAX_COMM) {
         record(e.comm[k][end], s);
         e.n_comm[end]++;
+    } else if (end) { /* untimed, and said so (comm.bucket_mb far below the NCCL floor) */
+        e.untimed++;
     }
 }
 

@@ -40,6 +40,7 @@ typedef struct {
     int steps; /* steps measured (0: none) */
     int graph; /* 1: the events were nodes of the CUDA Graph: its last replay measured */
     int comm;  /* 1: the allreduces were timed (the NCCL path) */
+    int comm_untimed; /* allreduces of a step past those with events (not in comm) */
     double compute_ms, fwd_bwd_ms, optim_ms, comm_ms, overlapped_ms, exposed_ms;
 } dpt_device_times;
 

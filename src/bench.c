@@ -306,12 +306,14 @@ static void print_header(const dpt_config *cfg, const dpt_bench_train_opts *o, i
 /* The GPU events' line of one row (a fixed format: scripts/gpu_check.sh reads it). */
 static void print_gpu_times(int ranks, const dpt_device_times *g)
 {
-    char comm[160];
+    char comm[200];
     if (g->comm)
-        snprintf(comm, sizeof comm, "comm %.3f ms, overlapped %.3f ms, exposed %.3f ms", g->comm_ms,
-                 g->overlapped_ms, g->exposed_ms);
+        snprintf(comm, sizeof comm, "comm %.3f ms, overlapped %.3f ms, exposed %.3f ms%s",
+                 g->comm_ms, g->overlapped_ms, g->exposed_ms,
+                 g->comm_untimed ? " (allreduces past the first 32 of a step untimed)" : "");
     else
-        snprintf(comm, sizeof comm, "comm not timed (no allreduce on the device's streams: one rank, or the MPI path)");
+        snprintf(comm, sizeof comm, "comm not timed (no allreduce on the device's streams: one "
+                 "rank, or the MPI path)");
     printf("# GPU events per step on rank 0, %d rank%s: compute %.3f ms (forward+backward %.3f, "
            "update %.3f), %s; %s\n", ranks, ranks == 1 ? "" : "s", g->compute_ms, g->fwd_bwd_ms,
            g->optim_ms, comm, g->graph ? "the CUDA Graph's last replay"
