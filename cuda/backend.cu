@@ -131,6 +131,7 @@ static void cuda_destroy(dpt_backend *be)
         DPT_CUDA_CHECK(cudaGraphDestroy(ctx->graph));
     DPT_CUDA_CHECK(cudaFree(ctx->clip_scale));
     DPT_CUDA_CHECK(cudaFree(ctx->scalars));
+    DPT_CUDA_CHECK(cudaFree(ctx->step_dev));
     DPT_CUDA_CHECK(cudaFree(ctx->stats_dev));
     DPT_CUDA_CHECK(cudaFree(ctx->loss_dev));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->loss_host));
@@ -298,7 +299,8 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     ctx->ss_block = (double *)cuda_alloc(be, DPT_CUDA_SS_BLOCKS * sizeof(double));
     ctx->clip_scale = (float *)cuda_alloc(be, sizeof(float));
     ctx->scalars = (float *)cuda_alloc(be, 3 * sizeof(float));
-    if (!ctx->ss_partial || !ctx->ss_block || !ctx->clip_scale || !ctx->scalars)
+    ctx->step_dev = (uint64_t *)cuda_alloc(be, sizeof(uint64_t));
+    if (!ctx->ss_partial || !ctx->ss_block || !ctx->clip_scale || !ctx->scalars || !ctx->step_dev)
         return dpt_error_set(err, DPT_ERUNTIME,
                              "out of cuda memory for the backend's sum-of-squares buffers");
     DPT_CUDA_CHECK(cudaMallocHost((void **)&ctx->ss_host, DPT_CUDA_SS_BLOCKS * sizeof(double)));
@@ -320,6 +322,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     be->loss = dpt_cuda_loss;
     be->loss_targets = dpt_cuda_loss_targets;
     be->loss_stats = dpt_cuda_loss_stats;
+    be->loss_targets_stats = dpt_cuda_loss_targets_stats;
     be->accumulate = dpt_cuda_accumulate;
     be->sum_squares = dpt_cuda_sum_squares;
     be->scale = dpt_cuda_scale;

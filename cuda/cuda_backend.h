@@ -51,6 +51,17 @@ typedef enum { DPT_CUDA_COUNT_LAUNCH, DPT_CUDA_COUNT_SYNC, DPT_CUDA_COUNT_COPY }
 void dpt_cuda_count(dpt_cuda_count_kind kind, size_t bytes);
 void dpt_cuda_counts_read(dpt_device_counts *out);
 
+/* bench train's GPU-event timing (cuda/timing.cu), process-wide like the counters: arm creates
+ * the events of `steps` timed steps (0 frees them, and marks do nothing); slot says which timed
+ * step the next marks belong to (-1: an untimed step); mark records an event on `stream` (a
+ * cudaStream_t) for the slot, or, while the stream is capturing, as an external record node of
+ * the graph (every replay records it); read waits for the events and fills `out` with the steps'
+ * mean, or with the last replay's when a graph held the marks. */
+void dpt_cuda_timing_arm(int steps);
+void dpt_cuda_timing_slot(int slot);
+void dpt_cuda_mark(dpt_mark_kind kind, void *stream);
+void dpt_cuda_timing_read(dpt_device_times *out);
+
 /* train.cuda_graph: begin captures what is queued on the compute stream (and on the streams
  * that join it through events, NCCL's); end instantiates it, replacing the graph before;
  * launch replays it on the compute stream. A capture that meets a synchronization fails at
@@ -58,9 +69,10 @@ void dpt_cuda_counts_read(dpt_device_counts *out);
 void dpt_cuda_graph_begin(dpt_backend *be);
 void dpt_cuda_graph_end(dpt_backend *be);
 void dpt_cuda_graph_launch(dpt_backend *be);
-/* The update's values that change per step ({lr, bc1, bc2}: dpt_optim_scalars), written on the
- * device before a launch; a captured update reads them there. */
-void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2);
+/* The update's values that change per step ({lr, bc1, bc2}: dpt_optim_scalars) and the step
+ * (dropout's key; not written when step < 0), written on the device before a launch; a captured
+ * update and captured dropout kernels read them there. */
+void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2, int64_t step);
 
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */

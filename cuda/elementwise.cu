@@ -34,13 +34,16 @@ void dpt_cuda_gather(dpt_backend *be, const float *x, const int32_t *y, const in
 }
 
 /* z(B,O) += b; a = act(z), times the dropout scale when dropping (as cpu_bias_act_forward:
- * the activation first, then the product). */
+ * the activation first, then the product). step_dev: see dropout_arg. */
 static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__restrict__ a,
                                                const float *__restrict__ b, int rows, int cols,
                                                dpt_activation act, int dropping,
-                                               dpt_dropout drop, int layer)
+                                               dpt_dropout drop, const uint64_t *step_dev,
+                                               int layer)
 {
     size_t n = (size_t)rows * cols;
+    if (dropping && step_dev)
+        drop.step = *step_dev;
     DPT_FOR_THREAD(i, n) {
         int r = (int)(i / (size_t)cols), c = (int)(i % (size_t)cols);
         float zi = z[i] + b[c];
@@ -53,14 +56,21 @@ static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__r
 }
 
 /* Kernels take the dropout parameters by value (a pointer to host memory would not reach the
- * device): a zeroed struct with dropping = 0 when there is no dropout. */
-static dpt_dropout dropout_arg(const dpt_dropout *drop, int *dropping)
+ * device): a zeroed struct with dropping = 0 when there is no dropout. The step, part of the
+ * mask's key, changes every step: a kernel captured in a CUDA Graph reads it from device memory
+ * (*step_dev, written with the update's scalars before each launch: dpt_cuda_step_scalars), so
+ * that every replay draws that step's mask; outside a capture step_dev is NULL and the step is
+ * the argument's, the same number either way. */
+static dpt_dropout dropout_arg(dpt_backend *be, const dpt_dropout *drop, int *dropping,
+                               const uint64_t **step_dev)
 {
     dpt_dropout d;
     memset(&d, 0, sizeof d);
     *dropping = drop && drop->p > 0.0f;
     if (*dropping)
         d = *drop;
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    *step_dev = *dropping && ctx->capturing ? ctx->step_dev : NULL;
     return d;
 }
 
@@ -71,9 +81,11 @@ void dpt_cuda_bias_act_forward(dpt_backend *be, float *z, float *a, const float 
     if (rows <= 0 || cols <= 0)
         return;
     int dropping;
-    dpt_dropout d = dropout_arg(drop, &dropping);
+    const uint64_t *step_dev;
+    dpt_dropout d = dropout_arg(be, drop, &dropping, &step_dev);
     DPT_LAUNCH(bias_act_forward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
-               dpt_cuda_ctx_of(be)->stream, z, a, b, rows, cols, act, dropping, d, layer);
+               dpt_cuda_ctx_of(be)->stream, z, a, b, rows, cols, act, dropping, d, step_dev,
+               layer);
     DPT_CUDA_CHECK_LAUNCH();
 }
 
@@ -82,9 +94,11 @@ void dpt_cuda_bias_act_forward(dpt_backend *be, float *z, float *a, const float 
 static __global__ void act_backward_kernel(float *__restrict__ d, const float *__restrict__ z,
                                            const float *__restrict__ a, int rows, int cols,
                                            dpt_activation act, int dropping, dpt_dropout drop,
-                                           int layer)
+                                           const uint64_t *step_dev, int layer)
 {
     size_t n = (size_t)rows * cols;
+    if (dropping && step_dev)
+        drop.step = *step_dev;
     DPT_FOR_THREAD(i, n) {
         float zi = z[i];
         if (dropping) {
@@ -104,9 +118,11 @@ void dpt_cuda_act_backward(dpt_backend *be, float *d, const float *z, const floa
     if (rows <= 0 || cols <= 0)
         return;
     int dropping;
-    dpt_dropout dd = dropout_arg(drop, &dropping);
+    const uint64_t *step_dev;
+    dpt_dropout dd = dropout_arg(be, drop, &dropping, &step_dev);
     DPT_LAUNCH(act_backward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
-               dpt_cuda_ctx_of(be)->stream, d, z, a, rows, cols, act, dropping, dd, layer);
+               dpt_cuda_ctx_of(be)->stream, d, z, a, rows, cols, act, dropping, dd, step_dev,
+               layer);
     DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -44,6 +44,7 @@ typedef struct {
     cudaGraphExec_t exec;
     int capturing;          /* between dpt_cuda_graph_begin and _end */
     float *scalars;         /* (3) the update's {lr, bc1, bc2}, written by a kernel per step */
+    uint64_t *step_dev;     /* (1) the step, dropout's key in a captured step, written with them */
     /* sum_squares: partials (the first SS_BLOCKS of SS_BLOCKS * THREADS are used), the result
      * in ss_block[0] (dpt_cuda_sum_squares_result), its pinned copy in ss_host[0] */
     double *ss_partial, *ss_block, *ss_host;
@@ -118,6 +119,9 @@ void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row
                            double *loss_sum);
 void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
                          int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats);
+void dpt_cuda_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,
+                                 const float *t, int rows, int cols, dpt_loss loss,
+                                 float grad_scale, float *dout, float *stats);
 void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n);
 
 /* optim.cu */

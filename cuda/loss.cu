@@ -133,14 +133,14 @@ void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row
 /* One thread: the sums of dpt_cuda_loss's host loop, in the same order and precision, written
  * as the step's statistics. */
 static __global__ void loss_stats_kernel(const float *__restrict__ per_row, int rows,
-                                         float *__restrict__ stats)
+                                         int with_hits, float *__restrict__ stats)
 {
     if (blockIdx.x != 0 || threadIdx.x != 0)
         return;
     double lsum = 0.0, hits = 0.0;
     for (int i = 0; i < rows; i++) {
         lsum += (double)per_row[i];
-        hits += (double)per_row[rows + i];
+        hits += with_hits ? (double)per_row[rows + i] : 0.0; /* a regression has none */
     }
     stats[0] = (float)lsum;
     stats[1] = (float)hits;
@@ -157,7 +157,26 @@ void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y,
     float *per_row = launch_rows(be, "the step statistics' per-row results", &ctx->stats_dev, NULL,
                                  &ctx->stats_cap, logits, y, rows, cols, loss, grad_scale,
                                  dlogits);
-    DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, stats);
+    DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, per_row, rows, 1, stats);
+    DPT_CUDA_CHECK_LAUNCH();
+}
+
+/* The regression's loss_stats: the per-row losses into the step's own scratch (grown by the
+ * warm-up step, before any capture), summed by loss_stats_kernel. */
+void dpt_cuda_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,
+                                 const float *t, int rows, int cols, dpt_loss loss,
+                                 float grad_scale, float *dout, float *stats)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (rows <= 0 || cols <= 0)
+        return;
+    grow_rows(be, "the step statistics' per-row results", &ctx->stats_dev, NULL, &ctx->stats_cap,
+              rows);
+    unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
+    DPT_LAUNCH(loss_targets_kernel, blocks, threads, ctx->stream, out, row, t, rows, cols, loss,
+               grad_scale, dout, ctx->stats_dev);
+    DPT_CUDA_CHECK_LAUNCH();
+    DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, ctx->stats_dev, rows, 0, stats);
     DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -6,21 +6,26 @@
 
 #include "kernels.h"
 
-/* The step's scalars {lr, bc1, bc2} into device memory, where the update kernels read them: a
- * CUDA Graph replays the update with whatever this wrote before its launch. */
-static __global__ void step_scalars_kernel(float *__restrict__ sc, float lr, float bc1, float bc2)
+/* The step's scalars {lr, bc1, bc2} into device memory, where the update kernels read them, and
+ * the step (when step >= 0), where captured dropout kernels read it: a CUDA Graph replays the
+ * step with whatever this wrote before its launch. */
+static __global__ void step_scalars_kernel(float *__restrict__ sc, float lr, float bc1, float bc2,
+                                           uint64_t *__restrict__ step_dev, int64_t step)
 {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
         sc[0] = lr;
         sc[1] = bc1;
         sc[2] = bc2;
+        if (step >= 0)
+            *step_dev = (uint64_t)step;
     }
 }
 
-void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2)
+void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2, int64_t step)
 {
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
-    DPT_LAUNCH(step_scalars_kernel, 1u, 1u, ctx->stream, ctx->scalars, lr, bc1, bc2);
+    DPT_LAUNCH(step_scalars_kernel, 1u, 1u, ctx->stream, ctx->scalars, lr, bc1, bc2,
+               ctx->step_dev, step);
     DPT_CUDA_CHECK_LAUNCH();
 }
 
@@ -29,7 +34,7 @@ void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2)
 static void own_scalars(dpt_backend *be, float lr, float bc1, float bc2)
 {
     if (!dpt_cuda_ctx_of(be)->capturing)
-        dpt_cuda_step_scalars(be, lr, bc1, bc2);
+        dpt_cuda_step_scalars(be, lr, bc1, bc2, -1);
 }
 
 static __global__ void sgd_kernel(float *__restrict__ p, const float *__restrict__ g,

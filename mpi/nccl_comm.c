@@ -166,7 +166,9 @@ void dpt_nccl_allreduce_start(dpt_nccl *n, float *dev_buf, size_t count, cudaStr
     if (count == 0)
         return;
     comm_stream_waits(n, stream);
+    dpt_cuda_mark(DPT_MARK_COMM, (void *)n->stream); /* bench train's timing: once armed */
     queue_sum(n, dev_buf, count, ncclFloat);
+    dpt_cuda_mark(DPT_MARK_COMM_END, (void *)n->stream);
 }
 
 void dpt_nccl_allreduce_start_bf16(dpt_nccl *n, float *dev_buf, void *half, size_t count,
@@ -176,9 +178,11 @@ void dpt_nccl_allreduce_start_bf16(dpt_nccl *n, float *dev_buf, void *half, size
         return;
     comm_stream_waits(n, stream);
     /* all three on the comm stream, in order: the compute stream goes on with backward */
+    dpt_cuda_mark(DPT_MARK_COMM, (void *)n->stream);
     dpt_cuda_to_bf16(half, dev_buf, count, (void *)n->stream);
     queue_sum(n, half, count, ncclBfloat16);
     dpt_cuda_from_bf16(dev_buf, half, count, (void *)n->stream);
+    dpt_cuda_mark(DPT_MARK_COMM_END, (void *)n->stream);
 }
 
 /* An error NCCL already knows of (a peer failed): after a remote failure NCCL's kernels end with

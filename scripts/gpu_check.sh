@@ -208,7 +208,14 @@ bench_row() { # LAYERS BATCH PRECISION GRAPH
     sps=$(echo "$r" | awk '{print $4}')
     step_ms=$(echo "$r" | awk '{print $5}')
     # what the backend counted per step, where the build prints it (launches, syncs, copies)
-    counts=$(grep -m1 -iE '^# .*launches' "$logs/$log" | sed 's/^# *//' | cut -c1-100 | tr '|' '/')
+    # (the one-rank row's line, not the header that explains the columns)
+    counts=$(grep -m1 -E '^# device work per step on rank 0, 1 rank: ' "$logs/$log" |
+             sed 's/^# device work per step on rank 0, 1 rank: *//' | cut -c1-100 | tr '|' '/')
+    # the GPU events' times of the one-rank row (compute / comm / overlapped / exposed ms per
+    # step; comm "-" where no allreduce ran on the device), where the build prints them
+    local ev
+    ev=$(sed -nE 's/^# GPU events per step on rank 0, 1 rank: compute ([0-9.]+) ms .*\), (comm ([0-9.]+) ms, overlapped ([0-9.]+) ms, exposed ([0-9.]+) ms|comm not timed).*/\1 \3 \4 \5/p' "$logs/$log" | head -1)
+    [ -z "$ev" ] || counts="${counts:+$counts, }GPU events compute/comm/overlapped/exposed ms $(echo "$ev" | awk '{ printf "%s/%s/%s/%s", $1, ($2 == "" ? "-" : $2), ($3 == "" ? "-" : $3), ($4 == "" ? "-" : $4) }')"
     # the faster of graphs on and off, for the PyTorch ratio
     local prev=${samples["$layers $batch $prec"]:-0}
     awk -v a="$sps" -v b="$prev" 'BEGIN { exit !(a > b) }' && samples["$layers $batch $prec"]=$sps

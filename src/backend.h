@@ -23,6 +23,27 @@ typedef struct {
     long long launches, syncs, copies, copy_bytes;
 } dpt_device_counts;
 
+/* `bench train`'s GPU-event timing (cuda/timing.cu): the points of a step where events are
+ * recorded, on the compute stream (forward + backward, the optimizer) and on the communication
+ * stream (each allreduce), and what the events measured, in milliseconds per step. comm is the
+ * allreduces' device time, overlapped the part of it inside forward + backward, exposed the rest
+ * (comm = overlapped + exposed). */
+typedef enum {
+    DPT_MARK_STEP,         /* compute stream: forward begins */
+    DPT_MARK_BACKWARD_END, /* compute stream: backward's last kernel queued */
+    DPT_MARK_OPTIM,        /* compute stream: the update begins (after the allreduces) */
+    DPT_MARK_OPTIM_END,
+    DPT_MARK_COMM,         /* communication stream: an allreduce begins (its gradients ready) */
+    DPT_MARK_COMM_END
+} dpt_mark_kind;
+typedef struct {
+    int steps; /* steps measured (0: none) */
+    int graph; /* 1: the events were nodes of the CUDA Graph: its last replay measured */
+    int comm;  /* 1: the allreduces were timed (the NCCL path) */
+    int comm_untimed; /* allreduces of a step past those with events (not in comm) */
+    double compute_ms, fwd_bwd_ms, optim_ms, comm_ms, overlapped_ms, exposed_ms;
+} dpt_device_times;
+
 /* The ops of the table, in one list: X(name, return type, (parameters)). It generates the
  * table's members, the completeness check below, the op names and `dptrain selftest`'s coverage
  * report, so an op added here is checked in every backend and named when no parity check
@@ -72,6 +93,12 @@ typedef struct {
     X(loss_stats, void, (dpt_backend *be, const float *logits, const int32_t *y, int rows,     \
                          int cols, dpt_loss loss, float grad_scale, float *dlogits,            \
                          float *stats))                                                        \
+    /* As loss_targets, with the sum left in backend memory as loss_stats leaves it: stats(4) = \
+     * {loss sum, 0, rows, 0} (a regression has no hits), so a regression's step needs no host \
+     * synchronization either. */                                                               \
+    X(loss_targets_stats, void, (dpt_backend *be, const float *out, const int32_t *row,       \
+                                 const float *t, int rows, int cols, dpt_loss loss,            \
+                                 float grad_scale, float *dout, float *stats))                 \
     /* acc(n) += (double)x(n), both in backend memory: a step's statistics summed over steps    \
      * on the device, read by the host once per log interval. */                                \
     X(accumulate, void, (dpt_backend *be, double *acc, const float *x, int n))                 \

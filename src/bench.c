@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "device.h"
 #include "trace.h"
 #include "train.h"
 #include "trainer_impl.h" /* to hand the trainer the trace, as run.c does */
@@ -23,6 +24,9 @@ typedef struct {
     int has_counts;
     double launches, copies, copy_bytes;
     long long syncs_min, syncs_max;
+    /* the GPU events' times per step (has_times): compute against communication */
+    int has_times;
+    dpt_device_times gpu;
 } bench_row;
 
 /* Adds one step's counts (the backend's totals before and after it) to the row. */
@@ -53,6 +57,8 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
         dpt_trainer_free(t);
         return rc;
     }
+    /* GPU events in the timed steps only, read after them: no host wait inside a step */
+    dpt_device_timing_arm(&t->be, steps);
     int64_t spe = dpt_trainer_steps_per_epoch(t);
     double lr = cfg->train.lr;
     int64_t step = 0;
@@ -64,7 +70,9 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
             row->step_s = dpt_now();
         }
         row->has_counts = dpt_trainer_device_counts(t, &before) == 0;
+        dpt_device_timing_slot(&t->be, i - warmup);
         if (dpt_trainer_step(t, (int)(step / spe), step % spe, step, lr) != DPT_STEP_OK) {
+            dpt_device_timing_arm(&t->be, 0);
             dpt_trace_free(t->trace);
             dpt_trainer_free(t);
             return dpt_error_set(err, DPT_ERUNTIME, "the loss diverged during the benchmark: lower train.lr");
@@ -74,6 +82,8 @@ static int time_steps(const dpt_config *cfg, dpt_comm *comm, int steps, int warm
     }
     MPI_Barrier(comm->world);
     double total = dpt_now() - row->step_s;
+    row->has_times = dpt_device_timing_read(&t->be, &row->gpu) == 0 && row->gpu.steps > 0;
+    dpt_device_timing_arm(&t->be, 0);
     dpt_step_stats st;
     dpt_trainer_stats(t, &st);
     row->step_s = total / steps;
@@ -283,10 +293,31 @@ static void print_header(const dpt_config *cfg, const dpt_bench_train_opts *o, i
                "kernels, cuBLAS calls and memsets; host syncs = stream, event and device\n# "
                "synchronizations, blocking copies and polled waits; copies = host<->device. The "
                "statistics are read every train.log_every steps\n# and at an epoch's last step; "
-               "times are the host's, which does not wait for the device between reads\n");
+               "times are the host's, which does not wait for the device between reads\n"
+               "# GPU events (cudaEventElapsedTime, read after the timed steps): compute = forward + "
+               "backward + update on the compute stream; comm = the allreduces on the\n# "
+               "communication stream; overlapped = the part of comm inside forward + backward; "
+               "exposed = comm - overlapped (what the update waited for)\n");
     printf("%7s %6s %8s %11s %9s %10s %9s %9s %13s %9s %11s\n", "ranks", "nodes", "batch",
            "samples/s", "step_ms", "compute_ms", "wait_ms", "comm_ms", "comm_total_ms", "data_ms",
            "efficiency");
+}
+
+/* The GPU events' line of one row (a fixed format: scripts/gpu_check.sh reads it). */
+static void print_gpu_times(int ranks, const dpt_device_times *g)
+{
+    char comm[200];
+    if (g->comm)
+        snprintf(comm, sizeof comm, "comm %.3f ms, overlapped %.3f ms, exposed %.3f ms%s",
+                 g->comm_ms, g->overlapped_ms, g->exposed_ms,
+                 g->comm_untimed ? " (allreduces past the first 32 of a step untimed)" : "");
+    else
+        snprintf(comm, sizeof comm, "comm not timed (no allreduce on the device's streams: one "
+                 "rank, or the MPI path)");
+    printf("# GPU events per step on rank 0, %d rank%s: compute %.3f ms (forward+backward %.3f, "
+           "update %.3f), %s; %s\n", ranks, ranks == 1 ? "" : "s", g->compute_ms, g->fwd_bwd_ms,
+           g->optim_ms, comm, g->graph ? "the CUDA Graph's last replay"
+                                       : g->steps == 1 ? "1 timed step" : "mean of the timed steps");
 }
 
 static void print_table(const dpt_bench_train_opts *o, const bench_results *br, double cap,
@@ -307,6 +338,8 @@ static void print_table(const dpt_bench_train_opts *o, const bench_results *br, 
                    "(%lld in a step that reads the statistics), %.1f copies (%.0f bytes)\n",
                    br->counts[i], br->counts[i] == 1 ? "" : "s", r->launches, r->syncs_min,
                    r->syncs_max, r->copies, r->copy_bytes);
+        if (r->has_times)
+            print_gpu_times(br->counts[i], &r->gpu);
     }
     printf("# GEMM-only cap, one rank: %.1f samples/s (%.2f MFLOP/sample, %.1f GFLOP/s); "
            "one rank reaches %.1f%% of it\n",

@@ -197,6 +197,19 @@ static void cpu_loss_stats(dpt_backend *be, const float *logits, const int32_t *
     stats[3] = 0.0f;
 }
 
+/* The sum of cpu_loss_targets, stored as the trainer's statistics slots are. */
+static void cpu_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,
+                                   const float *t, int rows, int cols, dpt_loss loss,
+                                   float grad_scale, float *dout, float *stats)
+{
+    double lsum = 0.0;
+    cpu_loss_targets(be, out, row, t, rows, cols, loss, grad_scale, dout, &lsum);
+    stats[0] = (float)lsum;
+    stats[1] = 0.0f;
+    stats[2] = (float)rows;
+    stats[3] = 0.0f;
+}
+
 static void cpu_accumulate(dpt_backend *be, double *acc, const float *x, int n)
 {
     (void)be;
@@ -295,6 +308,7 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->loss = cpu_loss;
     be->loss_targets = cpu_loss_targets;
     be->loss_stats = cpu_loss_stats;
+    be->loss_targets_stats = cpu_loss_targets_stats;
     be->accumulate = cpu_accumulate;
     be->sum_squares = cpu_sum_squares;
     be->scale = cpu_scale;

@@ -131,9 +131,9 @@ void *dpt_device_stream(dpt_backend *be)
 void dpt_device_graph_begin(dpt_backend *be) { dpt_cuda_graph_begin(be); }
 void dpt_device_graph_end(dpt_backend *be) { dpt_cuda_graph_end(be); }
 void dpt_device_graph_launch(dpt_backend *be) { dpt_cuda_graph_launch(be); }
-void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3], int64_t step)
 {
-    dpt_cuda_step_scalars(be, sc[0], sc[1], sc[2]);
+    dpt_cuda_step_scalars(be, sc[0], sc[1], sc[2], step);
 }
 
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
@@ -142,6 +142,33 @@ int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
     if (be->host_memory)
         return -1;
     dpt_cuda_counts_read(out);
+    return 0;
+}
+
+void dpt_device_timing_arm(dpt_backend *be, int steps)
+{
+    if (!be->host_memory)
+        dpt_cuda_timing_arm(steps);
+}
+
+void dpt_device_timing_slot(dpt_backend *be, int slot)
+{
+    if (!be->host_memory)
+        dpt_cuda_timing_slot(slot);
+}
+
+void dpt_device_mark(dpt_backend *be, dpt_mark_kind kind)
+{
+    if (!be->host_memory)
+        dpt_cuda_mark(kind, dpt_cuda_backend_stream(be));
+}
+
+int dpt_device_timing_read(dpt_backend *be, dpt_device_times *out)
+{
+    memset(out, 0, sizeof *out);
+    if (be->host_memory)
+        return -1;
+    dpt_cuda_timing_read(out);
     return 0;
 }
 
@@ -178,14 +205,41 @@ void *dpt_device_stream(dpt_backend *be)
 void dpt_device_graph_begin(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
 void dpt_device_graph_end(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
 void dpt_device_graph_launch(dpt_backend *be) { (void)be; DPT_CHECK(0, "no CUDA backend"); }
-void dpt_device_graph_scalars(dpt_backend *be, const float sc[3])
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3], int64_t step)
 {
     (void)be;
     (void)sc;
+    (void)step;
     DPT_CHECK(0, "no CUDA backend");
 }
 
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out)
+{
+    (void)be;
+    memset(out, 0, sizeof *out);
+    return -1;
+}
+
+/* the CPU backend has no events: nothing to time */
+void dpt_device_timing_arm(dpt_backend *be, int steps)
+{
+    (void)be;
+    (void)steps;
+}
+
+void dpt_device_timing_slot(dpt_backend *be, int slot)
+{
+    (void)be;
+    (void)slot;
+}
+
+void dpt_device_mark(dpt_backend *be, dpt_mark_kind kind)
+{
+    (void)be;
+    (void)kind;
+}
+
+int dpt_device_timing_read(dpt_backend *be, dpt_device_times *out)
 {
     (void)be;
     memset(out, 0, sizeof *out);

@@ -40,12 +40,20 @@ void *dpt_device_stream(dpt_backend *be);
 void dpt_device_graph_begin(dpt_backend *be);
 void dpt_device_graph_end(dpt_backend *be);
 void dpt_device_graph_launch(dpt_backend *be);
-/* The update's per-step values {lr, bc1, bc2} (dpt_optim_scalars), where a captured update
- * reads them: set before each launch. */
-void dpt_device_graph_scalars(dpt_backend *be, const float sc[3]);
+/* The update's per-step values {lr, bc1, bc2} (dpt_optim_scalars) and the step (dropout's
+ * key), where a captured step reads them: set before each launch. */
+void dpt_device_graph_scalars(dpt_backend *be, const float sc[3], int64_t step);
 
 /* The device backend's counts of launches, host synchronizations and copies, and 0; -1 for the
  * CPU backend (nothing to count). */
 int dpt_device_counts_read(const dpt_backend *be, dpt_device_counts *out);
+
+/* bench train's GPU-event timing (cuda_backend.h's dpt_cuda_timing_*): arm for `steps` timed
+ * steps (0: off), the timed step about to run (-1: untimed), a mark on the compute stream, and
+ * the times read after the steps (0; -1 for the CPU backend, where the marks do nothing). */
+void dpt_device_timing_arm(dpt_backend *be, int steps);
+void dpt_device_timing_slot(dpt_backend *be, int slot);
+void dpt_device_mark(dpt_backend *be, dpt_mark_kind kind);
+int dpt_device_timing_read(dpt_backend *be, dpt_device_times *out);
 
 #endif

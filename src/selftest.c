@@ -635,6 +635,25 @@ static void st_loss(st_run *st, dpt_loss loss, int with_grad)
     free(y);
 }
 
+/* loss_targets_stats: loss_targets's sum (the same tolerance) stored as the step's statistics
+ * ({sum, 0, rows, 0}: rows and the empty slots exact), and its dout. */
+static void st_targets_stats(st_run *st, const st_buf *bz, const st_buf *br, const st_buf *bt,
+                             int R, int T, dpt_loss loss, float gs, double scale,
+                             const char *shape)
+{
+    st_buf bs = {0}, bd = {0};
+    if (st_buf_init(st, &bs, NULL, 4 * sizeof(float), "loss_targets_stats") == 0 &&
+        st_buf_init(st, &bd, NULL, (size_t)R * T * sizeof(float), "loss_targets_stats") == 0) {
+        st->ref->loss_targets_stats(st->ref, bz->r, br->r, bt->r, R, T, loss, gs, bd.r, bs.r);
+        st->dev->loss_targets_stats(st->dev, bz->d, br->d, bt->d, R, T, loss, gs, bd.d, bs.d);
+        st_check_buf(st, "loss_targets_stats", shape, &bs, 4, 0, scale + R, ST_TOL_ELEMENTWISE);
+        st_check_buf(st, "loss_targets_stats dout", shape, &bd, (size_t)R * T, (size_t)T, -1.0,
+                     ST_TOL_ELEMENTWISE);
+    }
+    st_buf_free(st, &bs);
+    st_buf_free(st, &bd);
+}
+
 /* The regression loss with and without dout: 300 rows of 3 targets, each row's targets picked
  * by index from a table of 500 rows (as a split's labels index its target table), errors both
  * within and beyond Huber's delta of 1. */
@@ -677,6 +696,8 @@ static void st_loss_targets(st_run *st, dpt_loss loss, int with_grad)
         snprintf(what, sizeof what, "%s loss_sum", op);
         st_compare(st, what, shape, &sum_r, &sum_d, ST_F64, 1, 0, scale + 1.25,
                    ST_TOL_ELEMENTWISE);
+        if (with_grad) /* the training step's form: the sum left in backend memory */
+            st_targets_stats(st, &bz, &br, &bt, R, T, loss, gs, scale, shape);
     }
     st_buf_free(st, &bz);
     st_buf_free(st, &br);
@@ -863,6 +884,7 @@ static const char *const st_op_checks[DPT_BACKEND_N_OPS] = {
     [DPT_BACKEND_OP_loss] = "loss",
     [DPT_BACKEND_OP_loss_targets] = "loss_targets",
     [DPT_BACKEND_OP_loss_stats] = "loss_stats",
+    [DPT_BACKEND_OP_loss_targets_stats] = "loss_targets_stats",
     [DPT_BACKEND_OP_accumulate] = "accumulate",
     [DPT_BACKEND_OP_sum_squares] = "sum_squares",
     [DPT_BACKEND_OP_scale] = "scale",

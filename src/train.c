@@ -195,8 +195,8 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
         rc = dpt_optim_init(&t->opt, &optim_params, &t->be, t->model.n_params, mine);
     if (rc != DPT_OK)
         return rc;
-    /* a regression's loss op sums on the host (loss_targets): its steps read at once */
-    t->device_stats = !t->be.host_memory && !t->data.targets;
+    /* a device keeps the step's sums (loss_stats, a regression's loss_targets_stats) */
+    t->device_stats = !t->be.host_memory;
     if (t->device_stats) {
         t->acc = t->be.alloc(&t->be, 2 * sizeof(double));
         t->acc_host = t->be.alloc_pinned(&t->be, 2 * sizeof(double));
@@ -222,22 +222,20 @@ static int build_model(dpt_trainer *t, dpt_error *mine)
 }
 
 /* train.cuda_graph: auto captures the step when it needs nothing of the host and nothing in it
- * changes from step to step except through device memory (the learning rate and Adam's bias
- * corrections do: dpt_device_graph_scalars); what rules it out is said in the start-up table
- * (auto) or refused (on). The same verdict on every rank (it depends on the config, the path
- * and the data's fit, which every rank shares). */
+ * changes from step to step except through device memory (the learning rate, Adam's bias
+ * corrections and dropout's step do: dpt_device_graph_scalars); what rules it out is said in
+ * the start-up table (auto) or refused (on). The same verdict on every rank (it depends on the
+ * config, the path and the data's fit, which every rank shares). */
 static int graph_verdict(dpt_trainer *t, dpt_error *err)
 {
     const dpt_config *cfg = t->cfg;
     const char *no = NULL;
     if (!t->device_stats)
-        no = t->be.host_memory ? "the CPU backend" : "a regression (its loss is summed on the host)";
+        no = "the CPU backend";
     else if (!dpt_reducer_on_device(t->reducer))
         no = "the gradients go through the host (no NCCL)";
     else if (t->batch.staged)
         no = "batches are staged through pinned memory (data.device_resident)";
-    else if (cfg->model.dropout > 0)
-        no = "model.dropout > 0 (the mask is keyed by the step, a kernel argument)";
     t->graph_on = cfg->train.cuda_graph != DPT_GRAPH_OFF && !no;
     snprintf(t->graph_why, sizeof t->graph_why, "%s%s",
              cfg->train.cuda_graph == DPT_GRAPH_OFF ? "off (train.cuda_graph)"
@@ -357,6 +355,11 @@ static void step_loss(dpt_trainer *t, const float *logits, const int32_t *yb, fl
     dpt_model *m = &t->model;
     int C = m->widths[m->n_layers];
     float grad_scale = 1.0f / (float)t->cfg->train.batch_size;
+    if (t->device_stats && t->t_train) { /* regression: the labels index the target table */
+        be->loss_targets_stats(be, logits, yb, t->t_train, t->rows, C, m->loss, grad_scale,
+                               dlogits, m->grads + m->n_params);
+        return;
+    }
     if (t->device_stats) {
         be->loss_stats(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits,
                        m->grads + m->n_params);
@@ -427,13 +430,17 @@ static int step_update(dpt_trainer *t, int64_t step, double lr)
     dpt_model *m = &t->model;
     if (!t->device_stats) {
         int diverged = read_host_stats(t);
+        dpt_device_mark(be, DPT_MARK_OPTIM);
         if (!diverged)
             dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+        dpt_device_mark(be, DPT_MARK_OPTIM_END);
         be->sync(be);
         return diverged;
     }
+    dpt_device_mark(be, DPT_MARK_OPTIM); /* bench train's GPU-event timing, when armed */
     be->accumulate(be, t->acc, m->grads + m->n_params, 2);
     dpt_optim_step(&t->opt, m->params, m->grads, step, lr);
+    dpt_device_mark(be, DPT_MARK_OPTIM_END);
     return 0;
 }
 
@@ -462,6 +469,7 @@ static int step_compute(dpt_trainer *t, const float *xb, const int32_t *yb, int6
     dpt_model *m = &t->model;
     dpt_dropout drop = {(float)cfg->model.dropout, cfg->run.seed, (uint64_t)step, t->row0};
     dpt_trace_begin(DPT_SPAN_FORWARD); /* run.trace's times and the NVTX ranges (nsys) */
+    dpt_device_mark(&t->be, DPT_MARK_STEP); /* bench train's GPU-event timing, when armed */
     const float *logits = dpt_model_forward(m, xb, t->rows, &drop);
     at[0] = dpt_trace_next(DPT_SPAN_BACKWARD); /* backward: with the loss below */
     float *dlogits = m->d[0];
@@ -469,6 +477,7 @@ static int step_compute(dpt_trainer *t, const float *xb, const int32_t *yb, int6
     dpt_reducer_set_step(t->reducer, step);
     dpt_model_backward(m, xb, dlogits, t->rows, &drop,
                        dpt_reducer_overlaps(t->reducer) ? on_layer_grads : NULL, t);
+    dpt_device_mark(&t->be, DPT_MARK_BACKWARD_END);
     dpt_batch_done(&t->batch, step); /* backward was the last reader of this batch */
     if (!t->device_stats)
         t->be.sync(&t->be);
@@ -522,7 +531,7 @@ int dpt_trainer_step(dpt_trainer *t, int epoch, int64_t step_in_epoch, int64_t s
     if (graph != GRAPH_NONE) {
         float sc[3];
         dpt_optim_scalars(&t->opt, step, lr, sc);
-        dpt_device_graph_scalars(be, sc);
+        dpt_device_graph_scalars(be, sc, step);
         dpt_device_graph_launch(be);
         dpt_reducer_replayed(t->reducer); /* the watchdog polls an event behind the replay */
     }

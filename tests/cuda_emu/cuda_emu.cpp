@@ -499,6 +499,29 @@ static bool event_get(cudaEvent_t e, event_rec *out)
     return true;
 }
 
+/* The work of a record: the event's time, taken when the stream runs it (DPT_EMU_ASYNC: when the
+ * queue reaches it, so two streams' records interleave as their work did). */
+static std::function<void()> stamp_work(const void *token)
+{
+    return [token] {
+        std::lock_guard<std::mutex> g(g_lock);
+        auto it = g_events.find(token);
+        if (it != g_events.end())
+            it->second.when = now_seconds();
+    };
+}
+
+void event_launched(const void *token, cudaStream_t stream, uint64_t id)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    auto it = g_events.find(token);
+    if (it != g_events.end()) {
+        it->second.recorded = true;
+        it->second.stream = stream;
+        it->second.id = id;
+    }
+}
+
 } // namespace dpt_emu
 
 using namespace dpt_emu;
@@ -783,28 +806,30 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
+    return cudaEventRecordWithFlags(event, stream, cudaEventRecordDefault);
+}
+
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream, unsigned int flags)
+{
+    if (flags & ~cudaEventRecordExternal)
+        return fail(cudaErrorInvalidValue);
     if (!stream_valid(stream))
         return fail(cudaErrorInvalidResourceHandle);
     event_rec ev;
     if (!event_get(event, &ev))
         return fail(cudaErrorInvalidResourceHandle);
     const void *token = (const void *)event;
+    if (flags & cudaEventRecordExternal) { /* a node of the graph, or refused */
+        if (capture_take_record(stream, event, stamp_work(token)))
+            return cudaSuccess;
+        report("cudaEventRecordWithFlags", "cudaEventRecordExternal on stream %p, which is not "
+               "capturing: the flag is valid only during stream capture", (void *)stream);
+        return fail(cudaErrorInvalidValue);
+    }
     if (capture_record_event(event, stream)) /* a node of the capture, not a completion */
         return cudaSuccess;
     /* complete, with its time, when the stream reaches it */
-    uint64_t id = enqueue(stream, [token] {
-        std::lock_guard<std::mutex> g(g_lock);
-        auto it = g_events.find(token);
-        if (it != g_events.end())
-            it->second.when = now_seconds();
-    });
-    std::lock_guard<std::mutex> g(g_lock);
-    auto it = g_events.find(token);
-    if (it != g_events.end()) {
-        it->second.recorded = true;
-        it->second.stream = stream;
-        it->second.id = id;
-    }
+    event_launched(token, stream, enqueue(stream, stamp_work(token)));
     return cudaSuccess;
 }
 
@@ -834,21 +859,30 @@ cudaError_t cudaEventQuery(cudaEvent_t event)
     return cudaErrorNotReady; /* not an error: the last error stays */
 }
 
+/* CUDA's rules: an event created with cudaEventDisableTiming, or never recorded, is an invalid
+ * handle here; one recorded but not yet complete is cudaErrorNotReady; an event last recorded in
+ * a capture (not by an external node) has no time. The time is the one its record's work took
+ * when its stream ran it. */
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 {
     if (!ms)
         return fail(cudaErrorInvalidValue);
-    std::lock_guard<std::mutex> g(g_lock);
-    auto a = g_events.find((const void *)start), b = g_events.find((const void *)end);
-    if (a == g_events.end() || b == g_events.end())
+    event_rec a, b;
+    if (!event_get(start, &a) || !event_get(end, &b))
         return fail(cudaErrorInvalidResourceHandle);
-    if ((a->second.flags | b->second.flags) & cudaEventDisableTiming)
+    if ((a.flags | b.flags) & cudaEventDisableTiming)
         return fail(cudaErrorInvalidResourceHandle);
-    if (!a->second.recorded || !b->second.recorded)
+    if (!a.recorded || !b.recorded)
         return fail(cudaErrorInvalidResourceHandle);
-    if (!is_done(a->second.stream, a->second.id) || !is_done(b->second.stream, b->second.id))
-        return cudaErrorNotReady;
-    *ms = (float)(1e3 * (b->second.when - a->second.when));
+    if (capture_event_captured(start, "cudaEventElapsedTime") ||
+        capture_event_captured(end, "cudaEventElapsedTime"))
+        return fail(cudaErrorCapturedEvent);
+    /* outside the table's lock: is_done takes the queues' lock, which work holds while it stamps */
+    if (!is_done(a.stream, a.id) || !is_done(b.stream, b.id))
+        return cudaErrorNotReady; /* not an error: the last error stays */
+    event_get(start, &a);
+    event_get(end, &b);
+    *ms = (float)(1e3 * (b.when - a.when));
     return cudaSuccess;
 }
 

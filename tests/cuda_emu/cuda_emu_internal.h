@@ -103,6 +103,11 @@ bool capture_refuse_pageable(cudaStream_t stream, bool pageable, const char *who
 bool capture_record_event(cudaEvent_t event, cudaStream_t stream);
 bool capture_wait_event(cudaStream_t stream, cudaEvent_t event, cudaError_t *err);
 bool capture_event_captured(cudaEvent_t event, const char *who);
+/* An external event record node (cudaEventRecordExternal): false when stream is not capturing.
+ * When a launch queues the node, graph_emu calls event_launched (the event is pending until the
+ * stream runs the node, whose work stamps the time). */
+bool capture_take_record(cudaStream_t stream, cudaEvent_t event, std::function<void()> work);
+void event_launched(const void *event, cudaStream_t stream, uint64_t id);
 void capture_event_destroyed(cudaEvent_t event);
 
 /* Prints "[cuda_emu rank R] who: message" on stderr (rank when MPI is running). */

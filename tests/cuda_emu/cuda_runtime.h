@@ -88,6 +88,8 @@ typedef struct CUevent_st *cudaEvent_t;
 #define cudaEventDefault 0x00u
 #define cudaEventBlockingSync 0x01u
 #define cudaEventDisableTiming 0x02u
+#define cudaEventRecordDefault 0x00u
+#define cudaEventRecordExternal 0x01u
 
 typedef struct uint3 {
     unsigned int x, y, z;
@@ -158,6 +160,10 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event,
 cudaError_t cudaEventCreate(cudaEvent_t *event);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream DPT_EMU_DEFAULT(0));
+/* cudaEventRecordExternal: valid only on a capturing stream, where the record becomes a node of
+ * the graph that records the event (with its time) each time the graph runs. */
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream DPT_EMU_DEFAULT(0),
+                                     unsigned int flags DPT_EMU_DEFAULT(0));
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);

@@ -4,7 +4,9 @@
  * back before the capture ends; synchronizing a capturing stream, querying an event recorded in a
  * capture, and (by capture mode) the potentially unsafe calls (allocation, frees, blocking copies,
  * device synchronization) are refused and invalidate the capture; a launched graph runs the
- * captured work in capture order on the launch stream (an order its dependencies allow). */
+ * captured work in capture order on the launch stream (an order its dependencies allow); an
+ * external event record (cudaEventRecordExternal) is a node that records its event, with its
+ * time, at each launch. */
 #include <stdint.h>
 
 #include <functional>
@@ -24,13 +26,19 @@ namespace {
  * capture position (1-based index into work) through which s is ordered after s's work. */
 typedef std::map<const void *, uint64_t> horizon;
 
+/* One node of a capture: its work, and the event an external record node records (else null). */
+struct node {
+    std::function<void()> work;
+    const void *event;
+};
+
 struct capture_seq {
     const void *origin;
     cudaStreamCaptureMode mode;
     std::thread::id thread;
     bool invalidated = false;
     const char *why = nullptr;             /* the call that invalidated it */
-    std::vector<std::function<void()>> work;
+    std::vector<node> work;
     std::map<const void *, uint64_t> last; /* per stream: position of its last captured work */
     std::map<const void *, horizon> knows; /* per stream: what it waited for */
 };
@@ -68,16 +76,29 @@ void invalidate(const std::shared_ptr<capture_seq> &c, const char *why)
 
 } // namespace
 
-bool capture_take(cudaStream_t stream, std::function<void()> &work)
+/* Appends a node to the capture stream s is in (false when none), ordered after s's work. */
+static bool take_node(cudaStream_t stream, std::function<void()> &work, const void *event)
 {
     std::lock_guard<std::mutex> g(g_glock);
     auto c = seq_of((const void *)stream);
     if (!c)
         return false;
-    c->work.push_back(std::move(work));
+    c->work.push_back(node{std::move(work), event});
     c->last[(const void *)stream] = c->work.size();
     c->knows[(const void *)stream][(const void *)stream] = c->work.size();
+    if (event)
+        g_events.erase(event); /* last recorded by a node, not as a capture's internal event */
     return true;
+}
+
+bool capture_take(cudaStream_t stream, std::function<void()> &work)
+{
+    return take_node(stream, work, nullptr);
+}
+
+bool capture_take_record(cudaStream_t stream, cudaEvent_t event, std::function<void()> work)
+{
+    return take_node(stream, work, (const void *)event);
 }
 
 bool capture_refuse_sync(cudaStream_t stream, const char *who)
@@ -197,10 +218,10 @@ bool capture_event_captured(cudaEvent_t event, const char *who)
 using namespace dpt_emu;
 
 struct CUgraph_st {
-    std::vector<std::function<void()>> work;
+    std::vector<node> work;
 };
 struct CUgraphExec_st {
-    std::vector<std::function<void()>> work;
+    std::vector<node> work;
 };
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode)
@@ -295,8 +316,11 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
                (void *)stream);
         return cudaErrorStreamCaptureUnsupported;
     }
-    for (const auto &w : exec->work)
-        enqueue(stream, w);
+    for (const auto &w : exec->work) {
+        uint64_t id = enqueue(stream, w.work);
+        if (w.event) /* pending from now, complete when the stream runs the node */
+            event_launched(w.event, stream, id);
+    }
     return cudaSuccess;
 }
 

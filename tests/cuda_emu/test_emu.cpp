@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <string>
@@ -485,6 +486,54 @@ Test(events, record_query_and_wait)
     (void)cudaGetLastError();
 }
 
+/* cudaEventElapsedTime's rules (CUDA runtime API, Event Management): an event never recorded or
+ * created with cudaEventDisableTiming is an invalid handle, one recorded but not complete is not
+ * ready; and the time is the one the record took when its stream ran it, not when the host queued
+ * it: s2's record, run first, precedes s1's although the host queued it 2 ms later. */
+Test(events, elapsed_time_follows_cudas_rules)
+{
+    setenv("DPT_EMU_ASYNC", "1", 1); /* work runs only when the host needs it */
+    cudaStream_t s1, s2;
+    cudaEvent_t a, b, never, untimed;
+    float ms = -7.0f;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&a), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&b, cudaEventDefault), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&never), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&untimed, cudaEventDisableTiming), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(NULL, a, b), cudaErrorInvalidValue);
+    cr_assert_eq(cudaEventRecord(a, s1), cudaSuccess);
+    const struct timespec two_ms = {0, 2000000L};
+    nanosleep(&two_ms, NULL);
+    cr_assert_eq(cudaEventRecord(b, s2), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(untimed, s2), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, never), cudaErrorInvalidResourceHandle,
+                 "an event never recorded has no time");
+    cr_assert_eq(cudaEventElapsedTime(&ms, never, a), cudaErrorInvalidResourceHandle);
+    (void)cudaGetLastError();
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorNotReady, "queued, not yet run");
+    cr_assert_eq(cudaGetLastError(), cudaSuccess, "not ready is not an error");
+    cr_assert_eq(ms, -7.0f, "nothing written while not ready");
+    cr_assert_eq(cudaStreamSynchronize(s2), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorNotReady, "b is done, a is not");
+    cr_assert_eq(cudaStreamSynchronize(s1), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaSuccess);
+    cr_assert_leq(ms, 0.0f, "b ran before a: %g ms, the time of the host's call, not the run's", ms);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, a), cudaSuccess);
+    cr_assert_eq(ms, 0.0f);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, untimed), cudaErrorInvalidResourceHandle,
+                 "cudaEventDisableTiming: no time");
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidResourceHandle);
+    cudaEvent_t evs[] = {a, b, never, untimed};
+    for (cudaEvent_t e : evs)
+        cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorInvalidResourceHandle, "destroyed");
+    cr_assert_eq(cudaStreamDestroy(s1), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(s2), cudaSuccess);
+    (void)cudaGetLastError();
+}
+
 /* ---- cuBLAS ---- */
 
 /* Deterministic values with no common pattern, so a swapped index shows. */
@@ -909,6 +958,7 @@ Test(graph, capture_across_streams_joined_by_events)
 /* ---- two memory spaces (memory_emu.cpp) ---- */
 
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <string>
@@ -1288,4 +1338,54 @@ Test(launch, a_shuffle_seed_that_is_not_a_number_is_refused)
               err.c_str());
     cr_assert(strstr(err.c_str(), "DPT_EMU_SHUFFLE=yes is not a seed"), "stderr:\n%s",
               err.c_str());
+}
+
+/* cudaEventRecordExternal: refused outside a capture; inside one, a node that records the event
+ * (pending from the launch, complete with its time when the stream runs it) at every launch,
+ * where a plain record in a capture is an internal dependency with no time. */
+Test(graph, an_external_event_record_is_a_node_that_records_at_each_launch)
+{
+    setenv("DPT_EMU_ASYNC", "1", 1);
+    cudaStream_t s;
+    cudaEvent_t a, b, inner;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    float *d = NULL, ms = -1.0f;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&a), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&b), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&inner), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 8 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaEventRecordWithFlags(a, s, cudaEventRecordExternal), cudaErrorInvalidValue,
+                 "the external flag is valid only in a capture");
+    cr_assert_eq(cudaEventRecordWithFlags(a, s, 0x4u), cudaErrorInvalidValue);
+    (void)cudaGetLastError();
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cr_assert_eq(cudaEventRecordWithFlags(a, s, cudaEventRecordExternal), cudaSuccess);
+    DPT_LAUNCH(axpb_kernel, 1, 8, s, d, (size_t)8, 1.0f, 1.0f);
+    cr_assert_eq(cudaEventRecordWithFlags(b, s, cudaEventRecordExternal), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(inner, s), cudaSuccess);
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    cr_assert_eq(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorInvalidResourceHandle,
+                 "captured, never launched: not recorded");
+    (void)cudaGetLastError();
+    for (int launch = 0; launch < 2; launch++) {
+        cr_assert_eq(cudaGraphLaunch(exec, s), cudaSuccess);
+        cr_assert_eq(cudaEventQuery(b), cudaErrorNotReady, "launched, not yet run");
+        cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorNotReady);
+        cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+        cr_assert_eq(cudaEventElapsedTime(&ms, a, b), cudaSuccess);
+        cr_assert_geq(ms, 0.0f, "launch %d: %g ms", launch, ms);
+    }
+    cr_assert_eq(cudaEventElapsedTime(&ms, a, inner), cudaErrorInvalidResourceHandle,
+                 "a plain record in a capture has no time");
+    (void)cudaGetLastError();
+    cr_assert_eq(cudaGraphExecDestroy(exec), cudaSuccess);
+    cr_assert_eq(cudaGraphDestroy(graph), cudaSuccess);
+    cudaEvent_t evs[] = {a, b, inner};
+    for (cudaEvent_t e : evs)
+        cr_assert_eq(cudaEventDestroy(e), cudaSuccess);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
 }

@@ -33,6 +33,9 @@ grep '^| bench [0-9-]* b' "$table" | grep -vE '\| (PASS|not supported by this bu
     sed 's/^/    /' | grep . && fail "bench rows that neither passed nor were refused (above)"
 m=$(grep -cE '^\| bench [0-9-]* b[0-9]* fp32 graphs=off \| PASS \| [1-9][0-9]* samples/s' "$table" || true)
 [ "$m" = 3 ] || fail "expected the 3 fp32 graphs=off rows with samples/s > 0, got $m"
+# the GPU events' compute time per step in every fp32 row (one rank: no allreduce to time)
+m=$(grep -cE '^\| bench [0-9-]* b[0-9]* fp32 graphs=o[nf]* \| PASS \| .*GPU events compute/comm/overlapped/exposed ms [0-9.]*[1-9][0-9.]*/-/-/- \|' "$table" || true)
+[ "$m" = 6 ] || fail "expected the GPU events' times in the 6 fp32 rows, got $m: $(grep -m1 '^| bench' "$table")"
 # every log a row names is in OUTDIR/logs
 for log in $(awk -F' [|] ' '/^\| / && !/^\| (check|---) / { sub(/ \|$/, "", $4); print $4 }' "$table" | grep . | sort -u); do
     [ -f "$TMP/ok/logs/$log" ] || fail "row names log '$log', not in OUTDIR/logs"

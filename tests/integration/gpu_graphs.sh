@@ -2,9 +2,10 @@
 # train.cuda_graph (emulated CUDA build): a run whose step is captured once and replayed equals
 # the same run without graphs bitwise: one rank; two ranks on NCCL with overlapped buckets and
 # clipping (the allreduces captured across streams); learning rates that change every step and
-# AdamW's bias corrections (read from device memory by the replayed update). An NCCL error in a
-# replay is caught by the watchdog. `on` where the step cannot be captured is refused, naming
-# why.
+# AdamW's bias corrections (read from device memory by the replayed update); dropout (its key's
+# step read from device memory by the replayed kernels); a regression (its loss sums on the
+# device). An NCCL error in a replay is caught by the watchdog. `on` where the step cannot be
+# captured is refused, naming why.
 # Usage: gpu_graphs.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -33,6 +34,15 @@ same schedule 1 --set train.schedule=step --set train.step_epochs=1 --set train.
     --set train.warmup_epochs=1
 same adamw_cosine 1 --set train.optimizer=adamw --set train.schedule=cosine --set train.epochs=2 \
     --set train.warmup_epochs=1 --set train.lr=0.003
+# dropout: the mask's key holds the step, which the replayed kernels read from device memory (a
+# replay that kept the captured step's mask would differ from the run without graphs); 2 epochs,
+# so the key moves on across an epoch's end, and 2 ranks, so each draws its own rows' masks
+same dropout 2 --set model.dropout=0.2 --set train.epochs=2 --set comm.bucket_mb=0.005
+# a regression: its loss sums stay on the device too (loss_targets_stats), so it is captured
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+python3 "$REPO/scripts/make_csv_examples.py" regression "$TMP/regdata" --rows 1000 --seed 2 >/dev/null
+sed -e "s#data/regression#$TMP/regdata#" "$REPO/configs/regression.yaml" >"$TMP/reg.yaml"
+CONFIG=$TMP/reg.yaml same regression 2 --set train.epochs=2
 
 # an NCCL error in the 5th allreduce to run (a replay): the watchdog, polling the event recorded
 # behind the replays at the next read, ends the job naming it (not "diverged", not a hang)
@@ -45,16 +55,16 @@ DPT_EMU_NCCL_FAIL_AFTER=5 timeout 120 "${MPIRUN[@]}" -np 2 -x DPT_EMU_DEVICES -x
     ! grep -q diverged "$TMP/fault.out" ||
     fail "NCCL error in a replay: exit $rc: $(grep -E 'rank|error' "$TMP/fault.out" | head -3)"
 
-# on, where a kernel argument changes every step: refused before training, exit 2
+# on, where the step cannot be captured (batches staged through pinned memory): refused before
+# training, exit 2; auto says what rules it out
 set +e
-"$DPTRAIN" train "$CONFIG" --device cuda --set train.cuda_graph=on --set model.dropout=0.1 \
-    --out "$TMP/dropout" >"$TMP/dropout.out" 2>&1
+"$DPTRAIN" train "$CONFIG" --device cuda --set train.cuda_graph=on --set data.device_resident=off \
+    --out "$TMP/staged" >"$TMP/staged.out" 2>&1
 rc=$?
 set -e
-[ $rc = 2 ] && grep -q "train.cuda_graph: on, but the step cannot be captured as a CUDA Graph: model.dropout > 0" "$TMP/dropout.out" ||
-    fail "cuda_graph on with dropout: exit $rc, $(tail -1 "$TMP/dropout.out")"
-# auto says what rules it out
-"$DPTRAIN" train "$CONFIG" --device cuda --set model.dropout=0.1 --set train.epochs=1 \
+[ $rc = 2 ] && grep -q "train.cuda_graph: on, but the step cannot be captured as a CUDA Graph: batches are staged" "$TMP/staged.out" ||
+    fail "cuda_graph on with staged batches: exit $rc, $(tail -1 "$TMP/staged.out")"
+"$DPTRAIN" train "$CONFIG" --device cuda --set data.device_resident=off --set train.epochs=1 \
     --out "$TMP/auto" >"$TMP/auto.out" 2>&1 || fail "auto: $(tail -2 "$TMP/auto.out")"
-grep -q "CUDA Graph off: model.dropout > 0" "$TMP/auto.out" || fail "auto: $(grep device "$TMP/auto.out")"
+grep -q "CUDA Graph off: batches are staged" "$TMP/auto.out" || fail "auto: $(grep device "$TMP/auto.out")"
 finish
