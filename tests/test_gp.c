@@ -310,9 +310,24 @@ Test(gp, log_ei_far_below_incumbent)
     }
 }
 
+/* d log P(feasible) / dx against central differences at x */
+static void expect_feasible_gradient(dpt_gpc_t *g, const double *x)
+{
+    double gr[2], e = 1e-6;
+    dpt_gpc_log_feasible(g, x, gr);
+    for (int d = 0; d < 2; d++) {
+        double xp[2] = {x[0], x[1]}, xm[2] = {x[0], x[1]};
+        xp[d] += e;
+        xm[d] -= e;
+        double fd = (dpt_gpc_log_feasible(g, xp, NULL) - dpt_gpc_log_feasible(g, xm, NULL)) / (2 * e);
+        cr_expect(fabs(gr[d] - fd) < 1e-5 * (1 + fabs(fd)), "at (%g, %g) d%d: %g fd %g", x[0],
+                  x[1], d, gr[d], fd);
+    }
+}
+
 /* The feasibility classifier on a separable case: results on one side of u0 = 0.5 in 2-D,
  * divergences on the other. P(feasible) must be high deep on the good side, low deep on the
- * bad side, about undecided near the boundary, and its gradient must match central differences. */
+ * bad side, in between near the boundary, and its gradient must match central differences. */
 Test(gp, feasibility_classifier_separable)
 {
     enum { N = 24 };
@@ -326,29 +341,89 @@ Test(gp, feasibility_classifier_separable)
         dst[1] = u[1];
     }
     cr_assert(nok >= 8 && nbad >= 8, "design: %d ok, %d bad", nok, nbad);
-    dpt_gp_t *g = dpt_gp_classifier(2, ok, nok, bad, nbad, 3);
+    dpt_gpc_t *g = dpt_gpc_fit(2, ok, nok, bad, nbad, NULL);
     cr_assert(g != NULL);
     for (double v = 0.1; v < 1.0; v += 0.2) {
-        double good[2] = {0.1, v}, poor[2] = {0.9, v};
-        double pg = exp(dpt_gp_log_feasible(g, good, NULL));
-        double pb = exp(dpt_gp_log_feasible(g, poor, NULL));
-        /* labels +-2 through a probit: Phi(2) = 0.977 at an observed point, less between */
+        double good[2] = {0.1, v}, poor[2] = {0.9, v}, mid[2] = {0.5, v};
+        double pg = exp(dpt_gpc_log_feasible(g, good, NULL));
+        double pb = exp(dpt_gpc_log_feasible(g, poor, NULL));
+        double pm = exp(dpt_gpc_log_feasible(g, mid, NULL));
         cr_expect(pg > 0.8, "P(feasible) at (0.1, %g) = %g", v, pg);
         cr_expect(pb < 0.2, "P(feasible) at (0.9, %g) = %g", v, pb);
-        cr_expect(pg > exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) &&
-                      exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) > pb,
-                  "not monotone across the boundary at u1 = %g", v);
+        cr_expect(pg > pm && pm > pb, "not monotone across the boundary at u1 = %g", v);
     }
-    double x[2] = {0.55, 0.4}, gr[2], e = 1e-6;
-    dpt_gp_log_feasible(g, x, gr);
-    for (int d = 0; d < 2; d++) {
-        double xp[2] = {x[0], x[1]}, xm[2] = {x[0], x[1]};
-        xp[d] += e;
-        xm[d] -= e;
-        double fd = (dpt_gp_log_feasible(g, xp, NULL) - dpt_gp_log_feasible(g, xm, NULL)) / (2 * e);
-        cr_expect(fabs(gr[d] - fd) < 1e-5 * (1 + fabs(fd)), "d%d: %g fd %g", d, gr[d], fd);
+    expect_feasible_gradient(g, (double[]){0.55, 0.4});
+    expect_feasible_gradient(g, (double[]){0.2, 0.7});
+    dpt_gpc_free(g);
+}
+
+/* A noisy, non-separable case: the divergent region is the corner u0 > 0.6, u1 < 0.4, and 15% of
+ * the 80 labels (drawn with a fixed seed) are flipped, so no boundary separates them. The
+ * classifier must not chase the flipped labels: on a 20 x 20 grid its decision (P > 1/2)
+ * agrees with the true region at 85% of the points or more, P is low in the corner and high
+ * opposite, and on average it says "feasible" at the good-side points whose label was flipped.
+ * Also the Laplace evidence's gradient (Algorithm 5.1, which includes how the mode moves with
+ * theta) against central differences. */
+Test(gp, feasibility_classifier_noisy)
+{
+    enum { N = 80 };
+    double X[2 * N], t[N], ok[2 * N], bad[2 * N];
+    int nok = 0, nbad = 0;
+    for (int i = 0; i < N; i++) {
+        dpt_gp_sobol(2, (uint64_t)i, 1, 11, X + 2 * i);
+        int in = X[2 * i] > 0.6 && X[2 * i + 1] < 0.4;
+        int flip = dpt_rng_uniform(5, DPT_RNG_SEARCH, (uint64_t)i) < 0.15;
+        t[i] = (in ^ flip) ? -1.0 : 1.0;
+        double *dst = t[i] > 0 ? ok + 2 * nok++ : bad + 2 * nbad++;
+        dst[0] = X[2 * i];
+        dst[1] = X[2 * i + 1];
     }
-    dpt_gp_free(g);
+    double th[DPT_GPC_NTHETA(2)];
+    dpt_gpc_t *g = dpt_gpc_fit(2, ok, nok, bad, nbad, th);
+    cr_assert(g != NULL);
+    int agree = 0, nflip = 0;
+    for (int i = 0; i < 20; i++)
+        for (int j = 0; j < 20; j++) {
+            double u[2] = {(i + 0.5) / 20, (j + 0.5) / 20};
+            int in = u[0] > 0.6 && u[1] < 0.4;
+            agree += (dpt_gpc_log_feasible(g, u, NULL) > log(0.5)) == !in;
+        }
+    double pflip = 0.0;
+    for (int i = 0; i < N; i++)
+        if (t[i] < 0 && !(X[2 * i] > 0.6 && X[2 * i + 1] < 0.4)) {
+            pflip += exp(dpt_gpc_log_feasible(g, X + 2 * i, NULL));
+            nflip++;
+        }
+    cr_assert(nflip >= 3, "only %d flipped labels on the good side", nflip);
+    double pin = exp(dpt_gpc_log_feasible(g, (double[]){0.85, 0.15}, NULL));
+    double pout = exp(dpt_gpc_log_feasible(g, (double[]){0.15, 0.85}, NULL));
+    cr_expect(agree >= 340, "decision agrees with the true region at %d of 400 grid points", agree);
+    cr_expect(pin < 0.3, "P(feasible) in the corner: %g", pin);
+    cr_expect(pout > 0.7, "P(feasible) opposite: %g", pout);
+    cr_expect(pflip / nflip > 0.5, "flipped labels chased: mean P %g over %d", pflip / nflip,
+              nflip);
+    expect_feasible_gradient(g, (double[]){0.62, 0.41});
+    expect_feasible_gradient(g, (double[]){0.3, 0.3});
+
+    double gr[DPT_GPC_NTHETA(2)], e = 1e-5;
+    const double at[2][DPT_GPC_NTHETA(2)] = {{log(0.3), log(0.2), log(4.0), 0.0},
+                                             {log(0.1), log(0.5), log(20.0), 1.3}};
+    for (int c = 0; c < 2; c++) {
+        double l = dpt_gpc_log_evidence(2, X, t, N, at[c], gr);
+        cr_assert(isfinite(l));
+        for (int p = 0; p < DPT_GPC_NTHETA(2); p++) {
+            double tp[DPT_GPC_NTHETA(2)], tm[DPT_GPC_NTHETA(2)];
+            memcpy(tp, at[c], sizeof tp);
+            memcpy(tm, at[c], sizeof tm);
+            tp[p] += e;
+            tm[p] -= e;
+            double fd = (dpt_gpc_log_evidence(2, X, t, N, tp, NULL) -
+                         dpt_gpc_log_evidence(2, X, t, N, tm, NULL)) / (2 * e);
+            cr_expect(fabs(gr[p] - fd) < 1e-4 * (1 + fabs(fd)), "theta %d case %d: %g fd %g", p,
+                      c, gr[p], fd);
+        }
+    }
+    dpt_gpc_free(g);
 }
 
 /* ---- Sobol and objectives ------------------------------------------------------------------ */
