@@ -561,6 +561,56 @@ Test(bo, ei_per_second_proposes_cheaper_points)
     cr_expect(cost_eps < 0.5 * cost_ei, "mean time: EI per second %g, EI %g", cost_eps, cost_ei);
 }
 
+/* How far x lies inside the corner u0 > 0.6, u1 < 0.4 (0 outside) */
+static double corner_depth(const double *x)
+{
+    return fmax(fmin(x[0] - 0.6, 0.4 - x[1]), 0.0);
+}
+
+/* The feasibility model where EI pulls into the region that diverges: the objective falls toward
+ * the corner (1, 0), and of 30 random trials those in the corner u0 > 0.6, u1 < 0.4 diverged.
+ * Plain EI on the results alone proposes deep in the corner. With the diverged points the
+ * classifier's floor must keep the proposals out of it: the constrained minimum lies on the
+ * corner's edge, so a proposal may sit on the edge (the classifier's contour runs between
+ * results and divergences), but none deeper than 0.1 and none within 0.1 of a diverged point.
+ * (log EI + log P alone goes deep: LogEI's gain toward the corner outweighs what log P takes
+ * away; docs/search.md.) */
+Test(bo, feasibility_keeps_proposals_out_of_the_diverged_corner)
+{
+    enum { N = 30, D = 2, SEEDS = 12 };
+    double X[N * D], Xok[N * D], Xbad[N * D], y[N], out[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    int deep_plain = 0, used = 0;
+    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        random_points(N, D, 200 + seed, X);
+        int nok = 0, nbad = 0;
+        for (int i = 0; i < N; i++) {
+            const double *x = X + i * D;
+            int bad = corner_depth(x) > 0.0;
+            double *dst = bad ? Xbad + D * nbad++ : Xok + D * nok;
+            dst[0] = x[0];
+            dst[1] = x[1];
+            if (!bad) y[nok++] = (1 - x[0]) * (1 - x[0]) + x[1] * x[1];
+        }
+        if (nbad < 2) continue; /* the corner got fewer than two of the random points */
+        used++;
+        cr_assert_eq(dpt_bo_propose(&o, D, Xok, y, nok, NULL, 0, seed, out), 0);
+        deep_plain += corner_depth(out) > 0.2;
+        cr_assert_eq(dpt_bo_propose_feasible(&o, D, Xok, y, nok, Xbad, nbad, NULL, 0, seed, out),
+                     0);
+        cr_expect(corner_depth(out) < 0.1, "seed %d (%d diverged): proposed (%g, %g)", (int)seed,
+                  nbad, out[0], out[1]);
+        for (int i = 0; i < nbad; i++)
+            cr_expect(hypot(out[0] - Xbad[D * i], out[1] - Xbad[D * i + 1]) > 0.1,
+                      "seed %d: proposed (%g, %g) next to the diverged (%g, %g)", (int)seed,
+                      out[0], out[1], Xbad[D * i], Xbad[D * i + 1]);
+    }
+    cr_assert(used >= 10, "only %d usable seeds", used);
+    cr_expect(deep_plain >= used / 2, "plain EI went deep into the corner for %d of %d seeds only",
+              deep_plain, used);
+}
+
 Test(bo, branin_beats_random_search, .timeout = 60)
 {
     /* 25 evaluations (5 uniform random, then 20 proposals) on Branin, for 3 seeds: every run
