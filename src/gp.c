@@ -962,7 +962,7 @@ double dpt_gpc_log_evidence(int dim, const double *X, const double *t, int n, co
 static void gpc_box(int dim, double *lo, double *hi)
 {
     for (int d = 0; d < dim; d++) {
-        lo[d] = log(0.05);
+        lo[d] = log(0.2);
         hi[d] = log(10.0);
     }
     lo[dim] = -3.0;
@@ -1058,17 +1058,16 @@ done:
 }
 
 /* The floor of log P(feasible) below which no point is proposed (nor a restart's design point
- * kept): FEAS_MARGIN below P0 = Phi(m / sqrt(1 + amp2)), what the classifier says far from every
- * trial, and at most FEAS_MAX_FLOOR. Only divergences pull P below P0, so the floor marks where
- * they do and never closes unexplored space; log EI + log P alone does not keep proposals out
- * of the region (LogEI spans far more than log P can take away), nor does a floor at P = 1/2,
- * on whose contour the proposals then sit, half of them inside: docs/search.md. */
-#define FEAS_MARGIN 0.05
+ * kept): P0 = Phi(m / sqrt(1 + amp2)), what the classifier says far from every trial, at most
+ * FEAS_MAX_FLOOR. Only divergences pull P below P0, so the floor closes what they mark and never
+ * unexplored space. log EI + log P alone does not keep proposals out of the region (LogEI spans
+ * far more than log P takes away), nor does a floor at P = 1/2, on whose contour the proposals
+ * then sit, half of them inside: docs/search.md. */
 #define FEAS_MAX_FLOOR 0.9
 static double gpc_floor(const dpt_gpc_t *g)
 {
     double p0 = 0.5 * erfc(-g->mean / sqrt(1.0 + g->amp2) * 0.70710678118654752440);
-    return log(fmax(fmin(FEAS_MAX_FLOOR, p0 - FEAS_MARGIN), 1e-3));
+    return log(fmax(fmin(FEAS_MAX_FLOOR, p0), 1e-3));
 }
 
 /* Algorithm 3.2: mean = k^T dlp, var = k(x, x) - |L^-1 W^1/2 k|^2; their gradients w.r.t. x
