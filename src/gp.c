@@ -1,6 +1,7 @@
 /* The numerical core of the Bayesian hyperparameter search: a Gaussian process with a Matern 5/2
  * ARD kernel (Cholesky and solves through LAPACKE/CBLAS), its log marginal likelihood with the
- * analytic gradient, a box-constrained L-BFGS, a slice sampler, Expected Improvement and the
+ * analytic gradient, a GP classifier of feasibility (probit, Laplace's approximation), a
+ * box-constrained L-BFGS, a slice sampler, Expected Improvement and the
  * proposal loop that ties them together (Snoek, Larochelle & Adams 2012, "Practical Bayesian
  * Optimization of Machine Learning Algorithms"), with restarts once a minimum is polished
  * (Eriksson et al. 2019, "Scalable Global Optimization via Local Bayesian Optimization").
@@ -115,6 +116,22 @@ dpt_gp_t *dpt_gp_init(int dim, const double *X, const double *y, int n, const do
     return gp;
 }
 
+/* sum_i J_i u_i and sum_i J_i v_i, J_i = dk(x, X_i)/dx_d = dk/d(r^2) 2 (x_d - X_id) / ls_d^2,
+ * dk (n) holding dk/d(r^2) per observation: the gradients of the posterior in x */
+static void kstar_grad(int n, int dim, const double *X, const double *dk, const double *inv_ls2,
+                       const double *x, int d, const double *u, const double *v, double *su,
+                       double *sv)
+{
+    double a = 0.0, b = 0.0;
+    for (int i = 0; i < n; i++) {
+        double j = dk[i] * 2.0 * (x[d] - X[(size_t)i * dim + d]) * inv_ls2[d];
+        a += j * u[i];
+        b += j * v[i];
+    }
+    *su = a;
+    *sv = b;
+}
+
 /* Predictive equations R&W eq. 2.25-2.26 with a constant mean:
  *   mean = m + k_star^T alpha,  var = amp2 - |L^-1 k_star|^2,
  * gradients: dmean/dx = J^T alpha, dvar/dx = -2 J^T (K^-1 k_star), J = d k_star / dx (n, dim). */
@@ -140,13 +157,8 @@ void dpt_gp_predict(dpt_gp_t *gp, const double *x, double *mean, double *var, do
     /* w <- L^-T L^-1 k_star = K^-1 k_star */
     cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, gp->L, n, gp->w, 1);
     for (int d = 0; d < dim; d++) {
-        double gm = 0.0, gv = 0.0;
-        for (int i = 0; i < n; i++) {
-            /* dk_i/dx_d = dk/d(r^2) * 2 (x_d - X_id) / ls_d^2 */
-            double j = gp->dk[i] * 2.0 * (x[d] - gp->X[(size_t)i * dim + d]) * gp->inv_ls2[d];
-            gm += j * gp->alpha[i];
-            gv += j * gp->w[i];
-        }
+        double gm, gv;
+        kstar_grad(n, dim, gp->X, gp->dk, gp->inv_ls2, x, d, gp->alpha, gp->w, &gm, &gv);
         if (dmean) dmean[d] = gm;
         if (dvar) dvar[d] = -2.0 * gv;
     }
@@ -753,13 +765,8 @@ struct dpt_gpc {
 void dpt_gpc_free(dpt_gpc_t *g)
 {
     if (!g) return;
-    free(g->X);
-    free(g->L);
-    free(g->sw);
-    free(g->dlp);
-    free(g->k);
-    free(g->v);
-    free(g->dk);
+    double *p[] = {g->X, g->L, g->sw, g->dlp, g->k, g->v, g->dk};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
     free(g);
 }
 
@@ -1090,13 +1097,10 @@ double dpt_gpc_log_feasible(dpt_gpc_t *g, const double *x, double *grad)
     double l = log_cdf(mean / sc, &dl);
     if (!grad) return l;
     cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, g->L, n, g->v, 1);
+    for (int i = 0; i < n; i++) g->v[i] *= g->sw[i];
     for (int d = 0; d < dim; d++) {
-        double dm = 0.0, dv = 0.0;
-        for (int i = 0; i < n; i++) {
-            double j = g->dk[i] * 2.0 * (x[d] - g->X[(size_t)i * dim + d]) * g->inv_ls2[d];
-            dm += j * g->dlp[i];
-            dv += j * g->sw[i] * g->v[i];
-        }
+        double dm, dv;
+        kstar_grad(n, dim, g->X, g->dk, g->inv_ls2, x, d, g->dlp, g->v, &dm, &dv);
         dv *= -2.0;
         grad[d] = dl * (dm / sc - 0.5 * mean * dv / (sc * sc * sc));
     }

@@ -142,8 +142,10 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
 
 /* The same, with nbad points Xbad (nbad, dim) where the objective could not be measured
  * (diverged or failed trials): they do not enter the objective's GP; a classifier of them
- * against X gives P(feasible), and the acquisition is log EI + log P(feasible). nbad = 0 is
- * dpt_bo_propose. */
+ * against X (dpt_gpc_fit) gives P(feasible), the acquisition is log EI + log P(feasible), and
+ * no point (nor a restart's random design point) is proposed where P(feasible) is below what
+ * the classifier says far from every trial (at most 0.9): see gp.c. nbad = 0 is dpt_bo_propose,
+ * bit for bit. */
 int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
                             int n, const double *Xbad, int nbad, const double *pending, int m,
                             uint64_t seed, double *out);
