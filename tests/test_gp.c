@@ -2,8 +2,10 @@
  * explicit 2x2 and 3x3 algebra, EI against numerical integration and its sd -> 0 limit, the
  * kernel's symmetry and positive definiteness, analytic gradients (log marginal likelihood,
  * posterior, EI) against central finite differences, the Sobol design, the objectives at their
- * known minima, and the proposal loop: in the cube, aware of pending points, better on Branin
- * than random search can plausibly be, polishing a converged minimum and restarting after it. */
+ * known minima, the feasibility classifier (separable and noisy cases, its evidence's gradient)
+ * and the proposal loop: in the cube, aware of pending points, kept out of a diverged region,
+ * better on Branin than random search can plausibly be, polishing a converged minimum and
+ * restarting after it. */
 #include <criterion/criterion.h>
 
 #include <lapacke.h>
