@@ -1,6 +1,7 @@
 /* The numerical core of the Bayesian hyperparameter search: a Gaussian process with a Matern 5/2
  * ARD kernel (Cholesky and solves through LAPACKE/CBLAS), its log marginal likelihood with the
- * analytic gradient, a box-constrained L-BFGS, a slice sampler, Expected Improvement and the
+ * analytic gradient, a GP classifier of feasibility (probit, Laplace's approximation), a
+ * box-constrained L-BFGS, a slice sampler, Expected Improvement and the
  * proposal loop that ties them together (Snoek, Larochelle & Adams 2012, "Practical Bayesian
  * Optimization of Machine Learning Algorithms"), with restarts once a minimum is polished
  * (Eriksson et al. 2019, "Scalable Global Optimization via Local Bayesian Optimization").
@@ -115,6 +116,22 @@ dpt_gp_t *dpt_gp_init(int dim, const double *X, const double *y, int n, const do
     return gp;
 }
 
+/* sum_i J_i u_i and sum_i J_i v_i, J_i = dk(x, X_i)/dx_d = dk/d(r^2) 2 (x_d - X_id) / ls_d^2,
+ * dk (n) holding dk/d(r^2) per observation: the gradients of the posterior in x */
+static void kstar_grad(int n, int dim, const double *X, const double *dk, const double *inv_ls2,
+                       const double *x, int d, const double *u, const double *v, double *su,
+                       double *sv)
+{
+    double a = 0.0, b = 0.0;
+    for (int i = 0; i < n; i++) {
+        double j = dk[i] * 2.0 * (x[d] - X[(size_t)i * dim + d]) * inv_ls2[d];
+        a += j * u[i];
+        b += j * v[i];
+    }
+    *su = a;
+    *sv = b;
+}
+
 /* Predictive equations R&W eq. 2.25-2.26 with a constant mean:
  *   mean = m + k_star^T alpha,  var = amp2 - |L^-1 k_star|^2,
  * gradients: dmean/dx = J^T alpha, dvar/dx = -2 J^T (K^-1 k_star), J = d k_star / dx (n, dim). */
@@ -140,13 +157,8 @@ void dpt_gp_predict(dpt_gp_t *gp, const double *x, double *mean, double *var, do
     /* w <- L^-T L^-1 k_star = K^-1 k_star */
     cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, gp->L, n, gp->w, 1);
     for (int d = 0; d < dim; d++) {
-        double gm = 0.0, gv = 0.0;
-        for (int i = 0; i < n; i++) {
-            /* dk_i/dx_d = dk/d(r^2) * 2 (x_d - X_id) / ls_d^2 */
-            double j = gp->dk[i] * 2.0 * (x[d] - gp->X[(size_t)i * dim + d]) * gp->inv_ls2[d];
-            gm += j * gp->alpha[i];
-            gv += j * gp->w[i];
-        }
+        double gm, gv;
+        kstar_grad(n, dim, gp->X, gp->dk, gp->inv_ls2, x, d, gp->alpha, gp->w, &gm, &gv);
         if (dmean) dmean[d] = gm;
         if (dvar) dvar[d] = -2.0 * gv;
     }
@@ -728,83 +740,406 @@ static double transform_y(const double *y, int n, int warp, double *ys)
     return lj - n * log(sd);
 }
 
+/* ---- the feasibility classifier ---------------------------------------------------------- */
+
+/* GP classification (R&W 2006, chapter 3): a latent f ~ GP(0, k), k Matern 5/2 ARD, and the
+ * probit likelihood p(t | f) = Phi(t f) of the labels t = +1 (the trial gave a result) and -1
+ * (it diverged or failed). Laplace's method approximates the posterior of f by a Gaussian at
+ * its mode (Newton's method, Algorithm 3.1, with step halving); predictions by Algorithm 3.2,
+ * P(feasible) = Phi(mean / sqrt(1 + var)) (eq. 3.80). Prior mean 0: far from every trial the
+ * model is undecided (P = 1/2). The lengthscales and the latent variance maximize the Laplace
+ * approximation of the marginal likelihood (eq. 3.32; its gradient, Algorithm 5.1, counts how
+ * the mode moves) plus a log-normal prior: the objective's GP sees one phase and describes the
+ * objective, not where training fails (docs/search.md). theta here: dim log lengthscales, then
+ * the log latent variance (DPT_GPC_NTHETA). */
+struct dpt_gpc {
+    int dim, n;
+    double amp2, mean, inv_ls2[DPT_GP_MAX_DIM];
+    double *X;          /* (n, dim) row-major */
+    double *L;          /* (n, n) lower Cholesky factor of B = I + W^1/2 K W^1/2 at the mode */
+    double *sw;         /* (n) W^1/2, W = -d2 log p(t | f) / df2 at the mode */
+    double *dlp;        /* (n) d log p(t | f) / df at the mode */
+    double *k, *v, *dk; /* (n) scratch for predictions */
+};
+
+void dpt_gpc_free(dpt_gpc_t *g)
+{
+    if (!g) return;
+    double *p[] = {g->X, g->L, g->sw, g->dlp, g->k, g->v, g->dk};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
+    free(g);
+}
+
+typedef struct {
+    int dim, n;
+    const double *X, *t;
+    double *K, *D, *L, *M; /* (n, n): kernel, dk/d(r^2), Cholesky factor of B, scratch */
+    double *f, *a, *a2, *f2, *sw, *dlp, *d3, *b, *c; /* (n) */
+    double mean; /* the latent's prior mean */
+} lap_ws;
+
+static int lap_ws_init(lap_ws *w, int dim, const double *X, const double *t, int n)
+{
+    memset(w, 0, sizeof *w);
+    w->dim = dim;
+    w->n = n;
+    w->X = X;
+    w->t = t;
+    double **mats[] = {&w->K, &w->D, &w->L, &w->M};
+    double **vecs[] = {&w->f, &w->a, &w->a2, &w->f2, &w->sw, &w->dlp, &w->d3, &w->b, &w->c};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= (*mats[i] = malloc(sizeof(double) * n * n)) != NULL;
+    for (int i = 0; i < 9; i++) ok &= (*vecs[i] = malloc(sizeof(double) * n)) != NULL;
+    return ok ? 0 : -1;
+}
+
+static void lap_ws_free(lap_ws *w)
+{
+    double *p[] = {w->K, w->D, w->L, w->M, w->f, w->a, w->a2, w->f2, w->sw, w->dlp, w->d3,
+                   w->b, w->c};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
+}
+
+/* sum_i log Phi(t_i f_i), and per point its derivative dlp, W^1/2 (sw) and, when d3 is not
+ * NULL, the third derivative. With z = t f and r = phi(z) / Phi(z): d/df = t r,
+ * W = -d2/df2 = r (z + r) (R&W eq. 3.16), d3/df3 = t (r (z + r)(z + 2 r) - r). */
+static double probit_lik(int n, const double *t, const double *f, double *dlp, double *sw,
+                         double *d3)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        double z = t[i] * f[i], r;
+        s += log_cdf(z, &r);
+        dlp[i] = t[i] * r;
+        sw[i] = sqrt(fmax(r * (z + r), 0.0));
+        if (d3) d3[i] = t[i] * (r * (z + r) * (z + 2.0 * r) - r);
+    }
+    return s;
+}
+
+static double sum_of(int n, const double *v)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += v[i];
+    return s;
+}
+
+/* K and D (full symmetric) for the lengthscales and latent variance in th */
+static void lap_kernel(lap_ws *w, const double *th)
+{
+    int n = w->n, dim = w->dim;
+    double inv_ls2[DPT_GP_MAX_DIM], amp2 = exp(th[dim]);
+    w->mean = th[dim + 1];
+    for (int d = 0; d < dim; d++) inv_ls2[d] = exp(-2.0 * th[d]);
+    for (int j = 0; j < n; j++)
+        for (int i = j; i < n; i++) {
+            double r2 = 0.0, g;
+            for (int d = 0; d < dim; d++) {
+                double u = w->X[(size_t)i * dim + d] - w->X[(size_t)j * dim + d];
+                r2 += u * u * inv_ls2[d];
+            }
+            double k = matern52(amp2, r2, &g);
+            w->K[i + (size_t)j * n] = w->K[j + (size_t)i * n] = k;
+            w->D[i + (size_t)j * n] = w->D[j + (size_t)i * n] = g;
+        }
+}
+
+/* L <- the Cholesky factor of B = I + W^1/2 K W^1/2 (lower); its eigenvalues are >= 1 */
+static int lap_factor(lap_ws *w)
+{
+    int n = w->n;
+    for (int j = 0; j < n; j++)
+        for (int i = j; i < n; i++)
+            w->L[i + (size_t)j * n] = w->sw[i] * w->K[i + (size_t)j * n] * w->sw[j] + (i == j);
+    return LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, w->L, n);
+}
+
+/* The Newton step of Algorithm 3.1 (B factored at f): b = W f + dlp,
+ * a2 = b - W^1/2 B^-1 W^1/2 K b. */
+static void lap_newton(lap_ws *w)
+{
+    int n = w->n;
+    for (int i = 0; i < n; i++) w->b[i] = w->sw[i] * w->sw[i] * (w->f[i] - w->mean) + w->dlp[i];
+    cblas_dsymv(CblasColMajor, CblasLower, n, 1.0, w->K, n, w->b, 1, 0.0, w->c, 1);
+    for (int i = 0; i < n; i++) w->c[i] *= w->sw[i];
+    LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'L', n, 1, w->L, n, w->c, n);
+    for (int i = 0; i < n; i++) w->a2[i] = w->b[i] - w->sw[i] * w->c[i];
+}
+
+/* The mode f (= K a) of the posterior under the kernel in K, from f = 0, and the Laplace
+ * approximation of log p(t | X, theta) (eq. 3.32): -a^T f / 2 + log p(t | f) - sum log L_ii;
+ * sw, dlp, d3 and L are those at the mode. -INFINITY when a factorization fails. */
+static double lap_mode(lap_ws *w)
+{
+    int n = w->n;
+    for (int i = 0; i < n; i++) w->f[i] = w->mean;
+    memset(w->a, 0, sizeof(double) * n);
+    double psi = probit_lik(n, w->t, w->f, w->dlp, w->sw, NULL);
+    for (int it = 0; it < 100; it++) {
+        if (lap_factor(w) != 0) return -INFINITY;
+        lap_newton(w);
+        double step = 1.0, psi2 = -INFINITY, full = 0.0, fm = 0.0;
+        for (int i = 0; i < n; i++) fm = fmax(fm, fabs(w->f[i]));
+        for (int h = 0; h < 20; h++, step *= 0.5) {
+            for (int i = 0; i < n; i++) w->c[i] = w->a[i] + step * (w->a2[i] - w->a[i]);
+            for (int i = 0; i < n; i++) w->f2[i] = w->mean;
+            cblas_dsymv(CblasColMajor, CblasLower, n, 1.0, w->K, n, w->c, 1, 1.0, w->f2, 1);
+            psi2 = -0.5 * (cblas_ddot(n, w->c, 1, w->f2, 1) - w->mean * sum_of(n, w->c)) +
+                   probit_lik(n, w->t, w->f2, w->dlp, w->sw, NULL);
+            double df = 0.0;
+            for (int i = 0; i < n; i++) df = fmax(df, fabs(w->f2[i] - w->f[i]));
+            if (h == 0) full = df;
+            /* halve the step while Psi falls, except for small steps: near the mode rounding
+             * decides which Psi is larger, and Newton's step is the right one */
+            if (psi2 >= psi || df <= 1e-6 * (1.0 + fm)) break;
+        }
+        memcpy(w->a, w->c, sizeof(double) * n);
+        memcpy(w->f, w->f2, sizeof(double) * n);
+        psi = psi2;
+        /* to the mode itself, not only to where Psi stops rising: log|B| is first order in
+         * the mode's error, and the evidence's gradient assumes the exact mode */
+        if (full <= 1e-11 * (1.0 + fm)) break;
+    }
+    probit_lik(n, w->t, w->f, w->dlp, w->sw, w->d3);
+    if (lap_factor(w) != 0) return -INFINITY;
+    double logdet = 0.0;
+    for (int i = 0; i < n; i++) logdet += log(w->L[i + (size_t)i * n]);
+    return psi - logdet;
+}
+
+/* The gradient of lap_mode's value w.r.t. th (Algorithm 5.1), at the mode lap_mode left:
+ * for each theta_j, with C = dK/dtheta_j, R = W^1/2 B^-1 W^1/2, the explicit term
+ * a^T C a / 2 - tr(R C) / 2, plus s2^T (b - K R b), b = C dlp (how the mode moves), s2 =
+ * +(diag(K) - diag(K R K)) d3 / 2 = d log q / d f: -1/2 log|B| through W = -d2 log p, whose
+ * derivative is -d3. The book prints s2 (and eq. 5.23) with a minus; the GPML code's
+ * infLaplace has the plus, and so does a 1-point case worked by hand (the test checks the
+ * gradient against central differences). dK/dlog ls_d as in lml_eval, dK/dlog amp2 = K. */
+static void lap_grad(lap_ws *w, const double *th, double *grad)
+{
+    int n = w->n, dim = w->dim;
+    double *R = w->M, *s2 = w->a2;
+    memset(R, 0, sizeof(double) * n * n);
+    for (int i = 0; i < n; i++) R[i + (size_t)i * n] = w->sw[i];
+    LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'L', n, n, w->L, n, R, n);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) R[i + (size_t)j * n] *= w->sw[i];
+    for (int j = 0; j < n; j++) { /* diag(K R K)_j = |L^-1 W^1/2 K e_j|^2 */
+        for (int i = 0; i < n; i++) w->c[i] = w->sw[i] * w->K[i + (size_t)j * n];
+        cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, n, w->L, n, w->c, 1);
+        s2[j] = 0.5 * (w->K[j + (size_t)j * n] - cblas_ddot(n, w->c, 1, w->c, 1)) * w->d3[j];
+    }
+    for (int p = 0; p <= dim; p++) {
+        double s1 = 0.0, il2 = p < dim ? exp(-2.0 * th[p]) : 0.0;
+        for (int i = 0; i < n; i++) w->b[i] = 0.0;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
+                size_t ij = i + (size_t)j * n;
+                double u = p < dim ? w->X[(size_t)i * dim + p] - w->X[(size_t)j * dim + p] : 0.0;
+                double C = p < dim ? -2.0 * w->D[ij] * u * u * il2 : w->K[ij];
+                s1 += 0.5 * (w->a[i] * C * w->a[j] - R[ij] * C);
+                w->b[i] += C * w->dlp[j];
+            }
+        cblas_dgemv(CblasColMajor, CblasNoTrans, n, n, 1.0, R, n, w->b, 1, 0.0, w->c, 1);
+        cblas_dsymv(CblasColMajor, CblasLower, n, 1.0, w->K, n, w->c, 1, 0.0, w->f2, 1);
+        double s3 = 0.0;
+        for (int i = 0; i < n; i++) s3 += s2[i] * (w->b[i] - w->f2[i]);
+        grad[p] = s1 + s3;
+    }
+    /* the mean: d log p / dm = sum dlp at the mode (Psi is stationary in f - m), and the mode
+     * moves by (I + K W)^-1 1 = 1 - K R 1 */
+    for (int i = 0; i < n; i++) w->b[i] = 1.0;
+    cblas_dgemv(CblasColMajor, CblasNoTrans, n, n, 1.0, R, n, w->b, 1, 0.0, w->c, 1);
+    cblas_dsymv(CblasColMajor, CblasLower, n, 1.0, w->K, n, w->c, 1, 0.0, w->f2, 1);
+    grad[dim + 1] = 0.0;
+    for (int i = 0; i < n; i++) grad[dim + 1] += w->dlp[i] + s2[i] * (1.0 - w->f2[i]);
+}
+
+double dpt_gpc_log_evidence(int dim, const double *X, const double *t, int n, const double *th,
+                            double *grad)
+{
+    lap_ws w = {0};
+    double l = -INFINITY;
+    if (dim >= 1 && dim <= DPT_GP_MAX_DIM && n >= 1 && lap_ws_init(&w, dim, X, t, n) == 0) {
+        lap_kernel(&w, th);
+        l = lap_mode(&w);
+        if (grad && isfinite(l)) lap_grad(&w, th, grad);
+    }
+    lap_ws_free(&w);
+    return l;
+}
+
+/* The classifier's box and prior: lengthscales in [0.05, 10] with log ls ~ N(log 0.5, 1), as
+ * the objective's GP (a region that diverges is a region, not a scatter of points); latent
+ * variance in [e^-3, e^5] with log amp2 ~ N(log 4, 1): a latent sd of 2 spans P from 0.02 to
+ * 0.98 within one sd, so divergences next to results can be told apart. */
+#define GPC_LOG_AMP2 1.38629436111989061883 /* log 4 */
+static void gpc_box(int dim, double *lo, double *hi)
+{
+    for (int d = 0; d < dim; d++) {
+        lo[d] = log(0.2);
+        hi[d] = log(10.0);
+    }
+    lo[dim] = -3.0;
+    hi[dim] = 5.0;
+    lo[dim + 1] = -4.0;
+    hi[dim + 1] = 4.0;
+}
+
+static double neg_gpc_post(void *ctx, const double *th, double *g)
+{
+    lap_ws *w = ctx;
+    int dim = w->dim;
+    double lo[DPT_GP_MAX_DIM + 2], hi[DPT_GP_MAX_DIM + 2], lp = 0.0, gp_[DPT_GP_MAX_DIM + 2];
+    gpc_box(dim, lo, hi);
+    for (int p = 0; p <= dim + 1; p++) {
+        if (!(th[p] >= lo[p] && th[p] <= hi[p])) return INFINITY;
+        double z = p < dim ? th[p] - log(0.5) : p == dim ? th[p] - GPC_LOG_AMP2 : th[p] / 2.0;
+        lp -= 0.5 * z * z;
+        gp_[p] = p <= dim ? -z : -z / 2.0;
+    }
+    lap_kernel(w, th);
+    double lz = lap_mode(w);
+    if (!isfinite(lz)) return INFINITY;
+    lap_grad(w, th, g);
+    for (int p = 0; p <= dim + 1; p++) g[p] = -(g[p] + gp_[p]);
+    return -(lz + lp);
+}
+
+/* The classifier of theta th, fitted on w's data */
+static dpt_gpc_t *gpc_make(lap_ws *w, const double *th)
+{
+    int n = w->n, dim = w->dim;
+    lap_kernel(w, th);
+    if (!isfinite(lap_mode(w))) return NULL;
+    dpt_gpc_t *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->dim = dim;
+    g->n = n;
+    g->amp2 = exp(th[dim]);
+    g->mean = w->mean;
+    for (int d = 0; d < dim; d++) g->inv_ls2[d] = exp(-2.0 * th[d]);
+    g->X = malloc(sizeof(double) * n * dim);
+    g->L = malloc(sizeof(double) * n * n);
+    double **vecs[] = {&g->sw, &g->dlp, &g->k, &g->v, &g->dk};
+    int ok = g->X && g->L;
+    for (int i = 0; i < 5; i++) ok &= (*vecs[i] = malloc(sizeof(double) * n)) != NULL;
+    if (!ok) {
+        dpt_gpc_free(g);
+        return NULL;
+    }
+    memcpy(g->X, w->X, sizeof(double) * n * dim);
+    memcpy(g->L, w->L, sizeof(double) * n * n);
+    memcpy(g->sw, w->sw, sizeof(double) * n);
+    memcpy(g->dlp, w->dlp, sizeof(double) * n);
+    return g;
+}
+
+/* MAP: L-BFGS from two starts (lengthscales 0.3 and 1, latent variance 4), the better kept;
+ * deterministic, so the same history gives the same classifier. */
+dpt_gpc_t *dpt_gpc_fit(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                       double *theta)
+{
+    if (dim < 1 || dim > DPT_GP_MAX_DIM || nok < 0 || nbad < 0 || nok + nbad < 1) return NULL;
+    int N = nok + nbad;
+    double *X = malloc(sizeof(double) * (size_t)N * dim), *t = malloc(sizeof(double) * N);
+    dpt_gpc_t *g = NULL;
+    lap_ws w = {0};
+    if (!X || !t) goto done;
+    memcpy(X, Xok, sizeof(double) * (size_t)nok * dim);
+    memcpy(X + (size_t)nok * dim, Xbad, sizeof(double) * (size_t)nbad * dim);
+    for (int i = 0; i < N; i++) t[i] = i < nok ? 1.0 : -1.0;
+    if (lap_ws_init(&w, dim, X, t, N) != 0) goto done;
+    double lo[DPT_GP_MAX_DIM + 2], hi[DPT_GP_MAX_DIM + 2], th[DPT_GP_MAX_DIM + 2],
+        best[DPT_GP_MAX_DIM + 2], fbest = INFINITY;
+    gpc_box(dim, lo, hi);
+    for (int s = 0; s < 2; s++) {
+        for (int d = 0; d < dim; d++) th[d] = log(s == 0 ? 0.3 : 1.0);
+        th[dim] = GPC_LOG_AMP2;
+        th[dim + 1] = 0.0;
+        double f = lbfgs_box(dim + 2, th, neg_gpc_post, &w, lo, hi, 100);
+        if (f < fbest) {
+            fbest = f;
+            memcpy(best, th, sizeof(double) * (dim + 2));
+        }
+    }
+    if (isfinite(fbest)) g = gpc_make(&w, best);
+    if (g && theta) memcpy(theta, best, sizeof(double) * (dim + 2));
+done:
+    lap_ws_free(&w);
+    free(X);
+    free(t);
+    return g;
+}
+
+/* The floor of log P(feasible) below which no point is proposed (nor a restart's design point
+ * kept): P0 = Phi(m / sqrt(1 + amp2)), what the classifier says far from every trial, at most
+ * FEAS_MAX_FLOOR. Only divergences pull P below P0, so the floor closes what they mark and never
+ * unexplored space. log EI + log P alone does not keep proposals out of the region (LogEI spans
+ * far more than log P takes away), nor does a floor at P = 1/2, on whose contour the proposals
+ * then sit, half of them inside: docs/search.md. */
+#define FEAS_MAX_FLOOR 0.9
+static double gpc_floor(const dpt_gpc_t *g)
+{
+    double p0 = 0.5 * erfc(-g->mean / sqrt(1.0 + g->amp2) * 0.70710678118654752440);
+    return log(fmax(fmin(FEAS_MAX_FLOOR, p0), 1e-3));
+}
+
+/* Algorithm 3.2: mean = k^T dlp, var = k(x, x) - |L^-1 W^1/2 k|^2; their gradients w.r.t. x
+ * through dk/dx: dmean = J^T dlp, dvar = -2 J^T W^1/2 L^-T L^-1 W^1/2 k. */
+double dpt_gpc_log_feasible(dpt_gpc_t *g, const double *x, double *grad)
+{
+    int n = g->n, dim = g->dim;
+    for (int i = 0; i < n; i++) {
+        double r2 = 0.0;
+        for (int d = 0; d < dim; d++) {
+            double u = x[d] - g->X[(size_t)i * dim + d];
+            r2 += u * u * g->inv_ls2[d];
+        }
+        g->k[i] = matern52(g->amp2, r2, &g->dk[i]);
+        g->v[i] = g->sw[i] * g->k[i];
+    }
+    double mean = g->mean + cblas_ddot(n, g->k, 1, g->dlp, 1), dl;
+    cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, n, g->L, n, g->v, 1);
+    double var = fmax(g->amp2 - cblas_ddot(n, g->v, 1, g->v, 1), 0.0), sc = sqrt(1.0 + var);
+    double l = log_cdf(mean / sc, &dl);
+    if (!grad) return l;
+    cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, g->L, n, g->v, 1);
+    for (int i = 0; i < n; i++) g->v[i] *= g->sw[i];
+    for (int d = 0; d < dim; d++) {
+        double dm, dv;
+        kstar_grad(n, dim, g->X, g->dk, g->inv_ls2, x, d, g->dlp, g->v, &dm, &dv);
+        dv *= -2.0;
+        grad[d] = dl * (dm / sc - 0.5 * mean * dv / (sc * sc * sc));
+    }
+    return l;
+}
+
 #define MAX_SAMPLES 64 /* hyperparameter samples a proposal averages over, at most */
 
 typedef struct {
     int S, dim;
     dpt_gp_t **gps; /* (S) one GP per hyperparameter sample */
     double best;    /* best standardized observation */
-    dpt_gp_t *feas; /* the feasibility classifier, NULL when no trial diverged */
+    dpt_gpc_t *feas; /* the feasibility classifier, NULL when no trial diverged */
     const double *bests; /* (S) per model: best of observations and fantasies; NULL: best */
     dpt_gp_t *cost;  /* EI per second: the GP of standardized log seconds, NULL for plain EI */
     double cost_sd;  /* its standardization's scale: log seconds per unit */
+    double feas_floor; /* log P(feasible) below which a point is not proposed */
 } ei_ctx;
-
-/* The feasibility classifier: a GP fitted by least squares to labels +1 (a result) and -1
- * (diverged or failed), R&W 2006 section 6.5, read through a probit with the latent variance,
- * P(feasible) = Phi(k mu / sqrt(1 + k^2 var)) (the form of R&W eq. 3.80, latent scaled by k =
- * FEAS_SHARPNESS so that an observed divergence counts: Phi(-5) = 3e-7). Spearmint samples a
- * probit GP classifier; least squares keeps one Cholesky and the objective GP's hyperparameter
- * fit. Its mean is set to 0 (far from every trial: undecided, not "mostly feasible") and no
- * lengthscale is below FEAS_MIN_LS (a region that diverges is a region, not scattered points).
- * docs/search.md has what it achieves, and does not. */
-#define FEAS_SHARPNESS 5.0
-#define FEAS_MIN_LS 0.2
-
-static dpt_gp_t *fit_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
-                                draws *r)
-{
-    int N = nok + nbad;
-    double *X = malloc(sizeof(double) * (size_t)N * dim), *t = malloc(sizeof(double) * N);
-    dpt_gp_t *g = NULL;
-    lml_ws w = {0};
-    if (!X || !t) goto done;
-    memcpy(X, Xok, sizeof(double) * (size_t)nok * dim);
-    memcpy(X + (size_t)nok * dim, Xbad, sizeof(double) * (size_t)nbad * dim);
-    for (int i = 0; i < N; i++) t[i] = i < nok ? 1.0 : -1.0;
-    if (lml_ws_init(&w, dim, X, t, N) != 0) goto done;
-    double th[DPT_GP_MAX_DIM + 3];
-    fit_map(&w, 2, r, th);
-    th[DPT_GP_MEAN(dim)] = 0.0;
-    for (int d = 0; d < dim; d++) th[d] = fmax(th[d], log(FEAS_MIN_LS));
-    g = dpt_gp_init(dim, X, t, N, th);
-    for (int k = 0; !g && k < 4; k++) { /* duplicates at the noise floor: jitter, as for y */
-        th[DPT_GP_LOG_NOISE(dim)] += log(100.0);
-        g = dpt_gp_init(dim, X, t, N, th);
-    }
-done:
-    lml_ws_free(&w);
-    free(X);
-    free(t);
-    return g;
-}
-
-dpt_gp_t *dpt_gp_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
-                            uint64_t seed)
-{
-    if (dim < 1 || dim > DPT_GP_MAX_DIM || nok < 0 || nbad < 0 || nok + nbad < 1) return NULL;
-    draws r = {dpt_rng_mix(seed ^ 0xfea5ULL), 0};
-    return fit_classifier(dim, Xok, nok, Xbad, nbad, &r);
-}
-
-double dpt_gp_log_feasible(dpt_gp_t *g, const double *x, double *grad)
-{
-    int dim = g->dim;
-    double mu, var, dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM], dl;
-    dpt_gp_predict(g, x, &mu, &var, grad ? dm : NULL, grad ? dv : NULL);
-    const double k = FEAS_SHARPNESS;
-    double sc = sqrt(1.0 + k * k * var);
-    double l = log_cdf(k * mu / sc, &dl);
-    for (int d = 0; grad && d < dim; d++)
-        grad[d] = dl * k * (dm[d] / sc - 0.5 * mu * k * k * dv[d] / (sc * sc * sc));
-    return l;
-}
 
 /* log of EI averaged over the hyperparameter samples (Snoek et al. 2012, eq. 4), a log-sum-exp of
  * the samples' LogEI, and its gradient: finite far below the incumbent, where EI itself
  * underflows to 0 with a zero gradient and leaves the optimizer nothing to follow. */
 static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
 {
+    double lf = 0.0, gf[DPT_GP_MAX_DIM];
+    if (c->feas) { /* first: below the floor the EI need not be computed */
+        lf = dpt_gpc_log_feasible(c->feas, x, grad ? gf : NULL);
+        if (lf < c->feas_floor) {
+            for (int d = 0; grad && d < c->dim; d++) grad[d] = 0.0;
+            return -INFINITY;
+        }
+    }
     double l[MAX_SAMPLES], g[MAX_SAMPLES][DPT_GP_MAX_DIM], dm[DPT_GP_MAX_DIM], dv[DPT_GP_MAX_DIM];
     int S = c->S;
     double lmax = -INFINITY;
@@ -826,11 +1161,7 @@ static double avg_log_ei(ei_ctx *c, const double *x, double *grad)
         double w = exp(l[s] - lmax) / sum;
         for (int d = 0; d < c->dim; d++) grad[d] += w * g[s][d];
     }
-    double lf = 0.0, gf[DPT_GP_MAX_DIM];
-    if (c->feas) {
-        lf = dpt_gp_log_feasible(c->feas, x, grad ? gf : NULL);
-        for (int d = 0; grad && d < c->dim; d++) grad[d] += gf[d];
-    }
+    for (int d = 0; grad && c->feas && d < c->dim; d++) grad[d] += gf[d];
     if (c->cost) { /* minus the predicted log seconds, in log seconds (the scale matters) */
         double mu, var;
         dpt_gp_predict(c->cost, x, &mu, &var, grad ? gf : NULL, NULL);
@@ -1073,6 +1404,11 @@ static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, 
     int kbest = 0;
     for (int k = 1; k < total; k++)
         if (score[k] > score[kbest]) kbest = k;
+    if (!isfinite(score[kbest]) && ctx->feas && isfinite(ctx->feas_floor)) {
+        ctx->feas_floor = -INFINITY; /* every candidate below the floor: log EI + log P alone */
+        maximize_ei(o, b, ctx, total, lo, hi, out);
+        return;
+    }
     memcpy(out, cand + (size_t)kbest * dim, sizeof(double) * dim);
     double out_ei = score[kbest];
     for (int l = 0; l < o->local_starts; l++) {
@@ -1095,10 +1431,10 @@ static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, 
 static void feasible_design(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
                             draws *r, double *out)
 {
-    dpt_gp_t *g = fit_classifier(dim, Xok, nok, Xbad, nbad, r);
-    for (int k = 0; g && k < 20 && dpt_gp_log_feasible(g, out, NULL) < log(0.5); k++)
+    dpt_gpc_t *g = dpt_gpc_fit(dim, Xok, nok, Xbad, nbad, NULL);
+    for (int k = 0; g && k < 20 && dpt_gpc_log_feasible(g, out, NULL) < gpc_floor(g); k++)
         for (int d = 0; d < dim; d++) out[d] = draw_u(r);
-    dpt_gp_free(g);
+    dpt_gpc_free(g);
 }
 
 /* EI per second's model of cost: a GP fitted by MAP to the standardized log seconds of every
@@ -1185,16 +1521,18 @@ int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const do
         goto done;
     }
     int sampled = m > 0 && o->pending == DPT_BO_PENDING_SAMPLED;
-    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL, sampled ? b.bests : NULL, NULL, 1.0};
+    ei_ctx ctx = {S_ok, dim, b.gps, best, NULL, sampled ? b.bests : NULL, NULL, 1.0, -INFINITY};
+
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
     if (nbad > 0) /* every phase's observations: where training diverges does not restart */
-        ctx.feas = fit_classifier(dim, Xall, nall, Xbad, nbad, &r);
+        ctx.feas = dpt_gpc_fit(dim, Xall, nall, Xbad, nbad, NULL);
+    if (ctx.feas) ctx.feas_floor = gpc_floor(ctx.feas);
     if (side->ncost >= 2)
         ctx.cost = fit_cost(dim, side->Xcost, side->log_s, side->ncost, o->restarts, &r,
                             &ctx.cost_sd);
     maximize_ei(o, &b, &ctx, total, lo, hi, out);
-    dpt_gp_free(ctx.feas);
+    dpt_gpc_free(ctx.feas);
     dpt_gp_free(ctx.cost);
     rc = 0;
 done:

@@ -62,15 +62,27 @@ double dpt_gp_ei(double mean, double sd, double best, double *dmean, double *dsd
  * it (averaged over hyperparameter samples in EI's space, not log space). */
 double dpt_gp_log_ei(double mean, double sd, double best, double *dmean, double *dsd);
 
-/* The feasibility classifier: a GP fitted by least squares to labels + (the nok points Xok,
- * which gave a result) and - (the nbad points Xbad, which diverged or failed), rows of dim;
- * NULL on bad arguments or when no fit is positive definite. Free with dpt_gp_free. */
-dpt_gp_t *dpt_gp_classifier(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
-                            uint64_t seed);
+/* The feasibility classifier: GP classification with a probit likelihood by Laplace's
+ * approximation (R&W 2006, Algorithms 3.1, 3.2 and 5.1; see gp.c) of the labels + (the nok points
+ * Xok, which gave a result) and - (the nbad points Xbad, which diverged or failed), rows of dim.
+ * Its hyperparameters (DPT_GPC_NTHETA: dim log lengthscales, the log latent variance, the
+ * latent's constant prior mean) are the
+ * MAP estimate under the Laplace marginal likelihood, written to theta when not NULL. NULL on
+ * bad arguments or when no fit succeeds. Deterministic. */
+typedef struct dpt_gpc dpt_gpc_t;
+#define DPT_GPC_NTHETA(dim) ((dim) + 2)
+dpt_gpc_t *dpt_gpc_fit(int dim, const double *Xok, int nok, const double *Xbad, int nbad,
+                       double *theta);
+void dpt_gpc_free(dpt_gpc_t *g);
 
-/* log P(feasible) at x (dim) under a classifier, Phi(mu / sqrt(1 + var)); its gradient w.r.t. x
- * into grad (dim) when not NULL. */
-double dpt_gp_log_feasible(dpt_gp_t *g, const double *x, double *grad);
+/* log P(feasible) at x (dim), Phi(mean / sqrt(1 + var)) of the latent's Laplace posterior; its
+ * gradient w.r.t. x into grad (dim) when not NULL. Scratch memory inside g: one thread at once. */
+double dpt_gpc_log_feasible(dpt_gpc_t *g, const double *x, double *grad);
+
+/* The Laplace approximation of log p(t | X, theta) (R&W eq. 3.32) for labels t (n) of +-1 at X
+ * (n, dim), theta (DPT_GPC_NTHETA), and its gradient (Algorithm 5.1) into grad when not NULL. */
+double dpt_gpc_log_evidence(int dim, const double *X, const double *t, int n, const double *theta,
+                            double *grad);
 
 /* Points index .. index + count - 1 of a Sobol sequence (Joe & Kuo 2008 direction numbers) in
  * dim <= DPT_GP_MAX_DIM dimensions, randomized by a digital shift drawn from seed (seed 0: no
@@ -130,8 +142,10 @@ int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double 
 
 /* The same, with nbad points Xbad (nbad, dim) where the objective could not be measured
  * (diverged or failed trials): they do not enter the objective's GP; a classifier of them
- * against X gives P(feasible), and the acquisition is log EI + log P(feasible). nbad = 0 is
- * dpt_bo_propose. */
+ * against X (dpt_gpc_fit) gives P(feasible), the acquisition is log EI + log P(feasible), and
+ * no point (nor a restart's random design point) is proposed where P(feasible) is below what
+ * the classifier says far from every trial (at most 0.9): see gp.c. nbad = 0 is dpt_bo_propose,
+ * bit for bit. */
 int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, const double *y,
                             int n, const double *Xbad, int nbad, const double *pending, int m,
                             uint64_t seed, double *out);

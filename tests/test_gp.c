@@ -2,8 +2,10 @@
  * explicit 2x2 and 3x3 algebra, EI against numerical integration and its sd -> 0 limit, the
  * kernel's symmetry and positive definiteness, analytic gradients (log marginal likelihood,
  * posterior, EI) against central finite differences, the Sobol design, the objectives at their
- * known minima, and the proposal loop: in the cube, aware of pending points, better on Branin
- * than random search can plausibly be, polishing a converged minimum and restarting after it. */
+ * known minima, the feasibility classifier (separable and noisy cases, its evidence's gradient)
+ * and the proposal loop: in the cube, aware of pending points, kept out of a diverged region,
+ * better on Branin than random search can plausibly be, polishing a converged minimum and
+ * restarting after it. */
 #include <criterion/criterion.h>
 
 #include <lapacke.h>
@@ -310,9 +312,24 @@ Test(gp, log_ei_far_below_incumbent)
     }
 }
 
+/* d log P(feasible) / dx against central differences at x */
+static void expect_feasible_gradient(dpt_gpc_t *g, const double *x)
+{
+    double gr[2], e = 1e-6;
+    dpt_gpc_log_feasible(g, x, gr);
+    for (int d = 0; d < 2; d++) {
+        double xp[2] = {x[0], x[1]}, xm[2] = {x[0], x[1]};
+        xp[d] += e;
+        xm[d] -= e;
+        double fd = (dpt_gpc_log_feasible(g, xp, NULL) - dpt_gpc_log_feasible(g, xm, NULL)) / (2 * e);
+        cr_expect(fabs(gr[d] - fd) < 1e-5 * (1 + fabs(fd)), "at (%g, %g) d%d: %g fd %g", x[0],
+                  x[1], d, gr[d], fd);
+    }
+}
+
 /* The feasibility classifier on a separable case: results on one side of u0 = 0.5 in 2-D,
  * divergences on the other. P(feasible) must be high deep on the good side, low deep on the
- * bad side, about undecided near the boundary, and its gradient must match central differences. */
+ * bad side, in between near the boundary, and its gradient must match central differences. */
 Test(gp, feasibility_classifier_separable)
 {
     enum { N = 24 };
@@ -326,29 +343,89 @@ Test(gp, feasibility_classifier_separable)
         dst[1] = u[1];
     }
     cr_assert(nok >= 8 && nbad >= 8, "design: %d ok, %d bad", nok, nbad);
-    dpt_gp_t *g = dpt_gp_classifier(2, ok, nok, bad, nbad, 3);
+    dpt_gpc_t *g = dpt_gpc_fit(2, ok, nok, bad, nbad, NULL);
     cr_assert(g != NULL);
     for (double v = 0.1; v < 1.0; v += 0.2) {
-        double good[2] = {0.1, v}, poor[2] = {0.9, v};
-        double pg = exp(dpt_gp_log_feasible(g, good, NULL));
-        double pb = exp(dpt_gp_log_feasible(g, poor, NULL));
-        /* labels +-2 through a probit: Phi(2) = 0.977 at an observed point, less between */
+        double good[2] = {0.1, v}, poor[2] = {0.9, v}, mid[2] = {0.5, v};
+        double pg = exp(dpt_gpc_log_feasible(g, good, NULL));
+        double pb = exp(dpt_gpc_log_feasible(g, poor, NULL));
+        double pm = exp(dpt_gpc_log_feasible(g, mid, NULL));
         cr_expect(pg > 0.8, "P(feasible) at (0.1, %g) = %g", v, pg);
         cr_expect(pb < 0.2, "P(feasible) at (0.9, %g) = %g", v, pb);
-        cr_expect(pg > exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) &&
-                      exp(dpt_gp_log_feasible(g, (double[]){0.5, v}, NULL)) > pb,
-                  "not monotone across the boundary at u1 = %g", v);
+        cr_expect(pg > pm && pm > pb, "not monotone across the boundary at u1 = %g", v);
     }
-    double x[2] = {0.55, 0.4}, gr[2], e = 1e-6;
-    dpt_gp_log_feasible(g, x, gr);
-    for (int d = 0; d < 2; d++) {
-        double xp[2] = {x[0], x[1]}, xm[2] = {x[0], x[1]};
-        xp[d] += e;
-        xm[d] -= e;
-        double fd = (dpt_gp_log_feasible(g, xp, NULL) - dpt_gp_log_feasible(g, xm, NULL)) / (2 * e);
-        cr_expect(fabs(gr[d] - fd) < 1e-5 * (1 + fabs(fd)), "d%d: %g fd %g", d, gr[d], fd);
+    expect_feasible_gradient(g, (double[]){0.55, 0.4});
+    expect_feasible_gradient(g, (double[]){0.2, 0.7});
+    dpt_gpc_free(g);
+}
+
+/* A noisy, non-separable case: the divergent region is the corner u0 > 0.6, u1 < 0.4, and 15% of
+ * the 80 labels (drawn with a fixed seed) are flipped, so no boundary separates them. The
+ * classifier must not chase the flipped labels: on a 20 x 20 grid its decision (P > 1/2)
+ * agrees with the true region at 85% of the points or more, P is low in the corner and high
+ * opposite, and on average it says "feasible" at the good-side points whose label was flipped.
+ * Also the Laplace evidence's gradient (Algorithm 5.1, which includes how the mode moves with
+ * theta) against central differences. */
+Test(gp, feasibility_classifier_noisy)
+{
+    enum { N = 80 };
+    double X[2 * N], t[N], ok[2 * N], bad[2 * N];
+    int nok = 0, nbad = 0;
+    for (int i = 0; i < N; i++) {
+        dpt_gp_sobol(2, (uint64_t)i, 1, 11, X + 2 * i);
+        int in = X[2 * i] > 0.6 && X[2 * i + 1] < 0.4;
+        int flip = dpt_rng_uniform(5, DPT_RNG_SEARCH, (uint64_t)i) < 0.15;
+        t[i] = (in ^ flip) ? -1.0 : 1.0;
+        double *dst = t[i] > 0 ? ok + 2 * nok++ : bad + 2 * nbad++;
+        dst[0] = X[2 * i];
+        dst[1] = X[2 * i + 1];
     }
-    dpt_gp_free(g);
+    double th[DPT_GPC_NTHETA(2)];
+    dpt_gpc_t *g = dpt_gpc_fit(2, ok, nok, bad, nbad, th);
+    cr_assert(g != NULL);
+    int agree = 0, nflip = 0;
+    for (int i = 0; i < 20; i++)
+        for (int j = 0; j < 20; j++) {
+            double u[2] = {(i + 0.5) / 20, (j + 0.5) / 20};
+            int in = u[0] > 0.6 && u[1] < 0.4;
+            agree += (dpt_gpc_log_feasible(g, u, NULL) > log(0.5)) == !in;
+        }
+    double pflip = 0.0;
+    for (int i = 0; i < N; i++)
+        if (t[i] < 0 && !(X[2 * i] > 0.6 && X[2 * i + 1] < 0.4)) {
+            pflip += exp(dpt_gpc_log_feasible(g, X + 2 * i, NULL));
+            nflip++;
+        }
+    cr_assert(nflip >= 3, "only %d flipped labels on the good side", nflip);
+    double pin = exp(dpt_gpc_log_feasible(g, (double[]){0.85, 0.15}, NULL));
+    double pout = exp(dpt_gpc_log_feasible(g, (double[]){0.15, 0.85}, NULL));
+    cr_expect(agree >= 340, "decision agrees with the true region at %d of 400 grid points", agree);
+    cr_expect(pin < 0.3, "P(feasible) in the corner: %g", pin);
+    cr_expect(pout > 0.7, "P(feasible) opposite: %g", pout);
+    cr_expect(pflip / nflip > 0.5, "flipped labels chased: mean P %g over %d", pflip / nflip,
+              nflip);
+    expect_feasible_gradient(g, (double[]){0.62, 0.41});
+    expect_feasible_gradient(g, (double[]){0.3, 0.3});
+
+    double gr[DPT_GPC_NTHETA(2)], e = 1e-5;
+    const double at[2][DPT_GPC_NTHETA(2)] = {{log(0.3), log(0.2), log(4.0), 0.0},
+                                             {log(0.1), log(0.5), log(20.0), 1.3}};
+    for (int c = 0; c < 2; c++) {
+        double l = dpt_gpc_log_evidence(2, X, t, N, at[c], gr);
+        cr_assert(isfinite(l));
+        for (int p = 0; p < DPT_GPC_NTHETA(2); p++) {
+            double tp[DPT_GPC_NTHETA(2)], tm[DPT_GPC_NTHETA(2)];
+            memcpy(tp, at[c], sizeof tp);
+            memcpy(tm, at[c], sizeof tm);
+            tp[p] += e;
+            tm[p] -= e;
+            double fd = (dpt_gpc_log_evidence(2, X, t, N, tp, NULL) -
+                         dpt_gpc_log_evidence(2, X, t, N, tm, NULL)) / (2 * e);
+            cr_expect(fabs(gr[p] - fd) < 1e-4 * (1 + fabs(fd)), "theta %d case %d: %g fd %g", p,
+                      c, gr[p], fd);
+        }
+    }
+    dpt_gpc_free(g);
 }
 
 /* ---- Sobol and objectives ------------------------------------------------------------------ */
@@ -484,6 +561,56 @@ Test(bo, ei_per_second_proposes_cheaper_points)
     }
     /* over the seeds, at least 2x cheaper than plain EI's proposals (uniform x0 averages 6.4) */
     cr_expect(cost_eps < 0.5 * cost_ei, "mean time: EI per second %g, EI %g", cost_eps, cost_ei);
+}
+
+/* How far x lies inside the corner u0 > 0.6, u1 < 0.4 (0 outside) */
+static double corner_depth(const double *x)
+{
+    return fmax(fmin(x[0] - 0.6, 0.4 - x[1]), 0.0);
+}
+
+/* The feasibility model where EI pulls into the region that diverges: the objective falls toward
+ * the corner (1, 0), and of 30 random trials those in the corner u0 > 0.6, u1 < 0.4 diverged.
+ * Plain EI on the results alone proposes deep in the corner. With the diverged points the
+ * classifier's floor must keep the proposals out of it: the constrained minimum lies on the
+ * corner's edge, so a proposal may sit on the edge (the classifier's contour runs between
+ * results and divergences), but none deeper than 0.1 and none within 0.1 of a diverged point.
+ * (log EI + log P alone goes deep: LogEI's gain toward the corner outweighs what log P takes
+ * away; docs/search.md.) */
+Test(bo, feasibility_keeps_proposals_out_of_the_diverged_corner)
+{
+    enum { N = 30, D = 2, SEEDS = 12 };
+    double X[N * D], Xok[N * D], Xbad[N * D], y[N], out[D];
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    int deep_plain = 0, used = 0;
+    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        random_points(N, D, 200 + seed, X);
+        int nok = 0, nbad = 0;
+        for (int i = 0; i < N; i++) {
+            const double *x = X + i * D;
+            int bad = corner_depth(x) > 0.0;
+            double *dst = bad ? Xbad + D * nbad++ : Xok + D * nok;
+            dst[0] = x[0];
+            dst[1] = x[1];
+            if (!bad) y[nok++] = (1 - x[0]) * (1 - x[0]) + x[1] * x[1];
+        }
+        if (nbad < 2) continue; /* the corner got fewer than two of the random points */
+        used++;
+        cr_assert_eq(dpt_bo_propose(&o, D, Xok, y, nok, NULL, 0, seed, out), 0);
+        deep_plain += corner_depth(out) > 0.2;
+        cr_assert_eq(dpt_bo_propose_feasible(&o, D, Xok, y, nok, Xbad, nbad, NULL, 0, seed, out),
+                     0);
+        cr_expect(corner_depth(out) < 0.1, "seed %d (%d diverged): proposed (%g, %g)", (int)seed,
+                  nbad, out[0], out[1]);
+        for (int i = 0; i < nbad; i++)
+            cr_expect(hypot(out[0] - Xbad[D * i], out[1] - Xbad[D * i + 1]) > 0.1,
+                      "seed %d: proposed (%g, %g) next to the diverged (%g, %g)", (int)seed,
+                      out[0], out[1], Xbad[D * i], Xbad[D * i + 1]);
+    }
+    cr_assert(used >= 10, "only %d usable seeds", used);
+    cr_expect(deep_plain >= used / 2, "plain EI went deep into the corner for %d of %d seeds only",
+              deep_plain, used);
 }
 
 Test(bo, branin_beats_random_search, .timeout = 60)
