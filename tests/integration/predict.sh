@@ -66,6 +66,22 @@ print("eval accuracy", ev["accuracy"], "== test_accuracy", last["test_accuracy"]
 sys.exit(0 if ok else 1)
 PY
 
+# eval under mpirun: each rank a contiguous share of whole 256-row batches, the counts and the
+# batches' loss sums reduced so that the output is the same bytes for any rank count (the
+# training file: 600 rows, 3 batches; 2 ranks get 1 and 2 batches, 3 ranks one each)
+for fmt in json table; do
+    flag=$([ $fmt = json ] && echo --json || true)
+    "$DPTRAIN" eval "$TMP/run" --input "$TMP/tab/train.csv" $flag >"$TMP/ev1.$fmt" ||
+        fail "eval ($fmt) on the training file failed"
+    for np in 2 3; do
+        "${MPIRUN[@]}" -np $np "$DPTRAIN" eval "$TMP/run" --input "$TMP/tab/train.csv" $flag \
+            >"$TMP/ev$np.$fmt" 2>"$TMP/ev$np.err" || fail "eval ($fmt) on $np ranks failed"
+        cmp -s "$TMP/ev1.$fmt" "$TMP/ev$np.$fmt" ||
+            { fail "eval ($fmt) on $np ranks differs from 1 rank"; diff "$TMP/ev1.$fmt" "$TMP/ev$np.$fmt" >&2; }
+    done
+done
+grep -q '"rows": *600' "$TMP/ev1.json" || fail "eval did not read the 600 training rows: $(cat "$TMP/ev1.json")"
+
 # bad input: exit 2 and a message naming what is wrong
 RC=0
 printf 'width,sepal\n1,2\n' >"$TMP/missing_col.csv"
@@ -76,4 +92,5 @@ printf 'width,sepal,petal\n1,,2\n' >"$TMP/missing_value.csv"
 bad missing_value 'missing_value.csv:2: column 2 (sepal): missing value' predict "$TMP/run" --input "$TMP/missing_value.csv"
 bad no_run_dir "model.json" eval "$TMP/nowhere" --input "$TMP/tab/test.csv"
 bad no_input "needs RUN_DIR and --input FILE" predict "$TMP/run"
+bad bad_device "--device must be auto, cpu or cuda (got 'gpu')" eval "$TMP/run" --input "$TMP/tab/test.csv" --device gpu
 finish

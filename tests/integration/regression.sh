@@ -77,6 +77,17 @@ cmp -s "$TMP/pred.csv" "$TMP/pred3.csv" || fail "predict on 3 ranks differs from
 (cd "$TMP" && "${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$TMP/run" --input "$TMP/data/test.csv" \
     >"$TMP/pred2.csv" 2>"$TMP/pred2.err") || fail "predict on 2 ranks to stdout failed"
 cmp -s "$TMP/pred.csv" "$TMP/pred2.csv" || fail "predict on 2 ranks to stdout differs from 1 rank"
+# eval under mpirun: whole batches per rank, each batch's sums added in the file's order on
+# every rank count, so 2 and 3 ranks print the bytes one rank prints (2000 rows: 8 batches)
+for np in 2 3; do
+    "${MPIRUN[@]}" -np $np "$DPTRAIN" eval "$TMP/run" --input "$TMP/data/test.csv" --json \
+        >"$TMP/eval$np.json" 2>"$TMP/eval$np.err" || fail "eval on $np ranks failed"
+    cmp -s "$TMP/eval.json" "$TMP/eval$np.json" ||
+        fail "eval on $np ranks differs: $(cat "$TMP/eval.json" "$TMP/eval$np.json")"
+done
+"${MPIRUN[@]}" -np 3 "$DPTRAIN" eval "$TMP/run" --input "$TMP/data/test.csv" >"$TMP/eval3.txt" \
+    2>&1 || fail "eval (table) on 3 ranks failed"
+cmp -s "$TMP/eval.txt" "$TMP/eval3.txt" || fail "eval's table on 3 ranks differs from 1 rank"
 ls "$TMP" | grep -q 'part[0-9]' && fail "part files left behind: $(ls "$TMP" | grep part)"
 
 # 2 ranks, replicated and sharded: the same global batches as one rank (summation order apart;
