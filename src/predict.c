@@ -169,7 +169,7 @@ static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt
     if (rc)
         return rc;
     dpt_model_spec ms = {.n_layers = s->mi.n_layers, .activation = s->mi.activation,
-                         .loss = s->mi.loss, .dropout = 0.0};
+                         .loss = s->mi.loss, .dropout = 0.0, .huber_delta = s->mi.huber_delta};
     memcpy(ms.widths, s->mi.widths, sizeof ms.widths);
     if ((rc = dpt_model_init(&s->m, &ms, &s->be, CHUNK_ROWS, err)) != DPT_OK)
         return rc;
@@ -234,7 +234,7 @@ static void forward(session *s, int rows, double *loss, double *hits)
                 t[k] = mi->t_mean ? (float)((s->t[(size_t)i * C + k] - mi->t_mean[k]) /
                                             mi->t_std[k])
                                   : s->t[(size_t)i * C + k];
-            *loss += dpt_op_regress_row(z, t, C, mi->loss, 0.0f, NULL);
+            *loss += dpt_op_regress_row(z, t, C, mi->loss, s->m.huber_delta, 0.0f, NULL);
         }
         for (int k = 0; mi->t_mean && k < C; k++) /* back to the targets' own units */
             z[k] = (float)(z[k] * mi->t_std[k] + mi->t_mean[k]);

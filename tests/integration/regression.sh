@@ -3,8 +3,9 @@
 # configs/regression.yaml (two named targets, standardized features and targets): it reaches the
 # R^2 the README states, 2 ranks train what one rank trains, eval's metrics are metrics.jsonl's
 # and predict's output gives eval's metrics, huber trains, data.missing: mean imputes in training
-# and in predict, a search minimizes val_rmse, predict under mpirun writes what one process writes, and bad input is a clear
-# error (exit 2).
+# and in predict, a search minimizes val_rmse, huber's delta reaches eval through model.json,
+# predict and eval under mpirun write what one process writes, and bad input is a clear error
+# (exit 2).
 #   usage: regression.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
@@ -92,7 +93,7 @@ ls "$TMP" | grep -q 'part[0-9]' && fail "part files left behind: $(ls "$TMP" | g
 
 # 2 ranks, replicated and sharded: the same global batches as one rank (summation order apart;
 # 1e-4 relative as tests/integration/equivalence.sh argues), and sharded loading trains too
-S=(--set train.epochs=2 --set model.loss=huber)
+S=(--set train.epochs=2 --set model.loss=huber --set model.huber_delta=0.5)
 "$DPTRAIN" train "$TMP/reg.yaml" --out "$TMP/r1" "${S[@]}" >"$TMP/r1.out" 2>&1 ||
     fail "1-rank huber run failed"
 "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$TMP/reg.yaml" --out "$TMP/r2" "${S[@]}" \
@@ -107,6 +108,18 @@ for p in sys.argv[1:]:
     last = [json.loads(l) for l in open(p)][-1]
     if not last["val_r2"] > 0.9:
         print(p, "val R^2", last["val_r2"]); sys.exit(1)
+PY
+
+# model.huber_delta is saved in model.json and eval's loss uses it: metrics.jsonl's test_loss
+"$DPTRAIN" eval "$TMP/r1" --input "$TMP/data/test.csv" --json >"$TMP/r1_eval.json" ||
+    fail "eval of the huber run failed"
+python3 - "$TMP/r1/metrics.jsonl" "$TMP/r1_eval.json" "$TMP/r1/model.json" <<'PY' || fail "huber_delta not carried to eval"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+ev, info = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+if info.get("huber_delta") != 0.5 or abs(ev["loss"] - last["test_loss"]) > 1e-6 * last["test_loss"]:
+    print("model.json huber_delta", info.get("huber_delta"), "eval loss", ev["loss"],
+          "test_loss", last["test_loss"]); sys.exit(1)
 PY
 
 # search.objective: val_rmse: each trial's objective is its last epoch's val_rmse
