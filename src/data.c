@@ -812,7 +812,9 @@ static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab
         for (int j = 0; lab->feature_names && j < I; j++)
             lab->feature_names[j] = strdup(cf->header[cf->cols.features[j]]);
         lab->label_name = cf->cols.label >= 0 ? strdup(cf->header[cf->cols.label]) : NULL;
-        lab->target_names = T ? calloc((size_t)T + 1, sizeof *lab->target_names) : NULL;
+        /* without labels (predict's reader) the target columns are not resolved: no names */
+        lab->target_names = T && cf->cols.n_targets == T
+                                ? calloc((size_t)T + 1, sizeof *lab->target_names) : NULL;
         for (int k = 0; lab->target_names && k < T; k++)
             lab->target_names[k] = strdup(cf->header[cf->cols.targets[k]]);
     }

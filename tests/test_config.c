@@ -730,6 +730,7 @@ Test(config, write_then_load_round_trips)
     set_ok(&c, "model.activation=gelu");
     set_ok(&c, "model.dropout=0.1234567890123456789");
     set_ok(&c, "model.loss=mse");
+    set_ok(&c, "model.huber_delta=0.3333333333333333");
     set_ok(&c, "model.init=he");
     set_ok(&c, "train.epochs=100000");
     set_ok(&c, "train.batch_size=1");
