@@ -83,7 +83,7 @@ static char *join(char *const *names, int n)
     if (s)
         s[0] = '\0';
     for (int k = 0; s && k < n; k++)
-        dpt_csv_list_append(s, len, names[k]);
+        dpt_csv_list_append_name(s, len, names[k]);
     return s;
 }
 

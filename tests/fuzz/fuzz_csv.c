@@ -122,7 +122,7 @@ static void join(char *out, size_t cap, char *const *names, int n)
 {
     out[0] = '\0';
     for (int k = 0; k < n; k++)
-        if (dpt_csv_list_append(out, cap, names[k]))
+        if (dpt_csv_list_append_name(out, cap, names[k]))
             fail("a list of names does not fit", k);
 }
 

@@ -73,6 +73,23 @@ for fmt in json table; do
 done
 grep -q '"rows": *600' "$TMP/ev1.json" || fail "eval did not read the 600 training rows: $(cat "$TMP/ev1.json")"
 
+# a header of numbers (years): predict finds the columns by those names, in another order,
+# never as column indices (tests/fuzz/regressions/csv/numeric_header_names_read_as_indices)
+python3 - "$TMP/years.csv" "$TMP/years_moved.csv" <<'PY'
+import csv, sys
+rows = [["2021", "2019", "2020", "y"]] + [[i % 7, i % 5 - 2, i % 3, i % 3] for i in range(60)]
+csv.writer(open(sys.argv[1], "w", newline="")).writerows(rows)
+csv.writer(open(sys.argv[2], "w", newline="")).writerows([[r[2], r[0], r[1]] for r in rows])
+PY
+"$DPTRAIN" train "$TMP/tab.yaml" --out "$TMP/years" --set data.train_csv="$TMP/years.csv" \
+    --set data.test_csv="$TMP/years.csv" --set data.label_column=y --set data.feature_columns= \
+    --set data.class_names= --set "model.layers=[3, 8, 3]" --set train.epochs=1 \
+    >"$TMP/years.out" 2>&1 || { cat "$TMP/years.out" >&2; fail "training on numeric column names failed"; }
+"$DPTRAIN" predict "$TMP/years" --input "$TMP/years.csv" --output "$TMP/years1.csv" &&
+    "$DPTRAIN" predict "$TMP/years" --input "$TMP/years_moved.csv" --output "$TMP/years2.csv" &&
+    cmp -s "$TMP/years1.csv" "$TMP/years2.csv" ||
+    fail "predict of numerically named columns in another order differs (or failed)"
+
 # bad input: exit 2 and a message naming what is wrong
 RC=0
 printf 'width,sepal\n1,2\n' >"$TMP/missing_col.csv"
