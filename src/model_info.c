@@ -221,7 +221,7 @@ static int read_info(reader *r, yaml_node_t *root, dpt_model_info *mi)
     }
     /* keys newer files add: absent, the default (what the older training used) */
     static const char *const optional[][2] = {{"train.precision", "precision"},
-                                                     {"model.huber_delta", "huber_delta"}};
+                                              {"model.huber_delta", "huber_delta"}};
     for (size_t k = 0; !rc && k < sizeof optional / sizeof optional[0]; k++) {
         yaml_node_t *n = member(r, root, optional[k][1]);
         if (n && n->type != YAML_SCALAR_NODE)
