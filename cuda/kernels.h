@@ -115,8 +115,8 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
                    dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
                    double *correct);
 void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row, const float *t,
-                           int rows, int cols, dpt_loss loss, float grad_scale, float *dout,
-                           double *loss_sum);
+                           int rows, int cols, dpt_loss loss, float delta, float grad_scale,
+                           float *dout, double *loss_sum);
 void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y, int rows,
                          int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats);
 void dpt_cuda_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,

@@ -98,19 +98,20 @@ void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int r
 static __global__ void loss_targets_kernel(const float *__restrict__ out,
                                            const int32_t *__restrict__ row,
                                            const float *__restrict__ t, int rows, int cols,
-                                           dpt_loss loss, float grad_scale,
+                                           dpt_loss loss, float delta, float grad_scale,
                                            float *__restrict__ dout, float *__restrict__ row_loss)
 {
     int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (i >= rows)
         return;
     row_loss[i] = dpt_op_regress_row(out + (size_t)i * cols, t + (size_t)row[i] * cols, cols,
-                                     loss, grad_scale, dout ? dout + (size_t)i * cols : NULL);
+                                     loss, delta, grad_scale,
+                                     dout ? dout + (size_t)i * cols : NULL);
 }
 
 void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row, const float *t,
-                           int rows, int cols, dpt_loss loss, float grad_scale, float *dout,
-                           double *loss_sum)
+                           int rows, int cols, dpt_loss loss, float delta, float grad_scale,
+                           float *dout, double *loss_sum)
 {
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
@@ -119,7 +120,7 @@ void dpt_cuda_loss_targets(dpt_backend *be, const float *out, const int32_t *row
               rows);
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     DPT_LAUNCH(loss_targets_kernel, blocks, threads, ctx->stream, out, row, t, rows, cols, loss,
-               grad_scale, dout, ctx->loss_dev);
+               delta, grad_scale, dout, ctx->loss_dev);
     DPT_CUDA_CHECK_LAUNCH();
     DPT_CUDA_COPY(ctx->loss_host, ctx->loss_dev, (size_t)rows * sizeof(float),
                   cudaMemcpyDeviceToHost, ctx->stream);

@@ -83,10 +83,10 @@ typedef struct {
      * t[row[i] * T ...]: a regression split's int32 labels hold each row's index into its     \
      * target table t (N,T) (backend memory), so the batch source and the validation split     \
      * move targets as they move labels. Adds the summed per-row loss (dpt_op_regress_row) to  \
-     * *loss_sum (host); dout as dlogits of loss. */                                           \
+     * *loss_sum (host); dout as dlogits of loss; delta: huber's (model.huber_delta). */       \
     X(loss_targets, void, (dpt_backend *be, const float *out, const int32_t *row,             \
-                           const float *t, int rows, int cols, dpt_loss loss, float grad_scale, \
-                           float *dout, double *loss_sum))                                     \
+                           const float *t, int rows, int cols, dpt_loss loss, float delta,      \
+                           float grad_scale, float *dout, double *loss_sum))                   \
     /* As loss, but the sums stay in backend memory, so the step needs no host               \
      * synchronization: stats(4) = {loss sum, hit count, rows, 0}, each sum formed in double in \
      * row order (as loss forms them) and stored as float. */                                   \

@@ -172,6 +172,7 @@ static const config_key keys[] = {
     ROW_ENUM("model.activation", model.activation, "relu", activation_names),
     ROW_DOUBLE("model.dropout", model.dropout, "0.0", 0.0, 1.0, HI_OPEN),
     ROW_ENUM("model.loss", model.loss, "softmax_cross_entropy", loss_names),
+    ROW_DOUBLE("model.huber_delta", model.huber_delta, "1.0", 0.0, INFINITY, LO_OPEN),
     ROW_ENUM("model.init", model.init, "auto", init_names),
 
     ROW_INT("train.epochs", train.epochs, "10", 1, 100000),
@@ -1498,6 +1499,9 @@ int dpt_config_validate(const dpt_config *cfg, dpt_error *err)
                              "huber (softmax_cross_entropy is for classes)");
     if (!regression && c->model.loss == DPT_LOSS_HUBER)
         return dpt_error_set(err, DPT_EUSAGE, "model.loss: huber is for data.task: regression");
+    if (c->model.huber_delta != 1.0 && c->model.loss != DPT_LOSS_HUBER)
+        return dpt_error_set(err, DPT_EUSAGE, "model.huber_delta (%g) is for model.loss: huber",
+                             c->model.huber_delta);
     if (!regression && (c->data.target_scaling != DPT_TARGET_SCALING_NONE ||
                         c->search.objective == DPT_SEARCH_VAL_RMSE))
         return dpt_error_set(err, DPT_EUSAGE, "%s is for data.task: regression",

@@ -112,6 +112,7 @@ typedef struct {
         dpt_activation activation;
         double dropout;                    /* [0, 1) on hidden activations */
         dpt_loss loss;
+        double huber_delta;                /* > 0: model.loss huber's delta */
         dpt_init init;
     } model;
     struct {

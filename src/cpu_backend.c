@@ -173,14 +173,14 @@ static void cpu_loss(dpt_backend *be, const float *logits, const int32_t *y, int
 }
 
 static void cpu_loss_targets(dpt_backend *be, const float *out, const int32_t *row,
-                             const float *t, int rows, int cols, dpt_loss loss, float grad_scale,
-                             float *dout, double *loss_sum)
+                             const float *t, int rows, int cols, dpt_loss loss, float delta,
+                             float grad_scale, float *dout, double *loss_sum)
 {
     (void)be;
     double lsum = 0.0;
     for (int i = 0; i < rows; i++)
         lsum += (double)dpt_op_regress_row(out + (size_t)i * cols, t + (size_t)row[i] * cols,
-                                           cols, loss, grad_scale,
+                                           cols, loss, delta, grad_scale,
                                            dout ? dout + (size_t)i * cols : NULL);
     *loss_sum += lsum;
 }

@@ -282,11 +282,11 @@ int dpt_csv_list_item(const char **p, char *item, size_t cap, const char **why)
     return 1;
 }
 
-int dpt_csv_list_append(char *out, size_t cap, const char *name)
+static int list_append(char *out, size_t cap, const char *name, int quote)
 {
     size_t len = strlen(out), n = strlen(name);
-    int quote = strpbrk(name, ",\"") != NULL || (n && (strchr(" \t", name[0]) ||
-                                                     strchr(" \t", name[n - 1])));
+    quote |= strpbrk(name, ",\"") != NULL || (n && (strchr(" \t", name[0]) ||
+                                                  strchr(" \t", name[n - 1])));
     size_t need = len + (len ? 2 : 0) + n + (quote ? 2 : 0);
     for (const char *q = name; quote && *q; q++)
         need += *q == '"'; /* doubled */
@@ -308,6 +308,17 @@ int dpt_csv_list_append(char *out, size_t cap, const char *name)
         *o++ = '"';
     *o = '\0';
     return 0;
+}
+
+int dpt_csv_list_append(char *out, size_t cap, const char *name)
+{
+    return list_append(out, cap, name, 0);
+}
+
+int dpt_csv_list_append_name(char *out, size_t cap, const char *name)
+{
+    long v;
+    return list_append(out, cap, name, !name[0] || strchr(name, ':') || parse_index(name, &v));
 }
 
 /* The next item of a list, or DPT_EUSAGE naming key and spec when it is malformed; *quoted: it

@@ -44,6 +44,11 @@ int dpt_csv_list_item(const char **p, char *item, size_t cap, const char **why);
  * Returns 0, or -1 when out is too small (out is then unchanged). */
 int dpt_csv_list_append(char *out, size_t cap, const char *name);
 
+/* As dpt_csv_list_append, for a header's name that must read back as that name: also quoted
+ * when it would read as a column index or a range ("3", "-1", "1:4") or is empty (predict joins
+ * model.json's names so; a header of years or numbered columns is common). */
+int dpt_csv_list_append_name(char *out, size_t cap, const char *name);
+
 /* The chosen columns of a file with n_cols columns (0-based indices). */
 typedef struct {
     int label;      /* -1: none (predict's input without labels); else targets[0] */

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -133,9 +134,11 @@ static int64_t shard_lo(int64_t n, int rank, int n_ranks)
 }
 
 /* Makes room for `need` rows of `row_bytes` each in *p (capacity *cap rows), growing from about
- * GROW_BYTES by doubling and never beyond `max` rows: a header that claims more rows than its file
- * holds is reported as truncated instead of failing one huge allocation. */
-static int grow_rows(void *pp, int64_t *cap, int64_t need, int64_t max, size_t row_bytes)
+ * GROW_BYTES (or `first` rows, when fewer) by doubling and never beyond `max` rows: a header
+ * that claims more rows than its file holds is reported as truncated instead of failing one huge
+ * allocation. */
+static int grow_rows_from(void *pp, int64_t *cap, int64_t need, int64_t max, int64_t first,
+                          size_t row_bytes)
 {
     void **p = pp;
     if (need <= *cap)
@@ -143,6 +146,8 @@ static int grow_rows(void *pp, int64_t *cap, int64_t need, int64_t max, size_t r
     int64_t c = *cap;
     if (c == 0) {
         c = (int64_t)(GROW_BYTES / row_bytes);
+        if (c > first)
+            c = first;
         if (c < 1)
             c = 1;
     }
@@ -156,6 +161,20 @@ static int grow_rows(void *pp, int64_t *cap, int64_t need, int64_t max, size_t r
     *p = q;
     *cap = c;
     return 0;
+}
+
+static int grow_rows(void *pp, int64_t *cap, int64_t need, int64_t max, size_t row_bytes)
+{
+    return grow_rows_from(pp, cap, need, max, INT64_MAX, row_bytes);
+}
+
+/* A first guess of a CSV file's data rows, for the first allocation: a row takes at least two
+ * bytes (a field and its line end), so a plain file holds at most size / 2 + 1; a gzipped one
+ * may hold more, and the doubling takes over. */
+static int64_t csv_rows_guess(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size >= 0 ? (int64_t)(st.st_size / 2) + 1 : INT64_MAX;
 }
 
 static int oom(dpt_error *err, const char *what)
@@ -762,15 +781,15 @@ static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab
 {
     const int I = spec->features, T = spec->regression ? spec->classes : 0;
     dpt_csv_stream s;
-    int64_t cap = 0, cap_y = 0, cap_t = 0;
+    int64_t cap = 0, cap_y = 0, cap_t = 0, n = store ? csv_rows_guess(path) : 0, m = hi - lo;
     int rc = stream_init(&s, spec, path, lab, err), got = 1;
     while (!rc && got) {
-        const int64_t row = s.row;
+        const int64_t row = s.row, need = row - lo + 1;
         int keep = store && row >= lo && row < hi;
-        if (keep && (grow_rows(&ds->x, &cap, row - lo + 1, hi - lo, (size_t)I * sizeof(float)) ||
-                     grow_rows(&ds->y, &cap_y, row - lo + 1, hi - lo, sizeof(int32_t)) ||
-                     (T && grow_rows(&ds->t, &cap_t, row - lo + 1, hi - lo,
-                                     (size_t)T * sizeof(float))))) {
+        const size_t xb = (size_t)I * sizeof(float), tb = (size_t)T * sizeof(float);
+        if (keep && (grow_rows_from(&ds->x, &cap, need, m, n, xb) ||
+                     grow_rows_from(&ds->y, &cap_y, need, m, n, sizeof(int32_t)) ||
+                     (T && grow_rows_from(&ds->t, &cap_t, need, m, n, tb)))) {
             rc = oom(err, path);
             break;
         }
@@ -793,7 +812,9 @@ static int csv_pass(const dpt_data_spec *spec, const char *path, csv_labels *lab
         for (int j = 0; lab->feature_names && j < I; j++)
             lab->feature_names[j] = strdup(cf->header[cf->cols.features[j]]);
         lab->label_name = cf->cols.label >= 0 ? strdup(cf->header[cf->cols.label]) : NULL;
-        lab->target_names = T ? calloc((size_t)T + 1, sizeof *lab->target_names) : NULL;
+        /* without labels (predict's reader) the target columns are not resolved: no names */
+        lab->target_names = T && cf->cols.n_targets == T
+                                ? calloc((size_t)T + 1, sizeof *lab->target_names) : NULL;
         for (int k = 0; lab->target_names && k < T; k++)
             lab->target_names[k] = strdup(cf->header[cf->cols.targets[k]]);
     }

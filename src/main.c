@@ -34,7 +34,9 @@ static const char usage_text[] =
     "  dptrain bench allreduce [-b MINBYTES] [-e MAXBYTES] [-f FACTOR] [-n ITERS] [-w WARMUP]\n"
     "                          [--device cpu|cuda] [--algorithm flat|ring] [--baseline]\n"
     "  dptrain predict RUN_DIR --input FILE [--labels IDX_LABELS] [--output FILE]\n"
+    "                          [--device auto|cpu|cuda]\n"
     "  dptrain eval    RUN_DIR --input FILE [--labels IDX_LABELS] [--json]\n"
+    "                          [--device auto|cpu|cuda]\n"
     "  dptrain export  RUN_DIR --format safetensors --output FILE\n"
     "  dptrain version\n"
     "  dptrain selftest      (on a GPU machine: every op and a short run, CUDA against CPU)\n"
@@ -276,12 +278,14 @@ static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, const
 {
     memset(o, 0, sizeof *o);
     *format = NULL;
+    const char *device = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = strcmp(a, "--input") == 0    ? &o->input
                            : strcmp(a, "--labels") == 0 ? &o->labels
                            : strcmp(a, "--output") == 0 ? &o->output
                            : strcmp(a, "--format") == 0 ? format
+                           : strcmp(a, "--device") == 0 ? &device
                                                         : NULL;
         if (dst && !val) {
             snprintf(msg, n, "%s needs a value", a);
@@ -299,9 +303,16 @@ static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, const
             o->run_dir = a;
         }
     }
+    if (device && strcmp(device, "auto") && strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        snprintf(msg, n, "--device must be auto, cpu or cuda (got '%s')", device);
+        return 2;
+    }
+    o->device = !device || strcmp(device, "auto") == 0 ? DPT_DEVICE_AUTO
+                : strcmp(device, "cpu") == 0           ? DPT_DEVICE_CPU
+                                                       : DPT_DEVICE_CUDA;
     if (strcmp(argv[1], "export") == 0) {
         if (!o->run_dir || !o->output || !*format || strcmp(*format, "safetensors") != 0 ||
-            o->input || o->labels) {
+            o->input || o->labels || device) {
             snprintf(msg, n, "export: needs RUN_DIR --format safetensors --output FILE");
             return 2;
         }
@@ -319,15 +330,10 @@ static int parse_model_command(int argc, char **argv, dpt_predict_opts *o, const
     return 0;
 }
 
-static void sum_over_ranks(double *buf, int n, void *ctx)
-{
-    dpt_comm_allreduce_sum_double(ctx, buf, n);
-}
-
 static void print_error(dpt_comm *comm, const dpt_error *err);
 
-/* dptrain predict / eval / export. predict: every rank predicts its share of the rows, rank 0
- * writes them. eval and export: rank 0 works (one process is the use); others wait for its
+/* dptrain predict / eval / export. predict and eval: every rank computes its share of the rows,
+ * rank 0 writes the output. export: rank 0 works (one process is the use); others wait for its
  * status. */
 static int run_model_command(int argc, char **argv, dpt_comm *comm)
 {
@@ -341,19 +347,16 @@ static int run_model_command(int argc, char **argv, dpt_comm *comm)
         return rc;
     }
     dpt_error err = {0};
-    if (strcmp(argv[1], "predict") == 0) {
-        o.rank = comm->rank;
-        o.ranks = comm->size;
-        o.sum = sum_over_ranks;
-        o.sum_ctx = comm;
-        rc = dpt_predict_run(&o, &err); /* the same status on every rank */
+    o.comm = comm;
+    if (strcmp(argv[1], "export") != 0) {
+        /* the same status on every rank */
+        rc = strcmp(argv[1], "predict") == 0 ? dpt_predict_run(&o, &err) : dpt_eval_run(&o, &err);
         if (rc)
             print_error(comm, &err);
         return rc;
     }
     if (comm->rank == 0) {
-        rc = strcmp(argv[1], "eval") == 0 ? dpt_eval_run(&o, &err)
-                                          : dpt_export_safetensors(o.run_dir, o.output, &err);
+        rc = dpt_export_safetensors(o.run_dir, o.output, &err);
         if (rc)
             fprintf(stderr, "dptrain %s: error: %s\n", dpt_error_tag(), err.msg);
     }

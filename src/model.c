@@ -14,7 +14,7 @@ dpt_model_spec dpt_model_spec_from_config(const dpt_config *cfg)
     dpt_model_spec s = {
         .n_layers = cfg->model.n_layers, .activation = cfg->model.activation,
         .dropout = cfg->model.dropout, .loss = cfg->model.loss, .init = cfg->model.init,
-        .seed = cfg->run.seed,
+        .seed = cfg->run.seed, .huber_delta = cfg->model.huber_delta,
     };
     memcpy(s.widths, cfg->model.widths, sizeof s.widths);
     return s;
@@ -28,6 +28,7 @@ int dpt_model_init(dpt_model *m, const dpt_model_spec *spec, dpt_backend *be, in
     memcpy(m->widths, spec->widths, sizeof m->widths);
     m->act = spec->activation;
     m->loss = spec->loss;
+    m->huber_delta = spec->huber_delta > 0 ? (float)spec->huber_delta : 1.0f;
     m->dropout = (float)spec->dropout;
     m->be = be;
     m->max_rows = max_rows;

@@ -16,6 +16,7 @@ typedef struct {
     int widths[DPT_MAX_LAYERS + 1];
     dpt_activation act;
     dpt_loss loss;
+    float huber_delta;                   /* model.huber_delta (loss huber) */
     float dropout;
     size_t w_off[DPT_MAX_LAYERS];        /* offsets (floats) into params / grads */
     size_t b_off[DPT_MAX_LAYERS];
@@ -48,6 +49,7 @@ typedef struct {
     dpt_activation activation;
     double dropout;                      /* [0, 1) on hidden activations */
     dpt_loss loss;
+    double huber_delta;                  /* > 0: huber's delta (0 in a spec: 1) */
     dpt_init init;
     uint64_t seed;                       /* run.seed */
 } dpt_model_spec;

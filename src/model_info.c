@@ -47,6 +47,8 @@ static void write_info(dpt_json *j, const dpt_config *cfg, const dpt_data *d)
     dpt_json_end(j);
     dpt_json_string(j, "activation", dpt_activation_name(cfg->model.activation));
     dpt_json_string(j, "loss", dpt_loss_name(cfg->model.loss));
+    dpt_json_string(j, "precision", dpt_precision_name(cfg->train.precision));
+    dpt_json_double(j, "huber_delta", cfg->model.huber_delta);
     dpt_json_string(j, "data_format", dpt_format_name(cfg->data.format));
     dpt_json_string(j, "scaling", dpt_scaling_name(cfg->data.scaling));
     dpt_json_bool(j, "csv_header", cfg->data.csv_header);
@@ -217,6 +219,17 @@ static int read_info(reader *r, yaml_node_t *root, dpt_model_info *mi)
         const char *v = scalar(r, root, keys[k][1]);
         rc = v ? via_config(r, c, keys[k][0], v[0] ? v : "\"\"") : DPT_EUSAGE;
     }
+    /* keys newer files add: absent, the default (what the older training used) */
+    static const char *const optional[][2] = {{"train.precision", "precision"},
+                                              {"model.huber_delta", "huber_delta"}};
+    for (size_t k = 0; !rc && k < sizeof optional / sizeof optional[0]; k++) {
+        yaml_node_t *n = member(r, root, optional[k][1]);
+        if (n && n->type != YAML_SCALAR_NODE)
+            rc = dpt_error_set(r->err, DPT_EUSAGE, "%s: '%s' is not a single value", r->path,
+                               optional[k][1]);
+        else if (n)
+            rc = via_config(r, c, optional[k][0], (const char *)n->data.scalar.value);
+    }
     if (!rc) {
         mi->n_layers = c->model.n_layers;
         memcpy(mi->widths, c->model.widths, sizeof mi->widths);
@@ -226,6 +239,8 @@ static int read_info(reader *r, yaml_node_t *root, dpt_model_info *mi)
         mi->scaling = c->data.scaling;
         mi->csv_header = c->data.csv_header;
         mi->task = c->data.task;
+        mi->precision = c->train.precision;
+        mi->huber_delta = c->model.huber_delta;
     }
     free(c);
     if (rc)

@@ -30,6 +30,8 @@ typedef struct {
     double *t_mean, *t_std;             /* (T) data.target_scaling standardize, or NULL */
     dpt_missing missing;                /* data.missing (absent in older files: error) */
     double *fill;                       /* (I) data.missing mean: the training's means */
+    dpt_precision precision;            /* train.precision (absent in older files: fp32) */
+    double huber_delta;                 /* model.huber_delta (absent in older files: 1) */
 } dpt_model_info;
 
 /* Writes what cfg and the loaded data say (on rank 0) to path atomically. */

@@ -98,18 +98,20 @@ static inline DPT_HD float dpt_op_loss_row(const float *z, int label, int cols, 
 }
 
 /* One row of the regression loss against real targets t (cols): the mean over the cols outputs
- * of the squared error (mse, as PyTorch's MSELoss) or of the Huber loss with delta 1 (huber, as
- * PyTorch's HuberLoss: e^2 / 2 within 1, |e| - 1/2 beyond), so that a batch's loss is the mean
- * over all elements; writes dL/dz times grad_scale into dz when dz is not NULL. */
+ * of the squared error (mse, as PyTorch's MSELoss) or of the Huber loss with delta (huber, as
+ * PyTorch's HuberLoss(delta=delta): e^2 / 2 within delta, delta (|e| - delta / 2) beyond; delta 1
+ * computes the same floats as |e| - 1/2), so that a batch's loss is the mean over all elements;
+ * writes dL/dz times grad_scale into dz when dz is not NULL. */
 static inline DPT_HD float dpt_op_regress_row(const float *z, const float *t, int cols,
-                                              dpt_loss loss, float grad_scale, float *dz)
+                                              dpt_loss loss, float delta, float grad_scale,
+                                              float *dz)
 {
     float s = 0.0f;
     for (int j = 0; j < cols; j++) {
         float e = z[j] - t[j], a = fabsf(e), g;
         if (loss == DPT_LOSS_HUBER) {
-            s += a <= 1.0f ? 0.5f * e * e : a - 0.5f;
-            g = a <= 1.0f ? e : (e > 0.0f ? 1.0f : -1.0f);
+            s += a <= delta ? 0.5f * e * e : delta * (a - 0.5f * delta);
+            g = a <= delta ? e : (e > 0.0f ? delta : -delta);
         } else {
             s += e * e;
             g = 2.0f * e;

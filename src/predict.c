@@ -1,7 +1,8 @@
 /* dptrain predict and eval (predict.h): model.json and checkpoint.bin of a run, the input read
  * by the training's own loader (columns by name, class names, the saved scaling statistics), the
- * model's forward on the CPU backend in the evaluation's chunks, so eval's accuracy is the one
- * training reported for the same file. */
+ * model's forward on the backend --device chooses (src/device.c, as training chooses it) in the
+ * evaluation's chunks and through its ops, so eval's accuracy is the one training reported for
+ * the same file on the same backend. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "predict.h"
@@ -16,6 +17,7 @@
 #include "checkpoint.h"
 #include "csv.h"
 #include "data.h"
+#include "device.h"
 #include "json.h"
 #include "metrics.h"
 #include "model.h"
@@ -28,6 +30,8 @@ typedef struct {
     dpt_backend be;
     dpt_model m;
     int be_ready, m_ready;
+    float *xb;                /* (CHUNK_ROWS, I) on a device backend: the batch */
+    int32_t *yb;              /* (CHUNK_ROWS) on a device backend: its labels */
     dpt_data_spec spec;       /* the input as the training read its data */
     dpt_csv_stream *stream;   /* CSV: read a batch at a time (flat memory) */
     dpt_data d;               /* IDX: loaded whole, handed out from pos */
@@ -46,6 +50,10 @@ static void session_free(session *s)
 {
     if (s->m_ready)
         dpt_model_free(&s->m);
+    if (s->xb)
+        s->be.free(&s->be, s->xb);
+    if (s->yb)
+        s->be.free(&s->be, s->yb);
     if (s->be_ready)
         s->be.destroy(&s->be);
     dpt_csv_stream_close(s->stream);
@@ -75,7 +83,7 @@ static char *join(char *const *names, int n)
     if (s)
         s[0] = '\0';
     for (int k = 0; s && k < n; k++)
-        dpt_csv_list_append(s, len, names[k]);
+        dpt_csv_list_append_name(s, len, names[k]);
     return s;
 }
 
@@ -146,25 +154,34 @@ static int load_input(session *s, const dpt_predict_opts *o, int labelled, dpt_e
 static int open_session(const dpt_predict_opts *o, int labelled, session *s, dpt_error *err)
 {
     memset(s, 0, sizeof *s);
+    /* first and on every rank: choosing a GPU is collective over the node */
+    dpt_device d;
+    int rc = dpt_device_choose(o->device, o->comm, DPT_DEVICE_FOR_TRAINING, &d, err);
     char path[DPT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/model.json", o->run_dir);
-    int rc = dpt_model_info_load(path, &s->mi, err);
+    if (!rc)
+        rc = dpt_model_info_load(path, &s->mi, err);
     if (!rc)
         rc = load_input(s, o, labelled, err);
+    /* the training's GEMM precision, so that eval on its backend computes what training did */
+    if (!rc && (rc = dpt_device_start(&d, 0, s->mi.precision, &s->be, err)) == DPT_OK)
+        s->be_ready = 1;
     if (rc)
         return rc;
-    if ((rc = dpt_cpu_backend_init(&s->be, 0)) != DPT_OK)
-        return dpt_error_set(err, DPT_ERUNTIME, "cannot start the CPU backend");
-    s->be_ready = 1;
     dpt_model_spec ms = {.n_layers = s->mi.n_layers, .activation = s->mi.activation,
-                         .loss = s->mi.loss, .dropout = 0.0};
+                         .loss = s->mi.loss, .dropout = 0.0, .huber_delta = s->mi.huber_delta};
     memcpy(ms.widths, s->mi.widths, sizeof ms.widths);
     if ((rc = dpt_model_init(&s->m, &ms, &s->be, CHUNK_ROWS, err)) != DPT_OK)
         return rc;
     s->m_ready = 1;
-    s->logits = malloc((size_t)CHUNK_ROWS * s->mi.widths[s->mi.n_layers] * sizeof *s->logits);
+    const int I = s->mi.widths[0], C = s->mi.widths[s->mi.n_layers];
+    s->logits = malloc((size_t)CHUNK_ROWS * C * sizeof *s->logits);
     if (!s->logits)
         return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    if (!s->be.host_memory) { /* the backend's allocator reports its own failures */
+        s->xb = s->be.alloc(&s->be, (size_t)CHUNK_ROWS * I * sizeof *s->xb);
+        s->yb = s->be.alloc(&s->be, (size_t)CHUNK_ROWS * sizeof *s->yb);
+    }
     return load_weights(s, o->run_dir, err);
 }
 
@@ -193,29 +210,21 @@ static void forward(session *s, int rows, double *loss, double *hits)
     dpt_backend *be = &s->be;
     const int I = s->mi.widths[0], C = s->mi.widths[s->mi.n_layers];
     const float *x = s->x; /* (rows, I) */
-    float *xb = NULL;
-    int32_t *yb = NULL;
-    if (!be->host_memory) {
-        xb = be->alloc(be, (size_t)rows * I * sizeof *xb);
-        be->upload(be, xb, x, (size_t)rows * I * sizeof *xb);
-        x = xb;
+    if (s->xb) {
+        be->upload(be, s->xb, x, (size_t)rows * I * sizeof *s->xb);
+        x = s->xb;
     }
     const float *lg = dpt_model_forward(&s->m, x, rows, NULL);
     if (loss && !s->regression) {
         const int32_t *y = s->y;
-        if (!be->host_memory) {
-            yb = be->alloc(be, (size_t)rows * sizeof *yb);
-            be->upload(be, yb, y, (size_t)rows * sizeof *yb);
-            y = yb;
+        if (s->yb) {
+            be->upload(be, s->yb, y, (size_t)rows * sizeof *s->yb);
+            y = s->yb;
         }
         be->loss(be, lg, y, rows, C, s->m.loss, 0.0f, NULL, loss, hits);
     }
     be->download(be, s->logits, lg, (size_t)rows * C * sizeof *s->logits);
     be->sync(be);
-    if (xb)
-        be->free(be, xb);
-    if (yb)
-        be->free(be, yb);
     const dpt_model_info *mi = &s->mi;
     for (int i = 0; s->regression && i < rows; i++) {
         float *z = s->logits + (size_t)i * C;
@@ -225,7 +234,7 @@ static void forward(session *s, int rows, double *loss, double *hits)
                 t[k] = mi->t_mean ? (float)((s->t[(size_t)i * C + k] - mi->t_mean[k]) /
                                             mi->t_std[k])
                                   : s->t[(size_t)i * C + k];
-            *loss += dpt_op_regress_row(z, t, C, mi->loss, 0.0f, NULL);
+            *loss += dpt_op_regress_row(z, t, C, mi->loss, s->m.huber_delta, 0.0f, NULL);
         }
         for (int k = 0; mi->t_mean && k < C; k++) /* back to the targets' own units */
             z[k] = (float)(z[k] * mi->t_std[k] + mi->t_mean[k]);
@@ -318,44 +327,45 @@ static void write_rows(const session *s, FILE *f, int rows)
     }
 }
 
-/* Input rows [lo, hi) (hi INT64_MAX: to the end) predicted a batch at a time into f; the rows
- * before lo are read (a CSV has no index) but not computed. */
-static int predict_range(session *s, FILE *f, int64_t lo, int64_t hi, dpt_error *err)
+/* What a batch of input rows is for: predict writes it, eval adds it up (b: its index among
+ * the file's batches). */
+typedef int (*batch_fn)(session *s, int64_t b, int rows, void *ctx, dpt_error *err);
+
+/* Input rows [lo, hi) (hi INT64_MAX: to the end; lo a multiple of CHUNK_ROWS) a batch at a time
+ * through fn; the rows before lo are read (a CSV has no index) but not computed. */
+static int for_batches(session *s, int64_t lo, int64_t hi, batch_fn fn, void *ctx,
+                       dpt_error *err)
 {
     int64_t pos = 0;
     int rc = DPT_OK;
     for (int rows = 1; !rc && rows > 0 && pos < hi;) {
         int64_t want = pos < lo ? lo - pos : hi - pos;
         rc = next_batch(s, want < CHUNK_ROWS ? (int)want : CHUNK_ROWS, &rows, err);
-        if (!rc && rows > 0 && pos >= lo) {
-            forward(s, rows, NULL, NULL);
-            write_rows(s, f, rows);
-        }
+        if (!rc && rows > 0 && pos >= lo)
+            rc = fn(s, pos / CHUNK_ROWS, rows, ctx, err);
         pos += rows;
     }
     return rc;
 }
 
+static int predict_batch(session *s, int64_t b, int rows, void *ctx, dpt_error *err)
+{
+    (void)b;
+    (void)err;
+    forward(s, rows, NULL, NULL);
+    write_rows(s, ctx, rows);
+    return DPT_OK;
+}
+
 /* ---------------------------------------------------------------------------------------------
- * predict across ranks: each rank predicts a contiguous share of the rows into a part file,
- * rank 0 writes the header and its share to the output and then appends the others' parts in
- * rank order.
+ * The job's ranks: each takes a contiguous share of whole batches.
  */
 
-/* Every rank's status: a failure anywhere fails every rank (DPT_EUSAGE when any rank's was). */
+/* Every rank's status: a failure anywhere fails every rank (DPT_EUSAGE when any rank's was);
+ * a rank that failed keeps its message, the others get none (the failing rank speaks). */
 static int agree(const dpt_predict_opts *o, int rc, dpt_error *err)
 {
-    if (o->ranks <= 1)
-        return rc;
-    double buf[2] = {rc != DPT_OK, rc == DPT_EUSAGE};
-    o->sum(buf, 2, o->sum_ctx);
-    if (buf[0] == 0)
-        return DPT_OK;
-    int code = buf[1] > 0 ? DPT_EUSAGE : DPT_ERUNTIME;
-    if (rc == DPT_OK)
-        dpt_error_set(err, code, "predict failed on another rank");
-    err->code = code;
-    return code;
+    return o->comm->size > 1 ? dpt_comm_agree_error(o->comm, rc, err, err) : rc;
 }
 
 /* The rows of the input (every rank reads the whole file to know where its share starts). */
@@ -369,6 +379,27 @@ static int count_rows(session *s, const dpt_predict_opts *o, int64_t *n, dpt_err
     for (*n = 0; !rc && got > 0; *n += got)
         rc = dpt_csv_stream_read(c, s->x, NULL, NULL, CHUNK_ROWS, &got, err);
     dpt_csv_stream_close(c);
+    return rc;
+}
+
+/* This rank's rows [lo, hi) and the file's batches (0 with one rank: the file is not counted).
+ * Whole batches of CHUNK_ROWS: every row is computed in the batch it has in one process, so
+ * the output is the same bytes (a GEMM's row may round differently in a batch of another
+ * height). Collective; the status agreed. */
+static int share(session *s, const dpt_predict_opts *o, int64_t *lo, int64_t *hi,
+                 int64_t *batches, dpt_error *err)
+{
+    const int R = o->comm->size, r = o->comm->rank;
+    int64_t n = 0;
+    *lo = 0;
+    *hi = INT64_MAX;
+    *batches = 0;
+    if (R <= 1)
+        return DPT_OK;
+    int rc = agree(o, count_rows(s, o, &n, err), err);
+    *batches = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    *lo = *batches * r / R * CHUNK_ROWS;
+    *hi = *batches * (r + 1) / R * CHUNK_ROWS;
     return rc;
 }
 
@@ -387,7 +418,7 @@ static int append_parts(const dpt_predict_opts *o, long id, FILE *f, dpt_error *
 {
     char path[DPT_PATH_MAX + 64], buf[1 << 16];
     int rc = DPT_OK;
-    for (int r = 1; r < o->ranks; r++) {
+    for (int r = 1; r < o->comm->size; r++) {
         part_path(o, r, id, path, sizeof path);
         FILE *p = rc ? NULL : fopen(path, "rb");
         if (!rc && !p)
@@ -415,23 +446,19 @@ static int close_output(FILE *f, const char *path, int rc, dpt_error *err)
     return rc;
 }
 
+/* Each rank predicts its share into a part file, rank 0 writes the header and its share to the
+ * output and then appends the others' parts in rank order. */
 int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
 {
     session s;
-    const int R = o->ranks > 1 ? o->ranks : 1, r = R > 1 ? o->rank : 0;
+    const int R = o->comm->size, r = o->comm->rank;
     double id = r == 0 ? (double)getpid() : 0.0; /* names stdout's part files */
     if (R > 1)
-        o->sum(&id, 1, o->sum_ctx);
+        dpt_comm_allreduce_sum_double(o->comm, &id, 1);
+    int64_t lo, hi, batches;
     int rc = agree(o, open_session(o, 0, &s, err), err);
-    int64_t n = INT64_MAX, lo = 0, hi = INT64_MAX;
-    if (!rc && R > 1 && (rc = agree(o, count_rows(&s, o, &n, err), err)) == DPT_OK) {
-        /* whole batches of CHUNK_ROWS: every row is computed in the batch it has in one
-         * process, so the output is the same bytes (a GEMM's row may round differently in a
-         * batch of another height) */
-        int64_t batches = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
-        lo = batches * r / R * CHUNK_ROWS;
-        hi = batches * (r + 1) / R * CHUNK_ROWS;
-    }
+    if (!rc)
+        rc = share(&s, o, &lo, &hi, &batches, err);
     char path[DPT_PATH_MAX + 64];
     part_path(o, r, (long)id, path, sizeof path);
     const char *out = r > 0 ? path : o->output;
@@ -444,11 +471,10 @@ int dpt_predict_run(const dpt_predict_opts *o, dpt_error *err)
     if (!rc && r == 0)
         write_header(&s, f);
     if (!rc)
-        rc = predict_range(&s, f, lo, hi, err);
+        rc = for_batches(&s, lo, hi, predict_batch, f, err);
     if (r > 0)
         rc = close_output(f, out, rc, err);
-    if (R > 1)
-        rc = agree(o, rc, err);
+    rc = agree(o, rc, err);
     if (!rc && r == 0 && R > 1)
         rc = append_parts(o, (long)id, f, err);
     else if (rc && r > 0)
@@ -553,26 +579,14 @@ static int print_json(const session *s, const eval_sums *e)
     return rc;
 }
 
-/* Regression: RMSE, MAE, R^2 (metrics.h) and the mean loss, as a table or JSON. */
-static int eval_targets(session *s, const dpt_predict_opts *o, dpt_error *err)
+/* Regression: RMSE, MAE, R^2 (metrics.h) and the mean loss from sums (DPT_REGRESS_SUMS(T),
+ * then the loss), as a table or JSON. */
+static void report_targets(const session *s, const dpt_predict_opts *o, const double *sums)
 {
     const int T = s->mi.widths[s->mi.n_layers];
-    double *sums = calloc(DPT_REGRESS_SUMS(T), sizeof *sums), loss = 0.0;
-    if (!sums)
-        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
-    int rc;
-    for (int rows; !(rc = next_batch(s, CHUNK_ROWS, &rows, err)) && rows > 0;) {
-        forward(s, rows, &loss, NULL);
-        dpt_regress_sums_add(sums, T, s->logits, s->t, NULL, rows, NULL, NULL);
-    }
-    const double n = sums[0];
-    if (!rc && n == 0)
-        rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", o->input);
+    const double n = sums[0], loss = sums[DPT_REGRESS_SUMS(T)];
     double rmse, mae, r2;
     dpt_regress_metrics(sums, T, &rmse, &mae, &r2);
-    free(sums);
-    if (rc)
-        return rc;
     if (o->json) { /* 9 digits, as metrics.jsonl writes them */
         char buf[512];
         dpt_json j;
@@ -591,41 +605,142 @@ static int eval_targets(session *s, const dpt_predict_opts *o, dpt_error *err)
         printf("rmse      %.6g\nmae       %.6g\nr2        %.6f\nloss      %.6g\n", rmse, mae,
                r2, loss / n);
     }
+}
+
+/* eval's sums, the same for any number of ranks. Counts (rows, hits, the confusion matrix) are
+ * integers, exact in any order (as doubles, up to 2^53). The real sums (the loss, a regression's
+ * errors and targets) are formed per batch, and the batches' partial sums are added in the
+ * file's batch order: with one rank as they come; with several after an allreduce of every
+ * batch's partials, (batches, k), where each batch's row is written by the one rank that
+ * computed it and is zero on the others (x + 0 is exact whatever the reduction's order). So
+ * every rank count adds the same numbers in the same order. */
+typedef struct {
+    int k, C;
+    int64_t batches;  /* with several ranks: the file's batches (parts' rows) */
+    double *part;     /* (k) the batch being added */
+    double *parts;    /* (batches, k), with several ranks */
+    double *total;    /* (k) classification: the loss; regression: DPT_REGRESS_SUMS(T), loss */
+    double *counts;   /* classification: rows, hits, confusion (C, C) [true][predicted] */
+} eval_acc;
+
+static int acc_init(eval_acc *a, int regression, int C, int64_t batches, dpt_error *err)
+{
+    memset(a, 0, sizeof *a);
+    a->k = regression ? (int)DPT_REGRESS_SUMS(C) + 1 : 1;
+    a->C = C;
+    a->batches = batches;
+    a->part = calloc((size_t)a->k, sizeof *a->part);
+    a->total = calloc((size_t)a->k, sizeof *a->total);
+    a->counts = calloc(2 + (size_t)C * C, sizeof *a->counts);
+    a->parts = batches > 0 ? calloc((size_t)(batches * a->k), sizeof *a->parts) : NULL;
+    if (!a->part || !a->total || !a->counts || (batches > 0 && !a->parts))
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory for eval's sums");
     return DPT_OK;
+}
+
+static void acc_free(eval_acc *a)
+{
+    free(a->part);
+    free(a->parts);
+    free(a->total);
+    free(a->counts);
+}
+
+/* Batch b's partial sums (a->part) kept for the reduction, or added; part zeroed. */
+static void acc_batch(eval_acc *a, int64_t b)
+{
+    for (int j = 0; j < a->k; j++) {
+        if (a->parts)
+            a->parts[b * a->k + j] = a->part[j];
+        else
+            a->total[j] += a->part[j];
+        a->part[j] = 0.0;
+    }
+}
+
+/* With several ranks: every batch's partials and the counts summed over the ranks, the partials
+ * added in batch order. */
+static void acc_reduce(eval_acc *a, dpt_comm *comm)
+{
+    if (comm->size <= 1)
+        return;
+    const int64_t n = a->batches * a->k, piece = 1 << 20;
+    for (int64_t at = 0; at < n; at += piece)
+        dpt_comm_allreduce_sum_double(comm, a->parts + at, (int)(n - at < piece ? n - at : piece));
+    dpt_comm_allreduce_sum_double(comm, a->counts, 2 + a->C * a->C);
+    for (int64_t b = 0; b < a->batches; b++)
+        for (int j = 0; j < a->k; j++)
+            a->total[j] += a->parts[b * a->k + j];
+}
+
+static int eval_class_batch(session *s, int64_t b, int rows, void *ctx, dpt_error *err)
+{
+    (void)err;
+    eval_acc *a = ctx;
+    const int C = a->C;
+    forward(s, rows, &a->part[0], &a->counts[1]);
+    for (int i = 0; i < rows; i++)
+        a->counts[2 + (size_t)s->y[i] * C + argmax(s->logits + (size_t)i * C, C)] += 1.0;
+    a->counts[0] += rows;
+    acc_batch(a, b);
+    return DPT_OK;
+}
+
+static int eval_target_batch(session *s, int64_t b, int rows, void *ctx, dpt_error *err)
+{
+    (void)err;
+    eval_acc *a = ctx;
+    forward(s, rows, &a->part[a->k - 1], NULL);
+    dpt_regress_sums_add(a->part, a->C, s->logits, s->t, NULL, rows, NULL, NULL);
+    acc_batch(a, b);
+    return DPT_OK;
+}
+
+/* Rank 0 prints what the ranks' sums give. */
+static int report(const session *s, const dpt_predict_opts *o, const eval_acc *a,
+                  dpt_error *err)
+{
+    if (s->regression) {
+        report_targets(s, o, a->total);
+        return DPT_OK;
+    }
+    const int C = a->C;
+    eval_sums e = {.n = (int64_t)a->counts[0], .loss = a->total[0], .hits = a->counts[1]};
+    if (!(e.confusion = malloc((size_t)C * C * sizeof *e.confusion)))
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    for (int k = 0; k < C * C; k++)
+        e.confusion[k] = (int64_t)a->counts[2 + k];
+    int rc = DPT_OK;
+    if (o->json && print_json(s, &e))
+        rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
+    else if (!o->json)
+        print_table(s, o, &e);
+    free(e.confusion);
+    return rc;
 }
 
 int dpt_eval_run(const dpt_predict_opts *o, dpt_error *err)
 {
     session s;
-    int rc = open_session(o, 1, &s, err);
-    const int C = s.mi.widths[s.mi.n_layers];
-    if (!rc && s.regression) {
-        rc = eval_targets(&s, o, err);
-        fflush(stdout);
-        session_free(&s);
-        return rc;
-    }
-    eval_sums e = {0};
-    if (!rc && !(e.confusion = calloc((size_t)C * C, sizeof *e.confusion)))
-        rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
-    if (rc) {
-        session_free(&s);
-        return rc;
-    }
-    for (int rows; !(rc = next_batch(&s, CHUNK_ROWS, &rows, err)) && rows > 0;) {
-        forward(&s, rows, &e.loss, &e.hits);
-        for (int i = 0; i < rows; i++)
-            e.confusion[(size_t)s.y[i] * C + argmax(s.logits + (size_t)i * C, C)]++;
-        e.n += rows;
-    }
-    if (!rc && e.n == 0)
+    eval_acc a = {0};
+    int64_t lo, hi, batches;
+    int rc = agree(o, open_session(o, 1, &s, err), err);
+    if (!rc)
+        rc = share(&s, o, &lo, &hi, &batches, err);
+    if (!rc)
+        rc = agree(o, acc_init(&a, s.regression, s.mi.widths[s.mi.n_layers], batches, err), err);
+    if (!rc)
+        rc = agree(o, for_batches(&s, lo, hi, s.regression ? eval_target_batch : eval_class_batch,
+                                  &a, err), err);
+    if (!rc)
+        acc_reduce(&a, o->comm);
+    if (!rc && (s.regression ? a.total[0] : a.counts[0]) == 0)
         rc = dpt_error_set(err, DPT_EUSAGE, "%s: no data rows", o->input);
-    if (!rc && o->json && print_json(&s, &e))
-        rc = dpt_error_set(err, DPT_ERUNTIME, "out of memory");
-    else if (!rc && !o->json)
-        print_table(&s, o, &e);
+    if (!rc && o->comm->rank == 0)
+        rc = report(&s, o, &a, err);
     fflush(stdout);
-    free(e.confusion);
+    rc = agree(o, rc, err);
+    acc_free(&a);
     session_free(&s);
     return rc;
 }

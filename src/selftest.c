@@ -656,8 +656,8 @@ static void st_targets_stats(st_run *st, const st_buf *bz, const st_buf *br, con
 
 /* The regression loss with and without dout: 300 rows of 3 targets, each row's targets picked
  * by index from a table of 500 rows (as a split's labels index its target table), errors both
- * within and beyond Huber's delta of 1. */
-static void st_loss_targets(st_run *st, dpt_loss loss, int with_grad)
+ * within and beyond Huber's delta (1, the default, and another). */
+static void st_loss_targets(st_run *st, dpt_loss loss, float delta, int with_grad)
 {
     const int R = 300, T = 3, N = 500;
     size_t n = (size_t)R * T;
@@ -665,6 +665,8 @@ static void st_loss_targets(st_run *st, dpt_loss loss, int with_grad)
     snprintf(shape, sizeof shape, "%dx%d", R, T);
     snprintf(op, sizeof op, "loss_targets %s%s", loss == DPT_LOSS_HUBER ? "huber" : "mse",
              with_grad ? " +grad" : "");
+    if (delta != 1.0f)
+        snprintf(op + strlen(op), sizeof op - strlen(op), " delta %g", (double)delta);
     float *z = st_xmalloc(n * sizeof(float)), *dz = st_xmalloc(n * sizeof(float));
     float *t = st_xmalloc((size_t)N * T * sizeof(float));
     int32_t *row = st_xmalloc((size_t)R * sizeof(int32_t));
@@ -676,7 +678,7 @@ static void st_loss_targets(st_run *st, dpt_loss loss, int with_grad)
     double scale = 0.0; /* each row's loss is its own size: a mean of non-negative terms */
     for (int r = 0; r < R; r++)
         scale += (double)dpt_op_regress_row(z + (size_t)r * T, t + (size_t)row[r] * T, T, loss,
-                                            1.0f, NULL);
+                                            delta, 1.0f, NULL);
     st_buf bz = {0}, br = {0}, bt = {0}, bdz = {0};
     if (st_buf_init(st, &bz, z, n * sizeof(float), op) == 0 &&
         st_buf_init(st, &br, row, (size_t)R * sizeof(int32_t), op) == 0 &&
@@ -684,9 +686,9 @@ static void st_loss_targets(st_run *st, dpt_loss loss, int with_grad)
         st_buf_init(st, &bdz, dz, n * sizeof(float), op) == 0) {
         double sum_r = 1.25, sum_d = 1.25; /* the op adds to the sum */
         float gs = 1.0f / (float)R;
-        st->ref->loss_targets(st->ref, bz.r, br.r, bt.r, R, T, loss, gs,
+        st->ref->loss_targets(st->ref, bz.r, br.r, bt.r, R, T, loss, delta, gs,
                               with_grad ? bdz.r : NULL, &sum_r);
-        st->dev->loss_targets(st->dev, bz.d, br.d, bt.d, R, T, loss, gs,
+        st->dev->loss_targets(st->dev, bz.d, br.d, bt.d, R, T, loss, delta, gs,
                               with_grad ? bdz.d : NULL, &sum_d);
         char what[80];
         if (with_grad) {
@@ -1054,8 +1056,9 @@ int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, dpt_precision prec, FIL
     for (int g = 1; g >= 0; g--) {
         st_loss(&st, DPT_LOSS_SOFTMAX_CE, g);
         st_loss(&st, DPT_LOSS_MSE, g);
-        st_loss_targets(&st, DPT_LOSS_MSE, g);
-        st_loss_targets(&st, DPT_LOSS_HUBER, g);
+        st_loss_targets(&st, DPT_LOSS_MSE, 1.0f, g);
+        st_loss_targets(&st, DPT_LOSS_HUBER, 1.0f, g);
+        st_loss_targets(&st, DPT_LOSS_HUBER, 0.4f, g);
     }
     st_sum_squares(&st, 1);
     st_sum_squares(&st, 1000);

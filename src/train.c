@@ -368,8 +368,8 @@ static void step_loss(dpt_trainer *t, const float *logits, const int32_t *yb, fl
     float stats[DPT_GRAD_STATS] = {0};
     double loss_sum = 0.0, correct = 0.0;
     if (t->t_train) /* regression: the labels index the target table */
-        be->loss_targets(be, logits, yb, t->t_train, t->rows, C, m->loss, grad_scale, dlogits,
-                         &loss_sum);
+        be->loss_targets(be, logits, yb, t->t_train, t->rows, C, m->loss, m->huber_delta,
+                         grad_scale, dlogits, &loss_sum);
     else
         be->loss(be, logits, yb, t->rows, C, m->loss, grad_scale, dlogits, &loss_sum, &correct);
     stats[0] = (float)loss_sum;
@@ -617,7 +617,7 @@ void dpt_trainer_evaluate_regression(dpt_trainer *t, const dpt_dataset *ds, doub
         for (int i = 0; i < rows; i++) /* the training loss's own math, on the host */
             sums[n_sums - 1] += dpt_op_regress_row(out + (size_t)i * T,
                                                    ds->t + (size_t)ds->y[r + i] * T, T, m->loss,
-                                                   0.0f, NULL);
+                                                   m->huber_delta, 0.0f, NULL);
         dpt_regress_sums_add(sums, T, out, ds->t, ds->y + r, rows, d->t_mean, d->t_std);
     }
     dpt_reducer_watch(t->reducer, "evaluation's allreduce");

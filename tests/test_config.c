@@ -110,6 +110,7 @@ Test(config, defaults_match_design)
     cr_assert_eq(c.model.activation, DPT_ACT_RELU);
     cr_assert_eq(c.model.dropout, 0.0);
     cr_assert_eq(c.model.loss, DPT_LOSS_SOFTMAX_CE);
+    cr_assert_eq(c.model.huber_delta, 1.0);
     cr_assert_eq(c.model.init, DPT_INIT_AUTO);
 
     cr_assert_eq(c.train.epochs, 10);
@@ -388,6 +389,9 @@ Test(config, out_of_range_values)
                       "2:14: train.max_steps: must be <= 9223372036854775807 "
                       "(got 99999999999999999999)");
     expect_load_error("comm:\n  bucket_mb: 0\n", "2:14: comm.bucket_mb: must be > 0 (got 0)");
+    expect_load_error("model:\n  huber_delta: 0\n", "2:16: model.huber_delta: must be > 0 (got 0)");
+    expect_load_error("model:\n  huber_delta: -1\n",
+                      "2:16: model.huber_delta: must be > 0 (got -1)");
 }
 
 Test(config, bad_enum_lists_the_choices)
@@ -634,6 +638,8 @@ Test(config, validate_regression_keys)
         {{"data.format=csv", "search.objective=val_rmse", ""},
          "search.objective: val_rmse is for data.task: regression"},
         {{"data.format=csv", "data.task=regression", "model.loss=huber"}, NULL},
+        {{"data.format=csv", "model.huber_delta=0.5", ""},
+         "model.huber_delta (0.5) is for model.loss: huber"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         dpt_config_defaults(&c);
@@ -655,6 +661,15 @@ Test(config, validate_regression_keys)
     cr_assert_eq(load_text(&c, "data:\n  label_column: [price, demand]\n", &err, path), DPT_OK,
                  "%s", err.msg); /* a YAML list of target columns is stored joined */
     cr_assert_str_eq(c.data.label_column, "price, demand");
+    /* huber's delta: set, validated with the loss it is for */
+    dpt_config_defaults(&c);
+    set_ok(&c, "data.train_csv=t.csv");
+    set_ok(&c, "data.format=csv");
+    set_ok(&c, "data.task=regression");
+    set_ok(&c, "model.loss=huber");
+    set_ok(&c, "model.huber_delta=0.25");
+    cr_assert_eq(c.model.huber_delta, 0.25);
+    cr_assert_eq(dpt_config_validate(&c, &err), DPT_OK, "%s", err.msg);
 }
 
 /* Writes cfg to a temporary file, loads it over fresh defaults, and compares bytes. */
@@ -715,6 +730,7 @@ Test(config, write_then_load_round_trips)
     set_ok(&c, "model.activation=gelu");
     set_ok(&c, "model.dropout=0.1234567890123456789");
     set_ok(&c, "model.loss=mse");
+    set_ok(&c, "model.huber_delta=0.3333333333333333");
     set_ok(&c, "model.init=he");
     set_ok(&c, "train.epochs=100000");
     set_ok(&c, "train.batch_size=1");

@@ -1124,6 +1124,15 @@ Test(data, names_with_commas_are_quoted_in_lists)
     cr_assert_str_eq(joined, "\"size, cm\", \"say \"\"hi\"\"\", plain");
     cr_assert_eq(dpt_csv_list_append(joined, 37, "more"), -1);
     cr_assert_str_eq(joined, "\"size, cm\", \"say \"\"hi\"\"\", plain", "unchanged when full");
+    /* a header's names that would read as an index or a range are quoted to stay names */
+    joined[0] = '\0';
+    static const char *const names[] = {"3", "-1", "+7", "1:4", "", "2e2", "x1"};
+    for (int k = 0; k < 7; k++)
+        cr_assert_eq(dpt_csv_list_append_name(joined, sizeof joined, names[k]), 0);
+    cr_assert_str_eq(joined, "\"3\", \"-1\", \"+7\", \"1:4\", \"\", 2e2, x1");
+    joined[0] = '\0'; /* the config's lists: an index stays an index */
+    cr_assert_eq(dpt_csv_list_append(joined, sizeof joined, "5"), 0);
+    cr_assert_str_eq(joined, "5");
 
     snprintf(cfg.data.class_names, sizeof cfg.data.class_names, "\"open, a");
     expect_msg_at(&cfg, "", "data.class_names: a quoted name is not closed in '\"open, a'");

@@ -651,3 +651,56 @@ Test(gradients, blocks_of_rows_same_bits_and_hook_order)
     free(whole);
     fixture_free(&f);
 }
+
+/* model.huber_delta: the loss and gradient the CPU backend's loss_targets (the op training and
+ * eval call) computes for errors within and beyond delta are Huber's, e^2 / 2 within delta and
+ * delta (|e| - delta / 2) beyond (gradient e, or delta sign(e)), so the loss changes with delta
+ * as the formula says; mse ignores delta; the config's delta reaches the model. */
+Test(loss, huber_delta_follows_formula)
+{
+    enum { R = 4, T = 3 };
+    const float e[R * T] = {-3.0f, -1.2f, -0.5f, -0.1f, 0.0f, 0.3f,
+                            0.9f,  2.5f,  0.45f, -0.7f, 1.5f, 6.0f};
+    float z[R * T], t[R * T], dz[R * T];
+    int32_t row[R];
+    for (int i = 0; i < R * T; i++) {
+        t[i] = 0.25f * (float)i - 1.0f;
+        z[i] = t[i] + e[i];
+    }
+    for (int r = 0; r < R; r++)
+        row[r] = r;
+    dpt_backend be;
+    cr_assert_eq(dpt_cpu_backend_init(&be, 1), 0);
+    const float deltas[] = {0.25f, 1.0f, 2.0f, 10.0f};
+    double loss_at[4];
+    for (int k = 0; k < 4; k++) {
+        const double d = deltas[k], gs = 0.5;
+        double want = 0.0, got = 0.0;
+        be.loss_targets(&be, z, row, t, R, T, DPT_LOSS_HUBER, deltas[k], (float)gs, dz, &got);
+        for (int i = 0; i < R * T; i++) {
+            double err = (double)z[i] - t[i], a = fabs(err);
+            want += (a <= d ? 0.5 * err * err : d * (a - 0.5 * d)) / T;
+            double g = gs * (a <= d ? err : (err > 0 ? d : -d)) / T;
+            cr_assert(fabs(dz[i] - g) <= 1e-6 * (fabs(g) + 1e-3), "delta %g element %d: grad %g, "
+                      "want %g", d, i, (double)dz[i], g);
+        }
+        cr_assert(fabs(got - want) <= 1e-6 * want, "delta %g: loss %.9g, Huber's %.9g", d, got,
+                  want);
+        loss_at[k] = got;
+    }
+    /* a larger delta leaves more errors quadratic: the loss grows with delta here, and with
+     * delta beyond every error it is half the squared error */
+    cr_assert(loss_at[0] < loss_at[1] && loss_at[1] < loss_at[2] && loss_at[2] < loss_at[3]);
+    double mse_a = 0.0, mse_b = 0.0;
+    be.loss_targets(&be, z, row, t, R, T, DPT_LOSS_MSE, 0.25f, 1.0f, NULL, &mse_a);
+    be.loss_targets(&be, z, row, t, R, T, DPT_LOSS_MSE, 2.0f, 1.0f, NULL, &mse_b);
+    cr_assert_eq(mse_a, mse_b);
+    cr_assert(fabs(loss_at[3] - 0.5 * mse_a) <= 1e-6 * mse_a);
+    be.destroy(&be);
+
+    dpt_config cfg;
+    dpt_config_defaults(&cfg);
+    cfg.model.huber_delta = 0.3;
+    dpt_model_spec spec = dpt_model_spec_from_config(&cfg);
+    cr_assert_eq(spec.huber_delta, 0.3);
+}

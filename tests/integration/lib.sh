@@ -78,6 +78,21 @@ kill_search_after() {
     return 0
 }
 
+# eval_matches_metrics RUN_DIR EVAL_JSON: eval's accuracy (eval --json) is exactly the
+# test_accuracy of the last line of RUN_DIR/metrics.jsonl and its loss the test_loss to 1e-6
+# relative (both write 9 digits of a mean over the same rows); a failure is counted.
+eval_matches_metrics() {
+    python3 - "$1/metrics.jsonl" "$2" <<'EOF' || fail "eval ($2) disagrees with $1/metrics.jsonl"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+ev = json.load(open(sys.argv[2]))
+print("eval accuracy %r loss %r; metrics.jsonl test_accuracy %r test_loss %r"
+      % (ev["accuracy"], ev["loss"], last["test_accuracy"], last["test_loss"]))
+sys.exit(0 if ev["accuracy"] == last["test_accuracy"] and
+         abs(ev["loss"] - last["test_loss"]) <= 1e-6 * abs(last["test_loss"]) else 1)
+EOF
+}
+
 # bad NAME SUBSTRING ARGS...: `dptrain ARGS` must exit 2 with SUBSTRING in its stderr (a usage
 # error that names what is wrong); a failure is counted.
 bad() { # NAME SUBSTRING ARGS...

@@ -3,8 +3,9 @@
 # configs/regression.yaml (two named targets, standardized features and targets): it reaches the
 # R^2 the README states, 2 ranks train what one rank trains, eval's metrics are metrics.jsonl's
 # and predict's output gives eval's metrics, huber trains, data.missing: mean imputes in training
-# and in predict, a search minimizes val_rmse, predict under mpirun writes what one process writes, and bad input is a clear
-# error (exit 2).
+# and in predict, a search minimizes val_rmse, huber's delta reaches eval through model.json,
+# predict and eval under mpirun write what one process writes, and bad input is a clear error
+# (exit 2).
 #   usage: regression.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 
@@ -77,11 +78,22 @@ cmp -s "$TMP/pred.csv" "$TMP/pred3.csv" || fail "predict on 3 ranks differs from
 (cd "$TMP" && "${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$TMP/run" --input "$TMP/data/test.csv" \
     >"$TMP/pred2.csv" 2>"$TMP/pred2.err") || fail "predict on 2 ranks to stdout failed"
 cmp -s "$TMP/pred.csv" "$TMP/pred2.csv" || fail "predict on 2 ranks to stdout differs from 1 rank"
+# eval under mpirun: whole batches per rank, each batch's sums added in the file's order on
+# every rank count, so 2 and 3 ranks print the bytes one rank prints (2000 rows: 8 batches)
+for np in 2 3; do
+    "${MPIRUN[@]}" -np $np "$DPTRAIN" eval "$TMP/run" --input "$TMP/data/test.csv" --json \
+        >"$TMP/eval$np.json" 2>"$TMP/eval$np.err" || fail "eval on $np ranks failed"
+    cmp -s "$TMP/eval.json" "$TMP/eval$np.json" ||
+        fail "eval on $np ranks differs: $(cat "$TMP/eval.json" "$TMP/eval$np.json")"
+done
+"${MPIRUN[@]}" -np 3 "$DPTRAIN" eval "$TMP/run" --input "$TMP/data/test.csv" >"$TMP/eval3.txt" \
+    2>&1 || fail "eval (table) on 3 ranks failed"
+cmp -s "$TMP/eval.txt" "$TMP/eval3.txt" || fail "eval's table on 3 ranks differs from 1 rank"
 ls "$TMP" | grep -q 'part[0-9]' && fail "part files left behind: $(ls "$TMP" | grep part)"
 
 # 2 ranks, replicated and sharded: the same global batches as one rank (summation order apart;
 # 1e-4 relative as tests/integration/equivalence.sh argues), and sharded loading trains too
-S=(--set train.epochs=2 --set model.loss=huber)
+S=(--set train.epochs=2 --set model.loss=huber --set model.huber_delta=0.5)
 "$DPTRAIN" train "$TMP/reg.yaml" --out "$TMP/r1" "${S[@]}" >"$TMP/r1.out" 2>&1 ||
     fail "1-rank huber run failed"
 "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$TMP/reg.yaml" --out "$TMP/r2" "${S[@]}" \
@@ -96,6 +108,18 @@ for p in sys.argv[1:]:
     last = [json.loads(l) for l in open(p)][-1]
     if not last["val_r2"] > 0.9:
         print(p, "val R^2", last["val_r2"]); sys.exit(1)
+PY
+
+# model.huber_delta is saved in model.json and eval's loss uses it: metrics.jsonl's test_loss
+"$DPTRAIN" eval "$TMP/r1" --input "$TMP/data/test.csv" --json >"$TMP/r1_eval.json" ||
+    fail "eval of the huber run failed"
+python3 - "$TMP/r1/metrics.jsonl" "$TMP/r1_eval.json" "$TMP/r1/model.json" <<'PY' || fail "huber_delta not carried to eval"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+ev, info = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+if info.get("huber_delta") != 0.5 or abs(ev["loss"] - last["test_loss"]) > 1e-6 * last["test_loss"]:
+    print("model.json huber_delta", info.get("huber_delta"), "eval loss", ev["loss"],
+          "test_loss", last["test_loss"]); sys.exit(1)
 PY
 
 # search.objective: val_rmse: each trial's objective is its last epoch's val_rmse
