@@ -121,7 +121,7 @@ void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y,
                          int cols, dpt_loss loss, float grad_scale, float *dlogits, float *stats);
 void dpt_cuda_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,
                                  const float *t, int rows, int cols, dpt_loss loss,
-                                 float grad_scale, float *dout, float *stats);
+                                 float delta, float grad_scale, float *dout, float *stats);
 void dpt_cuda_accumulate(dpt_backend *be, double *acc, const float *x, int n);
 
 /* optim.cu */

@@ -166,7 +166,7 @@ void dpt_cuda_loss_stats(dpt_backend *be, const float *logits, const int32_t *y,
  * warm-up step, before any capture), summed by loss_stats_kernel. */
 void dpt_cuda_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,
                                  const float *t, int rows, int cols, dpt_loss loss,
-                                 float grad_scale, float *dout, float *stats)
+                                 float delta, float grad_scale, float *dout, float *stats)
 {
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     if (rows <= 0 || cols <= 0)
@@ -175,7 +175,7 @@ void dpt_cuda_loss_targets_stats(dpt_backend *be, const float *out, const int32_
               rows);
     unsigned threads = 128, blocks = (unsigned)((rows + threads - 1) / threads);
     DPT_LAUNCH(loss_targets_kernel, blocks, threads, ctx->stream, out, row, t, rows, cols, loss,
-               grad_scale, dout, ctx->stats_dev);
+               delta, grad_scale, dout, ctx->stats_dev);
     DPT_CUDA_CHECK_LAUNCH();
     DPT_LAUNCH(loss_stats_kernel, 1u, 1u, ctx->stream, ctx->stats_dev, rows, 0, stats);
     DPT_CUDA_CHECK_LAUNCH();

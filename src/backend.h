@@ -98,7 +98,7 @@ typedef struct {
      * synchronization either. */                                                               \
     X(loss_targets_stats, void, (dpt_backend *be, const float *out, const int32_t *row,       \
                                  const float *t, int rows, int cols, dpt_loss loss,            \
-                                 float grad_scale, float *dout, float *stats))                 \
+                                 float delta, float grad_scale, float *dout, float *stats))                 \
     /* acc(n) += (double)x(n), both in backend memory: a step's statistics summed over steps    \
      * on the device, read by the host once per log interval. */                                \
     X(accumulate, void, (dpt_backend *be, double *acc, const float *x, int n))                 \

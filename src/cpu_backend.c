@@ -200,10 +200,10 @@ static void cpu_loss_stats(dpt_backend *be, const float *logits, const int32_t *
 /* The sum of cpu_loss_targets, stored as the trainer's statistics slots are. */
 static void cpu_loss_targets_stats(dpt_backend *be, const float *out, const int32_t *row,
                                    const float *t, int rows, int cols, dpt_loss loss,
-                                   float grad_scale, float *dout, float *stats)
+                                   float delta, float grad_scale, float *dout, float *stats)
 {
     double lsum = 0.0;
-    cpu_loss_targets(be, out, row, t, rows, cols, loss, grad_scale, dout, &lsum);
+    cpu_loss_targets(be, out, row, t, rows, cols, loss, delta, grad_scale, dout, &lsum);
     stats[0] = (float)lsum;
     stats[1] = 0.0f;
     stats[2] = (float)rows;

@@ -638,14 +638,16 @@ static void st_loss(st_run *st, dpt_loss loss, int with_grad)
 /* loss_targets_stats: loss_targets's sum (the same tolerance) stored as the step's statistics
  * ({sum, 0, rows, 0}: rows and the empty slots exact), and its dout. */
 static void st_targets_stats(st_run *st, const st_buf *bz, const st_buf *br, const st_buf *bt,
-                             int R, int T, dpt_loss loss, float gs, double scale,
-                             const char *shape)
+                             int R, int T, dpt_loss loss, float delta, float gs,
+                             double scale, const char *shape)
 {
     st_buf bs = {0}, bd = {0};
     if (st_buf_init(st, &bs, NULL, 4 * sizeof(float), "loss_targets_stats") == 0 &&
         st_buf_init(st, &bd, NULL, (size_t)R * T * sizeof(float), "loss_targets_stats") == 0) {
-        st->ref->loss_targets_stats(st->ref, bz->r, br->r, bt->r, R, T, loss, gs, bd.r, bs.r);
-        st->dev->loss_targets_stats(st->dev, bz->d, br->d, bt->d, R, T, loss, gs, bd.d, bs.d);
+        st->ref->loss_targets_stats(st->ref, bz->r, br->r, bt->r, R, T, loss, delta, gs, bd.r,
+                                    bs.r);
+        st->dev->loss_targets_stats(st->dev, bz->d, br->d, bt->d, R, T, loss, delta, gs, bd.d,
+                                    bs.d);
         st_check_buf(st, "loss_targets_stats", shape, &bs, 4, 0, scale + R, ST_TOL_ELEMENTWISE);
         st_check_buf(st, "loss_targets_stats dout", shape, &bd, (size_t)R * T, (size_t)T, -1.0,
                      ST_TOL_ELEMENTWISE);
@@ -699,7 +701,7 @@ static void st_loss_targets(st_run *st, dpt_loss loss, float delta, int with_gra
         st_compare(st, what, shape, &sum_r, &sum_d, ST_F64, 1, 0, scale + 1.25,
                    ST_TOL_ELEMENTWISE);
         if (with_grad) /* the training step's form: the sum left in backend memory */
-            st_targets_stats(st, &bz, &br, &bt, R, T, loss, gs, scale, shape);
+            st_targets_stats(st, &bz, &br, &bt, R, T, loss, delta, gs, scale, shape);
     }
     st_buf_free(st, &bz);
     st_buf_free(st, &br);

@@ -356,8 +356,8 @@ static void step_loss(dpt_trainer *t, const float *logits, const int32_t *yb, fl
     int C = m->widths[m->n_layers];
     float grad_scale = 1.0f / (float)t->cfg->train.batch_size;
     if (t->device_stats && t->t_train) { /* regression: the labels index the target table */
-        be->loss_targets_stats(be, logits, yb, t->t_train, t->rows, C, m->loss, grad_scale,
-                               dlogits, m->grads + m->n_params);
+        be->loss_targets_stats(be, logits, yb, t->t_train, t->rows, C, m->loss, m->huber_delta,
+                               grad_scale, dlogits, m->grads + m->n_params);
         return;
     }
     if (t->device_stats) {
