@@ -138,6 +138,7 @@ static void cuda_destroy(dpt_backend *be)
     DPT_CUDA_CHECK(cudaFree(ctx->ss_block));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->ss_host));
     dpt_cuda_gemm_free(ctx);
+    dpt_cuda_lt_free(ctx);
     DPT_CUBLAS_CHECK(cublasDestroy(ctx->cublas));
     for (int k = 0; k < 2; k++) {
         DPT_CUDA_CHECK(cudaEventDestroy(ctx->copied[k]));
@@ -317,6 +318,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     be->bias_act_forward = dpt_cuda_bias_act_forward;
     be->act_backward = dpt_cuda_act_backward;
     be->bias_grad = dpt_cuda_bias_grad;
+    be->gemm_epilogue = dpt_cuda_gemm_epilogue;
     be->loss = dpt_cuda_loss;
     be->loss_targets = dpt_cuda_loss_targets;
     be->loss_stats = dpt_cuda_loss_stats;

@@ -47,6 +47,13 @@ static const __nv_bfloat16 *convert(dpt_cuda_ctx *ctx, const float *src, int row
     return dst;
 }
 
+const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, int rows, int cols,
+                                           int ld, int second)
+{
+    return second ? convert(ctx, src, rows, cols, ld, &ctx->bf16_b, &ctx->bf16_cap_b)
+                  : convert(ctx, src, rows, cols, ld, &ctx->bf16_a, &ctx->bf16_cap_a);
+}
+
 /* Row-major to column-major as cuda_gemm (backend.cu): B first, A second, m and n swapped; the
  * packed copies have leading dimension equal to their stored row length. */
 void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k,

@@ -56,6 +56,7 @@ typedef struct {
     __nv_bfloat16 *bf16_retired[DPT_CUDA_BF16_RETIRED];
     int n_bf16_retired;
     float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */
+    struct dpt_cuda_lt *lt; /* train.gemm_epilogue: cuBLASLt's handle, workspace, algorithms */
 } dpt_cuda_ctx;
 
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
@@ -108,6 +109,16 @@ void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n,
                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                         float *c, int ldc);
 void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx);
+/* The row-major operand (rows, cols; ld) converted to packed bf16 on the stream, into the
+ * first (second = 0) or second GEMM operand's scratch. */
+const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, int rows, int cols,
+                                           int ld, int second);
+
+/* lt.cu: the table's gemm_epilogue through cuBLASLt, and its handle freed at tear-down. */
+void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,
+                            int k, const float *a, int lda, const float *b, int ldb, float *c,
+                            int ldc, float *vec, void *mask);
+void dpt_cuda_lt_free(dpt_cuda_ctx *ctx);
 
 /* loss.cu */
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
