@@ -165,10 +165,12 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
         /* db(O) = column sums of dz; dW(O,I) = dz(B,O)^T in(B,I), by blocks of output rows
          * (each row of dW is the same dot products whatever the block) */
         float *db = m->grads + m->b_off[l];
-        int bgrad = be->epilogues & DPT_EPI_BGRAD; /* each block's GEMM sums its rows of db */
+        int blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
+        /* fused, the GEMM sums db beside dW; only when it is one block: db sits after the last
+         * rows of dW, in the piece the first block finished hands to the allreduce */
+        int bgrad = (be->epilogues & DPT_EPI_BGRAD) && blocks == 1;
         if (!bgrad)
             be->bias_grad(be, dz, rows, O, db);
-        int blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
         for (int j = blocks - 1; j >= 0; j--) {
             int r0, r1;
             dpt_model_grad_block(m, l, j, &r0, &r1);

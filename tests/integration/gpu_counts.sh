@@ -27,10 +27,22 @@ bench() {
 # 4 (two sum-of-squares stages, the factor, the product). The 20 timed steps (2 to 21; 30 a epoch) read the statistics twice (after steps 9
 # and 19, train.log_every 10), each with one memset of the sums: + 2/20.
 expect_launches() { awk -v L="$1" -v extra="$2" 'BEGIN { printf "%.1f", 6 * L + 4 + extra + 2 / 20 }'; }
+# With train.gemm_epilogue on (cuBLASLt's epilogues, cuda/lt.cu): the bias and ReLU ride in the
+# forward GEMM, the bias gradient in the weight-gradient GEMM and the ReLU mask in the
+# input-gradient GEMM, so L bias+activation, L bias-gradient and L - 1 activation-backward
+# kernels go: 6L + 4 - (3L - 1) = 3L + 5.
+expect_fused() { awk -v L="$1" 'BEGIN { printf "%.1f", 3 * L + 5 + 2 / 20 }'; }
 
 for layers in "[32,64,4]:2" "[32,64,64,4]:3" "[32,64,64,64,4]:4"; do
     L=${layers#*:}
-    bench "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off
+    bench "fused$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
+        --set train.gemm_epilogue=on
+    if read -r launches smin smax copies <"$TMP/fused$L.counts"; then
+        [ "$launches" = "$(expect_fused "$L")" ] ||
+            fail "$L layers, epilogues on: $launches launches per step, want $(expect_fused "$L")"
+    fi
+    bench "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
+        --set train.gemm_epilogue=off
     read -r launches smin smax copies <"$TMP/l$L.counts" || continue
     [ "$launches" = "$(expect_launches "$L" 0)" ] ||
         fail "$L layers: $launches launches per step, want $(expect_launches "$L" 0)"
@@ -42,7 +54,8 @@ done
 
 # two ranks on NCCL with clipping: still no host wait in a plain step (the watchdog polls at
 # the reads); the clipping factor stays on the device
-bench nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off
+bench nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off \
+    --set train.gemm_epilogue=off
 if read -r launches smin smax copies <"$TMP/nccl.counts"; then
     [ "$launches" = "$(expect_launches 3 4)" ] ||
         fail "NCCL, clipping: $launches launches per step, want $(expect_launches 3 4)"
