@@ -180,13 +180,14 @@ else
 fi
 bench_cfg=$root/tests/configs/synthetic_small.yaml
 declare -A samples # "shape batch precision" -> samples/s, for the PyTorch ratio
-bench_row() { # LAYERS BATCH PRECISION GRAPH
-    local layers=$1 batch=$2 prec=$3 graph=$4
-    local name="bench ${layers//,/-} b$batch $prec graphs=$graph"
-    local log="bench_${layers//,/-}_b${batch}_${prec}_graph_$graph.log" note=""
+bench_row() { # LAYERS BATCH PRECISION GRAPH [EPILOGUE]
+    local layers=$1 batch=$2 prec=$3 graph=$4 epi=${5:-}
+    local name="bench ${layers//,/-} b$batch $prec graphs=$graph${epi:+ epilogue=$epi}"
+    local log="bench_${layers//,/-}_b${batch}_${prec}_graph_$graph${epi:+_epilogue_$epi}.log" note=""
     local args=(bench train "$bench_cfg" "${steps[@]}" --set run.device=cuda --set run.threads=0
                 --set "model.layers=[$layers]" --set "train.batch_size=$batch" "${bench_data[@]}"
-                --set train.lr=0.01 --set "train.precision=$prec")
+                --set train.lr=0.01 --set "train.precision=$prec"
+                ${epi:+--set "train.gemm_epilogue=$epi"})
     run_step "$log" 90 "$dptrain" "${args[@]}" --set "train.cuda_graph=$graph"
     if [ $rc = 2 ] && [ "$graph" = off ] && grep -q "unknown key 'train.cuda_graph'" "$logs/$log"; then
         # a build without train.cuda_graph never captures graphs: "off" is what it always does
@@ -208,7 +209,7 @@ bench_row() { # LAYERS BATCH PRECISION GRAPH
     sps=$(echo "$r" | awk '{print $4}')
     step_ms=$(echo "$r" | awk '{print $5}')
     # what the backend counted per step, where the build prints it (launches, syncs, copies)
-    counts=$(grep -m1 -iE '^# .*launches' "$logs/$log" | sed 's/^# *//' | cut -c1-100 | tr '|' '/')
+    counts=$(grep -m1 -iE '^# device work per step.*launches' "$logs/$log" | sed 's/^# *//' | cut -c1-100 | tr '|' '/')
     # the faster of graphs on and off, for the PyTorch ratio
     local prev=${samples["$layers $batch $prec"]:-0}
     awk -v a="$sps" -v b="$prev" 'BEGIN { exit !(a > b) }' && samples["$layers $batch $prec"]=$sps
@@ -220,6 +221,14 @@ for s in "${shapes[@]}"; do
             bench_row "${s% *}" "${s#* }" $prec $graph
         done
     done
+done
+# the rows above run train.gemm_epilogue's default (auto: cuBLASLt's epilogues where it accepts
+# them); these three run our separate kernels instead, so the table shows which wins: the small
+# MLP in bf16 with graphs and in fp32 without (where the launches saved matter most), the large
+# one in bf16 with graphs
+for r in "${shapes[0]} bf16 on" "${shapes[0]} fp32 off" "${shapes[2]} bf16 on"; do
+    read -r r_layers r_batch r_prec r_graph <<<"$r"
+    bench_row "$r_layers" "$r_batch" "$r_prec" "$r_graph" off
 done
 
 # --- the NCCL allreduce ------------------------------------------------------------------------

@@ -33,6 +33,15 @@ grep '^| bench [0-9-]* b' "$table" | grep -vE '\| (PASS|not supported by this bu
     sed 's/^/    /' | grep . && fail "bench rows that neither passed nor were refused (above)"
 m=$(grep -cE '^\| bench [0-9-]* b[0-9]* fp32 graphs=off \| PASS \| [1-9][0-9]* samples/s' "$table" || true)
 [ "$m" = 3 ] || fail "expected the 3 fp32 graphs=off rows with samples/s > 0, got $m"
+# 3 rows with train.gemm_epilogue off beside the default (cuBLASLt's epilogues): the emulated
+# cuBLASLt accepts them, so the default row launches fewer kernels per step than its twin
+e=$(grep -cE '^\| bench [0-9-]* b[0-9]* [a-z0-9]* graphs=o[nf]* epilogue=off \| PASS \|' "$table" || true)
+[ "$e" = 3 ] || fail "expected 3 bench rows with epilogue=off that passed, got $e"
+launches() { grep -F "| bench $1 |" "$table" | grep -oE '[0-9.]+ launches' | head -1 | awk '{print $1}'; }
+fused=$(launches "32-64-64-10 b16 fp32 graphs=off")
+plain=$(launches "32-64-64-10 b16 fp32 graphs=off epilogue=off")
+awk -v a="$fused" -v b="$plain" 'BEGIN { exit !(a + 0 > 0 && a + 0 < b + 0) }' ||
+    fail "launches per step with epilogues '$fused', without '$plain': expected fewer with"
 # every log a row names is in OUTDIR/logs
 for log in $(awk -F' [|] ' '/^\| / && !/^\| (check|---) / { sub(/ \|$/, "", $4); print $4 }' "$table" | grep . | sort -u); do
     [ -f "$TMP/ok/logs/$log" ] || fail "row names log '$log', not in OUTDIR/logs"
