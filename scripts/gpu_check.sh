@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first run on a machine with NVIDIA GPUs, in one command and at most 8 minutes (issue 15):
 # builds for the GPUs' architecture, runs the parity selftest and the gpu tests, times `bench
-# train` on three MLP shapes in fp32, tf32 and bf16 with CUDA graphs on and off, the NCCL
+# train` on three MLP shapes in fp32, tf32 and bf16 with CUDA graphs on and off (and three rows with
+# cuBLASLt's GEMM epilogues off, train.gemm_epilogue, to see which wins), the NCCL
 # allreduce, trains Fashion-MNIST to accuracy, and times PyTorch eager on the same GPU where it is
 # installed. Prints one markdown table and writes it (table.md) with the raw logs into OUTDIR.
 # docs/gpu.md ("Performance model") holds the predictions to compare the table against.
@@ -169,7 +170,7 @@ fi
 
 # --- bench train: 3 shapes x fp32, tf32, bf16 x CUDA graphs on and off -------------------------
 if [ "$emulated" = 1 ]; then
-    # the same 18 rows on shapes the emulation computes in a moment (it runs kernels on the CPU)
+    # the same rows on shapes the emulation computes in a moment (it runs kernels on the CPU)
     shapes=("32,64,64,10 16" "32,64,64,10 64" "32,128,128,10 32")
     steps=(--steps 3 --warmup 1)
     bench_data=(--set data.synthetic_train=256 --set data.synthetic_test=64)

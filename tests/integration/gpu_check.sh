@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh under the host emulation (--emulated): it runs end to end and its table
-# has every row (build, selftest per precision, ctest -L gpu, 18 bench train variants, the NCCL
-# allreduce, training to accuracy, PyTorch skipped), each with its log; a variant this build
+# has every row (build, selftest per precision, ctest -L gpu, 18 bench train variants and 3 with
+# train.gemm_epilogue off, the NCCL allreduce, training to accuracy, PyTorch skipped), each with
+# its log; a variant this build
 # refuses is "not supported by this build"; without a driver and past the time budget the
 # failing rows say FAIL, name their logs and the script exits 1; a usage error exits 2.
 # Usage: gpu_check.sh DPTRAIN CKPT_DIFF (the emulated build's)
