@@ -109,12 +109,11 @@ static cublasStatus_t lt_describe(dpt_cuda_ctx *ctx, lt_call *c, int epi, int ta
         LT_SET(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, aux_ld);
     }
 #undef LT_SET
-    /* bf16 operands are packed copies (dpt_cuda_bf16_operand): leading dimension = row length */
-    int64_t lda_lt = bf16 ? (tb ? k : n) : ldb, ldb_lt = bf16 ? (ta ? m : k) : lda;
+    /* lda, ldb: the operands' as given to cuBLASLt (a bf16 copy's, dpt_cuda_bf16_operand) */
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatrixLayoutCreate(&c->a, in_type, tb ? k : n, tb ? n : k, lda_lt);
+        s = cublasLtMatrixLayoutCreate(&c->a, in_type, tb ? k : n, tb ? n : k, ldb);
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatrixLayoutCreate(&c->b, in_type, ta ? m : k, ta ? k : m, ldb_lt);
+        s = cublasLtMatrixLayoutCreate(&c->b, in_type, ta ? m : k, ta ? k : m, lda);
     if (s == CUBLAS_STATUS_SUCCESS)
         s = cublasLtMatrixLayoutCreate(&c->d, CUDA_R_32F, n, m, ldc);
     if (s != CUBLAS_STATUS_SUCCESS)
@@ -170,8 +169,8 @@ void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, 
     struct dpt_cuda_lt *lt = lt_of(ctx);
     const void *a_in = a, *b_in = b;
     if (ctx->precision == DPT_PREC_BF16 && k > 0) {
-        a_in = dpt_cuda_bf16_operand(ctx, a, trans_a ? k : m, trans_a ? m : k, lda, 0);
-        b_in = dpt_cuda_bf16_operand(ctx, b, trans_b ? n : k, trans_b ? k : n, ldb, 1);
+        a_in = dpt_cuda_bf16_operand(ctx, a, trans_a ? k : m, trans_a ? m : k, lda, 0, &lda);
+        b_in = dpt_cuda_bf16_operand(ctx, b, trans_b ? n : k, trans_b ? k : n, ldb, 1, &ldb);
     }
     lt_call call;
     DPT_CUBLAS_CHECK(lt_describe(ctx, &call, epi, trans_a, trans_b, m, n, k, lda, ldb, ldc, vec,
