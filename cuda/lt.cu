@@ -9,11 +9,12 @@
 
 #include "kernels.h"
 
-/* cuBLASLt's workspace: 4 MiB (Hopper's cuBLAS default is 32 MiB, already taken by the cuBLAS
- * handle; these GEMMs are at most 2048 wide, and a larger workspace only widens the heuristic's
- * choice of split-k algorithms). Algorithms are cached per problem (a heuristic query costs
- * microseconds of host time per GEMM otherwise). */
-enum { LT_WORKSPACE = 4 << 20, LT_PLANS = 64 };
+/* No workspace: cuBLASLt then picks among the algorithms that need none (no split-k, which
+ * these GEMMs, k <= 2048 with m and n in the hundreds or more, hardly need), and the fused path
+ * allocates nothing beside the ReLU masks (the device's memory budget and the allocation-failure
+ * tests see the same cudaMalloc calls as without it). Algorithms are cached per problem (a
+ * heuristic query costs microseconds of host time per GEMM otherwise). */
+enum { LT_WORKSPACE = 0, LT_PLANS = 64 };
 
 struct lt_key {
     int epi, ta, tb, m, n, k, lda, ldb, ldc, align;
@@ -21,7 +22,6 @@ struct lt_key {
 
 struct dpt_cuda_lt {
     cublasLtHandle_t h;
-    void *ws;
     lt_key keys[LT_PLANS];
     cublasLtMatmulAlgo_t algos[LT_PLANS];
     int n_plans;
@@ -38,8 +38,7 @@ static cublasLtEpilogue_t lt_epilogue(int epi)
     switch (epi) {
     case DPT_EPI_BIAS: return CUBLASLT_EPILOGUE_BIAS;
     case DPT_EPI_RELU_BIAS: return CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
-    case DPT_EPI_DRELU: return CUBLASLT_EPILOGUE_DRELU;
-    default: return CUBLASLT_EPILOGUE_BGRADB;
+    default: return CUBLASLT_EPILOGUE_DRELU_BGRAD;
     }
 }
 
@@ -50,7 +49,6 @@ static struct dpt_cuda_lt *lt_of(dpt_cuda_ctx *ctx)
         if (!lt)
             dpt_fatal(__FILE__, __LINE__, "lt_of", "out of host memory for cuBLASLt's state");
         DPT_CUBLAS_CHECK(cublasLtCreate(&lt->h));
-        DPT_CUDA_CHECK(cudaMalloc(&lt->ws, LT_WORKSPACE));
         ctx->lt = lt;
     }
     return ctx->lt;
@@ -60,7 +58,6 @@ void dpt_cuda_lt_free(dpt_cuda_ctx *ctx)
 {
     if (!ctx->lt)
         return;
-    DPT_CUDA_CHECK(cudaFree(ctx->lt->ws));
     DPT_CUBLAS_CHECK(cublasLtDestroy(ctx->lt->h));
     free(ctx->lt);
     ctx->lt = NULL;
@@ -81,8 +78,9 @@ static void lt_release(lt_call *c)
 
 /* The descriptors of the row-major c(m,n) = op(A) op(B) as cuda_gemm maps it (backend.cu):
  * cuBLASLt's A is our B, its B our A, m and n swapped, so the bias of our columns is the bias
- * of its rows (BIAS: "length must match matrix D rows"), our BGRAD over op(A)'s k its BGRADB
- * (length: columns of D), and the mask's leading dimension our row length rounded to 128 bits.
+ * of its rows (BIAS: "length must match matrix D rows"), DRELU_BGRAD's bias gradient (the sums
+ * of its D's rows) the column sums of our c, and the mask's leading dimension our row length
+ * rounded to 128 bits.
  * Any status but success leaves *c released. */
 static cublasStatus_t lt_describe(dpt_cuda_ctx *ctx, lt_call *c, int epi, int ta, int tb, int m,
                                   int n, int k, int lda, int ldb, int ldc, const void *vec,
@@ -132,7 +130,7 @@ static int lt_algo(struct dpt_cuda_lt *lt, const lt_call *c, const lt_key *key,
             return 1;
         }
     cublasLtMatmulPreference_t pref = NULL;
-    size_t ws = LT_WORKSPACE;
+    uint64_t ws = LT_WORKSPACE;
     DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
@@ -188,28 +186,30 @@ void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, 
     const float one = 1.0f, zero = 0.0f;
     dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0); /* one cuBLASLt call, counted as cuda_gemm's */
     DPT_CUBLAS_CHECK(cublasLtMatmul(lt->h, call.op, &one, b_in, call.a, a_in, call.b, &zero, c,
-                                    call.d, c, call.d, &algo, lt->ws, LT_WORKSPACE,
+                                    call.d, c, call.d, &algo, NULL, LT_WORKSPACE,
                                     ctx->stream));
     lt_release(&call);
 }
 
 /* Whether cuBLASLt has an algorithm for epilogue epi at odd shapes (no dimension a multiple of
- * a tile; the operand at a 4-byte offset, as a block of rows of dz is) in this precision. The
- * heuristic reads only the pointers' values (alignment), never the memory. */
+ * a tile, a leading dimension of no whole 16 bytes) in this precision. The heuristic reads only
+ * the pointers' values (alignment), never the memory. */
 static int lt_probe(dpt_cuda_ctx *ctx, int epi)
 {
     struct dpt_cuda_lt *lt = lt_of(ctx);
-    char *base = (char *)lt->ws;
+    /* pointer values only, 256-byte aligned as cudaMalloc's (cublasLt.h: the heuristic "depends
+     * on its value to determine expected pointer alignment") */
+    const char *base = (const char *)(uintptr_t)0x100000;
     const int m = 37, n = 53, k = 29;
-    int ta = epi == DPT_EPI_BGRAD, tb = epi == DPT_EPI_BIAS || epi == DPT_EPI_RELU_BIAS;
-    int lda = ta ? m + 3 : k, ldb = tb ? k : n;
-    const void *vec = epi == DPT_EPI_DRELU ? NULL : base + 1024;
-    const void *mask = epi == DPT_EPI_RELU_BIAS || epi == DPT_EPI_DRELU ? base + 2048 : NULL;
+    int tb = epi != DPT_EPI_DRELU; /* forward: in W^T; the input gradient: dz W */
+    int lda = k + 3, ldb = tb ? k : n;
+    const void *vec = base + 1024;
+    const void *mask = epi == DPT_EPI_BIAS ? NULL : base + 2048;
     lt_call call;
-    if (lt_describe(ctx, &call, epi, ta, tb, m, n, k, lda, ldb, n, vec, mask) !=
+    if (lt_describe(ctx, &call, epi, 0, tb, m, n, k, lda, ldb, n, vec, mask) !=
         CUBLAS_STATUS_SUCCESS)
         return 0;
-    lt_key key = {epi, ta, tb, m, n, k, lda, ldb, n, 4};
+    lt_key key = {epi, 0, tb, m, n, k, lda, ldb, n, 4};
     cublasLtMatmulAlgo_t algo;
     int ok = lt_algo(lt, &call, &key, &algo);
     lt_release(&call);
@@ -224,15 +224,15 @@ int dpt_cuda_epilogues(dpt_backend *be, int mode, char *why, size_t n)
         snprintf(why, n, "off (train.gemm_epilogue)");
         return 0;
     }
-    int bias = lt_probe(ctx, DPT_EPI_BIAS), bgrad = lt_probe(ctx, DPT_EPI_BGRAD);
+    int bias = lt_probe(ctx, DPT_EPI_BIAS);
     int relu = lt_probe(ctx, DPT_EPI_RELU_BIAS) && lt_probe(ctx, DPT_EPI_DRELU);
-    be->epilogues = (bias ? DPT_EPI_BIAS : 0) | (bgrad ? DPT_EPI_BGRAD : 0) |
-                    (relu ? DPT_EPI_RELU_BIAS | DPT_EPI_DRELU : 0);
-    const int all = DPT_EPI_BIAS | DPT_EPI_BGRAD | DPT_EPI_RELU_BIAS | DPT_EPI_DRELU;
-    snprintf(why, n, "%s%s%s%s%s", be->epilogues == all ? "cuBLASLt (bias, ReLU, bias gradient)"
-                                   : be->epilogues ? "cuBLASLt, partly; cuBLASLt refused:"
-                                                   : "off: cuBLASLt refused",
-             bias ? "" : " bias", relu ? "" : " ReLU+mask", bgrad ? "" : " bias gradient",
+    be->epilogues = (bias ? DPT_EPI_BIAS : 0) | (relu ? DPT_EPI_RELU_BIAS | DPT_EPI_DRELU : 0);
+    const int all = DPT_EPI_BIAS | DPT_EPI_RELU_BIAS | DPT_EPI_DRELU;
+    snprintf(why, n, "%s%s%s%s", be->epilogues == all
+                                     ? "cuBLASLt (bias; ReLU, its mask and bias gradient)"
+                                 : be->epilogues ? "cuBLASLt, partly; cuBLASLt refused:"
+                                                 : "off: cuBLASLt refused",
+             bias ? "" : " bias", relu ? "" : " ReLU with its mask and bias gradient",
              be->epilogues == all ? "" : " (our kernels instead)");
     return mode == 1 && be->epilogues != all ? -1 : 0;
 }

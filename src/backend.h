@@ -21,8 +21,8 @@ typedef struct dpt_backend dpt_backend;
 typedef enum {
     DPT_EPI_BIAS = 1,      /* c += vec(N) broadcast over rows */
     DPT_EPI_RELU_BIAS = 2, /* c = relu(op(A) op(B) + vec(N)); the mask written */
-    DPT_EPI_DRELU = 4,     /* c = op(A) op(B) where the mask's bit is set, else 0 */
-    DPT_EPI_BGRAD = 8      /* vec(M) = the sum over k of op(A)(i, k), beside the product */
+    DPT_EPI_DRELU = 4      /* c = op(A) op(B) where the mask's bit is set, else 0, and vec(N) =
+                            * the column sums of that c (the bias gradient of the masked layer) */
 } dpt_epilogue;
 
 /* Bits per row of the ReLU mask for N columns: N rounded up to 128, cuBLASLt's rule for the
@@ -71,7 +71,7 @@ typedef struct {
     /* db(O) = sum over rows of dz(B,O) (overwrites). */                                       \
     X(bias_grad, void, (dpt_backend *be, const float *dz, int rows, int cols, float *db))      \
     /* c(M,N) = op(A) op(B) with the epilogue epi (dpt_epilogue, one kind): vec is the bias    \
-     * (BIAS, RELU_BIAS) or the bias gradient written (BGRAD), mask the ReLU mask written       \
+     * (BIAS, RELU_BIAS) or the bias gradient written (DRELU), mask the ReLU mask written       \
      * (RELU_BIAS) or read (DRELU); unused ones may be NULL. Used by the model only for the     \
      * kinds in be->epilogues (a device's fused GEMM); every backend computes all of them. */  \
     X(gemm_epilogue, void, (dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,  \

@@ -158,9 +158,8 @@ static void cpu_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, 
 
 /* The twin of cuBLASLt's epilogues (cuda/lt.cu), for the parity checks: the CPU backend itself
  * never fuses (be->epilogues = 0), so its training runs today's separate ops. The bias is added
- * to the FP32 product as cuBLASLt's epilogue does before the activation; the bias gradient sums
- * op(A) as stored in the GEMM (bf16-rounded under train.precision: bf16, as cuBLASLt reduces the
- * bf16 matrix it was given), over k in order. */
+ * to the FP32 product before the activation, as cuBLASLt's epilogue does; DRELU's bias gradient
+ * sums the masked product over the rows in order. */
 static void cpu_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,
                               int k, const float *a, int lda, const float *b, int ldb, float *c,
                               int ldc, float *vec, void *mask)
@@ -168,7 +167,9 @@ static void cpu_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b
     cpu_gemm(be, trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
     uint8_t *bits = mask;
     size_t mld = dpt_epi_mask_ld(n);
-    for (int i = 0; i < m && epi != DPT_EPI_BGRAD; i++)
+    if (epi == DPT_EPI_DRELU)
+        memset(vec, 0, (size_t)n * sizeof(float));
+    for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float *x = &c[(size_t)i * ldc + j];
             size_t e = (size_t)i * mld + (size_t)j;
@@ -177,18 +178,12 @@ static void cpu_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b
             if (epi == DPT_EPI_RELU_BIAS) {
                 bits[e / 8] = (uint8_t)((bits[e / 8] & ~(1u << (e % 8))) | ((*x > 0.0f) << (e % 8)));
                 *x = *x > 0.0f ? *x : 0.0f;
-            } else if (epi == DPT_EPI_DRELU && !(bits[e / 8] >> (e % 8) & 1u)) {
-                *x = 0.0f;
+            } else if (epi == DPT_EPI_DRELU) {
+                if (!(bits[e / 8] >> (e % 8) & 1u))
+                    *x = 0.0f;
+                vec[j] += *x;
             }
         }
-    for (int i = 0; i < m && epi == DPT_EPI_BGRAD; i++) {
-        float s = 0.0f;
-        for (int l = 0; l < k; l++) {
-            float x = trans_a ? a[(size_t)l * lda + i] : a[(size_t)i * lda + l];
-            s += be->ctx ? dpt_op_round_bf16(x) : x;
-        }
-        vec[i] = s;
-    }
 }
 
 static void cpu_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,

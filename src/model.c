@@ -164,22 +164,17 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
         const float *in = l > 0 ? m->a[l - 1] : x; /* (B, I) */
         /* db(O) = column sums of dz; dW(O,I) = dz(B,O)^T in(B,I), by blocks of output rows
          * (each row of dW is the same dot products whatever the block) */
-        float *db = m->grads + m->b_off[l];
+        /* a fused hidden ReLU layer's db came with the input-gradient GEMM of the layer above
+         * (DRELU sums the masked product's columns): complete before any of this layer's
+         * pieces leaves, and the same however the weight gradient is cut into blocks */
+        if (l == m->n_layers - 1 || !relu_fused(m, l, drop))
+            be->bias_grad(be, dz, rows, O, m->grads + m->b_off[l]);
         int blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
-        /* fused, the GEMM sums db beside dW; only when it is one block: db sits after the last
-         * rows of dW, in the piece the first block finished hands to the allreduce */
-        int bgrad = (be->epilogues & DPT_EPI_BGRAD) && blocks == 1;
-        if (!bgrad)
-            be->bias_grad(be, dz, rows, O, db);
         for (int j = blocks - 1; j >= 0; j--) {
             int r0, r1;
             dpt_model_grad_block(m, l, j, &r0, &r1);
-            float *dw = m->grads + m->w_off[l] + (size_t)r0 * I;
-            if (bgrad)
-                be->gemm_epilogue(be, DPT_EPI_BGRAD, 1, 0, r1 - r0, I, rows, dz + r0, O, in, I,
-                                  dw, I, db + r0, NULL);
-            else
-                be->gemm(be, 1, 0, r1 - r0, I, rows, 1.0f, dz + r0, O, in, I, 0.0f, dw, I);
+            be->gemm(be, 1, 0, r1 - r0, I, rows, 1.0f, dz + r0, O, in, I, 0.0f,
+                     m->grads + m->w_off[l] + (size_t)r0 * I, I);
             if (hook)
                 hook(l, j, hook_ctx);
         }
@@ -188,8 +183,8 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
             float *dnext = m->d[dz == m->d[0] ? 1 : 0];
             const float *w = m->params + m->w_off[l];
             if (relu_fused(m, l - 1, drop))
-                be->gemm_epilogue(be, DPT_EPI_DRELU, 0, 0, rows, I, O, dz, O, w, I, dnext, I, NULL,
-                                  m->mask[l - 1]);
+                be->gemm_epilogue(be, DPT_EPI_DRELU, 0, 0, rows, I, O, dz, O, w, I, dnext, I,
+                                  m->grads + m->b_off[l - 1], m->mask[l - 1]);
             else {
                 be->gemm(be, 0, 0, rows, I, O, 1.0f, dz, O, w, I, 0.0f, dnext, I);
                 be->act_backward(be, dnext, m->z[l - 1], m->a[l - 1], rows, I, m->act, drop,

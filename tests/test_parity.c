@@ -116,7 +116,7 @@ Test(parity, catches_gemm_epilogue_forgotten)
     dpt_backend bad = be;
     bad.name = "cpu-no-epilogue";
     bad.gemm_epilogue = epilogue_forgotten;
-    /* bias, relu_bias (2 shapes, value and mask each), drelu, bgrad (2 shapes, vector each) */
+    /* bias, relu_bias (2 shapes, value and mask each), drelu (2 shapes, value and bias grad) */
     cr_expect_geq(parity_against(&bad), 7, "GEMMs without their epilogues passed the checks");
     be.destroy(&be);
 }
@@ -323,7 +323,7 @@ static void cuda_parity(dpt_precision prec)
     cr_assert_eq(dpt_cuda_epilogues(&gpu, 0, why, sizeof why), 0);
 #ifdef DPT_CUDA_EMU
     /* the emulated cuBLASLt accepts every epilogue the model fuses, in every precision */
-    cr_expect_eq(gpu.epilogues, DPT_EPI_BIAS | DPT_EPI_RELU_BIAS | DPT_EPI_DRELU | DPT_EPI_BGRAD,
+    cr_expect_eq(gpu.epilogues, DPT_EPI_BIAS | DPT_EPI_RELU_BIAS | DPT_EPI_DRELU,
                  "%s", why);
 #endif
     int n = 0;

@@ -1,7 +1,7 @@
 /* Host emulation of the cuBLASLt subset dptrain uses (cuda/lt.cu): handles, matmul and layout
  * descriptors, heuristic preferences, cublasLtMatmulAlgoGetHeuristic and cublasLtMatmul with
- * the epilogues BIAS, RELU_AUX_BIAS, DRELU and BGRADB, on the types of cublasGemmEx's FP32 and
- * bf16 paths. Names and numeric values as in the CUDA 13.0 toolkit's cublasLt.h. */
+ * the epilogues BIAS, RELU_AUX_BIAS, DRELU, DRELU_BGRAD and BGRADB, on the types of
+ * cublasGemmEx's FP32 and bf16 paths. Names and values as in the CUDA 13.0 cublasLt.h. */
 #ifndef DPT_CUDA_EMU_CUBLASLT_H
 #define DPT_CUDA_EMU_CUBLASLT_H
 

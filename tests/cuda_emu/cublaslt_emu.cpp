@@ -65,11 +65,13 @@ bool types_supported(const cublasLtMatmulDescOpaque *d, const cublasLtMatrixLayo
     return d->compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a->type == CUDA_R_32F;
 }
 
-bool has_aux(uint32_t e) { return e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DRELU; }
+bool is_drelu(uint32_t e) { return e == CUBLASLT_EPILOGUE_DRELU || e == CUBLASLT_EPILOGUE_DRELU_BGRAD; }
+bool has_aux(uint32_t e) { return e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS || is_drelu(e); }
+/* the bias pointer: read (BIAS, RELU_AUX_BIAS) or written (the bias gradients) */
 bool has_bias(uint32_t e)
 {
     return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS ||
-           e == CUBLASLT_EPILOGUE_BGRADB;
+           e == CUBLASLT_EPILOGUE_BGRADB || e == CUBLASLT_EPILOGUE_DRELU_BGRAD;
 }
 
 /* The checks of cublasLt.h this emulation relies on: NOT_SUPPORTED for a type combination or
@@ -90,8 +92,9 @@ cublasStatus_t validate(const char *who, const cublasLtMatmulDescOpaque *d,
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     const uint32_t e = d->epilogue;
-    if (e != CUBLASLT_EPILOGUE_DEFAULT && !has_bias(e) && e != CUBLASLT_EPILOGUE_DRELU) {
-        report(who, "epilogue %u is not emulated (DEFAULT, BIAS, RELU_AUX_BIAS, DRELU, BGRADB)", e);
+    if (e != CUBLASLT_EPILOGUE_DEFAULT && !has_bias(e) && !is_drelu(e)) {
+        report(who, "epilogue %u is not emulated (DEFAULT, BIAS, RELU_AUX_BIAS, DRELU, "
+               "DRELU_BGRAD, BGRADB)", e);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     if (d->bias_type != -1 && d->bias_type != (int32_t)dd->type) {
@@ -155,25 +158,35 @@ float element(const void *p, cudaDataType t, size_t i)
 
 /* The epilogue on D (m x n, ld ldd) after the product, per cublasLt.h: BIAS adds bias[i] to row
  * i of every column; RELU_AUX_BIAS then applies max(x, 0) and stores bit i + j * aux_ld (LSB
- * first in each byte) set where x > 0; DRELU zeroes D where that bit is clear; BGRADB writes
- * bias[j] = the sum over k of op(B)(l, j), as B is stored (bf16 read as bf16), summed in double. */
+ * first in each byte) set where x > 0; DRELU zeroes D where that bit is clear, and DRELU_BGRAD
+ * also writes bias[i] = the sum of D's row i after that (the bias gradient of the layer the
+ * mask is of, one per row of D), summed in double; BGRADB writes bias[j] = the sum over k of
+ * op(B)(l, j), as B is stored (bf16 read as bf16), summed in double. */
 void epilogue(const cublasLtMatmulDescOpaque &d, const void *B, const cublasLtMatrixLayoutOpaque &b,
               float *D, size_t m, size_t n, size_t ldd)
 {
     uint8_t *bits = (uint8_t *)d.aux;
     float *bias = (float *)d.bias;
+    const bool adds = d.epilogue == CUBLASLT_EPILOGUE_BIAS || d.epilogue == CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
     for (size_t j = 0; j < n && d.epilogue != CUBLASLT_EPILOGUE_BGRADB; j++)
         for (size_t i = 0; i < m; i++) {
             float &x = D[i + j * ldd];
             size_t e = i + j * (size_t)d.aux_ld;
-            if (has_bias(d.epilogue))
+            if (adds)
                 x += bias[i];
             if (d.epilogue == CUBLASLT_EPILOGUE_RELU_AUX_BIAS) {
                 bits[e / 8] = (uint8_t)((bits[e / 8] & ~(1u << (e % 8))) | ((x > 0.0f) << (e % 8)));
                 x = x > 0.0f ? x : 0.0f;
-            } else if (d.epilogue == CUBLASLT_EPILOGUE_DRELU && !(bits[e / 8] >> (e % 8) & 1u)) {
+            } else if (is_drelu(d.epilogue) && !(bits[e / 8] >> (e % 8) & 1u)) {
                 x = 0.0f;
             }
+        }
+    if (d.epilogue == CUBLASLT_EPILOGUE_DRELU_BGRAD)
+        for (size_t i = 0; i < m; i++) {
+            double s = 0.0;
+            for (size_t j = 0; j < n; j++)
+                s += D[i + j * ldd];
+            bias[i] = (float)s;
         }
     if (d.epilogue != CUBLASLT_EPILOGUE_BGRADB)
         return;

@@ -806,13 +806,22 @@ Test(cublaslt, epilogues_compute_what_cublasLt_h_documents)
             cr_assert_eq(bits[16] & 7, 1);
         }
     }
+    /* DRELU_BGRAD: D as DRELU's, [0 2; 0 0; 7 0], and its rows' sums as the bias gradient */
+    cublasLtMatmulDesc_t dbg = lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N,
+                                       CUBLASLT_EPILOGUE_DRELU_BGRAD, bias, mask, 128);
+    cr_assert_eq(cublasLtMatmul(h, dbg, &one, a, la, b, lb, &zero, d, ld, d, ld, NULL, NULL, 0, s),
+                 CUBLAS_STATUS_SUCCESS);
+    cublasLtMatmulDescDestroy(dbg);
+    float got[3];
+    cr_assert_eq(cudaMemcpy(got, bias, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert(got[0] == 2.0f && got[1] == 0.0f && got[2] == 7.0f, "DRELU_BGRAD: %g %g %g, want 2 0 7",
+              got[0], got[1], got[2]);
     cublasLtMatmulDesc_t bg = lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N,
                                       CUBLASLT_EPILOGUE_BGRADB, bias, NULL, 0);
     cr_assert_eq(cublasLtMatmul(h, bg, &one, a, la, b, lb, &zero, d, ld, d, ld, NULL, NULL, 0, s),
                  CUBLAS_STATUS_SUCCESS);
     cublasLtMatmulDescDestroy(bg);
-    float got[2];
-    cr_assert_eq(cudaMemcpy(got, bias, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(got, bias, 2 * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
     cr_assert_eq(got[0], 3.0f, "column 0 of B sums to 3, got %g", got[0]);
     cr_assert_eq(got[1], -1.0f, "column 1 of B sums to -1, got %g", got[1]);
     for (cublasLtMatrixLayout_t l : {la, lb, ld})
