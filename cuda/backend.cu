@@ -61,17 +61,20 @@ static void *cuda_alloc(dpt_backend *be, size_t bytes)
 
 static void cuda_free(dpt_backend *be, void *p)
 {
-    (void)be;
-    if (p)
+    if (p) {
+        dpt_cuda_bf16_weights_touched(dpt_cuda_ctx_of(be), p, 1, 1);
         DPT_CUDA_SYNC(cudaFree(p)); /* synchronizes the device first */
+    }
 }
 
 /* From pageable host memory the runtime stages the source before returning, so the caller may
  * reuse src at once (CUDA runtime API, "API synchronization behavior"). */
 static void cuda_upload(dpt_backend *be, void *dst, const void *src, size_t bytes)
 {
-    if (bytes)
+    if (bytes) {
         DPT_CUDA_COPY(dst, src, bytes, cudaMemcpyHostToDevice, dpt_cuda_ctx_of(be)->stream);
+        dpt_cuda_bf16_weights_touched(dpt_cuda_ctx_of(be), dst, bytes, 0);
+    }
 }
 
 static void cuda_download(dpt_backend *be, void *dst, const void *src, size_t bytes)
@@ -85,8 +88,10 @@ static void cuda_download(dpt_backend *be, void *dst, const void *src, size_t by
 
 static void cuda_zero(dpt_backend *be, void *p, size_t bytes)
 {
-    if (bytes)
+    if (bytes) {
         memset_async(p, bytes, dpt_cuda_ctx_of(be)->stream);
+        dpt_cuda_bf16_weights_touched(dpt_cuda_ctx_of(be), p, bytes, 0);
+    }
 }
 
 static void cuda_sync(dpt_backend *be)
@@ -139,6 +144,7 @@ static void cuda_destroy(dpt_backend *be)
     DPT_CUDA_CHECK(cudaFree(ctx->ss_block));
     DPT_CUDA_CHECK(cudaFreeHost(ctx->ss_host));
     dpt_cuda_gemm_free(ctx);
+    dpt_cuda_lt_free(ctx);
     DPT_CUBLAS_CHECK(cublasDestroy(ctx->cublas));
     for (int k = 0; k < 2; k++) {
         DPT_CUDA_CHECK(cudaEventDestroy(ctx->copied[k]));
@@ -319,6 +325,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
     be->bias_act_forward = dpt_cuda_bias_act_forward;
     be->act_backward = dpt_cuda_act_backward;
     be->bias_grad = dpt_cuda_bias_grad;
+    be->gemm_epilogue = dpt_cuda_gemm_epilogue;
     be->loss = dpt_cuda_loss;
     be->loss_targets = dpt_cuda_loss_targets;
     be->loss_stats = dpt_cuda_loss_stats;

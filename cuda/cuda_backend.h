@@ -74,6 +74,12 @@ void dpt_cuda_graph_launch(dpt_backend *be);
  * update and captured dropout kernels read them there. */
 void dpt_cuda_step_scalars(dpt_backend *be, float lr, float bc1, float bc2, int64_t step);
 
+/* train.gemm_epilogue (mode 0 auto, 1 on, 2 off): probes cuBLASLt once for each epilogue the
+ * model fuses (cuda/lt.cu) in this backend's precision and sets be->epilogues to those it
+ * accepts (none for off); why gets the start-up table's words. 0, or -1 when mode is on and
+ * cuBLASLt refuses some (be->epilogues then holds the accepted ones; why says which not). */
+int dpt_cuda_epilogues(dpt_backend *be, int mode, char *why, size_t n);
+
 /* The backend's compute stream (a cudaStream_t), so that the NCCL allreduce can be queued
  * behind the backward pass that produced the gradients. */
 void *dpt_cuda_backend_stream(dpt_backend *be);

@@ -3,6 +3,8 @@
  * accumulation (CUBLAS_COMPUTE_32F); its CPU twin is cpu_gemm in src/cpu_backend.c
  * (dpt_op_round_bf16). And the flat conversions of bf16 gradients on the wire (comm.compress:
  * bf16 on the NCCL path), whose CPU twin is the MPI path's dpt_bf16_from_float (mpi/buckets.h). */
+#include <stdlib.h>
+
 #include "kernels.h"
 
 /* dst (rows, cols) packed = bf16(src (rows, cols), leading dimension ld), row-major, one thread
@@ -47,6 +49,68 @@ static const __nv_bfloat16 *convert(dpt_cuda_ctx *ctx, const float *src, int row
     return dst;
 }
 
+const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, int rows, int cols,
+                                           int ld, int second, int *ld16)
+{
+    /* the operand's last element: (rows - 1) * ld + cols - 1 floats past src; the copy is used
+     * where it leaves the operand 16-byte aligned with a leading dimension of whole 16 bytes,
+     * as the packed scratch is (cuBLASLt's heuristic picks by alignment; the probe saw those) */
+    size_t span = (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+    if (ctx->w_valid && src >= ctx->w_src && src + span <= ctx->w_src + ctx->w_n &&
+        (src - ctx->w_src) % 8 == 0 && ld % 8 == 0) {
+        *ld16 = ld;
+        return ctx->w16 + (src - ctx->w_src);
+    }
+    *ld16 = cols;
+    return second ? convert(ctx, src, rows, cols, ld, &ctx->bf16_b, &ctx->bf16_cap_b)
+                  : convert(ctx, src, rows, cols, ld, &ctx->bf16_a, &ctx->bf16_cap_a);
+}
+
+/* Once per step instead of once per GEMM that reads a weight matrix (the forward and the
+ * input-gradient GEMMs: 2L - 1 conversions a step become one). The copy is allocated the first
+ * time (the trainer's first step runs uncaptured); a capture that would need a new one leaves the
+ * copy invalid, and the GEMMs convert as before. */
+void dpt_cuda_bf16_weights_updated(dpt_cuda_ctx *ctx, const float *p, size_t n)
+{
+    /* DPT_TEST_BF16_PER_GEMM=1: no copy, every GEMM converts its operands (the tests compare
+     * the two bitwise) */
+    static const char *per_gemm = getenv("DPT_TEST_BF16_PER_GEMM");
+    if (ctx->precision != DPT_PREC_BF16 || n == 0 || (per_gemm && per_gemm[0] == '1'))
+        return;
+    if (ctx->w_src != p || ctx->w_n != n) {
+        ctx->w_valid = 0;
+        if (ctx->capturing)
+            return;
+        if (n > ctx->w_n || !ctx->w16) {
+            DPT_CUDA_CHECK(cudaFree(ctx->w16));
+            ctx->w16 = NULL;
+            if (cudaMalloc((void **)&ctx->w16, n * sizeof(__nv_bfloat16)) != cudaSuccess) {
+                (void)cudaGetLastError(); /* no copy: the GEMMs convert their operands */
+                ctx->w_src = NULL;
+                ctx->w_n = 0;
+                return;
+            }
+        }
+        ctx->w_src = p;
+        ctx->w_n = n;
+    }
+    dpt_cuda_to_bf16(ctx->w16, p, n, ctx->stream);
+    ctx->w_valid = 1;
+}
+
+/* Called after the write is queued: the copy is refreshed behind it on the stream (a captured
+ * graph's GEMMs read the copy whatever the host's flag says), or dropped when the memory goes. */
+void dpt_cuda_bf16_weights_touched(dpt_cuda_ctx *ctx, const void *dst, size_t bytes, int freed)
+{
+    const char *d = (const char *)dst, *w = (const char *)ctx->w_src;
+    if (!ctx->w_valid || !(d < w + ctx->w_n * sizeof(float) && w < d + (bytes ? bytes : 1)))
+        return;
+    if (freed)
+        ctx->w_valid = 0;
+    else
+        dpt_cuda_to_bf16(ctx->w16, ctx->w_src, ctx->w_n, ctx->stream);
+}
+
 /* Row-major to column-major as cuda_gemm (backend.cu): B first, A second, m and n swapped; the
  * packed copies have leading dimension equal to their stored row length. */
 void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n, int k,
@@ -57,10 +121,10 @@ void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n,
     if (m <= 0 || n <= 0)
         return;
     const __nv_bfloat16 *a16 = NULL, *b16 = NULL;
-    int lda16 = trans_a ? m : k, ldb16 = trans_b ? k : n;
+    int lda16 = lda, ldb16 = ldb;
     if (k > 0) {
-        a16 = convert(ctx, a, trans_a ? k : m, lda16, lda, &ctx->bf16_a, &ctx->bf16_cap_a);
-        b16 = convert(ctx, b, trans_b ? n : k, ldb16, ldb, &ctx->bf16_b, &ctx->bf16_cap_b);
+        a16 = dpt_cuda_bf16_operand(ctx, a, trans_a ? k : m, trans_a ? m : k, lda, 0, &lda16);
+        b16 = dpt_cuda_bf16_operand(ctx, b, trans_b ? n : k, trans_b ? k : n, ldb, 1, &ldb16);
     } else {
         /* nothing is read (k = 0 scales C by beta), but cuBLAS still checks the dimensions */
         lda16 = lda;
@@ -83,6 +147,11 @@ void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx)
     for (int i = 0; i < ctx->n_bf16_retired; i++)
         DPT_CUDA_CHECK(cudaFree(ctx->bf16_retired[i]));
     ctx->n_bf16_retired = 0;
+    DPT_CUDA_CHECK(cudaFree(ctx->w16));
+    ctx->w16 = NULL;
+    ctx->w_src = NULL;
+    ctx->w_n = 0;
+    ctx->w_valid = 0;
 }
 
 static __global__ void float_to_bf16_kernel(const float *__restrict__ src, size_t n,

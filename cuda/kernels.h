@@ -57,6 +57,14 @@ typedef struct {
     __nv_bfloat16 *bf16_retired[DPT_CUDA_BF16_RETIRED];
     int n_bf16_retired;
     float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */
+    struct dpt_cuda_lt *lt; /* train.gemm_epilogue: cuBLASLt's handle, workspace, algorithms */
+    /* BF16: the parameters (w_src, w_n floats) converted once after each optimizer update into
+     * w16 (same layout), which every GEMM operand inside them reads instead of converting its
+     * own copy; valid only from such an update until the parameters are written otherwise */
+    const float *w_src;
+    size_t w_n;
+    __nv_bfloat16 *w16;
+    int w_valid;
 } dpt_cuda_ctx;
 
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
@@ -109,6 +117,23 @@ void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n,
                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                         float *c, int ldc);
 void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx);
+/* The row-major operand (rows, cols; ld) as bf16: inside the parameters' bf16 copy while it is
+ * valid (*ld16 = ld), else converted on the stream into the first (second = 0) or second GEMM
+ * operand's packed scratch (*ld16 = cols). */
+const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, int rows, int cols,
+                                           int ld, int second, int *ld16);
+/* BF16 only (no-ops otherwise): the optimizer has updated p(n), the parameters: their bf16 copy
+ * is refreshed on the stream; and [dst, dst + bytes) was just written by something else (an
+ * upload or a memset queued on the stream: the copy is refreshed behind it) or freed (the copy
+ * is dropped). */
+void dpt_cuda_bf16_weights_updated(dpt_cuda_ctx *ctx, const float *p, size_t n);
+void dpt_cuda_bf16_weights_touched(dpt_cuda_ctx *ctx, const void *dst, size_t bytes, int freed);
+
+/* lt.cu: the table's gemm_epilogue through cuBLASLt, and its handle freed at tear-down. */
+void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,
+                            int k, const float *a, int lda, const float *b, int ldb, float *c,
+                            int ldc, float *vec, void *mask);
+void dpt_cuda_lt_free(dpt_cuda_ctx *ctx);
 
 /* loss.cu */
 void dpt_cuda_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,

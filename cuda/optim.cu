@@ -55,6 +55,7 @@ void dpt_cuda_sgd_step(dpt_backend *be, float *p, const float *g, float *m, size
     DPT_LAUNCH(sgd_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, p, g, m, n,
                (const float *)ctx->scalars, momentum, nesterov, wd);
     DPT_CUDA_CHECK_LAUNCH();
+    dpt_cuda_bf16_weights_updated(ctx, p, n);
 }
 
 static __global__ void adam_kernel(float *__restrict__ p, const float *__restrict__ g,
@@ -79,6 +80,7 @@ void dpt_cuda_adam_step(dpt_backend *be, float *p, const float *g, float *m, flo
     DPT_LAUNCH(adam_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, p, g, m, v, n,
                (const float *)ctx->scalars, beta1, beta2, eps, wd, decoupled);
     DPT_CUDA_CHECK_LAUNCH();
+    dpt_cuda_bf16_weights_updated(ctx, p, n);
 }
 
 /* Stage 1: thread t of T = blocks * THREADS sums x[t], x[t + T], ... in double (coalesced);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first run on a machine with NVIDIA GPUs, in one command and at most 8 minutes (issue 15):
 # builds for the GPUs' architecture, runs the parity selftest and the gpu tests, times `bench
-# train` on three MLP shapes in fp32, tf32 and bf16 with CUDA graphs on and off, the NCCL
+# train` on three MLP shapes in fp32, tf32 and bf16 with CUDA graphs on and off (and three rows with
+# cuBLASLt's GEMM epilogues off, train.gemm_epilogue, to see which wins), the NCCL
 # allreduce, trains Fashion-MNIST to accuracy, and times PyTorch eager on the same GPU where it is
 # installed. Prints one markdown table and writes it (table.md) with the raw logs into OUTDIR.
 # docs/gpu.md ("Performance model") holds the predictions to compare the table against.
@@ -169,7 +170,7 @@ fi
 
 # --- bench train: 3 shapes x fp32, tf32, bf16 x CUDA graphs on and off -------------------------
 if [ "$emulated" = 1 ]; then
-    # the same 18 rows on shapes the emulation computes in a moment (it runs kernels on the CPU)
+    # the same rows on shapes the emulation computes in a moment (it runs kernels on the CPU)
     shapes=("32,64,64,10 16" "32,64,64,10 64" "32,128,128,10 32")
     steps=(--steps 3 --warmup 1)
     bench_data=(--set data.synthetic_train=256 --set data.synthetic_test=64)
@@ -180,13 +181,14 @@ else
 fi
 bench_cfg=$root/tests/configs/synthetic_small.yaml
 declare -A samples # "shape batch precision" -> samples/s, for the PyTorch ratio
-bench_row() { # LAYERS BATCH PRECISION GRAPH
-    local layers=$1 batch=$2 prec=$3 graph=$4
-    local name="bench ${layers//,/-} b$batch $prec graphs=$graph"
-    local log="bench_${layers//,/-}_b${batch}_${prec}_graph_$graph.log" note=""
+bench_row() { # LAYERS BATCH PRECISION GRAPH [EPILOGUE]
+    local layers=$1 batch=$2 prec=$3 graph=$4 epi=${5:-}
+    local name="bench ${layers//,/-} b$batch $prec graphs=$graph${epi:+ epilogue=$epi}"
+    local log="bench_${layers//,/-}_b${batch}_${prec}_graph_$graph${epi:+_epilogue_$epi}.log" note=""
     local args=(bench train "$bench_cfg" "${steps[@]}" --set run.device=cuda --set run.threads=0
                 --set "model.layers=[$layers]" --set "train.batch_size=$batch" "${bench_data[@]}"
-                --set train.lr=0.01 --set "train.precision=$prec")
+                --set train.lr=0.01 --set "train.precision=$prec"
+                ${epi:+--set "train.gemm_epilogue=$epi"})
     run_step "$log" 90 "$dptrain" "${args[@]}" --set "train.cuda_graph=$graph"
     if [ $rc = 2 ] && [ "$graph" = off ] && grep -q "unknown key 'train.cuda_graph'" "$logs/$log"; then
         # a build without train.cuda_graph never captures graphs: "off" is what it always does
@@ -227,6 +229,14 @@ for s in "${shapes[@]}"; do
             bench_row "${s% *}" "${s#* }" $prec $graph
         done
     done
+done
+# the rows above run train.gemm_epilogue's default (auto: cuBLASLt's epilogues where it accepts
+# them); these three run our separate kernels instead, so the table shows which wins: the small
+# MLP in bf16 with graphs and in fp32 without (where the launches saved matter most), the large
+# one in bf16 with graphs
+for r in "${shapes[0]} bf16 on" "${shapes[0]} fp32 off" "${shapes[2]} bf16 on"; do
+    read -r r_layers r_batch r_prec r_graph <<<"$r"
+    bench_row "$r_layers" "$r_batch" "$r_prec" "$r_graph" off
 done
 
 # --- the NCCL allreduce ------------------------------------------------------------------------

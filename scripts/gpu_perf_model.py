@@ -43,3 +43,21 @@ for (s,B),r in rate.items():
 print("host", HOST*1e6, "flops/sample", flops(widths['A']), flops(widths['C']), nparams(widths['A']), nparams(widths['C']))
 for n,t,b in elem(widths["A"],128,3.35e12,"fp32"): print("A128",n,round(t*1e6,2),b)
 for n,t,b in elem(widths["C"],512,3.35e12,"fp32"): print("C512",n,round(t*1e6,2),b)
+
+# train.gemm_epilogue (cuBLASLt's epilogues, cuda/lt.cu): the bias + activation kernels, the
+# activation-backward kernels and the hidden layers' bias-gradient kernels go (7 of the 11; the
+# logits' bias gradient stays); the GEMMs write the activation and a 1-bit mask instead of z and
+# take an assumed +1 us each for the epilogue; issuing a cuBLASLt call costs ~7 us (cuBLAS's 5
+# plus creating its four descriptors; the algorithm is cached per shape).
+FUSED_GONE = ("bias_act", "bias_grad 0", "bias_grad 1", "act_backward")
+HOST_FUSED = 4*3e-6 + 8*7e-6
+print("fused: host", HOST_FUSED*1e6)
+for (s,B),r in rate.items():
+    w=widths[s]; F=flops(w)*B
+    for g,bw in gpus.items():
+        for p in ("fp32","tf32","bf16"):
+            gemm = F/r[p] + 8*2e-6 + 8*1e-6 + sum(B*w[l+1]/8 for l in range(2))/(0.75*bw)
+            el = sum(t for n,t,_ in elem(w,B,bw,p) if not n.startswith(FUSED_GONE))
+            gpu = gemm+el
+            on = gpu+8e-6; off = max(gpu,HOST_FUSED)+10e-6
+            print(f"fused {s}{B} {g} {p}: gemm {gemm*1e6:.1f} elem {el*1e6:.1f} gpu {gpu*1e6:.1f} | on {on*1e6:.0f}us {B/on/1e6:.2f}M | off {off*1e6:.0f}us {B/off/1e6:.2f}M")

@@ -15,6 +15,25 @@
 
 typedef struct dpt_backend dpt_backend;
 
+/* train.gemm_epilogue: what gemm_epilogue adds to the product c(M,N) = op(A) op(B) (row-major,
+ * alpha 1, beta 0). The ReLU mask has a bit per element of c: row i's bits start at bit
+ * i * dpt_epi_mask_ld(N) (bit e is bit e % 8 of byte e / 8), set where the pre-activation > 0. */
+typedef enum {
+    DPT_EPI_BIAS = 1,      /* c += vec(N) broadcast over rows */
+    DPT_EPI_RELU_BIAS = 2, /* c = relu(op(A) op(B) + vec(N)); the mask written */
+    DPT_EPI_DRELU = 4      /* c = op(A) op(B) where the mask's bit is set, else 0, and vec(N) =
+                            * the column sums of that c (the bias gradient of the masked layer) */
+} dpt_epilogue;
+
+/* Bits per row of the ReLU mask for N columns: N rounded up to 128, cuBLASLt's rule for the
+ * bit-mask's leading dimension (cublasLt.h, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD). */
+static inline size_t dpt_epi_mask_ld(int n) { return ((size_t)(n > 0 ? n : 1) + 127) / 128 * 128; }
+/* Bytes of the mask of a (rows, n) output. */
+static inline size_t dpt_epi_mask_bytes(int rows, int n)
+{
+    return (size_t)(rows > 0 ? rows : 1) * dpt_epi_mask_ld(n) / 8;
+}
+
 /* What a device backend asked of its device since the process started (the CUDA backend counts
  * them where it makes the calls, so the emulated build shows what a GPU would be asked): kernel
  * launches (with cuBLAS calls and memsets), host synchronizations (stream, event and device
@@ -72,6 +91,13 @@ typedef struct {
                            int cols, dpt_activation act, const dpt_dropout *drop, int layer))  \
     /* db(O) = sum over rows of dz(B,O) (overwrites). */                                       \
     X(bias_grad, void, (dpt_backend *be, const float *dz, int rows, int cols, float *db))      \
+    /* c(M,N) = op(A) op(B) with the epilogue epi (dpt_epilogue, one kind): vec is the bias    \
+     * (BIAS, RELU_BIAS) or the bias gradient written (DRELU), mask the ReLU mask written       \
+     * (RELU_BIAS) or read (DRELU); unused ones may be NULL. Used by the model only for the     \
+     * kinds in be->epilogues (a device's fused GEMM); every backend computes all of them. */  \
+    X(gemm_epilogue, void, (dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,  \
+                            int k, const float *a, int lda, const float *b, int ldb, float *c, \
+                            int ldc, float *vec, void *mask))                                  \
     /* Loss of logits(B,C) against labels y(B). Adds the summed per-sample loss to *loss_sum   \
      * and the number of rows whose argmax equals the label to *correct (host pointers). When  \
      * dlogits is not NULL, writes dL/dlogits times grad_scale (1 / global batch rows for a    \
@@ -144,6 +170,7 @@ struct dpt_backend {
     const char *name;   /* "cpu", "cuda" */
     int host_memory;    /* 1: backend memory is host memory (no copies needed) */
     void *ctx;          /* backend state */
+    int epilogues;      /* DPT_EPI_* kinds the model fuses through gemm_epilogue; 0: none */
 #define DPT_BACKEND_MEMBER(name, ret, params) ret(*name) params;
     DPT_BACKEND_OPS(DPT_BACKEND_MEMBER)
 #undef DPT_BACKEND_MEMBER

@@ -90,6 +90,7 @@ static const char *const precision_names[] = {"fp32", "tf32", "bf16", NULL};
 static const char *const progress_names[] = {"auto", "on", "off", NULL};
 static const char *const resident_names[] = {"auto", "on", "off", NULL};
 static const char *const cuda_graph_names[] = {"auto", "on", "off", NULL};
+static const char *const gemm_epilogue_names[] = {"auto", "on", "off", NULL};
 static const char *const comm_algorithm_names[] = {"flat", "hierarchical", "ring", NULL};
 static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
@@ -117,6 +118,7 @@ _Static_assert(N_NAMES(optimizer_names) == DPT_OPT_ADAMW + 1, "optimizer names")
 _Static_assert(N_NAMES(schedule_names) == DPT_SCHED_COSINE + 1, "schedule names");
 _Static_assert(N_NAMES(precision_names) == DPT_PREC_BF16 + 1, "precision names");
 _Static_assert(N_NAMES(cuda_graph_names) == DPT_GRAPH_OFF + 1, "cuda_graph names");
+_Static_assert(N_NAMES(gemm_epilogue_names) == DPT_GEMM_EPI_OFF + 1, "gemm_epilogue names");
 _Static_assert(N_NAMES(comm_algorithm_names) == DPT_COMM_RING + 1, "comm algorithm names");
 _Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names");
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
@@ -195,6 +197,7 @@ static const config_key keys[] = {
     ROW_INT64("train.max_steps", train.max_steps, "0", 0, INT64_MAX),
     ROW_INT("train.log_every", train.log_every, "10", 1, INT_MAX),
     ROW_ENUM("train.cuda_graph", train.cuda_graph, "auto", cuda_graph_names),
+    ROW_ENUM("train.gemm_epilogue", train.gemm_epilogue, "auto", gemm_epilogue_names),
 
     ROW_DOUBLE("comm.bucket_mb", comm.bucket_mb, "25.0", 0.0, 1e6, LO_OPEN),
     ROW_BOOL("comm.overlap", comm.overlap, "true"),

@@ -20,6 +20,8 @@ typedef enum { DPT_SCALING_UNIT, DPT_SCALING_STANDARDIZE, DPT_SCALING_NONE } dpt
 typedef enum { DPT_RESIDENT_AUTO, DPT_RESIDENT_ON, DPT_RESIDENT_OFF } dpt_resident;
 /* train.cuda_graph: the step captured once and replayed (src/train.c, graph_verdict) */
 typedef enum { DPT_GRAPH_AUTO, DPT_GRAPH_ON, DPT_GRAPH_OFF } dpt_cuda_graph;
+/* train.gemm_epilogue: bias and ReLU fused into cuBLASLt's GEMMs (cuda/lt.cu) */
+typedef enum { DPT_GEMM_EPI_AUTO, DPT_GEMM_EPI_ON, DPT_GEMM_EPI_OFF } dpt_gemm_epilogue;
 typedef enum { DPT_INIT_AUTO, DPT_INIT_HE, DPT_INIT_XAVIER } dpt_init;
 typedef enum { DPT_OPT_SGD, DPT_OPT_ADAM, DPT_OPT_ADAMW } dpt_optimizer;
 typedef enum { DPT_SCHED_CONSTANT, DPT_SCHED_STEP, DPT_SCHED_COSINE } dpt_schedule;
@@ -134,6 +136,7 @@ typedef struct {
         int64_t max_steps;                 /* 0 = no limit */
         int log_every;                     /* steps between progress lines (terminal) */
         dpt_cuda_graph cuda_graph;         /* CUDA backend: the step as a CUDA Graph */
+        dpt_gemm_epilogue gemm_epilogue;   /* CUDA backend: cuBLASLt epilogues */
     } train;
     struct {
         double bucket_mb;                  /* gradient bucket size in MiB (layers are grouped,

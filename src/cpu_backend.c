@@ -156,6 +156,36 @@ static void cpu_bias_grad(dpt_backend *be, const float *dz, int rows, int cols, 
     }
 }
 
+/* The twin of cuBLASLt's epilogues (cuda/lt.cu), for the parity checks: the CPU backend itself
+ * never fuses (be->epilogues = 0), so its training runs today's separate ops. The bias is added
+ * to the FP32 product before the activation, as cuBLASLt's epilogue does; DRELU's bias gradient
+ * sums the masked product over the rows in order. */
+static void cpu_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,
+                              int k, const float *a, int lda, const float *b, int ldb, float *c,
+                              int ldc, float *vec, void *mask)
+{
+    cpu_gemm(be, trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    uint8_t *bits = mask;
+    size_t mld = dpt_epi_mask_ld(n);
+    if (epi == DPT_EPI_DRELU)
+        memset(vec, 0, (size_t)n * sizeof(float));
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float *x = &c[(size_t)i * ldc + j];
+            size_t e = (size_t)i * mld + (size_t)j;
+            if (epi == DPT_EPI_BIAS || epi == DPT_EPI_RELU_BIAS)
+                *x += vec[j];
+            if (epi == DPT_EPI_RELU_BIAS) {
+                bits[e / 8] = (uint8_t)((bits[e / 8] & ~(1u << (e % 8))) | ((*x > 0.0f) << (e % 8)));
+                *x = *x > 0.0f ? *x : 0.0f;
+            } else if (epi == DPT_EPI_DRELU) {
+                if (!(bits[e / 8] >> (e % 8) & 1u))
+                    *x = 0.0f;
+                vec[j] += *x;
+            }
+        }
+}
+
 static void cpu_loss(dpt_backend *be, const float *logits, const int32_t *y, int rows, int cols,
                      dpt_loss loss, float grad_scale, float *dlogits, double *loss_sum,
                      double *correct)
@@ -305,6 +335,7 @@ int dpt_cpu_backend_init(dpt_backend *be, int threads)
     be->bias_act_forward = cpu_bias_act_forward;
     be->act_backward = cpu_act_backward;
     be->bias_grad = cpu_bias_grad;
+    be->gemm_epilogue = cpu_gemm_epilogue;
     be->loss = cpu_loss;
     be->loss_targets = cpu_loss_targets;
     be->loss_stats = cpu_loss_stats;

@@ -4,6 +4,7 @@
  * or all of them (pick_gpu). */
 #include "device.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,18 @@ void *dpt_device_stream(dpt_backend *be)
     return be->host_memory ? NULL : dpt_cuda_backend_stream(be);
 }
 
+int dpt_device_epilogues(dpt_backend *be, int mode, char *why, size_t n, dpt_error *err)
+{
+    if (be->host_memory) {
+        snprintf(why, n, "none (the CPU backend)");
+        return DPT_OK;
+    }
+    if (dpt_cuda_epilogues(be, mode, why, n) != 0)
+        return dpt_error_set(err, DPT_EUSAGE, "train.gemm_epilogue: on, but %s; use auto or off",
+                             why);
+    return DPT_OK;
+}
+
 void dpt_device_graph_begin(dpt_backend *be) { dpt_cuda_graph_begin(be); }
 void dpt_device_graph_end(dpt_backend *be) { dpt_cuda_graph_end(be); }
 void dpt_device_graph_launch(dpt_backend *be) { dpt_cuda_graph_launch(be); }
@@ -199,6 +212,15 @@ void *dpt_device_stream(dpt_backend *be)
 {
     (void)be;
     return NULL;
+}
+
+int dpt_device_epilogues(dpt_backend *be, int mode, char *why, size_t n, dpt_error *err)
+{
+    (void)be;
+    (void)mode;
+    (void)err;
+    snprintf(why, n, "none (the CPU backend)");
+    return DPT_OK;
 }
 
 /* without CUDA the trainer never enables graphs: reaching these is a defect */

@@ -32,6 +32,11 @@ int dpt_device_choose(dpt_device_kind want, const dpt_comm *comm, dpt_device_cal
 int dpt_device_start(const dpt_device *d, int threads, dpt_precision precision,
                      dpt_backend *be, dpt_error *err);
 
+/* train.gemm_epilogue (a dpt_gemm_epilogue): which bias/ReLU epilogues the backend fuses into
+ * its GEMMs (be->epilogues; the CPU backend none), decided once before the model is built; why
+ * gets the start-up table's words. DPT_EUSAGE when `on` and cuBLASLt refuses some. */
+int dpt_device_epilogues(dpt_backend *be, int mode, char *why, size_t n, dpt_error *err);
+
 /* The backend's compute stream (a cudaStream_t) for the NCCL reducer; NULL for the CPU. */
 void *dpt_device_stream(dpt_backend *be);
 

@@ -54,6 +54,10 @@ int dpt_model_init(dpt_model *m, const dpt_model_spec *spec, dpt_backend *be, in
         m->z[l] = be->alloc(be, bytes);
         m->a[l] = be->alloc(be, bytes);
         ok = m->z[l] && m->a[l];
+        if (ok && (be->epilogues & DPT_EPI_RELU_BIAS) && l < m->n_layers - 1) {
+            m->mask[l] = be->alloc(be, dpt_epi_mask_bytes(max_rows, m->widths[l + 1]));
+            ok = m->mask[l] != NULL;
+        }
     }
     for (int k = 0; k < 2 && ok; k++) {
         m->d[k] = be->alloc(be, (size_t)max_rows * max_width * sizeof(float));
@@ -79,6 +83,7 @@ void dpt_model_free(dpt_model *m)
     for (int l = 0; l < m->n_layers; l++) {
         be->free(be, m->z[l]);
         be->free(be, m->a[l]);
+        be->free(be, m->mask[l]);
     }
     be->free(be, m->d[0]);
     be->free(be, m->d[1]);
@@ -107,6 +112,14 @@ void dpt_model_init_params(dpt_model *m, const dpt_model_spec *spec)
     free(host);
 }
 
+/* Whether hidden layer l's ReLU is fused into its forward GEMM (and its derivative into the
+ * backward GEMM that feeds it): the backend fuses ReLU and the layer drops nothing (dropout
+ * multiplies after the activation, which no epilogue does). Forward and backward decide alike. */
+static int relu_fused(const dpt_model *m, int l, const dpt_dropout *drop)
+{
+    return m->mask[l] && m->act == DPT_ACT_RELU && !(drop && drop->p > 0.0f);
+}
+
 const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt_dropout *drop)
 {
     dpt_backend *be = m->be;
@@ -114,10 +127,20 @@ const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt
     for (int l = 0; l < m->n_layers; l++) {
         int I = m->widths[l], O = m->widths[l + 1];
         int last = l == m->n_layers - 1;
-        /* z(B,O) = in(B,I) W(O,I)^T, then + b and the activation (none on the logits) */
-        be->gemm(be, 0, 1, rows, O, I, 1.0f, in, I, m->params + m->w_off[l], I, 0.0f, m->z[l], O);
-        be->bias_act_forward(be, m->z[l], m->a[l], m->params + m->b_off[l], rows, O,
-                             last ? DPT_ACT_IDENTITY : m->act, last ? NULL : drop, l);
+        const float *w = m->params + m->w_off[l];
+        float *b = m->params + m->b_off[l];
+        /* z(B,O) = in(B,I) W(O,I)^T, then + b and the activation (none on the logits); fused,
+         * the GEMM writes the activation (and the ReLU mask backward reads) and z stays unused */
+        if (last && (be->epilogues & DPT_EPI_BIAS))
+            be->gemm_epilogue(be, DPT_EPI_BIAS, 0, 1, rows, O, I, in, I, w, I, m->a[l], O, b, NULL);
+        else if (!last && relu_fused(m, l, drop))
+            be->gemm_epilogue(be, DPT_EPI_RELU_BIAS, 0, 1, rows, O, I, in, I, w, I, m->a[l], O, b,
+                              m->mask[l]);
+        else {
+            be->gemm(be, 0, 1, rows, O, I, 1.0f, in, I, w, I, 0.0f, m->z[l], O);
+            be->bias_act_forward(be, m->z[l], m->a[l], b, rows, O,
+                                 last ? DPT_ACT_IDENTITY : m->act, last ? NULL : drop, l);
+        }
         in = m->a[l];
         if (m->layer_end[0])
             m->layer_end[0][l] = dpt_now();
@@ -142,7 +165,11 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
         const float *in = l > 0 ? m->a[l - 1] : x; /* (B, I) */
         /* db(O) = column sums of dz; dW(O,I) = dz(B,O)^T in(B,I), by blocks of output rows
          * (each row of dW is the same dot products whatever the block) */
-        be->bias_grad(be, dz, rows, O, m->grads + m->b_off[l]);
+        /* a fused hidden ReLU layer's db came with the input-gradient GEMM of the layer above
+         * (DRELU sums the masked product's columns): complete before any of this layer's
+         * pieces leaves, and the same however the weight gradient is cut into blocks */
+        if (l == m->n_layers - 1 || !relu_fused(m, l, drop))
+            be->bias_grad(be, dz, rows, O, m->grads + m->b_off[l]);
         int blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
         for (int j = blocks - 1; j >= 0; j--) {
             int r0, r1;
@@ -155,8 +182,15 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
         if (l > 0) {
             /* d_in(B,I) = dz(B,O) W(O,I), then through layer l-1's dropout and activation */
             float *dnext = m->d[dz == m->d[0] ? 1 : 0];
-            be->gemm(be, 0, 0, rows, I, O, 1.0f, dz, O, m->params + m->w_off[l], I, 0.0f, dnext, I);
-            be->act_backward(be, dnext, m->z[l - 1], m->a[l - 1], rows, I, m->act, drop, l - 1);
+            const float *w = m->params + m->w_off[l];
+            if (relu_fused(m, l - 1, drop))
+                be->gemm_epilogue(be, DPT_EPI_DRELU, 0, 0, rows, I, O, dz, O, w, I, dnext, I,
+                                  m->grads + m->b_off[l - 1], m->mask[l - 1]);
+            else {
+                be->gemm(be, 0, 0, rows, I, O, 1.0f, dz, O, w, I, 0.0f, dnext, I);
+                be->act_backward(be, dnext, m->z[l - 1], m->a[l - 1], rows, I, m->act, drop,
+                                 l - 1);
+            }
             dz = dnext;
         }
         if (m->layer_end[1])

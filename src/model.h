@@ -29,6 +29,8 @@ typedef struct {
     float *z[DPT_MAX_LAYERS];            /* (max_rows, widths[l+1]) pre-activation */
     float *a[DPT_MAX_LAYERS];            /* (max_rows, widths[l+1]) activation (after dropout) */
     float *d[2];                         /* (max_rows, max width) backward ping-pong */
+    void *mask[DPT_MAX_LAYERS];          /* hidden layer l's ReLU mask when the backend fuses
+                                          * ReLU into the GEMM (DPT_EPI_RELU_BIAS), else NULL */
     int grad_blocks[DPT_MAX_LAYERS];     /* backward computes layer l's weight gradient in this
                                           * many blocks of output rows (0 or 1: whole), so that
                                           * a large layer's gradient can leave in pieces */

@@ -146,10 +146,10 @@ static void print_startup(dpt_trainer *t, const dpt_train_opts *opts, const char
                t->device_note ? t->device_note : "", t->device_note ? ")" : "");
     else
         printf("  %-9s %s: one GPU per rank (its only visible GPU, else its local rank's), "
-               "gradients through %s, training rows %s; CUDA Graph %s\n",
+               "gradients through %s, training rows %s; CUDA Graph %s; GEMM epilogues %s\n",
                "device", t->be.name, dpt_reducer_path(t->reducer),
                t->batch.staged ? "staged through pinned memory" : "resident on the device",
-               t->graph_why);
+               t->graph_why, t->epilogue_why);
     char comm_line[320];
     dpt_trainer_describe_comm(t, comm_line, sizeof comm_line);
     printf("  %-9s %s\n", "comm", comm_line);

@@ -374,6 +374,143 @@ static void st_gemms(st_run *st)
 }
 
 /* xb(B,I) = x[idx], yb = y[idx], with repeated and out-of-order indices. */
+/* gemm_epilogue: the product is gemm's (same tolerance, plus |bias| in the scale); DRELU's bias
+ * gradient sums m such products over the rows: each is off by at most the product's tolerance
+ * times its sum of |terms|, and the sum adds st_tol_sum(m) of the sum of those, so its scale is
+ * the largest column sum of the products' sums of |terms| and its tolerance the two added (the
+ * order of the sum differs from the CPU's: the bound holds in any order); the ReLU mask must
+ * match exactly wherever the exact pre-activation is farther from 0 than the product's
+ * tolerance (nearer, either bit is a correct rounding). The
+ * device backend is checked only in the kinds it fuses (be->epilogues: cuBLASLt may refuse some
+ * on a GPU); the CPU backend computes every kind. */
+typedef struct {
+    int epi, ta, tb, m, n, k, lda, ldb, ldc;
+    float *a, *b, *c, *vec;
+    uint8_t *mask;
+    double *z;     /* exact op(A) op(B) (+ bias), (m, n), of the operands the backends read */
+    double scale;  /* max sum of |terms| (+ |bias|) */
+    double vscale; /* max over columns of the sum over rows of the sums of |terms| */
+} st_epi;
+
+static float st_epi_operand(const st_run *st, float x)
+{
+    return st->prec == DPT_PREC_BF16 ? dpt_op_round_bf16(x) : x;
+}
+
+static void st_epi_inputs(st_run *st, st_epi *e)
+{
+    int a_rows = e->ta ? e->k : e->m, a_cols = e->ta ? e->m : e->k;
+    int b_rows = e->tb ? e->n : e->k, b_cols = e->tb ? e->k : e->n;
+    e->lda = a_cols + 3;
+    e->ldb = b_cols + 2;
+    e->ldc = e->n + 1;
+    size_t na = (size_t)a_rows * e->lda, nb = (size_t)b_rows * e->ldb;
+    e->a = st_xmalloc(na * sizeof(float));
+    e->b = st_xmalloc(nb * sizeof(float));
+    e->c = st_xmalloc((size_t)e->m * e->ldc * sizeof(float));
+    e->vec = st_xmalloc((size_t)(e->m > e->n ? e->m : e->n) * sizeof(float));
+    e->mask = st_xmalloc(dpt_epi_mask_bytes(e->m, e->n));
+    e->z = st_xmalloc((size_t)e->m * e->n * sizeof(double));
+    st_fill_nan(e->a, na);
+    st_fill_nan(e->b, nb);
+    st_fill_nan(e->c, (size_t)e->m * e->ldc);
+    for (int i = 0; i < a_rows; i++)
+        st_fill_normal(st, e->a + (size_t)i * e->lda, (size_t)a_cols, 1.0f);
+    for (int i = 0; i < b_rows; i++)
+        st_fill_normal(st, e->b + (size_t)i * e->ldb, (size_t)b_cols, 1.0f);
+    st_fill_normal(st, e->vec, (size_t)(e->m > e->n ? e->m : e->n), 1.0f);
+    for (size_t i = 0; i < dpt_epi_mask_bytes(e->m, e->n); i++) /* DRELU's input */
+        e->mask[i] = (uint8_t)(dpt_rng_normal(ST_SEED, DPT_RNG_SYNTH_X, st->counter++) * 64.0);
+    int bias = e->epi == DPT_EPI_BIAS || e->epi == DPT_EPI_RELU_BIAS;
+    e->scale = e->vscale = 0.0;
+    double *col = calloc((size_t)e->n, sizeof(double));
+    for (int i = 0; i < e->m && col; i++)
+        for (int j = 0; j < e->n; j++) {
+            double s = bias ? e->vec[j] : 0.0, abs_s = bias ? fabs(e->vec[j]) : 0.0;
+            for (int l = 0; l < e->k; l++) {
+                double t = (double)st_epi_operand(st, e->ta ? e->a[(size_t)l * e->lda + i]
+                                                            : e->a[(size_t)i * e->lda + l]) *
+                           st_epi_operand(st, e->tb ? e->b[(size_t)j * e->ldb + l]
+                                                    : e->b[(size_t)l * e->ldb + j]);
+                s += t;
+                abs_s += fabs(t);
+            }
+            e->z[(size_t)i * e->n + j] = s;
+            if (abs_s > e->scale)
+                e->scale = abs_s;
+            col[j] += abs_s;
+            if (col[j] > e->vscale)
+                e->vscale = col[j];
+        }
+    if (!col)
+        abort(); /* a few KB of host memory */
+    free(col);
+}
+
+/* The mask bits as 0/1 floats, NaN where the exact pre-activation is within `near` of 0. */
+static float *st_epi_bits(const st_epi *e, const uint8_t *mask, double near)
+{
+    float *f = st_xmalloc((size_t)e->m * e->n * sizeof(float));
+    for (int i = 0; i < e->m; i++)
+        for (int j = 0; j < e->n; j++) {
+            size_t bit = (size_t)i * dpt_epi_mask_ld(e->n) + (size_t)j;
+            f[(size_t)i * e->n + j] = fabs(e->z[(size_t)i * e->n + j]) <= near
+                                          ? NAN : (float)((mask[bit / 8] >> (bit % 8)) & 1u);
+        }
+    return f;
+}
+
+static void st_epilogue(st_run *st, int epi, const char *name, int ta, int tb, int m, int n, int k)
+{
+    if (!st->dev->host_memory && !(st->dev->epilogues & epi))
+        return;
+    st_epi e = {.epi = epi, .ta = ta, .tb = tb, .m = m, .n = n, .k = k};
+    st_epi_inputs(st, &e);
+    char op[64], shape[48];
+    snprintf(op, sizeof op, "gemm_epilogue %s %c%c", name, ta ? 'T' : 'N', tb ? 'T' : 'N');
+    snprintf(shape, sizeof shape, "%dx%dx%d", m, n, k);
+    double tol = st_tol_sum(k) + (st->prec == DPT_PREC_TF32 ? ST_TOL_TF32_INPUTS : 0.0);
+    size_t nc = (size_t)m * e.ldc, nmask = dpt_epi_mask_bytes(m, n), nv = (size_t)(m > n ? m : n);
+    st_buf ba = {0}, bb = {0}, bc = {0}, bv = {0}, bm = {0};
+    if (st_buf_init(st, &ba, e.a, (size_t)(ta ? k : m) * e.lda * sizeof(float), op) == 0 &&
+        st_buf_init(st, &bb, e.b, (size_t)(tb ? n : k) * e.ldb * sizeof(float), op) == 0 &&
+        st_buf_init(st, &bc, e.c, nc * sizeof(float), op) == 0 &&
+        st_buf_init(st, &bv, e.vec, nv * sizeof(float), op) == 0 &&
+        st_buf_init(st, &bm, e.mask, nmask, op) == 0) {
+        st->ref->gemm_epilogue(st->ref, epi, ta, tb, m, n, k, ba.r, e.lda, bb.r, e.ldb, bc.r,
+                               e.ldc, bv.r, bm.r);
+        st->dev->gemm_epilogue(st->dev, epi, ta, tb, m, n, k, ba.d, e.lda, bb.d, e.ldb, bc.d,
+                               e.ldc, bv.d, bm.d);
+        st_check_buf(st, op, shape, &bc, nc, (size_t)e.ldc, e.scale, tol);
+        if (epi == DPT_EPI_DRELU) {
+            snprintf(op, sizeof op, "gemm_epilogue %s bias grad", name);
+            st_check_buf(st, op, shape, &bv, (size_t)n, 0, e.vscale, tol + st_tol_sum(m));
+        }
+        if (epi == DPT_EPI_RELU_BIAS) {
+            uint8_t *mr = st_xmalloc(nmask), *md = st_xmalloc(nmask);
+            st_buf_fetch(st, &bm, mr, md);
+            float *fr = st_epi_bits(&e, mr, tol * e.scale), *fd = st_epi_bits(&e, md, tol * e.scale);
+            snprintf(op, sizeof op, "gemm_epilogue %s mask", name);
+            st_compare(st, op, shape, fr, fd, ST_F32, (size_t)m * n, (size_t)n, 1.0, ST_TOL_EXACT);
+            free(fr), free(fd), free(mr), free(md);
+        }
+    }
+    st_buf_free(st, &ba), st_buf_free(st, &bb), st_buf_free(st, &bc);
+    st_buf_free(st, &bv), st_buf_free(st, &bm);
+    free(e.a), free(e.b), free(e.c), free(e.vec), free(e.mask), free(e.z);
+}
+
+/* The model's fused GEMMs at odd shapes: forward (N T) with the bias or bias + ReLU, the input
+ * gradient (N N) through the ReLU mask with the bias gradient of the masked layer. */
+static void st_epilogues(st_run *st)
+{
+    st_epilogue(st, DPT_EPI_BIAS, "bias", 0, 1, 37, 53, 29);
+    st_epilogue(st, DPT_EPI_RELU_BIAS, "relu_bias", 0, 1, 37, 53, 29);
+    st_epilogue(st, DPT_EPI_RELU_BIAS, "relu_bias", 0, 1, 7, 130, 64); /* two mask words */
+    st_epilogue(st, DPT_EPI_DRELU, "drelu", 0, 0, 37, 53, 29);
+    st_epilogue(st, DPT_EPI_DRELU, "drelu", 0, 0, 300, 29, 7); /* a long bias-gradient sum */
+}
+
 static void st_gather(st_run *st)
 {
     const int N = 50, I = 13, B = 41;
@@ -881,6 +1018,7 @@ static const char *const st_op_checks[DPT_BACKEND_N_OPS] = {
     [DPT_BACKEND_OP_sync] = "every check (before its outputs)",
     [DPT_BACKEND_OP_zero] = "zero",
     [DPT_BACKEND_OP_gemm] = "gemm",
+    [DPT_BACKEND_OP_gemm_epilogue] = "gemm_epilogue",
     [DPT_BACKEND_OP_gather] = "gather",
     [DPT_BACKEND_OP_bias_act_forward] = "bias_act_forward",
     [DPT_BACKEND_OP_act_backward] = "act_backward",
@@ -1044,6 +1182,7 @@ int dpt_selftest_run(dpt_backend *ref, dpt_backend *dev, dpt_precision prec, FIL
     }
 
     st_gemms(&st);
+    st_epilogues(&st);
     st_gather(&st);
     static const dpt_activation acts[] = {DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID,
                                           DPT_ACT_GELU, DPT_ACT_IDENTITY};
@@ -1109,6 +1248,9 @@ static int st_main_cuda(FILE *out, dpt_comm *self)
             cpu.destroy(&cpu);
             return 1;
         }
+        char why[160];
+        (void)dpt_cuda_epilogues(&gpu, 0, why, sizeof why); /* checks what cuBLASLt accepts */
+        fprintf(out, "# %s GEMM epilogues: %s\n", st_precision_name(prec), why);
         int n = 0;
         failed += dpt_selftest_run(&cpu, &gpu, prec, out, 1, &n);
         checks += n;

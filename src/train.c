@@ -46,7 +46,12 @@ static int start_backend(dpt_trainer *t, dpt_error *err)
     t->device_note = d.note;
     /* NCCL starts in dpt_trainer_init, once every rank's device is known to be good: its
      * set-up is collective, and a rank that failed here would leave the others in it */
-    return dpt_device_start(&d, t->threads, t->cfg->train.precision, &t->be, err);
+    rc = dpt_device_start(&d, t->threads, t->cfg->train.precision, &t->be, err);
+    if (rc != DPT_OK)
+        return rc;
+    /* before the model: it allocates the ReLU masks only when the backend fuses ReLU */
+    return dpt_device_epilogues(&t->be, (int)t->cfg->train.gemm_epilogue, t->epilogue_why,
+                                sizeof t->epilogue_why, err);
 }
 
 /* The layer hook of backward with overlapped buckets: block `block` of layer `layer`'s

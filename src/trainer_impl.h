@@ -62,6 +62,7 @@ struct dpt_trainer {
     /* train.cuda_graph: the step captured once (after a warm-up step) and replayed */
     int graph_on;
     char graph_why[160];        /* on, or off and why, for the start-up table */
+    char epilogue_why[160];     /* train.gemm_epilogue's verdict, for the start-up table */
     int graph_ready;            /* the step is captured */
     int64_t steps_run;          /* steps of this trainer */
 };

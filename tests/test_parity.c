@@ -64,6 +64,16 @@ static void sgd_no_nesterov(dpt_backend *be, float *p, const float *g, float *m,
     cpu_ref.sgd_step(be, p, g, m, n, lr, momentum, 0, wd);
 }
 
+/* The GEMM alone, every epilogue forgotten (a fused call whose epilogue attribute was never
+ * set): no bias, no ReLU or mask, no bias gradient. */
+static void epilogue_forgotten(dpt_backend *be, int epi, int ta, int tb, int m, int n, int k,
+                               const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                               float *vec, void *mask)
+{
+    (void)epi, (void)vec, (void)mask;
+    cpu_ref.gemm(be, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+}
+
 /* Runs the parity of the CPU backend against a sabotaged copy; returns the failed checks. */
 static int parity_against(dpt_backend *sabotaged)
 {
@@ -96,6 +106,18 @@ Test(parity, catches_gemm_ignoring_lda)
     bad.name = "cpu-packed-lda";
     bad.gemm = gemm_packed_lda;
     cr_expect_gt(parity_against(&bad), 0, "a GEMM ignoring lda passed the parity checks");
+    be.destroy(&be);
+}
+
+Test(parity, catches_gemm_epilogue_forgotten)
+{
+    dpt_backend be;
+    fixture_cpu(&be);
+    dpt_backend bad = be;
+    bad.name = "cpu-no-epilogue";
+    bad.gemm_epilogue = epilogue_forgotten;
+    /* bias, relu_bias (2 shapes, value and mask each), drelu (2 shapes, value and bias grad) */
+    cr_expect_geq(parity_against(&bad), 7, "GEMMs without their epilogues passed the checks");
     be.destroy(&be);
 }
 
@@ -297,6 +319,13 @@ static void cuda_parity(dpt_precision prec)
     dpt_error err = {0};
     cr_assert_eq(dpt_cpu_backend_init_precision(&cpu, 1, prec), 0);
     cr_assert_eq(dpt_cuda_backend_init(&gpu, 0, prec, &err), DPT_OK, "%s", err.msg);
+    char why[160];
+    cr_assert_eq(dpt_cuda_epilogues(&gpu, 0, why, sizeof why), 0);
+#ifdef DPT_CUDA_EMU
+    /* the emulated cuBLASLt accepts every epilogue the model fuses, in every precision */
+    cr_expect_eq(gpu.epilogues, DPT_EPI_BIAS | DPT_EPI_RELU_BIAS | DPT_EPI_DRELU,
+                 "%s", why);
+#endif
     int n = 0;
     int failed = dpt_selftest_run(&cpu, &gpu, prec, stdout, 1, &n);
     fflush(stdout);

@@ -435,3 +435,20 @@ static void gemm(bool ta, bool tb, int m, int n, int k, double al, const float *
 }
 
 } /* extern "C" */
+
+namespace dpt_emu {
+
+void blas_sgemm(bool ta, bool tb, int m, int n, int k, double al, const float *A, int lda,
+                const float *B, int ldb, double be, float *C, int ldc, bool reads_ab, bool tf32)
+{
+    gemm(ta, tb, m, n, k, al, A, lda, B, ldb, be, C, ldc, reads_ab, tf32);
+}
+
+void blas_gemm_bf16(bool ta, bool tb, int m, int n, int k, float al, const void *A, int lda,
+                    const void *B, int ldb, float be, float *C, int ldc, bool reads_ab)
+{
+    gemm_bf16(ta, tb, m, n, k, al, (const __nv_bfloat16 *)A, lda, (const __nv_bfloat16 *)B, ldb,
+              be, C, ldc, reads_ab);
+}
+
+} // namespace dpt_emu

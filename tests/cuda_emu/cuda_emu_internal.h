@@ -110,6 +110,14 @@ bool capture_take_record(cudaStream_t stream, cudaEvent_t event, std::function<v
 void event_launched(const void *event, cudaStream_t stream, uint64_t id);
 void capture_event_destroyed(cudaEvent_t event);
 
+/* The emulated cuBLAS's products (cublas_emu.cpp), for cuBLASLt's emulation: column-major
+ * C(m,n) = al op(A) op(B) + be C, FP32 operands summed in double (TF32-rounded when tf32), bf16
+ * ones in float; A and B are read only when reads_ab. */
+void blas_sgemm(bool ta, bool tb, int m, int n, int k, double al, const float *A, int lda,
+                const float *B, int ldb, double be, float *C, int ldc, bool reads_ab, bool tf32);
+void blas_gemm_bf16(bool ta, bool tb, int m, int n, int k, float al, const void *A, int lda,
+                    const void *B, int ldb, float be, float *C, int ldc, bool reads_ab);
+
 /* Prints "[cuda_emu rank R] who: message" on stderr (rank when MPI is running). */
 void report(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

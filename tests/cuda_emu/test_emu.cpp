@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -707,6 +708,176 @@ Test(cublas, beta_zero_does_not_read_c_and_tf32_rounds_the_inputs)
     cudaFree(b);
     cudaFree(c);
     cublasDestroy(h);
+}
+
+/* ---- cuBLASLt: the epilogues dptrain fuses (cuda/lt.cu) ---- */
+
+/* A matmul descriptor (FP32, compute `compute`) with transposes, epilogue, bias and aux set. */
+static cublasLtMatmulDesc_t lt_desc(cublasComputeType_t compute, cublasOperation_t ta,
+                                    cublasOperation_t tb, cublasLtEpilogue_t e, const void *bias,
+                                    const void *aux, int64_t aux_ld)
+{
+    cublasLtMatmulDesc_t d;
+    cr_assert_eq(cublasLtMatmulDescCreate(&d, compute, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), 0);
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), 0);
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e), 0);
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof bias), 0);
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
+                                                sizeof aux), 0);
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
+                                                sizeof aux_ld), 0);
+    return d;
+}
+
+static cublasLtMatrixLayout_t lt_layout(cudaDataType t, int rows, int cols, int ld)
+{
+    cublasLtMatrixLayout_t l;
+    cr_assert_eq(cublasLtMatrixLayoutCreate(&l, t, rows, cols, ld), CUBLAS_STATUS_SUCCESS);
+    return l;
+}
+
+/* The heuristic's verdict on (desc, A, B, D) with D also C: its status, *n the algorithms. */
+static cublasStatus_t lt_heuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d,
+                                   cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                   cublasLtMatrixLayout_t c, int *n)
+{
+    cublasLtMatmulPreference_t p;
+    cr_assert_eq(cublasLtMatmulPreferenceCreate(&p), CUBLAS_STATUS_SUCCESS);
+    cublasLtMatmulHeuristicResult_t r;
+    *n = -1;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(h, d, a, b, c, c, p, 1, &r, n);
+    cublasLtMatmulPreferenceDestroy(p);
+    return s;
+}
+
+Test(cublaslt, argument_rules_of_cublasLt_h)
+{
+    cublasLtHandle_t h;
+    cr_assert_eq(cublasLtCreate(&h), CUBLAS_STATUS_SUCCESS);
+    std::vector<float> z(1024, 1.0f);
+    float *mem = upload(z);
+    /* column-major D (200 x 4) = A (200 x 8) B (8 x 4) */
+    cublasLtMatrixLayout_t a = lt_layout(CUDA_R_32F, 200, 8, 200), b = lt_layout(CUDA_R_32F, 8, 4, 8);
+    cublasLtMatrixLayout_t c = lt_layout(CUDA_R_32F, 200, 4, 200);
+    cublasLtMatrixLayout_t a16 = lt_layout(CUDA_R_16BF, 200, 8, 200);
+    int n = 0;
+    cublasLtMatmulDesc_t ok = lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N,
+                                      CUBLASLT_EPILOGUE_RELU_AUX_BIAS, mem, mem, 256);
+    cr_assert_eq(lt_heuristic(h, ok, a, b, c, &n), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(n, 1);
+    int32_t small = 0;
+    cr_assert_eq(cublasLtMatmulDescSetAttribute(ok, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &small,
+                                                sizeof small), CUBLAS_STATUS_INVALID_VALUE,
+                 "an int64 attribute given 4 bytes");
+    cublasLtMatmulPreference_t p;
+    cublasLtMatmulHeuristicResult_t r;
+    cr_assert_eq(cublasLtMatmulPreferenceCreate(&p), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasLtMatmulAlgoGetHeuristic(h, ok, a, b, c, c, p, 0, &r, &n),
+                 CUBLAS_STATUS_INVALID_VALUE, "requestedAlgoCount 0");
+    cublasLtMatmulPreferenceDestroy(p);
+    cr_assert_eq(lt_heuristic(h, ok, a16, b, c, &n), CUBLAS_STATUS_NOT_SUPPORTED, "bf16 A, FP32 B");
+    cublasLtMatmulDesc_t bad[] = {
+        lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_RELU_AUX_BIAS, mem,
+                mem, 200), /* aux ld not divisible by 128 */
+        lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DRELU, NULL, mem,
+                128), /* aux ld below D's 200 rows */
+        lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DRELU, NULL, NULL,
+                256), /* no aux pointer */
+        lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_BGRADB, NULL, NULL,
+                0), /* no bias pointer */
+        lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_T, CUBLAS_OP_N, CUBLASLT_EPILOGUE_BIAS, mem, NULL,
+                0), /* op(A) (8 x 200) does not fit D */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(lt_heuristic(h, bad[i], a, b, c, &n), CUBLAS_STATUS_INVALID_VALUE, "case %zu", i);
+        cr_assert_eq(cublasLtMatmul(h, bad[i], &z[0], mem, a, mem, b, &z[0], mem, c, mem, c, NULL,
+                                    NULL, 0, 0), CUBLAS_STATUS_INVALID_VALUE, "case %zu", i);
+        cublasLtMatmulDescDestroy(bad[i]);
+    }
+    cublasLtMatmulDesc_t tf32 = lt_desc(CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_OP_N, CUBLAS_OP_N,
+                                        CUBLASLT_EPILOGUE_BIAS, mem, NULL, 0);
+    cublasLtMatrixLayout_t b16 = lt_layout(CUDA_R_16BF, 8, 4, 8);
+    cr_assert_eq(lt_heuristic(h, tf32, a16, b16, c, &n), CUBLAS_STATUS_NOT_SUPPORTED,
+                 "FAST_TF32 with bf16 operands");
+    cublasLtMatmulDescDestroy(tf32);
+    for (cublasLtMatrixLayout_t l : {a, b, c, a16, b16})
+        cublasLtMatrixLayoutDestroy(l);
+    cublasLtMatmulDescDestroy(ok);
+    cudaFree(mem);
+    cr_assert_eq(cublasLtDestroy(h), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasLtDestroy(h), CUBLAS_STATUS_NOT_INITIALIZED);
+}
+
+/* D (3 x 2, column-major) = A (3 x 2) B (2 x 2) under each epilogue, run on a stream: the bias
+ * broadcast down D's rows, the ReLU and its bit-mask (bit i + j * 128), the mask applied by
+ * DRELU, and BGRADB's sums of B over k (one per column of D). */
+Test(cublaslt, epilogues_compute_what_cublasLt_h_documents)
+{
+    cublasLtHandle_t h;
+    cr_assert_eq(cublasLtCreate(&h), CUBLAS_STATUS_SUCCESS);
+    cudaStream_t s;
+    cr_assert_eq(cudaStreamCreate(&s), cudaSuccess);
+    /* A = [1 -2; 3 4; -5 6], B = [1 0; 2 -1] column-major; A B = [-3 2; 11 -4; 7 -6] */
+    float *a = upload({1, 3, -5, -2, 4, 6}), *b = upload({1, 2, 0, -1});
+    float *bias = upload({1, -20, 0.5f}), *d = upload(std::vector<float>(6, NAN));
+    uint8_t *mask = NULL;
+    cr_assert_eq(cudaMalloc((void **)&mask, 32), cudaSuccess);
+    cublasLtMatrixLayout_t la = lt_layout(CUDA_R_32F, 3, 2, 3), lb = lt_layout(CUDA_R_32F, 2, 2, 2);
+    cublasLtMatrixLayout_t ld = lt_layout(CUDA_R_32F, 3, 2, 3);
+    const float one = 1.0f, zero = 0.0f;
+    struct {
+        cublasLtEpilogue_t e;
+        float want[6];
+    } cases[] = {
+        {CUBLASLT_EPILOGUE_BIAS, {-2, -9, 7.5f, 3, -24, -5.5f}},
+        {CUBLASLT_EPILOGUE_RELU_AUX_BIAS, {0, 0, 7.5f, 3, 0, 0}},
+        {CUBLASLT_EPILOGUE_DRELU, {0, 0, 7, 2, 0, 0}}, /* the mask the case before wrote */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cublasLtMatmulDesc_t desc = lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N,
+                                            cases[i].e, bias, mask, 128);
+        cr_assert_eq(cublasLtMatmul(h, desc, &one, a, la, b, lb, &zero, d, ld, d, ld, NULL, NULL, 0,
+                                    s), CUBLAS_STATUS_SUCCESS);
+        cublasLtMatmulDescDestroy(desc);
+        cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+        float got[6];
+        cr_assert_eq(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+        for (int j = 0; j < 6; j++)
+            cr_assert_eq(got[j], cases[i].want[j], "epilogue %d element %d: %g, want %g",
+                         (int)cases[i].e, j, got[j], cases[i].want[j]);
+        if (cases[i].e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS) {
+            uint8_t bits[32];
+            cr_assert_eq(cudaMemcpy(bits, mask, 32, cudaMemcpyDeviceToHost), cudaSuccess);
+            /* column 0: rows 0-2 -> bits 0-2 of byte 0; column 1: bits 128-130 -> byte 16 */
+            cr_assert_eq(bits[0] & 7, 4);
+            cr_assert_eq(bits[16] & 7, 1);
+        }
+    }
+    /* DRELU_BGRAD: D as DRELU's, [0 2; 0 0; 7 0], and its rows' sums as the bias gradient */
+    cublasLtMatmulDesc_t dbg = lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N,
+                                       CUBLASLT_EPILOGUE_DRELU_BGRAD, bias, mask, 128);
+    cr_assert_eq(cublasLtMatmul(h, dbg, &one, a, la, b, lb, &zero, d, ld, d, ld, NULL, NULL, 0, s),
+                 CUBLAS_STATUS_SUCCESS);
+    cublasLtMatmulDescDestroy(dbg);
+    float got[3];
+    cr_assert_eq(cudaMemcpy(got, bias, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert(got[0] == 2.0f && got[1] == 0.0f && got[2] == 7.0f, "DRELU_BGRAD: %g %g %g, want 2 0 7",
+              got[0], got[1], got[2]);
+    cublasLtMatmulDesc_t bg = lt_desc(CUBLAS_COMPUTE_32F, CUBLAS_OP_N, CUBLAS_OP_N,
+                                      CUBLASLT_EPILOGUE_BGRADB, bias, NULL, 0);
+    cr_assert_eq(cublasLtMatmul(h, bg, &one, a, la, b, lb, &zero, d, ld, d, ld, NULL, NULL, 0, s),
+                 CUBLAS_STATUS_SUCCESS);
+    cublasLtMatmulDescDestroy(bg);
+    cr_assert_eq(cudaMemcpy(got, bias, 2 * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(got[0], 3.0f, "column 0 of B sums to 3, got %g", got[0]);
+    cr_assert_eq(got[1], -1.0f, "column 1 of B sums to -1, got %g", got[1]);
+    for (cublasLtMatrixLayout_t l : {la, lb, ld})
+        cublasLtMatrixLayoutDestroy(l);
+    cudaFree(a), cudaFree(b), cudaFree(bias), cudaFree(d), cudaFree(mask);
+    cudaStreamDestroy(s);
+    cr_assert_eq(cublasLtDestroy(h), CUBLAS_STATUS_SUCCESS);
 }
 
 /* ---- bf16: the conversions and cublasGemmEx ---- */

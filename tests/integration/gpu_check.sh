@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh under the host emulation (--emulated): it runs end to end and its table
-# has every row (build, selftest per precision, ctest -L gpu, 18 bench train variants, the NCCL
-# allreduce, training to accuracy, PyTorch skipped), each with its log; a variant this build
+# has every row (build, selftest per precision, ctest -L gpu, 18 bench train variants and 3 with
+# train.gemm_epilogue off, the NCCL allreduce, training to accuracy, PyTorch skipped), each with
+# its log; a variant this build
 # refuses is "not supported by this build"; without a driver and past the time budget the
 # failing rows say FAIL, name their logs and the script exits 1; a usage error exits 2.
 # Usage: gpu_check.sh DPTRAIN CKPT_DIFF (the emulated build's)
@@ -36,6 +37,15 @@ m=$(grep -cE '^\| bench [0-9-]* b[0-9]* fp32 graphs=off \| PASS \| [1-9][0-9]* s
 # the GPU events' compute time per step in every fp32 row (one rank: no allreduce to time)
 m=$(grep -cE '^\| bench [0-9-]* b[0-9]* fp32 graphs=o[nf]* \| PASS \| .*GPU events compute/comm/overlapped/exposed ms [0-9.]*[1-9][0-9.]*/-/-/- \|' "$table" || true)
 [ "$m" = 6 ] || fail "expected the GPU events' times in the 6 fp32 rows, got $m: $(grep -m1 '^| bench' "$table")"
+# 3 rows with train.gemm_epilogue off beside the default (cuBLASLt's epilogues): the emulated
+# cuBLASLt accepts them, so the default row launches fewer kernels per step than its twin
+e=$(grep -cE '^\| bench [0-9-]* b[0-9]* [a-z0-9]* graphs=o[nf]* epilogue=off \| PASS \|' "$table" || true)
+[ "$e" = 3 ] || fail "expected 3 bench rows with epilogue=off that passed, got $e"
+launches() { grep -F "| bench $1 |" "$table" | grep -oE '[0-9.]+ launches' | head -1 | awk '{print $1}'; }
+fused=$(launches "32-64-64-10 b16 fp32 graphs=off")
+plain=$(launches "32-64-64-10 b16 fp32 graphs=off epilogue=off")
+awk -v a="$fused" -v b="$plain" 'BEGIN { exit !(a + 0 > 0 && a + 0 < b + 0) }' ||
+    fail "launches per step with epilogues '$fused', without '$plain': expected fewer with"
 # every log a row names is in OUTDIR/logs
 for log in $(awk -F' [|] ' '/^\| / && !/^\| (check|---) / { sub(/ \|$/, "", $4); print $4 }' "$table" | grep . | sort -u); do
     [ -f "$TMP/ok/logs/$log" ] || fail "row names log '$log', not in OUTDIR/logs"

@@ -13,7 +13,9 @@ require_emulated_gpus 2
 bench() {
     local name=$1 np=$2
     shift 2
-    "${MPIRUN[@]}" -np "$np" -x DPT_EMU_DEVICES "$DPTRAIN" bench train "$CONFIG" --steps 20 \
+    local xs=(-x DPT_EMU_DEVICES)
+    [ -z "${DPT_TEST_BF16_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_PER_GEMM)
+    "${MPIRUN[@]}" -np "$np" "${xs[@]}" "$DPTRAIN" bench train "$CONFIG" --steps 20 \
         --warmup 2 "$@" >"$TMP/$name.out" 2>&1 || fail "$name: $(tail -3 "$TMP/$name.out")"
     sed -nE "s/^# device work per step on rank 0, $np ranks?: ([0-9.]+) launches, ([0-9]+) host syncs \(([0-9]+) in a step that reads the statistics\), ([0-9.]+) copies.*/\1 \2 \3 \4/p" \
         "$TMP/$name.out" >"$TMP/$name.counts"
@@ -27,10 +29,22 @@ bench() {
 # 4 (two sum-of-squares stages, the factor, the product). The 20 timed steps (2 to 21; 30 a epoch) read the statistics twice (after steps 9
 # and 19, train.log_every 10), each with one memset of the sums: + 2/20.
 expect_launches() { awk -v L="$1" -v extra="$2" 'BEGIN { printf "%.1f", 6 * L + 4 + extra + 2 / 20 }'; }
+# With train.gemm_epilogue on (cuBLASLt's epilogues, cuda/lt.cu): the bias and ReLU ride in the
+# forward GEMM, the ReLU mask and the masked layer's bias gradient in the input-gradient GEMM,
+# so L bias+activation, L - 1 activation-backward and L - 1 bias-gradient kernels go (the
+# logits' bias gradient stays): 6L + 4 - (3L - 2) = 3L + 6.
+expect_fused() { awk -v L="$1" 'BEGIN { printf "%.1f", 3 * L + 6 + 2 / 20 }'; }
 
 for layers in "[32,64,4]:2" "[32,64,64,4]:3" "[32,64,64,64,4]:4"; do
     L=${layers#*:}
-    bench "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off
+    bench "fused$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
+        --set train.gemm_epilogue=on
+    if read -r launches smin smax copies <"$TMP/fused$L.counts"; then
+        [ "$launches" = "$(expect_fused "$L")" ] ||
+            fail "$L layers, epilogues on: $launches launches per step, want $(expect_fused "$L")"
+    fi
+    bench "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
+        --set train.gemm_epilogue=off
     read -r launches smin smax copies <"$TMP/l$L.counts" || continue
     [ "$launches" = "$(expect_launches "$L" 0)" ] ||
         fail "$L layers: $launches launches per step, want $(expect_launches "$L" 0)"
@@ -42,13 +56,34 @@ done
 
 # two ranks on NCCL with clipping: still no host wait in a plain step (the watchdog polls at
 # the reads); the clipping factor stays on the device
-bench nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off
+bench nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off \
+    --set train.gemm_epilogue=off
 if read -r launches smin smax copies <"$TMP/nccl.counts"; then
     [ "$launches" = "$(expect_launches 3 4)" ] ||
         fail "NCCL, clipping: $launches launches per step, want $(expect_launches 3 4)"
     [ "$smin" = 0 ] || fail "NCCL: $smin host syncs in a step that reads nothing, want 0"
     grep -q '^# gradients (all ranks): NCCL' "$TMP/nccl.out" || fail "NCCL: not on the NCCL path"
 fi
+# train.precision: bf16 converts the parameters to bf16 once per step (after the update) instead
+# of once per GEMM that reads a weight matrix (2L - 1 = 5 of them): 4 launches fewer, the same
+# numbers bitwise (DPT_TEST_BF16_PER_GEMM=1 turns the copy off); with graphs and epilogues too
+bench bf16 1 --set train.precision=bf16 --set train.cuda_graph=off --set train.gemm_epilogue=off
+DPT_TEST_BF16_PER_GEMM=1 bench bf16_per_gemm 1 --set train.precision=bf16 --set train.cuda_graph=off \
+    --set train.gemm_epilogue=off
+if read -r launches rest <"$TMP/bf16.counts" && read -r per_gemm rest <"$TMP/bf16_per_gemm.counts"; then
+    awk -v a="$launches" -v b="$per_gemm" 'BEGIN { exit !(b - a == 4) }' ||
+        fail "bf16: $launches launches per step with the weights' copy, $per_gemm without: want 4 fewer"
+fi
+for g in on off; do
+    for per_gemm in 0 1; do
+        DPT_TEST_BF16_PER_GEMM=$per_gemm "$DPTRAIN" train "$CONFIG" --device cuda \
+            --set train.epochs=1 --set train.precision=bf16 --set train.cuda_graph=$g \
+            --out "$TMP/bf16.$g.$per_gemm" >"$TMP/bf16.$g.$per_gemm.out" 2>&1 ||
+            fail "bf16 train, graphs $g: $(tail -3 "$TMP/bf16.$g.$per_gemm.out")"
+    done
+    cmp -s "$TMP/bf16.$g.0/checkpoint.bin" "$TMP/bf16.$g.1/checkpoint.bin" ||
+        fail "bf16, graphs $g: the weights' copy changed the result: $("$CKPT_DIFF" "$TMP/bf16.$g.0/checkpoint.bin" "$TMP/bf16.$g.1/checkpoint.bin" 2>&1 | head -3)"
+done
 # the step as a CUDA Graph (train.cuda_graph auto: on here): the gather, the learning rate into
 # device memory and one graph launch a step, the rest as before
 for np in 1 2; do

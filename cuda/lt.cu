@@ -1,0 +1,238 @@
+/* train.gemm_epilogue: the table's gemm_epilogue through cuBLASLt, so that the bias, the ReLU
+ * and their gradients ride in the GEMM's epilogue instead of separate kernels (one launch where
+ * there were two), and the start-up probe that decides, once, which epilogues this GPU and
+ * precision get; where cuBLASLt refuses, the model keeps the separate kernels. */
+#include <stdio.h>
+#include <string.h>
+
+#include <cublasLt.h>
+
+#include "kernels.h"
+
+/* No workspace: cuBLASLt then picks among the algorithms that need none (no split-k, which
+ * these GEMMs, k <= 2048 with m and n in the hundreds or more, hardly need), and the fused path
+ * allocates nothing beside the ReLU masks (the device's memory budget and the allocation-failure
+ * tests see the same cudaMalloc calls as without it). Algorithms are cached per problem (a
+ * heuristic query costs microseconds of host time per GEMM otherwise). */
+enum { LT_WORKSPACE = 0, LT_PLANS = 64 };
+
+struct lt_key {
+    int epi, ta, tb, m, n, k, lda, ldb, ldc, align;
+};
+
+struct dpt_cuda_lt {
+    cublasLtHandle_t h;
+    lt_key keys[LT_PLANS];
+    cublasLtMatmulAlgo_t algos[LT_PLANS];
+    int n_plans;
+};
+
+/* One call's descriptors, in cuBLASLt's column-major terms. */
+struct lt_call {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, d;
+};
+
+static cublasLtEpilogue_t lt_epilogue(int epi)
+{
+    switch (epi) {
+    case DPT_EPI_BIAS: return CUBLASLT_EPILOGUE_BIAS;
+    case DPT_EPI_RELU_BIAS: return CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+    default: return CUBLASLT_EPILOGUE_DRELU_BGRAD;
+    }
+}
+
+static struct dpt_cuda_lt *lt_of(dpt_cuda_ctx *ctx)
+{
+    if (!ctx->lt) {
+        struct dpt_cuda_lt *lt = (struct dpt_cuda_lt *)calloc(1, sizeof *lt);
+        if (!lt)
+            dpt_fatal(__FILE__, __LINE__, "lt_of", "out of host memory for cuBLASLt's state");
+        DPT_CUBLAS_CHECK(cublasLtCreate(&lt->h));
+        ctx->lt = lt;
+    }
+    return ctx->lt;
+}
+
+void dpt_cuda_lt_free(dpt_cuda_ctx *ctx)
+{
+    if (!ctx->lt)
+        return;
+    DPT_CUBLAS_CHECK(cublasLtDestroy(ctx->lt->h));
+    free(ctx->lt);
+    ctx->lt = NULL;
+}
+
+static void lt_release(lt_call *c)
+{
+    if (c->op)
+        DPT_CUBLAS_CHECK(cublasLtMatmulDescDestroy(c->op));
+    if (c->a)
+        DPT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(c->a));
+    if (c->b)
+        DPT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(c->b));
+    if (c->d)
+        DPT_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(c->d));
+    memset(c, 0, sizeof *c);
+}
+
+/* The descriptors of the row-major c(m,n) = op(A) op(B) as cuda_gemm maps it (backend.cu):
+ * cuBLASLt's A is our B, its B our A, m and n swapped, so the bias of our columns is the bias
+ * of its rows (BIAS: "length must match matrix D rows"), DRELU_BGRAD's bias gradient (the sums
+ * of its D's rows) the column sums of our c, and the mask's leading dimension our row length
+ * rounded to 128 bits.
+ * Any status but success leaves *c released. */
+static cublasStatus_t lt_describe(dpt_cuda_ctx *ctx, lt_call *c, int epi, int ta, int tb, int m,
+                                  int n, int k, int lda, int ldb, int ldc, const void *vec,
+                                  const void *mask)
+{
+    memset(c, 0, sizeof *c);
+    const int bf16 = ctx->precision == DPT_PREC_BF16;
+    cublasComputeType_t compute = ctx->precision == DPT_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                   : CUBLAS_COMPUTE_32F;
+    cudaDataType in_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasOperation_t op_a = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtEpilogue_t e = lt_epilogue(epi);
+    int64_t aux_ld = (int64_t)dpt_epi_mask_ld(n);
+    cublasStatus_t s = cublasLtMatmulDescCreate(&c->op, compute, CUDA_R_32F);
+#define LT_SET(attr, value)                                                                 \
+    if (s == CUBLAS_STATUS_SUCCESS)                                                         \
+    s = cublasLtMatmulDescSetAttribute(c->op, attr, &(value), sizeof(value))
+    LT_SET(CUBLASLT_MATMUL_DESC_TRANSA, op_a);
+    LT_SET(CUBLASLT_MATMUL_DESC_TRANSB, op_b);
+    LT_SET(CUBLASLT_MATMUL_DESC_EPILOGUE, e);
+    LT_SET(CUBLASLT_MATMUL_DESC_BIAS_POINTER, vec);
+    if (mask) {
+        LT_SET(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, mask);
+        LT_SET(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, aux_ld);
+    }
+#undef LT_SET
+    /* lda, ldb: the operands' as given to cuBLASLt (a bf16 copy's, dpt_cuda_bf16_operand) */
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&c->a, in_type, tb ? k : n, tb ? n : k, ldb);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&c->b, in_type, ta ? m : k, ta ? k : m, lda);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatrixLayoutCreate(&c->d, CUDA_R_32F, n, m, ldc);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        lt_release(c);
+    return s;
+}
+
+/* The heuristic's first algorithm for the call (cached by problem and pointer alignment, which
+ * the heuristic reads from the pointers), and 1; 0 when cuBLASLt has none. */
+static int lt_algo(struct dpt_cuda_lt *lt, const lt_call *c, const lt_key *key,
+                   cublasLtMatmulAlgo_t *algo)
+{
+    for (int i = 0; i < lt->n_plans; i++)
+        if (!memcmp(&lt->keys[i], key, sizeof *key)) {
+            *algo = lt->algos[i];
+            return 1;
+        }
+    cublasLtMatmulPreference_t pref = NULL;
+    uint64_t ws = LT_WORKSPACE;
+    DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t r;
+    memset(&r, 0, sizeof r);
+    int got = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(lt->h, c->op, c->a, c->b, c->d, c->d, pref,
+                                                      1, &r, &got);
+    DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    if (s != CUBLAS_STATUS_SUCCESS || got < 1 || r.state != CUBLAS_STATUS_SUCCESS)
+        return 0;
+    *algo = r.algo;
+    if (lt->n_plans < LT_PLANS) {
+        lt->keys[lt->n_plans] = *key;
+        lt->algos[lt->n_plans++] = r.algo;
+    }
+    return 1;
+}
+
+static int lt_alignment(const void *a, const void *b, const void *c, const void *vec,
+                        const void *mask)
+{
+    return (int)(((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)vec |
+                  (uintptr_t)mask) & 15u);
+}
+
+void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,
+                            int k, const float *a, int lda, const float *b, int ldb, float *c,
+                            int ldc, float *vec, void *mask)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    if (m <= 0 || n <= 0)
+        return;
+    struct dpt_cuda_lt *lt = lt_of(ctx);
+    const void *a_in = a, *b_in = b;
+    if (ctx->precision == DPT_PREC_BF16 && k > 0) {
+        a_in = dpt_cuda_bf16_operand(ctx, a, trans_a ? k : m, trans_a ? m : k, lda, 0, &lda);
+        b_in = dpt_cuda_bf16_operand(ctx, b, trans_b ? n : k, trans_b ? k : n, ldb, 1, &ldb);
+    }
+    lt_call call;
+    DPT_CUBLAS_CHECK(lt_describe(ctx, &call, epi, trans_a, trans_b, m, n, k, lda, ldb, ldc, vec,
+                                 mask));
+    lt_key key = {epi, trans_a, trans_b, m, n, k, lda, ldb, ldc,
+                  lt_alignment(a_in, b_in, c, vec, mask)};
+    cublasLtMatmulAlgo_t algo;
+    if (!lt_algo(lt, &call, &key, &algo)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "cuBLASLt has no algorithm for epilogue %d of a %dx%dx%d GEMM "
+                 "(transposes %d%d) that the start-up probe did not cover: run with "
+                 "train.gemm_epilogue: off", epi, m, n, k, trans_a, trans_b);
+        dpt_fatal(__FILE__, __LINE__, "cublasLtMatmulAlgoGetHeuristic", msg);
+    }
+    const float one = 1.0f, zero = 0.0f;
+    dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0); /* one cuBLASLt call, counted as cuda_gemm's */
+    DPT_CUBLAS_CHECK(cublasLtMatmul(lt->h, call.op, &one, b_in, call.a, a_in, call.b, &zero, c,
+                                    call.d, c, call.d, &algo, NULL, LT_WORKSPACE,
+                                    ctx->stream));
+    lt_release(&call);
+}
+
+/* Whether cuBLASLt has an algorithm for epilogue epi at odd shapes (no dimension a multiple of
+ * a tile, a leading dimension of no whole 16 bytes) in this precision. The heuristic reads only
+ * the pointers' values (alignment), never the memory. */
+static int lt_probe(dpt_cuda_ctx *ctx, int epi)
+{
+    struct dpt_cuda_lt *lt = lt_of(ctx);
+    /* pointer values only, 256-byte aligned as cudaMalloc's (cublasLt.h: the heuristic "depends
+     * on its value to determine expected pointer alignment") */
+    const char *base = (const char *)(uintptr_t)0x100000;
+    const int m = 37, n = 53, k = 29;
+    int tb = epi != DPT_EPI_DRELU; /* forward: in W^T; the input gradient: dz W */
+    int lda = k + 3, ldb = tb ? k : n;
+    const void *vec = base + 1024;
+    const void *mask = epi == DPT_EPI_BIAS ? NULL : base + 2048;
+    lt_call call;
+    if (lt_describe(ctx, &call, epi, 0, tb, m, n, k, lda, ldb, n, vec, mask) !=
+        CUBLAS_STATUS_SUCCESS)
+        return 0;
+    lt_key key = {epi, 0, tb, m, n, k, lda, ldb, n, 4};
+    cublasLtMatmulAlgo_t algo;
+    int ok = lt_algo(lt, &call, &key, &algo);
+    lt_release(&call);
+    return ok;
+}
+
+int dpt_cuda_epilogues(dpt_backend *be, int mode, char *why, size_t n)
+{
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    be->epilogues = 0;
+    if (mode == 2) {
+        snprintf(why, n, "off (train.gemm_epilogue)");
+        return 0;
+    }
+    int bias = lt_probe(ctx, DPT_EPI_BIAS);
+    int relu = lt_probe(ctx, DPT_EPI_RELU_BIAS) && lt_probe(ctx, DPT_EPI_DRELU);
+    be->epilogues = (bias ? DPT_EPI_BIAS : 0) | (relu ? DPT_EPI_RELU_BIAS | DPT_EPI_DRELU : 0);
+    const int all = DPT_EPI_BIAS | DPT_EPI_RELU_BIAS | DPT_EPI_DRELU;
+    snprintf(why, n, "%s%s%s%s", be->epilogues == all
+                                     ? "cuBLASLt (bias; ReLU, its mask and bias gradient)"
+                                 : be->epilogues ? "cuBLASLt, partly; cuBLASLt refused:"
+                                                 : "off: cuBLASLt refused",
+             bias ? "" : " bias", relu ? "" : " ReLU with its mask and bias gradient",
+             be->epilogues == all ? "" : " (our kernels instead)");
+    return mode == 1 && be->epilogues != all ? -1 : 0;
+}
