@@ -8,6 +8,7 @@
 # Usage: [KEEP=DIR] [SMOKE=1] scripts/bench_fashion_search.sh [DPTRAIN=build/dptrain] [SEEDS="1 2 3 4 5"] [METHODS="sync async asha"]
 #   KEEP=DIR keeps each run's output in DIR/METHOD-SEED (for scripts/plot_search.py)
 #   SMOKE=1: 2000 rows, 3 epochs, 4 trials (a check that the script works, for ctest)
+#   SETS="key=value ..." adds --set key=value to every search (e.g. search.early_stopping.eta=4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/dptrain}
@@ -31,6 +32,7 @@ sets=(--set data.train_images="$data/train-images-idx3-ubyte"
       --set data.train_labels="$data/train-labels-idx1-ubyte"
       --set data.test_images="$data/t10k-images-idx3-ubyte"
       --set data.test_labels="$data/t10k-labels-idx1-ubyte" "${extra[@]}")
+for kv in ${SETS:-}; do sets+=(--set "$kv"); done
 runs=()
 for seed in $seeds; do
     for m in $methods; do

@@ -37,6 +37,45 @@ int dpt_policy_check(const dpt_config *cfg, dpt_error *err)
 
 /* ---- proposals ------------------------------------------------------------------------------ */
 
+static int cmp_double(const void *a, const void *b);
+
+double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int e,
+                               int *n_used)
+{
+    *n_used = 0;
+    if (cfg->search.stop_rule != DPT_STOP_ASHA || e < 1 || e > DPT_TRIAL_MAX_CURVE)
+        return 0.0;
+    double *gap = malloc((size_t)(n_hist + 1) * sizeof(double));
+    if (!gap)
+        return 0.0;
+    int m = 0;
+    for (int k = 0; k < n_hist; k++) {
+        const dpt_trial *t = &hist[k];
+        if (t->status == DPT_TRIAL_OK && dpt_trial_has_result(t) && t->epochs == cfg->train.epochs &&
+            t->n_curve >= e && isfinite(t->curve[e - 1]))
+            gap[m++] = t->objective - t->curve[e - 1];
+    }
+    double g = 0.0;
+    if (m >= DPT_FIDELITY_GAP_MIN) {
+        qsort(gap, (size_t)m, sizeof *gap, cmp_double);
+        g = m % 2 ? gap[m / 2] : 0.5 * (gap[m / 2 - 1] + gap[m / 2]);
+        *n_used = m;
+    }
+    free(gap);
+    return g;
+}
+
+/* A trial's value as the GP reads it: its objective; under asha, a trial stopped early at epoch
+ * e is corrected to the last epoch by the median gap of the completed trials at e (above). */
+static double gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k)
+{
+    int used;
+    double v = hist[k].objective;
+    if (hist[k].status == DPT_TRIAL_STOPPED_EARLY && cfg->search.stop_rule == DPT_STOP_ASHA)
+        v += dpt_policy_fidelity_gap(cfg, hist, n_hist, hist[k].epochs, &used);
+    return v;
+}
+
 /* The observations the GP fits, encoded into X (rows of dim) and y; returns how many. Diverged
  * and failed trials: with search.feasibility: model they go to Xbad (*nbad of them), where a
  * classifier of P(feasible) learns them and the acquisition is log EI + log P(feasible)
@@ -57,7 +96,7 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
             dpt_space_encode(cfg, hist[k].values, Xbad + (size_t)(*nbad)++ * (size_t)dim);
             continue;
         }
-        double v = dpt_trial_has_result(&hist[k]) ? hist[k].objective
+        double v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
                    : bad && isfinite(worst)        ? worst
                                                    : NAN;
         if (!isfinite(v))

@@ -165,3 +165,43 @@ Test(asha, decision_counts_running_trials_that_reached_the_rung)
     cr_expect(!dpt_policy_asha_stop_seen(&cfg, hist, 2, running, 2, &run));
     cr_expect_float_eq(dpt_policy_rung_value(&hist[0], 2), 0.3, 1e-15);
 }
+
+/* How the GP reads a trial stopped at a rung under asha: its value corrected to the last epoch by
+ * the median gap (final objective - value after the rung's epoch) of the completed trials. */
+Test(asha, fidelity_gap_is_the_median_over_completed_trials)
+{
+    dpt_config cfg;
+    asha_config(&cfg, 1, 3, 9);
+    dpt_trial h[6];
+    /* completed (9 epochs): epoch-1 values 0.50, 0.40, 0.60, 0.45; epoch-3 values 0.30, 0.35,
+     * 0.45, 0.25; finals (best of the curve) 0.20, 0.30, 0.40, 0.20 */
+    const double c0[9] = {0.50, 0.40, 0.30, 0.28, 0.26, 0.24, 0.22, 0.21, 0.20};
+    const double c1[9] = {0.40, 0.38, 0.35, 0.34, 0.33, 0.32, 0.31, 0.30, 0.30};
+    const double c2[9] = {0.60, 0.50, 0.45, 0.44, 0.43, 0.42, 0.41, 0.40, 0.40};
+    const double c3[9] = {0.45, 0.30, 0.25, 0.24, 0.23, 0.22, 0.21, 0.20, 0.20};
+    const double s4[1] = {0.10}, s5[3] = {0.90, 0.80, 0.70};  /* stopped: not counted */
+    trial(&h[0], DPT_TRIAL_OK, 9, c0);
+    trial(&h[1], DPT_TRIAL_OK, 9, c1);
+    trial(&h[2], DPT_TRIAL_STOPPED_EARLY, 1, s4);
+    trial(&h[3], DPT_TRIAL_OK, 9, c2);
+    trial(&h[4], DPT_TRIAL_STOPPED_EARLY, 3, s5);
+    trial(&h[5], DPT_TRIAL_OK, 9, c3);
+    int used;
+    /* two completed trials: fewer than DPT_FIDELITY_GAP_MIN (3), the raw value (gap 0) */
+    cr_expect_eq(dpt_policy_fidelity_gap(&cfg, h, 3, 1, &used), 0.0);
+    cr_expect_eq(used, 0);
+    /* three: gaps at epoch 1 -0.30, -0.10, -0.20: median -0.20 */
+    cr_expect(fabs(dpt_policy_fidelity_gap(&cfg, h, 5, 1, &used) + 0.20) < 1e-12);
+    cr_expect_eq(used, 3);
+    /* four: -0.30, -0.10, -0.20, -0.25: median (-0.25 - 0.20) / 2 */
+    cr_expect(fabs(dpt_policy_fidelity_gap(&cfg, h, 6, 1, &used) + 0.225) < 1e-12);
+    cr_expect_eq(used, 4);
+    /* at epoch 3: -0.10, -0.05, -0.05, -0.05: median -0.05 */
+    cr_expect(fabs(dpt_policy_fidelity_gap(&cfg, h, 6, 3, &used) + 0.05) < 1e-12);
+    cr_expect_eq(used, 4);
+    /* the median rule's stopped trials enter the GP raw, as before */
+    dpt_error err;
+    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.rule=median", &err), DPT_OK);
+    cr_expect_eq(dpt_policy_fidelity_gap(&cfg, h, 6, 1, &used), 0.0);
+    cr_expect_eq(used, 0);
+}
