@@ -32,6 +32,8 @@ typedef enum { DPT_TASK_CLASSIFICATION, DPT_TASK_REGRESSION } dpt_task;
 typedef enum { DPT_TARGET_SCALING_NONE, DPT_TARGET_SCALING_STANDARDIZE } dpt_target_scaling;
 typedef enum { DPT_MISSING_ERROR, DPT_MISSING_MEAN } dpt_missing;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN, DPT_STOP_ASHA } dpt_stop_rule;
+/* how the GP reads a trial asha stopped: its rung value, or that plus the median gap (policy.h) */
+typedef enum { DPT_FIDELITY_RAW, DPT_FIDELITY_MEDIAN_GAP } dpt_stop_fidelity;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
 typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
 typedef enum { DPT_ACQUISITION_EI, DPT_ACQUISITION_EI_PER_SECOND } dpt_search_acquisition;
@@ -168,6 +170,8 @@ typedef struct {
                                             * median needs */
         int stop_eta;                      /* early_stopping.eta: asha's rungs at grace * eta^k
                                             * epochs, the top 1/eta continue */
+        dpt_stop_fidelity stop_fidelity;   /* early_stopping.fidelity: asha's stopped trials
+                                            * in the GP */
         int grid_points;                   /* grid: values per continuous parameter */
         int start_from_config;             /* trial 0 = the config's own values of the space's
                                             * keys (a baseline the search must beat) */

@@ -43,7 +43,8 @@ double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int
                                int *n_used)
 {
     *n_used = 0;
-    if (cfg->search.stop_rule != DPT_STOP_ASHA || e < 1 || e > DPT_TRIAL_MAX_CURVE)
+    if (cfg->search.stop_rule != DPT_STOP_ASHA ||
+        cfg->search.stop_fidelity != DPT_FIDELITY_MEDIAN_GAP || e < 1 || e > DPT_TRIAL_MAX_CURVE)
         return 0.0;
     double *gap = malloc((size_t)(n_hist + 1) * sizeof(double));
     if (!gap)
@@ -65,8 +66,9 @@ double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int
     return g;
 }
 
-/* A trial's value as the GP reads it: its objective; under asha, a trial stopped early at epoch
- * e is corrected to the last epoch by the median gap of the completed trials at e (above). */
+/* A trial's value as the GP reads it: its objective; under asha with early_stopping.fidelity:
+ * median_gap, a trial stopped early at epoch e is corrected to the last epoch by the median gap
+ * of the completed trials at e (above; raw, the default, adds nothing). */
 static double gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k)
 {
     int used;

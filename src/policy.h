@@ -49,8 +49,10 @@ int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int 
 /* asha: how the GP reads a trial stopped at a rung. Its value at epoch e is corrected to the last
  * epoch by the median, over the trials that completed every epoch (status ok), of (final
  * objective - objective after epoch e); returns that median and sets *n_used to the number of
- * completed trials. With fewer than DPT_FIDELITY_GAP_MIN of them, or a rule other than asha
- * (the median rule's stopped trials enter the GP raw, as before), returns 0 and *n_used = 0. */
+ * completed trials. With fewer than DPT_FIDELITY_GAP_MIN of them, a rule other than asha (the
+ * median rule's stopped trials enter the GP raw, as before) or search.early_stopping.fidelity:
+ * raw (the default: the correction did not help on the Fashion-MNIST benchmark, docs/search.md),
+ * returns 0 and *n_used = 0. */
 #define DPT_FIDELITY_GAP_MIN 3
 double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int e,
                                int *n_used);

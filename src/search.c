@@ -297,10 +297,12 @@ static void print_rungs(const dpt_config *c)
     if (n == 0)
         printf("s: none below %d epochs, every trial trains them all", c->train.epochs);
     printf("; the top 1/%d at each continue\n", c->search.stop_eta);
-    if (n > 0)
+    if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_MEDIAN_GAP)
         printf("  %-9s asha: the GP reads a stopped trial at its rung value plus the median "
                "(final - rung) gap of the completed trials (raw until %d have completed)\n",
                "", DPT_FIDELITY_GAP_MIN);
+    else if (n > 0)
+        printf("  %-9s asha: the GP reads a stopped trial at its rung value, as if final\n", "");
 }
 
 static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt_search_opts *opts,

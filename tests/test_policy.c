@@ -172,6 +172,8 @@ Test(asha, fidelity_gap_is_the_median_over_completed_trials)
 {
     dpt_config cfg;
     asha_config(&cfg, 1, 3, 9);
+    dpt_error err;
+    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=median_gap", &err), DPT_OK);
     dpt_trial h[6];
     /* completed (9 epochs): epoch-1 values 0.50, 0.40, 0.60, 0.45; epoch-3 values 0.30, 0.35,
      * 0.45, 0.25; finals (best of the curve) 0.20, 0.30, 0.40, 0.20 */
@@ -199,8 +201,12 @@ Test(asha, fidelity_gap_is_the_median_over_completed_trials)
     /* at epoch 3: -0.10, -0.05, -0.05, -0.05: median -0.05 */
     cr_expect(fabs(dpt_policy_fidelity_gap(&cfg, h, 6, 3, &used) + 0.05) < 1e-12);
     cr_expect_eq(used, 4);
+    /* fidelity: raw (the default) adds nothing */
+    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=raw", &err), DPT_OK);
+    cr_expect_eq(dpt_policy_fidelity_gap(&cfg, h, 6, 1, &used), 0.0);
+    cr_expect_eq(used, 0);
+    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=median_gap", &err), DPT_OK);
     /* the median rule's stopped trials enter the GP raw, as before */
-    dpt_error err;
     cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.rule=median", &err), DPT_OK);
     cr_expect_eq(dpt_policy_fidelity_gap(&cfg, h, 6, 1, &used), 0.0);
     cr_expect_eq(used, 0);
