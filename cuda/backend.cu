@@ -378,6 +378,7 @@ void dpt_cuda_graph_launch(dpt_backend *be)
     dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
     dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0);
     DPT_CUDA_CHECK(cudaGraphLaunch(ctx->exec, ctx->stream));
+    dpt_cuda_bf16_act_touched(ctx, NULL, 0); /* the host no longer knows what the copies hold */
 }
 
 void *dpt_cuda_backend_stream(dpt_backend *be)

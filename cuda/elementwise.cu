@@ -39,7 +39,7 @@ static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__r
                                                const float *__restrict__ b, int rows, int cols,
                                                dpt_activation act, int dropping,
                                                dpt_dropout drop, const uint64_t *step_dev,
-                                               int layer)
+                                               int layer, __nv_bfloat16 *__restrict__ a16)
 {
     size_t n = (size_t)rows * cols;
     if (dropping && step_dev)
@@ -52,6 +52,8 @@ static __global__ void bias_act_forward_kernel(float *__restrict__ z, float *__r
         if (dropping)
             ai *= dpt_op_dropout_scale(&drop, layer, r, c, cols);
         a[i] = ai;
+        if (a16)
+            a16[i] = __float2bfloat16(ai); /* as the GEMM's conversion of a would round it */
     }
 }
 
@@ -83,9 +85,16 @@ void dpt_cuda_bias_act_forward(dpt_backend *be, float *z, float *a, const float 
     int dropping;
     const uint64_t *step_dev;
     dpt_dropout d = dropout_arg(be, drop, &dropping, &step_dev);
-    DPT_LAUNCH(bias_act_forward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS,
-               dpt_cuda_ctx_of(be)->stream, z, a, b, rows, cols, act, dropping, d, step_dev,
-               layer);
+    /* BF16, a hidden ReLU layer without dropout: a also written rounded, which the next layer's
+     * forward GEMM and this layer's weight-gradient GEMM read instead of converting a */
+    dpt_cuda_ctx *ctx = dpt_cuda_ctx_of(be);
+    dpt_cuda_bf16_act_touched(ctx, z, n * sizeof(float));
+    __nv_bfloat16 *a16 = act == DPT_ACT_RELU && !dropping ? dpt_cuda_bf16_act_target(ctx, a, n)
+                                                          : NULL;
+    if (!a16)
+        dpt_cuda_bf16_act_touched(ctx, a, n * sizeof(float));
+    DPT_LAUNCH(bias_act_forward_kernel, dpt_cuda_blocks(n), DPT_CUDA_THREADS, ctx->stream, z, a, b,
+               rows, cols, act, dropping, d, step_dev, layer, a16);
     DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -4,6 +4,7 @@
  * (dpt_op_round_bf16). And the flat conversions of bf16 gradients on the wire (comm.compress:
  * bf16 on the NCCL path), whose CPU twin is the MPI path's dpt_bf16_from_float (mpi/buckets.h). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -56,6 +57,14 @@ const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, 
      * where it leaves the operand 16-byte aligned with a leading dimension of whole 16 bytes,
      * as the packed scratch is (cuBLASLt's heuristic picks by alignment; the probe saw those) */
     size_t span = (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+    /* an activation's copy: only where it is the same packed operand the scratch would hold
+     * (from its start, ld = cols), so cuBLAS sees the same shapes and alignment */
+    for (int i = 0; i < ctx->n_act16; i++)
+        if (ctx->act16[i].valid && ctx->act16[i].src == src && ld == cols &&
+            (size_t)rows * cols <= ctx->act16[i].n16) {
+            *ld16 = cols;
+            return ctx->act16[i].buf;
+        }
     if (ctx->w_valid && src >= ctx->w_src && src + span <= ctx->w_src + ctx->w_n &&
         (src - ctx->w_src) % 8 == 0 && ld % 8 == 0) {
         *ld16 = ld;
@@ -98,10 +107,66 @@ void dpt_cuda_bf16_weights_updated(dpt_cuda_ctx *ctx, const float *p, size_t n)
     ctx->w_valid = 1;
 }
 
+/* An activation's copy is written where a is (one per buffer, grown while the batch grows: the
+ * first step, the first evaluation). Not while a step is being captured if that needs memory,
+ * and an outgrown copy that a captured graph may hold is retired as the scratch is (none left:
+ * no copy); DPT_TEST_BF16_ACT_PER_GEMM=1: never (the tests compare the two bitwise). */
+__nv_bfloat16 *dpt_cuda_bf16_act_target(dpt_cuda_ctx *ctx, const float *a, size_t n)
+{
+    static const char *per_gemm = getenv("DPT_TEST_BF16_ACT_PER_GEMM");
+    dpt_cuda_bf16_act_touched(ctx, a, n * sizeof(float));
+    if (ctx->precision != DPT_PREC_BF16 || n == 0 || (per_gemm && per_gemm[0] == '1'))
+        return NULL;
+    int i = 0;
+    while (i < ctx->n_act16 && ctx->act16[i].src != a)
+        i++;
+    if (i == ctx->n_act16) {
+        if (i == DPT_CUDA_ACT16)
+            return NULL;
+        memset(&ctx->act16[i], 0, sizeof ctx->act16[i]);
+        ctx->act16[i].src = a;
+        ctx->n_act16++;
+    }
+    if (n > ctx->act16[i].cap) {
+        if (ctx->capturing)
+            return NULL;
+        if (ctx->exec && ctx->act16[i].buf) {
+            if (ctx->n_bf16_retired == DPT_CUDA_BF16_RETIRED)
+                return NULL;
+            ctx->bf16_retired[ctx->n_bf16_retired++] = ctx->act16[i].buf;
+        } else {
+            DPT_CUDA_CHECK(cudaFree(ctx->act16[i].buf));
+        }
+        ctx->act16[i].buf = NULL;
+        ctx->act16[i].cap = 0;
+        if (cudaMalloc((void **)&ctx->act16[i].buf, n * sizeof(__nv_bfloat16)) != cudaSuccess) {
+            (void)cudaGetLastError(); /* no copy: the GEMMs convert a */
+            ctx->act16[i].buf = NULL;
+            return NULL;
+        }
+        ctx->act16[i].cap = n;
+    }
+    ctx->act16[i].n16 = n;
+    ctx->act16[i].valid = 1;
+    return ctx->act16[i].buf;
+}
+
+/* dst NULL: everything may have been written (a graph replayed). */
+void dpt_cuda_bf16_act_touched(dpt_cuda_ctx *ctx, const void *dst, size_t bytes)
+{
+    const char *d = (const char *)dst;
+    for (int i = 0; i < ctx->n_act16; i++) {
+        const char *a = (const char *)ctx->act16[i].src;
+        if (!d || (d < a + ctx->act16[i].n16 * sizeof(float) && a < d + (bytes ? bytes : 1)))
+            ctx->act16[i].valid = 0;
+    }
+}
+
 /* Called after the write is queued: the copy is refreshed behind it on the stream (a captured
  * graph's GEMMs read the copy whatever the host's flag says), or dropped when the memory goes. */
 void dpt_cuda_bf16_weights_touched(dpt_cuda_ctx *ctx, const void *dst, size_t bytes, int freed)
 {
+    dpt_cuda_bf16_act_touched(ctx, dst, bytes);
     const char *d = (const char *)dst, *w = (const char *)ctx->w_src;
     if (!ctx->w_valid || !(d < w + ctx->w_n * sizeof(float) && w < d + (bytes ? bytes : 1)))
         return;
@@ -130,6 +195,7 @@ void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n,
         lda16 = lda;
         ldb16 = ldb;
     }
+    dpt_cuda_bf16_act_touched(ctx, c, ((size_t)(m - 1) * ldc + n) * sizeof(float));
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0); /* one cuBLAS call, counted as cuda_gemm's */
@@ -147,6 +213,9 @@ void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx)
     for (int i = 0; i < ctx->n_bf16_retired; i++)
         DPT_CUDA_CHECK(cudaFree(ctx->bf16_retired[i]));
     ctx->n_bf16_retired = 0;
+    for (int i = 0; i < ctx->n_act16; i++)
+        DPT_CUDA_CHECK(cudaFree(ctx->act16[i].buf));
+    ctx->n_act16 = 0;
     DPT_CUDA_CHECK(cudaFree(ctx->w16));
     ctx->w16 = NULL;
     ctx->w_src = NULL;

@@ -23,6 +23,8 @@ enum { DPT_CUDA_THREADS = 256 };
 enum { DPT_CUDA_SS_BLOCKS = 128 };
 
 #define DPT_CUDA_BF16_RETIRED 8
+/* BF16: activations whose bf16 copy the bias+activation kernel writes (one per hidden layer) */
+#define DPT_CUDA_ACT16 16
 
 /* bias_grad: a block per BG_COLS columns, BG_LANES threads per column summing every
  * BG_LANES-th row (BG_COLS x BG_LANES = DPT_CUDA_THREADS; BG_LANES a power of two). */
@@ -65,6 +67,16 @@ typedef struct {
     size_t w_n;
     __nv_bfloat16 *w16;
     int w_valid;
+    /* BF16: an activation a (n16 floats, packed rows) that the bias+activation kernel also wrote
+     * rounded into buf (cap elements), read by the GEMMs in place of converting a; valid from
+     * that write until a is written otherwise (dpt_cuda_bf16_act_touched) or a graph replays */
+    struct {
+        const float *src;
+        size_t n16, cap;
+        __nv_bfloat16 *buf;
+        int valid;
+    } act16[DPT_CUDA_ACT16];
+    int n_act16;
 } dpt_cuda_ctx;
 
 static inline dpt_cuda_ctx *dpt_cuda_ctx_of(dpt_backend *be) { return (dpt_cuda_ctx *)be->ctx; }
@@ -117,7 +129,8 @@ void dpt_cuda_gemm_bf16(dpt_backend *be, int trans_a, int trans_b, int m, int n,
                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                         float *c, int ldc);
 void dpt_cuda_gemm_free(dpt_cuda_ctx *ctx);
-/* The row-major operand (rows, cols; ld) as bf16: inside the parameters' bf16 copy while it is
+/* The row-major operand (rows, cols; ld) as bf16: an activation's bf16 copy where the operand
+ * is that activation, packed (*ld16 = cols), or inside the parameters' bf16 copy while it is
  * valid (*ld16 = ld), else converted on the stream into the first (second = 0) or second GEMM
  * operand's packed scratch (*ld16 = cols). */
 const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, int rows, int cols,
@@ -128,6 +141,11 @@ const __nv_bfloat16 *dpt_cuda_bf16_operand(dpt_cuda_ctx *ctx, const float *src, 
  * is dropped). */
 void dpt_cuda_bf16_weights_updated(dpt_cuda_ctx *ctx, const float *p, size_t n);
 void dpt_cuda_bf16_weights_touched(dpt_cuda_ctx *ctx, const void *dst, size_t bytes, int freed);
+/* BF16: where the bias+activation kernel writing a(n) should also write it rounded (NULL: it
+ * need not; the GEMMs then convert a); and [dst, dst + bytes) written by anything else: a copy
+ * overlapping it is no longer valid. */
+__nv_bfloat16 *dpt_cuda_bf16_act_target(dpt_cuda_ctx *ctx, const float *a, size_t n);
+void dpt_cuda_bf16_act_touched(dpt_cuda_ctx *ctx, const void *dst, size_t bytes);
 
 /* lt.cu: the table's gemm_epilogue through cuBLASLt, and its handle freed at tear-down. */
 void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, int m, int n,

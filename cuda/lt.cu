@@ -170,6 +170,7 @@ void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, 
         a_in = dpt_cuda_bf16_operand(ctx, a, trans_a ? k : m, trans_a ? m : k, lda, 0, &lda);
         b_in = dpt_cuda_bf16_operand(ctx, b, trans_b ? n : k, trans_b ? k : n, ldb, 1, &ldb);
     }
+    dpt_cuda_bf16_act_touched(ctx, c, ((size_t)(m - 1) * ldc + n) * sizeof(float));
     lt_call call;
     DPT_CUBLAS_CHECK(lt_describe(ctx, &call, epi, trans_a, trans_b, m, n, k, lda, ldb, ldc, vec,
                                  mask));

@@ -15,6 +15,7 @@ bench() {
     shift 2
     local xs=(-x DPT_EMU_DEVICES)
     [ -z "${DPT_TEST_BF16_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_PER_GEMM)
+    [ -z "${DPT_TEST_BF16_ACT_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_ACT_PER_GEMM)
     "${MPIRUN[@]}" -np "$np" "${xs[@]}" "$DPTRAIN" bench train "$CONFIG" --steps 20 \
         --warmup 2 "$@" >"$TMP/$name.out" 2>&1 || fail "$name: $(tail -3 "$TMP/$name.out")"
     sed -nE "s/^# device work per step on rank 0, $np ranks?: ([0-9.]+) launches, ([0-9]+) host syncs \(([0-9]+) in a step that reads the statistics\), ([0-9.]+) copies.*/\1 \2 \3 \4/p" \
@@ -84,6 +85,33 @@ for g in on off; do
     cmp -s "$TMP/bf16.$g.0/checkpoint.bin" "$TMP/bf16.$g.1/checkpoint.bin" ||
         fail "bf16, graphs $g: the weights' copy changed the result: $("$CKPT_DIFF" "$TMP/bf16.$g.0/checkpoint.bin" "$TMP/bf16.$g.1/checkpoint.bin" 2>&1 | head -3)"
 done
+# bf16 activations: the bias+ReLU kernel of each hidden layer (no dropout) also writes its
+# output rounded to bf16, which the next layer's forward GEMM and the weight-gradient GEMM read
+# instead of converting it: 2 (L - 1) = 4 launches fewer than with DPT_TEST_BF16_ACT_PER_GEMM=1
+# (the GEMMs convert), the same numbers bitwise: 1 rank and 2 on NCCL with 2 buckets, graphs on
+# and off (epilogues off: on, cuBLASLt writes those activations and the GEMMs convert them)
+DPT_TEST_BF16_ACT_PER_GEMM=1 bench bf16_act_per_gemm 1 --set train.precision=bf16 \
+    --set train.cuda_graph=off --set train.gemm_epilogue=off
+if read -r launches rest <"$TMP/bf16.counts" && read -r per_gemm rest <"$TMP/bf16_act_per_gemm.counts"; then
+    awk -v a="$launches" -v b="$per_gemm" 'BEGIN { exit !(b - a == 4) }' ||
+        fail "bf16: $launches launches per step with bf16 activations, $per_gemm without: want 4 fewer"
+fi
+for np in 1 2; do
+    for g in on off; do
+        for per_gemm in 0 1; do
+            out=$TMP/bf16act.$np.$g.$per_gemm
+            "${MPIRUN[@]}" -np "$np" -x DPT_EMU_DEVICES -x DPT_TEST_BF16_ACT_PER_GEMM=$per_gemm \
+                "$DPTRAIN" train "$CONFIG" --device cuda --set train.epochs=1 \
+                --set train.precision=bf16 --set train.cuda_graph=$g --set train.gemm_epilogue=off \
+                --set comm.bucket_mb=0.01 --out "$out" >"$out.out" 2>&1 ||
+                fail "bf16 activations, $np ranks, graphs $g: $(tail -3 "$out.out")"
+        done
+        cmp -s "$TMP/bf16act.$np.$g.0/checkpoint.bin" "$TMP/bf16act.$np.$g.1/checkpoint.bin" ||
+            fail "bf16 activations, $np ranks, graphs $g: the result changed: $("$CKPT_DIFF" "$TMP/bf16act.$np.$g.0/checkpoint.bin" "$TMP/bf16act.$np.$g.1/checkpoint.bin" 2>&1 | head -3)"
+    done
+done
+grep -q '^ *comm .*NCCL sum, 2 buckets' "$TMP/bf16act.2.on.0.out" ||
+    fail "bf16 activations, 2 ranks: not on NCCL with 2 buckets: $(grep -m1 '^ *comm' "$TMP/bf16act.2.on.0.out")"
 # the step as a CUDA Graph (train.cuda_graph auto: on here): the gather, the learning rate into
 # device memory and one graph launch a step, the rest as before
 for np in 1 2; do
