@@ -12,25 +12,32 @@
 /* No workspace: cuBLASLt then picks among the algorithms that need none (no split-k, which
  * these GEMMs, k <= 2048 with m and n in the hundreds or more, hardly need), and the fused path
  * allocates nothing beside the ReLU masks (the device's memory budget and the allocation-failure
- * tests see the same cudaMalloc calls as without it). Algorithms are cached per problem (a
- * heuristic query costs microseconds of host time per GEMM otherwise). */
+ * tests see the same cudaMalloc calls as without it). Descriptors and algorithms are cached per
+ * problem, only the bias and mask pointers set per call (creating them and a heuristic query
+ * cost microseconds of host time per GEMM otherwise). */
 enum { LT_WORKSPACE = 0, LT_PLANS = 64 };
 
 struct lt_key {
-    int epi, ta, tb, m, n, k, lda, ldb, ldc, align;
-};
-
-struct dpt_cuda_lt {
-    cublasLtHandle_t h;
-    lt_key keys[LT_PLANS];
-    cublasLtMatmulAlgo_t algos[LT_PLANS];
-    int n_plans;
+    int epi, ta, tb, m, n, k, lda, ldb, ldc, align, aux;
 };
 
 /* One call's descriptors, in cuBLASLt's column-major terms. */
 struct lt_call {
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, d;
+};
+
+/* A problem's descriptors and the heuristic's algorithm for them. */
+struct lt_plan {
+    lt_key key;
+    lt_call call;
+    cublasLtMatmulAlgo_t algo;
+};
+
+struct dpt_cuda_lt {
+    cublasLtHandle_t h;
+    lt_plan plans[LT_PLANS];
+    int n_plans;
 };
 
 static cublasLtEpilogue_t lt_epilogue(int epi)
@@ -54,10 +61,14 @@ static struct dpt_cuda_lt *lt_of(dpt_cuda_ctx *ctx)
     return ctx->lt;
 }
 
+static void lt_release(lt_call *c);
+
 void dpt_cuda_lt_free(dpt_cuda_ctx *ctx)
 {
     if (!ctx->lt)
         return;
+    for (int i = 0; i < ctx->lt->n_plans; i++)
+        lt_release(&ctx->lt->plans[i].call);
     DPT_CUBLAS_CHECK(cublasLtDestroy(ctx->lt->h));
     free(ctx->lt);
     ctx->lt = NULL;
@@ -119,16 +130,9 @@ static cublasStatus_t lt_describe(dpt_cuda_ctx *ctx, lt_call *c, int epi, int ta
     return s;
 }
 
-/* The heuristic's first algorithm for the call (cached by problem and pointer alignment, which
- * the heuristic reads from the pointers), and 1; 0 when cuBLASLt has none. */
-static int lt_algo(struct dpt_cuda_lt *lt, const lt_call *c, const lt_key *key,
-                   cublasLtMatmulAlgo_t *algo)
+/* The heuristic's first algorithm for the call, and 1; 0 when cuBLASLt has none. */
+static int lt_algo(struct dpt_cuda_lt *lt, const lt_call *c, cublasLtMatmulAlgo_t *algo)
 {
-    for (int i = 0; i < lt->n_plans; i++)
-        if (!memcmp(&lt->keys[i], key, sizeof *key)) {
-            *algo = lt->algos[i];
-            return 1;
-        }
     cublasLtMatmulPreference_t pref = NULL;
     uint64_t ws = LT_WORKSPACE;
     DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -143,11 +147,38 @@ static int lt_algo(struct dpt_cuda_lt *lt, const lt_call *c, const lt_key *key,
     if (s != CUBLAS_STATUS_SUCCESS || got < 1 || r.state != CUBLAS_STATUS_SUCCESS)
         return 0;
     *algo = r.algo;
-    if (lt->n_plans < LT_PLANS) {
-        lt->keys[lt->n_plans] = *key;
-        lt->algos[lt->n_plans++] = r.algo;
-    }
     return 1;
+}
+
+/* The plan of the problem key, with this call's bias and mask pointers: cached (by problem and
+ * pointer alignment, which the heuristic reads from the pointers), or built into *tmp when the
+ * cache is full (the caller releases tmp->call then). NULL when cuBLASLt has no algorithm. */
+static lt_plan *lt_plan_of(dpt_cuda_ctx *ctx, const lt_key *key, const void *vec,
+                           const void *mask, lt_plan *tmp)
+{
+    struct dpt_cuda_lt *lt = lt_of(ctx);
+    for (int i = 0; i < lt->n_plans; i++) {
+        lt_plan *p = &lt->plans[i];
+        if (memcmp(&p->key, key, sizeof *key))
+            continue;
+        DPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+            p->call.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vec, sizeof vec));
+        if (mask)
+            DPT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+                p->call.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &mask, sizeof mask));
+        return p;
+    }
+    lt_plan *p = lt->n_plans < LT_PLANS ? &lt->plans[lt->n_plans] : tmp;
+    DPT_CUBLAS_CHECK(lt_describe(ctx, &p->call, key->epi, key->ta, key->tb, key->m, key->n,
+                                 key->k, key->lda, key->ldb, key->ldc, vec, mask));
+    if (!lt_algo(lt, &p->call, &p->algo)) {
+        lt_release(&p->call);
+        return NULL;
+    }
+    p->key = *key;
+    if (p != tmp)
+        lt->n_plans++;
+    return p;
 }
 
 static int lt_alignment(const void *a, const void *b, const void *c, const void *vec,
@@ -171,13 +202,12 @@ void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, 
         b_in = dpt_cuda_bf16_operand(ctx, b, trans_b ? n : k, trans_b ? k : n, ldb, 1, &ldb);
     }
     dpt_cuda_bf16_act_touched(ctx, c, ((size_t)(m - 1) * ldc + n) * sizeof(float));
-    lt_call call;
-    DPT_CUBLAS_CHECK(lt_describe(ctx, &call, epi, trans_a, trans_b, m, n, k, lda, ldb, ldc, vec,
-                                 mask));
     lt_key key = {epi, trans_a, trans_b, m, n, k, lda, ldb, ldc,
-                  lt_alignment(a_in, b_in, c, vec, mask)};
-    cublasLtMatmulAlgo_t algo;
-    if (!lt_algo(lt, &call, &key, &algo)) {
+                  lt_alignment(a_in, b_in, c, vec, mask), mask != NULL};
+    lt_plan tmp;
+    memset(&tmp, 0, sizeof tmp);
+    const lt_plan *plan = lt_plan_of(ctx, &key, vec, mask, &tmp);
+    if (!plan) {
         char msg[256];
         snprintf(msg, sizeof msg, "cuBLASLt has no algorithm for epilogue %d of a %dx%dx%d GEMM "
                  "(transposes %d%d) that the start-up probe did not cover: run with "
@@ -186,10 +216,12 @@ void dpt_cuda_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b, 
     }
     const float one = 1.0f, zero = 0.0f;
     dpt_cuda_count(DPT_CUDA_COUNT_LAUNCH, 0); /* one cuBLASLt call, counted as cuda_gemm's */
-    DPT_CUBLAS_CHECK(cublasLtMatmul(lt->h, call.op, &one, b_in, call.a, a_in, call.b, &zero, c,
-                                    call.d, c, call.d, &algo, NULL, LT_WORKSPACE,
+    const lt_call *call = &plan->call;
+    DPT_CUBLAS_CHECK(cublasLtMatmul(lt->h, call->op, &one, b_in, call->a, a_in, call->b, &zero, c,
+                                    call->d, c, call->d, &plan->algo, NULL, LT_WORKSPACE,
                                     ctx->stream));
-    lt_release(&call);
+    if (plan == &tmp)
+        lt_release(&tmp.call);
 }
 
 /* Whether cuBLASLt has an algorithm for epilogue epi at odd shapes (no dimension a multiple of
@@ -210,9 +242,8 @@ static int lt_probe(dpt_cuda_ctx *ctx, int epi)
     if (lt_describe(ctx, &call, epi, 0, tb, m, n, k, lda, ldb, n, vec, mask) !=
         CUBLAS_STATUS_SUCCESS)
         return 0;
-    lt_key key = {epi, 0, tb, m, n, k, lda, ldb, n, 4};
     cublasLtMatmulAlgo_t algo;
-    int ok = lt_algo(lt, &call, &key, &algo);
+    int ok = lt_algo(lt, &call, &algo);
     lt_release(&call);
     return ok;
 }
