@@ -242,9 +242,12 @@ static int reached(const dpt_trial *hist, int n_hist, int e, double *v)
  * Hyperparameter Tuning"), as a stopping rule: rungs at grace * eta^k epochs (grace at least 1;
  * the last epoch is no rung, training ends there anyway). A trial reaching a rung is compared with
  * the trials known to have reached it (the history's records, curves at least that long): among
- * the m of them, itself counted, it continues when fewer than eta have reached the rung (the
- * first arrivals are promoted, as ASHA grows the bottom rung before it can judge) or when fewer
- * than floor(m / eta) of the others are strictly better. Its value at a rung is its best
+ * the m of them, itself counted, it continues when it is in the top max(1, floor(m / eta)), that
+ * is when fewer than that many of the others are strictly better. The max(1, ...) lets the best
+ * trial seen at a rung through: the first to arrive continues, a later one only if it beats all
+ * before it until m reaches 2 eta (as Ray Tune's ASHA judges the few first arrivals against the
+ * earlier values; until 2026-12-05 the first eta - 1 arrivals continued unjudged, which spent
+ * epochs on whatever came first: docs/search.md). Its value at a rung is its best
  * objective through that epoch, as the median rule compares. Deciding on arrival, against the
  * records then known, never waits for a rung to fill: no group idles. */
 int dpt_policy_rung(const dpt_config *cfg, int e)
@@ -263,8 +266,8 @@ int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta)
     int better = 0;
     for (int k = 0; k < n; k++)
         better += rung[k] < mine;
-    int m = n + 1;
-    return m < eta || better < m / eta;
+    int m = n + 1, top = m / eta > 1 ? m / eta : 1;
+    return better < top;
 }
 
 double dpt_policy_rung_value(const dpt_trial *t, int e)

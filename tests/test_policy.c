@@ -77,9 +77,17 @@ Test(asha, promotion_against_hand_computed_cases)
     /* eta 2: floor(6/2) = 3 continue */
     cr_expect(dpt_policy_asha_continues(rung, 5, 0.25, 2), "third of 6, eta 2: continues");
     cr_expect(!dpt_policy_asha_continues(rung, 5, 0.35, 2), "fourth of 6, eta 2: stops");
-    /* the first eta - 1 to reach a rung continue whatever their value */
+    /* the first to reach a rung continues whatever its value; below m = 2 eta only the best of
+     * those so far: the second at the rung continues only if it beats the first */
     cr_expect(dpt_policy_asha_continues(NULL, 0, 9.0, 3), "first at the rung");
-    cr_expect(dpt_policy_asha_continues(rung, 1, 9.0, 3), "second at the rung, eta 3");
+    cr_expect(!dpt_policy_asha_continues(rung, 1, 9.0, 3), "second at the rung, worse: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 1, 0.29, 3), "second at the rung, better");
+    cr_expect(!dpt_policy_asha_continues(rung, 3, 0.15, 4), "second best of 4, eta 4: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 3, 0.09, 4), "best of 4, eta 4: continues");
+    /* eta 4, m = 8: floor(8/4) = 2 continue */
+    const double eight[] = {0.30, 0.10, 0.50, 0.20, 0.40, 0.60, 0.70};
+    cr_expect(dpt_policy_asha_continues(eight, 7, 0.15, 4), "second of 8, eta 4: continues");
+    cr_expect(!dpt_policy_asha_continues(eight, 7, 0.25, 4), "third of 8, eta 4: stops");
     /* the eta-th: only the best of eta continues */
     cr_expect(!dpt_policy_asha_continues(rung, 2, 0.20, 3), "third of 3, second best: stops");
     cr_expect(dpt_policy_asha_continues(rung, 2, 0.05, 3), "third of 3, best: continues");
@@ -120,6 +128,9 @@ Test(asha, should_stop_at_rungs_only_against_the_trials_that_reached_them)
     cr_expect(dpt_policy_should_stop(&cfg, hist, 4, &run));
     trial(&run, DPT_TRIAL_OK, 4, (double[]){0.9, 0.9, 0.9, 0.15});
     cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run));
+    /* epoch 4 with the history's 0.2 and nothing better at the rung: m = 2, max(1, 1) = 1 */
+    trial(&run, DPT_TRIAL_OK, 4, (double[]){0.9, 0.9, 0.9, 0.2});
+    cr_expect(!dpt_policy_should_stop(&cfg, hist, 4, &run), "a tie is not better");
     /* with no history, the first trial to reach each rung continues */
     trial(&run, DPT_TRIAL_OK, 4, (double[]){0.9, 0.9, 0.9, 0.9});
     cr_expect(!dpt_policy_should_stop(&cfg, hist, 0, &run));

@@ -182,7 +182,7 @@ if exact:
             others = [best(q, e) for q in recs[:k]
                       if q["status"] in ("ok", "stopped_early") and len(q["curve"]) >= e]
             m = len(others) + 1
-            cont = m < eta or sum(v < best(r, e) for v in others) < m // eta
+            cont = sum(v < best(r, e) for v in others) < max(1, m // eta)
             assert cont == (r["epochs"] > e), f"trial {r['trial']} at rung {e}: continue={cont}, ran {r['epochs']} epochs"
 print(f"asha: {len(stopped)} of {len(recs)} trials stopped at rungs", sorted(r["epochs"] for r in stopped))
 EOF
@@ -216,7 +216,7 @@ for k, d in enumerate(dec):
     seen = [t for t, _ in d["seen"]]
     assert sorted(seen) == sorted(earlier), f"decision {k}: saw {seen}, earlier arrivals {sorted(earlier)}"
     m = len(seen) + 1
-    cont = m < eta or sum(v < d["value"] for _, v in d["seen"]) < m // eta
+    cont = sum(v < d["value"] for _, v in d["seen"]) < max(1, m // eta)
     assert cont == d["continue"], f"decision {k}: {d}"
     r = recs[d["trial"]]
     assert (r["epochs"] > d["epoch"]) == cont, f"trial {d['trial']} ran {r['epochs']} epochs, decision {d}"
