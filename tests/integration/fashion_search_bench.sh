@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST search benchmark's scripts in their smoke mode (2000 rows, 3 epochs, 4 trials,
 # one seed): scripts/bench_fashion_search.sh (sync, async, async + ASHA through mpirun -np 2),
-# scripts/search_summary.py on a hand-made trials.jsonl, and, where Debian's python3-optuna
-# imports, scripts/compare_optuna.py (else it says it skips that part). Skipped (exit 77)
-# without the Fashion-MNIST files. Usage: fashion_search_bench.sh DPTRAIN CKPT_DIFF
+# scripts/search_summary.py and scripts/asha_replay.py on hand-made trials.jsonl files, and,
+# where Debian's python3-optuna imports, scripts/compare_optuna.py (else it says it skips that
+# part). Skipped (exit 77) after the hand-made cases without the Fashion-MNIST files.
+# Usage: fashion_search_bench.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 DPTRAIN=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_fsb.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# --- asha_replay.py on a hand-made full-fidelity search: 3 epochs, trial k runs from k to k + 3,
+# so trials reach each rung in id order. eta 3 (rung 1): the first continues; 0.6 loses to 0.5;
+# 0.3 is the best of 3; 0.7 is not the best of 4 (top max(1, floor(4/3)) = 1): 3+1+3+1 = 8 epochs,
+# best 0.1 (trial 2) against the run's 0.05. The old eta-free rule lets the second (m = 2 < 3)
+# through: 10 epochs. eta 2 (rungs 1, 2): trial 1 stops at 1 (0.6 > 0.5), trial 3 at 1 (three
+# of four better, top 2), trials 0 and 2 continue past rung 2 (each the best there): 8 epochs.
+cat > "$TMP/full.jsonl" <<'EOF'
+{"trial":0,"objective":0.3,"status":"ok","epochs":3,"start_s":0,"end_s":3,"curve":[0.5,0.4,0.3]}
+{"trial":1,"objective":0.45,"status":"ok","epochs":3,"start_s":1,"end_s":4,"curve":[0.6,0.5,0.45]}
+{"trial":2,"objective":0.1,"status":"ok","epochs":3,"start_s":2,"end_s":5,"curve":[0.3,0.2,0.1]}
+{"trial":3,"objective":0.05,"status":"ok","epochs":3,"start_s":3,"end_s":6,"curve":[0.7,0.1,0.05]}
+EOF
+replayed() { python3 "$ROOT/scripts/asha_replay.py" "$@" "$TMP/full.jsonl" | awk '!/^#/ {print $2, $3, $4, $5, $6}'; }
+[ "$(replayed --eta 3)" = "12 8 0.0500 0.1000 5.00" ] || { echo "asha_replay eta 3: $(replayed --eta 3)"; exit 1; }
+[ "$(replayed --eta 3 --rule eta-free)" = "12 10 0.0500 0.1000 5.00" ] ||
+    { echo "asha_replay eta-free: $(replayed --eta 3 --rule eta-free)"; exit 1; }
+[ "$(replayed --eta 2)" = "12 8 0.0500 0.1000 5.00" ] || { echo "asha_replay eta 2: $(replayed --eta 2)"; exit 1; }
+
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     echo "skipped: dataset-fashion-mnist not installed"
     exit 77
 fi
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dpt_fsb.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 
 # --- search_summary.py: time to target, best, epochs, utilization, medians with a miss
 cat > "$TMP/a.jsonl" <<'EOF'
