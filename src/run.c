@@ -40,6 +40,7 @@ typedef struct {
     int wrote_ckpt;             /* checkpoint.bin holds this run's progress */
     int last_good_epoch;        /* the epoch the checkpoint holds */
     long step_sleep_us;
+    double last_step_hook;     /* when opts->step_hook last ran */
 } run_state;
 
 /* This epoch's sums over its steps. */
@@ -406,6 +407,10 @@ static int train_epoch(run_state *r, int epoch, epoch_sums *e, dpt_error *err)
         r->step++;
         if (r->step_sleep_us > 0) /* test hook, see start_clock */
             usleep((useconds_t)r->step_sleep_us);
+        if (r->opts->step_hook && dpt_now() - r->last_step_hook >= 1e-3) {
+            r->opts->step_hook(r->opts->step_ctx);
+            r->last_step_hook = dpt_now();
+        }
         dpt_trainer_stats(r->t, &st);
         if (st.stop_requested)
             return stop_on_signal(r, epoch, err);

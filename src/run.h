@@ -21,6 +21,11 @@ typedef struct {
     int quiet;                  /* no start-up table, epoch lines or summary (a search trial) */
     dpt_epoch_hook epoch_hook;  /* NULL: none */
     void *hook_ctx;
+    /* Called on this rank after a training step, at most once a millisecond (the async search's
+     * coordinator answers the other groups there: docs/search.md); it must not change what the
+     * rank trains. NULL: none. */
+    void (*step_hook)(void *ctx);
+    void *step_ctx;
 } dpt_train_opts;
 
 typedef struct {

@@ -52,7 +52,8 @@ static const char *objective_label(const dpt_config *cfg)
 
 /* What a trial's ranks need besides its values: the history the median rule reads (on the
  * group's leader), this rank's own log, and, on rank 0 under the async schedule, the coordinator's
- * poll, called between epochs and during an evaluation's wait (NULL elsewhere). */
+ * poll, called between its training steps (at most once a millisecond), between epochs and
+ * during an evaluation's wait (NULL elsewhere). */
 typedef struct {
     const dpt_trial *hist;
     int n_hist;
@@ -190,7 +191,8 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
     tcfg->run.progress = DPT_PROGRESS_OFF;
     stop_ctx sc = {cfg, env, group, rec};
     dpt_train_opts to = {.config_path = NULL, .resume = 0, .quiet = 1,
-                         .epoch_hook = stop_hook, .hook_ctx = &sc};
+                         .epoch_hook = stop_hook, .hook_ctx = &sc,
+                         .step_hook = env->poll, .step_ctx = env->poll_ctx};
     dpt_train_result res;
     dpt_error terr = {0};
     int rc = dpt_train_run(tcfg, group, &to, &res, &terr);
@@ -899,9 +901,10 @@ static int run_round(search_state *s, dpt_error *err)
 /* As Spearmint dispatched trials through its job queue: a group that finishes reports to rank 0,
  * which records the trial at once (one fsync'd line of trials.jsonl) and hands that group its
  * next configuration, proposed with the other groups' running trials pending; no round barrier.
- * Rank 0 also trains group 0: it answers the others by polling (MPI_Iprobe) between its own
- * epochs and in 1 ms slices of an evaluation's wait, so a finished group waits for its next trial
- * at most one epoch of group 0's trial (training) or about 1 ms (the test functions), plus a
+ * Rank 0 also trains group 0: it answers the others by polling (MPI_Iprobe) after its own
+ * training steps (at most once a millisecond), between its epochs and in 1 ms slices of an
+ * evaluation's wait, so a finished group waits for its next trial at most one training step of
+ * group 0's trial or its evaluation (training), or about 1 ms (the test functions), plus a
  * proposal. Messages go point to point on the world communicator: a report (TAG_DONE) from a
  * group's leader; an assignment (TAG_WORK) and the history (TAG_HIST) to it; the leader
  * broadcasts the assignment in its group. */
@@ -910,8 +913,9 @@ static int run_round(search_state *s, dpt_error *err)
  * knows to have reached it: the finished ones (their curves in the history) and the running
  * ones that reported it (s->rungs, dropped when their record arrives). Rank 0 decides for its
  * own group at once; another group's leader asks (TAG_RUNG) and waits for the answer, which rank
- * 0 gives at its next poll: at most one epoch of its own trial, or about 1 ms. Each decision is
- * a line of OUT/rungs.jsonl with the trials it saw, so that a test can replay it. */
+ * 0 gives at its next poll: at most a step or an evaluation of its own trial, or about 1 ms.
+ * Each decision is a line of OUT/rungs.jsonl with the trials it saw, so that a test can replay
+ * it. */
 static void forget_rungs(search_state *s, int trial)
 {
     int n = 0;

@@ -2,7 +2,8 @@
 # The search's schedules (search.schedule) on Branin with the duration model (objective.duration):
 # async dispatch order (ids handed out in order, a group's trials one after another, records in
 # the order trials finish, a group finishing and getting its next trial while rank 0 is still
-# evaluating its own), sync rounds for comparison, and resume of an async search after SIGKILL.
+# evaluating its own, and while it trains), sync rounds for comparison, and resume of an async
+# search after SIGKILL.
 # The checks read start_s / end_s of trials.jsonl; none compares a time with a fixed bound.
 # Usage: search_async.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
@@ -70,6 +71,30 @@ import json, sys
 a, b = ({r["trial"]: r["params"] for r in map(json.loads, open(f"{d}/trials.jsonl"))} for d in sys.argv[1:])
 assert a == b
 EOF
+
+# --- rank 0 answers between its training steps: one-epoch trials of the small synthetic MLP
+# (about 30 steps), rank 0's steps (group 0) paused 50 ms each, group 1's not, so that group 1
+# finishes trials while rank 0 is inside an epoch. A group-1 trial's wait for rank 0 (record and
+# next assignment, and the trial's start-up: end_s - start_s - time_s) must then be bounded by
+# one of rank 0's steps, not by the rest of its epoch: every wait stays under a quarter of group
+# 0's median trial time (polling only between epochs, a wait lasts until rank 0's trial ends: on
+# average half of it).
+steps=(search "$CONFIGS/search_small.yaml" --set search.parallel=2 --set search.algorithm=random
+       --set search.trials=8 --set train.epochs=1 --set search.early_stopping.rule=none
+       --out "$TMP/steps")
+if "${MPIRUN[@]}" -np 1 env DPT_TEST_STEP_SLEEP_US=50000 "$DPTRAIN" "${steps[@]}" : \
+        -np 1 "$DPTRAIN" "${steps[@]}" >"$TMP/steps.log" 2>&1; then
+    python3 - "$TMP/steps/trials.jsonl" <<'EOF' || fail "a group waited for rank 0 longer than a few of its steps"
+import json, statistics, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+t0 = statistics.median(r["time_s"] for r in recs if r["group"] == 0)
+waits = [(r["trial"], round(r["end_s"] - r["start_s"] - r["time_s"], 3)) for r in recs if r["group"] == 1]
+assert len(waits) >= 3 and all(w < t0 / 4 for _, w in waits), f"group 1's waits {waits}, group 0's trials {t0} s"
+print(f"steps: group 1's waits {waits} s, group 0's median trial {t0} s")
+EOF
+else
+    fail "the async training search failed: $(tail -3 "$TMP/steps.log")"
+fi
 
 # --- resume of an async search after SIGKILL of a rank
 args=(search "$BRANIN" "${COMMON[@]}" --set search.trials=14 --set objective.duration=0.1)
