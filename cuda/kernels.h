@@ -60,6 +60,7 @@ typedef struct {
     int n_bf16_retired;
     float *clip_scale;      /* (1) clip_grad_norm's factor, computed and used on the device */
     struct dpt_cuda_lt *lt; /* train.gemm_epilogue: cuBLASLt's handle, workspace, algorithms */
+    int lt_d16; /* BF16: cuBLASLt writes fused ReLU outputs into their bf16 copy (cuda/lt.cu) */
     /* BF16: the parameters (w_src, w_n floats) converted once after each optimizer update into
      * w16 (same layout), which every GEMM operand inside them reads instead of converting its
      * own copy; valid only from such an update until the parameters are written otherwise */

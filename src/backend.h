@@ -21,8 +21,12 @@ typedef struct dpt_backend dpt_backend;
 typedef enum {
     DPT_EPI_BIAS = 1,      /* c += vec(N) broadcast over rows */
     DPT_EPI_RELU_BIAS = 2, /* c = relu(op(A) op(B) + vec(N)); the mask written */
-    DPT_EPI_DRELU = 4      /* c = op(A) op(B) where the mask's bit is set, else 0, and vec(N) =
+    DPT_EPI_DRELU = 4,     /* c = op(A) op(B) where the mask's bit is set, else 0, and vec(N) =
                             * the column sums of that c (the bias gradient of the masked layer) */
+    /* or'ed into RELU_BIAS by the caller: until c is written again it is read only as the whole
+     * operand (from its start, ld = N) of later GEMMs, so a backend may keep it in its GEMM
+     * operand precision only (the CUDA backend in bf16: no fp32 write, cuda/lt.cu) */
+    DPT_EPI_OPERAND_ONLY = 8
 } dpt_epilogue;
 
 /* Bits per row of the ReLU mask for N columns: N rounded up to 128, cuBLASLt's rule for the

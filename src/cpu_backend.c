@@ -164,6 +164,7 @@ static void cpu_gemm_epilogue(dpt_backend *be, int epi, int trans_a, int trans_b
                               int k, const float *a, int lda, const float *b, int ldb, float *c,
                               int ldc, float *vec, void *mask)
 {
+    epi &= ~DPT_EPI_OPERAND_ONLY; /* c stays fp32 on the CPU */
     cpu_gemm(be, trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
     uint8_t *bits = mask;
     size_t mld = dpt_epi_mask_ld(n);

@@ -134,8 +134,10 @@ const float *dpt_model_forward(dpt_model *m, const float *x, int rows, const dpt
         if (last && (be->epilogues & DPT_EPI_BIAS))
             be->gemm_epilogue(be, DPT_EPI_BIAS, 0, 1, rows, O, I, in, I, w, I, m->a[l], O, b, NULL);
         else if (!last && relu_fused(m, l, drop))
-            be->gemm_epilogue(be, DPT_EPI_RELU_BIAS, 0, 1, rows, O, I, in, I, w, I, m->a[l], O, b,
-                              m->mask[l]);
+            /* its a is read by the next layer's forward and weight-gradient GEMMs only: the
+             * backward takes the ReLU from the mask (DRELU) */
+            be->gemm_epilogue(be, DPT_EPI_RELU_BIAS | DPT_EPI_OPERAND_ONLY, 0, 1, rows, O, I, in,
+                              I, w, I, m->a[l], O, b, m->mask[l]);
         else {
             be->gemm(be, 0, 1, rows, O, I, 1.0f, in, I, w, I, 0.0f, m->z[l], O);
             be->bias_act_forward(be, m->z[l], m->a[l], b, rows, O,

@@ -1,7 +1,9 @@
 /* Host emulation of the cuBLASLt subset dptrain uses (cuda/lt.cu): handles, matmul and layout
  * descriptors, heuristic preferences, cublasLtMatmulAlgoGetHeuristic and cublasLtMatmul with
  * the epilogues BIAS, RELU_AUX_BIAS, DRELU, DRELU_BGRAD and BGRADB, on the types of
- * cublasGemmEx's FP32 and bf16 paths. Names and values as in the CUDA 13.0 cublasLt.h. */
+ * cublasGemmEx's FP32 and bf16 paths and a bf16 C/D (BIAS and RELU_AUX_BIAS only; an FP32 bias
+ * with it only under DPT_EMU_LT_BF16_D_FP32_BIAS=1, cublaslt_emu.cpp). Names and values as in
+ * the CUDA 13.0 cublasLt.h. */
 #ifndef DPT_CUDA_EMU_CUBLASLT_H
 #define DPT_CUDA_EMU_CUBLASLT_H
 

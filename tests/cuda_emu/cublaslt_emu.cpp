@@ -4,10 +4,12 @@
  * stream like cuBLAS's calls (so it is asynchronous and graph-capturable alike). */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "cublasLt.h"
 #include "cuda_bf16.h"
@@ -52,17 +54,40 @@ bool lt_handle_valid(cublasLtHandle_t h)
 size_t type_size(cudaDataType t) { return t == CUDA_R_16BF ? 2 : 4; }
 
 /* cuBLASLt's matmul type table, the rows dptrain can use: FP32 or bf16 A/B with FP32 C/D under
- * CUBLAS_COMPUTE_32F, FP32 A/B/C/D under CUBLAS_COMPUTE_32F_FAST_TF32, scale type FP32. */
+ * CUBLAS_COMPUTE_32F, bf16 A/B/C/D under CUBLAS_COMPUTE_32F, FP32 A/B/C/D under
+ * CUBLAS_COMPUTE_32F_FAST_TF32, scale type FP32 (C and D of one type in each row). */
 bool types_supported(const cublasLtMatmulDescOpaque *d, const cublasLtMatrixLayoutOpaque *a,
                      const cublasLtMatrixLayoutOpaque *b, const cublasLtMatrixLayoutOpaque *c,
                      const cublasLtMatrixLayoutOpaque *dd)
 {
-    if (d->scale != CUDA_R_32F || a->type != b->type || c->type != CUDA_R_32F ||
-        dd->type != CUDA_R_32F)
+    if (d->scale != CUDA_R_32F || a->type != b->type || c->type != dd->type)
+        return false;
+    if (dd->type == CUDA_R_16BF)
+        return d->compute == CUBLAS_COMPUTE_32F && a->type == CUDA_R_16BF;
+    if (dd->type != CUDA_R_32F)
         return false;
     if (d->compute == CUBLAS_COMPUTE_32F)
         return a->type == CUDA_R_32F || a->type == CUDA_R_16BF;
     return d->compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a->type == CUDA_R_32F;
+}
+
+/* The bias's type: D's unless CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE says otherwise. */
+int32_t bias_type(const cublasLtMatmulDescOpaque *d, const cublasLtMatrixLayoutOpaque *dd)
+{
+    return d->bias_type == -1 ? (int32_t)dd->type : d->bias_type;
+}
+
+/* cublasLt.h (BIAS_DATA_TYPE): "Bias vector elements are the same type as the elements of
+ * output matrix (Dtype)", the exceptions IMMA and fp8 kernels only, so an FP32 bias with a bf16
+ * D is refused unless DPT_EMU_LT_BF16_D_FP32_BIAS=1 (the assumption that a GPU's cuBLASLt
+ * accepts it, as its heuristic is then asked at start-up: the emulation can run both answers). */
+bool bias_type_ok(const cublasLtMatmulDescOpaque *d, const cublasLtMatrixLayoutOpaque *dd)
+{
+    int32_t t = bias_type(d, dd);
+    if (t == (int32_t)dd->type)
+        return true;
+    const char *s = getenv("DPT_EMU_LT_BF16_D_FP32_BIAS");
+    return t == CUDA_R_32F && dd->type == CUDA_R_16BF && s && s[0] == '1';
 }
 
 bool is_drelu(uint32_t e) { return e == CUBLASLT_EPILOGUE_DRELU || e == CUBLASLT_EPILOGUE_DRELU_BGRAD; }
@@ -97,8 +122,15 @@ cublasStatus_t validate(const char *who, const cublasLtMatmulDescOpaque *d,
                "DRELU_BGRAD, BGRADB)", e);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
-    if (d->bias_type != -1 && d->bias_type != (int32_t)dd->type) {
-        report(who, "bias type %d differs from D's type %d", d->bias_type, (int)dd->type);
+    if (!bias_type_ok(d, dd)) {
+        /* silent to the heuristic: dptrain's start-up probe asks on purpose (cuda/lt.cu) */
+        if (strcmp(who, "cublasLtMatmulAlgoGetHeuristic") != 0)
+            report(who, "bias type %d differs from D's type %d", d->bias_type, (int)dd->type);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    if (dd->type == CUDA_R_16BF && e != CUBLASLT_EPILOGUE_DEFAULT &&
+        e != CUBLASLT_EPILOGUE_BIAS && e != CUBLASLT_EPILOGUE_RELU_AUX_BIAS) {
+        report(who, "epilogue %u with a bf16 D (a bf16 bias gradient) is not emulated", e);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     const bool ta = d->transa != CUBLAS_OP_N, tb = d->transb != CUBLAS_OP_N;
@@ -146,7 +178,8 @@ bool in_bounds(const cublasLtMatmulDescOpaque *d, const void *A,
     return check_range(who, "A", A, span_bytes(a), dev) &&
            check_range(who, "B", B, span_bytes(b), dev) &&
            check_range(who, "D", D, span_bytes(dd), dev) &&
-           (!has_bias(e) || check_range(who, "bias", d->bias, bias_n * sizeof(float), dev)) &&
+           (!has_bias(e) || check_range(who, "bias", d->bias,
+                                        bias_n * type_size((cudaDataType)bias_type(d, dd)), dev)) &&
            (!has_aux(e) || check_range(who, "aux (ReLU bit-mask)", d->aux, aux_bytes, dev));
 }
 
@@ -162,8 +195,8 @@ float element(const void *p, cudaDataType t, size_t i)
  * also writes bias[i] = the sum of D's row i after that (the bias gradient of the layer the
  * mask is of, one per row of D), summed in double; BGRADB writes bias[j] = the sum over k of
  * op(B)(l, j), as B is stored (bf16 read as bf16), summed in double. */
-void epilogue(const cublasLtMatmulDescOpaque &d, const void *B, const cublasLtMatrixLayoutOpaque &b,
-              float *D, size_t m, size_t n, size_t ldd)
+void epilogue(const cublasLtMatmulDescOpaque &d, cudaDataType bias_t, const void *B,
+              const cublasLtMatrixLayoutOpaque &b, float *D, size_t m, size_t n, size_t ldd)
 {
     uint8_t *bits = (uint8_t *)d.aux;
     float *bias = (float *)d.bias;
@@ -173,7 +206,7 @@ void epilogue(const cublasLtMatmulDescOpaque &d, const void *B, const cublasLtMa
             float &x = D[i + j * ldd];
             size_t e = i + j * (size_t)d.aux_ld;
             if (adds)
-                x += bias[i];
+                x += element(d.bias, bias_t, i);
             if (d.epilogue == CUBLASLT_EPILOGUE_RELU_AUX_BIAS) {
                 bits[e / 8] = (uint8_t)((bits[e / 8] & ~(1u << (e % 8))) | ((x > 0.0f) << (e % 8)));
                 x = x > 0.0f ? x : 0.0f;
@@ -198,6 +231,39 @@ void epilogue(const cublasLtMatmulDescOpaque &d, const void *B, const cublasLtMa
             s += element(B, b.type, tb ? j + l * (size_t)b.ld : l + j * (size_t)b.ld);
         bias[j] = (float)s;
     }
+}
+
+/* The queued work of one cublasLtMatmul: the product (as the emulated cuBLAS's), the epilogue,
+ * and for a bf16 D the rounding of the float result. */
+void run(const cublasLtMatmulDescOpaque &d, const cublasLtMatrixLayoutOpaque &a,
+         const cublasLtMatrixLayoutOpaque &b, const cublasLtMatrixLayoutOpaque &dd, float al,
+         float be, const void *A, const void *B, void *D)
+{
+    const bool ta = d.transa != CUBLAS_OP_N, tb = d.transb != CUBLAS_OP_N;
+    int m = (int)dd.rows, n = (int)dd.cols, k = (int)(ta ? a.rows : a.cols);
+    bool reads = k > 0 && al != 0.0f;
+    const cudaDataType bias_t = (cudaDataType)bias_type(&d, &dd);
+    if (dd.type == CUDA_R_16BF) {
+        /* the float result after the bias and the ReLU, rounded to nearest even
+         * (__float2bfloat16): the rounding is cuBLASLt's own and undocumented; this is the
+         * conversion kernel's, which read the same float from an FP32 D before */
+        std::vector<float> t((size_t)m * n);
+        blas_gemm_bf16(ta, tb, m, n, k, al, A, (int)a.ld, B, (int)b.ld, 0.0f, t.data(), m,
+                       reads);
+        epilogue(d, bias_t, B, b, t.data(), dd.rows, dd.cols, dd.rows);
+        for (size_t j = 0; j < dd.cols; j++)
+            for (size_t i = 0; i < dd.rows; i++)
+                ((__nv_bfloat16 *)D)[i + j * (size_t)dd.ld] = __float2bfloat16(t[i + j * dd.rows]);
+        return;
+    }
+    if (a.type == CUDA_R_16BF)
+        blas_gemm_bf16(ta, tb, m, n, k, al, A, (int)a.ld, B, (int)b.ld, be, (float *)D,
+                       (int)dd.ld, reads);
+    else
+        blas_sgemm(ta, tb, m, n, k, al, (const float *)A, (int)a.ld, (const float *)B,
+                   (int)b.ld, be, (float *)D, (int)dd.ld, reads,
+                   d.compute == CUBLAS_COMPUTE_32F_FAST_TF32);
+    epilogue(d, bias_t, B, b, (float *)D, dd.rows, dd.cols, (size_t)dd.ld);
 }
 
 } // namespace
@@ -368,8 +434,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     const float al = *(const float *)alpha, be = *(const float *)beta;
-    if (C != D && be != 0.0f) {
-        report(who, "C differs from D with beta != 0: not emulated (dptrain passes C = D)");
+    if ((C != D || Ddesc->type == CUDA_R_16BF) && be != 0.0f) {
+        report(who, "C differs from D or is bf16, with beta != 0: not emulated (dptrain passes "
+               "C = D, and beta = 0 with a bf16 D)");
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     if (!in_bounds(desc, A, Adesc, B, Bdesc, D, Ddesc))
@@ -377,19 +444,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     /* the descriptors may be destroyed once the call returns: the queued work keeps copies */
     const cublasLtMatmulDescOpaque d = *desc;
     const cublasLtMatrixLayoutOpaque a = *Adesc, b = *Bdesc, dd = *Ddesc;
-    enqueue(stream, [=] {
-        const bool ta = d.transa != CUBLAS_OP_N, tb = d.transb != CUBLAS_OP_N;
-        int m = (int)dd.rows, n = (int)dd.cols, k = (int)(ta ? a.rows : a.cols);
-        bool reads = k > 0 && al != 0.0f;
-        if (a.type == CUDA_R_16BF)
-            blas_gemm_bf16(ta, tb, m, n, k, al, A, (int)a.ld, B, (int)b.ld, be, (float *)D,
-                           (int)dd.ld, reads);
-        else
-            blas_sgemm(ta, tb, m, n, k, al, (const float *)A, (int)a.ld, (const float *)B,
-                       (int)b.ld, be, (float *)D, (int)dd.ld, reads,
-                       d.compute == CUBLAS_COMPUTE_32F_FAST_TF32);
-        epilogue(d, B, b, (float *)D, dd.rows, dd.cols, (size_t)dd.ld);
-    });
+    enqueue(stream, [=] { run(d, a, b, dd, al, be, A, B, D); });
     return CUBLAS_STATUS_SUCCESS;
 }
 

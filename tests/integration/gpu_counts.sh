@@ -8,20 +8,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_emulated_gpus 2
 
-# bench NAME NP ARGS...: the "device work" line of rank count NP into $TMP/NAME.counts as
-# "launches syncs_min syncs_max copies"
-bench() {
-    local name=$1 np=$2
-    shift 2
-    local xs=(-x DPT_EMU_DEVICES)
-    [ -z "${DPT_TEST_BF16_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_PER_GEMM)
-    [ -z "${DPT_TEST_BF16_ACT_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_ACT_PER_GEMM)
-    "${MPIRUN[@]}" -np "$np" "${xs[@]}" "$DPTRAIN" bench train "$CONFIG" --steps 20 \
-        --warmup 2 "$@" >"$TMP/$name.out" 2>&1 || fail "$name: $(tail -3 "$TMP/$name.out")"
-    sed -nE "s/^# device work per step on rank 0, $np ranks?: ([0-9.]+) launches, ([0-9]+) host syncs \(([0-9]+) in a step that reads the statistics\), ([0-9.]+) copies.*/\1 \2 \3 \4/p" \
-        "$TMP/$name.out" >"$TMP/$name.counts"
-    [ -s "$TMP/$name.counts" ] || fail "$name: no device work line: $(grep '^#' "$TMP/$name.out" | tail -3)"
-}
 
 # Kernels a step launches for L layers: gather; per layer a GEMM and bias+activation forward;
 # the loss and its sums; per layer the bias gradient and the weight-gradient GEMM, and below the
@@ -38,13 +24,13 @@ expect_fused() { awk -v L="$1" 'BEGIN { printf "%.1f", 3 * L + 6 + 2 / 20 }'; }
 
 for layers in "[32,64,4]:2" "[32,64,64,4]:3" "[32,64,64,64,4]:4"; do
     L=${layers#*:}
-    bench "fused$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
+    device_work "fused$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
         --set train.gemm_epilogue=on
     if read -r launches smin smax copies <"$TMP/fused$L.counts"; then
         [ "$launches" = "$(expect_fused "$L")" ] ||
             fail "$L layers, epilogues on: $launches launches per step, want $(expect_fused "$L")"
     fi
-    bench "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
+    device_work "l$L" 1 --set "model.layers=${layers%:*}" --set train.cuda_graph=off \
         --set train.gemm_epilogue=off
     read -r launches smin smax copies <"$TMP/l$L.counts" || continue
     [ "$launches" = "$(expect_launches "$L" 0)" ] ||
@@ -57,7 +43,7 @@ done
 
 # two ranks on NCCL with clipping: still no host wait in a plain step (the watchdog polls at
 # the reads); the clipping factor stays on the device
-bench nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off \
+device_work nccl 2 --set train.clip_grad_norm=0.5 --set train.cuda_graph=off \
     --set train.gemm_epilogue=off
 if read -r launches smin smax copies <"$TMP/nccl.counts"; then
     [ "$launches" = "$(expect_launches 3 4)" ] ||
@@ -65,57 +51,10 @@ if read -r launches smin smax copies <"$TMP/nccl.counts"; then
     [ "$smin" = 0 ] || fail "NCCL: $smin host syncs in a step that reads nothing, want 0"
     grep -q '^# gradients (all ranks): NCCL' "$TMP/nccl.out" || fail "NCCL: not on the NCCL path"
 fi
-# train.precision: bf16 converts the parameters to bf16 once per step (after the update) instead
-# of once per GEMM that reads a weight matrix (2L - 1 = 5 of them): 4 launches fewer, the same
-# numbers bitwise (DPT_TEST_BF16_PER_GEMM=1 turns the copy off); with graphs and epilogues too
-bench bf16 1 --set train.precision=bf16 --set train.cuda_graph=off --set train.gemm_epilogue=off
-DPT_TEST_BF16_PER_GEMM=1 bench bf16_per_gemm 1 --set train.precision=bf16 --set train.cuda_graph=off \
-    --set train.gemm_epilogue=off
-if read -r launches rest <"$TMP/bf16.counts" && read -r per_gemm rest <"$TMP/bf16_per_gemm.counts"; then
-    awk -v a="$launches" -v b="$per_gemm" 'BEGIN { exit !(b - a == 4) }' ||
-        fail "bf16: $launches launches per step with the weights' copy, $per_gemm without: want 4 fewer"
-fi
-for g in on off; do
-    for per_gemm in 0 1; do
-        DPT_TEST_BF16_PER_GEMM=$per_gemm "$DPTRAIN" train "$CONFIG" --device cuda \
-            --set train.epochs=1 --set train.precision=bf16 --set train.cuda_graph=$g \
-            --out "$TMP/bf16.$g.$per_gemm" >"$TMP/bf16.$g.$per_gemm.out" 2>&1 ||
-            fail "bf16 train, graphs $g: $(tail -3 "$TMP/bf16.$g.$per_gemm.out")"
-    done
-    cmp -s "$TMP/bf16.$g.0/checkpoint.bin" "$TMP/bf16.$g.1/checkpoint.bin" ||
-        fail "bf16, graphs $g: the weights' copy changed the result: $("$CKPT_DIFF" "$TMP/bf16.$g.0/checkpoint.bin" "$TMP/bf16.$g.1/checkpoint.bin" 2>&1 | head -3)"
-done
-# bf16 activations: the bias+ReLU kernel of each hidden layer (no dropout) also writes its
-# output rounded to bf16, which the next layer's forward GEMM and the weight-gradient GEMM read
-# instead of converting it: 2 (L - 1) = 4 launches fewer than with DPT_TEST_BF16_ACT_PER_GEMM=1
-# (the GEMMs convert), the same numbers bitwise: 1 rank and 2 on NCCL with 2 buckets, graphs on
-# and off (epilogues off: on, cuBLASLt writes those activations and the GEMMs convert them)
-DPT_TEST_BF16_ACT_PER_GEMM=1 bench bf16_act_per_gemm 1 --set train.precision=bf16 \
-    --set train.cuda_graph=off --set train.gemm_epilogue=off
-if read -r launches rest <"$TMP/bf16.counts" && read -r per_gemm rest <"$TMP/bf16_act_per_gemm.counts"; then
-    awk -v a="$launches" -v b="$per_gemm" 'BEGIN { exit !(b - a == 4) }' ||
-        fail "bf16: $launches launches per step with bf16 activations, $per_gemm without: want 4 fewer"
-fi
-for np in 1 2; do
-    for g in on off; do
-        for per_gemm in 0 1; do
-            out=$TMP/bf16act.$np.$g.$per_gemm
-            "${MPIRUN[@]}" -np "$np" -x DPT_EMU_DEVICES -x DPT_TEST_BF16_ACT_PER_GEMM=$per_gemm \
-                "$DPTRAIN" train "$CONFIG" --device cuda --set train.epochs=1 \
-                --set train.precision=bf16 --set train.cuda_graph=$g --set train.gemm_epilogue=off \
-                --set comm.bucket_mb=0.01 --out "$out" >"$out.out" 2>&1 ||
-                fail "bf16 activations, $np ranks, graphs $g: $(tail -3 "$out.out")"
-        done
-        cmp -s "$TMP/bf16act.$np.$g.0/checkpoint.bin" "$TMP/bf16act.$np.$g.1/checkpoint.bin" ||
-            fail "bf16 activations, $np ranks, graphs $g: the result changed: $("$CKPT_DIFF" "$TMP/bf16act.$np.$g.0/checkpoint.bin" "$TMP/bf16act.$np.$g.1/checkpoint.bin" 2>&1 | head -3)"
-    done
-done
-grep -q '^ *comm .*NCCL sum, 2 buckets' "$TMP/bf16act.2.on.0.out" ||
-    fail "bf16 activations, 2 ranks: not on NCCL with 2 buckets: $(grep -m1 '^ *comm' "$TMP/bf16act.2.on.0.out")"
 # the step as a CUDA Graph (train.cuda_graph auto: on here): the gather, the learning rate into
 # device memory and one graph launch a step, the rest as before
 for np in 1 2; do
-    bench "graph$np" "$np" --set train.clip_grad_norm=0.5
+    device_work "graph$np" "$np" --set train.clip_grad_norm=0.5
     if read -r launches smin smax copies <"$TMP/graph$np.counts"; then
         [ "$launches" = 3.1 ] || fail "graph, $np ranks: $launches launches per step, want 3.1"
         [ "$smin" = 0 ] || fail "graph, $np ranks: $smin host syncs in a plain step, want 0"

@@ -1,8 +1,8 @@
 # Shared set-up of the integration tests, sourced by each tests/integration/NAME.sh after
 # `set -euo pipefail`; its arguments are the script's: DPTRAIN CKPT_DIFF.
 # Provides DPTRAIN, CKPT_DIFF, CONFIGS, CONFIG (the small synthetic config), TMP (removed on
-# exit), MPIRUN (as root, oversubscribed, no CMA so it works in containers), fail, finish and
-# train_ranks.
+# exit), MPIRUN (as root, oversubscribed, no CMA so it works in containers), fail, finish,
+# train_ranks and device_work.
 
 TEST_NAME=$(basename "$0" .sh)
 DPTRAIN=$(realpath "$1")
@@ -122,4 +122,21 @@ ends_within() {
         sleep 0.1
     done
     ! kill -0 "$1" 2>/dev/null
+}
+
+# device_work NAME NP ARGS...: `bench train $CONFIG --steps 20 --warmup 2 ARGS` on NP ranks (the
+# DPT_TEST_BF16_* and DPT_EMU_LT_* variables set passed on), its "device work" line of rank
+# count NP into $TMP/NAME.counts as "launches syncs_min syncs_max copies"
+device_work() {
+    local name=$1 np=$2
+    shift 2
+    local xs=(-x DPT_EMU_DEVICES)
+    [ -z "${DPT_TEST_BF16_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_PER_GEMM)
+    [ -z "${DPT_TEST_BF16_ACT_PER_GEMM:-}" ] || xs+=(-x DPT_TEST_BF16_ACT_PER_GEMM)
+    [ -z "${DPT_EMU_LT_BF16_D_FP32_BIAS:-}" ] || xs+=(-x DPT_EMU_LT_BF16_D_FP32_BIAS)
+    "${MPIRUN[@]}" -np "$np" "${xs[@]}" "$DPTRAIN" bench train "$CONFIG" --steps 20 \
+        --warmup 2 "$@" >"$TMP/$name.out" 2>&1 || fail "$name: $(tail -3 "$TMP/$name.out")"
+    sed -nE "s/^# device work per step on rank 0, $np ranks?: ([0-9.]+) launches, ([0-9]+) host syncs \(([0-9]+) in a step that reads the statistics\), ([0-9.]+) copies.*/\1 \2 \3 \4/p" \
+        "$TMP/$name.out" >"$TMP/$name.counts"
+    [ -s "$TMP/$name.counts" ] || fail "$name: no device work line: $(grep '^#' "$TMP/$name.out" | tail -3)"
 }
