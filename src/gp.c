@@ -1467,6 +1467,19 @@ done:
     return g;
 }
 
+/* The incumbent's row among the n observed: the smallest standardized y, among the rows at
+ * fidelity s = 1 (the last input) when fidelity is on and any is. */
+static int best_observation(const bo_ws *b, const double *X, int fidelity)
+{
+    int ibest = -1, full = 0, dim = b->dim;
+    for (int i = 0; fidelity && i < b->n; i++)
+        full |= X[(size_t)i * dim + dim - 1] >= 1.0;
+    for (int i = 0; i < b->n; i++)
+        if ((!full || X[(size_t)i * dim + dim - 1] >= 1.0) && (ibest < 0 || b->ys[i] < b->ys[ibest]))
+            ibest = i;
+    return ibest < 0 ? 0 : ibest;
+}
+
 int dpt_bo_propose(const dpt_bo_opts *o, int dim, const double *X, const double *y, int n,
                    const double *pending, int m, uint64_t seed, double *out)
 {
@@ -1477,7 +1490,7 @@ int dpt_bo_propose_feasible(const dpt_bo_opts *o, int dim, const double *X, cons
                             int n, const double *Xbad, int nbad, const double *pending, int m,
                             uint64_t seed, double *out)
 {
-    dpt_bo_side side = {Xbad, nbad, NULL, NULL, 0};
+    dpt_bo_side side = {Xbad, nbad, NULL, NULL, 0, 0};
     return dpt_bo_propose_side(o, dim, X, y, n, &side, pending, m, seed, out);
 }
 
@@ -1498,8 +1511,8 @@ int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const do
         dpt_gp_sobol(dim, (uint64_t)(n + m), 1, seed | 1, out);
         return 0;
     }
-    int polishing;
-    int phase = enter_phase(o, dim, &X, &y, &n, m, seed, &r, &polishing, out);
+    int polishing = 0;
+    int phase = side->fidelity ? 0 : enter_phase(o, dim, &X, &y, &n, m, seed, &r, &polishing, out);
     if (phase > 0 && nbad > 0) feasible_design(dim, Xall, nall, Xbad, nbad, &r, out);
     if (phase != 0) return phase > 0 ? 0 : -1;
 
@@ -1507,13 +1520,8 @@ int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const do
     int rc = -1;
     if (bo_ws_init(&b, o, dim, X, n, m) != 0) goto done;
     fit_hyperparameters(o, &b, y, &r);
-    double best = INFINITY;
-    int ibest = 0;
-    for (int i = 0; i < n; i++)
-        if (b.ys[i] < best) {
-            best = b.ys[i];
-            ibest = i;
-        }
+    int ibest = best_observation(&b, X, side->fidelity);
+    double best = b.ys[ibest];
     int S_ok = build_models(o, &b, X, pending, best, &r);
     if (S_ok == 0) { /* no sample gave a positive definite K: fall back to the design */
         dpt_gp_sobol(dim, (uint64_t)b.N, 1, seed | 1, out);
@@ -1525,6 +1533,10 @@ int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const do
 
     double lo[DPT_GP_MAX_DIM], hi[DPT_GP_MAX_DIM];
     int total = make_candidates(o, &b, X + (size_t)ibest * dim, polishing, &r, lo, hi);
+    if (side->fidelity) { /* proposals at full fidelity: s = 1, held there by the box */
+        lo[dim - 1] = hi[dim - 1] = 1.0;
+        for (int k = 0; k < total; k++) b.cand[(size_t)k * dim + dim - 1] = 1.0;
+    }
     if (nbad > 0) /* every phase's observations: where training diverges does not restart */
         ctx.feas = dpt_gpc_fit(dim, Xall, nall, Xbad, nbad, NULL);
     if (ctx.feas) ctx.feas_floor = gpc_floor(ctx.feas);

@@ -157,6 +157,11 @@ typedef struct {
     const double *Xcost; /* (ncost, dim) trials whose wall time is known ... */
     const double *log_s; /* (ncost) ... its log seconds: EI per second */
     int ncost;           /* below 2: plain EI */
+    /* 1: the last of the dim inputs is a fidelity s in [0, 1] (asha's epochs, as in
+     * multi-fidelity BO: the GP learns how values at low s relate to s = 1); every proposal has
+     * s = 1, the incumbent is the best observation at s = 1 (any s while none is), and phases
+     * (restarts) are off. Xbad, Xcost and pending rows carry an s too. */
+    int fidelity;
 } dpt_bo_side;
 
 /* dpt_bo_propose_feasible, and with ncost >= 2 cost-aware (Spearmint's EI per second, Snoek,

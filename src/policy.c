@@ -18,6 +18,41 @@ int dpt_policy_budget(const dpt_config *cfg)
     return trials;
 }
 
+/* asha with early_stopping.fidelity: gp: the GP gets the epochs as one more input, the fidelity
+ * s = log(e) / log(train.epochs) in [0, 1] (1 at the last epoch), and every trial's value at each
+ * rung it passed as well as where it ended (multi-fidelity BO, as Hyperband-BO hybrids and
+ * FABOLAS model the budget: the GP learns from the trials that went on how a rung's values
+ * relate to final ones); proposals are made at s = 1 (gp.c). */
+static int fidelity_input(const dpt_config *cfg)
+{
+    return cfg->search.stop_rule == DPT_STOP_ASHA && cfg->search.stop_fidelity == DPT_FIDELITY_GP;
+}
+
+static double fidelity_of(const dpt_config *cfg, int e)
+{
+    int E = cfg->train.epochs;
+    return E > 1 && e < E ? log((double)(e > 1 ? e : 1)) / log((double)E) : 1.0;
+}
+
+/* The encoded values of v into row, and with a fidelity input s after them. */
+static void put_row(const dpt_config *cfg, const dpt_space_value *v, int dim, double s,
+                    double *row)
+{
+    dpt_space_encode(cfg, v, row);
+    if (fidelity_input(cfg))
+        row[dim] = s;
+}
+
+/* Rows a trial may give the GP: 1, or with a fidelity input 1 + the rungs below the last
+ * epoch. */
+static int rows_per_trial(const dpt_config *cfg)
+{
+    int r = 1;
+    for (int e = 1; fidelity_input(cfg) && e < cfg->train.epochs; e++)
+        r += dpt_policy_rung(cfg, e) >= 0;
+    return r;
+}
+
 int dpt_policy_check(const dpt_config *cfg, dpt_error *err)
 {
     const dpt_config *c = cfg;
@@ -25,12 +60,12 @@ int dpt_policy_check(const dpt_config *cfg, dpt_error *err)
     char why[256];
     if (c->search.start_from_config && dpt_space_from_config(c, base, why, sizeof why) != 0)
         return dpt_error_set(err, DPT_EUSAGE, "search.start_from_config: %s", why);
-    int dim = dpt_space_dim(c);
+    int dim = dpt_space_dim(c) + fidelity_input(c);
     if (c->search.algorithm == DPT_SEARCH_BAYES && dim > DPT_GP_MAX_DIM)
         return dpt_error_set(err, DPT_EUSAGE,
                              "search.space spans %d dimensions (a categorical counts one per "
-                             "choice); the GP takes at most %d: drop parameters or choices, or "
-                             "use algorithm random",
+                             "choice, early_stopping.fidelity: gp one more); the GP takes at "
+                             "most %d: drop parameters or choices, or use algorithm random",
                              dim, DPT_GP_MAX_DIM);
     return DPT_OK;
 }
@@ -83,9 +118,28 @@ static double gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
  * classifier of P(feasible) learns them and the acquisition is log EI + log P(feasible)
  * (Spearmint's constraint model, Gelbart, Snoek & Adams 2014); with worst they enter y as the
  * worst objective seen, which the GP then models as a smooth cliff. */
+static double best_prefix(const double *curve, int e);
+
+/* With a fidelity input, a trial's rows at the rungs it passed (its best objective through each
+ * rung's epoch, below the epoch it ended at) into X (rows of dim + 1) and y from row n; returns
+ * the new row count. */
+static int rung_rows(const dpt_config *cfg, const dpt_trial *t, int dim, double *X, double *y,
+                     int n)
+{
+    for (int e = 1; fidelity_input(cfg) && e < t->epochs && e <= t->n_curve; e++) {
+        double v = best_prefix(t->curve, e);
+        if (dpt_policy_rung(cfg, e) < 0 || !isfinite(v))
+            continue;
+        put_row(cfg, t->values, dim, fidelity_of(cfg, e), X + (size_t)n * (size_t)(dim + 1));
+        y[n++] = v;
+    }
+    return n;
+}
+
 static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int dim,
                         double *X, double *y, double *Xbad, int *nbad)
 {
+    size_t stride = (size_t)(dim + fidelity_input(cfg));
     double worst = -INFINITY;
     for (int k = 0; k < n_hist; k++)
         if (dpt_trial_has_result(&hist[k]) && hist[k].objective > worst)
@@ -95,7 +149,7 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
     for (int k = 0; k < n_hist; k++) {
         int bad = hist[k].status == DPT_TRIAL_DIVERGED || hist[k].status == DPT_TRIAL_FAILED;
         if (bad && model) {
-            dpt_space_encode(cfg, hist[k].values, Xbad + (size_t)(*nbad)++ * (size_t)dim);
+            put_row(cfg, hist[k].values, dim, 1.0, Xbad + (size_t)(*nbad)++ * stride);
             continue;
         }
         double v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
@@ -103,7 +157,11 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
                                                    : NAN;
         if (!isfinite(v))
             continue;
-        dpt_space_encode(cfg, hist[k].values, X + (size_t)n * (size_t)dim);
+        int result = dpt_trial_has_result(&hist[k]);
+        if (result)
+            n = rung_rows(cfg, &hist[k], dim, X, y, n);
+        put_row(cfg, hist[k].values, dim, result ? fidelity_of(cfg, hist[k].epochs) : 1.0,
+                X + (size_t)n * stride);
         y[n++] = v;
     }
     return n;
@@ -126,7 +184,7 @@ static int cost_observations(const dpt_config *cfg, const dpt_trial *hist, int n
         if ((r->status != DPT_TRIAL_OK && r->status != DPT_TRIAL_STOPPED_EARLY) || !(t > 0.0) ||
             !isfinite(t))
             continue;
-        dpt_space_encode(cfg, r->values, Xc + (size_t)n * (size_t)dim);
+        put_row(cfg, r->values, dim, 1.0, Xc + (size_t)n * (size_t)(dim + fidelity_input(cfg)));
         log_s[n++] = log(t);
     }
     return n;
@@ -139,14 +197,15 @@ static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hi
                           int id, dpt_space_value *out)
 {
     uint64_t seed = cfg->run.seed;
-    int dim = dpt_space_dim(cfg);
-    double *X = malloc(((size_t)n_hist + (size_t)n_pending + 1) * (size_t)dim * sizeof(double));
-    double *y = malloc(((size_t)n_hist + 1) * sizeof(double));
-    double *Xbad = malloc(((size_t)n_hist + 1) * (size_t)dim * sizeof(double));
+    int dim = dpt_space_dim(cfg), fid = fidelity_input(cfg), gdim = dim + fid;
+    size_t rows = (size_t)n_hist * (size_t)rows_per_trial(cfg), row = (size_t)gdim;
+    double *X = malloc((rows + (size_t)n_pending + 1) * row * sizeof(double));
+    double *y = malloc((rows + 1) * sizeof(double));
+    double *Xbad = malloc(((size_t)n_hist + 1) * row * sizeof(double));
     int per_second = cfg->search.acquisition == DPT_ACQUISITION_EI_PER_SECOND;
-    double *Xc = per_second ? malloc(((size_t)n_hist + 1) * (size_t)dim * sizeof(double)) : NULL;
+    double *Xc = per_second ? malloc(((size_t)n_hist + 1) * row * sizeof(double)) : NULL;
     double *log_s = per_second ? malloc(((size_t)n_hist + 1) * sizeof(double)) : NULL;
-    double *P = X ? X + (size_t)n_hist * (size_t)dim : NULL;
+    double *P = X ? X + rows * row : NULL;
     int nbad = 0;
     if (!X || !y || !Xbad || (per_second && (!Xc || !log_s))) {
         free(X);
@@ -158,25 +217,24 @@ static void propose_bayes(const dpt_config *cfg, const dpt_trial *hist, int n_hi
         return;
     }
     int n = observations(cfg, hist, n_hist, dim, X, y, Xbad, &nbad);
-    for (int m = 0; m < n_pending; m++)
-        dpt_space_encode(cfg, pending[m], P + (size_t)m * (size_t)dim);
+    for (int m = 0; m < n_pending; m++) /* running trials: proposed for their last epoch */
+        put_row(cfg, pending[m], dim, 1.0, P + (size_t)m * row);
     if (n < 2) {
         dpt_space_random(cfg, seed, (uint64_t)id, out);
     } else {
         /* the pending rows follow the observed ones in X; move them up to follow row n */
-        memmove(X + (size_t)n * (size_t)dim, P, (size_t)n_pending * (size_t)dim * sizeof(double));
+        memmove(X + (size_t)n * row, P, (size_t)n_pending * row * sizeof(double));
         dpt_bo_opts o;
         dpt_bo_opts_default(&o);
         /* the GP's matrices are at most a few hundred rows: threads only add overhead (the
          * trainer sets its own thread count when the next trial starts) */
         openblas_set_num_threads(1);
-        double u[DPT_SEARCH_MAX_PARAMS * DPT_SEARCH_MAX_CHOICES];
+        double u[DPT_SEARCH_MAX_PARAMS * DPT_SEARCH_MAX_CHOICES + 1];
         uint64_t s = dpt_rng_u64(seed, DPT_RNG_SEARCH, (1ULL << 40) | (uint64_t)id);
-        dpt_bo_side side = {Xbad, nbad, Xc, log_s, 0};
+        dpt_bo_side side = {Xbad, nbad, Xc, log_s, 0, fid};
         if (per_second)
             side.ncost = cost_observations(cfg, hist, n_hist, dim, Xc, log_s);
-        dpt_bo_propose_side(&o, dim, X, y, n, &side, X + (size_t)n * (size_t)dim, n_pending, s,
-                            u);
+        dpt_bo_propose_side(&o, gdim, X, y, n, &side, X + (size_t)n * row, n_pending, s, u);
         dpt_space_decode(cfg, u, out);
     }
     free(X);

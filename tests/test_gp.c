@@ -550,7 +550,7 @@ Test(bo, ei_per_second_proposes_cheaper_points)
         }
         cr_assert_eq(dpt_bo_propose(&o, D, X, y, N, NULL, 0, seed, out), 0);
         cost_ei += exp(3.0 * out[0]) / SEEDS;
-        dpt_bo_side side = {NULL, 0, X, log_s, N};
+        dpt_bo_side side = {NULL, 0, X, log_s, N, 0};
         cr_assert_eq(dpt_bo_propose_side(&o, D, X, y, N, &side, NULL, 0, seed, out), 0);
         cost_eps += exp(3.0 * out[0]) / SEEDS;
         /* cheap: the lowest fifth of x0 is at most 1.8x the cheapest time */
@@ -561,6 +561,41 @@ Test(bo, ei_per_second_proposes_cheaper_points)
     }
     /* over the seeds, at least 2x cheaper than plain EI's proposals (uniform x0 averages 6.4) */
     cr_expect(cost_eps < 0.5 * cost_ei, "mean time: EI per second %g, EI %g", cost_eps, cost_ei);
+}
+
+/* The fidelity input (asha's epochs, early_stopping.fidelity: gp): f(x, s) = s (x - 0.3)^2 +
+ * (1 - s) (x - 0.8)^2, whose minimum moves from x = 0.8 at the lowest fidelity to 0.3 at the
+ * highest. Most observations are at s = 0, a few at s = 0.5 and 1 (as a rung's values outnumber
+ * the completed trials'). Every proposal must be at s = 1 exactly and near the full-fidelity
+ * minimum, not the low-fidelity one that most rows point to. */
+Test(bo, fidelity_input_proposes_at_full_fidelity)
+{
+    enum { D = 2 };
+    double X[40 * D], y[40], out[D];
+    int n = 0;
+    const double xs0[] = {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
+    const double xs5[] = {0.2, 0.5, 0.8}, xs1[] = {0.0, 0.5, 0.7, 1.0};
+    const struct { const double *x; int k; double s; } sets[] = {{xs0, 11, 0.0}, {xs5, 3, 0.5},
+                                                                 {xs1, 4, 1.0}};
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < sets[j].k; i++, n++) {
+            double x = sets[j].x[i], s = sets[j].s;
+            X[n * D] = x;
+            X[n * D + 1] = s;
+            y[n] = s * (x - 0.3) * (x - 0.3) + (1 - s) * (x - 0.8) * (x - 0.8);
+        }
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    dpt_bo_side side = {NULL, 0, NULL, NULL, 0, 1};
+    const double pending[D] = {0.45, 1.0};
+    for (uint64_t seed = 1; seed <= 4; seed++)
+        for (int m = 0; m <= 1; m++) {
+            cr_assert_eq(dpt_bo_propose_side(&o, D, X, y, n, &side, m ? pending : NULL, m, seed,
+                                             out), 0);
+            cr_expect(out[1] == 1.0, "seed %d: proposed at fidelity %g", (int)seed, out[1]);
+            cr_expect(fabs(out[0] - 0.3) < 0.2, "seed %d, %d pending: proposed x = %g (the "
+                      "low-fidelity minimum is 0.8)", (int)seed, m, out[0]);
+        }
 }
 
 /* How far x lies inside the corner u0 > 0.6, u1 < 0.4 (0 outside) */

@@ -198,6 +198,21 @@ if "$DPTRAIN" search "$SEARCH" --out "$TMP/asha" "${asha[@]}" >"$TMP/asha.log" 2
 else
     fail "asha search failed: $(tail -3 "$TMP/asha.log")"
 fi
+# the GP with the epochs as an input: the same rule, proposals from every rung's values
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/ashagp" "${asha[@]}" \
+        --set search.early_stopping.fidelity=gp >"$TMP/ashagp.log" 2>&1; then
+    grep -q 'asha: the GP reads every trial.s values at its rungs and where it ended' \
+        "$TMP/ashagp.log" || fail "asha, fidelity gp: the start-up lines do not say so"
+    check_asha "$TMP/ashagp" 1 || fail "asha, fidelity gp: trials not stopped as the rule says"
+    python3 - "$TMP/asha" "$TMP/ashagp" <<'EOF' || fail "asha, fidelity gp: the proposals did not change"
+import json, sys
+a, b = ([json.loads(l)["params"] for l in open(f"{d}/trials.jsonl")] for d in sys.argv[1:])
+assert a[:3] == b[:3], "the random initial trials differ"   # initial_random: 3
+assert a[3:] != b[3:], "the GP's proposals are those of the raw fidelity"
+EOF
+else
+    fail "asha search with fidelity gp failed: $(tail -3 "$TMP/ashagp.log")"
+fi
 if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2" "${asha[@]}" \
         --set search.parallel=2 >"$TMP/asha2.log" 2>&1; then
     check_asha "$TMP/asha2" 0 || fail "asha, 2 async groups: early stops off the rungs"
