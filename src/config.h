@@ -153,6 +153,8 @@ typedef struct {
     struct {
         dpt_search_algorithm algorithm;
         int trials;                        /* budget: trials in all */
+        int budget_epochs;                 /* 0, or no new trial once the trials have trained
+                                            * this many epochs in all */
         int initial_random;                /* bayes: random trials before the GP proposes */
         dpt_search_objective objective;    /* minimized: 1 - val accuracy, or val loss */
         int parallel;                      /* G: groups of ranks training trials at once */

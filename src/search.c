@@ -334,6 +334,9 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
                c->search.schedule == DPT_SCHEDULE_ASYNC
                    ? "async: each gets its next trial as it finishes"
                    : "sync: in rounds");
+    if (c->search.budget_epochs > 0)
+        printf("  %-9s %d epochs in all: no new trial once the trials have trained them (the "
+               "running ones finish), or %d trials\n", "budget", c->search.budget_epochs, trials);
     if (c->objective.function == DPT_FUNCTION_NONE) {
         if (c->search.stop_rule == DPT_STOP_MEDIAN)
             printf("  %-9s median rule after %d grace epoch%s, once %d trials have finished\n",
@@ -374,6 +377,11 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
         return dpt_error_set(err, DPT_EUSAGE,
                              "the search minimizes a validation objective, but "
                              "data.validation_fraction is 0: set it above 0 (e.g. 0.1)");
+    if (c->search.budget_epochs > 0 && c->objective.function != DPT_FUNCTION_NONE)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.budget_epochs is %d, but objective.function %s trains no "
+                             "epochs: bound the search with search.trials instead",
+                             c->search.budget_epochs, dpt_function_name(c->objective.function));
     if (c->search.parallel > comm->size)
         return dpt_error_set(err, DPT_EUSAGE,
                              "search.parallel is %d but there %s only %d rank%s: each group "
@@ -1015,6 +1023,31 @@ static int rung_stop_ask(void *ctx, const dpt_trial *run)
     return stop;
 }
 
+/* search.budget_epochs: the epochs the recorded trials trained (a trial the infrastructure
+ * failed is not in the history and not counted), and on rank 0 under async + asha the highest
+ * rung each running trial has reported; the running trials' other epochs are not known until
+ * they finish, so a search ends at most a running trial's remaining epochs per group past the
+ * budget. Every rank computes the same number from the shared history in the sync schedule. */
+static long epochs_spent(const search_state *s)
+{
+    long e = 0;
+    for (int k = 0; k < s->n_hist; k++)
+        e += s->hist[k].epochs > 0 ? s->hist[k].epochs : 0;
+    for (int g = 0; s->active && g < s->groups; g++) {
+        int top = 0;
+        for (int r = 0; s->active[g] && r < s->n_rungs; r++)
+            if (s->rungs[r].trial == s->running[g].trial && s->rungs[r].epoch > top)
+                top = s->rungs[r].epoch;
+        e += top;
+    }
+    return e;
+}
+
+static int budget_spent(const search_state *s)
+{
+    return s->cfg->search.budget_epochs > 0 && epochs_spent(s) >= s->cfg->search.budget_epochs;
+}
+
 /* Rank 0: group g's next trial, or stop (budget spent, a signal, an error); sent to its leader,
  * or kept in s->own for group 0. */
 static void dispatch(search_state *s, int g)
@@ -1022,7 +1055,8 @@ static void dispatch(search_state *s, int g)
     assignment *a = g == 0 ? &s->own : malloc(sizeof *a);
     DPT_CHECK(a != NULL, "out of memory");
     memset(a, 0, sizeof *a);
-    a->stop = s->stopping || s->fatal != DPT_OK || s->n_hist + s->n_active >= s->trials;
+    a->stop = s->stopping || s->fatal != DPT_OK || s->n_hist + s->n_active >= s->trials ||
+              budget_spent(s);
     if (!a->stop) {
         dpt_space_value (*pend)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)s->groups, sizeof *pend);
         DPT_CHECK(pend != NULL, "out of memory");
@@ -1228,6 +1262,10 @@ static void print_summary(const search_state *s, double seconds)
     printf("done: %d trials in %s (%d ok, %d stopped early, %d diverged, %d failed)\n", s->n_hist,
            dur, counts[DPT_TRIAL_OK], counts[DPT_TRIAL_STOPPED_EARLY], counts[DPT_TRIAL_DIVERGED],
            counts[DPT_TRIAL_FAILED]);
+    if (cfg->search.budget_epochs > 0)
+        printf("epochs: %ld trained of a budget of %d%s\n", epochs_spent(s),
+               cfg->search.budget_epochs,
+               budget_spent(s) ? ": spent, no new trial after it" : "");
     if (s->n_infra > s->n_infra0)
         printf("infrastructure failures: %d, each run again with the same values (up to "
                "search.max_retries = %d times)\n", s->n_infra - s->n_infra0,
@@ -1318,8 +1356,8 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && s->groups > 1)
         rc = run_async(s, err); /* ends with every trial run, or an error */
     else
-        while (rc == DPT_OK && s->n_hist < s->trials)
-        rc = run_round(s, err);
+        while (rc == DPT_OK && s->n_hist < s->trials && !budget_spent(s))
+            rc = run_round(s, err);
     if (s->root && rc == DPT_OK)
         print_summary(s, dpt_now() - s->t0);
     dpt_comm_free(&s->group);
