@@ -241,6 +241,43 @@ else
     fail "asha search in 2 groups failed: $(tail -3 "$TMP/asha2.log")"
 fi
 
+# --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
+# running ones finish. Checked per trial on its start_s against the trials recorded before it
+# (end_s), in one group and in 2 async groups; --resume with a larger budget goes on.
+check_budget() { # OUT BUDGET CAP
+    python3 - "$@" <<'EOF'
+import json, sys
+out, budget, cap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
+for t in recs:
+    before = sum(r["epochs"] for r in recs if r is not t and r["end_s"] <= t["start_s"])
+    assert before < budget, f"trial {t['trial']} started with {before} epochs trained, budget {budget}"
+spent = sum(r["epochs"] for r in recs)
+assert spent >= budget or len(recs) == cap, f"stopped at {spent} epochs, {len(recs)} trials"
+assert len(recs) < cap, f"the budget stopped nothing: {len(recs)} trials"
+print(f"budget {budget}: {len(recs)} trials, {spent} epochs")
+EOF
+}
+bud=(--set search.early_stopping.rule=none --set search.trials=10)
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/bud" "${bud[@]}" --set search.budget_epochs=9 \
+        >"$TMP/bud.log" 2>&1; then
+    grep -q '^  budget    9 epochs in all' "$TMP/bud.log" || fail "budget: no start-up line"
+    grep -qE '^epochs: (9|1[0-2]) trained of a budget of 9: spent' "$TMP/bud.log" ||
+        fail "budget: the summary does not say it was spent: $(grep '^epochs' "$TMP/bud.log")"
+    check_budget "$TMP/bud" 9 10 || fail "budget: a trial started past the budget"
+    "$DPTRAIN" search "$SEARCH" --out "$TMP/bud" "${bud[@]}" --set search.budget_epochs=17 \
+        --resume >"$TMP/bud2.log" 2>&1 || fail "budget: --resume with a larger one failed"
+    check_budget "$TMP/bud" 17 10 || fail "budget, resumed: a trial started past the budget"
+else
+    fail "search with a budget failed: $(tail -3 "$TMP/bud.log")"
+fi
+if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/bud3" "${bud[@]}" \
+        --set search.parallel=2 --set search.budget_epochs=9 >"$TMP/bud3.log" 2>&1; then
+    check_budget "$TMP/bud3" 9 10 || fail "budget, 2 async groups: a trial started past the budget"
+else
+    fail "search with a budget in 2 groups failed: $(tail -3 "$TMP/bud3.log")"
+fi
+
 # --- mistakes: exit 2 and a message naming what is wrong
 expect_usage() { # DESCRIPTION PATTERN ARGS...
     local what=$1 pattern=$2
@@ -273,6 +310,8 @@ printf '{"trial":0,"params":{"train.lr":0.01}}\n' >"$TMP/u9.jsonl"
 mkdir -p "$TMP/u9" && cp "$TMP/u9.jsonl" "$TMP/u9/trials.jsonl"
 expect_usage "asha's eta below 2" "search.early_stopping.eta: must be >= 2" \
     search "$SEARCH" --out "$TMP/u10" --set search.early_stopping.rule=asha --set search.early_stopping.eta=1
+expect_usage "an epoch budget for a test function" "search.budget_epochs is 5, but objective.function branin trains no epochs" \
+    search "$CONFIGS/../../configs/branin.yaml" --out "$TMP/u11" --set search.budget_epochs=5
 expect_usage "a trials.jsonl of another search" "trials.jsonl:1: not a trial of this search" \
     search "$SEARCH" --out "$TMP/u9" --resume
 
