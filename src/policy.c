@@ -117,7 +117,7 @@ double dpt_policy_completed_worst(const dpt_config *cfg, const dpt_trial *hist, 
 /* A trial's value as the GP reads it: its objective; under asha with early_stopping.fidelity:
  * median_gap, a trial stopped early at epoch e is corrected to the last epoch by the median gap
  * of the completed trials at e (above; raw, the default, adds nothing). */
-static double gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k)
+double dpt_policy_gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k)
 {
     int used;
     double v = hist[k].objective;
@@ -167,7 +167,7 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
             put_row(cfg, hist[k].values, dim, 1.0, Xbad + (size_t)(*nbad)++ * stride);
             continue;
         }
-        double v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
+        double v = dpt_trial_has_result(&hist[k]) ? dpt_policy_gp_value(cfg, hist, n_hist, k)
                    : bad && isfinite(worst)        ? worst
                                                    : NAN;
         if (!isfinite(v))

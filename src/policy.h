@@ -62,6 +62,11 @@ int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int 
  * as no better than its rung value and no worse than the worst completed trial: its rank below
  * the trials that went on is kept, the size of the early epochs' deficit is not. */
 double dpt_policy_completed_worst(const dpt_config *cfg, const dpt_trial *hist, int n_hist);
+
+/* hist[k]'s value as the GP reads it (a trial with a result): its objective, or under asha, for
+ * a trial stopped at a rung, as early_stopping.fidelity says (raw, median_gap, cap; gp adds
+ * rows instead and reads the objective here). */
+double dpt_policy_gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k);
 double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int e,
                                int *n_used);
 
