@@ -101,31 +101,16 @@ double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int
     return g;
 }
 
-double dpt_policy_completed_worst(const dpt_config *cfg, const dpt_trial *hist, int n_hist)
-{
-    double w = INFINITY;
-    int any = 0;
-    for (int k = 0; k < n_hist; k++)
-        if (hist[k].status == DPT_TRIAL_OK && hist[k].epochs >= cfg->train.epochs &&
-            isfinite(hist[k].objective)) {
-            w = any ? fmax(w, hist[k].objective) : hist[k].objective;
-            any = 1;
-        }
-    return w;
-}
-
 /* A trial's value as the GP reads it: its objective; under asha with early_stopping.fidelity:
  * median_gap, a trial stopped early at epoch e is corrected to the last epoch by the median gap
  * of the completed trials at e (above; raw, the default, adds nothing). */
-double dpt_policy_gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k)
+static double gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k)
 {
     int used;
     double v = hist[k].objective;
-    if (hist[k].status != DPT_TRIAL_STOPPED_EARLY || cfg->search.stop_rule != DPT_STOP_ASHA)
-        return v;
-    if (cfg->search.stop_fidelity == DPT_FIDELITY_CAP)
-        return fmin(v, dpt_policy_completed_worst(cfg, hist, n_hist));
-    return v + dpt_policy_fidelity_gap(cfg, hist, n_hist, hist[k].epochs, &used);
+    if (hist[k].status == DPT_TRIAL_STOPPED_EARLY && cfg->search.stop_rule == DPT_STOP_ASHA)
+        v += dpt_policy_fidelity_gap(cfg, hist, n_hist, hist[k].epochs, &used);
+    return v;
 }
 
 /* The observations the GP fits, encoded into X (rows of dim) and y; returns how many. Diverged
@@ -167,7 +152,7 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
             put_row(cfg, hist[k].values, dim, 1.0, Xbad + (size_t)(*nbad)++ * stride);
             continue;
         }
-        double v = dpt_trial_has_result(&hist[k]) ? dpt_policy_gp_value(cfg, hist, n_hist, k)
+        double v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
                    : bad && isfinite(worst)        ? worst
                                                    : NAN;
         if (!isfinite(v))

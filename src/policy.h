@@ -55,18 +55,6 @@ int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int 
  * raw (the default: the correction did not help on the Fashion-MNIST benchmark, docs/search.md),
  * returns 0 and *n_used = 0. */
 #define DPT_FIDELITY_GAP_MIN 3
-
-/* asha with early_stopping.fidelity: cap: a trial stopped at a rung enters the GP at its rung
- * value, capped at this, the worst final objective of the trials that completed every epoch
- * (status ok, train.epochs epochs); INFINITY (no cap) while none has. A stopped trial then reads
- * as no better than its rung value and no worse than the worst completed trial: its rank below
- * the trials that went on is kept, the size of the early epochs' deficit is not. */
-double dpt_policy_completed_worst(const dpt_config *cfg, const dpt_trial *hist, int n_hist);
-
-/* hist[k]'s value as the GP reads it (a trial with a result): its objective, or under asha, for
- * a trial stopped at a rung, as early_stopping.fidelity says (raw, median_gap, cap; gp adds
- * rows instead and reads the objective here). */
-double dpt_policy_gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k);
 double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int e,
                                int *n_used);
 

@@ -306,9 +306,6 @@ static void print_rungs(const dpt_config *c)
     else if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_GP)
         printf("  %-9s asha: the GP reads every trial's values at its rungs and where it ended, "
                "with the epochs as an input; proposals for the last epoch\n", "");
-    else if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_CAP)
-        printf("  %-9s asha: the GP reads a stopped trial at its rung value, capped at the worst "
-               "final value of the completed trials (raw until one has completed)\n", "");
     else if (n > 0)
         printf("  %-9s asha: the GP reads a stopped trial at its rung value, as if final\n", "");
 }

@@ -179,41 +179,6 @@ Test(asha, decision_counts_running_trials_that_reached_the_rung)
 
 /* How the GP reads a trial stopped at a rung under asha: its value corrected to the last epoch by
  * the median gap (final objective - value after the rung's epoch) of the completed trials. */
-Test(asha, fidelity_cap_is_the_worst_final_of_the_completed_trials)
-{
-    dpt_config cfg;
-    asha_config(&cfg, 1, 3, 9);
-    dpt_error err;
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=cap", &err), DPT_OK);
-    dpt_trial h[5];
-    const double s0[1] = {0.70}, s1[3] = {0.50, 0.30, 0.15}, s4[1] = {0.60};
-    const double c2[9] = {0.50, 0.40, 0.30, 0.28, 0.26, 0.24, 0.22, 0.21, 0.20};
-    const double c3[9] = {0.40, 0.38, 0.35, 0.34, 0.33, 0.32, 0.31, 0.30, 0.30};
-    trial(&h[0], DPT_TRIAL_STOPPED_EARLY, 1, s0);
-    trial(&h[1], DPT_TRIAL_STOPPED_EARLY, 3, s1);
-    trial(&h[2], DPT_TRIAL_OK, 9, c2);
-    trial(&h[3], DPT_TRIAL_OK, 9, c3);
-    trial(&h[4], DPT_TRIAL_STOPPED_EARLY, 1, s4);
-    /* no trial completed yet: no cap, the rung values as they are */
-    cr_expect(isinf(dpt_policy_completed_worst(&cfg, h, 2)));
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 2, 0), 0.70);
-    /* one completed (0.20): capped there, a value below the cap kept (0.15) */
-    cr_expect_eq(dpt_policy_completed_worst(&cfg, h, 3), 0.20);
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 3, 0), 0.20);
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 3, 1), 0.15);
-    /* two (0.20, 0.30): the worst of them; completed trials read their own objective */
-    cr_expect_eq(dpt_policy_completed_worst(&cfg, h, 5), 0.30);
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 5, 4), 0.30);
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 5, 2), 0.20);
-    /* raw (the default): the rung value, as if final */
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=raw", &err), DPT_OK);
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 5, 4), 0.60);
-    /* a median-stopped trial enters raw whatever the fidelity says */
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=cap", &err), DPT_OK);
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.rule=median", &err), DPT_OK);
-    cr_expect_eq(dpt_policy_gp_value(&cfg, h, 5, 4), 0.60);
-}
-
 Test(asha, fidelity_gap_is_the_median_over_completed_trials)
 {
     dpt_config cfg;
