@@ -1475,7 +1475,8 @@ static int best_observation(const bo_ws *b, const double *X, int fidelity)
     for (int i = 0; fidelity && i < b->n; i++)
         full |= X[(size_t)i * dim + dim - 1] >= 1.0;
     for (int i = 0; i < b->n; i++)
-        if ((!full || X[(size_t)i * dim + dim - 1] >= 1.0) && (ibest < 0 || b->ys[i] < b->ys[ibest]))
+        if ((!full || X[(size_t)i * dim + dim - 1] >= 1.0) &&
+            (ibest < 0 || b->ys[i] < b->ys[ibest]))
             ibest = i;
     return ibest < 0 ? 0 : ibest;
 }

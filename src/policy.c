@@ -113,12 +113,15 @@ static double gp_value(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
     return v;
 }
 
-/* The observations the GP fits, encoded into X (rows of dim) and y; returns how many. Diverged
- * and failed trials: with search.feasibility: model they go to Xbad (*nbad of them), where a
- * classifier of P(feasible) learns them and the acquisition is log EI + log P(feasible)
- * (Spearmint's constraint model, Gelbart, Snoek & Adams 2014); with worst they enter y as the
- * worst objective seen, which the GP then models as a smooth cliff. */
-static double best_prefix(const double *curve, int e);
+/* A trial's best objective through epoch e (NaN epochs skipped; INFINITY if none). */
+static double best_prefix(const double *curve, int e)
+{
+    double b = INFINITY;
+    for (int k = 0; k < e; k++)
+        if (isfinite(curve[k]) && curve[k] < b)
+            b = curve[k];
+    return b;
+}
 
 /* With a fidelity input, a trial's rows at the rungs it passed (its best objective through each
  * rung's epoch, below the epoch it ended at) into X (rows of dim + 1) and y from row n; returns
@@ -136,6 +139,11 @@ static int rung_rows(const dpt_config *cfg, const dpt_trial *t, int dim, double 
     return n;
 }
 
+/* The observations the GP fits, encoded into X (rows of dim) and y; returns how many. Diverged
+ * and failed trials: with search.feasibility: model they go to Xbad (*nbad of them), where a
+ * classifier of P(feasible) learns them and the acquisition is log EI + log P(feasible)
+ * (Spearmint's constraint model, Gelbart, Snoek & Adams 2014); with worst they enter y as the
+ * worst objective seen, which the GP then models as a smooth cliff. */
 static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int dim,
                         double *X, double *y, double *Xbad, int *nbad)
 {
@@ -275,15 +283,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-static double best_prefix(const double *curve, int e)
-{
-    double b = INFINITY;
-    for (int k = 0; k < e; k++)
-        if (isfinite(curve[k]) && curve[k] < b)
-            b = curve[k];
-    return b;
 }
 
 /* The best objectives through epoch e of the history's trials that reached it, into v. */
