@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST search benchmark's scripts in their smoke mode (2000 rows, 3 epochs, 4 trials,
 # one seed): scripts/bench_fashion_search.sh (sync, async, async + ASHA through mpirun -np 2),
-# scripts/search_summary.py and scripts/asha_replay.py on hand-made trials.jsonl files, and,
+# scripts/search_summary.py, scripts/asha_replay.py and scripts/best_on_test.py on hand-made
+# trials.jsonl files (and metrics.jsonl for the last), and,
 # where Debian's python3-optuna imports, scripts/compare_optuna.py (else it says it skips that
 # part). Skipped (exit 77) after the hand-made cases without the Fashion-MNIST files.
 # Usage: fashion_search_bench.sh DPTRAIN CKPT_DIFF
@@ -28,6 +29,42 @@ replayed() { python3 "$ROOT/scripts/asha_replay.py" "$@" "$TMP/full.jsonl" | awk
 [ "$(replayed --eta 3 --rule eta-free)" = "12 10 0.0500 0.1000 5.00" ] ||
     { echo "asha_replay eta-free: $(replayed --eta 3 --rule eta-free)"; exit 1; }
 [ "$(replayed --eta 2)" = "12 8 0.0500 0.1000 5.00" ] || { echo "asha_replay eta 2: $(replayed --eta 2)"; exit 1; }
+
+# --- best_on_test.py: the chosen trial (lowest objective, ok or stopped early) read in its own
+# trials/NNNN at the epoch where it was recorded. f seed 1: trial 1 (0.10 after 3 epochs; trial 0,
+# 0.12, is not it) -> test 0.13; a seed 1: trial 1 stopped at epoch 1 (0.11) -> test 0.12, trial 0
+# diverged; seed 2: f 0.09 -> 0.11, a 0.095 -> 0.115. Medians f 0.095 / 0.12, a 0.1025 / 0.1175:
+# gaps +0.75 (validation) and -0.25 (test); per seed validation +1.0, +0.5 (none within 0.3),
+# test -1.0, +0.5.
+mk() {  # DIR TRIALS_JSONL TRIAL_ID METRICS_LINES
+    mkdir -p "$1/trials/$(printf %04d "$3")"
+    printf '%s\n' "$2" > "$1/trials.jsonl"
+    printf '%s\n' "$4" > "$1/trials/$(printf %04d "$3")/metrics.jsonl"
+}
+mk "$TMP/f1" '{"trial":0,"objective":0.12,"status":"ok","epochs":3}
+{"trial":1,"objective":0.10,"status":"ok","epochs":3}' 1 \
+'{"epoch":2,"val_accuracy":0.95,"test_accuracy":0.95}
+{"epoch":3,"val_accuracy":0.90,"test_accuracy":0.87}'
+mkdir -p "$TMP/f1/trials/0000"
+echo '{"epoch":3,"val_accuracy":0.88,"test_accuracy":0.80}' > "$TMP/f1/trials/0000/metrics.jsonl"
+mk "$TMP/a1" '{"trial":0,"objective":null,"status":"diverged","epochs":1}
+{"trial":1,"objective":0.11,"status":"stopped_early","epochs":1}' 1 \
+'{"epoch":1,"val_accuracy":0.89,"test_accuracy":0.88}'
+mk "$TMP/f2" '{"trial":0,"objective":0.09,"status":"ok","epochs":2}' 0 \
+'{"epoch":2,"val_accuracy":0.91,"test_accuracy":0.89}'
+mk "$TMP/a2" '{"trial":0,"objective":0.095,"status":"ok","epochs":2}' 0 \
+'{"epoch":2,"val_accuracy":0.905,"test_accuracy":0.885}'
+python3 "$ROOT/scripts/best_on_test.py" --draws 200 f=1="$TMP/f1" f=2="$TMP/f2" a=1="$TMP/a1" \
+    a=2="$TMP/a2" > "$TMP/bot"
+cat "$TMP/bot"
+tr -s ' ' < "$TMP/bot" > "$TMP/bot1"  # columns compared with single spaces
+for want in "f 1 1 3 0.1000 0.1300" "a 1 1 1 0.1100 0.1200" \
+            "f med 0.0950 0.1200 (2 seeds)" "a med 0.1025 0.1175 (2 seeds)" \
+            "gap of the medians: validation +0.75, test -0.25" \
+            "per seed, validation: median +0.75, within 0.3: 0 of 2" \
+            "per seed, test: median -0.25, within 0.3: 1 of 2"; do
+    grep -qF -- "$want" "$TMP/bot1" || { echo "best_on_test.py: no line '$want'"; exit 1; }
+done
 
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     echo "skipped: dataset-fashion-mnist not installed"
