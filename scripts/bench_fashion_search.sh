@@ -6,6 +6,7 @@
 # a trial first reached the target validation error, the best, the epochs trained, utilization
 # (scripts/search_summary.py). docs/search.md has the numbers and the machine.
 # Usage: [KEEP=DIR] [SMOKE=1] scripts/bench_fashion_search.sh [DPTRAIN=build/dptrain] [SEEDS="1 2 3 4 5"] [METHODS="sync async asha"]
+#   METHODS: sync, async (no early stopping), asha (async), sync-median, async-median (the median rule)
 #   KEEP=DIR keeps each run's output in DIR/METHOD-SEED (for scripts/plot_search.py)
 #   SMOKE=1: 2000 rows, 3 epochs, 4 trials (a check that the script works, for ctest)
 #   SETS="key=value ..." adds --set key=value to every search (e.g. search.early_stopping.eta=4)
@@ -40,7 +41,10 @@ for seed in $seeds; do
             sync) sched=sync rule=none ;;
             async) sched=async rule=none ;;
             asha) sched=async rule=asha ;;
-            *) echo "bench_fashion_search: unknown method '$m' (sync, async, asha)" >&2; exit 2 ;;
+            sync-median) sched=sync rule=median ;;    # the median rule at the config's grace
+            async-median) sched=async rule=median ;;  # (1; SETS can set grace_epochs=3)
+            *) echo "bench_fashion_search: unknown method '$m' (sync, async, asha, sync-median," \
+                    "async-median)" >&2; exit 2 ;;
         esac
         out=$tmp/$m-$seed
         rm -rf "$out"
