@@ -467,6 +467,159 @@ static int group_ranks(const search_state *s, int g)
     return (g + 1 < s->groups ? s->leader_of[g + 1] : s->comm->size) - s->leader_of[g];
 }
 
+/* ---- asha's rung decisions on rank 0, under either schedule with more than one group --------- */
+
+/* A trial reaching a rung is compared with every trial rank 0 knows to have reached it: the
+ * finished ones (their curves in the history) and the running ones that reported it (s->rungs,
+ * dropped when their record arrives). Rank 0 decides for its own group at once; another group's
+ * leader asks (TAG_RUNG) and waits for the answer, which rank 0 gives at its next poll: at most a
+ * step or an evaluation of its own trial, or about 1 ms. Under async the running trials are the
+ * other groups' current ones; under sync, the round's (rank 0 answers until every group has
+ * finished its trial: round_end). Each decision is a line of OUT/rungs.jsonl with the trials it
+ * saw, so that a test can replay it. */
+static void open_rung_log(search_state *s)
+{
+    if (s->rung_log || s->cfg->search.stop_rule != DPT_STOP_ASHA)
+        return;
+    char path[DPT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/rungs.jsonl", s->cfg->run.out_dir);
+    s->rung_log = fopen(path, "a");
+    if (!s->rung_log)
+        fprintf(stderr, "%s warning: cannot open %s: the rung decisions are not logged\n",
+                dpt_error_tag(), path);
+}
+
+static void forget_rungs(search_state *s, int trial)
+{
+    int n = 0;
+    for (int k = 0; k < s->n_rungs; k++)
+        if (s->rungs[k].trial != trial)
+            s->rungs[n++] = s->rungs[k];
+    s->n_rungs = n;
+}
+
+/* A running trial's report counts at rep's rung: same rung, another trial, a finite value (a
+ * trial with no finite value yet counts nowhere, as a diverged one in the history). */
+static int rung_counts(const rung_report *r, const rung_report *rep)
+{
+    return r->epoch == rep->epoch && r->trial != rep->trial && isfinite(r->value);
+}
+
+static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
+{
+    double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
+    DPT_CHECK(v != NULL, "out of memory");
+    int m = 0;
+    for (int k = 0; k < s->n_rungs; k++)
+        if (rung_counts(&s->rungs[k], &rep))
+            v[m++] = s->rungs[k].value;
+    int stop = dpt_policy_asha_stop_seen(s->cfg, s->hist, s->n_hist, v, m, run);
+    if (s->rung_log) {
+        char value[32] = "null"; /* no finite value yet: JSON has no inf */
+        if (isfinite(rep.value))
+            snprintf(value, sizeof value, "%.17g", rep.value);
+        fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
+                rep.epoch, value);
+        int first = 1;
+        for (int k = 0; k < s->n_hist; k++)
+            if (dpt_trial_has_result(&s->hist[k]) && s->hist[k].n_curve >= rep.epoch) {
+                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
+                        dpt_policy_rung_value(&s->hist[k], rep.epoch));
+                first = 0;
+            }
+        for (int k = 0; k < s->n_rungs; k++)
+            if (rung_counts(&s->rungs[k], &rep)) {
+                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->rungs[k].trial,
+                        s->rungs[k].value);
+                first = 0;
+            }
+        fprintf(s->rung_log, "],\"continue\":%s}\n", stop ? "false" : "true");
+        fflush(s->rung_log);
+    }
+    free(v);
+    if (s->n_rungs == s->cap_rungs) {
+        s->cap_rungs = s->cap_rungs ? 2 * s->cap_rungs : 64;
+        rung_report *grown = realloc(s->rungs, (size_t)s->cap_rungs * sizeof *grown);
+        DPT_CHECK(grown != NULL, "out of memory");
+        s->rungs = grown;
+    }
+    s->rungs[s->n_rungs++] = rep;
+    return stop;
+}
+
+/* Rank 0's own group at a rung. */
+static int rung_stop_root(void *ctx, const dpt_trial *run)
+{
+    search_state *s = ctx;
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    return rung_decide(s, rep, run);
+}
+
+/* Rank 0: another group's question at a rung (only the curve up to the rung matters). */
+static void answer_rung(search_state *s, int source)
+{
+    rung_report rep;
+    MPI_Comm w = s->comm->world;
+    DPT_MPI_CHECK(MPI_Recv(&rep, (int)sizeof rep, MPI_BYTE, source, TAG_RUNG, w,
+                           MPI_STATUS_IGNORE));
+    dpt_trial *run = calloc(1, sizeof *run);
+    DPT_CHECK(run != NULL, "out of memory");
+    run->trial = rep.trial;
+    run->n_curve = rep.epoch;
+    for (int e = 0; e < rep.epoch; e++) /* its best through the rung is all the rule reads */
+        run->curve[e] = rep.value;
+    int stop = rung_decide(s, rep, run);
+    free(run);
+    DPT_MPI_CHECK(MPI_Send(&stop, 1, MPI_INT, source, TAG_RUNG_STOP, w));
+}
+
+/* A group's leader at a rung: asks rank 0. */
+static int rung_stop_ask(void *ctx, const dpt_trial *run)
+{
+    search_state *s = ctx;
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    MPI_Comm w = s->comm->world;
+    int stop;
+    DPT_MPI_CHECK(MPI_Send(&rep, (int)sizeof rep, MPI_BYTE, 0, TAG_RUNG, w));
+    DPT_MPI_CHECK(MPI_Recv(&stop, 1, MPI_INT, 0, TAG_RUNG_STOP, w, MPI_STATUS_IGNORE));
+    return stop;
+}
+
+/* Rank 0 during a sync round: the rung questions waiting, answered without blocking. */
+static void serve_rungs(void *ctx)
+{
+    search_state *s = ctx;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RUNG, s->comm->world, &flag, &st));
+        if (!flag)
+            return;
+        answer_rung(s, st.MPI_SOURCE);
+    }
+}
+
+/* The end of a sync round whose rungs rank 0 decides: every rank enters a non-blocking barrier
+ * once its trial is done, and rank 0 answers the groups still at their rungs until all have. */
+static void round_end(search_state *s)
+{
+    MPI_Request req;
+    DPT_MPI_CHECK(MPI_Ibarrier(s->comm->world, &req));
+    if (!s->root) {
+        DPT_MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
+        return;
+    }
+    for (;;) {
+        int done = 0;
+        DPT_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done)
+            return;
+        serve_rungs(s);
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* ---- infrastructure failures: recorded, kept out of the model, run again ---------------------
  *
  * A trial the infrastructure failed (an I/O error inside it, or the whole job ended while it ran:
@@ -876,6 +1029,10 @@ static int run_round(search_state *s, dpt_error *err)
     DPT_CHECK(prop && prop_s, "out of memory");
     propose_round(s, k, prop, prop_s);
     double round_start = s->root ? search_clock(s) : 0.0;
+    /* asha with more than one group: rank 0 decides every rung, seeing the round's other trials */
+    int asha_on_root = cfg->search.stop_rule == DPT_STOP_ASHA && s->groups > 1;
+    if (asha_on_root && s->root)
+        open_rung_log(s);
 
     dpt_trial *rec = s->mine_rec;
     memset(rec, 0, sizeof *rec);
@@ -886,10 +1043,20 @@ static int run_round(search_state *s, dpt_error *err)
         memcpy(rec->values, prop[s->my_group], sizeof rec->values);
         rec->propose_s = prop_s[s->my_group];
         trial_env env = {s->hist, s->n_hist, s->rank_log, NULL, NULL, NULL, NULL};
+        if (asha_on_root && s->root) {
+            env.poll = serve_rungs;
+            env.poll_ctx = s;
+        }
+        if (asha_on_root && s->group.rank == 0) {
+            env.rung_stop = s->root ? rung_stop_root : rung_stop_ask;
+            env.rung_ctx = s;
+        }
         run_trial(cfg, &s->group, s->my_group, &env, rec);
     }
     free(prop);
     free(prop_s);
+    if (asha_on_root)
+        round_end(s);
 
     dpt_comm_gather(s->comm, rec, sizeof *rec, s->gathered);
     dpt_error mine = {0};
@@ -904,6 +1071,8 @@ static int run_round(search_state *s, dpt_error *err)
                               "continue with --resume",
                               dpt_signals_name(sig), s->slots[k - 1].id + 1, s->trials_path);
     share_round(s, n_new);
+    for (int g = 0; s->root && g < k; g++) /* their records are in the history now */
+        forget_rungs(s, s->slots[g].id);
     return dpt_comm_agree_error(s->comm, fatal, &mine, err);
 }
 
@@ -919,109 +1088,6 @@ static int run_round(search_state *s, dpt_error *err)
  * proposal. Messages go point to point on the world communicator: a report (TAG_DONE) from a
  * group's leader; an assignment (TAG_WORK) and the history (TAG_HIST) to it; the leader
  * broadcasts the assignment in its group. */
-
-/* asha's decisions under async. A trial reaching a rung is compared with every trial rank 0
- * knows to have reached it: the finished ones (their curves in the history) and the running
- * ones that reported it (s->rungs, dropped when their record arrives). Rank 0 decides for its
- * own group at once; another group's leader asks (TAG_RUNG) and waits for the answer, which rank
- * 0 gives at its next poll: at most a step or an evaluation of its own trial, or about 1 ms.
- * Each decision is a line of OUT/rungs.jsonl with the trials it saw, so that a test can replay
- * it. */
-static void forget_rungs(search_state *s, int trial)
-{
-    int n = 0;
-    for (int k = 0; k < s->n_rungs; k++)
-        if (s->rungs[k].trial != trial)
-            s->rungs[n++] = s->rungs[k];
-    s->n_rungs = n;
-}
-
-/* A running trial's report counts at rep's rung: same rung, another trial, a finite value (a
- * trial with no finite value yet counts nowhere, as a diverged one in the history). */
-static int rung_counts(const rung_report *r, const rung_report *rep)
-{
-    return r->epoch == rep->epoch && r->trial != rep->trial && isfinite(r->value);
-}
-
-static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
-{
-    double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
-    DPT_CHECK(v != NULL, "out of memory");
-    int m = 0;
-    for (int k = 0; k < s->n_rungs; k++)
-        if (rung_counts(&s->rungs[k], &rep))
-            v[m++] = s->rungs[k].value;
-    int stop = dpt_policy_asha_stop_seen(s->cfg, s->hist, s->n_hist, v, m, run);
-    if (s->rung_log) {
-        char value[32] = "null"; /* no finite value yet: JSON has no inf */
-        if (isfinite(rep.value))
-            snprintf(value, sizeof value, "%.17g", rep.value);
-        fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
-                rep.epoch, value);
-        int first = 1;
-        for (int k = 0; k < s->n_hist; k++)
-            if (dpt_trial_has_result(&s->hist[k]) && s->hist[k].n_curve >= rep.epoch) {
-                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
-                        dpt_policy_rung_value(&s->hist[k], rep.epoch));
-                first = 0;
-            }
-        for (int k = 0; k < s->n_rungs; k++)
-            if (rung_counts(&s->rungs[k], &rep)) {
-                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->rungs[k].trial,
-                        s->rungs[k].value);
-                first = 0;
-            }
-        fprintf(s->rung_log, "],\"continue\":%s}\n", stop ? "false" : "true");
-        fflush(s->rung_log);
-    }
-    free(v);
-    if (s->n_rungs == s->cap_rungs) {
-        s->cap_rungs = s->cap_rungs ? 2 * s->cap_rungs : 64;
-        rung_report *grown = realloc(s->rungs, (size_t)s->cap_rungs * sizeof *grown);
-        DPT_CHECK(grown != NULL, "out of memory");
-        s->rungs = grown;
-    }
-    s->rungs[s->n_rungs++] = rep;
-    return stop;
-}
-
-/* Rank 0's own group at a rung. */
-static int rung_stop_root(void *ctx, const dpt_trial *run)
-{
-    search_state *s = ctx;
-    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
-    return rung_decide(s, rep, run);
-}
-
-/* Rank 0: another group's question at a rung (only the curve up to the rung matters). */
-static void answer_rung(search_state *s, int source)
-{
-    rung_report rep;
-    MPI_Comm w = s->comm->world;
-    DPT_MPI_CHECK(MPI_Recv(&rep, (int)sizeof rep, MPI_BYTE, source, TAG_RUNG, w,
-                           MPI_STATUS_IGNORE));
-    dpt_trial *run = calloc(1, sizeof *run);
-    DPT_CHECK(run != NULL, "out of memory");
-    run->trial = rep.trial;
-    run->n_curve = rep.epoch;
-    for (int e = 0; e < rep.epoch; e++) /* its best through the rung is all the rule reads */
-        run->curve[e] = rep.value;
-    int stop = rung_decide(s, rep, run);
-    free(run);
-    DPT_MPI_CHECK(MPI_Send(&stop, 1, MPI_INT, source, TAG_RUNG_STOP, w));
-}
-
-/* A group's leader at a rung: asks rank 0. */
-static int rung_stop_ask(void *ctx, const dpt_trial *run)
-{
-    search_state *s = ctx;
-    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
-    MPI_Comm w = s->comm->world;
-    int stop;
-    DPT_MPI_CHECK(MPI_Send(&rep, (int)sizeof rep, MPI_BYTE, 0, TAG_RUNG, w));
-    DPT_MPI_CHECK(MPI_Recv(&stop, 1, MPI_INT, 0, TAG_RUNG_STOP, w, MPI_STATUS_IGNORE));
-    return stop;
-}
 
 /* search.budget_epochs: the epochs the recorded trials trained (a trial the infrastructure
  * failed is not in the history and not counted), and on rank 0 under async + asha the highest
@@ -1164,14 +1230,7 @@ static void async_root(search_state *s)
 {
     s->running = calloc((size_t)s->groups, sizeof *s->running);
     s->active = calloc((size_t)s->groups, sizeof *s->active);
-    if (s->cfg->search.stop_rule == DPT_STOP_ASHA) {
-        char path[DPT_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/rungs.jsonl", s->cfg->run.out_dir);
-        s->rung_log = fopen(path, "a");
-        if (!s->rung_log)
-            fprintf(stderr, "%s warning: cannot open %s: the rung decisions are not logged\n",
-                    dpt_error_tag(), path);
-    }
+    open_rung_log(s);
     DPT_CHECK(s->running && s->active, "out of memory");
     for (int g = 0; g < s->groups; g++)
         dispatch(s, g);

@@ -213,18 +213,19 @@ EOF
 else
     fail "asha search with fidelity gp failed: $(tail -3 "$TMP/ashagp.log")"
 fi
-if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2" "${asha[@]}" \
-        --set search.parallel=2 >"$TMP/asha2.log" 2>&1; then
-    check_asha "$TMP/asha2" 0 || fail "asha, 2 async groups: early stops off the rungs"
-    # rank 0 decides each rung against every trial that reached it before (finished or still
-    # running): replay each decision of OUT/rungs.jsonl on what it saw, check that it saw exactly
-    # the trials with an earlier decision at that rung, and that the trials stopped where it said
-    python3 - "$TMP/asha2" <<'EOF' || fail "asha, 2 async groups: a rung decision did not see every earlier arrival"
+# rank 0 decides each rung against every trial that reached it before (finished or still running:
+# under async the other groups' current trials, under sync the round's): replay each decision of
+# OUT/rungs.jsonl on what it saw, check that it saw exactly the trials with an earlier decision at
+# that rung, and that the trials stopped where it said. SAME_ROUND=1 (sync): some decision must
+# have seen a trial of its own round (the same start_s), which a round's decisions did not before.
+check_rung_log() { # OUT SAME_ROUND
+    python3 - "$@" <<'EOF'
 import json, sys
-out, eta = sys.argv[1], 2
+out, same_round, eta = sys.argv[1], sys.argv[2] == "1", 2
 dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
 recs = {r["trial"]: r for r in map(json.loads, open(f"{out}/trials.jsonl"))}
 assert dec, "no rung decisions logged"
+rounds = 0
 for k, d in enumerate(dec):
     earlier = {e["trial"] for e in dec[:k]
                if e["epoch"] == d["epoch"] and e["trial"] != d["trial"] and e["value"] is not None}
@@ -235,10 +236,26 @@ for k, d in enumerate(dec):
     assert cont == d["continue"], f"decision {k}: {d}"
     r = recs[d["trial"]]
     assert (r["epochs"] > d["epoch"]) == cont, f"trial {d['trial']} ran {r['epochs']} epochs, decision {d}"
-print(f"asha async: {len(dec)} rung decisions replayed, each saw every earlier arrival")
+    rounds += any(recs[t]["start_s"] == r["start_s"] for t in seen)
+assert rounds or not same_round, "no decision saw a trial of its own sync round"
+print(f"{len(dec)} rung decisions replayed, each saw every earlier arrival;",
+      f"{rounds} saw a trial that started with it")
 EOF
+}
+if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2" "${asha[@]}" \
+        --set search.parallel=2 >"$TMP/asha2.log" 2>&1; then
+    check_asha "$TMP/asha2" 0 || fail "asha, 2 async groups: early stops off the rungs"
+    check_rung_log "$TMP/asha2" 0 || fail "asha, 2 async groups: a rung decision did not see every earlier arrival"
 else
     fail "asha search in 2 groups failed: $(tail -3 "$TMP/asha2.log")"
+fi
+if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/asha2s" "${asha[@]}" \
+        --set search.parallel=2 --set search.schedule=sync >"$TMP/asha2s.log" 2>&1; then
+    check_asha "$TMP/asha2s" 0 || fail "asha, 2 sync groups: early stops off the rungs"
+    check_rung_log "$TMP/asha2s" 1 ||
+        fail "asha, 2 sync groups: a rung decision did not see every earlier arrival of its round"
+else
+    fail "asha search in 2 sync groups failed: $(tail -3 "$TMP/asha2s.log")"
 fi
 
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
