@@ -4,7 +4,8 @@
 # configs/fashion_mnist_search_bench.yaml (30000 training rows, 9 epochs, 16 trials; about a
 # minute per search on 2 cores). Prints, per run and as medians over seeds: the search clock when
 # a trial first reached the target validation error, the best, the epochs trained, utilization
-# (scripts/search_summary.py). docs/search.md has the numbers and the machine.
+# (scripts/search_summary.py); then the chosen trial's validation and test error
+# (scripts/best_on_test.py). docs/search.md has the numbers and the machine.
 # Usage: [KEEP=DIR] [SMOKE=1] scripts/bench_fashion_search.sh [DPTRAIN=build/dptrain] [SEEDS="1 2 3 4 5"] [METHODS="sync async asha"]
 #   METHODS: sync, async (no early stopping), asha (async), sync-median, async-median (the median rule)
 #   KEEP=DIR keeps each run's output in DIR/METHOD-SEED (for scripts/plot_search.py)
@@ -35,6 +36,7 @@ sets=(--set data.train_images="$data/train-images-idx3-ubyte"
       --set data.test_labels="$data/t10k-labels-idx1-ubyte" "${extra[@]}")
 for kv in ${SETS:-}; do sets+=(--set "$kv"); done
 runs=()
+outs=()
 for seed in $seeds; do
     for m in $methods; do
         case $m in
@@ -57,6 +59,9 @@ for seed in $seeds; do
             exit 1
         fi
         runs+=("$m=$seed=$out/trials.jsonl")
+        outs+=("$m=$seed=$out")
     done
 done
 python3 scripts/search_summary.py "$target" 2 "${runs[@]}"
+echo "# the chosen trial of each search on the test rows, which no search reads (scripts/best_on_test.py)"
+python3 scripts/best_on_test.py "${outs[@]}"

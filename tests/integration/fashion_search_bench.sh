@@ -108,7 +108,10 @@ SMOKE=1 KEEP="$TMP/bench" bash "$ROOT/scripts/bench_fashion_search.sh" "$DPTRAIN
 python3 - "$TMP/bench" "$TMP/bench.out" <<'EOF'
 import json, os, sys
 d, out = sys.argv[1], sys.argv[2]
-rows = {l.split()[0] + l.split()[1]: l.split() for l in open(out) if not l.startswith("#")}
+lines = open(out).read().split("\n")
+cut = next(k for k, l in enumerate(lines) if l.startswith("# the chosen trial of each search"))
+rows = {l.split()[0] + l.split()[1]: l.split() for l in lines[:cut] if l and not l.startswith("#")}
+test = {l.split()[0] + l.split()[1]: l.split() for l in lines[cut:] if l and not l.startswith("#")}
 for m in ("sync", "async", "asha"):
     recs = [json.loads(l) for l in open(os.path.join(d, m + "-1", "trials.jsonl"))]
     assert sorted(r["trial"] for r in recs) == [0, 1, 2, 3], (m, recs)
@@ -118,6 +121,9 @@ for m in ("sync", "async", "asha"):
     assert row[2] == "4" and int(row[5]) == sum(r["epochs"] for r in recs), row
     assert 0 < float(row[7]) <= 100, row
     assert m + "med" in rows, m
+    # best_on_test.py's line: the chosen trial's validation error is the search's best
+    t = test[m + "1"]
+    assert abs(float(t[4]) - float(row[4])) <= 1e-4 and 0 < float(t[5]) < 1, (t, row)
 assert not any(r.get("status") == "stopped_early"
                for m in ("sync", "async")
                for r in map(json.loads, open(os.path.join(d, m + "-1", "trials.jsonl"))))
