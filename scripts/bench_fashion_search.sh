@@ -11,8 +11,11 @@
 #   KEEP=DIR keeps each run's output in DIR/METHOD-SEED (for scripts/plot_search.py)
 #   SMOKE=1: 2000 rows, 3 epochs, 4 trials (a check that the script works, for ctest)
 #   SETS="key=value ..." adds --set key=value to every search (e.g. search.early_stopping.eta=4)
+#   CONFIG=FILE searches FILE instead of configs/fashion_mnist_search_bench.yaml (another space)
 set -euo pipefail
+config=${CONFIG:+$(realpath "$CONFIG")}  # before the cd: relative to the caller's directory
 cd "$(dirname "$0")/.."
+config=${config:-configs/fashion_mnist_search_bench.yaml}
 bin=${1:-build/dptrain}
 seeds=${2:-1 2 3 4 5}
 methods=${3:-sync async asha}
@@ -51,7 +54,7 @@ for seed in $seeds; do
         out=$tmp/$m-$seed
         rm -rf "$out"
         if ! mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none \
-            -np 2 "$bin" search configs/fashion_mnist_search_bench.yaml --out "$out" \
+            -np 2 "$bin" search "$config" --out "$out" \
             --set search.schedule=$sched --set search.early_stopping.rule=$rule \
             --set run.seed="$seed" "${sets[@]}" >"$out.log" 2>&1; then
             echo "bench_fashion_search: $m seed $seed failed; see its log:" >&2
