@@ -9,9 +9,10 @@
  * search.schedule: sync; async (the default) has no rounds: see "the asynchronous schedule".
  * Trial ids, random draws and proposals depend only on (run.seed, trial id, history), so a
  * resumed sync search proposes what the uninterrupted one would have; an async one depends also
- * on the order in which groups finish, which no run reproduces. The trial log (trials.jsonl) is src/trial_log.c,
- * the proposals and the stopping rule src/policy.c; here are the loop, the trial runner, the
- * ranks' own logs and rank 0's lines. */
+ * on the order in which groups finish, which no run reproduces (and so do asha's stops with more
+ * than one group, sync or async: the order in which trials reach a rung). The trial log
+ * (trials.jsonl) is src/trial_log.c, the proposals and the stopping rule src/policy.c; here are
+ * the loop, the trial runner, the ranks' own logs and rank 0's lines. */
 #include "search.h"
 
 #include <errno.h>
@@ -60,8 +61,9 @@ typedef struct {
     int rank_log;
     void (*poll)(void *ctx);
     void *poll_ctx;
-    /* asha under the async schedule: the decision at a rung, taken by rank 0 against every trial
-     * that reached the rung so far (finished or running); NULL: the policy on hist */
+    /* asha with more than one group (either schedule): the decision at a rung, taken by rank 0
+     * against every trial that reached the rung so far (finished or running); NULL: the policy
+     * on hist */
     int (*rung_stop)(void *ctx, const dpt_trial *run);
     void *rung_ctx;
 } trial_env;
@@ -394,7 +396,7 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
 /* The async schedule's messages (see "the asynchronous schedule" below). */
 enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103, TAG_RUNG = 7104, TAG_RUNG_STOP = 7105 };
 
-/* asha under async: a trial's value at a rung, as its leader reports it to rank 0 */
+/* asha with more than one group: a trial's value at a rung, as its leader reports it to rank 0 */
 typedef struct {
     int trial, epoch;
     double value;
