@@ -479,10 +479,13 @@ static int group_ranks(const search_state *s, int g)
  * other groups' current ones; under sync, the round's (rank 0 answers until every group has
  * finished its trial: round_end). Each decision is a line of OUT/rungs.jsonl with the trials it
  * saw, so that a test can replay it. */
+static int rungs_on_root(const search_state *s)
+{
+    return s->cfg->search.stop_rule == DPT_STOP_ASHA && s->groups > 1;
+}
+
 static void open_rung_log(search_state *s)
 {
-    if (s->rung_log || s->cfg->search.stop_rule != DPT_STOP_ASHA)
-        return;
     char path[DPT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/rungs.jsonl", s->cfg->run.out_dir);
     s->rung_log = fopen(path, "a");
@@ -587,18 +590,23 @@ static int rung_stop_ask(void *ctx, const dpt_trial *run)
     return stop;
 }
 
-/* Rank 0 during a sync round: the rung questions waiting, answered without blocking. */
-static void serve_rungs(void *ctx)
+/* Rank 0: the rung questions waiting, answered without blocking; returns how many. */
+static int answer_rungs(search_state *s)
 {
-    search_state *s = ctx;
-    for (;;) {
+    for (int n = 0;; n++) {
         int flag = 0;
         MPI_Status st;
         DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RUNG, s->comm->world, &flag, &st));
         if (!flag)
-            return;
+            return n;
         answer_rung(s, st.MPI_SOURCE);
     }
+}
+
+/* Rank 0's poll during a sync round. */
+static void serve_rungs(void *ctx)
+{
+    answer_rungs(ctx);
 }
 
 /* The end of a sync round whose rungs rank 0 decides: every rank enters a non-blocking barrier
@@ -1032,9 +1040,7 @@ static int run_round(search_state *s, dpt_error *err)
     propose_round(s, k, prop, prop_s);
     double round_start = s->root ? search_clock(s) : 0.0;
     /* asha with more than one group: rank 0 decides every rung, seeing the round's other trials */
-    int asha_on_root = cfg->search.stop_rule == DPT_STOP_ASHA && s->groups > 1;
-    if (asha_on_root && s->root)
-        open_rung_log(s);
+    int asha_on_root = rungs_on_root(s);
 
     dpt_trial *rec = s->mine_rec;
     memset(rec, 0, sizeof *rec);
@@ -1193,15 +1199,10 @@ static void receive_report(search_state *s, report *rep)
 static void serve(search_state *s, int wait)
 {
     for (;;) {
+        if (answer_rungs(s) > 0 && wait)
+            return;
         int flag = 0;
         MPI_Status st;
-        DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RUNG, s->comm->world, &flag, &st));
-        if (flag) {
-            answer_rung(s, st.MPI_SOURCE);
-            if (wait)
-                return;
-            continue;
-        }
         DPT_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_DONE, s->comm->world, &flag, &st));
         if (!flag && !wait)
             return;
@@ -1232,7 +1233,6 @@ static void async_root(search_state *s)
 {
     s->running = calloc((size_t)s->groups, sizeof *s->running);
     s->active = calloc((size_t)s->groups, sizeof *s->active);
-    open_rung_log(s);
     DPT_CHECK(s->running && s->active, "out of memory");
     for (int g = 0; g < s->groups; g++)
         dispatch(s, g);
@@ -1414,6 +1414,8 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
         s->clock0 = fmax(s->clock0, s->hist[k].end_s);
     for (int k = 0; s->root && k < s->n_infra; k++) /* a lost trial's end is unknown (null) */
         s->clock0 = fmax(s->clock0, fmax(s->infra[k].start_s, s->infra[k].end_s));
+    if (s->root && rungs_on_root(s))
+        open_rung_log(s);
     if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && s->groups > 1)
         rc = run_async(s, err); /* ends with every trial run, or an error */
     else
