@@ -210,6 +210,7 @@ static const config_key keys[] = {
     ROW_ENUM("search.algorithm", search.algorithm, "bayes", algorithm_names),
     ROW_INT("search.trials", search.trials, "20", 1, 10000),
     ROW_INT("search.budget_epochs", search.budget_epochs, "0", 0, INT_MAX),
+    ROW_DOUBLE("search.budget_seconds", search.budget_seconds, "0", 0.0, 1e9, 0),
     ROW_INT("search.initial_random", search.initial_random, "5", 0, 10000),
     ROW_ENUM("search.objective", search.objective, "val_error", objective_names),
     ROW_INT("search.parallel", search.parallel, "1", 1, 4096),

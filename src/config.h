@@ -155,6 +155,8 @@ typedef struct {
         int trials;                        /* budget: trials in all */
         int budget_epochs;                 /* 0, or no new trial once the trials have trained
                                             * this many epochs in all */
+        double budget_seconds;             /* 0, or no new trial once the search's clock
+                                            * (start_s, end_s) has reached this */
         int initial_random;                /* bayes: random trials before the GP proposes */
         dpt_search_objective objective;    /* minimized: 1 - val accuracy, or val loss */
         int parallel;                      /* G: groups of ranks training trials at once */

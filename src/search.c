@@ -339,6 +339,9 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
     if (c->search.budget_epochs > 0)
         printf("  %-9s %d epochs in all: no new trial once the trials have trained them (the "
                "running ones finish), or %d trials\n", "budget", c->search.budget_epochs, trials);
+    if (c->search.budget_seconds > 0.0)
+        printf("  %-9s %g seconds: no new trial once the search's clock reaches them (the "
+               "running ones finish), or %d trials\n", "budget", c->search.budget_seconds, trials);
     if (c->objective.function == DPT_FUNCTION_NONE) {
         if (c->search.stop_rule == DPT_STOP_MEDIAN)
             printf("  %-9s median rule after %d grace epoch%s, once %d trials have finished\n",
@@ -1122,6 +1125,26 @@ static int budget_spent(const search_state *s)
     return s->cfg->search.budget_epochs > 0 && epochs_spent(s) >= s->cfg->search.budget_epochs;
 }
 
+/* search.budget_seconds, on rank 0: the search's clock (the one start_s and end_s are read on,
+ * which --resume continues from the last record) has reached the budget. */
+static int time_spent(const search_state *s)
+{
+    return s->cfg->search.budget_seconds > 0.0 && search_clock(s) >= s->cfg->search.budget_seconds;
+}
+
+/* Sync rounds: whether another round starts, decided on rank 0 (the only clock) and broadcast,
+ * so every rank leaves the loop together. Collective. */
+static int another_round(search_state *s)
+{
+    int go = s->n_hist < s->trials && !budget_spent(s);
+    if (s->cfg->search.budget_seconds > 0.0) {
+        int late = s->root ? time_spent(s) : 0;
+        dpt_comm_bcast(s->comm, &late, sizeof late, 0);
+        go = go && !late;
+    }
+    return go;
+}
+
 /* Rank 0: group g's next trial, or stop (budget spent, a signal, an error); sent to its leader,
  * or kept in s->own for group 0. */
 static void dispatch(search_state *s, int g)
@@ -1130,7 +1153,7 @@ static void dispatch(search_state *s, int g)
     DPT_CHECK(a != NULL, "out of memory");
     memset(a, 0, sizeof *a);
     a->stop = s->stopping || s->fatal != DPT_OK || s->n_hist + s->n_active >= s->trials ||
-              budget_spent(s);
+              budget_spent(s) || time_spent(s);
     if (!a->stop) {
         dpt_space_value (*pend)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)s->groups, sizeof *pend);
         DPT_CHECK(pend != NULL, "out of memory");
@@ -1327,6 +1350,10 @@ static void print_summary(const search_state *s, double seconds)
         printf("epochs: %ld trained of a budget of %d%s\n", epochs_spent(s),
                cfg->search.budget_epochs,
                budget_spent(s) ? ": spent, no new trial after it" : "");
+    if (cfg->search.budget_seconds > 0.0)
+        printf("time: the search's clock at %.1f s of a budget of %g s%s\n", search_clock(s),
+               cfg->search.budget_seconds,
+               time_spent(s) ? ": spent, no new trial after it" : "");
     if (s->n_infra > s->n_infra0)
         printf("infrastructure failures: %d, each run again with the same values (up to "
                "search.max_retries = %d times)\n", s->n_infra - s->n_infra0,
@@ -1419,7 +1446,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
     if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && s->groups > 1)
         rc = run_async(s, err); /* ends with every trial run, or an error */
     else
-        while (rc == DPT_OK && s->n_hist < s->trials && !budget_spent(s))
+        while (rc == DPT_OK && another_round(s))
             rc = run_round(s, err);
     if (s->root && rc == DPT_OK)
         print_summary(s, dpt_now() - s->t0);
