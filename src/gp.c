@@ -1394,6 +1394,15 @@ static int make_candidates(const dpt_bo_opts *o, bo_ws *b, const double *xbest, 
     return C + b->nloc;
 }
 
+/* 1 when one of the candidates is at or above the feasibility floor */
+static int any_above_floor(const ei_ctx *c, const double *cand, int total)
+{
+    for (int k = 0; k < total; k++)
+        if (dpt_gpc_log_feasible(c->feas, cand + (size_t)k * c->dim, NULL) >= c->feas_floor)
+            return 1;
+    return 0;
+}
+
 /* The best candidate by LogEI, then L-BFGS on LogEI from the best few; out gets the best. */
 static void maximize_ei(const dpt_bo_opts *o, bo_ws *b, ei_ctx *ctx, int total, const double *lo,
                         const double *hi, double *out)
@@ -1541,6 +1550,12 @@ int dpt_bo_propose_side(const dpt_bo_opts *o, int dim, const double *X, const do
     if (nbad > 0) /* every phase's observations: where training diverges does not restart */
         ctx.feas = dpt_gpc_fit(dim, Xall, nall, Xbad, nbad, NULL);
     if (ctx.feas) ctx.feas_floor = gpc_floor(ctx.feas);
+    if (ctx.feas && polishing && !any_above_floor(&ctx, b.cand, total))
+        /* the neighbourhood being polished is all below the floor: the incumbent sits on the
+         * edge of a region that diverges. The whole space's candidates, under the floor, instead
+         * of log EI + log P alone, which sent every later proposal into the region (Branin
+         * seed 100: 20 in a row, docs/search.md) */
+        total = make_candidates(o, &b, X + (size_t)ibest * dim, 0, &r, lo, hi);
     if (side->ncost >= 2)
         ctx.cost = fit_cost(dim, side->Xcost, side->log_s, side->ncost, o->restarts, &r,
                             &ctx.cost_sd);

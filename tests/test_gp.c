@@ -648,6 +648,48 @@ Test(bo, feasibility_keeps_proposals_out_of_the_diverged_corner)
               deep_plain, used);
 }
 
+/* A search polishing an incumbent on the edge of a region that diverges (the history of
+ * `dptrain search configs/branin.yaml` with objective.diverge_corner, feasibility model, seed 100,
+ * before trial 22, in the unit square: x1 > 5 and x2 < 5 diverge, u0 > 2/3 and u1 < 1/3). Its
+ * last results walk down u1 at u0 = 1 toward the region, where Branin's third minimum lies, and
+ * every polishing candidate around the incumbent (1, 0.337) is below the classifier's floor.
+ * Dropping the floor then (log EI + log P alone) sent this proposal and the 19 after it into the
+ * region; the whole space's candidates under the floor must keep it out. */
+Test(bo, feasibility_floor_holds_when_the_polished_neighbourhood_is_below_it)
+{
+    static const double ok[][3] = {
+        {0.435975, 0.940540, 115.408264}, {0.758119, 0.489680, 58.519103},
+        {0.166191, 0.046977, 104.227978}, {0.164272, 0.018044, 114.384364},
+        {0.887047, 0.751807, 97.667054},  {0.927487, 0.400350, 17.065307},
+        {1.000000, 0.426875, 13.504252},  {1.000000, 0.398403, 10.782425},
+        {1.000000, 0.381784, 9.362246},   {1.000000, 0.368993, 8.353827},
+        {0.000000, 0.508024, 104.251243}, {1.000000, 0.365612, 8.099610},
+        {1.000000, 0.357229, 7.491396},   {1.000000, 0.349857, 6.982687},
+        {1.000000, 0.343202, 6.544481},   {1.000000, 0.337067, 6.158169},
+        {0.971716, 0.365351, 8.772640}};
+    static const double bad[][2] = {
+        {1.000000, 0.292153}, {0.735553, 0.284197}, {1.000000, 0.331301}, {0.984713, 0.308783}};
+    enum { NOK = sizeof ok / sizeof *ok, NBAD = sizeof bad / sizeof *bad, D = 2 };
+    double X[NOK * D], y[NOK], Xbad[NBAD * D], out[D];
+    for (int i = 0; i < NOK; i++) {
+        X[i * D] = ok[i][0];
+        X[i * D + 1] = ok[i][1];
+        y[i] = ok[i][2];
+    }
+    for (int i = 0; i < NBAD; i++) {
+        Xbad[i * D] = bad[i][0];
+        Xbad[i * D + 1] = bad[i][1];
+    }
+    dpt_bo_opts o;
+    dpt_bo_opts_default(&o);
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        cr_assert_eq(dpt_bo_propose_feasible(&o, D, X, y, NOK, Xbad, NBAD, NULL, 0, seed, out), 0);
+        cr_expect(!(out[0] > 2.0 / 3.0 && out[1] < 1.0 / 3.0),
+                  "seed %d: proposed (%g, %g), inside the region that diverges", (int)seed,
+                  out[0], out[1]);
+    }
+}
+
 Test(bo, branin_beats_random_search, .timeout = 60)
 {
     /* 25 evaluations (5 uniform random, then 20 proposals) on Branin, for 3 seeds: every run
