@@ -98,7 +98,7 @@ static const char *const objective_names[] = {"val_error", "val_loss", "val_rmse
 static const char *const stop_rule_names[] = {"none", "median", "asha", NULL};
 static const char *const stop_fidelity_names[] = {"raw", "median_gap", "gp", NULL};
 static const char *const search_schedule_names[] = {"async", "sync", NULL};
-static const char *const feasibility_names[] = {"model", "worst", "both", NULL};
+static const char *const feasibility_names[] = {"model", "worst", NULL};
 static const char *const acquisition_names[] = {"ei", "ei_per_second", NULL};
 static const char *const function_names[] = {"none", "branin", "hartmann6", NULL};
 static const char *const space_type_names[] = {"uniform", "log_uniform", "int", "categorical",
@@ -127,7 +127,7 @@ _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_RMSE + 1, "objective n
 _Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_ASHA + 1, "stop rule names");
 _Static_assert(N_NAMES(stop_fidelity_names) == DPT_FIDELITY_GP + 1, "fidelity names");
 _Static_assert(N_NAMES(search_schedule_names) == DPT_SCHEDULE_SYNC + 1, "schedule names");
-_Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_BOTH + 1, "feasibility names");
+_Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_WORST + 1, "feasibility names");
 _Static_assert(N_NAMES(acquisition_names) == DPT_ACQUISITION_EI_PER_SECOND + 1,
                "acquisition names");
 _Static_assert(N_NAMES(function_names) == DPT_FUNCTION_HARTMANN6 + 1, "function names");

@@ -35,7 +35,7 @@ typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN, DPT_STOP_ASHA } dpt_stop_rule;
 /* how the GP reads a trial asha stopped: its rung value, or that plus the median gap (policy.h) */
 typedef enum { DPT_FIDELITY_RAW, DPT_FIDELITY_MEDIAN_GAP, DPT_FIDELITY_GP } dpt_stop_fidelity;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
-typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST, DPT_FEASIBILITY_BOTH } dpt_search_feasibility;
+typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
 typedef enum { DPT_ACQUISITION_EI, DPT_ACQUISITION_EI_PER_SECOND } dpt_search_acquisition;
 typedef enum { DPT_FUNCTION_NONE, DPT_FUNCTION_BRANIN, DPT_FUNCTION_HARTMANN6 } dpt_function;
 typedef enum {

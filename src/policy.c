@@ -152,15 +152,14 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
     for (int k = 0; k < n_hist; k++)
         if (dpt_trial_has_result(&hist[k]) && hist[k].objective > worst)
             worst = hist[k].objective;
-    dpt_search_feasibility f = cfg->search.feasibility;
-    int n = 0, model = f != DPT_FEASIBILITY_WORST, wall = f != DPT_FEASIBILITY_MODEL;
+    int n = 0, model = cfg->search.feasibility == DPT_FEASIBILITY_MODEL;
     *nbad = 0;
     for (int k = 0; k < n_hist; k++) {
         int bad = hist[k].status == DPT_TRIAL_DIVERGED || hist[k].status == DPT_TRIAL_FAILED;
-        if (bad && model)
+        if (bad && model) {
             put_row(cfg, hist[k].values, dim, 1.0, Xbad + (size_t)(*nbad)++ * stride);
-        if (bad && !wall)
             continue;
+        }
         double v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
                    : bad && isfinite(worst)        ? worst
                                                    : NAN;
