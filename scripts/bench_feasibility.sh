@@ -3,7 +3,8 @@
 # with x1 > 5 and x2 < 5 diverge; one of Branin's three minima lies there): the share of
 # proposals after trial 20 that fall in the region, search.feasibility: worst (diverged trials
 # enter the GP as the worst value) against model (a classifier of P(feasible)), through the real
-# `dptrain search` on one rank. docs/search.md has the numbers.
+# `dptrain search` on one rank; and the seeds whose late proposals went into the region half the
+# time or more (a stuck search). docs/search.md has the numbers.
 # Usage: scripts/bench_feasibility.sh [DPTRAIN=build/dptrain] [SEEDS=10] [TRIALS=40]
 # Environment: FIRST=1 (the first seed: FIRST=11 with SEEDS=10 runs seeds 11-20), MODES="worst
 # model", KEEP=DIR (keep the runs there instead of a temporary directory).
@@ -37,7 +38,9 @@ for s in range(first, first + seeds):
     inside = sum(r["params"]["objective.x1"] > 5 and r["params"]["objective.x2"] < 5 for r in late)
     shares.append(inside / len(late))
     regrets.append(min(r["objective"] for r in recs if r["objective"] is not None) - 0.39788735772973816)
+stuck = [s for s, x in zip(range(first, first + seeds), shares) if x >= 0.5]
 print(f"# {mode:5s}: proposals in the divergent region after trial 20: mean {100 * statistics.mean(shares):.1f}% "
-      f"(per seed: {' '.join(f'{100 * x:.0f}' for x in shares)}); median regret {statistics.median(regrets):.2e}")
+      f"(per seed: {' '.join(f'{100 * x:.0f}' for x in shares)}); median regret {statistics.median(regrets):.2e}; "
+      f"stuck (half or more of them in the region): {' '.join(map(str, stuck)) or 'none'}")
 PY
 done

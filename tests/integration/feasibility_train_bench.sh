@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The feasibility benchmark on a training search (configs/regression_search.yaml,
+# The feasibility benchmarks. On a training search (configs/regression_search.yaml,
 # scripts/bench_feasibility_train.sh): its premise, that the space holds both a learning rate
 # that trains and one whose loss overflows (a `diverged` trial, exit 1 with the reason), and the
-# script on one seed of 8 trials, its counts checked against the runs' trials.jsonl.
+# script on one seed of 8 trials, its counts checked against the runs' trials.jsonl. On Branin
+# (scripts/bench_feasibility.sh): seed 100 under model, its line against its run, not stuck.
 # Usage: feasibility_train_bench.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -49,4 +50,24 @@ for m in ("worst", "model"):
 assert any("model - worst, best per seed" in l for l in out), out
 print("bench_feasibility_train: table agrees with the runs")
 PY
+# --- scripts/bench_feasibility.sh (Branin with its divergent corner) on seed 100, where the
+# search under model used to stick: every late proposal in the region, until the floor was
+# held when the polished neighbourhood fell below it (src/gp.c any_above_floor). Its line must
+# agree with the run's trials.jsonl, and the search must not be stuck.
+FIRST=100 MODES=model KEEP=$TMP/branin "$ROOT/scripts/bench_feasibility.sh" "$DPTRAIN" 1 40 \
+    >"$TMP/branin.out" 2>&1 || fail "bench_feasibility.sh failed: $(tail -3 "$TMP/branin.out")"
+python3 - "$TMP/branin" "$TMP/branin.out" <<'PY' || fail "bench_feasibility.sh, seed 100: $(cat "$TMP/branin.out")"
+import json, re, sys
+recs = [json.loads(l) for l in open(f"{sys.argv[1]}/model-100/trials.jsonl")]
+late = [r for r in recs if r["trial"] >= 20]
+inside = sum(r["params"]["objective.x1"] > 5 and r["params"]["objective.x2"] < 5 for r in late)
+line = open(sys.argv[2]).read()
+m = re.search(r"mean ([0-9.]+)% .*stuck \(half or more of them in the region\): (.*)$", line, re.M)
+assert m, line
+assert abs(float(m.group(1)) - 100.0 * inside / len(late)) < 0.06, (m.group(1), inside, len(late))
+assert m.group(2) == ("100" if 2 * inside >= len(late) else "none"), m.group(2)
+assert 2 * inside < len(late), f"stuck: {inside} of {len(late)} late proposals in the region"
+print(f"bench_feasibility: seed 100, {inside} of {len(late)} late proposals in the region")
+PY
+
 finish
