@@ -38,7 +38,6 @@ sets=(--set data.train_images="$data/train-images-idx3-ubyte"
       --set data.test_images="$data/t10k-images-idx3-ubyte"
       --set data.test_labels="$data/t10k-labels-idx1-ubyte" "${extra[@]}")
 for kv in ${SETS:-}; do sets+=(--set "$kv"); done
-runs=()
 outs=()
 for seed in $seeds; do
     for m in $methods; do
@@ -61,10 +60,9 @@ for seed in $seeds; do
             tail -5 "$out.log" >&2
             exit 1
         fi
-        runs+=("$m=$seed=$out/trials.jsonl")
         outs+=("$m=$seed=$out")
     done
 done
-python3 scripts/search_summary.py "$target" 2 "${runs[@]}"
+python3 scripts/search_summary.py "$target" 2 "${outs[@]/%//trials.jsonl}"
 echo "# the chosen trial of each search on the test rows, which no search reads (scripts/best_on_test.py)"
 python3 scripts/best_on_test.py "${outs[@]}"
