@@ -176,6 +176,9 @@ typedef struct {
                                             * epochs, the top 1/eta continue */
         dpt_stop_fidelity stop_fidelity;   /* early_stopping.fidelity: asha's stopped trials
                                             * in the GP */
+        int stop_promote;                  /* early_stopping.promote: asha's stopped trials
+                                            * wait at their rung and resume from their
+                                            * checkpoint once in the top 1/eta there (async) */
         int grid_points;                   /* grid: values per continuous parameter */
         int start_from_config;             /* trial 0 = the config's own values of the space's
                                             * keys (a baseline the search must beat) */

@@ -349,6 +349,28 @@ int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int 
     return stop;
 }
 
+int dpt_policy_asha_promotable(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k,
+                               const double *running, int n_running)
+{
+    const dpt_trial *t = &hist[k];
+    int e = t->n_curve;
+    if (t->status != DPT_TRIAL_STOPPED_EARLY || !dpt_trial_has_result(t) || e != t->epochs ||
+        dpt_policy_rung(cfg, e) < 0)
+        return 0;
+    double *v = malloc((size_t)(n_hist + n_running + 1) * sizeof(double));
+    if (!v)
+        return 0;
+    int m = 0;
+    for (int j = 0; j < n_hist; j++)
+        if (j != k && dpt_trial_has_result(&hist[j]) && hist[j].n_curve >= e)
+            v[m++] = dpt_policy_rung_value(&hist[j], e);
+    for (int j = 0; j < n_running; j++)
+        v[m++] = running[j];
+    int up = dpt_policy_asha_continues(v, m, dpt_policy_rung_value(t, e), cfg->search.stop_eta);
+    free(v);
+    return up;
+}
+
 int dpt_policy_should_stop(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
                            const dpt_trial *run)
 {

@@ -47,6 +47,14 @@ double dpt_policy_rung_value(const dpt_trial *t, int e);
 int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int n_hist,
                               const double *running, int n_running, const dpt_trial *run);
 
+/* asha with early_stopping.promote: 1 when hist[k], stopped at a rung (status stopped_early, its
+ * curve ending at the rung's epoch e), is now in the top max(1, floor(m / eta)) of the m trials
+ * known to have reached e: the others of the history with a curve that long, and n_running values
+ * of trials running past e (rank 0's rung reports). The rule a trial arriving at the rung is
+ * judged by, asked again as more trials arrive (Li et al.'s ASHA promotes this way). */
+int dpt_policy_asha_promotable(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int k,
+                               const double *running, int n_running);
+
 /* asha: how the GP reads a trial stopped at a rung. Its value at epoch e is corrected to the last
  * epoch by the median, over the trials that completed every epoch (status ok), of (final
  * objective - objective after epoch e); returns that median and sets *n_used to the number of

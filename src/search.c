@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "json.h"
 #include "objective.h"
 #include "policy.h"
@@ -92,11 +93,18 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
     stop_ctx *c = ctx;
     if (c->env->poll)
         c->env->poll(c->env->poll_ctx);
-    if (c->run->n_curve < DPT_TRIAL_MAX_CURVE)
-        c->run->curve[c->run->n_curve++] =
+    /* by the epoch's number: a promoted trial (asha, promote) resumes at its rung with the
+     * curve so far, or, its checkpoint gone, trains again from the start */
+    if (em->epoch >= 1 && em->epoch <= DPT_TRIAL_MAX_CURVE) {
+        c->run->curve[em->epoch - 1] =
             objective_of(c->cfg, em->val_loss, em->val_accuracy, em->val_rmse);
+        c->run->n_curve = em->epoch;
+    }
     int stop = 0;
-    if (c->group->rank == 0 && c->env->rung_stop && dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
+    if (c->run->n_curve <= c->run->resumed_from) /* promoted past it already */
+        stop = 0;
+    else if (c->group->rank == 0 && c->env->rung_stop &&
+             dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
         stop = c->env->rung_stop(c->env->rung_ctx, c->run);
     else if (c->group->rank == 0)
         stop = dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
@@ -191,14 +199,33 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
         return;
     }
     tcfg->run.progress = DPT_PROGRESS_OFF;
+    /* promoted (asha, promote): resumes the checkpoint its run left at the rung; if that is not
+     * there (no file system shared with the group that stopped it, or a later epoch's, from a
+     * promotion cut short by the job's end), it trains again from the start */
+    int resume = 0;
+    if (rec->resumed_from > 0) {
+        int at = -1;
+        if (group->rank == 0) {
+            char path[DPT_PATH_MAX + 32];
+            dpt_ckpt_header h;
+            dpt_error ignored;
+            snprintf(path, sizeof path, "%s/checkpoint.bin", tcfg->run.out_dir);
+            if (dpt_checkpoint_load(path, &h, NULL, NULL, &ignored) == DPT_OK)
+                at = (int)h.epoch;
+        }
+        dpt_comm_bcast(group, &at, sizeof at, 0);
+        resume = at == rec->resumed_from;
+        if (!resume)
+            rec->n_curve = 0;
+    }
     stop_ctx sc = {cfg, env, group, rec};
-    dpt_train_opts to = {.config_path = NULL, .resume = 0, .quiet = 1,
+    dpt_train_opts to = {.config_path = NULL, .resume = resume, .quiet = 1,
                          .epoch_hook = stop_hook, .hook_ctx = &sc,
                          .step_hook = env->poll, .step_ctx = env->poll_ctx};
     dpt_train_result res;
     dpt_error terr = {0};
     int rc = dpt_train_run(tcfg, group, &to, &res, &terr);
-    rec->epochs = res.epochs;
+    rec->epochs = res.epochs > rec->n_curve ? res.epochs : rec->n_curve;
     if (rc == DPT_OK) {
         rec->status = res.stopped_early ? DPT_TRIAL_STOPPED_EARLY : DPT_TRIAL_OK;
         rec->objective = objective_of(cfg, res.val_loss, res.val_accuracy, res.val_rmse);
@@ -287,6 +314,8 @@ static void print_trial(const dpt_config *cfg, const dpt_trial *r, double best, 
            bst, r->epochs, t, r->group, start, params);
     if (r->message[0] && r->status != DPT_TRIAL_OK)
         printf("%9s  %s\n", "", r->message);
+    if (r->resumed_from > 0 && r->status != DPT_TRIAL_INFRA_FAILED)
+        printf("%9s  promoted at epoch %d (asha): ran on from there\n", "", r->resumed_from);
     fflush(stdout);
 }
 
@@ -301,6 +330,9 @@ static void print_rungs(const dpt_config *c)
     if (n == 0)
         printf("s: none below %d epochs, every trial trains them all", c->train.epochs);
     printf("; the top 1/%d at each continue\n", c->search.stop_eta);
+    if (n > 0 && c->search.stop_promote)
+        printf("  %-9s asha: a stopped trial waits at its rung and resumes from its checkpoint "
+               "once it ranks in the top 1/%d there (promote)\n", "", c->search.stop_eta);
     if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_MEDIAN_GAP)
         printf("  %-9s asha: the GP reads a stopped trial at its rung value plus the median "
                "(final - rung) gap of the completed trials (raw until %d have completed)\n",
@@ -387,6 +419,14 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
                              "search.budget_epochs is %d, but objective.function %s trains no "
                              "epochs: bound the search with search.trials instead",
                              c->search.budget_epochs, dpt_function_name(c->objective.function));
+    if (c->search.stop_promote && (c->search.stop_rule != DPT_STOP_ASHA ||
+                                   c->search.schedule != DPT_SCHEDULE_ASYNC ||
+                                   c->objective.function != DPT_FUNCTION_NONE))
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.early_stopping.promote resumes trials asha stopped at a "
+                             "rung when they later rank in its top 1/eta: it needs "
+                             "early_stopping.rule: asha, search.schedule: async and a training "
+                             "search (not objective.function)");
     if (c->search.parallel > comm->size)
         return dpt_error_set(err, DPT_EUSAGE,
                              "search.parallel is %d but there %s only %d rank%s: each group "
@@ -452,6 +492,10 @@ typedef struct {
     /* rank 0 under the async schedule */
     dpt_trial *running;       /* (G) each group's trial while active[g] */
     int *active, n_active;
+    int *waiting;             /* (G) asha with promote: a group with nothing to do now, told
+                               * once a trial is promotable or none is running */
+    double busy_replaced;     /* rank-seconds of this run's records that promoted trials'
+                               * records replaced in the history (utilization counts them) */
     int stopping;             /* a signal's number: hand out no more trials */
     int fatal;                /* the first error, kept in mine */
     dpt_error mine;
@@ -484,7 +528,8 @@ static int group_ranks(const search_state *s, int g)
  * saw, so that a test can replay it. */
 static int rungs_on_root(const search_state *s)
 {
-    return s->cfg->search.stop_rule == DPT_STOP_ASHA && s->groups > 1;
+    return s->cfg->search.stop_rule == DPT_STOP_ASHA &&
+           (s->groups > 1 || s->cfg->search.stop_promote);
 }
 
 static void open_rung_log(search_state *s)
@@ -513,6 +558,38 @@ static int rung_counts(const rung_report *r, const rung_report *rep)
     return r->epoch == rep->epoch && r->trial != rep->trial && isfinite(r->value);
 }
 
+/* A line of OUT/rungs.jsonl: rep's decision (key "continue" at its arrival, "promote" for a
+ * trial stopped there earlier) and the values it was compared with: the history's other
+ * trials with a curve through the rung and the running trials that reported it. */
+static void log_rung(search_state *s, rung_report rep, const char *key, int yes)
+{
+    if (!s->rung_log)
+        return;
+    char value[32] = "null"; /* no finite value yet: JSON has no inf */
+    if (isfinite(rep.value))
+        snprintf(value, sizeof value, "%.17g", rep.value);
+    fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
+            rep.epoch, value);
+    int first = 1;
+    for (int k = 0; k < s->n_hist; k++)
+        if (s->hist[k].trial != rep.trial && dpt_trial_has_result(&s->hist[k]) &&
+            s->hist[k].n_curve >= rep.epoch) {
+            fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
+                    dpt_policy_rung_value(&s->hist[k], rep.epoch));
+            first = 0;
+        }
+    for (int k = 0; k < s->n_rungs; k++)
+        if (rung_counts(&s->rungs[k], &rep)) {
+            fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->rungs[k].trial,
+                    s->rungs[k].value);
+            first = 0;
+        }
+    fprintf(s->rung_log, "],\"%s\":%s}\n", key, yes ? "true" : "false");
+    fflush(s->rung_log);
+}
+
+static void wake_waiting(search_state *s);
+
 static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
 {
     double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
@@ -522,28 +599,7 @@ static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
         if (rung_counts(&s->rungs[k], &rep))
             v[m++] = s->rungs[k].value;
     int stop = dpt_policy_asha_stop_seen(s->cfg, s->hist, s->n_hist, v, m, run);
-    if (s->rung_log) {
-        char value[32] = "null"; /* no finite value yet: JSON has no inf */
-        if (isfinite(rep.value))
-            snprintf(value, sizeof value, "%.17g", rep.value);
-        fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
-                rep.epoch, value);
-        int first = 1;
-        for (int k = 0; k < s->n_hist; k++)
-            if (dpt_trial_has_result(&s->hist[k]) && s->hist[k].n_curve >= rep.epoch) {
-                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
-                        dpt_policy_rung_value(&s->hist[k], rep.epoch));
-                first = 0;
-            }
-        for (int k = 0; k < s->n_rungs; k++)
-            if (rung_counts(&s->rungs[k], &rep)) {
-                fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->rungs[k].trial,
-                        s->rungs[k].value);
-                first = 0;
-            }
-        fprintf(s->rung_log, "],\"continue\":%s}\n", stop ? "false" : "true");
-        fflush(s->rung_log);
-    }
+    log_rung(s, rep, "continue", !stop);
     free(v);
     if (s->n_rungs == s->cap_rungs) {
         s->cap_rungs = s->cap_rungs ? 2 * s->cap_rungs : 64;
@@ -552,6 +608,7 @@ static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
         s->rungs = grown;
     }
     s->rungs[s->n_rungs++] = rep;
+    wake_waiting(s); /* one more at the rung: a stopped trial there may rank in its top now */
     return stop;
 }
 
@@ -1111,11 +1168,10 @@ static long epochs_spent(const search_state *s)
     for (int k = 0; k < s->n_hist; k++)
         e += s->hist[k].epochs > 0 ? s->hist[k].epochs : 0;
     for (int g = 0; s->active && g < s->groups; g++) {
-        int top = 0;
+        int top = s->active[g] ? s->running[g].resumed_from : 0; /* in the history already */
         for (int r = 0; s->active[g] && r < s->n_rungs; r++)
             if (s->rungs[r].trial == s->running[g].trial && s->rungs[r].epoch > top)
-                top = s->rungs[r].epoch;
-        e += top;
+                e += s->rungs[r].epoch - top, top = s->rungs[r].epoch;
     }
     return e;
 }
@@ -1145,16 +1201,88 @@ static int another_round(search_state *s)
     return go;
 }
 
-/* Rank 0: group g's next trial, or stop (budget spent, a signal, an error); sent to its leader,
- * or kept in s->own for group 0. */
+/* asha with promote: the trial stopped at a rung that now ranks in the rung's top 1/eta (see
+ * dpt_policy_asha_promotable), from the highest rung down, the best first; -1 if none. Not one
+ * running (being promoted), nor one whose promotions the infrastructure failed more than
+ * search.max_retries times. Each promotion is a line of rungs.jsonl ("promote": true). */
+static int pick_promotion(search_state *s)
+{
+    if (!s->cfg->search.stop_promote)
+        return -1;
+    int pick = -1;
+    double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
+    DPT_CHECK(v != NULL, "out of memory");
+    for (int k = 0; k < s->n_hist; k++) {
+        const dpt_trial *t = &s->hist[k];
+        int busy = 0;
+        for (int g = 0; g < s->groups; g++)
+            busy |= s->active[g] && s->running[g].trial == t->trial;
+        if (busy || t->status != DPT_TRIAL_STOPPED_EARLY ||
+            infra_count(s, t->trial) > s->cfg->search.max_retries)
+            continue;
+        rung_report rep = {t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve)};
+        int m = 0;
+        for (int r = 0; r < s->n_rungs; r++)
+            if (rung_counts(&s->rungs[r], &rep))
+                v[m++] = s->rungs[r].value;
+        if (!dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m))
+            continue;
+        const dpt_trial *p = pick >= 0 ? &s->hist[pick] : NULL;
+        if (!p || t->n_curve > p->n_curve ||
+            (t->n_curve == p->n_curve && rep.value < dpt_policy_rung_value(p, p->n_curve)))
+            pick = k;
+    }
+    free(v);
+    if (pick >= 0) {
+        const dpt_trial *t = &s->hist[pick];
+        log_rung(s, (rung_report){t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve)},
+                 "promote", 1);
+    }
+    return pick;
+}
+
+/* The groups running a trial of their own (not a promoted one, which the history holds). */
+static int running_new(const search_state *s)
+{
+    int n = 0;
+    for (int g = 0; g < s->groups; g++)
+        n += s->active[g] && s->running[g].resumed_from == 0;
+    return n;
+}
+
+/* Rank 0: group g's next trial: a promoted one (asha, promote), a new one, or stop (budget
+ * spent, a signal, an error, every trial handed out); sent to its leader, or kept in s->own for
+ * group 0. Under promote, a group with nothing to do while others run waits (s->waiting):
+ * their rung values and outcomes may make a stopped trial promotable. */
 static void dispatch(search_state *s, int g)
 {
     assignment *a = g == 0 ? &s->own : malloc(sizeof *a);
     DPT_CHECK(a != NULL, "out of memory");
     memset(a, 0, sizeof *a);
-    a->stop = s->stopping || s->fatal != DPT_OK || s->n_hist + s->n_active >= s->trials ||
-              budget_spent(s) || time_spent(s);
-    if (!a->stop) {
+    int blocked = s->stopping || s->fatal != DPT_OK || budget_spent(s) || time_spent(s);
+    int k = blocked ? -1 : pick_promotion(s);
+    a->stop = blocked || (k < 0 && s->n_hist + running_new(s) >= s->trials);
+    if (a->stop && !blocked && s->cfg->search.stop_promote && s->n_active > 0) {
+        s->waiting[g] = 1;
+        if (g != 0)
+            free(a);
+        return;
+    }
+    if (k >= 0) {
+        a->rec = s->hist[k];
+        a->rec.resumed_from = s->hist[k].n_curve;
+        a->rec.attempt = 0;
+        a->rec.propose_s = 0.0;
+        a->rec.time_s = a->rec.end_s = NAN;
+        a->rec.message[0] = '\0';
+        a->rec.group = g;
+        a->rec.start_s = search_clock(s);
+        journal_note(s, &a->rec, DPT_TRIAL_RUNNING);
+        a->n_hist = s->n_hist;
+        s->running[g] = a->rec;
+        s->active[g] = 1;
+        s->n_active++;
+    } else if (!a->stop) {
         dpt_space_value (*pend)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)s->groups, sizeof *pend);
         DPT_CHECK(pend != NULL, "out of memory");
         int m = 0;
@@ -1186,6 +1314,41 @@ static void dispatch(search_state *s, int g)
     free(a);
 }
 
+/* Rank 0: the groups waiting for work (asha, promote) get it, or stop once none is running. */
+static void wake_waiting(search_state *s)
+{
+    for (int g = 0; s->waiting && g < s->groups; g++)
+        if (s->waiting[g]) {
+            s->waiting[g] = 0;
+            dispatch(s, g);
+        }
+}
+
+/* Rank 0: a promoted trial's outcome replaces its stopped record hist[k] (trials.jsonl keeps
+ * both lines; --resume reads the last). Returns the error so far. */
+static int replace_trial(search_state *s, int k, const dpt_trial *r, int fatal)
+{
+    const dpt_trial *gone = k >= s->n_hist0 ? &s->hist[k] : r; /* utilization: this run's */
+    if (isfinite(gone->time_s))
+        s->busy_replaced += gone->time_s * group_ranks(s, gone->group);
+    int best_before = s->best;
+    double best_value = best_before >= 0 ? s->hist[best_before].objective : NAN;
+    s->hist[k] = *r;
+    s->best = -1;
+    for (int j = 0; j < s->n_hist; j++)
+        note_best(s, j);
+    print_trial(s->cfg, r, s->best >= 0 ? s->hist[s->best].objective : NAN, s->trials);
+    dpt_error ignored;
+    int rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg, r, 1,
+                                  fatal == DPT_OK ? &s->mine : &ignored);
+    if (fatal == DPT_OK)
+        fatal = rc;
+    if (fatal == DPT_OK && s->best >= 0 &&
+        (s->best != best_before || s->hist[s->best].objective != best_value))
+        fatal = save_best(s, &s->mine);
+    return fatal;
+}
+
 /* Rank 0: a group's finished trial into the history, onto the screen, into trials.jsonl (one
  * durable line) and best.yaml; then that group's next trial. */
 static void receive_report(search_state *s, report *rep)
@@ -1201,8 +1364,17 @@ static void receive_report(search_state *s, report *rep)
     if (sig && !s->stopping)
         s->stopping = sig;
     int best_before = s->best;
-    int added;
-    int fatal = record_trial(s, r, 0, s->fatal, &added, &s->mine);
+    int added = 0, k = -1;
+    for (int j = 0; r->resumed_from > 0 && j < s->n_hist; j++)
+        if (s->hist[j].trial == r->trial)
+            k = j;
+    int fatal = s->fatal;
+    if (k >= 0 && dpt_trial_is_final(r->status))
+        fatal = replace_trial(s, k, r, fatal);
+    else if (k >= 0 && r->status == DPT_TRIAL_ERROR) /* its stopped record stays; it may be */
+        fatal = log_infra(s, r, fatal, &s->mine);      /* promoted again (pick_promotion) */
+    else
+        fatal = record_trial(s, r, 0, fatal, &added, &s->mine);
     if (added) {
         dpt_error ignored;
         int rc = dpt_trial_log_append(s->trials_fd, s->trials_path, s->cfg, s->hist + s->n_hist,
@@ -1215,6 +1387,7 @@ static void receive_report(search_state *s, report *rep)
     }
     s->fatal = fatal;
     dispatch(s, g);
+    wake_waiting(s);
 }
 
 /* Rank 0: the reports that have arrived; with wait, blocks (in 0.5 ms sleeps, which leave the
@@ -1256,7 +1429,8 @@ static void async_root(search_state *s)
 {
     s->running = calloc((size_t)s->groups, sizeof *s->running);
     s->active = calloc((size_t)s->groups, sizeof *s->active);
-    DPT_CHECK(s->running && s->active, "out of memory");
+    s->waiting = calloc((size_t)s->groups, sizeof *s->waiting);
+    DPT_CHECK(s->running && s->active && s->waiting, "out of memory");
     for (int g = 0; g < s->groups; g++)
         dispatch(s, g);
     trial_env env = {s->hist, 0, s->rank_log, poll_root, s, NULL, NULL};
@@ -1276,6 +1450,8 @@ static void async_root(search_state *s)
         run_trial(s->cfg, &s->group, 0, &env, &rep->rec);
         rep->sig = dpt_signals_pending();
         receive_report(s, rep);
+        while (s->waiting[0]) /* promote: until a trial is promotable or none runs */
+            serve(s, 1);
     }
     free(rep);
     while (s->n_active > 0)
@@ -1363,6 +1539,7 @@ static void print_summary(const search_state *s, double seconds)
     for (int k = s->n_hist0; k < s->n_hist; k++)
         if (isfinite(s->hist[k].time_s)) /* a trial lost with a job has no time */
             busy += s->hist[k].time_s * group_ranks(s, s->hist[k].group);
+    busy += s->busy_replaced;
     if (seconds > 0.0 && s->n_hist > s->n_hist0)
         printf("utilization: %.1f%% (busy rank-seconds / (%d ranks x %.1f wall seconds)), "
                "schedule %s\n",
@@ -1387,6 +1564,7 @@ static void search_free(search_state *s)
 {
     free(s->running);
     free(s->active);
+    free(s->waiting);
     free(s->best_cfg);
     free(s->mine_rec);
     free(s->gathered);
@@ -1443,7 +1621,7 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
         s->clock0 = fmax(s->clock0, fmax(s->infra[k].start_s, s->infra[k].end_s));
     if (s->root && rungs_on_root(s))
         open_rung_log(s);
-    if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && s->groups > 1)
+    if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && (s->groups > 1 || cfg->search.stop_promote))
         rc = run_async(s, err); /* ends with every trial run, or an error */
     else
         while (rc == DPT_OK && another_round(s))

@@ -67,6 +67,8 @@ size_t dpt_trial_format(const dpt_config *cfg, const dpt_trial *r, char *out, si
     dpt_json_int(&j, "epochs", r->epochs);
     if (r->attempt > 0)
         dpt_json_int(&j, "attempt", r->attempt);
+    if (r->resumed_from > 0)
+        dpt_json_int(&j, "resumed_from", r->resumed_from);
     dpt_json_double(&j, "time_s", round(r->time_s * 1e3) / 1e3);
     dpt_json_double(&j, "val_accuracy", r->val_accuracy);
     dpt_json_double(&j, "propose_s", round(r->propose_s * 1e6) / 1e6);
@@ -305,6 +307,7 @@ static int parse_member(const dpt_config *cfg, json_in *j, const char *key, dpt_
         {"epochs", offsetof(dpt_trial, epochs), 1},
         {"group", offsetof(dpt_trial, group), 1},
         {"attempt", offsetof(dpt_trial, attempt), 1},
+        {"resumed_from", offsetof(dpt_trial, resumed_from), 1},
         {"objective", offsetof(dpt_trial, objective), 0},
         {"val_accuracy", offsetof(dpt_trial, val_accuracy), 0},
         {"time_s", offsetof(dpt_trial, time_s), 0},
@@ -436,17 +439,28 @@ static int load_history(const dpt_config *cfg, const char *path, dpt_trial **his
                                lineno, why);
             break;
         }
-        /* an id has one outcome; its infrastructure failures and journal lines are beside it */
+        /* an id has one outcome; its infrastructure failures and journal lines are beside it.
+         * Under asha with promote a trial stopped at a rung may be promoted later: the record
+         * of that run (resumed_from its rung) replaces the stopped one in place. */
+        int replaced = 0;
         for (int k = 0; k < *n && dpt_trial_is_final((*hist)[*n].status); k++) {
-            if (dpt_trial_is_final((*hist)[k].status) && (*hist)[k].trial == (*hist)[*n].trial) {
-                rc = dpt_error_set(err, DPT_EUSAGE, "%s:%d: trial %d is recorded twice", path,
-                                   lineno, (*hist)[k].trial);
-                break;
+            const dpt_trial *old = &(*hist)[k], *r = &(*hist)[*n];
+            if (!dpt_trial_is_final(old->status) || old->trial != r->trial)
+                continue;
+            if (r->resumed_from > 0 && old->status == DPT_TRIAL_STOPPED_EARLY &&
+                old->epochs <= r->resumed_from) {
+                (*hist)[k] = *r;
+                replaced = 1;
+                continue;
             }
+            rc = dpt_error_set(err, DPT_EUSAGE, "%s:%d: trial %d is recorded twice", path,
+                               lineno, old->trial);
+            break;
         }
         if (rc != DPT_OK)
             break;
-        (*n)++;
+        if (!replaced)
+            (*n)++;
     }
     free(line);
     fclose(f);

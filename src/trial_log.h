@@ -35,6 +35,8 @@ typedef struct {
     int group;
     int epochs;           /* epochs trained */
     int attempt;          /* 0; n: the n-th run again after an infrastructure failure */
+    int resumed_from;     /* asha with promote: the rung (epoch) this run of the trial was
+                           * promoted from, resuming its checkpoint; 0: a run from the start */
     double objective;     /* minimized; NAN unless ok or stopped_early */
     double val_accuracy;  /* NAN in function mode */
     double time_s;        /* wall time of the trial, data loading included */
@@ -70,8 +72,9 @@ int dpt_trial_parse(const dpt_config *cfg, const char *line, size_t len, dpt_tri
 
 /* Rank 0, before a search: refuses an existing log unless resume; with resume reads the records
  * of path into *hist (malloc'ed, *n of them; none when the file does not exist), removing a last
- * line cut short with a notice. Then opens path for appending into *fd. A malformed line is
- * DPT_EUSAGE naming the line; I/O, DPT_ERUNTIME. */
+ * line cut short with a notice. A record resumed_from a rung replaces its trial's earlier
+ * stopped_early record in place (asha with promote); any other second outcome of an id is
+ * DPT_EUSAGE, as is a malformed line, naming the line; I/O, DPT_ERUNTIME. */
 int dpt_trial_log_read(const dpt_config *cfg, const char *path, int resume, dpt_trial **hist,
                        int *n, dpt_error *err);
 int dpt_trial_log_open(const char *path, int *fd, dpt_error *err);

@@ -177,6 +177,47 @@ Test(asha, decision_counts_running_trials_that_reached_the_rung)
     cr_expect_float_eq(dpt_policy_rung_value(&hist[0], 2), 0.3, 1e-15);
 }
 
+/* asha with promote: a trial stopped at a rung is promoted once, counted among everything that
+ * reached the rung since, it ranks in the top max(1, floor(m / eta)). Grace 1, eta 3, 27 epochs:
+ * rungs 1, 3, 9. Seed 13's case from docs/search.md: stopped at 0.2031 against 0.2030 and 0.1973
+ * (m = 3, top 1, one better). */
+Test(asha, stopped_trial_is_promoted_when_later_arrivals_put_it_in_the_top)
+{
+    dpt_config cfg;
+    asha_config(&cfg, 1, 3, 27);
+    dpt_trial hist[8];
+    trial(&hist[0], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.2030});
+    trial(&hist[1], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.1973});
+    trial(&hist[2], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.2031});
+    /* as it arrived: m = 3, top 1, 2 better: not promotable */
+    cr_expect(!dpt_policy_asha_promotable(&cfg, hist, 3, 2, NULL, 0));
+    /* hist[1] (the best at the rung, stopped only in this made-up history) is: none better */
+    cr_expect(dpt_policy_asha_promotable(&cfg, hist, 3, 1, NULL, 0));
+    /* three worse arrive: m = 6, top 2, still 2 better */
+    trial(&hist[3], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.25});
+    trial(&hist[4], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.26});
+    trial(&hist[5], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){0.27});
+    cr_expect(!dpt_policy_asha_promotable(&cfg, hist, 6, 2, NULL, 0));
+    /* two more worse ones, one of them still running (a rung report): m = 8, top 2: no; a third
+     * (m = 9, top 3, 2 better): promotable */
+    trial(&hist[6], DPT_TRIAL_OK, 27, (double[]){0.30, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2,
+                                                 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2,
+                                                 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2});
+    const double running[] = {0.31, 0.32};
+    cr_expect(!dpt_policy_asha_promotable(&cfg, hist, 7, 2, running, 1));
+    cr_expect(dpt_policy_asha_promotable(&cfg, hist, 7, 2, running, 2));
+    /* its value at the rung is its best through the rung: only the rung's epoch counts */
+    cr_expect_float_eq(dpt_policy_rung_value(&hist[6], 1), 0.30, 1e-15);
+    /* what is not a stopped trial at a rung is never promoted: a completed trial, one stopped
+     * off a rung (epoch 2), one with no finite value */
+    cr_expect(!dpt_policy_asha_promotable(&cfg, hist, 7, 6, NULL, 0));
+    trial(&hist[7], DPT_TRIAL_STOPPED_EARLY, 2, (double[]){0.01, 0.01});
+    cr_expect(!dpt_policy_asha_promotable(&cfg, hist, 8, 7, NULL, 0));
+    trial(&hist[7], DPT_TRIAL_STOPPED_EARLY, 1, (double[]){NAN});
+    hist[7].objective = NAN;
+    cr_expect(!dpt_policy_asha_promotable(&cfg, hist, 8, 7, NULL, 0));
+}
+
 /* How the GP reads a trial stopped at a rung under asha: its value corrected to the last epoch by
  * the median gap (final objective - value after the rung's epoch) of the completed trials. */
 Test(asha, fidelity_gap_is_the_median_over_completed_trials)

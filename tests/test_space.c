@@ -368,6 +368,62 @@ Test(trial_log, a_record_reads_back_as_written)
         cr_assert_neq(dpt_trial_parse(&cfg, line, cut, &back, why, sizeof why), 0, "cut %zu", cut);
 }
 
+/* asha with promote: trials.jsonl holds a stopped trial's line and, later, its promoted run's
+ * (resumed_from its rung); --resume reads the later one in the earlier one's place. Any other
+ * second outcome of an id is refused. */
+Test(trial_log, a_promoted_record_replaces_the_stopped_one_on_resume)
+{
+    dpt_config cfg;
+    with_space(&cfg, every_type);
+    char dir[] = "/tmp/dpt-trial-log-XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/trials.jsonl", dir);
+    dpt_trial r[4];
+    memset(r, 0, sizeof r);
+    for (int k = 0; k < 4; k++) {
+        r[k].trial = k < 3 ? k : 1;
+        r[k].status = DPT_TRIAL_STOPPED_EARLY;
+        r[k].epochs = r[k].n_curve = 1;
+        r[k].objective = r[k].curve[0] = 0.3 + 0.01 * k;
+        r[k].val_accuracy = r[k].time_s = NAN;
+        r[k].values[0].num = 0.01;
+        r[k].values[1].num = 0.75;
+        r[k].values[2].num = 256;
+        r[k].values[3].num = 4;
+    }
+    r[3].status = DPT_TRIAL_OK;  /* trial 1, promoted at epoch 1, ran to epoch 3 */
+    r[3].resumed_from = 1;
+    r[3].epochs = r[3].n_curve = 3;
+    r[3].curve[0] = r[1].curve[0];
+    r[3].curve[1] = 0.2;
+    r[3].curve[2] = r[3].objective = 0.1;
+    int fd;
+    dpt_error err;
+    cr_assert_eq(dpt_trial_log_open(path, &fd, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(dpt_trial_log_append(fd, path, &cfg, r, 4, &err), DPT_OK, "%s", err.msg);
+    dpt_trial *hist;
+    int n;
+    cr_assert_eq(dpt_trial_log_read(&cfg, path, 1, &hist, &n, &err), DPT_OK, "%s", err.msg);
+    cr_assert_eq(n, 3, "three trials, not four records");
+    cr_expect_eq(hist[0].trial, 0);
+    cr_expect_eq(hist[1].trial, 1, "in the stopped record's place");
+    cr_expect_eq(hist[1].status, DPT_TRIAL_OK);
+    cr_expect_eq(hist[1].resumed_from, 1);
+    cr_expect_eq(hist[1].n_curve, 3);
+    cr_expect(hist[1].objective == 0.1 && hist[1].curve[1] == 0.2);
+    cr_expect_eq(hist[2].trial, 2);
+    free(hist);
+    /* a second outcome that is no promotion (trial 0 again, from the start) is refused */
+    r[0].status = DPT_TRIAL_OK;
+    cr_assert_eq(dpt_trial_log_append(fd, path, &cfg, r, 1, &err), DPT_OK, "%s", err.msg);
+    cr_expect_eq(dpt_trial_log_read(&cfg, path, 1, &hist, &n, &err), DPT_EUSAGE);
+    cr_expect(strstr(err.msg, "trial 0 is recorded twice") != NULL, "%s", err.msg);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(json, members_escapes_and_styles)
 {
     char buf[256];
