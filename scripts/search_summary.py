@@ -44,15 +44,22 @@ def summarize(path, target, groups):
     recs = [r for r in recs if r.get("status") != "infra_failed"]
     if not recs:
         raise SystemExit("search_summary: %s holds no trial" % path)
+    # asha with promote: a promoted trial's record (resumed_from its rung) comes after its
+    # stopped one; trials and epochs count each trial once, by its last record (its epochs are
+    # the trial's total); the times and values of every record count
+    last = {}
+    for r in recs:
+        last[r["trial"]] = r
     hit = [r["end_s"] for r in recs
            if r.get("objective") is not None and r["objective"] <= target]
     vals = [r["objective"] for r in recs if r.get("objective") is not None]
     wall = max(r["end_s"] for r in recs if r.get("end_s") is not None)
     busy = sum(r.get("time_s") or 0.0 for r in recs)
-    return {"trials": len(recs), "t_target": min(hit) if hit else None,
-            "best": min(vals) if vals else None, "epochs": sum(r.get("epochs", 0) for r in recs),
+    return {"trials": len(last), "t_target": min(hit) if hit else None,
+            "best": min(vals) if vals else None,
+            "epochs": sum(r.get("epochs", 0) for r in last.values()),
             "wall": wall, "util": 100.0 * busy / (groups * wall) if wall > 0 else 0.0,
-            "t_rp_sync": replay_sync(recs, target, groups)}
+            "t_rp_sync": replay_sync(list(last.values()), target, groups)}
 
 
 def fmt(v, spec):
