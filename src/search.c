@@ -226,6 +226,12 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
     dpt_error terr = {0};
     int rc = dpt_train_run(tcfg, group, &to, &res, &terr);
     rec->epochs = res.epochs > rec->n_curve ? res.epochs : rec->n_curve;
+    if (rec->resumed_from > 0 && !resume)
+        snprintf(rec->message, sizeof rec->message,
+                 "promoted at epoch %d (asha), but its checkpoint of that epoch was not found (no "
+                 "file system shared with the group that stopped it, or one of a later epoch "
+                 "left by a promotion the job's end cut short): trained again from the start",
+                 rec->resumed_from);
     if (rc == DPT_OK) {
         rec->status = res.stopped_early ? DPT_TRIAL_STOPPED_EARLY : DPT_TRIAL_OK;
         rec->objective = objective_of(cfg, res.val_loss, res.val_accuracy, res.val_rmse);
@@ -312,10 +318,12 @@ static void print_trial(const dpt_config *cfg, const dpt_trial *r, double best, 
     snprintf(start, sizeof start, "%.1fs", r->start_s);
     printf("%9s  %-13s %12s %12s %6d %8s %5d %8s  %s\n", id, dpt_trial_status_name(r->status), obj,
            bst, r->epochs, t, r->group, start, params);
-    if (r->message[0] && r->status != DPT_TRIAL_OK)
+    int restarted = r->resumed_from > 0 && strncmp(r->message, "promoted", 8) == 0;
+    if (r->message[0] && (r->status != DPT_TRIAL_OK || restarted))
         printf("%9s  %s\n", "", r->message);
-    if (r->resumed_from > 0 && r->status != DPT_TRIAL_INFRA_FAILED)
-        printf("%9s  promoted at epoch %d (asha): ran on from there\n", "", r->resumed_from);
+    if (r->resumed_from > 0 && !restarted && r->status != DPT_TRIAL_INFRA_FAILED)
+        printf("%9s  promoted at epoch %d (asha): ran on from its checkpoint there\n", "",
+               r->resumed_from);
     fflush(stdout);
 }
 

@@ -3,8 +3,8 @@
 # the configurations rank 0 recorded; 4 ranks in 2 groups training different trials at once;
 # diverged and failed trials recorded while the search goes on; the built-in Branin objective;
 # resume after a rank is killed with SIGKILL (complete lines, no repeated ids, the same trial
-# sequence as a search that was never interrupted); asha stopping trials at its rungs; and config
-# mistakes in search.space.
+# sequence as a search that was never interrupted); asha stopping trials at its rungs, and with
+# promote resuming them from their checkpoints; and config mistakes in search.space.
 # Usage: search.sh DPTRAIN CKPT_DIFF   (JSON is checked with python3's standard library)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -258,6 +258,99 @@ else
     fail "asha search in 2 sync groups failed: $(tail -3 "$TMP/asha2s.log")"
 fi
 
+# --- asha with promote (one group, so the run is deterministic): a trial stopped at a rung waits
+# there and resumes from its checkpoint once, counted among everything that reached the rung
+# since, it ranks in the top 1/eta; its record follows the stopped one in trials.jsonl. Every
+# decision of rungs.jsonl (arrivals and promotions) is replayed on what it saw, which must be
+# every earlier arrival at that rung; each promoted trial's curve continues its stopped record's,
+# its metrics.jsonl holds each epoch once, and its values are those of the same config trained
+# without a stop. RESTARTED=1: the checkpoints were removed, so each promotion trains again from
+# the start and says so (and still gives the same curve).
+check_promote() { # OUT RESTARTED
+    python3 - "$@" <<'EOF'
+import json, sys
+out, restarted, eta = sys.argv[1], sys.argv[2] == "1", 2
+dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
+recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
+for k, d in enumerate(dec):
+    key = "promote" if "promote" in d else "continue"
+    earlier = {e["trial"] for e in dec[:k] if "continue" in e and e["epoch"] == d["epoch"]
+               and e["trial"] != d["trial"] and e["value"] is not None}
+    seen = [t for t, _ in d["seen"]]
+    assert sorted(seen) == sorted(earlier), f"decision {k}: saw {seen}, earlier arrivals {sorted(earlier)}"
+    m = len(seen) + 1
+    assert (sum(v < d["value"] for _, v in d["seen"]) < max(1, m // eta)) == d[key], f"decision {k}: {d}"
+promos = [d for d in dec if "promote" in d]
+assert promos, "no trial was promoted"
+for d in promos:
+    mine = [r for r in recs if r["trial"] == d["trial"]]
+    stopped = [r for r in mine if r["status"] == "stopped_early" and r["epochs"] == d["epoch"]
+               and "resumed_from" not in r]
+    after = [r for r in mine if r.get("resumed_from") == d["epoch"]]
+    assert len(stopped) == 1 and len(after) == 1, f"trial {d['trial']}: records {mine}"
+    assert recs.index(after[0]) > recs.index(stopped[0]), "the promoted record before the stopped one"
+    a = after[0]
+    assert a["epochs"] > d["epoch"] and len(a["curve"]) == a["epochs"], a
+    assert a["curve"][:d["epoch"]] == stopped[0]["curve"], (a["curve"], stopped[0]["curve"])
+    note = a.get("message", "").startswith("promoted")
+    assert note == restarted, f"trial {d['trial']}: restarted={restarted}, message {a.get('message')!r}"
+    rows = [json.loads(l) for l in open(f"{out}/trials/{d['trial']:04d}/metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == list(range(1, a["epochs"] + 1)), [r["epoch"] for r in rows]
+    assert all(abs((1 - r["val_accuracy"]) - c) < 1e-9 for r, c in zip(rows, a["curve"])), "metrics against curve"
+last = {}
+for r in recs:
+    last[r["trial"]] = r
+print(f"promote: {len(promos)} promotion(s) replayed: trials", [d["trial"] for d in promos],
+      f"at epochs {[d['epoch'] for d in promos]}; {len(last)} trials in {len(recs)} records")
+EOF
+}
+# the promoted trial's config trained without a stop: the same validation accuracy each epoch
+same_as_unstopped() { # OUT TRIAL
+    local dir=$1/trials/$(printf %04d "$2")
+    "$DPTRAIN" train "$dir/config.yaml" --set run.out_dir="$TMP/unstopped-$2" >/dev/null 2>&1 ||
+        return 1
+    python3 - "$dir/metrics.jsonl" "$TMP/unstopped-$2/metrics.jsonl" <<'EOF'
+import json, sys
+a, b = ([(r["epoch"], r["val_accuracy"]) for r in map(json.loads, open(p))] for p in sys.argv[1:])
+assert a == b[:len(a)] and len(a) > 1, (a, b)
+print(f"trial resumed at its rung: epochs {[e for e, _ in a]} as trained without a stop")
+EOF
+}
+promote=("${asha[@]}" --set search.early_stopping.promote=true)
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/promote" "${promote[@]}" >"$TMP/promote.log" 2>&1; then
+    grep -q 'asha: a stopped trial waits at its rung and resumes from its checkpoint' \
+        "$TMP/promote.log" || fail "asha, promote: the start-up lines do not say so"
+    grep -q 'promoted at epoch [0-9]* (asha): ran on from its checkpoint there' "$TMP/promote.log" ||
+        fail "asha, promote: no trial line says it was promoted"
+    check_promote "$TMP/promote" 0 || fail "asha, promote: promotions not as the rule says"
+    first=$(python3 -c 'import json,sys; print(next(d["trial"] for d in map(json.loads, open(sys.argv[1])) if "promote" in d))' "$TMP/promote/rungs.jsonl")
+    same_as_unstopped "$TMP/promote" "$first" ||
+        fail "asha, promote: trial $first's curve differs from its config trained without a stop"
+else
+    fail "asha search with promote failed: $(tail -3 "$TMP/promote.log")"
+fi
+# the same search in two parts, the stopped trials' checkpoints removed in between: a promotion in
+# the second part trains again from the start, says so, and records the same curve
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/promote-rs" "${promote[@]}" --set search.trials=5 \
+        >"$TMP/promote-rs1.log" 2>&1 &&
+   ! grep -q '"promote"' "$TMP/promote-rs/rungs.jsonl" &&
+   rm -f "$TMP"/promote-rs/trials/*/checkpoint.bin &&
+   "$DPTRAIN" search "$SEARCH" --out "$TMP/promote-rs" "${promote[@]}" --resume \
+        >"$TMP/promote-rs2.log" 2>&1; then
+    grep -q 'but its checkpoint of that epoch was not found' "$TMP/promote-rs2.log" ||
+        fail "asha, promote after resume: the trial line does not say it trained again"
+    check_promote "$TMP/promote-rs" 1 || fail "asha, promote without checkpoints: not as the rule says"
+    python3 - "$TMP/promote" "$TMP/promote-rs" <<'EOF' || fail "asha, promote: the resumed search differs"
+import json, sys
+a, b = ([json.loads(l) for l in open(f"{d}/trials.jsonl")] for d in sys.argv[1:])
+key = lambda r: (r["trial"], r["status"], r["epochs"], r["curve"], r.get("resumed_from"))
+assert [key(r) for r in a] == [key(r) for r in b], "the records differ from the search run in one go"
+print(f"the search in two parts recorded the same {len(b)} records")
+EOF
+else
+    fail "asha search with promote in two parts failed: $(tail -3 "$TMP/promote-rs1.log" "$TMP/promote-rs2.log")"
+fi
+
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
 # running ones finish. Checked per trial on its start_s against the trials recorded before it
 # (end_s), in one group and in 2 async groups; --resume with a larger budget goes on.
@@ -375,6 +468,9 @@ printf '{"trial":0,"params":{"train.lr":0.01}}\n' >"$TMP/u9.jsonl"
 mkdir -p "$TMP/u9" && cp "$TMP/u9.jsonl" "$TMP/u9/trials.jsonl"
 expect_usage "asha's eta below 2" "search.early_stopping.eta: must be >= 2" \
     search "$SEARCH" --out "$TMP/u10" --set search.early_stopping.rule=asha --set search.early_stopping.eta=1
+expect_usage "promote under sync rounds" "search.early_stopping.promote resumes trials" \
+    search "$SEARCH" --out "$TMP/u12" --set search.early_stopping.rule=asha \
+    --set search.early_stopping.promote=true --set search.schedule=sync
 expect_usage "an epoch budget for a test function" "search.budget_epochs is 5, but objective.function branin trains no epochs" \
     search "$CONFIGS/../../configs/branin.yaml" --out "$TMP/u11" --set search.budget_epochs=5
 expect_usage "a trials.jsonl of another search" "trials.jsonl:1: not a trial of this search" \
