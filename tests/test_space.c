@@ -419,6 +419,7 @@ Test(trial_log, a_promoted_record_replaces_the_stopped_one_on_resume)
     cr_assert_eq(dpt_trial_log_append(fd, path, &cfg, r, 1, &err), DPT_OK, "%s", err.msg);
     cr_expect_eq(dpt_trial_log_read(&cfg, path, 1, &hist, &n, &err), DPT_EUSAGE);
     cr_expect(strstr(err.msg, "trial 0 is recorded twice") != NULL, "%s", err.msg);
+    free(hist);  /* what was read before the refused line */
     close(fd);
     unlink(path);
     rmdir(dir);
