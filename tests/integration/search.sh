@@ -339,27 +339,37 @@ if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/promote2" "${pro
 else
     fail "asha search with promote in 2 groups failed: $(tail -3 "$TMP/promote2.log")"
 fi
-# the same search in two parts, the stopped trials' checkpoints removed in between: a promotion in
-# the second part trains again from the start, says so, and records the same curve
-if "$DPTRAIN" search "$SEARCH" --out "$TMP/promote-rs" "${promote[@]}" --set search.trials=5 \
-        >"$TMP/promote-rs1.log" 2>&1 &&
-   ! grep -q '"promote"' "$TMP/promote-rs/rungs.jsonl" &&
-   rm -f "$TMP"/promote-rs/trials/*/checkpoint.bin &&
-   "$DPTRAIN" search "$SEARCH" --out "$TMP/promote-rs" "${promote[@]}" --resume \
-        >"$TMP/promote-rs2.log" 2>&1; then
-    grep -q 'but its checkpoint of that epoch was not found' "$TMP/promote-rs2.log" ||
-        fail "asha, promote after resume: the trial line does not say it trained again"
-    check_promote "$TMP/promote-rs" 1 || fail "asha, promote without checkpoints: not as the rule says"
-    python3 - "$TMP/promote" "$TMP/promote-rs" <<'EOF' || fail "asha, promote: the resumed search differs"
+# the same search in two parts, the stopped trials' checkpoints removed in between (gone), or
+# replaced by a checkpoint of a later epoch (left by a promotion the job's end cut short; here
+# trial 0's last): a promotion in the second part trains again from the start, says so, and
+# records the same curve as the search run in one go
+for how in gone later; do
+    rs=$TMP/promote-$how
+    if "$DPTRAIN" search "$SEARCH" --out "$rs" "${promote[@]}" --set search.trials=5 \
+            >"$rs-1.log" 2>&1 && ! grep -q '"promote"' "$rs/rungs.jsonl"; then
+        for c in "$rs"/trials/*/checkpoint.bin; do
+            [ "$c" = "$rs/trials/0000/checkpoint.bin" ] && continue
+            if [ $how = gone ]; then rm "$c"; else cp "$rs/trials/0000/checkpoint.bin" "$c"; fi
+        done
+    else
+        fail "asha, promote ($how): the first part failed or promoted: $(tail -3 "$rs-1.log")"
+        continue
+    fi
+    if "$DPTRAIN" search "$SEARCH" --out "$rs" "${promote[@]}" --resume >"$rs-2.log" 2>&1; then
+        grep -q 'but its checkpoint of that epoch was not found' "$rs-2.log" ||
+            fail "asha, promote after resume ($how): the trial line does not say it trained again"
+        check_promote "$rs" 1 || fail "asha, promote, checkpoints $how: not as the rule says"
+        python3 - "$TMP/promote" "$rs" <<'EOF' || fail "asha, promote ($how): the resumed search differs"
 import json, sys
 a, b = ([json.loads(l) for l in open(f"{d}/trials.jsonl")] for d in sys.argv[1:])
 key = lambda r: (r["trial"], r["status"], r["epochs"], r["curve"], r.get("resumed_from"))
 assert [key(r) for r in a] == [key(r) for r in b], "the records differ from the search run in one go"
 print(f"the search in two parts recorded the same {len(b)} records")
 EOF
-else
-    fail "asha search with promote in two parts failed: $(tail -3 "$TMP/promote-rs1.log" "$TMP/promote-rs2.log")"
-fi
+    else
+        fail "asha, promote ($how): the resumed search failed: $(tail -3 "$rs-2.log")"
+    fi
+done
 
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
 # running ones finish. Checked per trial on its start_s against the trials recorded before it
