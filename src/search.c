@@ -1283,13 +1283,6 @@ static void dispatch(search_state *s, int g)
         a->rec.propose_s = 0.0;
         a->rec.time_s = a->rec.end_s = NAN;
         a->rec.message[0] = '\0';
-        a->rec.group = g;
-        a->rec.start_s = search_clock(s);
-        journal_note(s, &a->rec, DPT_TRIAL_RUNNING);
-        a->n_hist = s->n_hist;
-        s->running[g] = a->rec;
-        s->active[g] = 1;
-        s->n_active++;
     } else if (!a->stop) {
         dpt_space_value (*pend)[DPT_SEARCH_MAX_PARAMS] = calloc((size_t)s->groups, sizeof *pend);
         DPT_CHECK(pend != NULL, "out of memory");
@@ -1304,6 +1297,8 @@ static void dispatch(search_state *s, int g)
                                a->rec.trial, a->rec.values);
         free(pend);
         a->rec.propose_s = dpt_now() - t0;
+    }
+    if (!a->stop) { /* handed out: journaled, and group g runs it */
         a->rec.group = g;
         a->rec.start_s = search_clock(s);
         journal_note(s, &a->rec, DPT_TRIAL_RUNNING);
