@@ -371,6 +371,38 @@ EOF
     fi
 done
 
+# a job that ended while a promoted trial ran, as a SIGKILL leaves it: trials.jsonl cut before the
+# promoted line (the journal has that hand-out and the later ones; the trial's metrics.jsonl and
+# checkpoint are of later epochs than its rung). --resume promotes it again, trains it again from
+# the start, runs the lost trials again, and ends with the outcomes of the search run in one go.
+cut=$TMP/promote-cut
+cp -r "$TMP/promote" "$cut"
+python3 - "$cut/trials.jsonl" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).readlines()
+k = next(i for i, l in enumerate(lines) if "resumed_from" in json.loads(l))
+open(sys.argv[1], "w").writelines(lines[:k])
+print(f"trials.jsonl cut to {k} of {len(lines)} lines, before the promoted trial's")
+EOF
+if "$DPTRAIN" search "$SEARCH" --out "$cut" "${promote[@]}" --resume >"$cut.log" 2>&1; then
+    grep -q 'but its checkpoint of that epoch was not found' "$cut.log" ||
+        fail "asha, promote cut short: the promoted trial did not train again from the start"
+    python3 - "$TMP/promote" "$cut" <<'EOF' || fail "asha, promote cut short: the resumed search differs"
+import json, sys
+def outcomes(d):
+    last = {}
+    for r in map(json.loads, open(f"{d}/trials.jsonl")):
+        if r["status"] != "infra_failed":
+            last[r["trial"]] = (r["status"], r["epochs"], r["curve"], r.get("resumed_from"))
+    return last
+a, b = outcomes(sys.argv[1]), outcomes(sys.argv[2])
+assert a == b, f"outcomes differ: {a} against {b}"
+print(f"resumed after a promotion cut short: the same {len(b)} outcomes")
+EOF
+else
+    fail "asha, promote cut short: --resume failed: $(tail -3 "$cut.log")"
+fi
+
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
 # running ones finish. Checked per trial on its start_s against the trials recorded before it
 # (end_s), in one group and in 2 async groups; --resume with a larger budget goes on.
