@@ -263,11 +263,10 @@ static int resume(run_state *r, dpt_error *err)
     int rc = resume_from(r->t, r->ckpt, &step, err);
     if (rc != DPT_OK)
         return rc;
-    if (r->root && r->opts->quiet) /* a search's promoted trial: its line says so */
-        ;
-    else if (r->root && step < 0)
+    /* quiet: a search's promoted trial, whose trial line says how it resumed */
+    if (r->root && !r->opts->quiet && step < 0)
         printf("resume: no checkpoint at %s, starting from the beginning\n", r->ckpt);
-    else if (r->root)
+    else if (r->root && !r->opts->quiet)
         printf("resume: %s at step %lld (epoch %lld of %d)\n", r->ckpt, (long long)step,
                (long long)(step / r->spe), r->cfg->train.epochs);
     r->step = step < 0 ? 0 : step;

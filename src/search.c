@@ -1178,8 +1178,10 @@ static long epochs_spent(const search_state *s)
     for (int g = 0; s->active && g < s->groups; g++) {
         int top = s->active[g] ? s->running[g].resumed_from : 0; /* in the history already */
         for (int r = 0; s->active[g] && r < s->n_rungs; r++)
-            if (s->rungs[r].trial == s->running[g].trial && s->rungs[r].epoch > top)
-                e += s->rungs[r].epoch - top, top = s->rungs[r].epoch;
+            if (s->rungs[r].trial == s->running[g].trial && s->rungs[r].epoch > top) {
+                e += s->rungs[r].epoch - top;
+                top = s->rungs[r].epoch;
+            }
     }
     return e;
 }
