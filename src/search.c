@@ -341,6 +341,10 @@ static void print_rungs(const dpt_config *c)
     if (n > 0 && c->search.stop_promote)
         printf("  %-9s asha: a stopped trial waits at its rung and resumes from its checkpoint "
                "once it ranks in the top 1/%d there (promote)\n", "", c->search.stop_eta);
+    if (n > 0 && c->search.stop_promote && c->search.budget_epochs > 0)
+        printf("  %-9s asha: once no new trial may start, what is left of the epoch budget goes "
+               "to the stopped trials, highest rung first, that can train to the end within it "
+               "(fill)\n", "");
     if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_MEDIAN_GAP)
         printf("  %-9s asha: the GP reads a stopped trial at its rung value plus the median "
                "(final - rung) gap of the completed trials (raw until %d have completed)\n",
@@ -1186,6 +1190,20 @@ static long epochs_spent(const search_state *s)
     return e;
 }
 
+/* The most epochs the search can have trained once every running trial has trained to
+ * train.epochs: the recorded trials' epochs, and for each running trial the epochs past those
+ * already in the history (a promoted trial's, up to its rung). */
+static long epochs_committed(const search_state *s)
+{
+    long e = 0;
+    for (int k = 0; k < s->n_hist; k++)
+        e += s->hist[k].epochs > 0 ? s->hist[k].epochs : 0;
+    for (int g = 0; s->active && g < s->groups; g++)
+        if (s->active[g])
+            e += s->cfg->train.epochs - s->running[g].resumed_from;
+    return e;
+}
+
 static int budget_spent(const search_state *s)
 {
     return s->cfg->search.budget_epochs > 0 && epochs_spent(s) >= s->cfg->search.budget_epochs;
@@ -1214,11 +1232,16 @@ static int another_round(search_state *s)
 /* asha with promote: the trial stopped at a rung that now ranks in the rung's top 1/eta (see
  * dpt_policy_asha_promotable), from the highest rung down, the best first; -1 if none. Not one
  * running (being promoted), nor one whose promotions the infrastructure failed more than
- * search.max_retries times. Each promotion is a line of rungs.jsonl ("promote": true). */
-static int pick_promotion(search_state *s)
+ * search.max_retries times. Each promotion is a line of rungs.jsonl ("promote": true).
+ * fill: once no new trial may start, with an epoch budget (search.budget_epochs) left, the
+ * budget goes to the stopped trials in the same order, whether or not they rank in the top:
+ * any whose epochs to the end (train.epochs) fit in what is left of it once the running trials
+ * have trained to the end, so a fill never takes the search past the budget ("fill": true). */
+static int pick_promotion(search_state *s, int fill)
 {
-    if (!s->cfg->search.stop_promote)
+    if (!s->cfg->search.stop_promote || (fill && s->cfg->search.budget_epochs <= 0))
         return -1;
+    long room = fill ? s->cfg->search.budget_epochs - epochs_committed(s) : 0;
     int pick = -1;
     double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
     DPT_CHECK(v != NULL, "out of memory");
@@ -1235,7 +1258,8 @@ static int pick_promotion(search_state *s)
         for (int r = 0; r < s->n_rungs; r++)
             if (rung_counts(&s->rungs[r], &rep))
                 v[m++] = s->rungs[r].value;
-        if (!dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m))
+        if (fill ? s->cfg->train.epochs - t->n_curve > room
+                 : !dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m))
             continue;
         const dpt_trial *p = pick >= 0 ? &s->hist[pick] : NULL;
         if (!p || t->n_curve > p->n_curve ||
@@ -1246,7 +1270,7 @@ static int pick_promotion(search_state *s)
     if (pick >= 0) {
         const dpt_trial *t = &s->hist[pick];
         log_rung(s, (rung_report){t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve)},
-                 "promote", 1);
+                 fill ? "fill" : "promote", 1);
     }
     return pick;
 }
@@ -1260,18 +1284,22 @@ static int running_new(const search_state *s)
     return n;
 }
 
-/* Rank 0: group g's next trial: a promoted one (asha, promote), a new one, or stop (budget
- * spent, a signal, an error, every trial handed out); sent to its leader, or kept in s->own for
- * group 0. Under promote, a group with nothing to do while others run waits (s->waiting):
- * their rung values and outcomes may make a stopped trial promotable. */
+/* Rank 0: group g's next trial: a promoted one (asha, promote; once every trial is handed out,
+ * a fill of the epoch budget), a new one, or stop (budget spent, a signal, an error, every
+ * trial handed out); sent to its leader, or kept in s->own for group 0. Under promote, a group
+ * with nothing to do while others run waits (s->waiting): their rung values and outcomes may
+ * make a stopped trial promotable, or leave the budget room for a fill. */
 static void dispatch(search_state *s, int g)
 {
     assignment *a = g == 0 ? &s->own : malloc(sizeof *a);
     DPT_CHECK(a != NULL, "out of memory");
     memset(a, 0, sizeof *a);
     int blocked = s->stopping || s->fatal != DPT_OK || budget_spent(s) || time_spent(s);
-    int k = blocked ? -1 : pick_promotion(s);
-    a->stop = blocked || (k < 0 && s->n_hist + running_new(s) >= s->trials);
+    int k = blocked ? -1 : pick_promotion(s, 0);
+    int cap = s->n_hist + running_new(s) >= s->trials;
+    if (k < 0 && !blocked && cap)
+        k = pick_promotion(s, 1);
+    a->stop = blocked || (k < 0 && cap);
     if (a->stop && !blocked && s->cfg->search.stop_promote && s->n_active > 0) {
         s->waiting[g] = 1;
         if (g != 0)

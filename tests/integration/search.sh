@@ -273,6 +273,8 @@ out, restarted, required, eta = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == 
 dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
 recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
 for k, d in enumerate(dec):
+    if "fill" in d:  # a fill of the epoch budget, not decided by rank (check_fill)
+        continue
     key = "promote" if "promote" in d else "continue"
     earlier = {e["trial"] for e in dec[:k] if "continue" in e and e["epoch"] == d["epoch"]
                and e["trial"] != d["trial"] and e["value"] is not None}
@@ -280,12 +282,12 @@ for k, d in enumerate(dec):
     assert sorted(seen) == sorted(earlier), f"decision {k}: saw {seen}, earlier arrivals {sorted(earlier)}"
     m = len(seen) + 1
     assert (sum(v < d["value"] for _, v in d["seen"]) < max(1, m // eta)) == d[key], f"decision {k}: {d}"
-promos = [d for d in dec if "promote" in d]
+promos = [d for d in dec if "promote" in d or "fill" in d]
 assert promos or not required, "no trial was promoted"
 for d in promos:
     mine = [r for r in recs if r["trial"] == d["trial"]]
     stopped = [r for r in mine if r["status"] == "stopped_early" and r["epochs"] == d["epoch"]
-               and "resumed_from" not in r]
+               and r.get("resumed_from", 0) < d["epoch"]]
     after = [r for r in mine if r.get("resumed_from") == d["epoch"]]
     assert len(stopped) == 1 and len(after) == 1, f"trial {d['trial']}: records {mine}"
     assert recs.index(after[0]) > recs.index(stopped[0]), "the promoted record before the stopped one"
@@ -294,9 +296,11 @@ for d in promos:
     assert a["curve"][:d["epoch"]] == stopped[0]["curve"], (a["curve"], stopped[0]["curve"])
     note = a.get("message", "").startswith("promoted")
     assert note == restarted, f"trial {d['trial']}: restarted={restarted}, message {a.get('message')!r}"
+    z = mine[-1]  # metrics.jsonl holds the trial's epochs up to its last outcome
     rows = [json.loads(l) for l in open(f"{out}/trials/{d['trial']:04d}/metrics.jsonl")]
-    assert [r["epoch"] for r in rows] == list(range(1, a["epochs"] + 1)), [r["epoch"] for r in rows]
-    assert all(abs((1 - r["val_accuracy"]) - c) < 1e-9 for r, c in zip(rows, a["curve"])), "metrics against curve"
+    assert [r["epoch"] for r in rows] == list(range(1, z["epochs"] + 1)), [r["epoch"] for r in rows]
+    assert all(abs((1 - r["val_accuracy"]) - c) < 1e-9 for r, c in zip(rows, z["curve"])), "metrics against curve"
+    assert z["curve"][:a["epochs"]] == a["curve"], (z["curve"], a["curve"])
 last = {}
 for r in recs:
     last[r["trial"]] = r
@@ -401,6 +405,56 @@ print(f"resumed after a promotion cut short: the same {len(b)} outcomes")
 EOF
 else
     fail "asha, promote cut short: --resume failed: $(tail -3 "$cut.log")"
+fi
+
+# promote with an epoch budget (one group): once every trial is handed out, what is left of the
+# budget goes to the stopped trials, each fill the highest rung's best among those that can train
+# to the end within what is left; replayed on trials.jsonl: each fill is the one the rule picks
+# from the outcomes recorded before it, none comes before the last new trial, the search ends
+# within the budget and with no stopped trial that would still fit, and the filled trials' curves
+# continue their stopped ones (check_promote)
+check_fill() { # OUT BUDGET EPOCHS
+    python3 - "$@" <<'EOF'
+import json, sys
+out, budget, E = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fills = [d for d in map(json.loads, open(f"{out}/rungs.jsonl")) if "fill" in d]
+recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
+assert fills, "no fill"
+def state(upto):  # each trial's last outcome among recs[:upto]
+    last = {}
+    for r in recs[:upto]:
+        last[r["trial"]] = r
+    return last
+def pick(last):
+    spent = sum(r["epochs"] for r in last.values())
+    fit = [r for r in last.values() if r["status"] == "stopped_early" and E - r["epochs"] <= budget - spent]
+    return min(fit, key=lambda r: (-r["epochs"], min(r["curve"]))) if fit else None
+news = max(next(i for i, r in enumerate(recs) if r["trial"] == t) for t in {r["trial"] for r in recs})
+n = 0
+for i, r in enumerate(recs):
+    if r.get("resumed_from") is None:
+        continue
+    d = next((d for d in fills if d["trial"] == r["trial"] and d["epoch"] == r["resumed_from"]), None)
+    if d is None:
+        continue  # promoted by rank (check_promote)
+    assert i > news, f"fill of trial {r['trial']} before the last new trial"
+    p = pick(state(i))
+    assert p and (p["trial"], p["epochs"]) == (d["trial"], d["epoch"]), f"fill {d}: the rule picks {p}"
+    n += 1
+last = state(len(recs))
+spent = sum(r["epochs"] for r in last.values())
+assert n == len(fills) and spent <= budget and pick(last) is None, (n, len(fills), spent, pick(last))
+print(f"fill: {n} fills replayed; {spent} epochs of a budget of {budget}, no stopped trial fits what is left")
+EOF
+}
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/fill" "${promote[@]}" --set search.budget_epochs=28 \
+        >"$TMP/fill.log" 2>&1; then
+    grep -q 'what is left of the epoch budget goes to the stopped trials' "$TMP/fill.log" ||
+        fail "asha, promote, budget: the start-up lines do not say so"
+    check_promote "$TMP/fill" 0 && check_fill "$TMP/fill" 28 4 ||
+        fail "asha, promote, budget: the fills are not as the rule says"
+else
+    fail "asha search with promote and a budget failed: $(tail -3 "$TMP/fill.log")"
 fi
 
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
