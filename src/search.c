@@ -1258,7 +1258,8 @@ static int pick_promotion(search_state *s, int fill)
         for (int r = 0; r < s->n_rungs; r++)
             if (rung_counts(&s->rungs[r], &rep))
                 v[m++] = s->rungs[r].value;
-        if (fill ? s->cfg->train.epochs - t->n_curve > room
+        int left = s->cfg->train.epochs - t->n_curve; /* > 0: no rung at the last epoch */
+        if (fill ? left <= 0 || left > room
                  : !dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m))
             continue;
         const dpt_trial *p = pick >= 0 ? &s->hist[pick] : NULL;
