@@ -313,6 +313,7 @@ int dpt_cuda_backend_init(dpt_backend *be, int device, dpt_precision precision, 
 
     be->name = "cuda";
     be->host_memory = 0;
+    be->gemm_row_exact = 1; /* the overlap's blocks of rows (docs/gpu.md, "Buckets") */
     be->ctx = ctx;
     be->alloc = cuda_alloc;
     be->free = cuda_free;

@@ -175,6 +175,10 @@ struct dpt_backend {
     int host_memory;    /* 1: backend memory is host memory (no copies needed) */
     void *ctx;          /* backend state */
     int epilogues;      /* DPT_EPI_* kinds the model fuses through gemm_epilogue; 0: none */
+    int gemm_row_exact; /* 1: a row of gemm's product has the same bits whatever m (so a
+                         * weight gradient may be computed in blocks of rows); 0: BLAS picks
+                         * its kernels by shape (OpenBLAS's Haswell and Zen sgemm round a
+                         * product of fewer rows differently), so backward computes it whole */
 #define DPT_BACKEND_MEMBER(name, ret, params) ret(*name) params;
     DPT_BACKEND_OPS(DPT_BACKEND_MEMBER)
 #undef DPT_BACKEND_MEMBER
