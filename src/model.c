@@ -165,16 +165,15 @@ void dpt_model_backward(dpt_model *m, const float *x, float *dlogits, int rows,
     for (int l = m->n_layers - 1; l >= 0; l--) {
         int I = m->widths[l], O = m->widths[l + 1];
         const float *in = l > 0 ? m->a[l - 1] : x; /* (B, I) */
-        /* db(O) = column sums of dz; dW(O,I) = dz(B,O)^T in(B,I), by blocks of output rows
-         * where the backend's GEMM gives a row the same bits whatever the block */
+        /* db(O) = column sums of dz; dW(O,I) = dz(B,O)^T in(B,I) */
         /* a fused hidden ReLU layer's db came with the input-gradient GEMM of the layer above
          * (DRELU sums the masked product's columns): complete before any of this layer's
          * pieces leaves, and the same however the weight gradient is cut into blocks */
         if (l == m->n_layers - 1 || !relu_fused(m, l, drop))
             be->bias_grad(be, dz, rows, O, m->grads + m->b_off[l]);
-        /* where a row of the product depends on how many rows it is computed with (the CPU
-         * backend's BLAS), one GEMM and then every block's hook: the bucket plan must not
-         * change a bit of the gradient */
+        /* dW by blocks of output rows where the backend's GEMM gives a row the same bits
+         * whatever the block; else (the CPU backend's BLAS) one GEMM and then every block's
+         * hook: the bucket plan must not change a bit of the gradient */
         int blocks = m->grad_blocks[l] > 1 ? m->grad_blocks[l] : 1;
         int whole = blocks == 1 || !be->gemm_row_exact;
         if (whole)

@@ -1174,11 +1174,17 @@ static int run_round(search_state *s, dpt_error *err)
  * rung each running trial has reported; the running trials' other epochs are not known until
  * they finish, so a search ends at most a running trial's remaining epochs per group past the
  * budget. Every rank computes the same number from the shared history in the sync schedule. */
-static long epochs_spent(const search_state *s)
+static long epochs_recorded(const search_state *s)
 {
     long e = 0;
     for (int k = 0; k < s->n_hist; k++)
         e += s->hist[k].epochs > 0 ? s->hist[k].epochs : 0;
+    return e;
+}
+
+static long epochs_spent(const search_state *s)
+{
+    long e = epochs_recorded(s);
     for (int g = 0; s->active && g < s->groups; g++) {
         int top = s->active[g] ? s->running[g].resumed_from : 0; /* in the history already */
         for (int r = 0; s->active[g] && r < s->n_rungs; r++)
@@ -1195,9 +1201,7 @@ static long epochs_spent(const search_state *s)
  * already in the history (a promoted trial's, up to its rung). */
 static long epochs_committed(const search_state *s)
 {
-    long e = 0;
-    for (int k = 0; k < s->n_hist; k++)
-        e += s->hist[k].epochs > 0 ? s->hist[k].epochs : 0;
+    long e = epochs_recorded(s);
     for (int g = 0; s->active && g < s->groups; g++)
         if (s->active[g])
             e += s->cfg->train.epochs - s->running[g].resumed_from;
