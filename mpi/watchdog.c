@@ -216,16 +216,23 @@ static int find_missing(dpt_watchdog *w, const report *me, char *missing, size_t
     return n_missing;
 }
 
-/* The report and the end: every live rank says what it waits for; the lowest rank that heard
- * from the others names the ranks that said nothing (and ranks waiting at another step). */
+/* What this rank waits for, said once per wait when its wait expires: said then rather than at
+ * the end, since the rank that ends the job may abort this one before its own grace has passed
+ * (integration_stall lost a live rank's line that way). */
+static void say_waiting(const dpt_watchdog *w, const report *me)
+{
+    char mine[128];
+    describe(w, me, mine, sizeof mine);
+    fprintf(stderr, "[rank %d %s] watchdog: %s not done after %.1f s (run.comm_timeout_s %g)\n",
+            w->c->world_rank, w->c->host, mine, me->waited_s, w->timeout_s);
+    fflush(stderr);
+}
+
+/* The end: the lowest rank that heard from the others names the ranks that said nothing (and ranks waiting at another step). */
 static void give_up(dpt_watchdog *w, const report *me)
 {
     dpt_comm *c = w->c;
-    char mine[128], missing[1024] = "", elsewhere[1024] = "";
-    describe(w, me, mine, sizeof mine);
-    fprintf(stderr, "[rank %d %s] watchdog: %s not done after %.1f s (run.comm_timeout_s %g)\n",
-            c->world_rank, c->host, mine, me->waited_s, w->timeout_s);
-    fflush(stderr);
+    char missing[1024] = "", elsewhere[1024] = "";
     int lowest = c->rank;
     for (int p = 0; p < c->rank; p++)
         if (w->heard[p].rank == p) {
@@ -262,6 +269,7 @@ static void *watchdog_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     double expired_at = 0.0;
+    int said = 0;
     for (;;) {
         pthread_mutex_lock(&w->mu);
         int quit = w->quit;
@@ -278,11 +286,15 @@ static void *watchdog_main(void *arg)
                     w->heard[p].rank = -1;
             expired_at = 0.0;
             w->alarmed = 0;
+            said = 0;
             continue;
         }
         /* a rank waiting (expired or not) answers a rank whose wait expired: it arrived */
         if (me.expired || w->alarmed)
             send_report(w, &me);
+        if (me.expired && !said)
+            say_waiting(w, &me);
+        said |= me.expired;
         if (!me.expired)
             continue;
         if (expired_at == 0.0)
