@@ -59,6 +59,7 @@ struct dpt_watchdog {
     const volatile int *bucket;
     int n_buckets;
     double t_enter;
+    unsigned long wait_no; /* counts the waits entered */
     /* the thread's own */
     report *heard;      /* (size) what each rank said; rank -1: nothing heard */
     int alarmed;        /* a rank said its wait expired */
@@ -122,11 +123,13 @@ static void receive_reports(dpt_watchdog *w)
     }
 }
 
-/* The wait as the caller left it, read under the lock; 0 when not inside a collective. */
-static int snapshot(dpt_watchdog *w, report *me)
+/* The wait as the caller left it, read under the lock, and its number; 0 when not inside a
+ * collective. */
+static int snapshot(dpt_watchdog *w, report *me, unsigned long *wait_no)
 {
     pthread_mutex_lock(&w->mu);
     int active = w->active;
+    *wait_no = w->wait_no;
     if (active) {
         *me = (report){.token = w->token, .rank = w->c->rank, .step = w->step, .bucket = -1,
                        .waited_s = dpt_now() - w->t_enter};
@@ -228,7 +231,8 @@ static void say_waiting(const dpt_watchdog *w, const report *me)
     fflush(stderr);
 }
 
-/* The end: the lowest rank that heard from the others names the ranks that said nothing (and ranks waiting at another step). */
+/* The end: the lowest rank that heard from the others names the ranks that said nothing (and
+ * ranks waiting at another step). */
 static void give_up(dpt_watchdog *w, const report *me)
 {
     dpt_comm *c = w->c;
@@ -269,7 +273,8 @@ static void *watchdog_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     double expired_at = 0.0;
-    int said = 0;
+    unsigned long watched = 0; /* the wait the state here belongs to (waits count from 1) */
+    int said = 0;              /* this rank printed what it waits for in that wait */
     for (;;) {
         pthread_mutex_lock(&w->mu);
         int quit = w->quit;
@@ -280,21 +285,28 @@ static void *watchdog_main(void *arg)
         if (poll(&pfd, 1, DPT_WATCHDOG_TICK_MS) > 0)
             receive_reports(w);
         report me;
-        if (!snapshot(w, &me)) { /* not waiting: what was heard is stale */
+        unsigned long wait_no;
+        int active = snapshot(w, &me, &wait_no);
+        /* not waiting, or in a wait entered since the last tick: what was heard is stale (the
+         * others say it again each tick while they wait) */
+        if (!active || wait_no != watched) {
             if (expired_at != 0.0 || w->alarmed)
                 for (int p = 0; p < w->c->size; p++)
                     w->heard[p].rank = -1;
             expired_at = 0.0;
             w->alarmed = 0;
             said = 0;
-            continue;
+            watched = wait_no;
+            if (!active)
+                continue;
         }
         /* a rank waiting (expired or not) answers a rank whose wait expired: it arrived */
         if (me.expired || w->alarmed)
             send_report(w, &me);
-        if (me.expired && !said)
+        if (me.expired && !said) {
             say_waiting(w, &me);
-        said |= me.expired;
+            said = 1;
+        }
         if (!me.expired)
             continue;
         if (expired_at == 0.0)
@@ -365,6 +377,7 @@ void dpt_watchdog_enter(dpt_watchdog *w, const char *what, int64_t step,
     w->bucket = bucket;
     w->n_buckets = n_buckets;
     w->t_enter = dpt_now();
+    w->wait_no++;
     w->active = 1;
     pthread_mutex_unlock(&w->mu);
 }

@@ -5,7 +5,8 @@
 # intact (loaded, CRC and all, by ckpt_diff). Two cases: 2 ranks with one allreduce after
 # backward, and 3 ranks with overlapped buckets (rank 1 stopped, so the lowest live rank is not
 # its neighbour); and a rank that hangs as evaluation starts (the watchdog watches evaluation's
-# allreduce and the checkpoint's agreement too). Usage: stall.sh DPTRAIN CKPT_DIFF
+# allreduce and the checkpoint's agreement too); and a stall that ends within the grace after
+# the timeout, which the job survives. Usage: stall.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -109,4 +110,44 @@ eval_case() {
         fail "eval: the message does not name rank 1 as the one that did not arrive"
 }
 eval_case
+
+# A rank that stalls past the timeout but comes back within the grace after it (stopped for
+# TIMEOUT_S + 1.5 s, then continued; the job ends DPT_WATCHDOG_GRACE_S = 3 s after the wait
+# expires): the waiting rank says what it waits for when its wait expires, and the job goes on
+# and ends 0 with no rank named as lost.
+recover_case() {
+    local out=$TMP/recover err=$TMP/recover.err rc=0 victim=""
+    "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
+        --set data.synthetic_train=100000 --set train.epochs=4 \
+        --set run.comm_timeout_s=$TIMEOUT_S >"$TMP/recover.out" 2>"$err" &
+    local launcher=$!
+    for _ in $(seq 1 600); do
+        [ -s "$out/checkpoint.bin" ] && break
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.1
+    done
+    victim=$(rank_pid "$launcher" 1 || true)
+    if [ ! -s "$out/checkpoint.bin" ] || [ -z "$victim" ]; then
+        kill "$launcher" 2>/dev/null || true
+        wait "$launcher" || true
+        fail "recover: no checkpoint or no rank 1 to stop"
+        return 0
+    fi
+    sleep 0.5
+    kill -STOP "$victim"
+    sleep $((TIMEOUT_S + 1)).5
+    kill -CONT "$victim"
+    ends_within "$launcher" 60 ||
+        { fail "recover: the job still runs 60 s after rank 1 went on"; kill "$launcher" || true; }
+    wait "$launcher" || rc=$?
+    echo "recover: exit $rc; watchdog lines:"
+    grep "watchdog" "$err" | sed 's/^/    /' || true
+    [ "$rc" -eq 0 ] || fail "recover: the job exited $rc after a stall shorter than the grace"
+    grep -q "\[rank 0 .*\] watchdog: .* not done after" "$err" ||
+        fail "recover: rank 0 did not say what it waited for when its wait expired"
+    if grep -q "did not arrive\|Ending the job" "$err"; then
+        fail "recover: a rank was named as lost, or the job was said to end"
+    fi
+}
+recover_case
 finish
