@@ -118,7 +118,7 @@ eval_case
 recover_case() {
     local out=$TMP/recover err=$TMP/recover.err rc=0 victim=""
     "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
-        --set data.synthetic_train=100000 --set train.epochs=4 \
+        --set data.synthetic_train=100000 --set train.epochs=2 \
         --set run.comm_timeout_s=$TIMEOUT_S >"$TMP/recover.out" 2>"$err" &
     local launcher=$!
     for _ in $(seq 1 600); do
