@@ -365,6 +365,29 @@ static int resolve_targets(const char *spec, int n_cols, char *const *names, con
     return DPT_OK;
 }
 
+/* A column the model reads must be the only one of its name in the header: model.json keeps
+ * the names, and predict and eval find the columns by them (the first of a name), so a name
+ * that two columns share would let them read another column than the training did. Fills err
+ * when not. */
+static int unique_names(dpt_csv_columns *out, int n_cols, char *const *names, const char *path,
+                        dpt_error *err)
+{
+    for (int k = 0; names && k < out->n_targets + out->n_features; k++) {
+        int c = k < out->n_targets ? out->targets[k] : out->features[k - out->n_targets];
+        for (int j = 0; j < n_cols; j++)
+            if (j != c && strcmp(names[j], names[c]) == 0) {
+                dpt_error_set(err, DPT_EUSAGE, "%s: the header names columns %d and %d both "
+                              "'%.60s', and column %d is %s: a column the model reads needs a "
+                              "name of its own (predict and eval find columns by name); rename "
+                              "one", path, j < c ? j : c, j < c ? c : j, names[c], c,
+                              k < out->n_targets ? "the label (data.label_column)"
+                                                 : "a feature (data.feature_columns)");
+                return DPT_EUSAGE;
+            }
+    }
+    return DPT_OK;
+}
+
 int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols,
                     char *const *names, const char *path, dpt_csv_columns *out, dpt_error *err)
 {
@@ -390,6 +413,8 @@ int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols
             if (!target)
                 out->features[out->n_features++] = c;
         }
+        if (unique_names(out, n_cols, names, path, err))
+            goto fail;
         return DPT_OK;
     }
     for (const char *p = feature_spec; p;) {
@@ -405,6 +430,8 @@ int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols
         if (add_item(out, item, quoted, n_cols, names, path, err))
             goto fail;
     }
+    if (unique_names(out, n_cols, names, path, err))
+        goto fail;
     return DPT_OK;
 fail:
     dpt_csv_columns_free(out);

@@ -370,6 +370,11 @@ static int next_line(reader *r, line_reader *lr, char **line, dpt_error *err)
         if (nl || (lr->eof && lr->beg < lr->end)) {
             char *s = lr->buf + lr->beg;
             char *e = nl ? nl : lr->buf + lr->end; /* end < cap: room kept for the NUL */
+            char *z = memchr(s, '\0', (size_t)(e - s));
+            if (z) /* as a C string the line would end there: a row cut, or a line skipped */
+                return -dpt_error_set(err, DPT_EUSAGE, "%s:%lld: a NUL byte (byte %lld of the "
+                                      "line): not CSV text (a binary or damaged file?)", r->path,
+                                      (long long)lr->line + 1, (long long)(z - s) + 1);
             lr->beg = nl ? (size_t)(nl - lr->buf) + 1 : lr->end;
             if (e > s && e[-1] == '\r')
                 e--;

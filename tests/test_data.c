@@ -1029,6 +1029,48 @@ Test(data, regression_targets_index_a_table)
     dpt_data_free(&d);
 }
 
+Test(data, csv_header_names_the_model_reads_are_unique)
+{
+    /* predict and eval find the model's columns by the names model.json keeps (the first of a
+     * name): a used column whose name another column shares is refused at training */
+    dpt_config cfg;
+    base_cfg(&cfg, 3, 4);
+    cfg.data.format = DPT_FORMAT_CSV;
+    cfg.data.csv_header = 1;
+    write_text(cfg.data.train_csv, "dup.csv", "1,0.5,1,2\n3,-1.5,2,0\n1,7,8,9\n");
+    expect_msg_at(&cfg, cfg.data.train_csv, ": the header names columns 0 and 2 both '1', and "
+                  "column 0 is the label (data.label_column)");
+    snprintf(cfg.data.label_column, sizeof cfg.data.label_column, "-1");
+    write_text(cfg.data.train_csv, "dup2.csv", "a,b,a,y\n1,2,3,0\n");
+    expect_msg_at(&cfg, cfg.data.train_csv, ": the header names columns 0 and 2 both 'a', and "
+                  "column 0 is a feature (data.feature_columns)");
+    /* a shared name on columns the model does not read is no ambiguity */
+    base_cfg(&cfg, 2, 4);
+    cfg.data.format = DPT_FORMAT_CSV;
+    cfg.data.csv_header = 1;
+    snprintf(cfg.data.feature_columns, sizeof cfg.data.feature_columns, "a, b");
+    dpt_data d;
+    csv_load(&cfg, "y,a,b,x,x\n1,2,3,4,5\n2,0,1,4,5\n", 0, &d);
+    cr_assert_eq(d.train.n, 2);
+    dpt_data_free(&d);
+}
+
+Test(data, csv_nul_byte_is_refused_not_read_as_a_line_end)
+{
+    /* a NUL ends a C string: read as text, the row would be cut or, at a line's start, skipped
+     * as blank; it is refused with the line */
+    dpt_config cfg;
+    base_cfg(&cfg, 2, 4);
+    cfg.data.format = DPT_FORMAT_CSV;
+    static const char text[] = "1,2,3\n\0,5,6\n2,3,4\n";
+    tmp_path(cfg.data.train_csv, "nul.csv");
+    write_bytes(cfg.data.train_csv, text, sizeof text - 1, 0);
+    expect_msg_at(&cfg, cfg.data.train_csv, ":2: a NUL byte (byte 1 of the line): not CSV text");
+    static const char mid[] = "1,2,3\n2,3,4\n3,4\0,5\n";
+    write_bytes(cfg.data.train_csv, mid, sizeof mid - 1, 1);
+    expect_msg_at(&cfg, cfg.data.train_csv, ":3: a NUL byte (byte 4 of the line)");
+}
+
 Test(data, regression_bad_targets)
 {
     dpt_config cfg;
