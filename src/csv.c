@@ -365,27 +365,61 @@ static int resolve_targets(const char *spec, int n_cols, char *const *names, con
     return DPT_OK;
 }
 
+typedef struct {
+    const char *name;
+    int col;
+} named_col;
+
+static int by_name(const void *a, const void *b)
+{
+    const named_col *x = a, *y = b;
+    int d = strcmp(x->name, y->name);
+    return d ? d : (x->col > y->col) - (x->col < y->col);
+}
+
 /* A column the model reads must be the only one of its name in the header: model.json keeps
  * the names, and predict and eval find the columns by them (the first of a name), so a name
- * that two columns share would let them read another column than the training did. Fills err
- * when not. */
-static int unique_names(dpt_csv_columns *out, int n_cols, char *const *names, const char *path,
-                        dpt_error *err)
+ * that two columns share would let them read another column than the training did. The names
+ * sorted, so that a header of many columns costs n log n. Fills err when not. */
+static int unique_names(const dpt_csv_columns *out, int n_cols, char *const *names,
+                        const char *path, dpt_error *err)
 {
-    for (int k = 0; names && k < out->n_targets + out->n_features; k++) {
-        int c = k < out->n_targets ? out->targets[k] : out->features[k - out->n_targets];
-        for (int j = 0; j < n_cols; j++)
-            if (j != c && strcmp(names[j], names[c]) == 0) {
-                dpt_error_set(err, DPT_EUSAGE, "%s: the header names columns %d and %d both "
-                              "'%.60s', and column %d is %s: a column the model reads needs a "
-                              "name of its own (predict and eval find columns by name); rename "
-                              "one", path, j < c ? j : c, j < c ? c : j, names[c], c,
-                              k < out->n_targets ? "the label (data.label_column)"
-                                                 : "a feature (data.feature_columns)");
-                return DPT_EUSAGE;
-            }
+    if (!names || n_cols < 2)
+        return DPT_OK;
+    named_col *v = malloc((size_t)n_cols * sizeof *v);
+    signed char *role = calloc((size_t)n_cols, 1); /* 1 the label or a target, 2 a feature */
+    if (!v || !role) {
+        free(v);
+        free(role);
+        return dpt_error_set(err, DPT_ERUNTIME, "out of memory reading %s", path);
     }
-    return DPT_OK;
+    for (int c = 0; c < n_cols; c++)
+        v[c] = (named_col){names[c], c};
+    for (int k = 0; k < out->n_targets; k++)
+        role[out->targets[k]] = 1;
+    for (int k = 0; k < out->n_features; k++)
+        role[out->features[k]] = 2;
+    qsort(v, (size_t)n_cols, sizeof *v, by_name);
+    int rc = DPT_OK;
+    for (int a = 0, b; a < n_cols && !rc; a = b) {
+        int used = -1;
+        for (b = a; b < n_cols && strcmp(v[b].name, v[a].name) == 0; b++)
+            if (used < 0 && role[v[b].col])
+                used = v[b].col;
+        if (b - a > 1 && used >= 0) {
+            int other = v[a].col == used ? v[a + 1].col : v[a].col;
+            rc = dpt_error_set(err, DPT_EUSAGE, "%s: the header names columns %d and %d both "
+                               "'%.60s', and column %d is %s: a column the model reads needs a "
+                               "name of its own (predict and eval find columns by name); rename "
+                               "one", path, other < used ? other : used,
+                               other < used ? used : other, v[a].name, used,
+                               role[used] == 1 ? "the label (data.label_column)"
+                                               : "a feature (data.feature_columns)");
+        }
+    }
+    free(v);
+    free(role);
+    return rc;
 }
 
 int dpt_csv_resolve(const char *label_spec, const char *feature_spec, int n_cols,
