@@ -30,42 +30,59 @@ rank_pid() {
     return 1
 }
 
+# start_and_stop NAME NP VICTIM EPOCHS [dptrain args]: trains in the background (100000 rows,
+# EPOCHS epochs) and, once a checkpoint is written, stops rank VICTIM with SIGSTOP half a second
+# later; sets LAUNCHER and VICTIM (its pid). Returns 1 after counting a failure when it cannot.
+start_and_stop() {
+    local name=$1 np=$2 victim_rank=$3 epochs=$4
+    shift 4
+    local out=$TMP/$name
+    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
+        --set data.synthetic_train=100000 --set train.epochs="$epochs" \
+        --set run.comm_timeout_s=$TIMEOUT_S "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    LAUNCHER=$!
+    for _ in $(seq 1 600); do # a checkpoint first (up to 60 s), so there is one to keep intact
+        [ -s "$out/checkpoint.bin" ] && break
+        kill -0 "$LAUNCHER" 2>/dev/null || break
+        sleep 0.1
+    done
+    VICTIM=$(rank_pid "$LAUNCHER" "$victim_rank" || true)
+    if [ ! -s "$out/checkpoint.bin" ] || [ -z "$VICTIM" ]; then
+        kill "$LAUNCHER" 2>/dev/null || true
+        wait "$LAUNCHER" || true
+        fail "$name: no checkpoint or no rank $victim_rank to stop; stderr:"
+        sed 's/^/    /' "$TMP/$name.err" >&2
+        return 1
+    fi
+    sleep 0.5 # into the next epoch
+    kill -STOP "$VICTIM"
+}
+
+# job_end NAME BOUND_S WHAT: waits up to BOUND_S for the job of LAUNCHER to end (else counts a
+# failure and kills it), kills VICTIM (when still there), prints the watchdog lines of
+# $TMP/NAME.err; returns the job's exit status.
+job_end() {
+    local name=$1 bound=$2 what=$3 rc=0 t0
+    t0=$(date +%s)
+    if ! ends_within "$LAUNCHER" "$bound"; then
+        fail "$name: the job still runs ${bound} s after $what"
+        kill "$LAUNCHER" 2>/dev/null || true
+    fi
+    [ -z "$VICTIM" ] || kill -KILL "$VICTIM" 2>/dev/null || true
+    wait "$LAUNCHER" || rc=$?
+    echo "$name: job ended $(($(date +%s) - t0)) s after $what, exit $rc; watchdog lines:"
+    grep "watchdog" "$TMP/$name.err" | sed 's/^/    /' || true
+    return "$rc"
+}
+
 # stall_case NAME NP VICTIM [dptrain args]
 stall_case() {
     local name=$1 np=$2 victim_rank=$3
     shift 3
     local out=$TMP/$name err=$TMP/$name.err rc=0
-    # 100000 rows, many epochs: stopped long before the end
-    "${MPIRUN[@]}" -np "$np" "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
-        --set data.synthetic_train=100000 --set train.epochs=1000 \
-        --set run.comm_timeout_s=$TIMEOUT_S "$@" >"$TMP/$name.out" 2>"$err" &
-    local launcher=$!
-    for _ in $(seq 1 600); do # a checkpoint first (up to 60 s), so there is one to keep intact
-        [ -s "$out/checkpoint.bin" ] && break
-        kill -0 "$launcher" 2>/dev/null || break
-        sleep 0.1
-    done
-    local victim
-    victim=$(rank_pid "$launcher" "$victim_rank" || true)
-    if [ ! -s "$out/checkpoint.bin" ] || [ -z "$victim" ]; then
-        kill "$launcher" 2>/dev/null || true
-        wait "$launcher" || true
-        fail "$name: no checkpoint or no rank $victim_rank to stop; stderr:"
-        sed 's/^/    /' "$err" >&2
-        return 0
-    fi
-    sleep 0.5 # into the next epoch
-    kill -STOP "$victim"
-    local t0
-    t0=$(date +%s)
-    if ! ends_within "$launcher" "$BOUND_S"; then
-        fail "$name: the job still runs ${BOUND_S} s after rank $victim_rank stopped"
-        kill "$launcher" 2>/dev/null || true
-    fi
-    kill -KILL "$victim" 2>/dev/null || true
-    wait "$launcher" || rc=$?
-    echo "$name: job ended $(($(date +%s) - t0)) s after SIGSTOP with exit $rc; watchdog lines:"
-    grep "watchdog" "$err" | sed 's/^/    /' || true
+    # many epochs: stopped long before the end
+    start_and_stop "$name" "$np" "$victim_rank" 1000 "$@" || return 0
+    job_end "$name" "$BOUND_S" "rank $victim_rank stopped" || rc=$?
 
     [ "$rc" -ne 0 ] || fail "$name: the stalled job exited 0"
     [ "$(grep -c "watchdog: gradient allreduce of step [0-9]*.* not done after" "$err")" \
@@ -85,7 +102,7 @@ stall_case buckets 3 1 --set comm.bucket_mb=0.005
 # A rank that hangs as the first evaluation starts (the test hook stops it there): the other
 # waits in evaluation's allreduce, which the watchdog watches too, and the job ends as above.
 eval_case() {
-    local out=$TMP/eval err=$TMP/eval.err rc=0 victim="" t0
+    local out=$TMP/eval err=$TMP/eval.err rc=0 victim=""
     DPT_TEST_STOP_AT_EVAL=1 "${MPIRUN[@]}" -np 2 -x DPT_TEST_STOP_AT_EVAL "$DPTRAIN" train \
         "$CONFIG" --out "$out" --device cpu --set run.comm_timeout_s=$TIMEOUT_S \
         >"$TMP/eval.out" 2>"$err" &
@@ -96,13 +113,8 @@ eval_case() {
         kill -0 "$launcher" 2>/dev/null || break
         sleep 0.1
     done
-    t0=$(date +%s)
-    ends_within "$launcher" "$BOUND_S" ||
-        { fail "eval: the job still runs ${BOUND_S} s after rank 1 stopped"; kill "$launcher" || true; }
-    [ -z "$victim" ] || kill -KILL "$victim" 2>/dev/null || true
-    wait "$launcher" || rc=$?
-    echo "eval: job ended $(($(date +%s) - t0)) s after rank 1 stopped, exit $rc; watchdog lines:"
-    grep "watchdog" "$err" | sed 's/^/    /' || true
+    LAUNCHER=$launcher VICTIM=$victim
+    job_end eval "$BOUND_S" "rank 1 stopped" || rc=$?
     [ "$rc" -ne 0 ] || fail "eval: the stalled job exited 0"
     grep -q "\[rank 0 .*\] watchdog: evaluation's allreduce of step [0-9]* not done after" "$err" ||
         fail "eval: rank 0 did not say it waits in evaluation's allreduce"
@@ -116,32 +128,11 @@ eval_case
 # expires): the waiting rank says what it waits for when its wait expires, and the job goes on
 # and ends 0 with no rank named as lost.
 recover_case() {
-    local out=$TMP/recover err=$TMP/recover.err rc=0 victim=""
-    "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$CONFIG" --out "$out" --device cpu \
-        --set data.synthetic_train=100000 --set train.epochs=2 \
-        --set run.comm_timeout_s=$TIMEOUT_S >"$TMP/recover.out" 2>"$err" &
-    local launcher=$!
-    for _ in $(seq 1 600); do
-        [ -s "$out/checkpoint.bin" ] && break
-        kill -0 "$launcher" 2>/dev/null || break
-        sleep 0.1
-    done
-    victim=$(rank_pid "$launcher" 1 || true)
-    if [ ! -s "$out/checkpoint.bin" ] || [ -z "$victim" ]; then
-        kill "$launcher" 2>/dev/null || true
-        wait "$launcher" || true
-        fail "recover: no checkpoint or no rank 1 to stop"
-        return 0
-    fi
-    sleep 0.5
-    kill -STOP "$victim"
+    local err=$TMP/recover.err rc=0
+    start_and_stop recover 2 1 2 || return 0
     sleep $((TIMEOUT_S + 1)).5
-    kill -CONT "$victim"
-    ends_within "$launcher" 60 ||
-        { fail "recover: the job still runs 60 s after rank 1 went on"; kill "$launcher" || true; }
-    wait "$launcher" || rc=$?
-    echo "recover: exit $rc; watchdog lines:"
-    grep "watchdog" "$err" | sed 's/^/    /' || true
+    kill -CONT "$VICTIM"
+    job_end recover 60 "rank 1 went on" || rc=$?
     [ "$rc" -eq 0 ] || fail "recover: the job exited $rc after a stall shorter than the grace"
     grep -q "\[rank 0 .*\] watchdog: .* not done after" "$err" ||
         fail "recover: rank 0 did not say what it waited for when its wait expired"
