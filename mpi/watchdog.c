@@ -231,18 +231,22 @@ static void say_waiting(const dpt_watchdog *w, const report *me)
     fflush(stderr);
 }
 
+/* The lowest rank this one heard from in this wait, itself included: the one that speaks. */
+static int lowest_heard(const dpt_watchdog *w)
+{
+    for (int p = 0; p < w->c->rank; p++)
+        if (w->heard[p].rank == p)
+            return p;
+    return w->c->rank;
+}
+
 /* The end: the lowest rank that heard from the others names the ranks that said nothing (and
  * ranks waiting at another step). */
 static void give_up(dpt_watchdog *w, const report *me)
 {
     dpt_comm *c = w->c;
     char missing[1024] = "", elsewhere[1024] = "";
-    int lowest = c->rank;
-    for (int p = 0; p < c->rank; p++)
-        if (w->heard[p].rank == p) {
-            lowest = p;
-            break;
-        }
+    int lowest = lowest_heard(w);
     int cut = 0;
     int n_missing = find_missing(w, me, missing, sizeof missing, elsewhere, sizeof elsewhere,
                                  &cut);
@@ -309,9 +313,13 @@ static void *watchdog_main(void *arg)
         }
         if (!me.expired)
             continue;
+        /* the lowest live rank speaks and aborts after the grace; the others give it
+         * DPT_WATCHDOG_DEFER_S more, and end the job themselves only if it does not */
+        double grace = DPT_WATCHDOG_GRACE_S +
+                       (lowest_heard(w) != w->c->rank ? DPT_WATCHDOG_DEFER_S : 0.0);
         if (expired_at == 0.0)
             expired_at = dpt_now();
-        else if (dpt_now() - expired_at >= DPT_WATCHDOG_GRACE_S)
+        else if (dpt_now() - expired_at >= grace)
             give_up(w, &me);
     }
     return NULL;

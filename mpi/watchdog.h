@@ -19,6 +19,11 @@ extern "C" {
  * reports before it names the missing ones and aborts: two ticks of the thread are enough on a
  * LAN; the rest is for ranks that entered the collective a little later. */
 #define DPT_WATCHDOG_GRACE_S 3.0
+/* A rank that has heard from a lower live rank leaves the message (and the abort) to the lowest
+ * one and waits this much longer before aborting itself, in case that rank went silent too: an
+ * abort from a rank whose wait expired a tick earlier ended the job before the lowest rank named
+ * the missing one (integration_stall, case buckets, in CI). */
+#define DPT_WATCHDOG_DEFER_S 2.0
 /* The thread's tick: how often it looks at the wait and the socket. */
 #define DPT_WATCHDOG_TICK_MS 200
 /* MPI_Abort gets this long; then SIGALRM ends the process (its default action) in case the
