@@ -2,9 +2,10 @@
 # A stalled rank on the MPI path: a CPU run one of whose ranks is stopped with SIGSTOP mid-
 # training (a hung node, an NFS stall) must end within run.comm_timeout_s + 15 s, non-zero, with
 # a message that names that rank as the one that did not arrive, and leave the last checkpoint
-# intact (loaded, CRC and all, by ckpt_diff). Two cases: 2 ranks with one allreduce after
+# intact (loaded, CRC and all, by ckpt_diff). Cases: 2 ranks with one allreduce after
 # backward, and 3 ranks with overlapped buckets (rank 1 stopped, so the lowest live rank is not
-# its neighbour); and a rank that hangs as evaluation starts (the watchdog watches evaluation's
+# its neighbour), the same with the lowest live rank arriving late at every allreduce; and a rank
+# that hangs as evaluation starts (the watchdog watches evaluation's
 # allreduce and the checkpoint's agreement too); and a stall that ends within the grace after
 # the timeout, which the job survives. Usage: stall.sh DPTRAIN CKPT_DIFF
 set -euo pipefail
@@ -104,6 +105,20 @@ stall_case() {
 
 stall_case one_allreduce 2 1
 stall_case buckets 3 1 --set comm.bucket_mb=0.005
+
+# The lowest live rank enters each allreduce late (0.5 s after every step, the others 1 ms), so
+# the other live rank's wait expires about 0.5 s before its: that rank must leave the message and
+# the abort to rank 0 (DPT_WATCHDOG_DEFER_S). Before, it aborted at the end of its own grace and
+# the job ended before rank 0 named rank 1 (case buckets failed so in CI). 540 rows: 8 steps an
+# epoch, about 4 s.
+late=$TMP/late_rank0.sh
+cat >"$late" <<EOF
+#!/bin/sh
+[ "\$OMPI_COMM_WORLD_RANK" = 0 ] && export DPT_TEST_STEP_SLEEP_US=500000
+exec "$DPTRAIN" "\$@"
+EOF
+chmod +x "$late"
+DPTRAIN=$late stall_case late_lowest 3 1 --set data.synthetic_train=540
 
 # A rank that hangs as the first evaluation starts (the test hook stops it there): the other
 # waits in evaluation's allreduce, which the watchdog watches too, and the job ends as above.
