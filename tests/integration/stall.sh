@@ -109,7 +109,7 @@ stall_case buckets 3 1 --set comm.bucket_mb=0.005
 # The lowest live rank enters each allreduce late (0.5 s after every step, the others 1 ms), so
 # the other live rank's wait expires about 0.5 s before its: that rank must leave the message and
 # the abort to rank 0 (DPT_WATCHDOG_DEFER_S). Before, it aborted at the end of its own grace and
-# the job ended before rank 0 named rank 1 (case buckets failed so in CI). 540 rows: 8 steps an
+# the job ended before rank 0 named rank 1 (case buckets failed so in CI). 540 rows: 9 steps an
 # epoch, about 4 s.
 late=$TMP/late_rank0.sh
 cat >"$late" <<EOF
