@@ -210,6 +210,7 @@ static const config_key keys[] = {
     ROW_ENUM("search.algorithm", search.algorithm, "bayes", algorithm_names),
     ROW_INT("search.trials", search.trials, "20", 1, 10000),
     ROW_INT("search.budget_epochs", search.budget_epochs, "0", 0, INT_MAX),
+    ROW_BOOL("search.budget_epochs_hard", search.budget_epochs_hard, "false"),
     ROW_DOUBLE("search.budget_seconds", search.budget_seconds, "0", 0.0, 1e9, 0),
     ROW_INT("search.initial_random", search.initial_random, "5", 0, 10000),
     ROW_ENUM("search.objective", search.objective, "val_error", objective_names),
@@ -224,6 +225,7 @@ static const config_key keys[] = {
     ROW_INT("search.early_stopping.eta", search.stop_eta, "3", 2, 1000),
     ROW_ENUM("search.early_stopping.fidelity", search.stop_fidelity, "raw", stop_fidelity_names),
     ROW_BOOL("search.early_stopping.promote", search.stop_promote, "false"),
+    ROW_BOOL("search.early_stopping.strict", search.stop_strict, "false"),
     ROW_INT("search.grid_points", search.grid_points, "3", 1, 1000),
     ROW_BOOL("search.start_from_config", search.start_from_config, "false"),
 

@@ -155,6 +155,9 @@ typedef struct {
         int trials;                        /* budget: trials in all */
         int budget_epochs;                 /* 0, or no new trial once the trials have trained
                                             * this many epochs in all */
+        int budget_epochs_hard;            /* async: the budget is never passed: a trial
+                                            * starts or goes past a rung only if the epochs
+                                            * to its next rung (or the end) fit in it */
         double budget_seconds;             /* 0, or no new trial once the search's clock
                                             * (start_s, end_s) has reached this */
         int initial_random;                /* bayes: random trials before the GP proposes */
@@ -179,6 +182,9 @@ typedef struct {
         int stop_promote;                  /* early_stopping.promote: asha's stopped trials
                                             * wait at their rung and resume from their
                                             * checkpoint once in the top 1/eta there (async) */
+        int stop_strict;                   /* early_stopping.strict (with promote): the top
+                                            * floor(m/eta), no pass for the best of fewer than
+                                            * eta trials at a rung */
         int grid_points;                   /* grid: values per continuous parameter */
         int start_from_config;             /* trial 0 = the config's own values of the space's
                                             * keys (a baseline the search must beat) */

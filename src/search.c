@@ -108,8 +108,12 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
         stop = c->env->rung_stop(c->env->rung_ctx, c->run);
     else if (c->group->rank == 0)
         stop = dpt_policy_should_stop(c->cfg, c->env->hist, c->env->n_hist, c->run);
+    if (stop == 2) /* rank 0: the rule let it on, the hard epoch budget did not */
+        snprintf(c->run->message, sizeof c->run->message,
+                 "stopped at epoch %d by the epoch budget (search.budget_epochs_hard): its next "
+                 "stretch did not fit in what was left", c->run->n_curve);
     dpt_comm_bcast(c->group, &stop, sizeof stop, 0);
-    return stop;
+    return stop != 0;
 }
 
 /* ---- one trial ------------------------------------------------------------------------------- */
@@ -341,6 +345,9 @@ static void print_rungs(const dpt_config *c)
     if (n > 0 && c->search.stop_promote)
         printf("  %-9s asha: a stopped trial waits at its rung and resumes from its checkpoint "
                "once it ranks in the top 1/%d there (promote)\n", "", c->search.stop_eta);
+    if (n > 0 && c->search.stop_strict)
+        printf("  %-9s asha: none passes a rung until %d trials have reached it (strict)\n", "",
+               c->search.stop_eta);
     if (n > 0 && c->search.stop_promote && c->search.budget_epochs > 0)
         printf("  %-9s asha: once no new trial may start, what is left of the epoch budget goes "
                "to the stopped trials, highest rung first, that can train to the end within it "
@@ -380,7 +387,11 @@ static void print_startup(const dpt_config *cfg, const dpt_comm *comm, const dpt
                c->search.schedule == DPT_SCHEDULE_ASYNC
                    ? "async: each gets its next trial as it finishes"
                    : "sync: in rounds");
-    if (c->search.budget_epochs > 0)
+    if (c->search.budget_epochs > 0 && c->search.budget_epochs_hard)
+        printf("  %-9s %d epochs in all, held: a trial starts, or goes on past a rung, only if the "
+               "epochs to its next rung (or its last epoch) fit in what is left, or %d trials\n",
+               "budget", c->search.budget_epochs, trials);
+    else if (c->search.budget_epochs > 0)
         printf("  %-9s %d epochs in all: no new trial once the trials have trained them (the "
                "running ones finish), or %d trials\n", "budget", c->search.budget_epochs, trials);
     if (c->search.budget_seconds > 0.0)
@@ -431,6 +442,18 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
                              "search.budget_epochs is %d, but objective.function %s trains no "
                              "epochs: bound the search with search.trials instead",
                              c->search.budget_epochs, dpt_function_name(c->objective.function));
+    if (c->search.budget_epochs_hard &&
+        (c->search.budget_epochs <= 0 || c->search.schedule != DPT_SCHEDULE_ASYNC))
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.budget_epochs_hard holds each trial to search.budget_epochs "
+                             "as rank 0 hands it out and at its rungs: it needs "
+                             "search.budget_epochs above 0 and search.schedule: async (sync "
+                             "rounds are not built for it)");
+    if (c->search.stop_strict && !c->search.stop_promote)
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.early_stopping.strict lets no trial past a rung until eta "
+                             "trials have reached it, which only promotions make up for: it "
+                             "needs search.early_stopping.promote: true");
     if (c->search.stop_promote && (c->search.stop_rule != DPT_STOP_ASHA ||
                                    c->search.schedule != DPT_SCHEDULE_ASYNC ||
                                    c->objective.function != DPT_FUNCTION_NONE))
@@ -455,6 +478,7 @@ enum { TAG_DONE = 7101, TAG_WORK = 7102, TAG_HIST = 7103, TAG_RUNG = 7104, TAG_R
 typedef struct {
     int trial, epoch;
     double value;
+    int stop; /* rank 0's decision, as kept: 0 on, 1 stopped by the rule, 2 by the hard budget */
 } rung_report;
 
 typedef struct {
@@ -541,7 +565,7 @@ static int group_ranks(const search_state *s, int g)
 static int rungs_on_root(const search_state *s)
 {
     return s->cfg->search.stop_rule == DPT_STOP_ASHA &&
-           (s->groups > 1 || s->cfg->search.stop_promote);
+           (s->groups > 1 || s->cfg->search.stop_promote || s->cfg->search.budget_epochs_hard);
 }
 
 static void open_rung_log(search_state *s)
@@ -573,7 +597,7 @@ static int rung_counts(const rung_report *r, const rung_report *rep)
 /* A line of OUT/rungs.jsonl: rep's decision (key "continue" at its arrival, "promote" for a
  * trial stopped there earlier) and the values it was compared with: the history's other
  * trials with a curve through the rung and the running trials that reported it. */
-static void log_rung(search_state *s, rung_report rep, const char *key, int yes)
+static void log_rung(search_state *s, rung_report rep, const char *key, int yes, int budget)
 {
     if (!s->rung_log)
         return;
@@ -596,12 +620,17 @@ static void log_rung(search_state *s, rung_report rep, const char *key, int yes)
                     s->rungs[k].value);
             first = 0;
         }
-    fprintf(s->rung_log, "],\"%s\":%s}\n", key, yes ? "true" : "false");
+    fprintf(s->rung_log, "],\"%s\":%s%s}\n", key, yes ? "true" : "false",
+            budget ? ",\"budget\":true" : "");
     fflush(s->rung_log);
 }
 
 static void wake_waiting(search_state *s);
+static int hard_budget(const dpt_config *c);
+static int next_stop(const dpt_config *c, int e);
+static long epochs_held(const search_state *s);
 
+/* Returns 0 (on), 1 (stopped by the rule) or 2 (stopped by the hard budget). */
 static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
 {
     double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
@@ -611,8 +640,14 @@ static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
         if (rung_counts(&s->rungs[k], &rep))
             v[m++] = s->rungs[k].value;
     int stop = dpt_policy_asha_stop_seen(s->cfg, s->hist, s->n_hist, v, m, run);
-    log_rung(s, rep, "continue", !stop);
+    /* the hard budget: on only if the epochs to its next rung (or the end) fit; this trial's
+     * epochs to this rung are already held (epochs_held) */
+    if (!stop && hard_budget(s->cfg) &&
+        epochs_held(s) + next_stop(s->cfg, rep.epoch) - rep.epoch > s->cfg->search.budget_epochs)
+        stop = 2;
+    log_rung(s, rep, "continue", !stop, stop == 2);
     free(v);
+    rep.stop = stop;
     if (s->n_rungs == s->cap_rungs) {
         s->cap_rungs = s->cap_rungs ? 2 * s->cap_rungs : 64;
         rung_report *grown = realloc(s->rungs, (size_t)s->cap_rungs * sizeof *grown);
@@ -628,7 +663,7 @@ static int rung_decide(search_state *s, rung_report rep, const dpt_trial *run)
 static int rung_stop_root(void *ctx, const dpt_trial *run)
 {
     search_state *s = ctx;
-    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve), 0};
     return rung_decide(s, rep, run);
 }
 
@@ -654,7 +689,7 @@ static void answer_rung(search_state *s, int source)
 static int rung_stop_ask(void *ctx, const dpt_trial *run)
 {
     search_state *s = ctx;
-    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve)};
+    rung_report rep = {run->trial, run->n_curve, dpt_policy_rung_value(run, run->n_curve), 0};
     MPI_Comm w = s->comm->world;
     int stop;
     DPT_MPI_CHECK(MPI_Send(&rep, (int)sizeof rep, MPI_BYTE, 0, TAG_RUNG, w));
@@ -1208,8 +1243,51 @@ static long epochs_committed(const search_state *s)
     return e;
 }
 
+/* search.budget_epochs_hard (async): every running trial holds the epochs up to the next point
+ * where rank 0 may stop it (next_stop: its next rung under asha, else its last epoch); a trial
+ * starts, is promoted, or goes on past a rung only if what it would then hold fits in the
+ * budget, so the search never trains more than the budget. */
+static int hard_budget(const dpt_config *c)
+{
+    return c->search.budget_epochs > 0 && c->search.budget_epochs_hard;
+}
+
+/* The first epoch after e at which rank 0 may stop a trial: asha's next rung, else the last. */
+static int next_stop(const dpt_config *c, int e)
+{
+    for (int f = e + 1; f < c->train.epochs; f++)
+        if (dpt_policy_rung(c, f) >= 0)
+            return f;
+    return c->train.epochs;
+}
+
+/* The recorded trials' epochs, and each running trial's up to its next stop past the last rung
+ * it reported (to that rung, if rank 0 stopped it there), less those in the history already (a
+ * promoted trial's, up to its rung). */
+static long epochs_held(const search_state *s)
+{
+    long e = epochs_recorded(s);
+    for (int g = 0; s->active && g < s->groups; g++) {
+        if (!s->active[g])
+            continue;
+        const dpt_trial *t = &s->running[g];
+        int at = t->resumed_from, stopped = 0;
+        for (int r = 0; r < s->n_rungs; r++)
+            if (s->rungs[r].trial == t->trial && s->rungs[r].epoch > at) {
+                at = s->rungs[r].epoch;
+                stopped = s->rungs[r].stop;
+            }
+        e += (stopped ? at : next_stop(s->cfg, at)) - t->resumed_from;
+    }
+    return e;
+}
+
+/* No new trial: the budget is spent, or under the hard budget a new trial's first stretch (to
+ * its first rung, or to the end) does not fit in what is left of it. */
 static int budget_spent(const search_state *s)
 {
+    if (hard_budget(s->cfg))
+        return epochs_held(s) + next_stop(s->cfg, 0) > s->cfg->search.budget_epochs;
     return s->cfg->search.budget_epochs > 0 && epochs_spent(s) >= s->cfg->search.budget_epochs;
 }
 
@@ -1245,7 +1323,8 @@ static int pick_promotion(search_state *s, int fill)
 {
     if (!s->cfg->search.stop_promote || (fill && s->cfg->search.budget_epochs <= 0))
         return -1;
-    long room = fill ? s->cfg->search.budget_epochs - epochs_committed(s) : 0;
+    int hard = hard_budget(s->cfg);
+    long room = s->cfg->search.budget_epochs - (hard ? epochs_held(s) : epochs_committed(s));
     int pick = -1;
     double *v = malloc(((size_t)s->n_rungs + 1) * sizeof *v);
     DPT_CHECK(v != NULL, "out of memory");
@@ -1257,14 +1336,15 @@ static int pick_promotion(search_state *s, int fill)
         if (busy || t->status != DPT_TRIAL_STOPPED_EARLY ||
             infra_count(s, t->trial) > s->cfg->search.max_retries)
             continue;
-        rung_report rep = {t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve)};
+        rung_report rep = {t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve), 0};
         int m = 0;
         for (int r = 0; r < s->n_rungs; r++)
             if (rung_counts(&s->rungs[r], &rep))
                 v[m++] = s->rungs[r].value;
         int left = s->cfg->train.epochs - t->n_curve; /* > 0: no rung at the last epoch */
         if (fill ? left <= 0 || left > room
-                 : !dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m))
+                 : !dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m) ||
+                       (hard && next_stop(s->cfg, t->n_curve) - t->n_curve > room))
             continue;
         const dpt_trial *p = pick >= 0 ? &s->hist[pick] : NULL;
         if (!p || t->n_curve > p->n_curve ||
@@ -1274,8 +1354,8 @@ static int pick_promotion(search_state *s, int fill)
     free(v);
     if (pick >= 0) {
         const dpt_trial *t = &s->hist[pick];
-        log_rung(s, (rung_report){t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve)},
-                 fill ? "fill" : "promote", 1);
+        log_rung(s, (rung_report){t->trial, t->n_curve, dpt_policy_rung_value(t, t->n_curve), 0},
+                 fill ? "fill" : "promote", 1, 0);
     }
     return pick;
 }
@@ -1299,13 +1379,17 @@ static void dispatch(search_state *s, int g)
     assignment *a = g == 0 ? &s->own : malloc(sizeof *a);
     DPT_CHECK(a != NULL, "out of memory");
     memset(a, 0, sizeof *a);
-    int blocked = s->stopping || s->fatal != DPT_OK || budget_spent(s) || time_spent(s);
+    /* under the hard budget, a spent budget stops new trials only: a promotion or fill that fits
+     * may still go (pick_promotion), and a free group waits while others run (one stopped at a
+     * rung leaves room) */
+    int hard = hard_budget(s->cfg);
+    int blocked = s->stopping || s->fatal != DPT_OK || (!hard && budget_spent(s)) || time_spent(s);
     int k = blocked ? -1 : pick_promotion(s, 0);
-    int cap = s->n_hist + running_new(s) >= s->trials;
+    int cap = s->n_hist + running_new(s) >= s->trials || (hard && budget_spent(s));
     if (k < 0 && !blocked && cap)
         k = pick_promotion(s, 1);
     a->stop = blocked || (k < 0 && cap);
-    if (a->stop && !blocked && s->cfg->search.stop_promote && s->n_active > 0) {
+    if (a->stop && !blocked && (s->cfg->search.stop_promote || hard) && s->n_active > 0) {
         s->waiting[g] = 1;
         if (g != 0)
             free(a);
@@ -1659,7 +1743,8 @@ int dpt_search_run(const dpt_config *cfg, dpt_comm *comm, const dpt_search_opts 
         s->clock0 = fmax(s->clock0, fmax(s->infra[k].start_s, s->infra[k].end_s));
     if (s->root && rungs_on_root(s))
         open_rung_log(s);
-    if (cfg->search.schedule == DPT_SCHEDULE_ASYNC && (s->groups > 1 || cfg->search.stop_promote))
+    if (cfg->search.schedule == DPT_SCHEDULE_ASYNC &&
+        (s->groups > 1 || cfg->search.stop_promote || cfg->search.budget_epochs_hard))
         rc = run_async(s, err); /* ends with every trial run, or an error */
     else
         while (rc == DPT_OK && another_round(s))

@@ -457,6 +457,82 @@ else
     fail "asha search with promote and a budget failed: $(tail -3 "$TMP/fill.log")"
 fi
 
+# --- search.budget_epochs_hard (asha, grace 1, eta 2: rungs at epochs 1 and 2 of 4): every
+# running trial holds the epochs to its next rung (or its last epoch); it starts, is promoted or
+# goes past a rung only if they fit. Checked: every decision of rungs.jsonl replayed by the rule,
+# those the budget stopped ("budget": true) being ones the rule let through, each with its
+# record's message; the search trains exactly the budget (a 1-epoch stretch always fits until
+# then); with one group (deterministic), every stretch each trial trained replayed on the
+# outcomes recorded before it: it fitted, and each budget stop's next stretch did not.
+check_hard() { # OUT BUDGET ONE_GROUP
+    python3 - "$@" <<'EOF'
+import json, sys
+out, budget, one, E, eta = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", 4, 2
+dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
+recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
+rungs = [1, 2]
+nxt = lambda e: next((f for f in rungs if f > e), E)
+cut = set()
+for d in dec:
+    if "fill" in d:
+        continue
+    key = "promote" if "promote" in d else "continue"
+    m = len(d["seen"]) + 1
+    rule = sum(v < d["value"] for _, v in d["seen"]) < max(1, m // eta)
+    if d.get("budget"):
+        assert key == "continue" and rule and not d[key], f"a budget stop the rule did not let on: {d}"
+        cut.add((d["trial"], d["epoch"]))
+    else:
+        assert rule == d[key], f"decision {d}"
+said = {(r["trial"], r["epochs"]) for r in recs
+        if r["status"] == "stopped_early" and "by the epoch budget" in r.get("message", "")}
+assert said == cut, f"budget stops in rungs.jsonl {sorted(cut)}, in trials.jsonl {sorted(said)}"
+last = {}
+for r in recs:
+    others = sum(x["epochs"] for t, x in last.items() if t != r["trial"])
+    start = r.get("resumed_from", 0)
+    for p in [start] + [e for e in rungs if start < e < r["epochs"]]:
+        assert not one or others + nxt(p) <= budget, \
+            f"trial {r['trial']} went on at epoch {p}: {others} + {nxt(p)} > {budget}"
+    if (r["trial"], r["epochs"]) in cut:
+        assert not one or others + nxt(r["epochs"]) > budget, f"trial {r['trial']} stopped, but it fitted"
+    last[r["trial"]] = r
+spent = sum(x["epochs"] for x in last.values())
+assert spent == budget, f"{spent} epochs trained, budget {budget}"
+assert cut or not one, "the budget stopped no trial at a rung"
+print(f"hard budget {budget}: {spent} epochs, {len(last)} trials, {len(cut)} stopped by it at a rung")
+EOF
+}
+hard=("${asha[@]}" --set search.trials=100 --set search.budget_epochs_hard=true)
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/hard" "${hard[@]}" --set search.budget_epochs=13 \
+        >"$TMP/hard.log" 2>&1; then
+    grep -q '^  budget    13 epochs in all, held' "$TMP/hard.log" || fail "hard budget: no start-up line"
+    check_hard "$TMP/hard" 13 1 || fail "hard budget, one group: a stretch past the budget"
+else
+    fail "search with a hard budget failed: $(tail -3 "$TMP/hard.log")"
+fi
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/hardp" "${hard[@]}" --set search.budget_epochs=18 \
+        --set search.early_stopping.promote=true >"$TMP/hardp.log" 2>&1; then
+    check_hard "$TMP/hardp" 18 1 || fail "hard budget with promote: a stretch past the budget"
+    grep -q '"promote":true' "$TMP/hardp/rungs.jsonl" || fail "hard budget with promote: no promotion"
+else
+    fail "search with a hard budget and promote failed: $(tail -3 "$TMP/hardp.log")"
+fi
+if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/hard2" "${hard[@]}" \
+        --set search.parallel=2 --set search.budget_epochs=20 >"$TMP/hard2.log" 2>&1; then
+    check_hard "$TMP/hard2" 20 0 || fail "hard budget, 2 async groups: past the budget"
+else
+    fail "search with a hard budget in 2 groups failed: $(tail -3 "$TMP/hard2.log")"
+fi
+# fills under the hard budget (5 trials, so the trials run out before the budget): as without it
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/hardf" "${promote[@]}" --set search.trials=5 \
+        --set search.budget_epochs=18 --set search.budget_epochs_hard=true >"$TMP/hardf.log" 2>&1; then
+    check_promote "$TMP/hardf" 0 && check_fill "$TMP/hardf" 18 4 ||
+        fail "hard budget, promote: the fills are not as the rule says"
+else
+    fail "search with a hard budget, promote and fills failed: $(tail -3 "$TMP/hardf.log")"
+fi
+
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
 # running ones finish. Checked per trial on its start_s against the trials recorded before it
 # (end_s), in one group and in 2 async groups; --resume with a larger budget goes on.
@@ -579,6 +655,11 @@ expect_usage "promote under sync rounds" "search.early_stopping.promote resumes 
     --set search.early_stopping.promote=true --set search.schedule=sync
 expect_usage "an epoch budget for a test function" "search.budget_epochs is 5, but objective.function branin trains no epochs" \
     search "$CONFIGS/../../configs/branin.yaml" --out "$TMP/u11" --set search.budget_epochs=5
+expect_usage "a hard budget without a budget" "search.budget_epochs_hard holds each trial" \
+    search "$SEARCH" --out "$TMP/u13" --set search.budget_epochs_hard=true
+expect_usage "a hard budget under sync rounds" "search.schedule: async (sync rounds are not built" \
+    search "$SEARCH" --out "$TMP/u14" --set search.budget_epochs=8 \
+    --set search.budget_epochs_hard=true --set search.schedule=sync
 expect_usage "a trials.jsonl of another search" "trials.jsonl:1: not a trial of this search" \
     search "$SEARCH" --out "$TMP/u9" --resume
 
