@@ -504,26 +504,21 @@ print(f"hard budget {budget}: {spent} epochs, {len(last)} trials, {len(cut)} sto
 EOF
 }
 hard=("${asha[@]}" --set search.trials=100 --set search.budget_epochs_hard=true)
-if "$DPTRAIN" search "$SEARCH" --out "$TMP/hard" "${hard[@]}" --set search.budget_epochs=13 \
-        >"$TMP/hard.log" 2>&1; then
-    grep -q '^  budget    13 epochs in all, held' "$TMP/hard.log" || fail "hard budget: no start-up line"
-    check_hard "$TMP/hard" 13 1 || fail "hard budget, one group: a stretch past the budget"
-else
-    fail "search with a hard budget failed: $(tail -3 "$TMP/hard.log")"
-fi
-if "$DPTRAIN" search "$SEARCH" --out "$TMP/hardp" "${hard[@]}" --set search.budget_epochs=18 \
-        --set search.early_stopping.promote=true >"$TMP/hardp.log" 2>&1; then
-    check_hard "$TMP/hardp" 18 1 || fail "hard budget with promote: a stretch past the budget"
-    grep -q '"promote":true' "$TMP/hardp/rungs.jsonl" || fail "hard budget with promote: no promotion"
-else
-    fail "search with a hard budget and promote failed: $(tail -3 "$TMP/hardp.log")"
-fi
-if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/hard2" "${hard[@]}" \
-        --set search.parallel=2 --set search.budget_epochs=20 >"$TMP/hard2.log" 2>&1; then
-    check_hard "$TMP/hard2" 20 0 || fail "hard budget, 2 async groups: past the budget"
-else
-    fail "search with a hard budget in 2 groups failed: $(tail -3 "$TMP/hard2.log")"
-fi
+hard_case() { # NAME BUDGET ONE_GROUP COMMAND...: COMMAND --out TMP/NAME, checked by check_hard
+    local name=$1 budget=$2 one=$3
+    shift 3
+    if "$@" --out "$TMP/$name" "${hard[@]}" --set search.budget_epochs="$budget" \
+            >"$TMP/$name.log" 2>&1; then
+        check_hard "$TMP/$name" "$budget" "$one" || fail "hard budget ($name): past the budget"
+    else
+        fail "search with a hard budget ($name) failed: $(tail -3 "$TMP/$name.log")"
+    fi
+}
+hard_case hard 13 1 "$DPTRAIN" search "$SEARCH"
+grep -q '^  budget    13 epochs in all, held' "$TMP/hard.log" || fail "hard budget: no start-up line"
+hard_case hardp 18 1 "$DPTRAIN" search "$SEARCH" --set search.early_stopping.promote=true
+grep -q '"promote":true' "$TMP/hardp/rungs.jsonl" || fail "hard budget with promote: no promotion"
+hard_case hard2 20 0 "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --set search.parallel=2
 # fills under the hard budget (5 trials, so the trials run out before the budget): as without it
 if "$DPTRAIN" search "$SEARCH" --out "$TMP/hardf" "${promote[@]}" --set search.trials=5 \
         --set search.budget_epochs=18 --set search.budget_epochs_hard=true >"$TMP/hardf.log" 2>&1; then
