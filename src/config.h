@@ -182,9 +182,6 @@ typedef struct {
         int stop_promote;                  /* early_stopping.promote: asha's stopped trials
                                             * wait at their rung and resume from their
                                             * checkpoint once in the top 1/eta there (async) */
-        int stop_strict;                   /* early_stopping.strict (with promote): the top
-                                            * floor(m/eta), no pass for the best of fewer than
-                                            * eta trials at a rung */
         int grid_points;                   /* grid: values per continuous parameter */
         int start_from_config;             /* trial 0 = the config's own values of the space's
                                             * keys (a baseline the search must beat) */

@@ -318,12 +318,12 @@ int dpt_policy_rung(const dpt_config *cfg, int e)
     return -1;
 }
 
-int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta, int strict)
+int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta)
 {
     int better = 0;
     for (int k = 0; k < n; k++)
         better += rung[k] < mine;
-    int m = n + 1, top = m / eta > 1 || strict ? m / eta : 1;
+    int m = n + 1, top = m / eta > 1 ? m / eta : 1;
     return better < top;
 }
 
@@ -344,8 +344,7 @@ int dpt_policy_asha_stop_seen(const dpt_config *cfg, const dpt_trial *hist, int 
     int m = reached(hist, n_hist, e, v);
     for (int k = 0; k < n_running; k++)
         v[m++] = running[k];
-    int stop = !dpt_policy_asha_continues(v, m, best_prefix(run->curve, e), cfg->search.stop_eta,
-                                          cfg->search.stop_strict);
+    int stop = !dpt_policy_asha_continues(v, m, best_prefix(run->curve, e), cfg->search.stop_eta);
     free(v);
     return stop;
 }
@@ -367,8 +366,7 @@ int dpt_policy_asha_promotable(const dpt_config *cfg, const dpt_trial *hist, int
             v[m++] = dpt_policy_rung_value(&hist[j], e);
     for (int j = 0; j < n_running; j++)
         v[m++] = running[j];
-    int up = dpt_policy_asha_continues(v, m, dpt_policy_rung_value(t, e), cfg->search.stop_eta,
-                                       cfg->search.stop_strict);
+    int up = dpt_policy_asha_continues(v, m, dpt_policy_rung_value(t, e), cfg->search.stop_eta);
     free(v);
     return up;
 }

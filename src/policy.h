@@ -35,9 +35,8 @@ int dpt_policy_rung(const dpt_config *cfg, int e);
 
 /* asha's promotion at a rung: 1 when a trial of value `mine` (lower is better) continues, given
  * the values of the n other trials known to have reached the rung: when it is in the top
- * max(1, floor((n + 1) / eta)) of them all (ties are not better); strict: the top
- * floor((n + 1) / eta), none while fewer than eta have reached it (Li et al.'s rule). */
-int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta, int strict);
+ * max(1, floor((n + 1) / eta)) of them all (ties are not better). */
+int dpt_policy_asha_continues(const double *rung, int n, double mine, int eta);
 
 /* A trial's value at rung epoch e: its best objective through epoch e (as the median rule). */
 double dpt_policy_rung_value(const dpt_trial *t, int e);

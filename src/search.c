@@ -345,9 +345,6 @@ static void print_rungs(const dpt_config *c)
     if (n > 0 && c->search.stop_promote)
         printf("  %-9s asha: a stopped trial waits at its rung and resumes from its checkpoint "
                "once it ranks in the top 1/%d there (promote)\n", "", c->search.stop_eta);
-    if (n > 0 && c->search.stop_strict)
-        printf("  %-9s asha: none passes a rung until %d trials have reached it (strict)\n", "",
-               c->search.stop_eta);
     if (n > 0 && c->search.stop_promote && c->search.budget_epochs > 0)
         printf("  %-9s asha: once no new trial may start, what is left of the epoch budget goes "
                "to the stopped trials, highest rung first, that can train to the end within it "
@@ -449,11 +446,6 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
                              "as rank 0 hands it out and at its rungs: it needs "
                              "search.budget_epochs above 0 and search.schedule: async (sync "
                              "rounds are not built for it)");
-    if (c->search.stop_strict && !c->search.stop_promote)
-        return dpt_error_set(err, DPT_EUSAGE,
-                             "search.early_stopping.strict lets no trial past a rung until eta "
-                             "trials have reached it, which only promotions make up for: it "
-                             "needs search.early_stopping.promote: true");
     if (c->search.stop_promote && (c->search.stop_rule != DPT_STOP_ASHA ||
                                    c->search.schedule != DPT_SCHEDULE_ASYNC ||
                                    c->objective.function != DPT_FUNCTION_NONE))

@@ -70,44 +70,30 @@ Test(asha, promotion_against_hand_computed_cases)
 {
     /* 5 others at the rung, eta 3: m = 6 with the newcomer, floor(6/3) = 2 may continue */
     const double rung[] = {0.30, 0.10, 0.50, 0.20, 0.40};
-    cr_expect(dpt_policy_asha_continues(rung, 5, 0.05, 3, 0), "best of 6: continues");
-    cr_expect(dpt_policy_asha_continues(rung, 5, 0.15, 3, 0), "second of 6: continues");
-    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.25, 3, 0), "third of 6: stops");
-    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.60, 3, 0), "last of 6: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 5, 0.05, 3), "best of 6: continues");
+    cr_expect(dpt_policy_asha_continues(rung, 5, 0.15, 3), "second of 6: continues");
+    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.25, 3), "third of 6: stops");
+    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.60, 3), "last of 6: stops");
     /* eta 2: floor(6/2) = 3 continue */
-    cr_expect(dpt_policy_asha_continues(rung, 5, 0.25, 2, 0), "third of 6, eta 2: continues");
-    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.35, 2, 0), "fourth of 6, eta 2: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 5, 0.25, 2), "third of 6, eta 2: continues");
+    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.35, 2), "fourth of 6, eta 2: stops");
     /* the first to reach a rung continues whatever its value; below m = 2 eta only the best of
      * those so far: the second at the rung continues only if it beats the first */
-    cr_expect(dpt_policy_asha_continues(NULL, 0, 9.0, 3, 0), "first at the rung");
-    cr_expect(!dpt_policy_asha_continues(rung, 1, 9.0, 3, 0), "second at the rung, worse: stops");
-    cr_expect(dpt_policy_asha_continues(rung, 1, 0.29, 3, 0), "second at the rung, better");
-    cr_expect(!dpt_policy_asha_continues(rung, 3, 0.15, 4, 0), "second best of 4, eta 4: stops");
-    cr_expect(dpt_policy_asha_continues(rung, 3, 0.09, 4, 0), "best of 4, eta 4: continues");
+    cr_expect(dpt_policy_asha_continues(NULL, 0, 9.0, 3), "first at the rung");
+    cr_expect(!dpt_policy_asha_continues(rung, 1, 9.0, 3), "second at the rung, worse: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 1, 0.29, 3), "second at the rung, better");
+    cr_expect(!dpt_policy_asha_continues(rung, 3, 0.15, 4), "second best of 4, eta 4: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 3, 0.09, 4), "best of 4, eta 4: continues");
     /* eta 4, m = 8: floor(8/4) = 2 continue */
     const double eight[] = {0.30, 0.10, 0.50, 0.20, 0.40, 0.60, 0.70};
-    cr_expect(dpt_policy_asha_continues(eight, 7, 0.15, 4, 0), "second of 8, eta 4: continues");
-    cr_expect(!dpt_policy_asha_continues(eight, 7, 0.25, 4, 0), "third of 8, eta 4: stops");
+    cr_expect(dpt_policy_asha_continues(eight, 7, 0.15, 4), "second of 8, eta 4: continues");
+    cr_expect(!dpt_policy_asha_continues(eight, 7, 0.25, 4), "third of 8, eta 4: stops");
     /* the eta-th: only the best of eta continues */
-    cr_expect(!dpt_policy_asha_continues(rung, 2, 0.20, 3, 0), "third of 3, second best: stops");
-    cr_expect(dpt_policy_asha_continues(rung, 2, 0.05, 3, 0), "third of 3, best: continues");
+    cr_expect(!dpt_policy_asha_continues(rung, 2, 0.20, 3), "third of 3, second best: stops");
+    cr_expect(dpt_policy_asha_continues(rung, 2, 0.05, 3), "third of 3, best: continues");
     /* a tie is not better: equal to the best of 3 continues */
     const double tied[] = {0.2, 0.2};
-    cr_expect(dpt_policy_asha_continues(tied, 2, 0.2, 3, 0));
-}
-
-Test(asha, strict_rule_lets_none_through_below_eta)
-{
-    /* strict (Li et al.): the top floor(m/eta), no pass for the best of fewer than eta */
-    const double rung[] = {0.30, 0.10, 0.50, 0.20, 0.40};
-    cr_expect(!dpt_policy_asha_continues(NULL, 0, 0.01, 3, 1), "first at the rung: waits");
-    cr_expect(!dpt_policy_asha_continues(rung, 1, 0.01, 3, 1), "best of 2, eta 3: waits");
-    cr_expect(dpt_policy_asha_continues(rung, 1, 0.01, 2, 1), "best of 2, eta 2: continues");
-    cr_expect(dpt_policy_asha_continues(rung, 2, 0.05, 3, 1), "best of 3: continues");
-    cr_expect(!dpt_policy_asha_continues(rung, 2, 0.20, 3, 1), "second of 3: waits");
-    /* from m = eta on it is the rule without strict */
-    cr_expect(dpt_policy_asha_continues(rung, 5, 0.15, 3, 1), "second of 6: continues");
-    cr_expect(!dpt_policy_asha_continues(rung, 5, 0.25, 3, 1), "third of 6: waits");
+    cr_expect(dpt_policy_asha_continues(tied, 2, 0.2, 3));
 }
 
 Test(asha, should_stop_at_rungs_only_against_the_trials_that_reached_them)
