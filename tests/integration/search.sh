@@ -464,10 +464,11 @@ fi
 # record's message; the search trains exactly the budget (a 1-epoch stretch always fits until
 # then); with one group (deterministic), every stretch each trial trained replayed on the
 # outcomes recorded before it: it fitted, and each budget stop's next stretch did not.
-check_hard() { # OUT BUDGET ONE_GROUP
+check_hard() { # OUT BUDGET ONE_GROUP [EARLIER_BUDGET LINES: the first LINES were run under it]
     python3 - "$@" <<'EOF'
 import json, sys
 out, budget, one, E, eta = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", 4, 2
+earlier, lines = (int(sys.argv[4]), int(sys.argv[5])) if len(sys.argv) > 5 else (budget, 0)
 dec = [json.loads(l) for l in open(f"{out}/rungs.jsonl")]
 recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
 rungs = [1, 2]
@@ -488,14 +489,15 @@ said = {(r["trial"], r["epochs"]) for r in recs
         if r["status"] == "stopped_early" and "by the epoch budget" in r.get("message", "")}
 assert said == cut, f"budget stops in rungs.jsonl {sorted(cut)}, in trials.jsonl {sorted(said)}"
 last = {}
-for r in recs:
+for i, r in enumerate(recs):
+    b = earlier if i < lines else budget
     others = sum(x["epochs"] for t, x in last.items() if t != r["trial"])
     start = r.get("resumed_from", 0)
     for p in [start] + [e for e in rungs if start < e < r["epochs"]]:
-        assert not one or others + nxt(p) <= budget, \
-            f"trial {r['trial']} went on at epoch {p}: {others} + {nxt(p)} > {budget}"
+        assert not one or others + nxt(p) <= b, \
+            f"trial {r['trial']} went on at epoch {p}: {others} + {nxt(p)} > {b}"
     if (r["trial"], r["epochs"]) in cut:
-        assert not one or others + nxt(r["epochs"]) > budget, f"trial {r['trial']} stopped, but it fitted"
+        assert not one or others + nxt(r["epochs"]) > b, f"trial {r['trial']} stopped, but it fitted"
     last[r["trial"]] = r
 spent = sum(x["epochs"] for x in last.values())
 assert spent == budget, f"{spent} epochs trained, budget {budget}"
@@ -516,6 +518,10 @@ hard_case() { # NAME BUDGET ONE_GROUP COMMAND...: COMMAND --out TMP/NAME, checke
 }
 hard_case hard 13 1 "$DPTRAIN" search "$SEARCH"
 grep -q '^  budget    13 epochs in all, held' "$TMP/hard.log" || fail "hard budget: no start-up line"
+n13=$(wc -l <"$TMP/hard/trials.jsonl")
+"$DPTRAIN" search "$SEARCH" --out "$TMP/hard" "${hard[@]}" --set search.budget_epochs=19 --resume \
+    >"$TMP/hard-resume.log" 2>&1 || fail "hard budget: --resume with a larger one failed"
+check_hard "$TMP/hard" 19 1 13 "$n13" || fail "hard budget, resumed with a larger one: a stretch past it"
 hard_case hardp 18 1 "$DPTRAIN" search "$SEARCH" --set search.early_stopping.promote=true
 grep -q '"promote":true' "$TMP/hardp/rungs.jsonl" || fail "hard budget with promote: no promotion"
 hard_case hard2 20 0 "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --set search.parallel=2
