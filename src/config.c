@@ -96,7 +96,7 @@ static const char *const compress_names[] = {"none", "bf16", NULL};
 static const char *const algorithm_names[] = {"bayes", "random", "grid", NULL};
 static const char *const objective_names[] = {"val_error", "val_loss", "val_rmse", NULL};
 static const char *const stop_rule_names[] = {"none", "median", "asha", NULL};
-static const char *const stop_fidelity_names[] = {"raw", "median_gap", "gp", "rung", NULL};
+static const char *const stop_fidelity_names[] = {"raw", "median_gap", "gp", NULL};
 static const char *const search_schedule_names[] = {"async", "sync", NULL};
 static const char *const feasibility_names[] = {"model", "worst", NULL};
 static const char *const acquisition_names[] = {"ei", "ei_per_second", NULL};
@@ -125,7 +125,7 @@ _Static_assert(N_NAMES(compress_names) == DPT_COMPRESS_BF16 + 1, "compress names
 _Static_assert(N_NAMES(algorithm_names) == DPT_SEARCH_GRID + 1, "algorithm names");
 _Static_assert(N_NAMES(objective_names) == DPT_SEARCH_VAL_RMSE + 1, "objective names");
 _Static_assert(N_NAMES(stop_rule_names) == DPT_STOP_ASHA + 1, "stop rule names");
-_Static_assert(N_NAMES(stop_fidelity_names) == DPT_FIDELITY_RUNG + 1, "fidelity names");
+_Static_assert(N_NAMES(stop_fidelity_names) == DPT_FIDELITY_GP + 1, "fidelity names");
 _Static_assert(N_NAMES(search_schedule_names) == DPT_SCHEDULE_SYNC + 1, "schedule names");
 _Static_assert(N_NAMES(feasibility_names) == DPT_FEASIBILITY_WORST + 1, "feasibility names");
 _Static_assert(N_NAMES(acquisition_names) == DPT_ACQUISITION_EI_PER_SECOND + 1,

@@ -33,12 +33,7 @@ typedef enum { DPT_TARGET_SCALING_NONE, DPT_TARGET_SCALING_STANDARDIZE } dpt_tar
 typedef enum { DPT_MISSING_ERROR, DPT_MISSING_MEAN } dpt_missing;
 typedef enum { DPT_STOP_NONE, DPT_STOP_MEDIAN, DPT_STOP_ASHA } dpt_stop_rule;
 /* how the GP reads a trial asha stopped: its rung value, or that plus the median gap (policy.h) */
-typedef enum {
-    DPT_FIDELITY_RAW,
-    DPT_FIDELITY_MEDIAN_GAP,
-    DPT_FIDELITY_GP,
-    DPT_FIDELITY_RUNG
-} dpt_stop_fidelity;
+typedef enum { DPT_FIDELITY_RAW, DPT_FIDELITY_MEDIAN_GAP, DPT_FIDELITY_GP } dpt_stop_fidelity;
 typedef enum { DPT_SCHEDULE_ASYNC, DPT_SCHEDULE_SYNC } dpt_search_schedule;
 typedef enum { DPT_FEASIBILITY_MODEL, DPT_FEASIBILITY_WORST } dpt_search_feasibility;
 typedef enum { DPT_ACQUISITION_EI, DPT_ACQUISITION_EI_PER_SECOND } dpt_search_acquisition;

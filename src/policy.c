@@ -101,50 +101,6 @@ double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int
     return g;
 }
 
-int dpt_policy_model_min(const dpt_config *cfg)
-{
-    return dpt_space_dim(cfg) + 2;
-}
-
-static double best_prefix(const double *curve, int e);
-
-/* Whether trial t has a value at epoch e (a rung, or train.epochs: completed), and which. */
-static int value_at(const dpt_config *cfg, const dpt_trial *t, int e, double *v)
-{
-    if (!dpt_trial_has_result(t))
-        return 0;
-    if (e >= cfg->train.epochs) {
-        *v = t->objective;
-        return t->status == DPT_TRIAL_OK && t->epochs >= cfg->train.epochs && isfinite(*v);
-    }
-    if (t->n_curve < e)
-        return 0;
-    *v = best_prefix(t->curve, e);
-    return isfinite(*v);
-}
-
-int dpt_policy_model_epoch(const dpt_config *cfg, const dpt_trial *hist, int n_hist)
-{
-    if (cfg->search.stop_rule != DPT_STOP_ASHA || cfg->search.stop_fidelity != DPT_FIDELITY_RUNG)
-        return 0;
-    int lowest = 0, chosen = 0;
-    for (int e = 1; e <= cfg->train.epochs; e++) {
-        if (e < cfg->train.epochs && dpt_policy_rung(cfg, e) < 0)
-            continue;
-        if (e == cfg->train.epochs && lowest == 0)
-            return 0; /* no rung: nothing to choose */
-        if (lowest == 0)
-            lowest = e;
-        int m = 0;
-        double v;
-        for (int k = 0; k < n_hist; k++)
-            m += value_at(cfg, &hist[k], e, &v);
-        if (m >= dpt_policy_model_min(cfg))
-            chosen = e;
-    }
-    return chosen ? chosen : lowest;
-}
-
 /* A trial's value as the GP reads it: its objective; under asha with early_stopping.fidelity:
  * median_gap, a trial stopped early at epoch e is corrected to the last epoch by the median gap
  * of the completed trials at e (above; raw, the default, adds nothing). */
@@ -192,12 +148,10 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
                         double *X, double *y, double *Xbad, int *nbad)
 {
     size_t stride = (size_t)(dim + fidelity_input(cfg));
-    int at = dpt_policy_model_epoch(cfg, hist, n_hist); /* fidelity: rung: values at one epoch */
-    double worst = -INFINITY, v;
+    double worst = -INFINITY;
     for (int k = 0; k < n_hist; k++)
-        if (at > 0 ? value_at(cfg, &hist[k], at, &v) && v > worst
-                   : dpt_trial_has_result(&hist[k]) && hist[k].objective > worst)
-            worst = at > 0 ? v : hist[k].objective;
+        if (dpt_trial_has_result(&hist[k]) && hist[k].objective > worst)
+            worst = hist[k].objective;
     int n = 0, model = cfg->search.feasibility == DPT_FEASIBILITY_MODEL;
     *nbad = 0;
     for (int k = 0; k < n_hist; k++) {
@@ -206,11 +160,9 @@ static int observations(const dpt_config *cfg, const dpt_trial *hist, int n_hist
             put_row(cfg, hist[k].values, dim, 1.0, Xbad + (size_t)(*nbad)++ * stride);
             continue;
         }
-        v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
-            : bad && isfinite(worst)        ? worst
-                                            : NAN;
-        if (at > 0 && dpt_trial_has_result(&hist[k]) && !value_at(cfg, &hist[k], at, &v))
-            continue; /* stopped below the model epoch */
+        double v = dpt_trial_has_result(&hist[k]) ? gp_value(cfg, hist, n_hist, k)
+                   : bad && isfinite(worst)        ? worst
+                                                   : NAN;
         if (!isfinite(v))
             continue;
         int result = dpt_trial_has_result(&hist[k]);

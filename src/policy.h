@@ -63,17 +63,6 @@ int dpt_policy_asha_promotable(const dpt_config *cfg, const dpt_trial *hist, int
  * raw (the default: the correction did not help on the Fashion-MNIST benchmark, docs/search.md),
  * returns 0 and *n_used = 0. */
 #define DPT_FIDELITY_GAP_MIN 3
-
-/* asha with early_stopping.fidelity: rung (BOHB's rule, Falkner et al. 2018): the GP fits every
- * trial's value at one epoch, the model epoch: the highest rung, or train.epochs, that at least
- * dpt_policy_model_min (the space's encoded dimension + 2) trials with a result have reached
- * (for train.epochs: completed); the lowest rung while fewer have. A trial's value there is its
- * best objective through that epoch (at train.epochs: its objective); trials stopped below it
- * are not observations. Every value compared is then of one fidelity: a trial that completed
- * does not read at its final value beside stopped ones at their rung values. 0 when the rule
- * is not asha, the fidelity not rung, or there is no rung. */
-int dpt_policy_model_epoch(const dpt_config *cfg, const dpt_trial *hist, int n_hist);
-int dpt_policy_model_min(const dpt_config *cfg);
 double dpt_policy_fidelity_gap(const dpt_config *cfg, const dpt_trial *hist, int n_hist, int e,
                                int *n_used);
 

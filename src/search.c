@@ -356,9 +356,6 @@ static void print_rungs(const dpt_config *c)
     else if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_GP)
         printf("  %-9s asha: the GP reads every trial's values at its rungs and where it ended, "
                "with the epochs as an input; proposals for the last epoch\n", "");
-    else if (n > 0 && c->search.stop_fidelity == DPT_FIDELITY_RUNG)
-        printf("  %-9s asha: the GP fits the trials' values at one epoch: the highest rung (or "
-               "the last epoch) that %d trials have reached\n", "", dpt_policy_model_min(c));
     else if (n > 0)
         printf("  %-9s asha: the GP reads a stopped trial at its rung value, as if final\n", "");
 }

@@ -220,37 +220,6 @@ Test(asha, stopped_trial_is_promoted_when_later_arrivals_put_it_in_the_top)
 
 /* How the GP reads a trial stopped at a rung under asha: its value corrected to the last epoch by
  * the median gap (final objective - value after the rung's epoch) of the completed trials. */
-Test(asha, fidelity_rung_models_the_highest_epoch_enough_trials_reached)
-{
-    dpt_config cfg;
-    asha_config(&cfg, 1, 3, 9); /* rungs 1, 3; the last epoch 9 */
-    dpt_error err;
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=rung", &err), DPT_OK);
-    cr_assert_eq(dpt_policy_model_min(&cfg), 2); /* no space in the defaults: dimension 0 */
-    dpt_trial h[5];
-    const double s0[1] = {0.50}, s2[3] = {0.60, 0.40, 0.35};
-    const double c1[9] = {0.40, 0.38, 0.35, 0.34, 0.33, 0.32, 0.31, 0.30, 0.30};
-    const double d3[9] = {0.40, 0.38, 0.35, 0.34, 0.33, 0.32, 0.31, 0.30, NAN};
-    trial(&h[0], DPT_TRIAL_STOPPED_EARLY, 1, s0);
-    trial(&h[1], DPT_TRIAL_OK, 9, c1);
-    trial(&h[2], DPT_TRIAL_STOPPED_EARLY, 3, s2);
-    trial(&h[3], DPT_TRIAL_DIVERGED, 9, d3); /* ran 9 epochs but has no result */
-    h[3].objective = NAN;
-    trial(&h[4], DPT_TRIAL_OK, 9, c1);
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 0), 1);  /* none yet: the lowest rung */
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 1), 1);  /* one at rung 1: still the lowest */
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 2), 1);  /* two at rung 1, one at 3 and 9 */
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 3), 3);  /* two at rung 3 (1 and 2) */
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 4), 3);  /* the diverged one does not count */
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 5), 9);  /* two completed */
-    /* the other fidelities, and no rung below the last epoch: no model epoch */
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=raw", &err), DPT_OK);
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 5), 0);
-    asha_config(&cfg, 9, 3, 9);
-    cr_assert_eq(dpt_config_set(&cfg, "search.early_stopping.fidelity=rung", &err), DPT_OK);
-    cr_expect_eq(dpt_policy_model_epoch(&cfg, h, 5), 0);
-}
-
 Test(asha, fidelity_gap_is_the_median_over_completed_trials)
 {
     dpt_config cfg;

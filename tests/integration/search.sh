@@ -213,21 +213,6 @@ EOF
 else
     fail "asha search with fidelity gp failed: $(tail -3 "$TMP/ashagp.log")"
 fi
-# BOHB's rule: the GP fits every trial at one epoch; the same stopping, other proposals
-if "$DPTRAIN" search "$SEARCH" --out "$TMP/asharung" "${asha[@]}" \
-        --set search.early_stopping.fidelity=rung >"$TMP/asharung.log" 2>&1; then
-    grep -q 'asha: the GP fits the trials. values at one epoch' "$TMP/asharung.log" ||
-        fail "asha, fidelity rung: the start-up lines do not say so"
-    check_asha "$TMP/asharung" 1 || fail "asha, fidelity rung: trials not stopped as the rule says"
-    python3 - "$TMP/asha" "$TMP/asharung" <<'EOF' || fail "asha, fidelity rung: the proposals did not change"
-import json, sys
-a, b = ([json.loads(l)["params"] for l in open(f"{d}/trials.jsonl")] for d in sys.argv[1:])
-assert a[:3] == b[:3], "the random initial trials differ"
-assert a[3:] != b[3:], "the GP's proposals are those of the raw fidelity"
-EOF
-else
-    fail "asha search with fidelity rung failed: $(tail -3 "$TMP/asharung.log")"
-fi
 # rank 0 decides each rung against every trial that reached it before (finished or still running:
 # under async the other groups' current trials, under sync the round's): replay each decision of
 # OUT/rungs.jsonl on what it saw, check that it saw exactly the trials with an earlier decision at
