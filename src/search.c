@@ -1372,8 +1372,8 @@ static void dispatch(search_state *s, int g)
     DPT_CHECK(a != NULL, "out of memory");
     memset(a, 0, sizeof *a);
     /* under the hard budget, a spent budget stops new trials only: a promotion or fill that fits
-     * may still go (pick_promotion), and a free group waits while others run (one stopped at a
-     * rung leaves room) */
+     * may still go (pick_promotion), and a free group waits while others run if a new trial may
+     * still come (one stopped at a rung leaves room) */
     int hard = hard_budget(s->cfg);
     int blocked = s->stopping || s->fatal != DPT_OK || (!hard && budget_spent(s)) || time_spent(s);
     int k = blocked ? -1 : pick_promotion(s, 0);
@@ -1381,7 +1381,8 @@ static void dispatch(search_state *s, int g)
     if (k < 0 && !blocked && cap)
         k = pick_promotion(s, 1);
     a->stop = blocked || (k < 0 && cap);
-    if (a->stop && !blocked && (s->cfg->search.stop_promote || hard) && s->n_active > 0) {
+    int may_come = s->cfg->search.stop_promote || (hard && s->n_hist + running_new(s) < s->trials);
+    if (a->stop && !blocked && may_come && s->n_active > 0) {
         s->waiting[g] = 1;
         if (g != 0)
             free(a);
