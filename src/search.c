@@ -1209,17 +1209,27 @@ static long epochs_recorded(const search_state *s)
     return e;
 }
 
+/* The highest rung running trial t has reported to rank 0 past the epoch it resumed from (that
+ * epoch if none), and in *stopped rank 0's decision there. */
+static int last_rung(const search_state *s, const dpt_trial *t, int *stopped)
+{
+    int at = t->resumed_from;
+    *stopped = 0;
+    for (int r = 0; r < s->n_rungs; r++)
+        if (s->rungs[r].trial == t->trial && s->rungs[r].epoch > at) {
+            at = s->rungs[r].epoch;
+            *stopped = s->rungs[r].stop;
+        }
+    return at;
+}
+
 static long epochs_spent(const search_state *s)
 {
     long e = epochs_recorded(s);
-    for (int g = 0; s->active && g < s->groups; g++) {
-        int top = s->active[g] ? s->running[g].resumed_from : 0; /* in the history already */
-        for (int r = 0; s->active[g] && r < s->n_rungs; r++)
-            if (s->rungs[r].trial == s->running[g].trial && s->rungs[r].epoch > top) {
-                e += s->rungs[r].epoch - top;
-                top = s->rungs[r].epoch;
-            }
-    }
+    int stopped;
+    for (int g = 0; s->active && g < s->groups; g++) /* past those in the history already */
+        if (s->active[g])
+            e += last_rung(s, &s->running[g], &stopped) - s->running[g].resumed_from;
     return e;
 }
 
@@ -1262,14 +1272,8 @@ static long epochs_held(const search_state *s)
     for (int g = 0; s->active && g < s->groups; g++) {
         if (!s->active[g])
             continue;
-        const dpt_trial *t = &s->running[g];
-        int at = t->resumed_from, stopped = 0;
-        for (int r = 0; r < s->n_rungs; r++)
-            if (s->rungs[r].trial == t->trial && s->rungs[r].epoch > at) {
-                at = s->rungs[r].epoch;
-                stopped = s->rungs[r].stop;
-            }
-        e += (stopped ? at : next_stop(s->cfg, at)) - t->resumed_from;
+        int stopped, at = last_rung(s, &s->running[g], &stopped);
+        e += (stopped ? at : next_stop(s->cfg, at)) - s->running[g].resumed_from;
     }
     return e;
 }
