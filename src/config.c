@@ -225,6 +225,7 @@ static const config_key keys[] = {
     ROW_INT("search.early_stopping.eta", search.stop_eta, "3", 2, 1000),
     ROW_ENUM("search.early_stopping.fidelity", search.stop_fidelity, "raw", stop_fidelity_names),
     ROW_BOOL("search.early_stopping.promote", search.stop_promote, "false"),
+    ROW_BOOL("search.early_stopping.screen", search.stop_screen, "false"),
     ROW_INT("search.grid_points", search.grid_points, "3", 1, 1000),
     ROW_BOOL("search.start_from_config", search.start_from_config, "false"),
 

@@ -182,6 +182,10 @@ typedef struct {
         int stop_promote;                  /* early_stopping.promote: asha's stopped trials
                                             * wait at their rung and resume from their
                                             * checkpoint once in the top 1/eta there (async) */
+        int stop_screen;                   /* early_stopping.screen: asha's one rung as a
+                                            * screen: every new trial trains a complete
+                                            * schedule of grace epochs; fills train the best
+                                            * again from the start */
         int grid_points;                   /* grid: values per continuous parameter */
         int start_from_config;             /* trial 0 = the config's own values of the space's
                                             * keys (a baseline the search must beat) */

@@ -76,6 +76,28 @@ typedef struct {
     dpt_trial *run;      /* the trial being trained: its curve grows */
 } stop_ctx;
 
+/* asha with early_stopping.screen: every new trial trains a complete schedule of the screen's
+ * epochs (asha's one rung; train.epochs set to it, so its learning rate ends there) and stops
+ * there; what goes on are fills of the epoch budget, each trained again from the start for
+ * train.epochs (from_screen). */
+static int next_stop(const dpt_config *c, int e);
+static int screening(const dpt_config *c)
+{
+    return c->search.stop_rule == DPT_STOP_ASHA && c->search.stop_screen &&
+           c->objective.function == DPT_FUNCTION_NONE;
+}
+
+static int screen_epochs(const dpt_config *c)
+{
+    return next_stop(c, 0);
+}
+
+/* A run of a trial promoted from the screen (a fill): from the start, for train.epochs. */
+static int from_screen(const dpt_config *c, const dpt_trial *t)
+{
+    return screening(c) && t->resumed_from > 0 && t->resumed_from == screen_epochs(c);
+}
+
 /* A regression has no classification error: its val_error is val_rmse. */
 static double objective_of(const dpt_config *cfg, double val_loss, double val_accuracy,
                            double val_rmse)
@@ -102,6 +124,8 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
     }
     int stop = 0;
     if (c->run->n_curve <= c->run->resumed_from) /* promoted past it already */
+        stop = 0;
+    else if (screening(c->cfg) && c->run->resumed_from == 0) /* a screen: ends at its rung */
         stop = 0;
     else if (c->group->rank == 0 && c->env->rung_stop &&
              dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
@@ -206,8 +230,12 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
     /* promoted (asha, promote): resumes the checkpoint its run left at the rung; if that is not
      * there (no file system shared with the group that stopped it, or a later epoch's, from a
      * promotion cut short by the job's end), it trains again from the start */
-    int resume = 0;
-    if (rec->resumed_from > 0) {
+    int resume = 0, restart = from_screen(cfg, rec);
+    if (screening(cfg) && rec->resumed_from == 0)
+        tcfg->train.epochs = screen_epochs(cfg);
+    if (restart) {
+        rec->n_curve = 0;
+    } else if (rec->resumed_from > 0) {
         int at = -1;
         if (group->rank == 0) {
             char path[DPT_PATH_MAX + 32];
@@ -230,7 +258,12 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
     dpt_error terr = {0};
     int rc = dpt_train_run(tcfg, group, &to, &res, &terr);
     rec->epochs = res.epochs > rec->n_curve ? res.epochs : rec->n_curve;
-    if (rec->resumed_from > 0 && !resume)
+    if (restart) { /* the screen's epochs, recorded in the line this one replaces, and these */
+        rec->epochs += rec->resumed_from;
+        snprintf(rec->message, sizeof rec->message,
+                 "promoted from the screen at epoch %d (asha, screen; a fill): trained again from "
+                 "the start for %d epochs", rec->resumed_from, tcfg->train.epochs);
+    } else if (rec->resumed_from > 0 && !resume)
         snprintf(rec->message, sizeof rec->message,
                  "promoted at epoch %d (asha), but its checkpoint of that epoch was not found (no "
                  "file system shared with the group that stopped it, or one of a later epoch "
@@ -238,6 +271,12 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
                  rec->resumed_from);
     if (rc == DPT_OK) {
         rec->status = res.stopped_early ? DPT_TRIAL_STOPPED_EARLY : DPT_TRIAL_OK;
+        if (screening(cfg) && rec->resumed_from == 0) {
+            rec->status = DPT_TRIAL_STOPPED_EARLY;
+            snprintf(rec->message, sizeof rec->message,
+                     "screened (asha, screen): a complete schedule of %d epochs; it goes on "
+                     "only as a fill, trained again from the start", tcfg->train.epochs);
+        }
         rec->objective = objective_of(cfg, res.val_loss, res.val_accuracy, res.val_rmse);
         rec->val_accuracy = res.val_accuracy;
         if (!isfinite(rec->objective)) {
@@ -341,6 +380,15 @@ static void print_rungs(const dpt_config *c)
             printf("%s %d", n++ ? "," : "s", e);
     if (n == 0)
         printf("s: none below %d epochs, every trial trains them all", c->train.epochs);
+    if (screening(c)) {
+        printf(": the screen\n  %-9s asha: every new trial trains a complete schedule of %d "
+               "epochs (its learning rate ends there) and stops; once every trial is screened, "
+               "what is left of the epoch budget goes to the best of them, each trained again "
+               "from the start for %d epochs (screen, fill)\n", "", screen_epochs(c),
+               c->train.epochs);
+        printf("  %-9s asha: the GP reads every trial at its screen value\n", "");
+        return;
+    }
     printf("; the top 1/%d at each continue\n", c->search.stop_eta);
     if (n > 0 && c->search.stop_promote)
         printf("  %-9s asha: a stopped trial waits at its rung and resumes from its checkpoint "
@@ -454,6 +502,22 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
                              "rung when they later rank in its top 1/eta: it needs "
                              "early_stopping.rule: asha, search.schedule: async and a training "
                              "search (not objective.function)");
+    if (c->search.stop_screen &&
+        (!c->search.stop_promote || c->search.budget_epochs <= 0 ||
+         c->search.stop_fidelity != DPT_FIDELITY_RAW))
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.early_stopping.screen trains every new trial for a complete "
+                             "schedule of grace_epochs epochs and then the best of them again "
+                             "from the start as fills of the epoch budget: it needs "
+                             "early_stopping.promote: true, search.budget_epochs above 0 and "
+                             "early_stopping.fidelity: raw");
+    if (c->search.stop_screen && (screen_epochs(c) >= c->train.epochs ||
+                                  next_stop(c, screen_epochs(c)) < c->train.epochs))
+        return dpt_error_set(err, DPT_EUSAGE,
+                             "search.early_stopping.screen needs exactly one asha rung below "
+                             "train.epochs (%d), the screen: grace_epochs below it and grace_epochs "
+                             "* eta at or past it (rungs at %d and %d here)",
+                             c->train.epochs, screen_epochs(c), next_stop(c, screen_epochs(c)));
     if (c->search.parallel > comm->size)
         return dpt_error_set(err, DPT_EUSAGE,
                              "search.parallel is %d but there %s only %d rank%s: each group "
@@ -1223,13 +1287,23 @@ static int last_rung(const search_state *s, const dpt_trial *t, int *stopped)
     return at;
 }
 
+/* Running trial t's epochs through epoch `at` of its run, past those the history holds: a
+ * promoted trial's up to its rung are there; a fill from the screen trains again from the start
+ * (the screen's epochs are in the history, and `at` is its rung until it reports another). */
+static int past_history(const search_state *s, const dpt_trial *t, int at)
+{
+    if (from_screen(s->cfg, t))
+        return at > t->resumed_from ? at : 0;
+    return at - t->resumed_from;
+}
+
 static long epochs_spent(const search_state *s)
 {
     long e = epochs_recorded(s);
     int stopped;
     for (int g = 0; s->active && g < s->groups; g++) /* past those in the history already */
         if (s->active[g])
-            e += last_rung(s, &s->running[g], &stopped) - s->running[g].resumed_from;
+            e += past_history(s, &s->running[g], last_rung(s, &s->running[g], &stopped));
     return e;
 }
 
@@ -1241,7 +1315,7 @@ static long epochs_committed(const search_state *s)
     long e = epochs_recorded(s);
     for (int g = 0; s->active && g < s->groups; g++)
         if (s->active[g])
-            e += s->cfg->train.epochs - s->running[g].resumed_from;
+            e += past_history(s, &s->running[g], s->cfg->train.epochs);
     return e;
 }
 
@@ -1273,7 +1347,7 @@ static long epochs_held(const search_state *s)
         if (!s->active[g])
             continue;
         int stopped, at = last_rung(s, &s->running[g], &stopped);
-        e += (stopped ? at : next_stop(s->cfg, at)) - s->running[g].resumed_from;
+        e += past_history(s, &s->running[g], stopped ? at : next_stop(s->cfg, at));
     }
     return e;
 }
@@ -1315,9 +1389,14 @@ static int another_round(search_state *s)
  * budget goes to the stopped trials in the same order, whether or not they rank in the top:
  * any whose epochs to the end (train.epochs) fit in what is left of it once the running trials
  * have trained to the end, so a fill never takes the search past the budget ("fill": true). */
+static int running_new(const search_state *s);
 static int pick_promotion(search_state *s, int fill)
 {
     if (!s->cfg->search.stop_promote || (fill && s->cfg->search.budget_epochs <= 0))
+        return -1;
+    /* a screen promotes by fills only, once every screen has its result: the rung complete, as
+     * successive halving decides */
+    if (screening(s->cfg) && (!fill || running_new(s) > 0))
         return -1;
     int hard = hard_budget(s->cfg);
     long room = s->cfg->search.budget_epochs - (hard ? epochs_held(s) : epochs_committed(s));
@@ -1338,6 +1417,8 @@ static int pick_promotion(search_state *s, int fill)
             if (rung_counts(&s->rungs[r], &rep))
                 v[m++] = s->rungs[r].value;
         int left = s->cfg->train.epochs - t->n_curve; /* > 0: no rung at the last epoch */
+        if (screening(s->cfg)) /* a fill from the screen trains from the start */
+            left = s->cfg->train.epochs;
         if (fill ? left <= 0 || left > room
                  : !dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m) ||
                        (hard && next_stop(s->cfg, t->n_curve) - t->n_curve > room))

@@ -534,6 +534,72 @@ else
     fail "search with a hard budget, promote and fills failed: $(tail -3 "$TMP/hardf.log")"
 fi
 
+# --- asha's screen (search.early_stopping.screen; cosine schedule, the one rung at epoch 2 of 4):
+# every new trial trains a complete schedule of 2 epochs (its learning rate ends near 0 there) and
+# stops; once every trial is screened, what is left of the budget goes to the best screened trials
+# (fills), each trained again from the start for 4 epochs. Checked on trials.jsonl and rungs.jsonl:
+# every first record a 2-epoch screen; every fill replayed (the best screen value among the
+# screened trials not yet filled, while 4 more epochs fit the budget), none starting before the
+# last screen ended; each filled record 2 + 4 epochs with a 4-epoch curve; the budget kept and no
+# fill left that would fit; an unfilled trial's schedule ended at its screen; the filled trial's
+# metrics those of its config trained alone (same_as_unstopped).
+check_screen() { # OUT BUDGET
+    python3 - "$@" <<'EOF'
+import json, sys
+out, budget, S, E = sys.argv[1], int(sys.argv[2]), 2, 4
+recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
+fills = [d for d in map(json.loads, open(f"{out}/rungs.jsonl")) if "fill" in d]
+assert fills, "no fill"
+first, last, n = {}, {}, 0
+for r in recs:
+    if r["trial"] not in first:
+        assert r["status"] == "stopped_early" and r["epochs"] == S and len(r["curve"]) == S, r
+        assert "screened" in r["message"], r["message"]
+        first[r["trial"]] = last[r["trial"]] = r
+        continue
+    # a fill: after every screen, the best screened trial not yet filled, if its epochs fit
+    assert r.get("resumed_from") == S and r["epochs"] == S + E and len(r["curve"]) == E, r
+    assert r["start_s"] >= max(x["end_s"] for x in first.values()), f"fill of {r['trial']} before the screens ended"
+    spent = sum(x["epochs"] for x in last.values())
+    fit = [x for x in last.values() if x.get("resumed_from") is None and spent + E <= budget]
+    pick = min(fit, key=lambda x: min(x["curve"]))
+    assert pick["trial"] == r["trial"] == fills[n]["trial"], f"fill {r['trial']}: the rule picks {pick['trial']}"
+    last[r["trial"]] = r
+    n += 1
+spent = sum(x["epochs"] for x in last.values())
+left = [x for x in last.values() if x.get("resumed_from") is None]
+assert n == len(fills) and spent <= budget and (not left or spent + E > budget), (n, spent, budget)
+for t in first:
+    if last[t].get("resumed_from") is None:  # never filled: its screen's metrics are in place
+        lr = [m["lr"] for m in map(json.loads, open(f"{out}/trials/{t:04d}/metrics.jsonl"))]
+        assert len(lr) == S and lr[-1] < 0.01 * max(lr), f"trial {t}: the screen's schedule did not end: {lr}"
+print(f"screen: {len(first)} trials screened at {S} epochs, {n} fills replayed; {spent} epochs of {budget}")
+EOF
+}
+screen=("${asha[@]}" --set search.trials=6 --set search.early_stopping.grace_epochs=2
+        --set search.early_stopping.promote=true --set search.early_stopping.screen=true
+        --set train.schedule=cosine --set search.budget_epochs_hard=true)
+if "$DPTRAIN" search "$SEARCH" --out "$TMP/screen" "${screen[@]}" --set search.budget_epochs=20 \
+        >"$TMP/screen.log" 2>&1; then
+    grep -q 'asha: every new trial trains a complete schedule of 2 epochs' "$TMP/screen.log" ||
+        fail "asha, screen: the start-up lines do not say so"
+    grep -q 'promoted from the screen at epoch 2 (asha, screen; a fill)' "$TMP/screen.log" ||
+        fail "asha, screen: no trial line says it was filled from the screen"
+    check_screen "$TMP/screen" 20 || fail "asha, screen: not as the rule says"
+    filled=$(python3 -c 'import json,sys; print(next(d["trial"] for d in map(json.loads, open(sys.argv[1])) if "fill" in d))' "$TMP/screen/rungs.jsonl")
+    same_as_unstopped "$TMP/screen" "$filled" ||
+        fail "asha, screen: filled trial $filled's metrics differ from its config trained alone"
+else
+    fail "asha search with a screen failed: $(tail -3 "$TMP/screen.log")"
+fi
+# 2 async groups: the fills wait for the last screen
+if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/screen2" "${screen[@]}" \
+        --set search.parallel=2 --set search.budget_epochs=21 >"$TMP/screen2.log" 2>&1; then
+    check_screen "$TMP/screen2" 21 || fail "asha, screen, 2 groups: not as the rule says"
+else
+    fail "asha search with a screen in 2 groups failed: $(tail -3 "$TMP/screen2.log")"
+fi
+
 # --- search.budget_epochs: no trial handed out once the recorded trials trained the budget; the
 # running ones finish. Checked per trial on its start_s against the trials recorded before it
 # (end_s), in one group and in 2 async groups; --resume with a larger budget goes on.
@@ -658,6 +724,12 @@ expect_usage "an epoch budget for a test function" "search.budget_epochs is 5, b
     search "$CONFIGS/../../configs/branin.yaml" --out "$TMP/u11" --set search.budget_epochs=5
 expect_usage "a hard budget without a budget" "search.budget_epochs_hard holds each trial" \
     search "$SEARCH" --out "$TMP/u13" --set search.budget_epochs_hard=true
+expect_usage "a screen without promote" "search.early_stopping.screen trains every new trial" \
+    search "$SEARCH" --out "$TMP/u14" "${screen[@]}" --set search.early_stopping.promote=false \
+    --set search.budget_epochs=20
+expect_usage "a screen with a second rung" "search.early_stopping.screen needs exactly one asha rung" \
+    search "$SEARCH" --out "$TMP/u15" "${screen[@]}" --set search.early_stopping.grace_epochs=1 \
+    --set search.budget_epochs=20
 expect_usage "a hard budget under sync rounds" "search.schedule: async (sync rounds are not built" \
     search "$SEARCH" --out "$TMP/u14" --set search.budget_epochs=8 \
     --set search.budget_epochs_hard=true --set search.schedule=sync
