@@ -592,6 +592,32 @@ if "$DPTRAIN" search "$SEARCH" --out "$TMP/screen" "${screen[@]}" --set search.b
 else
     fail "asha search with a screen failed: $(tail -3 "$TMP/screen.log")"
 fi
+# a job that ended while a fill ran (trials.jsonl cut before the first fill's line; the trial's
+# metrics and checkpoint are the fill's): --resume fills again from the start, as in one go
+cut=$TMP/screen-cut
+cp -r "$TMP/screen" "$cut"
+python3 - "$cut/trials.jsonl" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).readlines()
+k = next(i for i, l in enumerate(lines) if "resumed_from" in json.loads(l))
+open(sys.argv[1], "w").writelines(lines[:k])
+EOF
+if "$DPTRAIN" search "$SEARCH" --out "$cut" "${screen[@]}" --set search.budget_epochs=20 --resume \
+        >"$cut.log" 2>&1; then
+    python3 - "$TMP/screen" "$cut" <<'EOF' || fail "asha, screen cut short: the resumed search differs"
+import json, sys
+def outcomes(d):
+    last = {}
+    for r in map(json.loads, open(f"{d}/trials.jsonl")):
+        last[r["trial"]] = (r["status"], r["epochs"], r["curve"], r.get("resumed_from"))
+    return last
+a, b = outcomes(sys.argv[1]), outcomes(sys.argv[2])
+assert a == b, f"outcomes differ: {a} against {b}"
+print(f"screen resumed after a fill cut short: the same {len(b)} outcomes")
+EOF
+else
+    fail "asha, screen cut short: --resume failed: $(tail -3 "$cut.log")"
+fi
 # 2 async groups: the fills wait for the last screen
 if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/screen2" "${screen[@]}" \
         --set search.parallel=2 --set search.budget_epochs=21 >"$TMP/screen2.log" 2>&1; then
