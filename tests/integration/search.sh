@@ -379,19 +379,20 @@ done
 # promoted line (the journal has that hand-out and the later ones; the trial's metrics.jsonl and
 # checkpoint are of later epochs than its rung). --resume promotes it again, trains it again from
 # the start, runs the lost trials again, and ends with the outcomes of the search run in one go.
-cut=$TMP/promote-cut
-cp -r "$TMP/promote" "$cut"
-python3 - "$cut/trials.jsonl" <<'EOF'
+cut_and_resume() { # NAME SRC ARGS...: SRC copied to TMP/NAME, cut, resumed with ARGS, compared
+    local cut=$TMP/$1 src=$2
+    shift 2
+    cp -r "$src" "$cut"
+    python3 - "$cut/trials.jsonl" <<'EOF'
 import json, sys
 lines = open(sys.argv[1]).readlines()
 k = next(i for i, l in enumerate(lines) if "resumed_from" in json.loads(l))
 open(sys.argv[1], "w").writelines(lines[:k])
-print(f"trials.jsonl cut to {k} of {len(lines)} lines, before the promoted trial's")
+print(f"trials.jsonl cut to {k} of {len(lines)} lines, before the first promoted trial's")
 EOF
-if "$DPTRAIN" search "$SEARCH" --out "$cut" "${promote[@]}" --resume >"$cut.log" 2>&1; then
-    grep -q 'but its checkpoint of that epoch was not found' "$cut.log" ||
-        fail "asha, promote cut short: the promoted trial did not train again from the start"
-    python3 - "$TMP/promote" "$cut" <<'EOF' || fail "asha, promote cut short: the resumed search differs"
+    "$DPTRAIN" search "$SEARCH" --out "$cut" "$@" --resume >"$cut.log" 2>&1 ||
+        { echo "--resume failed: $(tail -3 "$cut.log")"; return 1; }
+    python3 - "$src" "$cut" <<'EOF'
 import json, sys
 def outcomes(d):
     last = {}
@@ -403,9 +404,11 @@ a, b = outcomes(sys.argv[1]), outcomes(sys.argv[2])
 assert a == b, f"outcomes differ: {a} against {b}"
 print(f"resumed after a promotion cut short: the same {len(b)} outcomes")
 EOF
-else
-    fail "asha, promote cut short: --resume failed: $(tail -3 "$cut.log")"
-fi
+}
+cut_and_resume promote-cut "$TMP/promote" "${promote[@]}" ||
+    fail "asha, promote cut short: the resumed search differs"
+grep -q 'but its checkpoint of that epoch was not found' "$TMP/promote-cut.log" ||
+    fail "asha, promote cut short: the promoted trial did not train again from the start"
 
 # promote with an epoch budget (one group): once every trial is handed out, what is left of the
 # budget goes to the stopped trials, each fill the highest rung's best among those that can train
@@ -538,10 +541,10 @@ fi
 # every new trial trains a complete schedule of 2 epochs (its learning rate ends near 0 there) and
 # stops; once every trial is screened, what is left of the budget goes to the best screened trials
 # (fills), each trained again from the start for 4 epochs. Checked on trials.jsonl and rungs.jsonl:
-# every first record a 2-epoch screen; every fill replayed (the best screen value among the
-# screened trials not yet filled, while 4 more epochs fit the budget), none starting before the
-# last screen ended; each filled record 2 + 4 epochs with a 4-epoch curve; the budget kept and no
-# fill left that would fit; an unfilled trial's schedule ended at its screen; the filled trial's
+# every first record a 2-epoch screen (or a divergence in it); the fills, in the order rank 0
+# handed them out (rungs.jsonl), the best screen values first, none starting before the last
+# screen ended; each filled record 2 + 4 epochs with a 4-epoch curve; the budget kept and no fill
+# left that would fit; an unfilled trial's schedule ended at its screen; the filled trial's
 # metrics those of its config trained alone (same_as_unstopped).
 check_screen() { # OUT BUDGET
     python3 - "$@" <<'EOF'
@@ -550,30 +553,33 @@ out, budget, S, E = sys.argv[1], int(sys.argv[2]), 2, 4
 recs = [json.loads(l) for l in open(f"{out}/trials.jsonl")]
 fills = [d for d in map(json.loads, open(f"{out}/rungs.jsonl")) if "fill" in d]
 assert fills, "no fill"
-first, last, n = {}, {}, 0
+first, last = {}, {}
 for r in recs:
-    if r["trial"] not in first:
-        assert r["status"] == "stopped_early" and r["epochs"] == S and len(r["curve"]) == S, r
-        assert "screened" in r["message"], r["message"]
+    if r["trial"] not in first:  # a screen (or a trial that diverged or failed in it)
+        if r["status"] in ("diverged", "failed"):
+            assert r["epochs"] <= S, r
+        else:
+            assert r["status"] == "stopped_early" and r["epochs"] == S and len(r["curve"]) == S, r
+            assert "screened" in r["message"], r["message"]
         first[r["trial"]] = last[r["trial"]] = r
         continue
-    # a fill: after every screen, the best screened trial not yet filled, if its epochs fit
+    # a fill: its run from the start, begun after every screen had ended
     assert r.get("resumed_from") == S and r["epochs"] == S + E and len(r["curve"]) == E, r
     assert r["start_s"] >= max(x["end_s"] for x in first.values()), f"fill of {r['trial']} before the screens ended"
-    spent = sum(x["epochs"] for x in last.values())
-    fit = [x for x in last.values() if x.get("resumed_from") is None and spent + E <= budget]
-    pick = min(fit, key=lambda x: min(x["curve"]))
-    assert pick["trial"] == r["trial"] == fills[n]["trial"], f"fill {r['trial']}: the rule picks {pick['trial']}"
     last[r["trial"]] = r
-    n += 1
+# the fills in the order rank 0 handed them out: each the best screen value not yet filled
+screened = {t: min(x["curve"]) for t, x in first.items() if x["status"] == "stopped_early"}
+order = sorted(screened, key=lambda t: screened[t])  # min() and the search keep the first of a tie
+assert [d["trial"] for d in fills] == order[:len(fills)], f"fills {[d['trial'] for d in fills]}, by value {order}"
+filled = {t for t, x in last.items() if x.get("resumed_from") is not None}
+assert filled == {d["trial"] for d in fills}, (filled, fills)
 spent = sum(x["epochs"] for x in last.values())
-left = [x for x in last.values() if x.get("resumed_from") is None]
-assert n == len(fills) and spent <= budget and (not left or spent + E > budget), (n, spent, budget)
+assert spent <= budget and (len(fills) == len(order) or spent + E > budget), (spent, budget, len(fills))
 for t in first:
-    if last[t].get("resumed_from") is None:  # never filled: its screen's metrics are in place
+    if last[t]["status"] == "stopped_early" and last[t].get("resumed_from") is None:  # never filled
         lr = [m["lr"] for m in map(json.loads, open(f"{out}/trials/{t:04d}/metrics.jsonl"))]
         assert len(lr) == S and lr[-1] < 0.01 * max(lr), f"trial {t}: the screen's schedule did not end: {lr}"
-print(f"screen: {len(first)} trials screened at {S} epochs, {n} fills replayed; {spent} epochs of {budget}")
+print(f"screen: {len(first)} trials screened at {S} epochs, {len(fills)} fills replayed; {spent} epochs of {budget}")
 EOF
 }
 screen=("${asha[@]}" --set search.trials=6 --set search.early_stopping.grace_epochs=2
@@ -594,30 +600,8 @@ else
 fi
 # a job that ended while a fill ran (trials.jsonl cut before the first fill's line; the trial's
 # metrics and checkpoint are the fill's): --resume fills again from the start, as in one go
-cut=$TMP/screen-cut
-cp -r "$TMP/screen" "$cut"
-python3 - "$cut/trials.jsonl" <<'EOF'
-import json, sys
-lines = open(sys.argv[1]).readlines()
-k = next(i for i, l in enumerate(lines) if "resumed_from" in json.loads(l))
-open(sys.argv[1], "w").writelines(lines[:k])
-EOF
-if "$DPTRAIN" search "$SEARCH" --out "$cut" "${screen[@]}" --set search.budget_epochs=20 --resume \
-        >"$cut.log" 2>&1; then
-    python3 - "$TMP/screen" "$cut" <<'EOF' || fail "asha, screen cut short: the resumed search differs"
-import json, sys
-def outcomes(d):
-    last = {}
-    for r in map(json.loads, open(f"{d}/trials.jsonl")):
-        last[r["trial"]] = (r["status"], r["epochs"], r["curve"], r.get("resumed_from"))
-    return last
-a, b = outcomes(sys.argv[1]), outcomes(sys.argv[2])
-assert a == b, f"outcomes differ: {a} against {b}"
-print(f"screen resumed after a fill cut short: the same {len(b)} outcomes")
-EOF
-else
-    fail "asha, screen cut short: --resume failed: $(tail -3 "$cut.log")"
-fi
+cut_and_resume screen-cut "$TMP/screen" "${screen[@]}" --set search.budget_epochs=20 ||
+    fail "asha, screen cut short: the resumed search differs"
 # 2 async groups: the fills wait for the last screen
 if "${MPIRUN[@]}" -np 2 "$DPTRAIN" search "$SEARCH" --out "$TMP/screen2" "${screen[@]}" \
         --set search.parallel=2 --set search.budget_epochs=21 >"$TMP/screen2.log" 2>&1; then
