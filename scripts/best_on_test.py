@@ -7,10 +7,10 @@ its configuration and how much is the luck of being the best of many noisy valid
 For each search output directory (dptrain search's OUT: trials.jsonl and trials/NNNN/), the trial
 with the lowest objective (val_error; ok or stopped early) is taken, as the search's summary and
 best.yaml take it, and its trials/NNNN/metrics.jsonl is read at the epoch where it was recorded
-(a stopped trial's rung, a completed trial's last epoch): the validation and test error there.
-The test rows are never seen by the search, so the test error of the chosen trial does not have
-the selection's optimism that its validation error has (the minimum over more trials is lower by
-chance alone). Per label the medians over seeds; with exactly two labels, the second's median
+(a stopped trial's rung, a completed trial's last epoch: its curve's length): the validation and
+test error there. The test rows are never seen by the search, so the test error of the chosen
+trial does not have the selection's optimism that its validation error has (the minimum over
+more trials is lower by chance alone). Per label the medians over seeds; with exactly two labels, the second's median
 gap to the first in validation and in test error (points), per-seed gaps paired by SEED (their
 median and how many are within 0.3 points), and a bootstrap over seeds (N draws, default 4000,
 fixed seed) of the test gap of the medians (5th and 95th percentiles). Standard library only."""
@@ -40,11 +40,13 @@ def chosen(out):
             m = json.loads(line)
             if "epoch" in m and "test_accuracy" in m:
                 rows[m["epoch"]] = m
-    row = rows.get(best["epochs"])
+    # the last epoch of the run recorded: its curve's (a fill from asha's screen trained again
+    # from the start, so its epochs count the screen's too)
+    epoch = len(best["curve"]) if best.get("curve") else best["epochs"]
+    row = rows.get(epoch)
     if row is None:
-        raise SystemExit("best_on_test: %s has no test_accuracy at epoch %d"
-                         % (metrics, best["epochs"]))
-    return 1.0 - row["val_accuracy"], 1.0 - row["test_accuracy"], best["epochs"], best["trial"]
+        raise SystemExit("best_on_test: %s has no test_accuracy at epoch %d" % (metrics, epoch))
+    return 1.0 - row["val_accuracy"], 1.0 - row["test_accuracy"], epoch, best["trial"]
 
 
 def main(argv):
