@@ -10,10 +10,11 @@ best.yaml take it, and its trials/NNNN/metrics.jsonl is read at the epoch where 
 (a stopped trial's rung, a completed trial's last epoch: its curve's length): the validation and
 test error there. The test rows are never seen by the search, so the test error of the chosen
 trial does not have the selection's optimism that its validation error has (the minimum over
-more trials is lower by chance alone). Per label the medians over seeds; with exactly two labels, the second's median
-gap to the first in validation and in test error (points), per-seed gaps paired by SEED (their
-median and how many are within 0.3 points), and a bootstrap over seeds (N draws, default 4000,
-fixed seed) of the test gap of the medians (5th and 95th percentiles). Standard library only."""
+more trials is lower by chance alone). Per label the medians over seeds; with exactly two
+labels, the second's median gap to the first in validation and in test error (points), per-seed
+gaps paired by SEED (their median and how many are within 0.3 points), and a bootstrap over
+seeds (N draws, default 4000, fixed seed) of the test gap of the medians (5th and 95th
+percentiles). Standard library only."""
 import json
 import os
 import random
