@@ -515,9 +515,10 @@ static int check_search(const dpt_config *cfg, const dpt_comm *comm, dpt_error *
                                   next_stop(c, screen_epochs(c)) < c->train.epochs))
         return dpt_error_set(err, DPT_EUSAGE,
                              "search.early_stopping.screen needs exactly one asha rung below "
-                             "train.epochs (%d), the screen: grace_epochs below it and grace_epochs "
-                             "* eta at or past it (rungs at %d and %d here)",
-                             c->train.epochs, screen_epochs(c), next_stop(c, screen_epochs(c)));
+                             "train.epochs (%d), the screen: grace_epochs below it and "
+                             "grace_epochs * eta at or past it (%s)", c->train.epochs,
+                             screen_epochs(c) >= c->train.epochs ? "here there is none"
+                                                                 : "here there are more");
     if (c->search.parallel > comm->size)
         return dpt_error_set(err, DPT_EUSAGE,
                              "search.parallel is %d but there %s only %d rank%s: each group "
@@ -663,9 +664,9 @@ static void log_rung(search_state *s, rung_report rep, const char *key, int yes,
     fprintf(s->rung_log, "{\"trial\":%d,\"epoch\":%d,\"value\":%s,\"seen\":[", rep.trial,
             rep.epoch, value);
     int first = 1;
-    for (int k = 0; k < s->n_hist; k++)
+    for (int k = 0; k < s->n_hist; k++) /* not a fill from the screen: its curve is a new run's */
         if (s->hist[k].trial != rep.trial && dpt_trial_has_result(&s->hist[k]) &&
-            s->hist[k].n_curve >= rep.epoch) {
+            s->hist[k].n_curve >= rep.epoch && !from_screen(s->cfg, &s->hist[k])) {
             fprintf(s->rung_log, "%s[%d,%.17g]", first ? "" : ",", s->hist[k].trial,
                     dpt_policy_rung_value(&s->hist[k], rep.epoch));
             first = 0;

@@ -576,6 +576,8 @@ for r in recs:
 screened = {t: min(x["curve"]) for t, x in first.items() if x["status"] == "stopped_early"}
 order = sorted(screened, key=lambda t: screened[t])  # min() and the search keep the first of a tie
 assert [d["trial"] for d in fills] == order[:len(fills)], f"fills {[d['trial'] for d in fills]}, by value {order}"
+for d in fills:  # what each fill saw: the other screens' values (a filled trial's screen gone)
+    assert all(screened[t] == v for t, v in d["seen"]), f"fill {d}: not the screen values {screened}"
 filled = {t for t, x in last.items() if x.get("resumed_from") is not None}
 assert filled == {d["trial"] for d in fills}, (filled, fills)
 spent = sum(x["epochs"] for x in last.values())
