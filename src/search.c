@@ -92,6 +92,12 @@ static int screen_epochs(const dpt_config *c)
     return next_stop(c, 0);
 }
 
+/* A new trial's run under the screen: a complete schedule of the screen's epochs. */
+static int screen_run(const dpt_config *c, const dpt_trial *t)
+{
+    return screening(c) && t->resumed_from == 0;
+}
+
 /* A run of a trial promoted from the screen (a fill): from the start, for train.epochs. */
 static int from_screen(const dpt_config *c, const dpt_trial *t)
 {
@@ -125,7 +131,7 @@ static int stop_hook(void *ctx, const dpt_epoch_metrics *em)
     int stop = 0;
     if (c->run->n_curve <= c->run->resumed_from) /* promoted past it already */
         stop = 0;
-    else if (screening(c->cfg) && c->run->resumed_from == 0) /* a screen: ends at its rung */
+    else if (screen_run(c->cfg, c->run)) /* a screen: ends at its rung */
         stop = 0;
     else if (c->group->rank == 0 && c->env->rung_stop &&
              dpt_policy_rung(c->cfg, c->run->n_curve) >= 0)
@@ -231,7 +237,7 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
      * there (no file system shared with the group that stopped it, or a later epoch's, from a
      * promotion cut short by the job's end), it trains again from the start */
     int resume = 0, restart = from_screen(cfg, rec);
-    if (screening(cfg) && rec->resumed_from == 0)
+    if (screen_run(cfg, rec))
         tcfg->train.epochs = screen_epochs(cfg);
     if (restart) {
         rec->n_curve = 0;
@@ -271,7 +277,7 @@ static void train_trial(const dpt_config *cfg, dpt_config *tcfg, dpt_comm *group
                  rec->resumed_from);
     if (rc == DPT_OK) {
         rec->status = res.stopped_early ? DPT_TRIAL_STOPPED_EARLY : DPT_TRIAL_OK;
-        if (screening(cfg) && rec->resumed_from == 0) {
+        if (screen_run(cfg, rec)) {
             rec->status = DPT_TRIAL_STOPPED_EARLY;
             snprintf(rec->message, sizeof rec->message,
                      "screened (asha, screen): a complete schedule of %d epochs; it goes on "
@@ -1417,9 +1423,8 @@ static int pick_promotion(search_state *s, int fill)
         for (int r = 0; r < s->n_rungs; r++)
             if (rung_counts(&s->rungs[r], &rep))
                 v[m++] = s->rungs[r].value;
-        int left = s->cfg->train.epochs - t->n_curve; /* > 0: no rung at the last epoch */
-        if (screening(s->cfg)) /* a fill from the screen trains from the start */
-            left = s->cfg->train.epochs;
+        /* > 0: no rung at the last epoch; a fill from the screen trains from the start */
+        int left = s->cfg->train.epochs - (screening(s->cfg) ? 0 : t->n_curve);
         if (fill ? left <= 0 || left > room
                  : !dpt_policy_asha_promotable(s->cfg, s->hist, s->n_hist, k, v, m) ||
                        (hard && next_stop(s->cfg, t->n_curve) - t->n_curve > room))
